@@ -1,0 +1,136 @@
+#!/bin/sh
+# run.sh - QEMU colo-compare against `colo compare`, side by side, same load.
+#
+# usage: bench/run.sh [-b BUILD_DIR] [-n RUNS] [-- COLO_BENCH_ARGS...]
+#   BUILD_DIR   meson build directory holding colo and bench/colo_bench
+#               (default: ./build; colo is BUILD_DIR/src/colo)
+#   RUNS        repetitions of every case, best result kept (default 1)
+# Extra arguments after -- are passed to every colo_bench run (for example
+# `-- --bytes 256M`). Cases: identical segmentation, different
+# segmentation, and many connections (past QEMU's 16384-entry table).
+# Environment: QEMU (default qemu-system-x86_64), CASES (space-separated
+# subset of: same resegmented many), BYTES (default 1G).
+set -eu
+
+build=build
+runs=1
+while getopts b:n: opt; do
+	case $opt in
+	b) build=$OPTARG ;;
+	n) runs=$OPTARG ;;
+	*) sed -n '2,13p' "$0"; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ "${1:-}" = "--" ] && shift
+
+qemu=${QEMU:-qemu-system-x86_64}
+colo=$build/src/colo
+bench=$build/bench/colo_bench
+bytes=${BYTES:-1G}
+cases=${CASES:-"same resegmented many"}
+[ -x "$colo" ] || { echo "run.sh: $colo not built" >&2; exit 1; }
+[ -x "$bench" ] || { echo "run.sh: $bench not built" >&2; exit 1; }
+command -v "$qemu" >/dev/null || { echo "run.sh: $qemu not found" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# Three consecutive free ports from a random base.
+pick_ports() {
+	while :; do
+		base=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
+		if ! ss -Htln 2>/dev/null |
+		   grep -Eq ":($base|$((base + 1))|$((base + 2))) "; then
+			p1=$base p2=$((base + 1)) p3=$((base + 2))
+			return
+		fi
+	done
+}
+
+start_qemu() {
+	"$qemu" -machine none -nodefaults -display none -monitor none \
+		-serial none -object iothread,id=io1 \
+		-chardev socket,id=pin,host=127.0.0.1,port="$p1",server=on,wait=off \
+		-chardev socket,id=sin,host=127.0.0.1,port="$p2",server=on,wait=off \
+		-chardev socket,id=out,host=127.0.0.1,port="$p3",server=on,wait=off \
+		-object colo-compare,id=c0,primary_in=pin,secondary_in=sin,outdev=out,iothread=io1,compare_timeout=60000,max_queue_size=65536 \
+		>"$tmp/qemu.log" 2>&1 &
+	pid=$!
+}
+
+start_colo() {
+	"$colo" compare --primary-in tcp-listen:127.0.0.1:"$p1" \
+		--secondary-in tcp-listen:127.0.0.1:"$p2" \
+		--out tcp-listen:127.0.0.1:"$p3" \
+		--compare-timeout 60000 --max-queue 65536 \
+		>"$tmp/colo.log" 2>&1 &
+	pid=$!
+}
+
+# run_one IMPL CASE [ARGS...]: result "gbps fps seconds frames expected"
+# into $tmp/result (not a subshell: the trap must see $pid)
+run_one() {
+	impl=$1 kind=$2
+	shift 2
+	case $kind in
+	same) args="--conns 64 --bytes $bytes" ;;
+	resegmented) args="--conns 64 --bytes $bytes --sec-seg 1000,2896,448,1448" ;;
+	many) args="--conns 20000 --bytes $((20000 * 1448 * 8))" ;;
+	*) echo "run.sh: unknown case $kind" >&2; exit 2 ;;
+	esac
+	pick_ports
+	start_"$impl"
+	# shellcheck disable=SC2086
+	"$bench" --label "$impl" --primary 127.0.0.1:"$p1" \
+		--secondary 127.0.0.1:"$p2" --out 127.0.0.1:$p3 \
+		--idle-timeout 5000 $args "$@" >"$tmp/out" 2>&1 || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=
+	grep -v '^RESULT' "$tmp/out" | sed "s/^/  [$kind] /" >&2 || true
+	sed -n 's/^RESULT .*frames=\([0-9]*\) expected=\([0-9]*\) .*seconds=\([0-9.]*\) gbps=\([0-9.]*\) fps=\([0-9]*\).*/\4 \5 \3 \1 \2/p' \
+		"$tmp/out" >"$tmp/result"
+	[ -s "$tmp/result" ] || echo "0 0 0 0 0" >"$tmp/result"
+}
+
+# best IMPL CASE [ARGS...]: best of $runs by Gbit/s, into $tmp/best
+best() {
+	: >"$tmp/best"
+	i=0
+	while [ $i -lt "$runs" ]; do
+		run_one "$@"
+		if [ ! -s "$tmp/best" ] || awk -v a="$(cut -d' ' -f1 "$tmp/result")" \
+				-v c="$(cut -d' ' -f1 "$tmp/best")" \
+				'BEGIN { exit !(a > c) }'; then
+			cp "$tmp/result" "$tmp/best"
+		fi
+		i=$((i + 1))
+	done
+}
+
+printf '%s\n' "$(nproc) CPUs, $(uname -r), $("$qemu" --version | head -1)" \
+	>"$tmp/table"
+printf '%-12s %-6s %9s %11s %8s %17s\n' case impl Gbit/s frames/s \
+	seconds released >>"$tmp/table"
+for c in $cases; do
+	best qemu "$c" "$@"
+	q=$(cat "$tmp/best")
+	best colo "$c" "$@"
+	o=$(cat "$tmp/best")
+	for line in "qemu $q" "colo $o"; do
+		echo "$line" | awk -v c="$c" '{
+			printf "%-12s %-6s %9s %11s %8s %17s\n",
+				c, $1, $2, $3, $4, $5 "/" $6 }' >>"$tmp/table"
+	done
+	awk -v a="${o%% *}" -v b="${q%% *}" -v c="$c" 'BEGIN {
+		if (b > 0) printf "%-12s ratio  %9.2fx\n", c, a / b
+		else printf "%-12s ratio  %9s\n", c, "n/a" }' >>"$tmp/table"
+done
+echo
+cat "$tmp/table"

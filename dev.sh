@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# dev.sh - the project's two entry points, usable on a fresh Debian 12:
+#
+#   ./dev.sh run    install what the build needs, build, and run the main
+#                   job on its embedded default (colo analyze on the
+#                   built-in sample traffic)
+#   ./dev.sh test   install everything the tests need, then build and run
+#                   every test: unit + integration + QEMU interop (release
+#                   build), the same under ASan+UBSan, and each libFuzzer
+#                   target for a short run (FUZZ_SECONDS, default 30)
+#
+# Missing Debian packages are installed with apt-get (root needed only
+# then). Build directories: build/, build-asan/, build-fuzz/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev)
+TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
+	python3 qemu-system-x86 qemu-utils iproute2)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+ensure_packages() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "dev.sh: missing packages: ${missing[*]}" >&2
+		echo "dev.sh: run as root, or: sudo apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+setup() { # dir, meson args...
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@"
+	fi
+	ninja -C "$dir"
+}
+
+cmd_run() {
+	ensure_packages "${RUN_PKGS[@]}"
+	say "building (build-run/)"
+	setup build-run -Dtests=false
+	say "colo analyze (built-in sample traffic)"
+	./build-run/src/colo analyze
+}
+
+fuzz_run() {
+	local secs=${FUZZ_SECONDS:-30} work
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' RETURN
+	for t in build-fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$t" ] || continue
+		local name=${t##*/fuzz_}
+		say "fuzzing $name for ${secs}s"
+		mkdir -p "$work/$name"
+		(cd "$work" && "$OLDPWD/$t" -max_total_time="$secs" \
+			-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+			"$work/$name" "$OLDPWD/tests/fuzz/corpus/$name") \
+			>"$work/$name.log" 2>&1 || {
+			tail -n 60 "$work/$name.log"
+			echo "dev.sh: fuzz target $name failed;" \
+			     "reproducer in $work (kept)" >&2
+			trap - RETURN
+			return 1
+		}
+		grep -E "^(stat::number_of_executed_units|Done)" \
+			"$work/$name.log" || true
+	done
+}
+
+cmd_test() {
+	ensure_packages "${TEST_PKGS[@]}"
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+	say "release build and all tests (build/)"
+	setup build
+	meson test -C build --print-errorlogs --num-processes 2
+
+	say "ASan+UBSan build and tests (build-asan/)"
+	setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false
+	meson test -C build-asan --print-errorlogs --num-processes 2 \
+		--timeout-multiplier 3
+
+	say "libFuzzer targets (build-fuzz/)"
+	CC=clang setup build-fuzz -Dbuildtype=debugoptimized -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fsanitize=fuzzer-no-link
+	fuzz_run
+	say "all tests passed"
+}
+
+case "${1:-}" in
+run) cmd_run ;;
+test) cmd_test ;;
+*)
+	echo "usage: ./dev.sh run | ./dev.sh test" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,61 @@
+/*
+ * colo.c - entry point: dispatch to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+#ifndef COLO_VERSION
+#define COLO_VERSION "0.1.0"
+#endif
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "compare", colo_cmd_compare,
+	  "compare primary and secondary output (drop-in for QEMU colo-compare)" },
+	{ "analyze", colo_cmd_analyze,
+	  "replay two captures through the comparer and explain checkpoints" },
+	{ "sample", colo_cmd_sample,
+	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: colo COMMAND [ARGS...]\n\n"
+		   "COLO (coarse-grain lock-stepping) fault tolerance.\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'colo COMMAND --help' describes one command.\n"
+		   "'colo analyze' with no arguments analyzes the built-in "
+		   "sample traffic.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("colo %s\n", COLO_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "colo: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

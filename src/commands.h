@@ -1,0 +1,13 @@
+/*
+ * commands.h - the `colo` subcommands. Each returns the process exit code
+ * (0 success, 1 runtime failure, 2 usage error) and handles its own
+ * --help; argv[0] is the subcommand name.
+ */
+#ifndef COLO_COMMANDS_H
+#define COLO_COMMANDS_H
+
+int colo_cmd_compare(int argc, char **argv);  /* src/daemon/cmd_compare.c */
+int colo_cmd_analyze(int argc, char **argv);  /* src/analyze/cmd_analyze.c */
+int colo_cmd_sample(int argc, char **argv);   /* src/analyze/cmd_sample.c */
+
+#endif

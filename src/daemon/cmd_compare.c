@@ -1,0 +1,258 @@
+/*
+ * cmd_compare.c - `colo compare`: command line and help of the daemon.
+ *
+ * The options mirror the properties of QEMU's colo-compare object, so an
+ * existing setup can swap the object for this process by pointing the
+ * same chardev sockets at it. Usage errors exit with 2 before any socket
+ * is opened.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "daemon.h"
+#include "frame_reader.h"
+
+static const char help_text[] =
+"usage: colo compare --primary-in SOCK --secondary-in SOCK --out SOCK\n"
+"                    [--notify SOCK] [--vnet-hdr] [--compare-timeout MS]\n"
+"                    [--scan-interval MS] [--max-queue N]\n"
+"                    [--stats-interval SEC] [--quiet]\n"
+"\n"
+"Compare the network output of a COLO primary and secondary guest and\n"
+"release the primary's output only once the secondary produced the same.\n"
+"A drop-in for QEMU's colo-compare object: connect the chardevs that\n"
+"QEMU's filter-mirror / filter-redirector would use to this process.\n"
+"\n"
+"Options:\n"
+"  --primary-in SOCK     frames sent by the primary guest (QEMU's\n"
+"                        primary_in).\n"
+"  --secondary-in SOCK   frames sent by the secondary guest (secondary_in).\n"
+"  --out SOCK            where released primary frames are written (outdev).\n"
+"  --notify SOCK         Xen userspace-proxy notify channel (notify_dev).\n"
+"                        Without it nobody can take a checkpoint, so a\n"
+"                        checkpoint request is completed at once: held\n"
+"                        frames are released and the divergence is logged.\n"
+"  --vnet-hdr            frames carry a virtio-net header and every frame\n"
+"                        header carries the vnet_hdr_len word\n"
+"                        (vnet_hdr_support=on). Must match the peers.\n"
+"  --compare-timeout MS  release a primary frame unmatched for this long by\n"
+"                        asking for a checkpoint (default 3000).\n"
+"  --scan-interval MS    how often held frames are checked for the timeout\n"
+"                        (default 1000; QEMU's expired_scan_cycle).\n"
+"  --max-queue N         frames held per flow and side before a checkpoint\n"
+"                        is requested (default 1024).\n"
+"  --stats-interval SEC  also print statistics every SEC seconds\n"
+"                        (default 0: only on SIGUSR1 and at exit).\n"
+"  --quiet               do not log connections and divergences (warnings\n"
+"                        and statistics are still printed).\n"
+"  -h, --help            show this help.\n"
+"\n"
+"SOCK forms:\n"
+"  tcp-listen:HOST:PORT  listen; an empty HOST listens on every address,\n"
+"                        an IPv6 HOST is written in brackets: [::1]:9000.\n"
+"  tcp:HOST:PORT         connect; retried with backoff (0.1 s doubling to\n"
+"                        5 s) until the peer is there.\n"
+"  unix-listen:PATH      listen on a UNIX socket (a stale socket file at\n"
+"                        PATH is replaced; removed at exit).\n"
+"  unix:PATH             connect to a UNIX socket, retried like tcp:.\n"
+"  One peer is served per socket at a time. A peer that disconnects is\n"
+"  waited for again; nothing else is disturbed.\n"
+"\n"
+"Framing (QEMU chardev packet framing), on every socket:\n"
+"  be32 length, [be32 vnet_hdr_len with --vnet-hdr], length bytes.\n"
+"  length includes the virtio-net header; frames longer than 69632 bytes\n"
+"  (4096+65536, QEMU's limit) are refused. Malformed input is counted and\n"
+"  logged and never stops the daemon: a zero-length frame or one whose\n"
+"  vnet_hdr_len exceeds its length is skipped; an over-long length loses\n"
+"  the framing, so that peer is disconnected and waited for again.\n"
+"\n"
+"Notify protocol (Xen libxl userspace proxy), same framing, ASCII\n"
+"messages without NUL matched by exact length:\n"
+"  peer -> colo  COLO_USERSPACE_PROXY_INIT  answered with\n"
+"                COLO_COMPARE_GET_XEN_INIT\n"
+"  colo -> peer  DO_CHECKPOINT              output diverged, timed out or\n"
+"                                           a queue filled up\n"
+"  peer -> colo  COLO_CHECKPOINT            checkpoint done: every held\n"
+"                                           primary frame is released\n"
+"  Outgoing notify frames never carry the vnet word; with --vnet-hdr,\n"
+"  incoming ones may or may not. Unknown messages are logged and ignored.\n"
+"  A request made while no notify peer is connected is sent after the\n"
+"  next peer's COLO_USERSPACE_PROXY_INIT.\n"
+"\n"
+"Output and back-pressure:\n"
+"  Released frames are buffered and written in batches. While more than\n"
+"  4 MiB wait (slow out peer, or none connected yet) the inputs are not\n"
+"  read, so the senders are slowed down; nothing is dropped.\n"
+"\n"
+"Signals:\n"
+"  SIGTERM, SIGINT  print final statistics to stderr and exit 0.\n"
+"  SIGUSR1          print statistics to stderr.\n"
+"\n"
+"Log: one line per event on stderr, prefixed with a UTC timestamp;\n"
+"divergences and checkpoint requests are logged one line each.\n"
+"\n"
+"Exit status: 0 after SIGTERM/SIGINT or --help, 1 when a socket cannot\n"
+"be opened or memory runs out, 2 for bad arguments.\n";
+
+enum {
+	OPT_PRIMARY = 256,
+	OPT_SECONDARY,
+	OPT_OUT,
+	OPT_NOTIFY,
+	OPT_VNET,
+	OPT_TIMEOUT,
+	OPT_SCAN,
+	OPT_MAX_QUEUE,
+	OPT_STATS,
+	OPT_QUIET,
+};
+
+static const struct option long_options[] = {
+	{ "primary-in", required_argument, NULL, OPT_PRIMARY },
+	{ "secondary-in", required_argument, NULL, OPT_SECONDARY },
+	{ "out", required_argument, NULL, OPT_OUT },
+	{ "notify", required_argument, NULL, OPT_NOTIFY },
+	{ "vnet-hdr", no_argument, NULL, OPT_VNET },
+	{ "compare-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "scan-interval", required_argument, NULL, OPT_SCAN },
+	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
+	{ "stats-interval", required_argument, NULL, OPT_STATS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int usage_error(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "colo compare: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\nTry 'colo compare --help'.\n");
+	return 2;
+}
+
+/* Strict decimal in [min, max]: no sign, no spaces, no suffix. */
+static int parse_uint(const char *opt, const char *s, uint64_t min,
+		      uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return usage_error("%s: '%s' is not a number", opt, s);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno)
+		return usage_error("%s: '%s' is not a number", opt, s);
+	if (v < min || v > max) {
+		char range[64];
+
+		snprintf(range, sizeof(range), "%llu..%llu",
+			 (unsigned long long)min, (unsigned long long)max);
+		return usage_error("%s: must be in %s", opt, range);
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_sock(const char *opt, const char *s,
+		      struct colo_sock_spec *spec)
+{
+	char err[200], msg[256];
+
+	if (!colo_sock_spec_parse(s, spec, err, sizeof(err)))
+		return 0;
+	snprintf(msg, sizeof(msg), "'%s': %s", s, err);
+	return usage_error("%s: %s", opt, msg);
+}
+
+int colo_cmd_compare(int argc, char **argv)
+{
+	struct colo_daemon_config cfg;
+	bool have_p = false, have_s = false, have_o = false;
+	uint64_t v;
+	int c;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.compare_timeout_ms = 3000;
+	cfg.scan_interval_ms = 1000;
+	cfg.max_queue = 1024;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+		const char *opt = optind > 1 && optind <= argc
+					  ? argv[optind - 1]
+					  : "?";
+
+		switch (c) {
+		case OPT_PRIMARY:
+			if (parse_sock("--primary-in", optarg, &cfg.primary))
+				return 2;
+			have_p = true;
+			break;
+		case OPT_SECONDARY:
+			if (parse_sock("--secondary-in", optarg,
+				       &cfg.secondary))
+				return 2;
+			have_s = true;
+			break;
+		case OPT_OUT:
+			if (parse_sock("--out", optarg, &cfg.out))
+				return 2;
+			have_o = true;
+			break;
+		case OPT_NOTIFY:
+			if (parse_sock("--notify", optarg, &cfg.notify))
+				return 2;
+			cfg.has_notify = true;
+			break;
+		case OPT_VNET:
+			cfg.vnet_hdr = true;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint("--compare-timeout", optarg, 1,
+				       86400000, &cfg.compare_timeout_ms))
+				return 2;
+			break;
+		case OPT_SCAN:
+			if (parse_uint("--scan-interval", optarg, 1, 86400000,
+				       &cfg.scan_interval_ms))
+				return 2;
+			break;
+		case OPT_MAX_QUEUE:
+			if (parse_uint("--max-queue", optarg, 1, UINT32_MAX,
+				       &v))
+				return 2;
+			cfg.max_queue = (uint32_t)v;
+			break;
+		case OPT_STATS:
+			if (parse_uint("--stats-interval", optarg, 0, 86400,
+				       &cfg.stats_interval_s))
+				return 2;
+			break;
+		case OPT_QUIET:
+			cfg.quiet = true;
+			break;
+		case 'h':
+			fputs(help_text, stdout);
+			return 0;
+		case ':':
+			return usage_error("option %s needs an argument%s", opt,
+					   "");
+		default:
+			return usage_error("unknown option '%s'%s", opt, "");
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'%s", argv[optind],
+				   "");
+	if (!have_p || !have_s || !have_o)
+		return usage_error("%s%s",
+				   "--primary-in, --secondary-in and --out "
+				   "are required",
+				   "");
+	return colo_daemon_run(&cfg);
+}

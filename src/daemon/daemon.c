@@ -1,0 +1,427 @@
+/*
+ * daemon.c - the event loop of `colo compare`: one thread, one epoll.
+ *
+ * Frames read from primary-in and secondary-in go straight from the read
+ * buffer into the comparer; frames it releases are appended to the out
+ * buffer, which is written once per loop iteration. When that buffer
+ * passes its high-water mark (slow or absent out peer) the inputs stop
+ * being read, so the guests' sockets fill up and QEMU's mirror and
+ * redirector slow down instead of us dropping frames.
+ *
+ * The comparer's callbacks only record what must happen (append output,
+ * note that a checkpoint was asked for); acting on a checkpoint request
+ * happens after the comparer call returns, never inside it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "comparer.h"
+#include "daemon.h"
+#include "log.h"
+#include "notify.h"
+#include "stream.h"
+
+enum { S_PRIMARY, S_SECONDARY, S_OUT, S_NOTIFY, S_COUNT };
+
+#define SIGNAL_TAG UINT64_MAX
+#define OUT_HIGH_WATER (4u * 1024 * 1024)
+#define OUT_LOW_WATER (1u * 1024 * 1024)
+#define NS_PER_MS 1000000ull
+
+struct daemon {
+	const struct colo_daemon_config *cfg;
+	struct colo_comparer *cmp;
+	struct colo_stream st[S_COUNT];
+	int nstreams;
+	struct colo_notify_session notify;
+	int epfd, sigfd;
+	uint64_t now;
+	uint64_t next_tick, next_stats;
+	bool want_checkpoint;
+	bool paused;
+	bool stop;
+	uint64_t self_checkpoints, pauses;
+};
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_release(void *opaque, const uint8_t *frame, size_t len,
+		       size_t vnet_hdr_len)
+{
+	struct daemon *d = opaque;
+
+	if (colo_outbuf_append(&d->st[S_OUT].out, frame, len, vnet_hdr_len))
+		colo_log_warn("out: no memory to queue a released frame of "
+			      "%zu bytes; frame lost", len);
+}
+
+static void on_event(void *opaque, const struct colo_divergence *dv)
+{
+	struct daemon *d = opaque;
+	char line[512];
+
+	if (dv->requested)
+		d->want_checkpoint = true;
+	if (colo_log_quiet)
+		return;
+	colo_divergence_format(dv, line, sizeof(line));
+	colo_log_info("%s%s", line,
+		      dv->requested ? " -> checkpoint requested" : "");
+}
+
+static void notify_send(struct daemon *d, enum colo_notify_msg m)
+{
+	const char *t = colo_notify_msg_text(m);
+
+	if (colo_outbuf_append(&d->st[S_NOTIFY].out, (const uint8_t *)t,
+			       strlen(t), 0))
+		colo_log_warn("notify: no memory to queue %s", t);
+}
+
+/* Act on the checkpoint request recorded by on_event. */
+static void handle_checkpoint_request(struct daemon *d)
+{
+	/* checkpoint_done() cannot ask again, but bound the loop anyway. */
+	for (int i = 0; i < 4 && d->want_checkpoint; i++) {
+		d->want_checkpoint = false;
+		if (!d->cfg->has_notify) {
+			/* Nobody can take the checkpoint: finish it at once so
+			 * that output keeps flowing. */
+			d->self_checkpoints++;
+			colo_log_info("no --notify peer: releasing held output "
+				      "without a checkpoint");
+			colo_comparer_checkpoint_done(d->cmp, d->now);
+			continue;
+		}
+		if (colo_notify_want_checkpoint(
+			    &d->notify,
+			    colo_stream_connected(&d->st[S_NOTIFY]))) {
+			notify_send(d, COLO_NOTIFY_MSG_DO_CHECKPOINT);
+			colo_log_info("notify: sent DO_CHECKPOINT");
+		} else {
+			colo_log_warn("notify: no peer connected; "
+				      "DO_CHECKPOINT will follow its "
+				      "COLO_USERSPACE_PROXY_INIT");
+		}
+	}
+}
+
+static void on_frame(void *opaque, struct colo_stream *s,
+		     const struct colo_frame *f)
+{
+	struct daemon *d = opaque;
+	const uint8_t *msg = f->data + f->vnet_hdr_len;
+	size_t len = f->len - f->vnet_hdr_len;
+	unsigned int act;
+
+	if (s == &d->st[S_PRIMARY] || s == &d->st[S_SECONDARY]) {
+		colo_comparer_input(d->cmp,
+				    s == &d->st[S_PRIMARY] ? COLO_PRIMARY
+							   : COLO_SECONDARY,
+				    f->data, f->len, f->vnet_hdr_len, d->now);
+		handle_checkpoint_request(d);
+		return;
+	}
+	if (s != &d->st[S_NOTIFY])
+		return;
+	act = colo_notify_on_message(&d->notify, msg, len,
+				     colo_comparer_checkpoint_pending(d->cmp));
+	if (act & COLO_NOTIFY_SEND_INIT_REPLY) {
+		colo_log_info("notify: %s, answering %s",
+			      COLO_NOTIFY_PROXY_INIT, COLO_NOTIFY_INIT_REPLY);
+		notify_send(d, COLO_NOTIFY_MSG_INIT_REPLY);
+	}
+	if (act & COLO_NOTIFY_SEND_DO_CHECKPOINT) {
+		colo_log_info("notify: sent the owed DO_CHECKPOINT");
+		notify_send(d, COLO_NOTIFY_MSG_DO_CHECKPOINT);
+	}
+	if (act & COLO_NOTIFY_CHECKPOINT_DONE) {
+		colo_log_info("notify: checkpoint done, releasing held output");
+		colo_comparer_checkpoint_done(d->cmp, d->now);
+		handle_checkpoint_request(d);
+	}
+	if (act & COLO_NOTIFY_UNKNOWN) {
+		char text[256];
+
+		colo_notify_describe(msg, len, text, sizeof(text));
+		colo_log_warn("notify: unknown message of %zu bytes ignored: "
+			      "\"%s\"", len, text);
+	}
+}
+
+static void on_connected(void *opaque, struct colo_stream *s)
+{
+	struct daemon *d = opaque;
+
+	if (s == &d->st[S_NOTIFY])
+		d->notify.initialised = false;
+}
+
+static const struct colo_stream_ops stream_ops = {
+	.frame = on_frame,
+	.connected = on_connected,
+};
+
+static void print_stream_stats(const struct colo_stream *s, FILE *f)
+{
+	fprintf(f, "%s.connects %llu\n", s->name,
+		(unsigned long long)s->connects);
+	if (s->has_reader) {
+		const struct colo_frame_counters *c = &s->reader.count;
+
+		fprintf(f, "%s.frames %llu\n", s->name,
+			(unsigned long long)c->frames);
+		fprintf(f, "%s.bytes %llu\n", s->name,
+			(unsigned long long)c->bytes);
+		fprintf(f, "%s.malformed_zero_length %llu\n", s->name,
+			(unsigned long long)c->zero_len);
+		fprintf(f, "%s.malformed_vnet_hdr_len %llu\n", s->name,
+			(unsigned long long)c->bad_vnet);
+		fprintf(f, "%s.malformed_oversize %llu\n", s->name,
+			(unsigned long long)c->oversize);
+		fprintf(f, "%s.malformed_truncated %llu\n", s->name,
+			(unsigned long long)c->truncated);
+	}
+	if (s->has_out) {
+		fprintf(f, "%s.frames_queued %llu\n", s->name,
+			(unsigned long long)s->out.frames);
+		fprintf(f, "%s.pending_bytes %zu\n", s->name,
+			colo_outbuf_pending(&s->out));
+		fprintf(f, "%s.frames_cut %llu\n", s->name,
+			(unsigned long long)s->out.truncated);
+		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
+			(unsigned long long)s->out.failed);
+	}
+}
+
+static void print_stats(struct daemon *d, const char *title)
+{
+	colo_log_info("%s", title);
+	colo_stats_print(colo_comparer_stats(d->cmp), stderr);
+	for (int i = 0; i < d->nstreams; i++)
+		print_stream_stats(&d->st[i], stderr);
+	if (d->cfg->has_notify) {
+		fprintf(stderr, "notify.messages_received %llu\n",
+			(unsigned long long)d->notify.received);
+		fprintf(stderr, "notify.messages_unknown %llu\n",
+			(unsigned long long)d->notify.unknown);
+		fprintf(stderr, "notify.do_checkpoint_sent %llu\n",
+			(unsigned long long)d->notify.sent_do_checkpoint);
+		fprintf(stderr, "notify.checkpoints_done %llu\n",
+			(unsigned long long)d->notify.checkpoints_done);
+	}
+	fprintf(stderr, "daemon.checkpoints_without_notify %llu\n",
+		(unsigned long long)d->self_checkpoints);
+	fprintf(stderr, "daemon.input_pauses %llu\n",
+		(unsigned long long)d->pauses);
+	fflush(stderr);
+}
+
+static void apply_back_pressure(struct daemon *d)
+{
+	size_t pending = colo_outbuf_pending(&d->st[S_OUT].out);
+	bool pause;
+
+	if (!d->paused && pending >= OUT_HIGH_WATER)
+		pause = true;
+	else if (d->paused && pending <= OUT_LOW_WATER)
+		pause = false;
+	else
+		return;
+	d->paused = pause;
+	if (pause) {
+		d->pauses++;
+		colo_log_warn("out: %zu bytes waiting (%s); pausing inputs",
+			      pending,
+			      colo_stream_connected(&d->st[S_OUT])
+				      ? "slow peer"
+				      : "no peer");
+	} else {
+		colo_log_info("out: backlog drained; resuming inputs");
+	}
+	colo_stream_set_reading(&d->st[S_PRIMARY], !pause);
+	colo_stream_set_reading(&d->st[S_SECONDARY], !pause);
+}
+
+static void handle_signals(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1)
+			print_stats(d, "statistics (SIGUSR1)");
+		else
+			d->stop = true;
+	}
+}
+
+/* Timers due now; returns the next deadline. */
+static uint64_t run_timers(struct daemon *d)
+{
+	uint64_t next, scan = d->cfg->scan_interval_ms * NS_PER_MS;
+
+	if (d->now >= d->next_tick) {
+		colo_comparer_tick(d->cmp, d->now);
+		handle_checkpoint_request(d);
+		d->next_tick += scan;
+		if (d->next_tick <= d->now)
+			d->next_tick = d->now + scan;
+	}
+	if (d->next_stats && d->now >= d->next_stats) {
+		print_stats(d, "statistics (--stats-interval)");
+		d->next_stats = d->now + d->cfg->stats_interval_s *
+						 1000000000ull;
+	}
+	next = d->next_tick;
+	if (d->next_stats && d->next_stats < next)
+		next = d->next_stats;
+	for (int i = 0; i < d->nstreams; i++) {
+		uint64_t t = colo_stream_timer(&d->st[i], d->now);
+
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+static void loop(struct daemon *d)
+{
+	struct epoll_event ev[16];
+
+	while (!d->stop) {
+		uint64_t next;
+		int n, timeout;
+
+		d->now = monotonic_ns();
+		next = run_timers(d);
+		colo_stream_flush(&d->st[S_OUT], d->now);
+		if (d->cfg->has_notify)
+			colo_stream_flush(&d->st[S_NOTIFY], d->now);
+		apply_back_pressure(d);
+		d->now = monotonic_ns();
+		timeout = next <= d->now ? 0
+					 : (int)((next - d->now + NS_PER_MS - 1) /
+						 NS_PER_MS);
+		n = epoll_wait(d->epfd, ev, 16, timeout);
+		if (n < 0 && errno != EINTR) {
+			colo_log_warn("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		d->now = monotonic_ns();
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = ev[i].data.u64;
+
+			if (tag == SIGNAL_TAG) {
+				handle_signals(d);
+				continue;
+			}
+			if ((tag >> 1) < (uint64_t)d->nstreams)
+				colo_stream_event(&d->st[tag >> 1], tag & 1,
+						  ev[i].events, d->now);
+		}
+	}
+}
+
+static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
+{
+	static const char *const names[S_COUNT] = { "primary-in",
+						    "secondary-in", "out",
+						    "notify" };
+	const struct colo_sock_spec *specs[S_COUNT] = {
+		&cfg->primary, &cfg->secondary, &cfg->out, &cfg->notify
+	};
+	enum colo_framing in = cfg->vnet_hdr ? COLO_FRAMING_VNET
+					     : COLO_FRAMING_PLAIN;
+	struct colo_comparer_config cc;
+	struct colo_comparer_ops ops = { .release = on_release,
+					 .event = on_event };
+	struct epoll_event ev = { .events = EPOLLIN,
+				  .data.u64 = SIGNAL_TAG };
+	sigset_t set;
+
+	colo_comparer_config_default(&cc);
+	cc.compare_timeout_ns = cfg->compare_timeout_ms * NS_PER_MS;
+	cc.max_queue = cfg->max_queue;
+	d->cmp = colo_comparer_new(&cc, &ops, d);
+	d->nstreams = cfg->has_notify ? S_COUNT : S_COUNT - 1;
+	for (int i = 0; i < d->nstreams; i++) {
+		bool reader = i != S_OUT, out = i >= S_OUT;
+		enum colo_framing fr = in;
+
+		if (i == S_NOTIFY && cfg->vnet_hdr)
+			fr = COLO_FRAMING_VNET_OPTIONAL;
+		if (colo_stream_init(&d->st[i], names[i], specs[i], reader, fr,
+				     out, i == S_OUT && cfg->vnet_hdr,
+				     &stream_ops, d))
+			goto nomem;
+	}
+	if (!d->cmp)
+		goto nomem;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->sigfd < 0 || d->epfd < 0 ||
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &ev)) {
+		colo_log_warn("cannot set up the event loop: %s",
+			      strerror(errno));
+		return -1;
+	}
+	d->now = monotonic_ns();
+	for (int i = 0; i < d->nstreams; i++)
+		if (colo_stream_start(&d->st[i], d->epfd, (uint32_t)i, d->now))
+			return -1;
+	d->next_tick = d->now + cfg->scan_interval_ms * NS_PER_MS;
+	if (cfg->stats_interval_s)
+		d->next_stats = d->now + cfg->stats_interval_s * 1000000000ull;
+	return 0;
+nomem:
+	colo_log_warn("out of memory");
+	return -1;
+}
+
+int colo_daemon_run(const struct colo_daemon_config *cfg)
+{
+	struct daemon d;
+	int rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	d.sigfd = d.epfd = -1;
+	for (int i = 0; i < S_COUNT; i++)
+		d.st[i].fd = d.st[i].listen_fd = -1;
+	colo_log_quiet = cfg->quiet;
+	if (!setup(&d, cfg)) {
+		loop(&d);
+		rc = d.stop ? 0 : 1;
+		if (!d.stop)
+			colo_log_warn("event loop failed; exiting");
+		print_stats(&d, "exiting; final statistics");
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		colo_stream_close(&d.st[i]);
+	if (d.cmp)
+		colo_comparer_free(d.cmp);
+	if (d.epfd >= 0)
+		close(d.epfd);
+	if (d.sigfd >= 0)
+		close(d.sigfd);
+	return rc;
+}

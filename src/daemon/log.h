@@ -1,0 +1,17 @@
+/*
+ * log.h - the daemon's stderr log: one line per event, UTC timestamp
+ * first, so divergences can be lined up with guest and hypervisor logs.
+ */
+#ifndef COLO_DAEMON_LOG_H
+#define COLO_DAEMON_LOG_H
+
+#include <stdbool.h>
+
+/* log.c APIs: */
+/* Informational lines (connections, divergences) are dropped when quiet;
+ * warnings and errors never are. */
+extern bool colo_log_quiet;
+void colo_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void colo_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

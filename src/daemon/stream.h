@@ -1,0 +1,84 @@
+/*
+ * stream.h - one framed socket endpoint of the daemon, with reconnect.
+ *
+ * A stream is primary-in, secondary-in, out or notify. It owns its
+ * listening socket or its connect address, the current connection, a
+ * frame reader (streams that receive frames) and an output buffer
+ * (streams that send). Peers may come and go at any time: a listen stream
+ * accepts again, a connect stream retries with exponential backoff. At
+ * most one peer is served at a time, like a QEMU chardev; further
+ * connections wait in the backlog.
+ *
+ * The stream does the socket work and hands whole frames to its owner
+ * through callbacks; it knows nothing about comparing.
+ */
+#ifndef COLO_STREAM_H
+#define COLO_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "frame_reader.h"
+#include "outbuf.h"
+#include "sock_spec.h"
+
+struct colo_stream;
+
+struct colo_stream_ops {
+	void (*frame)(void *opaque, struct colo_stream *s,
+		      const struct colo_frame *f);
+	void (*connected)(void *opaque, struct colo_stream *s);
+	void (*disconnected)(void *opaque, struct colo_stream *s);
+};
+
+struct colo_stream {
+	const char *name;  /* "primary-in", ... */
+	char label[160];   /* the SOCK string, for logs */
+	struct colo_sock_spec spec;
+	struct colo_sock_addr addr;
+	const struct colo_stream_ops *ops;
+	void *opaque;
+	int epfd;
+	uint32_t id;       /* epoll tag: id << 1 | is_listen_fd */
+
+	int listen_fd;
+	int fd;
+	bool connecting;
+	bool reading;      /* false while inputs are held back */
+	bool has_reader, has_out;
+	uint32_t registered; /* events fd is registered for; 0: not */
+	bool listen_registered;
+	uint64_t retry_at_ns;  /* connect streams: next try, 0: none */
+	uint64_t backoff_ns;
+	bool retry_logged;
+
+	struct colo_frame_reader reader;
+	struct colo_outbuf out;
+
+	uint64_t connects, disconnects, ignored_bytes;
+};
+
+/* stream.c APIs: */
+/* Sets up buffers; opens nothing. reader: receives frames (framing then
+ * applies); out: sends frames (out_vnet: with the vnet word). */
+int colo_stream_init(struct colo_stream *s, const char *name,
+		     const struct colo_sock_spec *spec, bool reader,
+		     enum colo_framing framing, bool out, bool out_vnet,
+		     const struct colo_stream_ops *ops, void *opaque);
+/* Resolve and listen (or schedule the first connect). -1 with a message
+ * logged when it cannot. */
+int colo_stream_start(struct colo_stream *s, int epfd, uint32_t id,
+		      uint64_t now_ns);
+void colo_stream_close(struct colo_stream *s);
+bool colo_stream_connected(const struct colo_stream *s);
+/* An epoll event for this stream. */
+void colo_stream_event(struct colo_stream *s, bool listen_fd,
+		       uint32_t events, uint64_t now_ns);
+/* Connect retries; returns the next deadline or UINT64_MAX. */
+uint64_t colo_stream_timer(struct colo_stream *s, uint64_t now_ns);
+/* Write what the output buffer holds (call once per loop iteration). */
+void colo_stream_flush(struct colo_stream *s, uint64_t now_ns);
+/* Back-pressure: stop or resume reading frames. */
+void colo_stream_set_reading(struct colo_stream *s, bool on);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * comparer_internal.h - state shared by comparer.c (flows, holding,
+ * releasing, checkpoints) and the per-protocol rules in tcp_compare.c and
+ * dgram_compare.c.
+ */
+#ifndef COLO_COMPARER_INTERNAL_H
+#define COLO_COMPARER_INTERNAL_H
+
+#include "comparer.h"
+#include "flow_state.h"
+#include "flow_table.h"
+#include "frame_pool.h"
+#include "packet.h"
+
+struct colo_flow_list {
+	struct colo_flow *head, *tail;
+};
+
+struct colo_comparer {
+	struct colo_comparer_config cfg;
+	struct colo_comparer_ops ops;
+	void *opaque;
+	struct colo_flow_table table;
+	struct colo_frame_pool pool;
+	struct colo_frame *g_head, *g_tail; /* held frames, arrival order */
+	struct colo_flow_list open, closed; /* by last activity, oldest first */
+	uint32_t epoch;                     /* bumped by every checkpoint */
+	bool pending;                       /* a checkpoint was requested */
+	uint64_t now;
+	struct colo_stats st;
+};
+
+/* One frame as it arrives: the parse, plus where its bytes are. */
+struct colo_input {
+	enum colo_side side;
+	const struct colo_packet *pkt;
+	const uint8_t *raw; /* whole frame, vnet header included */
+	size_t len;
+	size_t vnet_hdr_len;
+};
+
+/* comparer.c APIs used by the protocol rules: */
+struct colo_frame *colo_cmp_hold(struct colo_comparer *c,
+				 struct colo_flow *fl,
+				 const struct colo_input *in);
+void colo_cmp_release(struct colo_comparer *c, struct colo_frame *f);
+void colo_cmp_release_raw(struct colo_comparer *c, const struct colo_input *in);
+/* Records a cause for a checkpoint on flow fl (NULL d fields are zero).
+ * Payload, control and queue causes mark the flow diverged. */
+void colo_cmp_diverge(struct colo_comparer *c, struct colo_flow *fl,
+		      struct colo_divergence *d);
+
+/* tcp_compare.c APIs: */
+void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
+		    const struct colo_input *in);
+void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl);
+void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl);
+
+/* dgram_compare.c APIs: */
+void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
+		      const struct colo_input *in);
+void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl);
+
+#endif

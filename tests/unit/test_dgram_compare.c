@@ -1,0 +1,212 @@
+/*
+ * test_dgram_compare.c - UDP, ICMP, other IP, non-IP and malformed frames:
+ * datagrams compared one against one and released in order.
+ */
+#include "harness.h"
+
+#define P COLO_PRIMARY
+#define S COLO_SECONDARY
+#define MS 1000000ULL
+
+static struct colo_pkt_spec udp_spec(void)
+{
+	struct colo_pkt_spec s;
+
+	colo_pkt_spec_default(&s);
+	s.proto = 17;
+	s.sport = 53;
+	s.dport = 33333;
+	return s;
+}
+
+static void udp_released_in_order(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = udp_spec();
+
+	h_udp(h, P, &f, "one", 3, 1);
+	h_udp(h, P, &f, "two", 3, 2);
+	h_udp(h, P, &f, "three", 5, 3);
+	assert_int_equal(h->nrel, 0);
+	h_udp(h, S, &f, "one", 3, 7);
+	h_udp(h, S, &f, "two", 3, 8);
+	h_udp(h, S, &f, "three", 5, 9);
+	assert_int_equal(h->nrel, 3);
+	assert_int_equal(h->rel_ipid[0], 1);
+	assert_int_equal(h->rel_ipid[1], 2);
+	assert_int_equal(h->rel_ipid[2], 3);
+	/* secondary first: the primary leaves as soon as it arrives */
+	h_udp(h, S, &f, "four", 4, 10);
+	h_udp(h, P, &f, "four", 4, 4);
+	assert_int_equal(h->nrel, 4);
+	assert_int_equal(h->nev, 0);
+	assert_int_equal(h_stats(h)->matched_datagrams, 4);
+	assert_int_equal(h_stats(h)->secondary_buffered_bytes, 0);
+	h_free(h);
+}
+
+static void udp_mismatch(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = udp_spec();
+
+	h_udp(h, P, &f, "abcX", 4, 1);
+	h_udp(h, S, &f, "abcY", 4, 1);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_PAYLOAD);
+	assert_int_equal(h->last.offset, 3);
+	assert_int_equal(h->last.primary_byte, 'X');
+	assert_int_equal(h->last.secondary_byte, 'Y');
+	/* length differs */
+	h_udp(h, P, &f, "abc", 3, 2);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	assert_int_equal(h->nrel, 2);
+	h_udp(h, P, &f, "abc", 3, 3);
+	h_udp(h, S, &f, "abcd", 4, 3);
+	assert_int_equal(h->nreq, 2);
+	assert_int_equal(h->last.offset, 3);
+	assert_int_equal(h->last.primary_byte, -1);
+	h_free(h);
+}
+
+static void ipv6_and_vlan_are_compared(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec v6 = udp_spec(), vl = udp_spec(), vl2;
+
+	v6.ipver = 6;
+	v6.src[0] = 0xfd;
+	v6.dst[0] = 0xfd;
+	v6.dst[15] = 2;
+	vl.vlan_outer = 100;
+	vl2 = vl;
+	vl2.vlan_outer = 200;
+	h_udp(h, P, &v6, "v6", 2, 0);
+	h_udp(h, S, &v6, "v6", 2, 0);
+	assert_int_equal(h->nrel, 1);
+	/* same addresses, different VLANs: separate flows */
+	h_udp(h, P, &vl, "A", 1, 0);
+	h_udp(h, S, &vl2, "A", 1, 0);
+	assert_int_equal(h->nrel, 1);
+	h_udp(h, S, &vl, "A", 1, 0);
+	assert_int_equal(h->nrel, 2);
+	h_udp(h, P, &v6, "v6-a", 4, 0);
+	h_udp(h, S, &v6, "v6-b", 4, 0);
+	assert_int_equal(h->nreq, 1);
+	h_free(h);
+}
+
+static void icmp_echo(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f;
+	uint8_t buf[200];
+
+	colo_pkt_spec_default(&f);
+	f.proto = 1;
+	f.icmp_type = 0;
+	f.icmp_id = 77;
+	f.icmp_seq = 1;
+	size_t n = colo_pkt_build(&f, (const uint8_t *)"ping", 4, buf,
+				  sizeof(buf));
+	h_feed(h, P, buf, n);
+	h_feed(h, S, buf, n);
+	assert_int_equal(h->nrel, 1);
+	f.icmp_seq = 2;
+	n = colo_pkt_build(&f, (const uint8_t *)"ping", 4, buf, sizeof(buf));
+	h_feed(h, P, buf, n);
+	f.icmp_seq = 3;
+	n = colo_pkt_build(&f, (const uint8_t *)"ping", 4, buf, sizeof(buf));
+	h_feed(h, S, buf, n);
+	assert_int_equal(h->nreq, 1);
+	h_free(h);
+}
+
+static void non_ip_primary_released_secondary_dropped(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	uint8_t arp[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5,
+			    6, 0x08, 0x06 };
+
+	h_feed(h, S, arp, sizeof(arp));
+	assert_int_equal(h->nrel, 0);
+	h_feed(h, P, arp, sizeof(arp));
+	assert_int_equal(h->nrel, 1);
+	assert_int_equal(h_stats(h)->non_ip[0], 1);
+	assert_int_equal(h_stats(h)->non_ip[1], 1);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
+static void malformed_compared_as_raw(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	/* IPv4 ethertype, header claims 60 bytes of IP in a shorter frame */
+	uint8_t bad[34] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,
+			    0x45, 0, 0, 60 };
+
+	h_feed(h, P, bad, sizeof(bad));
+	assert_int_equal(h->nrel, 0);
+	h_feed(h, S, bad, sizeof(bad));
+	assert_int_equal(h->nrel, 1);
+	assert_int_equal(h_stats(h)->malformed[0], 1);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
+static void udp_timeout_then_checkpoint(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = udp_spec();
+
+	h_udp(h, P, &f, "x", 1, 1);
+	colo_comparer_tick(h->c, h->now + 3000 * MS);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_TIMEOUT);
+	colo_comparer_checkpoint_done(h->c, h->now + 3001 * MS);
+	assert_int_equal(h->nrel, 1);
+	/* a stale secondary datagram after the checkpoint is not matched
+	 * against new primary output from before: state was reset */
+	h_udp(h, P, &f, "y", 1, 2);
+	h_udp(h, S, &f, "y", 1, 2);
+	assert_int_equal(h->nrel, 2);
+	h_free(h);
+}
+
+static void secondary_queue_bound(void **state)
+{
+	(void)state;
+	struct colo_comparer_config cfg;
+	colo_comparer_config_default(&cfg);
+	cfg.max_queue = 3;
+	struct harness *h = h_new_cfg(&cfg);
+	struct colo_pkt_spec f = udp_spec();
+
+	for (int i = 0; i < 5; i++)
+		h_udp(h, S, &f, "s", 1, 0);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_QUEUE_FULL);
+	h_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(udp_released_in_order),
+		cmocka_unit_test(udp_mismatch),
+		cmocka_unit_test(ipv6_and_vlan_are_compared),
+		cmocka_unit_test(icmp_echo),
+		cmocka_unit_test(non_ip_primary_released_secondary_dropped),
+		cmocka_unit_test(malformed_compared_as_raw),
+		cmocka_unit_test(udp_timeout_then_checkpoint),
+		cmocka_unit_test(secondary_queue_bound),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
