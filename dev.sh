@@ -14,9 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev)
+RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev)
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
-	python3 qemu-system-x86 qemu-utils iproute2)
+	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd)
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -21,6 +21,8 @@ static const struct command commands[] = {
 	  "compare primary and secondary output (drop-in for QEMU colo-compare)" },
 	{ "analyze", colo_cmd_analyze,
 	  "replay two captures through the comparer and explain checkpoints" },
+	{ "blk", colo_cmd_blk,
+	  "block replication: NBD exports with COLO's disk buffer" },
 	{ "sample", colo_cmd_sample,
 	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
 };

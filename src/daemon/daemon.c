@@ -29,10 +29,10 @@
 
 enum { S_PRIMARY, S_SECONDARY, S_OUT, S_NOTIFY, S_COUNT };
 
-#define SIGNAL_TAG UINT64_MAX
+#define SIGNAL_TAG     UINT64_MAX
 #define OUT_HIGH_WATER (4u * 1024 * 1024)
-#define OUT_LOW_WATER (1u * 1024 * 1024)
-#define NS_PER_MS 1000000ull
+#define OUT_LOW_WATER  (1u * 1024 * 1024)
+#define NS_PER_MS      1000000ull
 
 struct daemon {
 	const struct colo_daemon_config *cfg;
@@ -64,7 +64,8 @@ static void on_release(void *opaque, const uint8_t *frame, size_t len,
 
 	if (colo_outbuf_append(&d->st[S_OUT].out, frame, len, vnet_hdr_len))
 		colo_log_warn("out: no memory to queue a released frame of "
-			      "%zu bytes; frame lost", len);
+			      "%zu bytes; frame lost",
+			      len);
 }
 
 static void on_event(void *opaque, const struct colo_divergence *dv)
@@ -157,7 +158,8 @@ static void on_frame(void *opaque, struct colo_stream *s,
 
 		colo_notify_describe(msg, len, text, sizeof(text));
 		colo_log_warn("notify: unknown message of %zu bytes ignored: "
-			      "\"%s\"", len, text);
+			      "\"%s\"",
+			      len, text);
 	}
 }
 
@@ -174,44 +176,12 @@ static const struct colo_stream_ops stream_ops = {
 	.connected = on_connected,
 };
 
-static void print_stream_stats(const struct colo_stream *s, FILE *f)
-{
-	fprintf(f, "%s.connects %llu\n", s->name,
-		(unsigned long long)s->connects);
-	if (s->has_reader) {
-		const struct colo_frame_counters *c = &s->reader.count;
-
-		fprintf(f, "%s.frames %llu\n", s->name,
-			(unsigned long long)c->frames);
-		fprintf(f, "%s.bytes %llu\n", s->name,
-			(unsigned long long)c->bytes);
-		fprintf(f, "%s.malformed_zero_length %llu\n", s->name,
-			(unsigned long long)c->zero_len);
-		fprintf(f, "%s.malformed_vnet_hdr_len %llu\n", s->name,
-			(unsigned long long)c->bad_vnet);
-		fprintf(f, "%s.malformed_oversize %llu\n", s->name,
-			(unsigned long long)c->oversize);
-		fprintf(f, "%s.malformed_truncated %llu\n", s->name,
-			(unsigned long long)c->truncated);
-	}
-	if (s->has_out) {
-		fprintf(f, "%s.frames_queued %llu\n", s->name,
-			(unsigned long long)s->out.frames);
-		fprintf(f, "%s.pending_bytes %zu\n", s->name,
-			colo_outbuf_pending(&s->out));
-		fprintf(f, "%s.frames_cut %llu\n", s->name,
-			(unsigned long long)s->out.truncated);
-		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
-			(unsigned long long)s->out.failed);
-	}
-}
-
 static void print_stats(struct daemon *d, const char *title)
 {
 	colo_log_info("%s", title);
 	colo_stats_print(colo_comparer_stats(d->cmp), stderr);
 	for (int i = 0; i < d->nstreams; i++)
-		print_stream_stats(&d->st[i], stderr);
+		colo_stream_print_stats(&d->st[i], stderr);
 	if (d->cfg->has_notify) {
 		fprintf(stderr, "notify.messages_received %llu\n",
 			(unsigned long long)d->notify.received);
@@ -245,9 +215,8 @@ static void apply_back_pressure(struct daemon *d)
 		d->pauses++;
 		colo_log_warn("out: %zu bytes waiting (%s); pausing inputs",
 			      pending,
-			      colo_stream_connected(&d->st[S_OUT])
-				      ? "slow peer"
-				      : "no peer");
+			      colo_stream_connected(&d->st[S_OUT]) ? "slow peer"
+								   : "no peer");
 	} else {
 		colo_log_info("out: backlog drained; resuming inputs");
 	}
@@ -281,8 +250,8 @@ static uint64_t run_timers(struct daemon *d)
 	}
 	if (d->next_stats && d->now >= d->next_stats) {
 		print_stats(d, "statistics (--stats-interval)");
-		d->next_stats = d->now + d->cfg->stats_interval_s *
-						 1000000000ull;
+		d->next_stats =
+			d->now + d->cfg->stats_interval_s * 1000000000ull;
 	}
 	next = d->next_tick;
 	if (d->next_stats && d->next_stats < next)
@@ -311,9 +280,10 @@ static void loop(struct daemon *d)
 			colo_stream_flush(&d->st[S_NOTIFY], d->now);
 		apply_back_pressure(d);
 		d->now = monotonic_ns();
-		timeout = next <= d->now ? 0
-					 : (int)((next - d->now + NS_PER_MS - 1) /
-						 NS_PER_MS);
+		timeout = next <= d->now
+				  ? 0
+				  : (int)((next - d->now + NS_PER_MS - 1) /
+					  NS_PER_MS);
 		n = epoll_wait(d->epfd, ev, 16, timeout);
 		if (n < 0 && errno != EINTR) {
 			colo_log_warn("epoll_wait: %s", strerror(errno));
@@ -342,13 +312,12 @@ static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
 	const struct colo_sock_spec *specs[S_COUNT] = {
 		&cfg->primary, &cfg->secondary, &cfg->out, &cfg->notify
 	};
-	enum colo_framing in = cfg->vnet_hdr ? COLO_FRAMING_VNET
-					     : COLO_FRAMING_PLAIN;
+	enum colo_framing in =
+		cfg->vnet_hdr ? COLO_FRAMING_VNET : COLO_FRAMING_PLAIN;
 	struct colo_comparer_config cc;
 	struct colo_comparer_ops ops = { .release = on_release,
 					 .event = on_event };
-	struct epoll_event ev = { .events = EPOLLIN,
-				  .data.u64 = SIGNAL_TAG };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SIGNAL_TAG };
 	sigset_t set;
 
 	colo_comparer_config_default(&cc);

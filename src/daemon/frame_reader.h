@@ -24,8 +24,8 @@
 #define COLO_FRAME_READER_DEFAULT_CAP (256 * 1024 + 2 * (COLO_FRAME_MAX + 8))
 
 enum colo_framing {
-	COLO_FRAMING_PLAIN,     /* be32 len, frame */
-	COLO_FRAMING_VNET,      /* be32 len, be32 vnet_hdr_len, frame */
+	COLO_FRAMING_PLAIN, /* be32 len, frame */
+	COLO_FRAMING_VNET,  /* be32 len, be32 vnet_hdr_len, frame */
 	/* Either, decided per frame: a be32 < 256 after the length is a vnet
 	 * word. Used for notify input, where QEMU's peers differ. */
 	COLO_FRAMING_VNET_OPTIONAL,
@@ -33,7 +33,7 @@ enum colo_framing {
 
 enum colo_frame_status {
 	COLO_FRAME_NEED_MORE, /* no complete frame buffered */
-	COLO_FRAME_OK,        /* *f is a frame, valid until the next feed */
+	COLO_FRAME_OK,	      /* *f is a frame, valid until the next feed */
 	COLO_FRAME_SKIPPED,   /* malformed frame dropped (zero length, or
 				 vnet_hdr_len > len); the stream goes on */
 	COLO_FRAME_DESYNC,    /* length over COLO_FRAME_MAX: the stream can no
@@ -49,7 +49,7 @@ struct colo_frame {
 
 struct colo_frame_counters {
 	uint64_t frames;    /* good frames returned */
-	uint64_t bytes;     /* their length */
+	uint64_t bytes;	    /* their length */
 	uint64_t zero_len;  /* skipped zero-length frames */
 	uint64_t bad_vnet;  /* skipped: vnet_hdr_len > len */
 	uint64_t oversize;  /* desynchronising lengths */
@@ -58,11 +58,11 @@ struct colo_frame_counters {
 
 struct colo_frame_reader {
 	enum colo_framing framing;
-	bool desync;  /* after COLO_FRAME_DESYNC, until reset */
+	bool desync; /* after COLO_FRAME_DESYNC, until reset */
 	uint8_t *buf;
 	size_t cap;
-	size_t head;  /* first unparsed byte */
-	size_t tail;  /* end of valid bytes */
+	size_t head; /* first unparsed byte */
+	size_t tail; /* end of valid bytes */
 	struct colo_frame_counters count;
 };
 

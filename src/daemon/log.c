@@ -27,10 +27,12 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ colo compare: %s",
 		     ts.tv_nsec / 1000000, level);
 	if (r > 0)
-		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+		n += (size_t)r < sizeof(line) - n ? (size_t)r
+						  : sizeof(line) - n - 1;
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	if (r > 0)
-		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
+		n += (size_t)r < sizeof(line) - n ? (size_t)r
+						  : sizeof(line) - n - 1;
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';

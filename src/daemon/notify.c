@@ -64,8 +64,7 @@ unsigned int colo_notify_on_message(struct colo_notify_session *s,
 	return act;
 }
 
-bool colo_notify_want_checkpoint(struct colo_notify_session *s,
-				 bool connected)
+bool colo_notify_want_checkpoint(struct colo_notify_session *s, bool connected)
 {
 	/* A peer that never said PROXY_INIT (a QEMU-style notifier, a
 	 * script) is told at once: the handshake is Xen's, not a rule. */
@@ -77,8 +76,7 @@ bool colo_notify_want_checkpoint(struct colo_notify_session *s,
 	return false;
 }
 
-void colo_notify_describe(const uint8_t *msg, size_t len, char *buf,
-			  size_t n)
+void colo_notify_describe(const uint8_t *msg, size_t len, char *buf, size_t n)
 {
 	size_t o = 0, shown = len < 48 ? len : 48;
 

@@ -16,10 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COLO_NOTIFY_PROXY_INIT "COLO_USERSPACE_PROXY_INIT"
-#define COLO_NOTIFY_INIT_REPLY "COLO_COMPARE_GET_XEN_INIT"
+#define COLO_NOTIFY_PROXY_INIT	  "COLO_USERSPACE_PROXY_INIT"
+#define COLO_NOTIFY_INIT_REPLY	  "COLO_COMPARE_GET_XEN_INIT"
 #define COLO_NOTIFY_DO_CHECKPOINT "DO_CHECKPOINT"
-#define COLO_NOTIFY_CHECKPOINT "COLO_CHECKPOINT"
+#define COLO_NOTIFY_CHECKPOINT	  "COLO_CHECKPOINT"
 
 enum colo_notify_msg {
 	COLO_NOTIFY_MSG_UNKNOWN,
@@ -39,8 +39,8 @@ enum {
 
 /* One per daemon; `initialised` is cleared when a new peer connects. */
 struct colo_notify_session {
-	bool initialised;      /* the peer sent PROXY_INIT */
-	bool checkpoint_owed;  /* wanted while the peer could not be told */
+	bool initialised;     /* the peer sent PROXY_INIT */
+	bool checkpoint_owed; /* wanted while the peer could not be told */
 	uint64_t received, unknown, sent_do_checkpoint, checkpoints_done;
 };
 
@@ -54,10 +54,8 @@ unsigned int colo_notify_on_message(struct colo_notify_session *s,
 				    bool checkpoint_pending);
 /* The comparer asks for a checkpoint. Returns true if DO_CHECKPOINT is to
  * be sent now; false if it is owed until the peer says PROXY_INIT. */
-bool colo_notify_want_checkpoint(struct colo_notify_session *s,
-				 bool connected);
+bool colo_notify_want_checkpoint(struct colo_notify_session *s, bool connected);
 /* Printable, bounded rendering of an unknown message for the log. */
-void colo_notify_describe(const uint8_t *msg, size_t len, char *buf,
-			  size_t n);
+void colo_notify_describe(const uint8_t *msg, size_t len, char *buf, size_t n);
 
 #endif

@@ -74,8 +74,8 @@ static int reserve(struct colo_outbuf *o, size_t need)
 	return 0;
 }
 
-int colo_outbuf_append(struct colo_outbuf *o, const uint8_t *frame,
-		       size_t len, size_t vnet_hdr_len)
+int colo_outbuf_append(struct colo_outbuf *o, const uint8_t *frame, size_t len,
+		       size_t vnet_hdr_len)
 {
 	size_t hdr = o->vnet ? 8 : 4;
 

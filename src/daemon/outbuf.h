@@ -19,20 +19,20 @@
 struct colo_outbuf {
 	uint8_t *buf;
 	size_t cap;
-	size_t head, tail;           /* unsent bytes */
+	size_t head, tail;	       /* unsent bytes */
 	size_t frame_start, frame_end; /* the frame holding head */
-	bool vnet;                   /* frames carry the vnet word */
-	uint64_t frames, bytes;      /* appended */
-	uint64_t truncated;          /* frames cut by a vanishing peer */
-	uint64_t failed;             /* appends refused: out of memory */
+	bool vnet;		       /* frames carry the vnet word */
+	uint64_t frames, bytes;	       /* appended */
+	uint64_t truncated;	       /* frames cut by a vanishing peer */
+	uint64_t failed;	       /* appends refused: out of memory */
 };
 
 /* outbuf.c APIs: */
 int colo_outbuf_init(struct colo_outbuf *o, size_t cap, bool vnet);
 void colo_outbuf_free(struct colo_outbuf *o);
 /* Frame and queue; -1 only when memory is exhausted. */
-int colo_outbuf_append(struct colo_outbuf *o, const uint8_t *frame,
-		       size_t len, size_t vnet_hdr_len);
+int colo_outbuf_append(struct colo_outbuf *o, const uint8_t *frame, size_t len,
+		       size_t vnet_hdr_len);
 size_t colo_outbuf_pending(const struct colo_outbuf *o);
 /* Send as much as the socket takes. 0: all sent or the socket is full;
  * -1: the connection failed (errno). */

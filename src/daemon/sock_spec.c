@@ -92,8 +92,8 @@ static int parse_tcp(const char *s, struct colo_sock_spec *spec, char *err,
 	return parse_port(colon + 1, spec, err, errlen);
 }
 
-int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec,
-			 char *err, size_t errlen)
+int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec, char *err,
+			 size_t errlen)
 {
 	size_t i, n = sizeof(prefixes) / sizeof(prefixes[0]);
 
@@ -115,8 +115,9 @@ int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec,
 	if (s[0] == '\0')
 		return fail(err, errlen, "empty path");
 	if (strlen(s) >= sizeof(spec->path))
-		return fail(err, errlen, "path too long for a UNIX socket "
-					 "(107 bytes at most)");
+		return fail(err, errlen,
+			    "path too long for a UNIX socket "
+			    "(107 bytes at most)");
 	strcpy(spec->path, s);
 	return 0;
 }
@@ -222,12 +223,11 @@ int colo_sock_spec_format(const struct colo_sock_spec *spec, char *buf,
 	case COLO_SOCK_TCP_CONNECT: {
 		bool v6 = strchr(spec->host, ':') != NULL;
 
-		return snprintf(buf, n, "%s:%s%s%s:%s",
-				spec->kind == COLO_SOCK_TCP_LISTEN
-					? "tcp-listen"
-					: "tcp",
-				v6 ? "[" : "", spec->host, v6 ? "]" : "",
-				spec->port);
+		return snprintf(
+			buf, n, "%s:%s%s%s:%s",
+			spec->kind == COLO_SOCK_TCP_LISTEN ? "tcp-listen"
+							   : "tcp",
+			v6 ? "[" : "", spec->host, v6 ? "]" : "", spec->port);
 	}
 	case COLO_SOCK_UNIX_LISTEN:
 		return snprintf(buf, n, "unix-listen:%s", spec->path);

@@ -28,7 +28,7 @@ enum colo_sock_kind {
 struct colo_sock_spec {
 	enum colo_sock_kind kind;
 	char host[COLO_SOCK_HOST_MAX]; /* tcp: without brackets; "" = any */
-	char port[8];                  /* tcp: decimal 1..65535 */
+	char port[8];		       /* tcp: decimal 1..65535 */
 	char path[COLO_SOCK_PATH_MAX]; /* unix */
 };
 
@@ -40,8 +40,8 @@ struct colo_sock_addr {
 
 /* sock_spec.c APIs: */
 /* Returns 0, or -1 with a reason in err (always NUL-terminated). */
-int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec,
-			 char *err, size_t errlen);
+int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec, char *err,
+			 size_t errlen);
 bool colo_sock_spec_is_listen(const struct colo_sock_spec *spec);
 /* Resolve the spec to one address (the first getaddrinfo answer).
  * Returns 0, or -1 with a reason in err. */

@@ -8,6 +8,7 @@
  * resumes, after the data buffered before it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -16,8 +17,8 @@
 #include "log.h"
 #include "stream.h"
 
-#define BACKOFF_MIN_NS (100ull * 1000000)
-#define BACKOFF_MAX_NS (5000ull * 1000000)
+#define BACKOFF_MIN_NS	(100ull * 1000000)
+#define BACKOFF_MAX_NS	(5000ull * 1000000)
 #define OUT_INITIAL_CAP (1024 * 1024)
 
 int colo_stream_init(struct colo_stream *s, const char *name,
@@ -124,8 +125,8 @@ static void schedule_retry(struct colo_stream *s, uint64_t now_ns)
 static void connect_failed(struct colo_stream *s, int err, uint64_t now_ns)
 {
 	if (!s->retry_logged)
-		colo_log_warn("%s: cannot connect to %s: %s; retrying",
-			      s->name, s->label, strerror(err));
+		colo_log_warn("%s: cannot connect to %s: %s; retrying", s->name,
+			      s->label, strerror(err));
 	s->retry_logged = true;
 	drop_fd(s);
 	schedule_retry(s, now_ns);
@@ -150,15 +151,16 @@ static void try_connect(struct colo_stream *s, uint64_t now_ns)
 	update_epoll(s);
 }
 
-static void disconnect(struct colo_stream *s, const char *why,
-		       uint64_t now_ns)
+static void disconnect(struct colo_stream *s, const char *why, uint64_t now_ns)
 {
 	if (s->has_reader && colo_frame_reader_eof(&s->reader))
 		colo_log_warn("%s: malformed: stream ended inside a frame; "
-			      "partial frame dropped", s->name);
+			      "partial frame dropped",
+			      s->name);
 	if (s->has_out && colo_outbuf_drop_partial(&s->out))
 		colo_log_warn("%s: peer left during a frame; the rest of that "
-			      "frame is dropped", s->name);
+			      "frame is dropped",
+			      s->name);
 	drop_fd(s);
 	s->disconnects++;
 	colo_log_info("%s: peer disconnected (%s); waiting for it again",
@@ -249,11 +251,13 @@ static bool parse_frames(struct colo_stream *s, uint64_t now_ns)
 		case COLO_FRAME_SKIPPED:
 			if (r->count.zero_len != zero)
 				colo_log_warn("%s: malformed: zero-length "
-					      "frame skipped", s->name);
+					      "frame skipped",
+					      s->name);
 			else
 				colo_log_warn("%s: malformed: vnet_hdr_len "
 					      "over frame length %u; frame "
-					      "skipped", s->name, len);
+					      "skipped",
+					      s->name, len);
 			break;
 		case COLO_FRAME_DESYNC:
 			colo_log_warn("%s: malformed: frame length %u over "
@@ -295,8 +299,8 @@ static void do_read(struct colo_stream *s, uint64_t now_ns)
 	parse_frames(s, now_ns);
 }
 
-void colo_stream_event(struct colo_stream *s, bool listen_fd,
-		       uint32_t events, uint64_t now_ns)
+void colo_stream_event(struct colo_stream *s, bool listen_fd, uint32_t events,
+		       uint64_t now_ns)
 {
 	if (listen_fd) {
 		int fd;
@@ -364,4 +368,36 @@ void colo_stream_set_reading(struct colo_stream *s, bool on)
 	s->reading = on;
 	if (s->epfd >= 0)
 		update_epoll(s);
+}
+
+void colo_stream_print_stats(const struct colo_stream *s, FILE *f)
+{
+	fprintf(f, "%s.connects %llu\n", s->name,
+		(unsigned long long)s->connects);
+	if (s->has_reader) {
+		const struct colo_frame_counters *c = &s->reader.count;
+
+		fprintf(f, "%s.frames %llu\n", s->name,
+			(unsigned long long)c->frames);
+		fprintf(f, "%s.bytes %llu\n", s->name,
+			(unsigned long long)c->bytes);
+		fprintf(f, "%s.malformed_zero_length %llu\n", s->name,
+			(unsigned long long)c->zero_len);
+		fprintf(f, "%s.malformed_vnet_hdr_len %llu\n", s->name,
+			(unsigned long long)c->bad_vnet);
+		fprintf(f, "%s.malformed_oversize %llu\n", s->name,
+			(unsigned long long)c->oversize);
+		fprintf(f, "%s.malformed_truncated %llu\n", s->name,
+			(unsigned long long)c->truncated);
+	}
+	if (s->has_out) {
+		fprintf(f, "%s.frames_queued %llu\n", s->name,
+			(unsigned long long)s->out.frames);
+		fprintf(f, "%s.pending_bytes %zu\n", s->name,
+			colo_outbuf_pending(&s->out));
+		fprintf(f, "%s.frames_cut %llu\n", s->name,
+			(unsigned long long)s->out.truncated);
+		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
+			(unsigned long long)s->out.failed);
+	}
 }

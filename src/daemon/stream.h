@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "frame_reader.h"
 #include "outbuf.h"
@@ -32,23 +33,23 @@ struct colo_stream_ops {
 };
 
 struct colo_stream {
-	const char *name;  /* "primary-in", ... */
-	char label[160];   /* the SOCK string, for logs */
+	const char *name; /* "primary-in", ... */
+	char label[160];  /* the SOCK string, for logs */
 	struct colo_sock_spec spec;
 	struct colo_sock_addr addr;
 	const struct colo_stream_ops *ops;
 	void *opaque;
 	int epfd;
-	uint32_t id;       /* epoll tag: id << 1 | is_listen_fd */
+	uint32_t id; /* epoll tag: id << 1 | is_listen_fd */
 
 	int listen_fd;
 	int fd;
 	bool connecting;
-	bool reading;      /* false while inputs are held back */
+	bool reading; /* false while inputs are held back */
 	bool has_reader, has_out;
 	uint32_t registered; /* events fd is registered for; 0: not */
 	bool listen_registered;
-	uint64_t retry_at_ns;  /* connect streams: next try, 0: none */
+	uint64_t retry_at_ns; /* connect streams: next try, 0: none */
 	uint64_t backoff_ns;
 	bool retry_logged;
 
@@ -72,13 +73,15 @@ int colo_stream_start(struct colo_stream *s, int epfd, uint32_t id,
 void colo_stream_close(struct colo_stream *s);
 bool colo_stream_connected(const struct colo_stream *s);
 /* An epoll event for this stream. */
-void colo_stream_event(struct colo_stream *s, bool listen_fd,
-		       uint32_t events, uint64_t now_ns);
+void colo_stream_event(struct colo_stream *s, bool listen_fd, uint32_t events,
+		       uint64_t now_ns);
 /* Connect retries; returns the next deadline or UINT64_MAX. */
 uint64_t colo_stream_timer(struct colo_stream *s, uint64_t now_ns);
 /* Write what the output buffer holds (call once per loop iteration). */
 void colo_stream_flush(struct colo_stream *s, uint64_t now_ns);
 /* Back-pressure: stop or resume reading frames. */
 void colo_stream_set_reading(struct colo_stream *s, bool on);
+/* Counters, one "name value" line each, names prefixed with s->name. */
+void colo_stream_print_stats(const struct colo_stream *s, FILE *f);
 
 #endif

@@ -35,9 +35,9 @@ static struct colo_frame_reader *new_reader(enum colo_framing fr)
 {
 	static struct colo_frame_reader r;
 
-	assert_int_equal(colo_frame_reader_init(&r, fr,
-						COLO_FRAME_READER_DEFAULT_CAP),
-			 0);
+	assert_int_equal(
+		colo_frame_reader_init(&r, fr, COLO_FRAME_READER_DEFAULT_CAP),
+		0);
 	return &r;
 }
 
@@ -67,7 +67,8 @@ static void split_everywhere(bool vnet)
 		assert_int_equal(colo_frame_reader_feed(r, wire + cut, n - cut),
 				 n - cut);
 		for (;;) {
-			enum colo_frame_status st = colo_frame_reader_next(r, &f);
+			enum colo_frame_status st =
+				colo_frame_reader_next(r, &f);
 
 			if (st == COLO_FRAME_NEED_MORE)
 				break;

@@ -30,14 +30,14 @@ static void test_sock_good(void **state)
 	assert_string_equal(s.port, "9000");
 	assert_true(colo_sock_spec_is_listen(&s));
 
-	assert_int_equal(colo_sock_spec_parse("tcp-listen::9000", &s, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		colo_sock_spec_parse("tcp-listen::9000", &s, err, sizeof(err)),
+		0);
 	assert_string_equal(s.host, "");
 
-	assert_int_equal(colo_sock_spec_parse("tcp:[::1]:65535", &s, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		colo_sock_spec_parse("tcp:[::1]:65535", &s, err, sizeof(err)),
+		0);
 	assert_int_equal(s.kind, COLO_SOCK_TCP_CONNECT);
 	assert_string_equal(s.host, "::1");
 	assert_string_equal(s.port, "65535");
@@ -56,9 +56,8 @@ static void test_sock_good(void **state)
 	assert_int_equal(s.kind, COLO_SOCK_UNIX_LISTEN);
 	assert_string_equal(s.path, "/run/colo/p.sock");
 
-	assert_int_equal(colo_sock_spec_parse("unix:rel/a:b", &s, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		colo_sock_spec_parse("unix:rel/a:b", &s, err, sizeof(err)), 0);
 	assert_int_equal(s.kind, COLO_SOCK_UNIX_CONNECT);
 	assert_string_equal(s.path, "rel/a:b");
 }
@@ -93,9 +92,8 @@ static void test_sock_bad(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(colo_sock_spec_parse(bad[i], &s, err,
-						      sizeof(err)),
-				 -1);
+		assert_int_equal(
+			colo_sock_spec_parse(bad[i], &s, err, sizeof(err)), -1);
 		assert_true(strlen(err) > 0);
 	}
 	memcpy(longpath, "unix:", 5);
@@ -112,14 +110,13 @@ static void test_sock_resolve(void **state)
 	char err[128];
 
 	(void)state;
-	assert_int_equal(colo_sock_spec_parse("tcp:127.0.0.1:80", &s, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		colo_sock_spec_parse("tcp:127.0.0.1:80", &s, err, sizeof(err)),
+		0);
 	assert_int_equal(colo_sock_resolve(&s, &a, err, sizeof(err)), 0);
 	assert_int_equal(a.ss.ss_family, AF_INET);
-	assert_int_equal(colo_sock_spec_parse("unix:/tmp/x", &s, err,
-					      sizeof(err)),
-			 0);
+	assert_int_equal(
+		colo_sock_spec_parse("unix:/tmp/x", &s, err, sizeof(err)), 0);
 	assert_int_equal(colo_sock_resolve(&s, &a, err, sizeof(err)), 0);
 	assert_int_equal(a.ss.ss_family, AF_UNIX);
 }
@@ -138,9 +135,9 @@ static void test_notify_parse(void **state)
 	/* exact length: no prefix, no NUL, no trailing bytes */
 	assert_int_equal(colo_notify_parse(MSG("COLO_CHECKPOIN")),
 			 COLO_NOTIFY_MSG_UNKNOWN);
-	assert_int_equal(colo_notify_parse((const uint8_t *)"COLO_CHECKPOINT",
-					   16),
-			 COLO_NOTIFY_MSG_UNKNOWN);
+	assert_int_equal(
+		colo_notify_parse((const uint8_t *)"COLO_CHECKPOINT", 16),
+		COLO_NOTIFY_MSG_UNKNOWN);
 	assert_int_equal(colo_notify_parse(MSG("COLO_CHECKPOINTX")),
 			 COLO_NOTIFY_MSG_UNKNOWN);
 	assert_int_equal(colo_notify_parse(MSG("colo_checkpoint")),
@@ -226,8 +223,8 @@ static void test_outbuf_partial(void **state)
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	assert_int_equal(colo_outbuf_init(&o, 1024, false), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(colo_outbuf_append(&o, frame, sizeof(frame), 0),
-				 0);
+		assert_int_equal(
+			colo_outbuf_append(&o, frame, sizeof(frame), 0), 0);
 	assert_int_equal(colo_outbuf_flush(&o, sv[0]), 0);
 	assert_true(colo_outbuf_pending(&o) < 3 * (sizeof(frame) + 4));
 	assert_true(colo_outbuf_drop_partial(&o));

@@ -35,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	framing = (enum colo_framing)(data[0] % 3);
 	/* A capacity near the minimum makes compaction run often. */
-	if (colo_frame_reader_init(&r, framing, COLO_FRAME_MAX + 8 +
-						   (data[0] >> 2) * 16))
+	if (colo_frame_reader_init(&r, framing,
+				   COLO_FRAME_MAX + 8 + (data[0] >> 2) * 16))
 		return 0;
 	chunk_seed = data[size - 1];
 	while (off < size) {
@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (want > size - off)
 			want = size - off;
 		while (want) {
-			size_t took = colo_frame_reader_feed(&r, data + off,
-							     want);
+			size_t took =
+				colo_frame_reader_feed(&r, data + off, want);
 			enum colo_frame_status st;
 
 			off += took;
@@ -64,8 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if (!took && !colo_frame_reader_pending(&r))
 				abort(); /* stuck with nothing buffered */
-			if (!took && colo_frame_reader_pending(&r) >=
-					     COLO_FRAME_MAX + 8)
+			if (!took &&
+			    colo_frame_reader_pending(&r) >= COLO_FRAME_MAX + 8)
 				abort(); /* full, yet no whole frame */
 		}
 		chunk_seed = chunk_seed * 33 + 7;

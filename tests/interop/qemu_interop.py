@@ -190,7 +190,7 @@ PROBE_TAG = b"COLO-INTEROP-PROBE"
 
 
 def is_probe(frame):
-    return frame[12:14] == b"\x08\x06" and PROBE_TAG in frame
+    return PROBE_TAG in frame
 
 
 # --------------------------------------------------------------------------
@@ -203,16 +203,25 @@ def free_port():
         return s.getsockname()[1]
 
 
-def frame_bytes(frame):
+VNET_HDR_LEN = 12  # virtio_net_hdr_mrg_rxbuf
+
+
+def frame_bytes(frame, vnet=False):
+    """QEMU chardev framing; with vnet, `frame` starts with the virtio-net
+    header and the vnet_hdr_len word follows the length."""
+    if vnet:
+        return struct.pack("!II", len(frame), VNET_HDR_LEN) + frame
     return struct.pack("!I", len(frame)) + frame
 
 
 class FrameReader(threading.Thread):
     """Collects length-prefixed frames from a socket until it closes."""
 
-    def __init__(self, sock, name):
+    def __init__(self, sock, name, vnet=False):
         super().__init__(name=name, daemon=True)
         self.sock = sock
+        self.hdr = 8 if vnet else 4
+        self.bad_vnet = 0
         self.frames = []
         self.cond = threading.Condition()
         self.closed = False
@@ -226,12 +235,16 @@ class FrameReader(threading.Thread):
                     break
                 buf += data
                 got = []
-                while len(buf) >= 4:
+                h = self.hdr
+                while len(buf) >= h:
                     n = struct.unpack("!I", buf[:4])[0]
-                    if len(buf) < 4 + n:
+                    if len(buf) < h + n:
                         break
-                    got.append(buf[4:4 + n])
-                    buf = buf[4 + n:]
+                    if h == 8 and buf[4:8] != struct.pack("!I",
+                                                          VNET_HDR_LEN):
+                        self.bad_vnet += 1
+                    got.append(buf[h:h + n])
+                    buf = buf[h + n:]
                 if got:
                     with self.cond:
                         self.frames.extend(got)
@@ -274,11 +287,12 @@ class Comparer:
     name = "?"
 
     def __init__(self, notify=False, timeout_ms=30000, scan_ms=1000,
-                 max_queue=8192):
+                 max_queue=8192, vnet=False):
         self.notify = notify
         self.timeout_ms = timeout_ms
         self.scan_ms = scan_ms
         self.max_queue = max_queue
+        self.vnet = vnet
         self.ports = {k: free_port() for k in ("pin", "sin", "out", "nfy")}
         self.proc = None
         self.socks = {}
@@ -297,7 +311,8 @@ class Comparer:
         names = ["out", "pin", "sin"] + (["nfy"] if self.notify else [])
         for n in names:
             self.socks[n] = self._connect(self.ports[n])
-        self.out = FrameReader(self.socks["out"], self.name + "-out")
+        self.out = FrameReader(self.socks["out"], self.name + "-out",
+                               self.vnet)
         self.out.start()
         if self.notify:
             self.nfy = FrameReader(self.socks["nfy"], self.name + "-nfy")
@@ -326,13 +341,17 @@ class Comparer:
         one until it comes out, so that every socket is known to be live
         (QEMU drops output while its out chardev has no client)."""
         for i in range(50):
-            self.send_primary([arp_reply(PROBE_TAG + bytes([i]))])
+            probe = arp_reply(PROBE_TAG + bytes([i]))
+            if self.vnet:
+                probe = bytes(VNET_HDR_LEN) + probe
+            self.send_primary([probe])
             if self.out.wait_count(lambda f: any(map(is_probe, f)), 0.2):
                 return
         raise RuntimeError("%s: probe frame never came out" % self.name)
 
     def send(self, which, frames):
-        self.socks[which].sendall(b"".join(map(frame_bytes, frames)))
+        self.socks[which].sendall(b"".join(frame_bytes(f, self.vnet)
+                                           for f in frames))
 
     def send_primary(self, frames):
         self.send("pin", frames)
@@ -418,6 +437,8 @@ class QemuComparer(Comparer):
                (self.timeout_ms, self.scan_ms, self.max_queue))
         if self.notify:
             obj += ",notify_dev=nfy"
+        if self.vnet:
+            obj += ",vnet_hdr_support=on"
         return cmd + ["-object", obj]
 
 
@@ -436,6 +457,8 @@ class ColoComparer(Comparer):
                "--max-queue", str(self.max_queue)]
         if self.notify:
             cmd += ["--notify", "tcp-listen:127.0.0.1:%d" % p["nfy"]]
+        if self.vnet:
+            cmd += ["--vnet-hdr"]
         return cmd
 
 
@@ -615,6 +638,40 @@ def sc_many_tcp():
             if i < len(ss):
                 s.append(ss[i])
     return agree(p, s)
+
+
+def sc_vnet_hdr():
+    """vnet_hdr_support=on / --vnet-hdr: every frame carries a 12-byte
+    virtio-net header and every frame header the vnet_hdr_len word."""
+    vh = bytes([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0])
+    data = payload(20000, 9)
+    tp = [vh + f for f in tcp_stream(data, [1448])]
+    ts = [vh + f for f in tcp_stream(data, [1000, 2000])]
+    up = [vh + udp(b"vnet datagram %d" % i) for i in range(5)]
+
+    def feed(c):
+        c.send_primary(tp)
+        time.sleep(0.05)
+        c.send_secondary(ts)
+        c.wait_released(len(tp), 5.0)
+        for i, f in enumerate(up):
+            c.send_primary([f])
+            time.sleep(0.01)
+            c.send_secondary([f])
+            c.wait_released(len(tp) + i + 1, 3.0)
+        c.out.settle(0.2)
+        return c.released(), c.out.bad_vnet
+
+    res = run_pair(feed, vnet=True)
+    for name, (got, bad) in res.items():
+        check(bad == 0, "%s: %d frames with a wrong vnet_hdr_len word" %
+              (name, bad))
+        extra, missing = multiset_diff(got, tp + up)
+        check(not extra and not missing, "%s: released %d frames, expected "
+              "%d" % (name, len(got), len(tp + up)))
+        check_release(name, [f[VNET_HDR_LEN:] for f in got],
+                      [f[VNET_HDR_LEN:] for f in tp + up], "all")
+    return "%d frames released by both" % len(tp + up)
 
 
 # --------------------------------------------------------------------------
@@ -862,6 +919,7 @@ SCENARIOS = [
     ("icmp-echo", sc_icmp_echo),
     ("arp", sc_arp),
     ("many-tcp-connections", sc_many_tcp),
+    ("vnet-hdr", sc_vnet_hdr),
     ("diff-a-datagram-order", sc_datagram_order),
     ("diff-b-ipv6-vlan", sc_ipv6_vlan),
     ("diff-c-ack-rule", sc_ack_rule),
