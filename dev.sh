@@ -11,6 +11,7 @@
 #
 # Missing Debian packages are installed with apt-get (root needed only
 # then). Build directories: build/, build-asan/, build-fuzz/.
+# Options are passed on every setup: --reconfigure keeps old ones.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -51,10 +52,10 @@ setup() { # dir, meson args...
 
 cmd_run() {
 	ensure_packages "${RUN_PKGS[@]}"
-	say "building (build-run/)"
-	setup build-run -Dtests=false
+	say "building (build/)"
+	setup build -Dtests=false
 	say "colo analyze (built-in sample traffic)"
-	./build-run/src/colo analyze
+	./build/src/colo analyze
 }
 
 fuzz_run() {
@@ -87,7 +88,7 @@ cmd_test() {
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 	say "release build and all tests (build/)"
-	setup build
+	setup build -Dtests=true
 	meson test -C build --print-errorlogs --num-processes 2
 
 	say "ASan+UBSan build and tests (build-asan/)"

@@ -47,10 +47,10 @@ struct bench_config {
 	const char *primary, *secondary, *out; /* HOST:PORT */
 	const char *label;
 	unsigned conns;
-	uint64_t total_bytes;     /* payload, over all connections */
+	uint64_t total_bytes; /* payload, over all connections */
 	unsigned pri_seg[MAX_SEGS], n_pri_seg;
 	unsigned sec_seg[MAX_SEGS], n_sec_seg;
-	uint64_t window_bytes;    /* how far one writer may run ahead */
+	uint64_t window_bytes;	  /* how far one writer may run ahead */
 	unsigned idle_timeout_ms; /* give up when nothing came out this long */
 };
 
@@ -61,7 +61,7 @@ struct side {
 	const unsigned *segs;
 	unsigned n_segs;
 	_Atomic uint64_t sent_bytes; /* payload bytes written so far */
-	uint64_t frames;             /* frames written (valid after join) */
+	uint64_t frames;	     /* frames written (valid after join) */
 	struct side *peer;
 };
 
@@ -112,7 +112,8 @@ static int connect_to(const char *hostport)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
 			/* a stalled comparer must not hang the benchmark */
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				   sizeof(tv));
 			freeaddrinfo(ai);
 			return fd;
 		}
@@ -188,19 +189,17 @@ static void *writer_main(void *arg)
 		/* one batch: round-robin over the unfinished connections */
 		while (used < BATCH_BYTES && done_conns < cfg->conns) {
 			if (off[conn] < per_conn) {
-				unsigned seg = sd->segs[segi[conn]++ %
-							sd->n_segs];
+				unsigned seg =
+					sd->segs[segi[conn]++ % sd->n_segs];
 				uint64_t left = per_conn - off[conn];
 				size_t n = seg < left ? seg : (size_t)left;
 				size_t len;
 
 				spec_for(&spec, conn);
 				spec.seq = (uint32_t)(1000 + off[conn]);
-				len = colo_pkt_build(&spec,
-						     stream_bytes(conn,
-								  off[conn]),
-						     n, batch + used + 4,
-						     MAX_SEG_BYTES + 200);
+				len = colo_pkt_build(
+					&spec, stream_bytes(conn, off[conn]), n,
+					batch + used + 4, MAX_SEG_BYTES + 200);
 				put_be32(batch + used, (uint32_t)len);
 				used += 4 + len;
 				off[conn] += n;
@@ -254,7 +253,8 @@ static void *reader_main(void *arg)
 		while (have - pos >= 4) {
 			uint32_t len = (uint32_t)buf[pos] << 24 |
 				       (uint32_t)buf[pos + 1] << 16 |
-				       (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+				       (uint32_t)buf[pos + 2] << 8 |
+				       buf[pos + 3];
 			if (len > cap - 4)
 				die("%s", "absurd frame length on out");
 			if (have - pos - 4 < len)
@@ -289,9 +289,9 @@ static void send_probe(int fd)
 	uint8_t *f = buf + 4;
 
 	put_be32(buf, 60);
-	memset(f, 0xff, 6);                  /* broadcast */
+	memset(f, 0xff, 6); /* broadcast */
 	memcpy(f + 6, "\x52\x54\x00\x12\x34\x56", 6);
-	f[12] = 0x08, f[13] = 0x06;          /* ARP */
+	f[12] = 0x08, f[13] = 0x06; /* ARP */
 	memcpy(f + 14, "\x00\x01\x08\x00\x06\x04\x00\x02", 8);
 	memcpy(f + 40, "colo_bench probe", 16);
 	if (write_all(fd, buf, sizeof(buf)))
@@ -321,11 +321,22 @@ static uint64_t parse_size(const char *s)
 	double v = strtod(s, &end);
 
 	switch (*end) {
-	case 'k': case 'K': v *= 1024; break;
-	case 'm': case 'M': v *= 1024 * 1024; break;
-	case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-	case 0: break;
-	default: die("bad size '%s'", s);
+	case 'k':
+	case 'K':
+		v *= 1024;
+		break;
+	case 'm':
+	case 'M':
+		v *= 1024 * 1024;
+		break;
+	case 'g':
+	case 'G':
+		v *= 1024.0 * 1024 * 1024;
+		break;
+	case 0:
+		break;
+	default:
+		die("bad size '%s'", s);
 	}
 	return (uint64_t)v;
 }
@@ -363,8 +374,10 @@ int main(int argc, char **argv)
 		.label = "comparer",
 		.conns = 64,
 		.total_bytes = 1ull << 30,
-		.pri_seg = { 1448 }, .n_pri_seg = 1,
-		.sec_seg = { 1448 }, .n_sec_seg = 1,
+		.pri_seg = { 1448 },
+		.n_pri_seg = 1,
+		.sec_seg = { 1448 },
+		.n_sec_seg = 1,
 		.window_bytes = 4 << 20,
 		.idle_timeout_ms = 10000,
 	};
@@ -372,20 +385,43 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': cfg.primary = optarg; break;
-		case 's': cfg.secondary = optarg; break;
-		case 'o': cfg.out = optarg; break;
-		case 'l': cfg.label = optarg; break;
-		case 'c': cfg.conns = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'b': cfg.total_bytes = parse_size(optarg); break;
-		case 'P': cfg.n_pri_seg = parse_segs(optarg, cfg.pri_seg); break;
-		case 'S': cfg.n_sec_seg = parse_segs(optarg, cfg.sec_seg); break;
-		case 'w': cfg.window_bytes = parse_size(optarg); break;
-		case 'i':
-			cfg.idle_timeout_ms = (unsigned)strtoul(optarg, NULL, 10);
+		case 'p':
+			cfg.primary = optarg;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 's':
+			cfg.secondary = optarg;
+			break;
+		case 'o':
+			cfg.out = optarg;
+			break;
+		case 'l':
+			cfg.label = optarg;
+			break;
+		case 'c':
+			cfg.conns = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'b':
+			cfg.total_bytes = parse_size(optarg);
+			break;
+		case 'P':
+			cfg.n_pri_seg = parse_segs(optarg, cfg.pri_seg);
+			break;
+		case 'S':
+			cfg.n_sec_seg = parse_segs(optarg, cfg.sec_seg);
+			break;
+		case 'w':
+			cfg.window_bytes = parse_size(optarg);
+			break;
+		case 'i':
+			cfg.idle_timeout_ms =
+				(unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!cfg.primary || !cfg.secondary || !cfg.out || !cfg.conns ||
@@ -404,10 +440,14 @@ int main(int argc, char **argv)
 
 	/* out first: QEMU discards what it releases while out is unconnected */
 	int out_fd = connect_to(cfg.out);
-	struct side pri = { .cfg = &cfg, .name = "primary",
-			    .segs = cfg.pri_seg, .n_segs = cfg.n_pri_seg };
-	struct side sec = { .cfg = &cfg, .name = "secondary",
-			    .segs = cfg.sec_seg, .n_segs = cfg.n_sec_seg };
+	struct side pri = { .cfg = &cfg,
+			    .name = "primary",
+			    .segs = cfg.pri_seg,
+			    .n_segs = cfg.n_pri_seg };
+	struct side sec = { .cfg = &cfg,
+			    .name = "secondary",
+			    .segs = cfg.sec_seg,
+			    .n_segs = cfg.n_sec_seg };
 	pri.fd = connect_to(cfg.primary);
 	sec.fd = connect_to(cfg.secondary);
 	pri.peer = &sec;

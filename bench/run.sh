@@ -90,6 +90,9 @@ run_one() {
 	"$bench" --label "$impl" --primary 127.0.0.1:"$p1" \
 		--secondary 127.0.0.1:"$p2" --out 127.0.0.1:$p3 \
 		--idle-timeout 5000 $args "$@" >"$tmp/out" 2>&1 || true
+	# CPU seconds the comparer used (user + system, all its threads)
+	cpu=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($12 + $13) / hz }')
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	pid=
@@ -97,6 +100,7 @@ run_one() {
 	sed -n 's/^RESULT .*frames=\([0-9]*\) expected=\([0-9]*\) .*seconds=\([0-9.]*\) gbps=\([0-9.]*\) fps=\([0-9]*\).*/\4 \5 \3 \1 \2/p' \
 		"$tmp/out" >"$tmp/result"
 	[ -s "$tmp/result" ] || echo "0 0 0 0 0" >"$tmp/result"
+	sed -i "s/\$/ ${cpu:-0}/" "$tmp/result"
 }
 
 # best IMPL CASE [ARGS...]: best of $runs by Gbit/s, into $tmp/best
@@ -116,8 +120,8 @@ best() {
 
 printf '%s\n' "$(nproc) CPUs, $(uname -r), $("$qemu" --version | head -1)" \
 	>"$tmp/table"
-printf '%-12s %-6s %9s %11s %8s %17s\n' case impl Gbit/s frames/s \
-	seconds released >>"$tmp/table"
+printf '%-12s %-6s %9s %11s %8s %17s %7s %9s\n' case impl Gbit/s frames/s \
+	seconds released cpu_s us/frame >>"$tmp/table"
 for c in $cases; do
 	best qemu "$c" "$@"
 	q=$(cat "$tmp/best")
@@ -125,8 +129,9 @@ for c in $cases; do
 	o=$(cat "$tmp/best")
 	for line in "qemu $q" "colo $o"; do
 		echo "$line" | awk -v c="$c" '{
-			printf "%-12s %-6s %9s %11s %8s %17s\n",
-				c, $1, $2, $3, $4, $5 "/" $6 }' >>"$tmp/table"
+			printf "%-12s %-6s %9s %11s %8s %17s %7s %9.2f\n",
+				c, $1, $2, $3, $4, $5 "/" $6, $7,
+				($5 > 0 ? $7 * 1e6 / $5 : 0) }' >>"$tmp/table"
 	done
 	awk -v a="${o%% *}" -v b="${q%% *}" -v c="$c" 'BEGIN {
 		if (b > 0) printf "%-12s ratio  %9.2fx\n", c, a / b

@@ -16,7 +16,7 @@ Two kinds of scenario:
     OUR behaviour and prints what QEMU did, as "qemu:" lines, so the log
     records QEMU's actual behaviour (see README.md in this directory).
 
-Usage: qemu_interop.py PATH/TO/colo [--only NAME[,NAME...]] [--verbose]
+Usage: qemu_interop.py PATH/TO/colo [--only=NAME[,NAME...]] [--verbose]
 Exit codes: 0 pass, 1 failure, 77 skip (QEMU not installed).
 Python 3 standard library only.
 """
@@ -527,6 +527,8 @@ def run_pair(feed, **opts):
         try:
             c.start()
             results[c.name] = feed(c)
+            check(c.proc.poll() is None, "%s exited with status %s during "
+                  "the scenario" % (c.name, c.proc.returncode))
         finally:
             c.stop()
     return results
@@ -753,14 +755,7 @@ def sc_ipv6_vlan():
             out["after"] = len(c.released()) - before
         return out
 
-    results = {}
-    for cls in COMPARERS:
-        c = cls(notify=True)
-        try:
-            c.start()
-            results[c.name] = feed(c)
-        finally:
-            c.stop()
+    results = run_pair(feed, notify=True)
     q, o = results["qemu"], results["colo"]
     for name, _, _ in cases:
         qemu_says("mismatching %s frame: %s", name,
@@ -857,14 +852,7 @@ def sc_checkpoint_count():
         out["second"] = c.checkpoints() - base
         return out
 
-    results = {}
-    for cls in COMPARERS:
-        c = cls(notify=True, timeout_ms=300, scan_ms=100)
-        try:
-            c.start()
-            results[c.name] = feed(c)
-        finally:
-            c.stop()
+    results = run_pair(feed, notify=True, timeout_ms=300, scan_ms=100)
     q, o = results["qemu"], results["colo"]
     qemu_says("init reply: %s; DO_CHECKPOINT for one mismatch in ~1.7 s: %d;"
               " released at COLO_CHECKPOINT: %d; for the next mismatch in "
