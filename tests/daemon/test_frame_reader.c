@@ -27,7 +27,8 @@ static size_t put_frame(uint8_t *out, const uint8_t *frame, uint32_t len,
 		out[o++] = (uint8_t)(vnet_len >> 8);
 		out[o++] = (uint8_t)vnet_len;
 	}
-	memcpy(out + o, frame, len);
+	if (len)
+		memcpy(out + o, frame, len);
 	return o + len;
 }
 
