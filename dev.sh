@@ -63,7 +63,7 @@ fuzz_run() {
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' RETURN
 	for t in build-fuzz/tests/fuzz/fuzz_*; do
-		[ -x "$t" ] || continue
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		local name=${t##*/fuzz_}
 		say "fuzzing $name for ${secs}s"
 		mkdir -p "$work/$name"
