@@ -61,7 +61,6 @@ cmd_run() {
 fuzz_run() {
 	local secs=${FUZZ_SECONDS:-30} work
 	work=$(mktemp -d)
-	trap 'rm -rf "$work"' RETURN
 	for t in build-fuzz/tests/fuzz/fuzz_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		local name=${t##*/fuzz_}
@@ -74,12 +73,12 @@ fuzz_run() {
 			tail -n 60 "$work/$name.log"
 			echo "dev.sh: fuzz target $name failed;" \
 			     "reproducer in $work (kept)" >&2
-			trap - RETURN
 			return 1
 		}
 		grep -E "^(stat::number_of_executed_units|Done)" \
 			"$work/$name.log" || true
 	done
+	rm -rf "$work"
 }
 
 cmd_test() {
