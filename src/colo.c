@@ -17,6 +17,12 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "demo", colo_cmd_demo,
+	  "protect a real service end to end in network namespaces, fail over" },
+	{ "proxy", colo_cmd_proxy,
+	  "the network proxy of one host (--role primary|secondary)" },
+	{ "ctl", colo_cmd_ctl,
+	  "talk to a running proxy or blk daemon over its control socket" },
 	{ "compare", colo_cmd_compare,
 	  "compare primary and secondary output (drop-in for QEMU colo-compare)" },
 	{ "analyze", colo_cmd_analyze,

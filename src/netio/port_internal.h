@@ -1,0 +1,55 @@
+/*
+ * port_internal.h - what port.c dispatches to: one table of operations
+ * per kind of port (port_packet.c, port_tap.c, port_qemu.c).
+ */
+#ifndef COLO_PORT_INTERNAL_H
+#define COLO_PORT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "port.h"
+
+struct colo_port_ops {
+	const char *name;
+	/* arg: what follows "kind:" in the spec */
+	struct colo_port *(*open)(const char *arg, char *err, size_t errlen);
+	void (*close)(struct colo_port *p);
+	int (*fd)(const struct colo_port *p);
+	int (*listen_fd)(const struct colo_port *p);
+	int (*recv)(struct colo_port *p, struct colo_rx_batch *b);
+	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
+		    size_t vnet_len);
+	int (*flush)(struct colo_port *p);
+	int (*mac)(const struct colo_port *p, uint8_t mac[6]);
+};
+
+/* Every port struct starts with this. */
+struct colo_port {
+	const struct colo_port_ops *ops;
+	size_t vnet_hdr_len;
+	struct colo_port_stats stats;
+};
+
+extern const struct colo_port_ops colo_port_packet_ops;
+extern const struct colo_port_ops colo_port_tap_ops;
+extern const struct colo_port_ops colo_port_qemu_ops;
+
+/* port.c helpers shared by the kinds: */
+void colo_port_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* ioctl on an interface of the current network namespace. */
+int colo_port_if_mac(const char *ifname, uint8_t mac[6]);
+int colo_port_if_up(const char *ifname);
+/* Hands a frame given with vnet_len bytes of header to a port that wants
+ * want bytes: calls put(ctx, vnet, f, len) once per resulting frame
+ * (more than once when a GSO frame has to be segmented), vnet being the
+ * header to write in front (NULL when want is 0). scratch holds
+ * COLO_GSO_SCRATCH bytes. */
+int colo_port_convert(struct colo_port *p, const uint8_t *frame, size_t len,
+		      size_t vnet_len, size_t want,
+		      int (*put)(void *ctx, const uint8_t *vnet,
+				 const uint8_t *f, size_t len),
+		      void *ctx, uint8_t *scratch);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * port_qemu.c - "qemu:SOCK": QEMU's -netdev socket stream, frames framed
+ * as be32 length + frame, no virtio-net header.
+ *
+ * The framing reader and writer are the daemon's (frame_reader, outbuf).
+ * Having no vnet header, the port segments GSO frames and completes
+ * partial checksums on send, as a NIC without offloads would need. A
+ * listening port serves one peer at a time and goes back to listening
+ * when it leaves, as QEMU's own socket netdev does; a connecting port
+ * reports the loss of its peer as a fatal error.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame_reader.h"
+#include "gso.h"
+#include "outbuf.h"
+#include "port_internal.h"
+#include "sock_spec.h"
+
+/* Above this many unsent bytes frames are dropped, not queued. */
+#define TX_HIGH_WATER (32u << 20)
+#define TX_WAIT_MS    50
+
+struct qemu_port {
+	struct colo_port base;
+	struct colo_sock_spec spec;
+	int listen_fd;
+	int fd;
+	bool connecting;
+	bool dead; /* a connecting port lost its peer */
+	struct colo_frame_reader rd;
+	struct colo_outbuf out;
+	uint8_t scratch[COLO_GSO_SCRATCH];
+};
+
+static void qemu_close(struct colo_port *base)
+{
+	struct qemu_port *p = (struct qemu_port *)base;
+
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->listen_fd >= 0)
+		close(p->listen_fd);
+	colo_frame_reader_free(&p->rd);
+	colo_outbuf_free(&p->out);
+	free(p);
+}
+
+static int qemu_setup(struct qemu_port *p, const char *arg, char *err,
+		      size_t errlen)
+{
+	struct colo_sock_addr a;
+	char why[256];
+
+	if (colo_sock_spec_parse(arg, &p->spec, why, sizeof(why)) ||
+	    colo_sock_resolve(&p->spec, &a, why, sizeof(why))) {
+		colo_port_err(err, errlen, "qemu:%s: %s", arg, why);
+		return -1;
+	}
+	if (colo_frame_reader_init(&p->rd, COLO_FRAMING_PLAIN,
+				   COLO_FRAME_READER_DEFAULT_CAP) ||
+	    colo_outbuf_init(&p->out, 1 << 20, false)) {
+		colo_port_err(err, errlen, "qemu:%s: out of memory", arg);
+		return -1;
+	}
+	if (colo_sock_spec_is_listen(&p->spec)) {
+		p->listen_fd = colo_sock_listen(&a);
+		if (p->listen_fd < 0)
+			goto fail;
+	} else {
+		p->fd = colo_sock_connect(&a, &p->connecting);
+		if (p->fd < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	colo_port_err(err, errlen, "qemu:%s: %s", arg, strerror(errno));
+	return -1;
+}
+
+static struct colo_port *qemu_open(const char *arg, char *err, size_t errlen)
+{
+	struct qemu_port *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		colo_port_err(err, errlen, "qemu:%s: out of memory", arg);
+		return NULL;
+	}
+	p->base.ops = &colo_port_qemu_ops;
+	p->base.vnet_hdr_len = 0;
+	p->fd = -1;
+	p->listen_fd = -1;
+	if (qemu_setup(p, arg, err, errlen)) {
+		qemu_close(&p->base);
+		return NULL;
+	}
+	return &p->base;
+}
+
+static int qemu_fd(const struct colo_port *base)
+{
+	return ((const struct qemu_port *)base)->fd;
+}
+
+static int qemu_listen_fd(const struct colo_port *base)
+{
+	const struct qemu_port *p = (const struct qemu_port *)base;
+
+	return p->fd < 0 ? p->listen_fd : -1;
+}
+
+/* The peer is gone (EOF, error or a desynchronised stream). */
+static void peer_lost(struct qemu_port *p)
+{
+	close(p->fd);
+	p->fd = -1;
+	p->connecting = false;
+	colo_frame_reader_reset(&p->rd);
+	colo_outbuf_drop_partial(&p->out);
+	if (p->listen_fd < 0)
+		p->dead = true;
+}
+
+/* Finishes a non-blocking connect; false while it is still going on. */
+static bool connected(struct qemu_port *p)
+{
+	struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+	int e = 0;
+	socklen_t l = sizeof(e);
+
+	if (!p->connecting)
+		return true;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &l) || e) {
+		peer_lost(p);
+		return false;
+	}
+	p->connecting = false;
+	return true;
+}
+
+static int qemu_recv(struct colo_port *base, struct colo_rx_batch *b)
+{
+	struct qemu_port *p = (struct qemu_port *)base;
+	struct colo_frame f;
+	uint32_t n = 0;
+	uint8_t *space;
+	size_t avail;
+	ssize_t r;
+
+	if (p->fd < 0 && p->listen_fd >= 0) {
+		p->fd = colo_sock_accept(p->listen_fd);
+		if (p->fd < 0)
+			return 0;
+		colo_frame_reader_reset(&p->rd);
+	}
+	if (p->dead)
+		return -1;
+	if (!connected(p))
+		return p->dead ? -1 : 0;
+	space = colo_frame_reader_space(&p->rd, &avail);
+	if (avail) {
+		do {
+			r = read(p->fd, space, avail);
+		} while (r < 0 && errno == EINTR);
+		if (r > 0)
+			colo_frame_reader_commit(&p->rd, (size_t)r);
+		else if (r == 0 || errno != EAGAIN)
+			peer_lost(p);
+	}
+	while (p->fd >= 0 && n < COLO_PORT_BATCH) {
+		switch (colo_frame_reader_next(&p->rd, &f)) {
+		case COLO_FRAME_OK:
+			b->f[n].data = (uint8_t *)f.data;
+			b->f[n].len = (uint32_t)f.len;
+			n++;
+			continue;
+		case COLO_FRAME_SKIPPED:
+			base->stats.rx_dropped++;
+			continue;
+		case COLO_FRAME_DESYNC:
+			base->stats.rx_dropped++;
+			peer_lost(p);
+			break;
+		case COLO_FRAME_NEED_MORE:
+			break;
+		}
+		break;
+	}
+	if (!n && p->dead)
+		return -1;
+	return (int)n;
+}
+
+static int put_out(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
+{
+	struct qemu_port *p = arg;
+
+	(void)vnet;
+	if (p->fd < 0 || colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
+	    colo_outbuf_append(&p->out, f, len, 0)) {
+		p->base.stats.tx_dropped++;
+		return 0;
+	}
+	return 0;
+}
+
+static int qemu_send(struct colo_port *base, const uint8_t *frame, size_t len,
+		     size_t vnet_len)
+{
+	struct qemu_port *p = (struct qemu_port *)base;
+
+	if (p->dead)
+		return -1;
+	return colo_port_convert(base, frame, len, vnet_len, 0, put_out, p,
+				 p->scratch);
+}
+
+static int qemu_flush(struct colo_port *base)
+{
+	struct qemu_port *p = (struct qemu_port *)base;
+	int waited = 0;
+
+	while (p->fd >= 0 && colo_outbuf_pending(&p->out)) {
+		struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+
+		if (!connected(p))
+			break;
+		if (colo_outbuf_flush(&p->out, p->fd)) {
+			peer_lost(p);
+			break;
+		}
+		base->stats.tx_calls++;
+		/* A slow peer gets a moment, then the rest waits for the
+		 * next flush: the proxy's loop must not stall behind it. */
+		if (!colo_outbuf_pending(&p->out) || waited >= TX_WAIT_MS)
+			break;
+		poll(&pfd, 1, 1);
+		waited++;
+	}
+	return p->dead ? -1 : 0;
+}
+
+const struct colo_port_ops colo_port_qemu_ops = {
+	.name = "qemu",
+	.open = qemu_open,
+	.close = qemu_close,
+	.fd = qemu_fd,
+	.listen_fd = qemu_listen_fd,
+	.recv = qemu_recv,
+	.send = qemu_send,
+	.flush = qemu_flush,
+};

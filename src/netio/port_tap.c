@@ -1,0 +1,190 @@
+/*
+ * port_tap.c - "tap:IFNAME": a TAP device the proxy owns, opened with
+ * IFF_VNET_HDR and TSO offloads so the kernel hands it GSO super-frames.
+ *
+ * A tap has no batched read or write: recv reads until the device is dry
+ * or the batch is full, send writes each frame at once (writev of header
+ * and frame, so nothing is copied on our side).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "gso.h"
+#include "port_internal.h"
+
+#define SLOT COLO_PORT_FRAME_MAX
+
+struct tap_port {
+	struct colo_port base;
+	int fd;
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	uint8_t *rx_buf;
+	size_t map_len;
+	uint8_t scratch[COLO_GSO_SCRATCH];
+};
+
+static void tap_close(struct colo_port *base)
+{
+	struct tap_port *p = (struct tap_port *)base;
+
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->rx_buf)
+		munmap(p->rx_buf, p->map_len);
+	free(p);
+}
+
+static int tap_setup(struct tap_port *p, const char *ifname, char *err,
+		     size_t errlen)
+{
+	unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+	int hdr_sz = COLO_VNET_HDR_LEN;
+	struct ifreq ifr;
+
+	if (!*ifname || strlen(ifname) >= IFNAMSIZ) {
+		colo_port_err(err, errlen, "tap:%s: bad interface name",
+			      ifname);
+		return -1;
+	}
+	p->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (p->fd < 0)
+		goto fail;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(p->fd, TUNSETIFF, &ifr))
+		goto fail;
+	snprintf(p->ifname, sizeof(p->ifname), "%s", ifr.ifr_name);
+	if (ioctl(p->fd, TUNSETVNETHDRSZ, &hdr_sz) ||
+	    ioctl(p->fd, TUNSETOFFLOAD, offload))
+		goto fail;
+	if (colo_port_if_up(p->ifname) || colo_port_if_mac(p->ifname, p->mac))
+		goto fail;
+	p->map_len = (size_t)COLO_PORT_BATCH * SLOT;
+	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p->rx_buf == MAP_FAILED) {
+		p->rx_buf = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	colo_port_err(err, errlen, "tap:%s: %s", ifname, strerror(errno));
+	return -1;
+}
+
+static struct colo_port *tap_open(const char *ifname, char *err, size_t errlen)
+{
+	struct tap_port *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		colo_port_err(err, errlen, "tap:%s: out of memory", ifname);
+		return NULL;
+	}
+	p->base.ops = &colo_port_tap_ops;
+	p->base.vnet_hdr_len = COLO_VNET_HDR_LEN;
+	p->fd = -1;
+	if (tap_setup(p, ifname, err, errlen)) {
+		tap_close(&p->base);
+		return NULL;
+	}
+	return &p->base;
+}
+
+static int tap_fd(const struct colo_port *base)
+{
+	return ((const struct tap_port *)base)->fd;
+}
+
+static int tap_recv(struct colo_port *base, struct colo_rx_batch *b)
+{
+	struct tap_port *p = (struct tap_port *)base;
+	uint32_t n = 0;
+	ssize_t r;
+
+	while (n < COLO_PORT_BATCH) {
+		uint8_t *slot = p->rx_buf + (size_t)n * SLOT;
+
+		r = read(p->fd, slot, SLOT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || n)
+				break;
+			return -1;
+		}
+		if (r <= COLO_VNET_HDR_LEN) {
+			base->stats.rx_dropped++;
+			continue;
+		}
+		b->f[n].data = slot;
+		b->f[n].len = (uint32_t)r;
+		n++;
+	}
+	return (int)n;
+}
+
+static int put_tap(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
+{
+	struct tap_port *p = arg;
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)vnet, .iov_len = COLO_VNET_HDR_LEN },
+		{ .iov_base = (void *)f, .iov_len = len },
+	};
+	ssize_t r;
+
+	do {
+		r = writev(p->fd, iov, 2);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		/* EBADFD/EIO: the device went away under us. */
+		if (errno == EBADFD || errno == ENODEV)
+			return -1;
+		p->base.stats.tx_dropped++;
+		return 0;
+	}
+	p->base.stats.tx_calls++;
+	return 0;
+}
+
+static int tap_send(struct colo_port *base, const uint8_t *frame, size_t len,
+		    size_t vnet_len)
+{
+	struct tap_port *p = (struct tap_port *)base;
+
+	return colo_port_convert(base, frame, len, vnet_len, COLO_VNET_HDR_LEN,
+				 put_tap, p, p->scratch);
+}
+
+static int tap_flush(struct colo_port *base)
+{
+	(void)base;
+	return 0;
+}
+
+static int tap_mac(const struct colo_port *base, uint8_t mac[6])
+{
+	memcpy(mac, ((const struct tap_port *)base)->mac, 6);
+	return 0;
+}
+
+const struct colo_port_ops colo_port_tap_ops = {
+	.name = "tap",
+	.open = tap_open,
+	.close = tap_close,
+	.fd = tap_fd,
+	.recv = tap_recv,
+	.send = tap_send,
+	.flush = tap_flush,
+	.mac = tap_mac,
+};
