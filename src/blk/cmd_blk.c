@@ -1,12 +1,858 @@
-/* TEMPORARY stub: replaced by the block-replication work. */
+/*
+ * cmd_blk.c - `colo blk`: the block replication commands.
+ *
+ *   colo blk primary    the primary's replicating export
+ *   colo blk secondary  the secondary's disk-buffer export
+ *   colo blk serve      a plain image over NBD (cmd_serve.c)
+ *   colo blk ctl        send one request to a control socket
+ *
+ * primary and secondary share one shape: open the image, wrap it in the
+ * replicating device, export that over NBD, answer the control socket,
+ * and wait for SIGTERM/SIGINT or a "quit" request.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "../commands.h"
+#include "blk_commands.h"
+#include "control.h"
+#include "disk_buffer.h"
+#include "file_dev.h"
+#include "log.h"
+#include "nbd_server.h"
+#include "repl_primary.h"
+#include "repl_secondary.h"
+
+/* clang-format off */
+static const char blk_help[] =
+	"usage: colo blk COMMAND [OPTIONS]\n"
+	"\n"
+	"Block replication for COLO, as NBD exports any NBD client can use\n"
+	"(QEMU -drive driver=nbd, qemu-io, qemu-img, nbd-client).\n"
+	"\n"
+	"commands:\n"
+	"  primary    export the primary's image; forward every write to the\n"
+	"             secondary\n"
+	"  secondary  receive the primary's writes; export the secondary\n"
+	"             guest's view through the disk buffer\n"
+	"  serve      export a plain image file\n"
+	"  ctl        send one request to a control socket\n"
+	"\n"
+	"'colo blk COMMAND --help' describes one command.\n";
+
+static const char primary_help[] =
+	"usage: colo blk primary --image FILE --export SOCK\n"
+	"                        --secondary HOST:PORT [OPTIONS]\n"
+	"\n"
+	"Exports FILE over NBD. Every write goes to FILE and is forwarded, in\n"
+	"order, to the secondary (`colo blk secondary`) over the replication\n"
+	"link. By default a write completes only once the secondary has\n"
+	"applied it, so no write acknowledged to a client is lost if the\n"
+	"primary dies while the pair is protected.\n"
+	"\n"
+	"When the secondary is unreachable the export keeps working\n"
+	"(state \"degraded\"), the changed regions are recorded, and the link\n"
+	"is retried every second. When a secondary connects, only the\n"
+	"recorded regions are copied (all of FILE the first time, since\n"
+	"nothing is known of the secondary's image) and the state becomes\n"
+	"\"protected\".\n"
+	"\n"
+	"options:\n"
+	"  --image FILE          raw image (or block device) to serve\n"
+	"  --export SOCK         tcp-listen:HOST:PORT or unix-listen:PATH;\n"
+	"                        may be given up to 4 times\n"
+	"  --secondary HOST:PORT the secondary's --listen address\n"
+	"                        (unix:PATH also works)\n"
+	"  --control PATH        JSON control socket (UNIX); see below\n"
+	"  --name NAME           NBD export name (default \"colo\"; clients\n"
+	"                        asking for \"\" get it too)\n"
+	"  --granularity BYTES   of the record of changed regions\n"
+	"                        (default 64K; power of two >= 512)\n"
+	"  --async               complete writes before the secondary has\n"
+	"                        them: faster, but writes not yet applied\n"
+	"                        there are lost with the primary\n"
+	"  --timeout MS          link silence that means the secondary is\n"
+	"                        lost (default 5000)\n"
+	"  --quiet               log warnings only\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"control requests (one JSON object per line; see colo blk ctl):\n"
+	"  {\"cmd\":\"status\"}       state: degraded | resyncing | protected\n"
+	"  {\"cmd\":\"stats\"}        counters, incl. bytes copied by resyncs\n"
+	"  {\"cmd\":\"checkpoint\"}   barrier: returns once every write sent\n"
+	"                         before it is applied on the secondary and\n"
+	"                         the secondary dropped its disk buffer at\n"
+	"                         that point; fails unless protected.\n"
+	"                         Optional \"timeout_ms\".\n"
+	"  {\"cmd\":\"failover\"}     give up the secondary: stop replicating\n"
+	"  {\"cmd\":\"quit\"}         exit as on SIGTERM\n"
+	"\n"
+	"Signals: SIGTERM, SIGINT disconnect the clients and exit 0.\n"
+	"Exit status: 0 after a signal, quit or --help; 1 when the image or a\n"
+	"socket cannot be opened; 2 for bad arguments.\n";
+
+static const char secondary_help[] =
+	"usage: colo blk secondary --image FILE --listen HOST:PORT\n"
+	"                          --export SOCK [OPTIONS]\n"
+	"\n"
+	"Applies the primary's writes to FILE and exports the secondary\n"
+	"guest's view of it over NBD, through COLO's disk buffer:\n"
+	"  - before a primary write overwrites a granule for the first time\n"
+	"    since the last checkpoint, its original content is saved in the\n"
+	"    hidden buffer;\n"
+	"  - the guest's writes go to the active buffer only;\n"
+	"  - the guest reads active, else hidden, else FILE.\n"
+	"A checkpoint drops both buffers (the guest then sees FILE, which\n"
+	"equals the primary's disk). A failover folds them into FILE, so that\n"
+	"FILE holds exactly what the guest saw, and serves FILE directly.\n"
+	"\n"
+	"options:\n"
+	"  --image FILE          the secondary's copy of the disk (same size\n"
+	"                        as the primary's)\n"
+	"  --listen HOST:PORT    where the primary connects (tcp; or\n"
+	"                        unix-listen:PATH)\n"
+	"  --export SOCK         tcp-listen:HOST:PORT or unix-listen:PATH;\n"
+	"                        may be given up to 4 times\n"
+	"  --control PATH        JSON control socket (UNIX); see below\n"
+	"  --name NAME           NBD export name (default \"colo\")\n"
+	"  --granularity BYTES   disk buffer granule (default 64K; power of\n"
+	"                        two >= 512). Memory is proportional to the\n"
+	"                        granules buffered since the last checkpoint.\n"
+	"  --buffer-dir DIR      where the buffer files live (unnamed files;\n"
+	"                        default: FILE's directory)\n"
+	"  --timeout MS          primary silence that ends the link\n"
+	"                        (default 10000)\n"
+	"  --quiet               log warnings only\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"control requests:\n"
+	"  {\"cmd\":\"status\"}       link and buffer state\n"
+	"  {\"cmd\":\"stats\"}        counters\n"
+	"  {\"cmd\":\"checkpoint\"}   drop both buffers now. Prefer the\n"
+	"                         primary's checkpoint, which drops them at\n"
+	"                         the exact point of the write stream.\n"
+	"  {\"cmd\":\"failover\"}     drop the link, fold the buffers into FILE\n"
+	"                         and serve FILE directly: FILE is what the\n"
+	"                         secondary guest saw, so the primary's\n"
+	"                         writes since the last checkpoint are\n"
+	"                         rolled back, as the secondary VM's state\n"
+	"                         is. With \"view\":\"primary\" the buffers\n"
+	"                         are dropped instead: FILE keeps every write\n"
+	"                         the primary had acknowledged, for a\n"
+	"                         secondary VM that restarts from FILE (or\n"
+	"                         none at all).\n"
+	"  {\"cmd\":\"quit\"}         exit as on SIGTERM\n"
+	"\n"
+	"Signals: SIGTERM, SIGINT disconnect the clients and exit 0.\n"
+	"Exit status: 0 after a signal, quit or --help; 1 when the image or a\n"
+	"socket cannot be opened; 2 for bad arguments.\n";
+
+static const char ctl_help[] =
+	"usage: colo blk ctl SOCKET COMMAND [KEY=VALUE...]\n"
+	"       colo blk ctl SOCKET '{\"cmd\":\"...\", ...}'\n"
+	"\n"
+	"Sends one request to the control socket of `colo blk primary` or\n"
+	"`colo blk secondary` and prints the JSON reply. KEY=VALUE pairs\n"
+	"become members of the request (numbers when VALUE is a decimal\n"
+	"number, strings otherwise). COMMAND help lists the commands.\n"
+	"\n"
+	"Exit status: 0 when the reply says \"ok\": true, 1 when it does not\n"
+	"or no reply came (10 s), 2 for bad arguments.\n";
+/* clang-format on */
+
+/* ---- common plumbing */
+
+#define MAX_EXPORTS 4
+
+struct blk_args {
+	const char *cmd;
+	const char *image, *control, *name, *peer, *buffer_dir;
+	const char *exports[MAX_EXPORTS];
+	int n_exports;
+	uint32_t granularity;
+	unsigned int timeout_ms;
+	bool async;
+};
+
+static volatile int quit_requested;
+
+static int usage_error(const char *cmd, const char *msg, const char *arg)
+{
+	fprintf(stderr, "colo blk %s: %s%s\n", cmd, msg, arg ? arg : "");
+	fprintf(stderr, "Try 'colo blk %s --help'.\n", cmd);
+	return 2;
+}
+
+/* Decimal with an optional K or M suffix; false if not in [1, max]. */
+static bool parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return false;
+	if (*end == 'K' || *end == 'k')
+		v <<= 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		v <<= 20, end++;
+	if (*end || v < 1 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+enum {
+	OPT_IMAGE = 256,
+	OPT_EXPORT,
+	OPT_SECONDARY,
+	OPT_LISTEN,
+	OPT_CONTROL,
+	OPT_NAME,
+	OPT_GRANULARITY,
+	OPT_BUFFER_DIR,
+	OPT_ASYNC,
+	OPT_TIMEOUT,
+	OPT_QUIET,
+};
+
+static const struct option long_options[] = {
+	{ "image", required_argument, NULL, OPT_IMAGE },
+	{ "export", required_argument, NULL, OPT_EXPORT },
+	{ "secondary", required_argument, NULL, OPT_SECONDARY },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "granularity", required_argument, NULL, OPT_GRANULARITY },
+	{ "buffer-dir", required_argument, NULL, OPT_BUFFER_DIR },
+	{ "async", no_argument, NULL, OPT_ASYNC },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* 0 to run, 1 after --help (exit 0), 2 on a usage error. */
+static int parse_args(int argc, char **argv, struct blk_args *a,
+		      const char *help, bool primary)
+{
+	uint64_t v;
+	int c;
+
+	a->cmd = argv[0];
+	a->name = "colo";
+	a->granularity = COLO_DISK_BUFFER_DEFAULT_GRAN;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_IMAGE:
+			a->image = optarg;
+			break;
+		case OPT_EXPORT:
+			if (a->n_exports == MAX_EXPORTS)
+				return usage_error(a->cmd, "at most 4 --export",
+						   NULL);
+			a->exports[a->n_exports++] = optarg;
+			break;
+		case OPT_SECONDARY:
+		case OPT_LISTEN:
+			if ((c == OPT_SECONDARY) != primary)
+				return usage_error(a->cmd,
+						   primary ? "--listen is for "
+							     "the secondary"
+							   : "--secondary is "
+							     "for the primary",
+						   NULL);
+			a->peer = optarg;
+			break;
+		case OPT_CONTROL:
+			a->control = optarg;
+			break;
+		case OPT_NAME:
+			if (strlen(optarg) > 4096)
+				return usage_error(a->cmd, "--name too long",
+						   NULL);
+			a->name = optarg;
+			break;
+		case OPT_GRANULARITY:
+			if (!parse_size(optarg, 1U << 30, &v) || v < 512 ||
+			    (v & (v - 1)))
+				return usage_error(a->cmd,
+						   "--granularity: expected a "
+						   "power of two >= 512, got ",
+						   optarg);
+			a->granularity = (uint32_t)v;
+			break;
+		case OPT_BUFFER_DIR:
+			if (primary)
+				return usage_error(a->cmd,
+						   "--buffer-dir is "
+						   "for the secondary",
+						   NULL);
+			a->buffer_dir = optarg;
+			break;
+		case OPT_ASYNC:
+			if (!primary)
+				return usage_error(a->cmd,
+						   "--async is for the "
+						   "primary",
+						   NULL);
+			a->async = true;
+			break;
+		case OPT_TIMEOUT:
+			if (!parse_size(optarg, 3600000, &v) || v < 100)
+				return usage_error(a->cmd,
+						   "--timeout: expected "
+						   "100..3600000 ms, got ",
+						   optarg);
+			a->timeout_ms = (unsigned int)v;
+			break;
+		case OPT_QUIET:
+			colo_log_quiet = true;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return 1;
+		default:
+			return usage_error(a->cmd, "bad arguments", NULL);
+		}
+	}
+	if (optind < argc)
+		return usage_error(a->cmd,
+				   "unexpected argument: ", argv[optind]);
+	if (!a->image)
+		return usage_error(a->cmd, "--image FILE is required", NULL);
+	if (!a->n_exports)
+		return usage_error(a->cmd, "--export SOCK is required", NULL);
+	if (!a->peer)
+		return usage_error(a->cmd,
+				   primary ? "--secondary HOST:PORT is required"
+					   : "--listen HOST:PORT is required",
+				   NULL);
+	return 0;
+}
+
+/* HOST:PORT -> tcp[-listen]:HOST:PORT; full SOCK strings pass as is. */
+static void peer_spec(const char *peer, bool listen, char *out, size_t n)
+{
+	if (!strncmp(peer, "tcp:", 4) || !strncmp(peer, "tcp-listen:", 11) ||
+	    !strncmp(peer, "unix:", 5) || !strncmp(peer, "unix-listen:", 12))
+		snprintf(out, n, "%s", peer);
+	else
+		snprintf(out, n, "%s:%s", listen ? "tcp-listen" : "tcp", peer);
+}
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+static int quit_cmd(void *ctx, struct json_object *req,
+		    struct json_object *reply, char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)reply, (void)err, (void)errlen;
+	quit_requested = 1;
+	return 0;
+}
+
+/*
+ * Serve until SIGTERM/SIGINT or quit. The signals are blocked in every
+ * thread (the ones started later inherit the mask) and taken here.
+ */
+static int run(struct blk_args *a, struct colo_blk_dev *dev,
+	       const struct colo_control_table *ctl, int (*start)(void *),
+	       void *start_arg)
+{
+	struct colo_control *c = NULL;
+	struct colo_nbd_server *s;
+	struct timespec tick = { 0, 200 * 1000 * 1000 };
+	char err[512];
+	sigset_t set;
+	int rc = 1;
+
+	s = colo_nbd_server_new(dev, a->name, "colo block replication");
+	if (!s) {
+		fprintf(stderr, "colo blk %s: out of memory\n", a->cmd);
+		return 1;
+	}
+	for (int i = 0; i < a->n_exports; i++) {
+		if (colo_nbd_server_listen(s, a->exports[i], err, sizeof(err)) <
+		    0) {
+			fprintf(stderr, "colo blk %s: --export %s\n", a->cmd,
+				err);
+			goto out;
+		}
+	}
+	if (a->control) {
+		c = colo_control_new(ctl);
+		if (!c ||
+		    colo_control_listen(c, a->control, err, sizeof(err)) < 0) {
+			fprintf(stderr, "colo blk %s: --control %s\n", a->cmd,
+				c ? err : "out of memory");
+			goto out;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (start(start_arg) < 0 || colo_nbd_server_start(s) < 0 ||
+	    (c && colo_control_start(c) < 0)) {
+		fprintf(stderr, "colo blk %s: cannot start threads\n", a->cmd);
+		goto out;
+	}
+	colo_log_info("blk %s: serving %s (%llu bytes)", a->cmd, a->image,
+		      (unsigned long long)dev->size);
+	while (!quit_requested) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		if (sig > 0) {
+			colo_log_info("blk %s: signal %d, stopping", a->cmd,
+				      sig);
+			break;
+		}
+	}
+	rc = 0;
+out:
+	colo_nbd_server_free(s);
+	colo_control_free(c);
+	return rc;
+}
+
+/* ---- primary */
+
+struct primary_ctx {
+	struct colo_repl_primary *p;
+};
+
+static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
+			 bool full)
+{
+	struct colo_repl_primary_stats st;
+
+	colo_repl_primary_get_stats(p, &st);
+	json_object_object_add(o, "role", json_object_new_string("primary"));
+	json_object_object_add(
+		o, "state",
+		json_object_new_string(colo_repl_state_name(st.state)));
+	json_object_object_add(
+		o, "protected",
+		json_object_new_boolean(st.state == COLO_REPL_PROTECTED));
+	json_object_object_add(
+		o, "mode", json_object_new_string(st.async ? "async" : "sync"));
+	add_u64(o, "dirty_bytes", st.dirty_bytes);
+	add_u64(o, "inflight", st.inflight);
+	add_u64(o, "last_resync_bytes", st.last_resync_bytes);
+	if (!full)
+		return;
+	add_u64(o, "writes", st.writes);
+	add_u64(o, "forwarded", st.forwarded);
+	add_u64(o, "forwarded_bytes", st.forwarded_bytes);
+	add_u64(o, "acked_seq", st.acked_seq);
+	add_u64(o, "degraded_writes", st.degraded_writes);
+	add_u64(o, "connects", st.connects);
+	add_u64(o, "link_losses", st.link_losses);
+	add_u64(o, "resyncs", st.resyncs);
+	add_u64(o, "total_resync_bytes", st.total_resync_bytes);
+	add_u64(o, "checkpoints", st.checkpoints);
+	add_u64(o, "granularity", st.granularity);
+}
+
+static int primary_status(void *ctx, struct json_object *req,
+			  struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	primary_fill(((struct primary_ctx *)ctx)->p, reply, false);
+	return 0;
+}
+
+static int primary_stats(void *ctx, struct json_object *req,
+			 struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	primary_fill(((struct primary_ctx *)ctx)->p, reply, true);
+	return 0;
+}
+
+static int primary_checkpoint(void *ctx, struct json_object *req,
+			      struct json_object *reply, char *err,
+			      size_t errlen)
+{
+	struct primary_ctx *pc = ctx;
+	struct json_object *t;
+	unsigned int timeout_ms = 0;
+	int r;
+
+	if (json_object_object_get_ex(req, "timeout_ms", &t)) {
+		int64_t v = json_object_get_int64(t);
+
+		if (!json_object_is_type(t, json_type_int) || v < 1 ||
+		    v > 3600000) {
+			snprintf(err, errlen, "timeout_ms: 1..3600000");
+			return -1;
+		}
+		timeout_ms = (unsigned int)v;
+	}
+	r = colo_repl_primary_checkpoint(pc->p, timeout_ms);
+	if (r < 0) {
+		snprintf(err, errlen, "checkpoint: %s",
+			 r == -ENOTCONN ? "not protected" : strerror(-r));
+		return -1;
+	}
+	primary_fill(pc->p, reply, false);
+	return 0;
+}
+
+static int primary_failover(void *ctx, struct json_object *req,
+			    struct json_object *reply, char *err, size_t errlen)
+{
+	struct primary_ctx *pc = ctx;
+
+	(void)req, (void)err, (void)errlen;
+	colo_repl_primary_stop(pc->p);
+	primary_fill(pc->p, reply, false);
+	return 0;
+}
+
+static const struct colo_control_cmd primary_cmds[] = {
+	{ "status", primary_status, "replication state" },
+	{ "stats", primary_stats, "replication counters" },
+	{ "checkpoint", primary_checkpoint,
+	  "barrier + secondary buffer drop; optional timeout_ms" },
+	{ "failover", primary_failover, "stop replicating; serve alone" },
+	{ "quit", quit_cmd, "exit" },
+};
+
+static int primary_start(void *arg)
+{
+	return colo_repl_primary_start(arg);
+}
+
+static int cmd_primary(int argc, char **argv)
+{
+	struct blk_args a = { 0 };
+	struct colo_repl_primary_cfg cfg = { 0 };
+	struct colo_repl_primary *p;
+	struct primary_ctx pc;
+	struct colo_control_table ctl;
+	struct colo_blk_dev *image;
+	char spec[512], err[512];
+	int rc = parse_args(argc, argv, &a, primary_help, true);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	image = colo_file_dev_open(a.image, false, err, sizeof(err));
+	if (!image) {
+		fprintf(stderr, "colo blk primary: %s\n", err);
+		return 1;
+	}
+	peer_spec(a.peer, false, spec, sizeof(spec));
+	cfg.image = image;
+	cfg.secondary = spec;
+	cfg.granularity = a.granularity;
+	cfg.async = a.async;
+	cfg.timeout_ms = a.timeout_ms;
+	p = colo_repl_primary_new(&cfg, err, sizeof(err));
+	if (!p) {
+		fprintf(stderr, "colo blk primary: --secondary %s\n", err);
+		colo_file_dev_close(image);
+		return 2;
+	}
+	pc.p = p;
+	ctl = (struct colo_control_table){ primary_cmds,
+					   sizeof(primary_cmds) /
+						   sizeof(primary_cmds[0]),
+					   &pc };
+	rc = run(&a, colo_repl_primary_dev(p), &ctl, primary_start, p);
+	colo_repl_primary_free(p);
+	colo_file_dev_close(image);
+	return rc;
+}
+
+/* ---- secondary */
+
+struct secondary_ctx {
+	struct colo_disk_buffer *db;
+	struct colo_repl_secondary *s;
+};
+
+static void secondary_fill(struct secondary_ctx *sc, struct json_object *o,
+			   bool full)
+{
+	struct colo_repl_secondary_stats ls;
+	struct colo_disk_buffer_stats bs;
+	const char *state;
+
+	colo_repl_secondary_get_stats(sc->s, &ls);
+	colo_disk_buffer_get_stats(sc->db, &bs);
+	state = bs.failed_over ? "failed-over"
+		: ls.resyncing ? "resyncing"
+		: ls.connected ? "replicating"
+			       : "waiting";
+	json_object_object_add(o, "role", json_object_new_string("secondary"));
+	json_object_object_add(o, "state", json_object_new_string(state));
+	json_object_object_add(o, "connected",
+			       json_object_new_boolean(ls.connected));
+	json_object_object_add(o, "failed_over",
+			       json_object_new_boolean(bs.failed_over));
+	add_u64(o, "hidden_granules", bs.hidden_granules);
+	add_u64(o, "active_granules", bs.active_granules);
+	add_u64(o, "granularity", bs.granularity);
+	if (!full)
+		return;
+	add_u64(o, "map_bytes", bs.map_bytes);
+	add_u64(o, "primary_writes", ls.writes);
+	add_u64(o, "primary_write_bytes", ls.write_bytes);
+	add_u64(o, "originals_saved", bs.originals_saved);
+	add_u64(o, "guest_writes", bs.guest_writes);
+	add_u64(o, "guest_reads", bs.guest_reads);
+	add_u64(o, "barriers", ls.barriers);
+	add_u64(o, "checkpoints", bs.checkpoints);
+	add_u64(o, "connects", ls.connects);
+	add_u64(o, "resyncs", ls.resyncs);
+	add_u64(o, "resync_bytes", ls.resync_bytes);
+	add_u64(o, "last_seq", ls.last_seq);
+}
+
+static int secondary_status(void *ctx, struct json_object *req,
+			    struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	secondary_fill(ctx, reply, false);
+	return 0;
+}
+
+static int secondary_stats(void *ctx, struct json_object *req,
+			   struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)err, (void)errlen;
+	secondary_fill(ctx, reply, true);
+	return 0;
+}
+
+static int secondary_checkpoint(void *ctx, struct json_object *req,
+				struct json_object *reply, char *err,
+				size_t errlen)
+{
+	struct secondary_ctx *sc = ctx;
+	int r = colo_disk_buffer_checkpoint(sc->db);
+
+	(void)req;
+	if (r < 0) {
+		snprintf(err, errlen, "checkpoint: %s",
+			 r == -ESHUTDOWN ? "failed over" : strerror(-r));
+		return -1;
+	}
+	secondary_fill(sc, reply, false);
+	return 0;
+}
+
+static int secondary_failover(void *ctx, struct json_object *req,
+			      struct json_object *reply, char *err,
+			      size_t errlen)
+{
+	struct secondary_ctx *sc = ctx;
+	struct json_object *v;
+	bool guest_view = true;
+	int r;
+
+	if (json_object_object_get_ex(req, "view", &v)) {
+		const char *s = json_object_get_string(v);
+
+		if (!json_object_is_type(v, json_type_string) ||
+		    (strcmp(s, "guest") && strcmp(s, "primary"))) {
+			snprintf(err, errlen, "view: \"guest\" or \"primary\"");
+			return -1;
+		}
+		guest_view = !strcmp(s, "guest");
+	}
+	r = colo_repl_secondary_failover(sc->s, guest_view);
+	if (r < 0) {
+		snprintf(err, errlen, "failover: %s (may be retried)",
+			 strerror(-r));
+		return -1;
+	}
+	secondary_fill(sc, reply, false);
+	return 0;
+}
+
+static const struct colo_control_cmd secondary_cmds[] = {
+	{ "status", secondary_status, "link and buffer state" },
+	{ "stats", secondary_stats, "counters" },
+	{ "checkpoint", secondary_checkpoint, "drop both buffers now" },
+	{ "failover", secondary_failover,
+	  "fold the buffers into the image, serve it directly; "
+	  "view=primary: drop them instead" },
+	{ "quit", quit_cmd, "exit" },
+};
+
+static int secondary_start(void *arg)
+{
+	return colo_repl_secondary_start(arg);
+}
+
+static int cmd_secondary(int argc, char **argv)
+{
+	struct blk_args a = { 0 };
+	struct colo_repl_secondary *s = NULL;
+	struct colo_disk_buffer *db = NULL;
+	struct colo_control_table ctl;
+	struct secondary_ctx sc;
+	struct colo_blk_dev *image;
+	char spec[512], err[512], dir[4096];
+	int rc = parse_args(argc, argv, &a, secondary_help, false);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	image = colo_file_dev_open(a.image, false, err, sizeof(err));
+	if (!image) {
+		fprintf(stderr, "colo blk secondary: %s\n", err);
+		return 1;
+	}
+	if (!a.buffer_dir) {
+		const char *slash = strrchr(a.image, '/');
+
+		if (!slash)
+			snprintf(dir, sizeof(dir), ".");
+		else
+			snprintf(dir, sizeof(dir), "%.*s",
+				 (int)(slash - a.image + (slash == a.image)),
+				 a.image);
+		a.buffer_dir = dir;
+	}
+	rc = 1;
+	db = colo_disk_buffer_new(image, a.granularity, a.buffer_dir, err,
+				  sizeof(err));
+	if (!db) {
+		fprintf(stderr, "colo blk secondary: %s\n", err);
+		goto out;
+	}
+	s = colo_repl_secondary_new(db, a.timeout_ms, err, sizeof(err));
+	peer_spec(a.peer, true, spec, sizeof(spec));
+	if (!s || colo_repl_secondary_listen(s, spec, err, sizeof(err)) < 0) {
+		fprintf(stderr, "colo blk secondary: --listen %s\n", err);
+		goto out;
+	}
+	sc = (struct secondary_ctx){ db, s };
+	ctl = (struct colo_control_table){ secondary_cmds,
+					   sizeof(secondary_cmds) /
+						   sizeof(secondary_cmds[0]),
+					   &sc };
+	rc = run(&a, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
+out:
+	colo_repl_secondary_free(s);
+	colo_disk_buffer_free(db);
+	colo_file_dev_close(image);
+	return rc;
+}
+
+/* ---- ctl */
+
+static int cmd_ctl(int argc, char **argv)
+{
+	struct json_object *req, *reply, *ok;
+	char err[512], *out;
+	int rc;
+
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(ctl_help, stdout);
+		return 0;
+	}
+	if (argc < 3) {
+		fprintf(stderr, "colo blk ctl: SOCKET and COMMAND are "
+				"required\nTry 'colo blk ctl --help'.\n");
+		return 2;
+	}
+	if (argv[2][0] == '{') {
+		req = json_tokener_parse(argv[2]);
+		if (!req || argc > 3) {
+			fprintf(stderr, "colo blk ctl: bad JSON request\n");
+			json_object_put(req);
+			return 2;
+		}
+	} else {
+		req = json_object_new_object();
+		json_object_object_add(req, "cmd",
+				       json_object_new_string(argv[2]));
+		for (int i = 3; i < argc; i++) {
+			char *eq = strchr(argv[i], '=');
+			char *end, key[256];
+			long long v;
+
+			if (!eq || eq == argv[i] ||
+			    eq - argv[i] >= (long)sizeof(key)) {
+				fprintf(stderr,
+					"colo blk ctl: expected "
+					"KEY=VALUE, got %s\n",
+					argv[i]);
+				json_object_put(req);
+				return 2;
+			}
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]),
+				 argv[i]);
+			errno = 0;
+			v = strtoll(eq + 1, &end, 10);
+			json_object_object_add(
+				req, key,
+				eq[1] && !*end && !errno
+					? json_object_new_int64(v)
+					: json_object_new_string(eq + 1));
+		}
+	}
+	out = colo_control_request(
+		argv[1],
+		json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
+		10000, err, sizeof(err));
+	json_object_put(req);
+	if (!out) {
+		fprintf(stderr, "colo blk ctl: %s\n", err);
+		return 1;
+	}
+	puts(out);
+	reply = json_tokener_parse(out);
+	rc = reply && json_object_object_get_ex(reply, "ok", &ok) &&
+			     json_object_get_boolean(ok)
+		     ? 0
+		     : 1;
+	json_object_put(reply);
+	free(out);
+	return rc;
+}
 
 int colo_cmd_blk(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "colo blk: not built yet\n");
-	return 1;
+	if (argc < 2) {
+		fputs(blk_help, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		fputs(blk_help, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "primary"))
+		return cmd_primary(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "secondary"))
+		return cmd_secondary(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return colo_blk_cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
+	fprintf(stderr,
+		"colo blk: unknown command '%s'\nTry 'colo blk "
+		"--help'.\n",
+		argv[1]);
+	return 2;
 }

@@ -10,12 +10,7 @@
 #include <string.h>
 
 #include "frame_reader.h"
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
+#include "byteorder.h"
 
 int colo_frame_reader_init(struct colo_frame_reader *r,
 			   enum colo_framing framing, size_t cap)
@@ -101,7 +96,7 @@ enum colo_frame_status colo_frame_reader_next(struct colo_frame_reader *r,
 		return COLO_FRAME_DESYNC;
 	if (have < 4)
 		return COLO_FRAME_NEED_MORE;
-	len = be32(p);
+	len = colo_get_be32(p);
 	if (len > COLO_FRAME_MAX) {
 		r->desync = true;
 		r->head = r->tail = 0;
@@ -114,7 +109,7 @@ enum colo_frame_status colo_frame_reader_next(struct colo_frame_reader *r,
 	case COLO_FRAMING_VNET:
 		if (have < 8)
 			return COLO_FRAME_NEED_MORE;
-		vnet = be32(p + 4);
+		vnet = colo_get_be32(p + 4);
 		hdr = 8;
 		break;
 	case COLO_FRAMING_VNET_OPTIONAL:
@@ -122,8 +117,8 @@ enum colo_frame_status colo_frame_reader_next(struct colo_frame_reader *r,
 			break;
 		if (have < 8)
 			return COLO_FRAME_NEED_MORE;
-		if (be32(p + 4) < 256) {
-			vnet = be32(p + 4);
+		if (colo_get_be32(p + 4) < 256) {
+			vnet = colo_get_be32(p + 4);
 			hdr = 8;
 		}
 		break;

@@ -7,14 +7,7 @@
 #include <sys/socket.h>
 
 #include "outbuf.h"
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
+#include "byteorder.h"
 
 static size_t frame_size(const struct colo_outbuf *o, size_t at)
 {
@@ -83,9 +76,9 @@ int colo_outbuf_append(struct colo_outbuf *o, const uint8_t *frame, size_t len,
 		o->failed++;
 		return -1;
 	}
-	put_be32(o->buf + o->tail, (uint32_t)len);
+	colo_put_be32(o->buf + o->tail, (uint32_t)len);
 	if (o->vnet)
-		put_be32(o->buf + o->tail + 4, (uint32_t)vnet_hdr_len);
+		colo_put_be32(o->buf + o->tail + 4, (uint32_t)vnet_hdr_len);
 	memcpy(o->buf + o->tail + hdr, frame, len);
 	if (o->head == o->tail) {
 		o->frame_start = o->tail;

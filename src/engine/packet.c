@@ -12,17 +12,7 @@
 #include <string.h>
 
 #include "packet.h"
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
+#include "byteorder.h"
 
 const char *colo_pkt_kind_name(enum colo_pkt_kind k)
 {
@@ -61,12 +51,12 @@ static enum colo_pkt_kind parse_l4(struct colo_packet *p)
 		size_t doff = (size_t)(l4[12] >> 4) * 4;
 		if (doff < 20 || doff > n)
 			return COLO_PKT_MALFORMED;
-		p->sport = rd16(l4);
-		p->dport = rd16(l4 + 2);
-		p->seq = rd32(l4 + 4);
-		p->ack = rd32(l4 + 8);
+		p->sport = colo_get_be16(l4);
+		p->dport = colo_get_be16(l4 + 2);
+		p->seq = colo_get_be32(l4 + 4);
+		p->ack = colo_get_be32(l4 + 8);
 		p->tcp_flags = l4[13];
-		p->window = rd16(l4 + 14);
+		p->window = colo_get_be16(l4 + 14);
 		p->payload = l4 + doff;
 		p->payload_len = n - doff;
 		/* A fragmented TCP segment cannot be compared as a stream. */
@@ -75,8 +65,8 @@ static enum colo_pkt_kind parse_l4(struct colo_packet *p)
 	case 17:
 		if (n < 8)
 			return COLO_PKT_MALFORMED;
-		p->sport = rd16(l4);
-		p->dport = rd16(l4 + 2);
+		p->sport = colo_get_be16(l4);
+		p->dport = colo_get_be16(l4 + 2);
 		p->payload = l4 + 8;
 		p->payload_len = n - 8;
 		return p->is_fragment ? COLO_PKT_OTHER_IP : COLO_PKT_UDP;
@@ -92,7 +82,7 @@ static enum colo_pkt_kind parse_l4(struct colo_packet *p)
 		 * separates ping sessions into flows. */
 		if (n >= 8 && (p->icmp_type == 0 || p->icmp_type == 8 ||
 			       p->icmp_type == 128 || p->icmp_type == 129))
-			p->icmp_id = rd16(l4 + 4);
+			p->icmp_id = colo_get_be16(l4 + 4);
 		/* Everything but the checksum, which offload may leave unset. */
 		p->payload = l4 + 4;
 		p->payload_len = n - 4;
@@ -111,13 +101,13 @@ static enum colo_pkt_kind parse_ipv4(struct colo_packet *p, const uint8_t *ip,
 	if (n < 20 || (ip[0] >> 4) != 4)
 		return COLO_PKT_MALFORMED;
 	size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
-	size_t tot = rd16(ip + 2);
+	size_t tot = colo_get_be16(ip + 2);
 	/* TSO super-frames may carry total length 0: take the frame. */
 	if (tot == 0)
 		tot = n;
 	if (ihl < 20 || tot < ihl || tot > n)
 		return COLO_PKT_MALFORMED;
-	uint16_t frag = rd16(ip + 6);
+	uint16_t frag = colo_get_be16(ip + 6);
 	p->ipver = 4;
 	p->l3 = ip;
 	p->l3_len = tot;
@@ -139,7 +129,7 @@ static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
 {
 	if (n < 40 || (ip[0] >> 4) != 6)
 		return COLO_PKT_MALFORMED;
-	size_t plen = rd16(ip + 4);
+	size_t plen = colo_get_be16(ip + 4);
 	/* plen 0 is a jumbogram or a GSO super-frame: take the frame. */
 	if (plen == 0)
 		plen = n - 40;
@@ -173,7 +163,7 @@ static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
 			if (end - off < 8)
 				return COLO_PKT_MALFORMED;
 			{
-				uint16_t fo = rd16(ip + off + 2);
+				uint16_t fo = colo_get_be16(ip + off + 2);
 				p->is_fragment = 1;
 				p->frag_offset = (uint32_t)(fo & 0xfff8);
 				p->more_fragments = fo & 1;
@@ -212,16 +202,16 @@ enum colo_pkt_kind colo_packet_parse(const uint8_t *frame, size_t len,
 		return p->kind;
 
 	size_t off = 12;
-	uint16_t type = rd16(frame + off);
+	uint16_t type = colo_get_be16(frame + off);
 	/* Up to two tags (802.1ad outer + 802.1Q inner, or QinQ with 0x8100
 	 * twice); a third tag is not parsed and the frame is non-IP. */
 	while ((type == 0x8100 || type == 0x88a8 || type == 0x9100) &&
 	       p->nvlan < 2) {
 		if (len < off + 6)
 			return p->kind;
-		p->vlan[p->nvlan++] = rd16(frame + off + 2);
+		p->vlan[p->nvlan++] = colo_get_be16(frame + off + 2);
 		off += 4;
-		type = rd16(frame + off);
+		type = colo_get_be16(frame + off);
 	}
 	p->ethertype = type;
 	off += 2;

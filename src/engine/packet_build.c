@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "packet_build.h"
+#include "byteorder.h"
 
 uint32_t colo_csum_add(uint32_t sum, const void *data, size_t len)
 {
@@ -28,20 +29,6 @@ uint16_t colo_csum_fold(uint32_t sum)
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
 }
 
 void colo_pkt_spec_default(struct colo_pkt_spec *s)
@@ -73,14 +60,14 @@ static uint32_t pseudo_sum(const struct colo_pkt_spec *s, size_t l4_len)
 	sum = colo_csum_add(sum, s->src, alen);
 	sum = colo_csum_add(sum, s->dst, alen);
 	if (s->ipver == 6) {
-		put32(tail, (uint32_t)l4_len);
+		colo_put_be32(tail, (uint32_t)l4_len);
 		sum = colo_csum_add(sum, tail, 4);
-		put32(tail, s->proto);
+		colo_put_be32(tail, s->proto);
 		sum = colo_csum_add(sum, tail, 4);
 	} else {
 		tail[0] = 0;
 		tail[1] = s->proto;
-		put16(tail + 2, (uint16_t)l4_len);
+		colo_put_be16(tail + 2, (uint16_t)l4_len);
 		sum = colo_csum_add(sum, tail, 4);
 	}
 	return sum;
@@ -119,16 +106,16 @@ size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 	memcpy(p + 6, s->src_mac, 6);
 	p += 12;
 	if (s->vlan_outer) {
-		put16(p, s->vlan_inner ? 0x88a8 : 0x8100);
-		put16(p + 2, s->vlan_outer);
+		colo_put_be16(p, s->vlan_inner ? 0x88a8 : 0x8100);
+		colo_put_be16(p + 2, s->vlan_outer);
 		p += 4;
 	}
 	if (s->vlan_inner) {
-		put16(p, 0x8100);
-		put16(p + 2, s->vlan_inner);
+		colo_put_be16(p, 0x8100);
+		colo_put_be16(p + 2, s->vlan_inner);
 		p += 4;
 	}
-	put16(p, s->ipver == 6 ? 0x86dd : 0x0800);
+	colo_put_be16(p, s->ipver == 6 ? 0x86dd : 0x0800);
 	p += 2;
 
 	/* IP */
@@ -136,21 +123,21 @@ size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 	size_t l4_total = l4 + payload_len;
 	if (s->ipver == 6) {
 		ip[0] = 0x60;
-		put16(ip + 4, (uint16_t)l4_total);
+		colo_put_be16(ip + 4, (uint16_t)l4_total);
 		ip[6] = s->proto;
 		ip[7] = s->ttl ? s->ttl : 64;
 		memcpy(ip + 8, s->src, 16);
 		memcpy(ip + 24, s->dst, 16);
 	} else {
 		ip[0] = 0x45;
-		put16(ip + 2, (uint16_t)(l3 + l4_total));
-		put16(ip + 4, s->ip_id);
-		put16(ip + 6, 0x4000); /* DF */
+		colo_put_be16(ip + 2, (uint16_t)(l3 + l4_total));
+		colo_put_be16(ip + 4, s->ip_id);
+		colo_put_be16(ip + 6, 0x4000); /* DF */
 		ip[8] = s->ttl ? s->ttl : 64;
 		ip[9] = s->proto;
 		memcpy(ip + 12, s->src, 4);
 		memcpy(ip + 16, s->dst, 4);
-		put16(ip + 10, colo_csum_fold(colo_csum_add(0, ip, 20)));
+		colo_put_be16(ip + 10, colo_csum_fold(colo_csum_add(0, ip, 20)));
 	}
 	p += l3;
 
@@ -162,35 +149,35 @@ size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 	int has_csum = 1;
 	switch (s->proto) {
 	case 6:
-		put16(l4h, s->sport);
-		put16(l4h + 2, s->dport);
-		put32(l4h + 4, s->seq);
-		put32(l4h + 8, s->ack);
+		colo_put_be16(l4h, s->sport);
+		colo_put_be16(l4h + 2, s->dport);
+		colo_put_be32(l4h + 4, s->seq);
+		colo_put_be32(l4h + 8, s->ack);
 		l4h[12] = (uint8_t)((l4 / 4) << 4);
 		l4h[13] = s->tcp_flags;
-		put16(l4h + 14, s->window);
+		colo_put_be16(l4h + 14, s->window);
 		if (s->tcp_timestamp) {
 			l4h[20] = 1; /* NOP */
 			l4h[21] = 1;
 			l4h[22] = 8; /* timestamp */
 			l4h[23] = 10;
-			put32(l4h + 24, s->ts_val);
-			put32(l4h + 28, s->ts_ecr);
+			colo_put_be32(l4h + 24, s->ts_val);
+			colo_put_be32(l4h + 28, s->ts_ecr);
 		}
 		csum_off = 16;
 		break;
 	case 17:
-		put16(l4h, s->sport);
-		put16(l4h + 2, s->dport);
-		put16(l4h + 4, (uint16_t)l4_total);
+		colo_put_be16(l4h, s->sport);
+		colo_put_be16(l4h + 2, s->dport);
+		colo_put_be16(l4h + 4, (uint16_t)l4_total);
 		csum_off = 6;
 		break;
 	case 1:
 	case 58:
 		l4h[0] = s->icmp_type;
 		l4h[1] = s->icmp_code;
-		put16(l4h + 4, s->icmp_id);
-		put16(l4h + 6, s->icmp_seq);
+		colo_put_be16(l4h + 4, s->icmp_id);
+		colo_put_be16(l4h + 6, s->icmp_seq);
 		csum_off = 2;
 		break;
 	default:
@@ -205,7 +192,7 @@ size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 		uint16_t c = colo_csum_fold(sum);
 		if (s->proto == 17 && c == 0)
 			c = 0xffff;
-		put16(l4h + csum_off, c);
+		colo_put_be16(l4h + csum_off, c);
 	}
 	return l2 + l3 + l4_total;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gso.h"
+#include "byteorder.h"
 
 #define ETH_TYPE_IPV4	  0x0800
 #define ETH_TYPE_IPV6	  0x86dd
@@ -30,31 +31,6 @@ struct gso_layout {
 	int ipver;
 	uint8_t proto;
 };
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = (v >> 16) & 0xff;
-	p[2] = (v >> 8) & 0xff;
-	p[3] = v & 0xff;
-}
 
 static int parse_ipv6(const uint8_t *f, size_t len, struct gso_layout *l)
 {
@@ -85,7 +61,7 @@ static int parse_ipv4(const uint8_t *f, size_t len, struct gso_layout *l)
 		return -1;
 	ihl = (size_t)(ip[0] & 0x0f) * 4;
 	/* A fragment cannot be segmented: its L4 header is elsewhere. */
-	if (ihl < 20 || (get16(ip + 6) & 0x3fff))
+	if (ihl < 20 || (colo_get_be16(ip + 6) & 0x3fff))
 		return -1;
 	l->proto = ip[9];
 	l->l4 = l->l3 + ihl;
@@ -101,7 +77,7 @@ static int parse_layout(const uint8_t *f, size_t len, struct gso_layout *l)
 	for (;;) {
 		if (off + 2 > len)
 			return -1;
-		type = get16(f + off);
+		type = colo_get_be16(f + off);
 		if (type != ETH_TYPE_VLAN && type != ETH_TYPE_QINQ &&
 		    type != ETH_TYPE_QINQ_OLD)
 			break;
@@ -148,11 +124,11 @@ static uint64_t pseudo_sum(const uint8_t *f, const struct gso_layout *l,
 		memcpy(ph, f + l->l3 + 12, 8);
 		ph[8] = 0;
 		ph[9] = l->proto;
-		put16(ph + 10, (uint16_t)l4len);
+		colo_put_be16(ph + 10, (uint16_t)l4len);
 		return colo_vnet_csum_partial(ph, 12, 0);
 	}
 	memcpy(ph, f + l->l3 + 8, 32);
-	put32(ph + 32, (uint32_t)l4len);
+	colo_put_be32(ph + 32, (uint32_t)l4len);
 	memset(ph + 36, 0, 3);
 	ph[39] = l->proto;
 	return colo_vnet_csum_partial(ph, 40, 0);
@@ -168,24 +144,24 @@ static void fix_segment(uint8_t *s, const struct gso_layout *l, size_t seg,
 	uint64_t sum;
 
 	if (l->ipver == 4) {
-		put16(ip + 2, (uint16_t)(l->l4 - l->l3 + l4len));
-		put16(ip + 4, (uint16_t)(get16(ip + 4) + idx));
+		colo_put_be16(ip + 2, (uint16_t)(l->l4 - l->l3 + l4len));
+		colo_put_be16(ip + 4, (uint16_t)(colo_get_be16(ip + 4) + idx));
 		memset(ip + 10, 0, 2);
 		c = colo_vnet_csum_fold(
 			colo_vnet_csum_partial(ip, l->l4 - l->l3, 0));
 		memcpy(ip + 10, &c, 2);
 	} else {
-		put16(ip + 4, (uint16_t)(l->l4 - l->l3 - 40 + l4len));
+		colo_put_be16(ip + 4, (uint16_t)(l->l4 - l->l3 - 40 + l4len));
 	}
 	if (l->proto == 6) {
-		put32(l4 + 4, get32(l4 + 4) + (uint32_t)off);
+		colo_put_be32(l4 + 4, colo_get_be32(l4 + 4) + (uint32_t)off);
 		if (!last)
 			l4[13] &= (uint8_t) ~(TCP_FIN | TCP_PSH);
 		if (idx)
 			l4[13] &= (uint8_t)~TCP_CWR;
 		csum_off = 16;
 	} else {
-		put16(l4 + 4, (uint16_t)l4len);
+		colo_put_be16(l4 + 4, (uint16_t)l4len);
 		csum_off = 6;
 	}
 	memset(l4 + csum_off, 0, 2);

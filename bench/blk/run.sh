@@ -1,0 +1,153 @@
+#!/bin/sh
+# run.sh - qemu-nbd, `colo blk serve` and the replicating `colo blk
+# primary` (with a local `colo blk secondary`), side by side, same load.
+#
+# usage: bench/blk/run.sh [-b BUILD_DIR] [-n RUNS] [-s SIZE] [-d DEPTH]
+#   BUILD_DIR  meson build directory holding src/colo (default ./build)
+#   RUNS       repetitions of every case, the best kept (default 3)
+#   SIZE       image size, qemu-img syntax (default 1G)
+#   DEPTH      requests in flight, qemu-img bench -d (default 16)
+# Environment: COLO (the colo binary, overrides BUILD_DIR), TMPDIR (where
+# the two images go: 2 x SIZE), TRANSPORT (unix or tcp, default unix),
+# CASES (subset of: write-4k write-64k read-4k read-64k).
+# Each server gets its own raw image; writes run first and cover the
+# image, so reads come from the page cache for all. The primary is measured
+# only once the pair reports "protected" (initial copy done), so every
+# write it completes was applied on the secondary first (sync mode).
+set -eu
+
+build=build
+runs=3
+size=1G
+depth=16
+while getopts b:n:s:d: opt; do
+	case $opt in
+	b) build=$OPTARG ;;
+	n) runs=$OPTARG ;;
+	s) size=$OPTARG ;;
+	d) depth=$OPTARG ;;
+	*) sed -n '2,14p' "$0"; exit 2 ;;
+	esac
+done
+colo=${COLO:-$build/src/colo}
+transport=${TRANSPORT:-unix}
+cases=${CASES:-"write-64k write-4k read-4k read-64k"}
+[ -x "$colo" ] || { echo "run.sh: $colo not built" >&2; exit 1; }
+for t in qemu-img qemu-nbd; do
+	command -v $t >/dev/null || { echo "run.sh: $t not found" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/colo-blk-bench.XXXXXX")
+pids=
+cleanup() {
+	for p in $pids; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# uri NAME: where the server named NAME listens, as a qemu URI
+uri_of() {
+	if [ "$transport" = tcp ]; then
+		echo "nbd://127.0.0.1:$(cat "$tmp/$1.port")/"
+	else
+		echo "nbd+unix:///?socket=$tmp/$1.sock"
+	fi
+}
+
+start_servers() {
+	for s in qemu colo prim sec; do
+		qemu-img create -q -f raw "$tmp/$s.img" "$size"
+		if [ "$transport" = tcp ]; then
+			free_port >"$tmp/$s.port"
+		fi
+	done
+	if [ "$transport" = tcp ]; then
+		qemu_addr="-b 127.0.0.1 -p $(cat "$tmp/qemu.port")"
+		colo_addr="tcp-listen:127.0.0.1:$(cat "$tmp/colo.port")"
+		prim_addr="tcp-listen:127.0.0.1:$(cat "$tmp/prim.port")"
+		sec_addr="tcp-listen:127.0.0.1:$(cat "$tmp/sec.port")"
+	else
+		qemu_addr="-k $tmp/qemu.sock"
+		colo_addr="unix-listen:$tmp/colo.sock"
+		prim_addr="unix-listen:$tmp/prim.sock"
+		sec_addr="unix-listen:$tmp/sec.sock"
+	fi
+	link_port=$(free_port)
+	# qemu-nbd defaults: cache=writeback, aio=threads, like ours.
+	# shellcheck disable=SC2086
+	qemu-nbd -f raw -t -x '' $qemu_addr "$tmp/qemu.img" \
+		2>"$tmp/qemu.log" &
+	pids="$pids $!"
+	"$colo" blk serve --quiet --image "$tmp/colo.img" \
+		--export "$colo_addr" 2>"$tmp/colo.log" &
+	pids="$pids $!"
+	"$colo" blk secondary --image "$tmp/sec.img" \
+		--listen "127.0.0.1:$link_port" --export "$sec_addr" \
+		2>"$tmp/sec.log" &
+	pids="$pids $!"
+	"$colo" blk primary --image "$tmp/prim.img" --export "$prim_addr" \
+		--secondary "127.0.0.1:$link_port" --control "$tmp/prim.ctl" \
+		2>"$tmp/prim.log" &
+	pids="$pids $!"
+	i=0
+	until "$colo" ctl "$tmp/prim.ctl" status 2>/dev/null |
+		grep -q '"state":"protected"'; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "run.sh: the pair never became protected" >&2; cat "$tmp/prim.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	for s in qemu colo prim; do
+		i=0
+		until qemu-img info "$(uri_of $s)" >/dev/null 2>&1; do
+			i=$((i + 1))
+			[ $i -lt 100 ] || { echo "run.sh: $s server did not start" >&2; cat "$tmp/$s.log" >&2; exit 1; }
+			sleep 0.1
+		done
+	done
+}
+
+# bench NAME CASE: prints MiB/s of the best of $runs runs
+bench() {
+	op=${2%-*}
+	bs=${2#*-}
+	case $bs in
+	4k) count=65536 ;;
+	64k) count=16384 ;;
+	esac
+	wflag=
+	[ "$op" = write ] && wflag=-w
+	best=0
+	r=0
+	while [ $r -lt "$runs" ]; do
+		# shellcheck disable=SC2086
+		secs=$(qemu-img bench -f raw $wflag -c $count -d "$depth" -s "$bs" \
+			"$(uri_of "$1")" | sed -n 's/^Run completed in \([0-9.]*\) seconds.*/\1/p')
+		[ -n "$secs" ] || { echo "run.sh: qemu-img bench failed on $1" >&2; exit 1; }
+		best=$(python3 -c "
+bs = {'4k': 4096, '64k': 65536}['$bs']
+v = $count * bs / 1048576 / $secs
+print('%.1f' % max(v, $best))")
+		r=$((r + 1))
+	done
+	echo "$best"
+}
+
+start_servers
+echo "qemu-img bench, queue depth $depth, $size raw images, $transport sockets, best of $runs"
+echo "serve: colo blk serve; primary: colo blk primary replicating (sync) to a local colo blk secondary"
+printf '%-10s %10s %10s %10s %12s %14s\n' case 'qemu-nbd' 'serve' 'primary' 'serve/qemu' 'primary/qemu'
+for c in $cases; do
+	q=$(bench qemu "$c")
+	o=$(bench colo "$c")
+	p=$(bench prim "$c")
+	r1=$(python3 -c "print('%.2f' % ($o / $q))")
+	r2=$(python3 -c "print('%.2f' % ($p / $q))")
+	printf '%-10s %10s %10s %10s %12s %14s\n' "$c" "$q" "$o" "$p" "${r1}x" "${r2}x"
+done
+echo "(MiB/s)"

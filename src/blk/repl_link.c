@@ -1,0 +1,212 @@
+/*
+ * repl_link.c - encode, check and decode replication link frames, and
+ * move them over a blocking socket.
+ *
+ * Everything read from the socket passes colo_link_decode_hdr() before a
+ * byte of payload is read: the length is bounded there, so a hostile or
+ * broken peer can make us allocate or read at most COLO_LINK_MAX_PAYLOAD.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+
+#include "repl_link.h"
+#include "byteorder.h"
+
+void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
+			  const struct colo_link_hdr *h)
+{
+	colo_put_be32(out, COLO_LINK_MAGIC);
+	colo_put_be16(out + 4, h->type);
+	colo_put_be16(out + 6, h->flags);
+	colo_put_be64(out + 8, h->seq);
+	colo_put_be64(out + 16, h->off);
+	colo_put_be32(out + 24, h->len);
+	colo_put_be32(out + 28, 0);
+}
+
+/* Per type: the flags it may carry and whether len is a range. */
+static const struct {
+	uint16_t flags;
+	bool ranged;
+} type_rules[COLO_LINK_TYPE_MAX + 1] = {
+	[COLO_LINK_HELLO] = { 0, false },
+	[COLO_LINK_WRITE] = { COLO_LINK_F_ZERO | COLO_LINK_F_FUA, true },
+	[COLO_LINK_WRITE_ACK] = { COLO_LINK_F_ERROR, false },
+	[COLO_LINK_BARRIER] = { COLO_LINK_F_CHECKPOINT | COLO_LINK_F_FLUSH,
+				false },
+	[COLO_LINK_BARRIER_ACK] = { COLO_LINK_F_ERROR, false },
+	[COLO_LINK_RESYNC_BEGIN] = { 0, false },
+	[COLO_LINK_RESYNC_DATA] = { COLO_LINK_F_ZERO, true },
+	[COLO_LINK_RESYNC_END] = { COLO_LINK_F_ERROR, false },
+	[COLO_LINK_PING] = { 0, false },
+	[COLO_LINK_PONG] = { 0, false },
+};
+
+int colo_link_decode_hdr(const uint8_t in[COLO_LINK_HDR_LEN],
+			 struct colo_link_hdr *h)
+{
+	if (colo_get_be32(in) != COLO_LINK_MAGIC || colo_get_be32(in + 28) != 0)
+		return -EPROTO;
+	h->type = colo_get_be16(in + 4);
+	h->flags = colo_get_be16(in + 6);
+	h->seq = colo_get_be64(in + 8);
+	h->off = colo_get_be64(in + 16);
+	h->len = colo_get_be32(in + 24);
+	if (h->type == 0 || h->type > COLO_LINK_TYPE_MAX)
+		return -EPROTO;
+	if (h->flags & ~type_rules[h->type].flags)
+		return -EPROTO;
+	if (h->type == COLO_LINK_HELLO)
+		return h->len == COLO_LINK_HELLO_LEN ? 0 : -EPROTO;
+	if (!type_rules[h->type].ranged)
+		return h->len == 0 ? 0 : -EPROTO;
+	if (h->len == 0 || h->len > COLO_LINK_MAX_PAYLOAD ||
+	    h->off > UINT64_MAX - h->len)
+		return -EPROTO;
+	return 0;
+}
+
+void colo_link_encode_hello(uint8_t out[COLO_LINK_HELLO_LEN],
+			    const struct colo_link_hello *h)
+{
+	colo_put_be32(out, h->version);
+	colo_put_be32(out + 4, h->auth);
+	colo_put_be64(out + 8, h->size);
+	colo_put_be32(out + 16, h->granularity);
+	colo_put_be32(out + 20, h->features);
+}
+
+int colo_link_decode_hello(const uint8_t *in, size_t len,
+			   struct colo_link_hello *h)
+{
+	if (len != COLO_LINK_HELLO_LEN)
+		return -EPROTO;
+	h->version = colo_get_be32(in);
+	h->auth = colo_get_be32(in + 4);
+	h->size = colo_get_be64(in + 8);
+	h->granularity = colo_get_be32(in + 16);
+	h->features = colo_get_be32(in + 20);
+	return 0;
+}
+
+long colo_link_parse(const uint8_t *buf, size_t n, struct colo_link_hdr *h,
+		     const uint8_t **payload)
+{
+	uint32_t plen;
+
+	if (n < COLO_LINK_HDR_LEN)
+		return 0;
+	if (colo_link_decode_hdr(buf, h) < 0)
+		return -EPROTO;
+	plen = colo_link_payload_len(h);
+	if (n - COLO_LINK_HDR_LEN < plen)
+		return 0;
+	*payload = buf + COLO_LINK_HDR_LEN;
+	return (long)(COLO_LINK_HDR_LEN + plen);
+}
+
+const char *colo_link_type_name(uint16_t type)
+{
+	static const char *const names[COLO_LINK_TYPE_MAX + 1] = {
+		[COLO_LINK_HELLO] = "HELLO",
+		[COLO_LINK_WRITE] = "WRITE",
+		[COLO_LINK_WRITE_ACK] = "WRITE_ACK",
+		[COLO_LINK_BARRIER] = "BARRIER",
+		[COLO_LINK_BARRIER_ACK] = "BARRIER_ACK",
+		[COLO_LINK_RESYNC_BEGIN] = "RESYNC_BEGIN",
+		[COLO_LINK_RESYNC_DATA] = "RESYNC_DATA",
+		[COLO_LINK_RESYNC_END] = "RESYNC_END",
+		[COLO_LINK_PING] = "PING",
+		[COLO_LINK_PONG] = "PONG",
+	};
+
+	if (type == 0 || type > COLO_LINK_TYPE_MAX)
+		return "?";
+	return names[type];
+}
+
+/* ---- socket I/O */
+
+int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
+{
+	uint8_t hdr[COLO_LINK_HDR_LEN];
+	struct iovec iov[2] = {
+		{ hdr, sizeof(hdr) },
+		{ (void *)payload, colo_link_payload_len(h) },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	colo_link_encode_hdr(hdr, h);
+	while (msg.msg_iovlen) {
+		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
+			n -= (ssize_t)msg.msg_iov->iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen) {
+			msg.msg_iov->iov_base =
+				(uint8_t *)msg.msg_iov->iov_base + n;
+			msg.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int recv_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int colo_link_recv(int fd, struct colo_link_hdr *h, void *buf, size_t bufmax)
+{
+	uint8_t hdr[COLO_LINK_HDR_LEN];
+	int r = recv_full(fd, hdr, sizeof(hdr));
+
+	if (r < 0)
+		return r;
+	if (colo_link_decode_hdr(hdr, h) < 0 ||
+	    colo_link_payload_len(h) > bufmax)
+		return -EPROTO;
+	return recv_full(fd, buf, colo_link_payload_len(h));
+}
+
+void colo_link_tune(int fd, unsigned int send_timeout_ms,
+		    unsigned int recv_timeout_ms)
+{
+	struct timeval snd = { send_timeout_ms / 1000,
+			       (send_timeout_ms % 1000) * 1000 };
+	struct timeval rcv = { recv_timeout_ms / 1000,
+			       (recv_timeout_ms % 1000) * 1000 };
+	int one = 1;
+
+	/* Best effort: a socket that refuses these still works. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof(rcv));
+}

@@ -1,0 +1,118 @@
+/*
+ * repl_link.h - the replication link between primary and secondary: one
+ * TCP connection carrying framed messages.
+ *
+ * Every frame is a 32-byte header, big-endian:
+ *   magic u32 "CRPL" | type u16 | flags u16 | seq u64 | off u64 |
+ *   len u32 | reserved u32 (zero)
+ * followed by colo_link_payload_len() payload bytes.
+ *
+ * Session: the primary connects and sends HELLO; the secondary answers
+ * HELLO. Then the primary sends WRITE / BARRIER / RESYNC_* / PING, each
+ * with a sequence number from one counter; the secondary applies them in
+ * order and answers WRITE_ACK / BARRIER_ACK / RESYNC_END / PONG with the
+ * same number. Acks therefore arrive in order and are cumulative.
+ *
+ * Authentication and encryption are not done yet, but have a place: HELLO
+ * carries a protocol version and an `auth` word (0 = none). A later
+ * version can offer an auth method there and run its exchange (or a TLS
+ * upgrade) right after HELLO, before any data frame, without changing
+ * the frame format; a peer that does not know the method refuses the
+ * HELLO instead of misreading what follows.
+ */
+#ifndef COLO_BLK_REPL_LINK_H
+#define COLO_BLK_REPL_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COLO_LINK_MAGIC	      0x4352504cU /* "CRPL" */
+#define COLO_LINK_VERSION     1
+#define COLO_LINK_HDR_LEN     32
+#define COLO_LINK_HELLO_LEN   24
+#define COLO_LINK_MAX_PAYLOAD (32U << 20) /* like NBD's largest request */
+
+enum colo_link_type {
+	COLO_LINK_HELLO = 1,
+	COLO_LINK_WRITE = 2,	    /* off, len, data (F_ZERO: no data) */
+	COLO_LINK_WRITE_ACK = 3,    /* seq */
+	COLO_LINK_BARRIER = 4,	    /* seq; F_CHECKPOINT, F_FLUSH */
+	COLO_LINK_BARRIER_ACK = 5,  /* seq; flags: F_ERROR on failure */
+	COLO_LINK_RESYNC_BEGIN = 6, /* len = 0; off = bytes to come */
+	COLO_LINK_RESYNC_DATA = 7,  /* off, len, data (or F_ZERO) */
+	COLO_LINK_RESYNC_END = 8,   /* seq; answered by RESYNC_END */
+	COLO_LINK_PING = 9,
+	COLO_LINK_PONG = 10,
+	COLO_LINK_TYPE_MAX = 10,
+};
+
+/* flags */
+#define COLO_LINK_F_ZERO       0x0001 /* WRITE, RESYNC_DATA: zeroes */
+#define COLO_LINK_F_FUA	       0x0002 /* WRITE: durable before the ack */
+#define COLO_LINK_F_CHECKPOINT 0x0004 /* BARRIER: then drop the disk buffer */
+#define COLO_LINK_F_FLUSH      0x0008 /* BARRIER: then flush the image */
+#define COLO_LINK_F_ERROR      0x8000 /* acks: the request failed */
+
+struct colo_link_hdr {
+	uint16_t type;
+	uint16_t flags;
+	uint64_t seq;
+	uint64_t off;
+	/* WRITE, RESYNC_DATA: the range's length, followed by as many
+	 * payload bytes unless F_ZERO; HELLO: 24 payload bytes; else 0. */
+	uint32_t len;
+};
+
+struct colo_link_hello {
+	uint32_t version;
+	uint32_t auth; /* 0: none; reserved for an auth/TLS method */
+	uint64_t size; /* image bytes */
+	uint32_t granularity;
+	uint32_t features; /* 0 for now */
+};
+
+/* repl_link.c APIs (pure): */
+void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
+			  const struct colo_link_hdr *h);
+/*
+ * Checks and decodes a header from the outside: magic, known type,
+ * reserved word, flags allowed for the type, len allowed for the type
+ * and <= COLO_LINK_MAX_PAYLOAD, off + len without overflow. 0 or
+ * -EPROTO.
+ */
+int colo_link_decode_hdr(const uint8_t in[COLO_LINK_HDR_LEN],
+			 struct colo_link_hdr *h);
+void colo_link_encode_hello(uint8_t out[COLO_LINK_HELLO_LEN],
+			    const struct colo_link_hello *h);
+int colo_link_decode_hello(const uint8_t *in, size_t len,
+			   struct colo_link_hello *h);
+/*
+ * One frame from a byte buffer: >0 bytes consumed (header in *h, payload
+ * at *payload), 0 when more bytes are needed, -EPROTO on a bad frame.
+ */
+long colo_link_parse(const uint8_t *buf, size_t n, struct colo_link_hdr *h,
+		     const uint8_t **payload);
+const char *colo_link_type_name(uint16_t type);
+static inline uint32_t colo_link_payload_len(const struct colo_link_hdr *h)
+{
+	if (h->type == COLO_LINK_HELLO)
+		return h->len;
+	if ((h->type == COLO_LINK_WRITE || h->type == COLO_LINK_RESYNC_DATA) &&
+	    !(h->flags & COLO_LINK_F_ZERO))
+		return h->len;
+	return 0;
+}
+
+/* repl_link.c APIs (blocking socket I/O): */
+/* One frame; 0 or -errno. MSG_NOSIGNAL: a dead peer is an error, not
+ * SIGPIPE. */
+int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload);
+/* One frame; its payload goes to buf, which holds bufmax bytes.
+ * 0, -ECONNRESET at EOF, -EPROTO, -EAGAIN on a receive timeout, -errno. */
+int colo_link_recv(int fd, struct colo_link_hdr *h, void *buf, size_t bufmax);
+/* Keepalive, NODELAY and timeouts on a link socket (ms; 0 = none). */
+void colo_link_tune(int fd, unsigned int send_timeout_ms,
+		    unsigned int recv_timeout_ms);
+
+#endif

@@ -1,0 +1,819 @@
+/*
+ * repl_primary.c - local writes forwarded in order to the secondary.
+ *
+ * Two locks. `order` is held across "write the local image, put the
+ * frame on the link" (and across each resync chunk's read-and-send), so
+ * the secondary applies writes in the order the local image took them and
+ * a resync chunk can never overtake, or be overtaken by, a newer write to
+ * the same region. `lock` guards the link state, the queue of frames
+ * awaiting an ack, the dirty maps and the counters; a writer waits for its
+ * ack on `cond` after releasing `order`, which is what lets several
+ * writes be in flight at once.
+ *
+ * The secondary applies frames in order and acks with the frame's
+ * sequence number, so an ack for seq N acknowledges everything up to N.
+ * When the link is lost, every frame still unacknowledged may or may not
+ * have reached the secondary: its region goes into the dirty map, and
+ * the writer completes (degraded). A lost link during a resync puts the
+ * whole resync set back.
+ *
+ * Threads: a link thread (connect, handshake, resync, pings, reconnect)
+ * and, per connection, a receiver for the acks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dirty_map.h"
+#include "log.h"
+#include "repl_link.h"
+#include "repl_primary.h"
+#include "sock_spec.h"
+
+struct pending {
+	uint64_t seq;
+	uint64_t off; /* len 0: a barrier, nothing to re-copy */
+	uint32_t len;
+};
+
+struct colo_repl_primary {
+	struct colo_blk_dev dev;
+	struct colo_blk_dev *image;
+	struct colo_sock_spec spec;
+	bool async;
+	unsigned int reconnect_ms, timeout_ms;
+
+	pthread_mutex_t order;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fd;		/* link socket, -1 when none; changed under both */
+	uint64_t epoch; /* bumped when a link is lost */
+	enum colo_repl_state state;
+	uint64_t next_seq, acked_seq;
+	struct pending *q; /* ring of unacknowledged frames */
+	size_t qhead, qlen, qcap;
+	struct colo_dirty_map dirty;  /* changed while not forwarded */
+	struct colo_dirty_map resync; /* being copied by the resync */
+	bool resync_active;
+	bool stop;
+	bool started;
+	pthread_t link_thread;
+	struct colo_repl_primary_stats st;
+	uint8_t *chunk; /* one granule, for the resync */
+};
+
+const char *colo_repl_state_name(enum colo_repl_state s)
+{
+	switch (s) {
+	case COLO_REPL_DEGRADED:
+		return "degraded";
+	case COLO_REPL_RESYNCING:
+		return "resyncing";
+	case COLO_REPL_PROTECTED:
+		return "protected";
+	}
+	return "?";
+}
+
+/* ---- the unacknowledged queue (under lock) */
+
+static int queue_push(struct colo_repl_primary *p, uint64_t seq, uint64_t off,
+		      uint32_t len)
+{
+	if (p->qlen == p->qcap) {
+		size_t ncap = p->qcap ? p->qcap * 2 : 64;
+		struct pending *n = malloc(ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < p->qlen; i++)
+			n[i] = p->q[(p->qhead + i) % p->qcap];
+		free(p->q);
+		p->q = n;
+		p->qcap = ncap;
+		p->qhead = 0;
+	}
+	p->q[(p->qhead + p->qlen) % p->qcap] =
+		(struct pending){ .seq = seq, .off = off, .len = len };
+	p->qlen++;
+	return 0;
+}
+
+/* The link is gone: whatever it may have lost becomes dirty. */
+static void link_lost_locked(struct colo_repl_primary *p, const char *why)
+{
+	for (size_t i = 0; i < p->qlen; i++) {
+		struct pending *e = &p->q[(p->qhead + i) % p->qcap];
+
+		if (e->len)
+			colo_dirty_map_mark(&p->dirty, e->off, e->len);
+	}
+	p->qlen = 0;
+	if (p->resync_active) {
+		colo_dirty_map_merge(&p->dirty, &p->resync);
+		colo_dirty_map_clear_all(&p->resync);
+		p->resync_active = false;
+	}
+	if (p->fd >= 0)
+		shutdown(p->fd, SHUT_RDWR);
+	if (p->state != COLO_REPL_DEGRADED) {
+		colo_log_warn("blk primary: secondary lost (%s): degraded, "
+			      "recording changes",
+			      why);
+		p->st.link_losses++;
+	}
+	p->state = COLO_REPL_DEGRADED;
+	p->epoch++;
+	pthread_cond_broadcast(&p->cond);
+}
+
+static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
+		      const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->epoch == epoch)
+		link_lost_locked(p, why);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait until seq is acknowledged: 0, -ECONNRESET or -ETIMEDOUT. */
+static int wait_ack(struct colo_repl_primary *p, uint64_t seq, uint64_t epoch,
+		    unsigned int timeout_ms)
+{
+	struct timespec dl;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (p->acked_seq < seq && p->epoch == epoch && !r) {
+		if (!timeout_ms)
+			pthread_cond_wait(&p->cond, &p->lock);
+		else if (pthread_cond_timedwait(&p->cond, &p->lock, &dl))
+			r = -ETIMEDOUT;
+	}
+	if (p->acked_seq < seq && !r)
+		r = -ECONNRESET;
+	if (p->acked_seq >= seq)
+		r = 0;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* ---- the device */
+
+static int prim_pread(struct colo_blk_dev *d, void *buf, uint32_t len,
+		      uint64_t off)
+{
+	struct colo_repl_primary *p = d->priv;
+
+	return p->image->ops->pread(p->image, buf, len, off);
+}
+
+/*
+ * Called with order held, after the local image took the write: forward
+ * it, or record it when there is no secondary. Returns the sequence
+ * number to wait for (0: nothing to wait for) and its link epoch.
+ */
+static uint64_t forward_locked(struct colo_repl_primary *p, const void *data,
+			       uint32_t len, uint64_t off, uint16_t flags,
+			       uint64_t *epoch)
+{
+	uint64_t last = 0;
+	int fd;
+
+	pthread_mutex_lock(&p->lock);
+	p->st.writes++;
+	if (p->state == COLO_REPL_DEGRADED) {
+		colo_dirty_map_mark(&p->dirty, off, len);
+		p->st.degraded_writes++;
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	fd = p->fd;
+	*epoch = p->epoch;
+	pthread_mutex_unlock(&p->lock);
+
+	while (len) {
+		uint32_t n = len < COLO_LINK_MAX_PAYLOAD
+				     ? len
+				     : COLO_LINK_MAX_PAYLOAD;
+		struct colo_link_hdr h = {
+			.type = COLO_LINK_WRITE,
+			.flags = flags,
+			.off = off,
+			.len = n,
+		};
+		int r;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->epoch != *epoch) { /* lost meanwhile: recorded */
+			colo_dirty_map_mark(&p->dirty, off, len);
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		h.seq = ++p->next_seq;
+		r = queue_push(p, h.seq, off, n);
+		if (r < 0) {
+			link_lost_locked(p, "out of memory");
+			colo_dirty_map_mark(&p->dirty, off, len);
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		p->st.forwarded++;
+		p->st.forwarded_bytes += n;
+		pthread_mutex_unlock(&p->lock);
+		r = colo_link_send(fd, &h, data);
+		if (r < 0) {
+			link_lost(p, *epoch, strerror(-r));
+			break;
+		}
+		last = h.seq;
+		if (data)
+			data = (const uint8_t *)data + n;
+		off += n;
+		len -= n;
+	}
+	return last;
+}
+
+static int prim_write(struct colo_repl_primary *p, const void *buf,
+		      uint32_t len, uint64_t off, bool fua)
+{
+	uint16_t flags =
+		(buf ? 0 : COLO_LINK_F_ZERO) | (fua ? COLO_LINK_F_FUA : 0);
+	uint64_t seq, epoch = 0;
+	int r;
+
+	pthread_mutex_lock(&p->order);
+	if (buf)
+		r = p->image->ops->pwrite(p->image, buf, len, off, fua);
+	else
+		r = p->image->ops->write_zeroes(p->image, len, off, fua, true);
+	if (r < 0) {
+		pthread_mutex_unlock(&p->order);
+		return r;
+	}
+	seq = forward_locked(p, buf, len, off, flags, &epoch);
+	pthread_mutex_unlock(&p->order);
+	if (seq && !p->async)
+		wait_ack(p, seq, epoch, 0); /* lost link: recorded, done */
+	return 0;
+}
+
+static int prim_pwrite(struct colo_blk_dev *d, const void *buf, uint32_t len,
+		       uint64_t off, bool fua)
+{
+	return prim_write(d->priv, buf, len, off, fua);
+}
+
+static int prim_write_zeroes(struct colo_blk_dev *d, uint32_t len, uint64_t off,
+			     bool fua, bool may_trim)
+{
+	(void)may_trim;
+	return prim_write(d->priv, NULL, len, off, fua);
+}
+
+/* A discard becomes zeroes on both sides: both images must read alike. */
+static int prim_trim(struct colo_blk_dev *d, uint32_t len, uint64_t off)
+{
+	return prim_write(d->priv, NULL, len, off, false);
+}
+
+/* Send a barrier; with protected_only, only when in sync. */
+static int barrier(struct colo_repl_primary *p, uint16_t flags,
+		   bool protected_only, unsigned int timeout_ms)
+{
+	struct colo_link_hdr h = { .type = COLO_LINK_BARRIER, .flags = flags };
+	uint64_t epoch;
+	int r, fd;
+
+	pthread_mutex_lock(&p->order);
+	pthread_mutex_lock(&p->lock);
+	if (p->state == COLO_REPL_DEGRADED ||
+	    (protected_only && p->state != COLO_REPL_PROTECTED)) {
+		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->order);
+		return -ENOTCONN;
+	}
+	h.seq = ++p->next_seq;
+	r = queue_push(p, h.seq, 0, 0);
+	epoch = p->epoch;
+	fd = p->fd;
+	pthread_mutex_unlock(&p->lock);
+	if (r == 0)
+		r = colo_link_send(fd, &h, NULL);
+	if (r < 0)
+		link_lost(p, epoch, strerror(-r));
+	pthread_mutex_unlock(&p->order);
+	if (r < 0)
+		return -ECONNRESET;
+	return wait_ack(p, h.seq, epoch, timeout_ms);
+}
+
+static int prim_flush(struct colo_blk_dev *d)
+{
+	struct colo_repl_primary *p = d->priv;
+	int r = p->image->ops->flush(p->image);
+
+	if (r == 0 && !p->async)
+		barrier(p, COLO_LINK_F_FLUSH, false, 0); /* lost: recorded */
+	return r;
+}
+
+static const struct colo_blk_dev_ops prim_ops = {
+	.pread = prim_pread,
+	.pwrite = prim_pwrite,
+	.flush = prim_flush,
+	.trim = prim_trim,
+	.write_zeroes = prim_write_zeroes,
+};
+
+int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
+				 unsigned int timeout_ms)
+{
+	int r = barrier(p, COLO_LINK_F_CHECKPOINT, true,
+			timeout_ms ? timeout_ms : p->timeout_ms);
+
+	if (r == 0) {
+		pthread_mutex_lock(&p->lock);
+		p->st.checkpoints++;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return r;
+}
+
+/* ---- the link */
+
+/* Sleep ms unless stopped; true when stopped. */
+static bool nap(struct colo_repl_primary *p, unsigned int ms)
+{
+	struct timespec dl;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop)
+		pthread_cond_timedwait(&p->cond, &p->lock, &dl);
+	stop = p->stop;
+	pthread_mutex_unlock(&p->lock);
+	return stop;
+}
+
+static int connect_link(struct colo_repl_primary *p)
+{
+	struct colo_sock_addr a;
+	struct pollfd pfd;
+	bool in_progress;
+	char err[256];
+	int fd, soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (colo_sock_resolve(&p->spec, &a, err, sizeof(err)) < 0)
+		return -EHOSTUNREACH;
+	fd = colo_sock_connect(&a, &in_progress);
+	if (fd < 0)
+		return -errno;
+	if (in_progress) {
+		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		if (poll(&pfd, 1, (int)p->timeout_ms) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+		    soerr) {
+			close(fd);
+			return -(soerr ? soerr : ETIMEDOUT);
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	colo_link_tune(fd, p->timeout_ms, p->timeout_ms);
+	return fd;
+}
+
+static int handshake(struct colo_repl_primary *p, int fd)
+{
+	struct colo_link_hdr h = { .type = COLO_LINK_HELLO,
+				   .len = COLO_LINK_HELLO_LEN };
+	struct colo_link_hello hello = {
+		.version = COLO_LINK_VERSION,
+		.size = p->image->size,
+		.granularity = p->dirty.gran,
+	};
+	uint8_t buf[COLO_LINK_HELLO_LEN];
+	int r;
+
+	colo_link_encode_hello(buf, &hello);
+	r = colo_link_send(fd, &h, buf);
+	if (r == 0)
+		r = colo_link_recv(fd, &h, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	if (h.type != COLO_LINK_HELLO ||
+	    colo_link_decode_hello(buf, h.len, &hello) < 0)
+		return -EPROTO;
+	if (hello.version != COLO_LINK_VERSION || hello.auth != 0) {
+		colo_log_warn("blk primary: secondary speaks version %u auth "
+			      "%u",
+			      hello.version, hello.auth);
+		return -EPROTONOSUPPORT;
+	}
+	if (hello.size != p->image->size) {
+		colo_log_warn("blk primary: secondary image is %llu bytes, "
+			      "ours %llu",
+			      (unsigned long long)hello.size,
+			      (unsigned long long)p->image->size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct receiver {
+	struct colo_repl_primary *p;
+	int fd;
+	uint64_t epoch;
+};
+
+/* Acks, in order; any silence longer than timeout_ms ends the link. */
+static void *receiver_main(void *arg)
+{
+	struct receiver *rc = arg;
+	struct colo_repl_primary *p = rc->p;
+	uint8_t buf[COLO_LINK_HELLO_LEN];
+	struct colo_link_hdr h;
+	const char *why = NULL;
+
+	while (!why) {
+		int r = colo_link_recv(rc->fd, &h, buf, sizeof(buf));
+
+		if (r < 0) {
+			why = r == -EAGAIN ? "timeout" : strerror(-r);
+			break;
+		}
+		if (h.type == COLO_LINK_PONG)
+			continue;
+		if (h.type != COLO_LINK_WRITE_ACK &&
+		    h.type != COLO_LINK_BARRIER_ACK &&
+		    h.type != COLO_LINK_RESYNC_END) {
+			why = "unexpected frame";
+			break;
+		}
+		if (h.flags & COLO_LINK_F_ERROR) {
+			why = "secondary failed a request";
+			break;
+		}
+		pthread_mutex_lock(&p->lock);
+		if (p->epoch != rc->epoch) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		if (h.seq <= p->acked_seq || h.seq > p->next_seq) {
+			pthread_mutex_unlock(&p->lock);
+			why = "ack out of order";
+			break;
+		}
+		p->acked_seq = h.seq;
+		while (p->qlen && p->q[p->qhead].seq <= h.seq) {
+			p->qhead = (p->qhead + 1) % p->qcap;
+			p->qlen--;
+		}
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (why)
+		link_lost(p, rc->epoch, why);
+	return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+/* Copy the resync set; 0 when the secondary acknowledged all of it. */
+static int resync(struct colo_repl_primary *p, int fd, uint64_t epoch)
+{
+	struct colo_link_hdr h = { .type = COLO_LINK_RESYNC_BEGIN };
+	struct colo_link_hdr ping = { .type = COLO_LINK_PING };
+	uint64_t pos = 0, off, bytes, last_ping = now_ms();
+	uint32_t len;
+	int r;
+
+	pthread_mutex_lock(&p->lock);
+	bytes = colo_dirty_map_bytes(&p->resync);
+	pthread_mutex_unlock(&p->lock);
+	colo_log_info("blk primary: resync of %llu bytes",
+		      (unsigned long long)bytes);
+	h.off = bytes;
+	pthread_mutex_lock(&p->order);
+	r = colo_link_send(fd, &h, NULL);
+	pthread_mutex_unlock(&p->order);
+	bytes = 0;
+	for (;;) {
+		bool more;
+
+		if (r < 0)
+			break;
+		pthread_mutex_lock(&p->order);
+		pthread_mutex_lock(&p->lock);
+		more = p->epoch == epoch && !p->stop &&
+		       colo_dirty_map_next(&p->resync, &pos, &off, &len);
+		pthread_mutex_unlock(&p->lock);
+		if (!more) {
+			pthread_mutex_unlock(&p->order);
+			break;
+		}
+		r = p->image->ops->pread(p->image, p->chunk, len, off);
+		if (r == 0) {
+			h = (struct colo_link_hdr){
+				.type = COLO_LINK_RESYNC_DATA,
+				.off = off,
+				.len = len,
+			};
+			if (all_zero(p->chunk, len))
+				h.flags = COLO_LINK_F_ZERO;
+			r = colo_link_send(fd, &h, p->chunk);
+		}
+		/* Only pongs come back during a long copy: keep them coming
+		 * or the receiver takes the silence for a dead link. */
+		if (r == 0 && now_ms() - last_ping > p->timeout_ms / 4) {
+			r = colo_link_send(fd, &ping, NULL);
+			last_ping = now_ms();
+		}
+		pthread_mutex_unlock(&p->order);
+		bytes += len;
+	}
+	if (r < 0) {
+		link_lost(p, epoch, strerror(-r));
+		return r;
+	}
+	/* The end marker takes a sequence number: its ack covers it all. */
+	pthread_mutex_lock(&p->order);
+	pthread_mutex_lock(&p->lock);
+	if (p->epoch != epoch || p->stop) {
+		pthread_mutex_unlock(&p->lock);
+		pthread_mutex_unlock(&p->order);
+		return -ECONNRESET;
+	}
+	h = (struct colo_link_hdr){ .type = COLO_LINK_RESYNC_END,
+				    .seq = ++p->next_seq };
+	r = queue_push(p, h.seq, 0, 0);
+	pthread_mutex_unlock(&p->lock);
+	if (r == 0)
+		r = colo_link_send(fd, &h, NULL);
+	pthread_mutex_unlock(&p->order);
+	if (r < 0) {
+		link_lost(p, epoch, strerror(-r));
+		return r;
+	}
+	r = wait_ack(p, h.seq, epoch, 0);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&p->lock);
+	if (p->epoch == epoch) {
+		colo_dirty_map_clear_all(&p->resync);
+		p->resync_active = false;
+		p->state = COLO_REPL_PROTECTED;
+		p->st.resyncs++;
+		p->st.last_resync_bytes = bytes;
+		p->st.total_resync_bytes += bytes;
+		colo_log_info("blk primary: resync done (%llu bytes): "
+			      "protected",
+			      (unsigned long long)bytes);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static void run_link(struct colo_repl_primary *p, int fd)
+{
+	struct receiver rc = { .p = p, .fd = fd };
+	struct colo_link_hdr ping = { .type = COLO_LINK_PING };
+	pthread_t rt;
+
+	/* Link up under both locks: no write is between "recorded" and
+	 * "forwarded", and the recorded set becomes the resync set. */
+	pthread_mutex_lock(&p->order);
+	pthread_mutex_lock(&p->lock);
+	p->fd = fd;
+	p->state = COLO_REPL_RESYNCING;
+	p->acked_seq = p->next_seq;
+	memcpy(p->resync.words, p->dirty.words,
+	       ((p->dirty.nbits + 63) / 64) * sizeof(uint64_t));
+	p->resync.ndirty = p->dirty.ndirty;
+	colo_dirty_map_clear_all(&p->dirty);
+	p->resync_active = true;
+	p->st.connects++;
+	rc.epoch = p->epoch;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->order);
+
+	if (pthread_create(&rt, NULL, receiver_main, &rc) != 0) {
+		link_lost(p, rc.epoch, "no thread");
+		goto out;
+	}
+	if (resync(p, fd, rc.epoch) == 0) {
+		/* Pings keep the secondary's receive timeout from firing and
+		 * prove the link alive through its answers. */
+		while (!nap(p, p->timeout_ms / 4)) {
+			int r;
+
+			pthread_mutex_lock(&p->lock);
+			r = p->epoch == rc.epoch;
+			pthread_mutex_unlock(&p->lock);
+			if (!r)
+				break;
+			pthread_mutex_lock(&p->order);
+			r = colo_link_send(fd, &ping, NULL);
+			pthread_mutex_unlock(&p->order);
+			if (r < 0)
+				link_lost(p, rc.epoch, strerror(-r));
+		}
+	}
+	link_lost(p, rc.epoch, "stopped");
+	pthread_join(rt, NULL);
+out:
+	pthread_mutex_lock(&p->order);
+	pthread_mutex_lock(&p->lock);
+	p->fd = -1;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->order);
+	close(fd);
+}
+
+static void *link_main(void *arg)
+{
+	struct colo_repl_primary *p = arg;
+	int last_err = 0;
+
+	for (;;) {
+		int fd;
+
+		pthread_mutex_lock(&p->lock);
+		fd = p->stop;
+		pthread_mutex_unlock(&p->lock);
+		if (fd)
+			break;
+		fd = connect_link(p);
+		if (fd >= 0) {
+			int r = handshake(p, fd);
+
+			if (r == 0) {
+				colo_log_info("blk primary: secondary "
+					      "connected");
+				run_link(p, fd);
+				last_err = 0;
+				continue;
+			}
+			close(fd);
+			fd = r;
+		}
+		if (fd != last_err)
+			colo_log_warn("blk primary: secondary unreachable: %s",
+				      strerror(-fd));
+		last_err = fd;
+		if (nap(p, p->reconnect_ms))
+			break;
+	}
+	return NULL;
+}
+
+/* ---- life cycle */
+
+struct colo_repl_primary *
+colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
+		      size_t errlen)
+{
+	struct colo_repl_primary *p;
+	uint32_t gran = cfg->granularity ? cfg->granularity : 65536;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (colo_sock_spec_parse(cfg->secondary, &p->spec, err, errlen) < 0)
+		goto fail;
+	if (colo_sock_spec_is_listen(&p->spec)) {
+		snprintf(err, errlen,
+			 "%s: the primary connects to the "
+			 "secondary, not listens",
+			 cfg->secondary);
+		goto fail;
+	}
+	if (colo_dirty_map_init(&p->dirty, cfg->image->size, gran) < 0 ||
+	    colo_dirty_map_init(&p->resync, cfg->image->size, gran) < 0) {
+		snprintf(err, errlen,
+			 "granularity %u: must be a power of "
+			 "two >= 512",
+			 gran);
+		goto fail;
+	}
+	p->chunk = malloc(gran);
+	if (!p->chunk) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Nothing is known of the secondary's image yet: copy it all. */
+	colo_dirty_map_mark_all(&p->dirty);
+	p->image = cfg->image;
+	p->async = cfg->async;
+	p->reconnect_ms = cfg->reconnect_ms ? cfg->reconnect_ms : 1000;
+	p->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
+	p->fd = -1;
+	p->state = COLO_REPL_DEGRADED;
+	p->st.granularity = gran;
+	p->st.async = cfg->async;
+	pthread_mutex_init(&p->order, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->dev.ops = &prim_ops;
+	p->dev.size = cfg->image->size;
+	p->dev.can_trim = true;
+	p->dev.priv = p;
+	return p;
+fail:
+	colo_dirty_map_destroy(&p->dirty);
+	colo_dirty_map_destroy(&p->resync);
+	free(p);
+	return NULL;
+}
+
+struct colo_blk_dev *colo_repl_primary_dev(struct colo_repl_primary *p)
+{
+	return &p->dev;
+}
+
+int colo_repl_primary_start(struct colo_repl_primary *p)
+{
+	int r = pthread_create(&p->link_thread, NULL, link_main, p);
+
+	if (r)
+		return -r;
+	p->started = true;
+	return 0;
+}
+
+void colo_repl_primary_get_stats(struct colo_repl_primary *p,
+				 struct colo_repl_primary_stats *st)
+{
+	pthread_mutex_lock(&p->lock);
+	*st = p->st;
+	st->state = p->state;
+	st->acked_seq = p->acked_seq;
+	st->inflight = p->qlen;
+	st->dirty_bytes =
+		colo_dirty_map_bytes(&p->dirty) +
+		(p->resync_active ? colo_dirty_map_bytes(&p->resync) : 0);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void colo_repl_primary_stop(struct colo_repl_primary *p)
+{
+	if (!p->started)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	link_lost_locked(p, "stopping");
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->link_thread, NULL);
+	p->started = false;
+}
+
+void colo_repl_primary_free(struct colo_repl_primary *p)
+{
+	if (!p)
+		return;
+	colo_repl_primary_stop(p);
+	pthread_mutex_destroy(&p->order);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	colo_dirty_map_destroy(&p->dirty);
+	colo_dirty_map_destroy(&p->resync);
+	free(p->q);
+	free(p->chunk);
+	free(p);
+}

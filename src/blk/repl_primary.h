@@ -1,0 +1,86 @@
+/*
+ * repl_primary.h - the primary's replicating device.
+ *
+ * Writes go to the local image, then are forwarded in order to the
+ * secondary over the replication link. In the default synchronous mode
+ * a write completes only once the secondary acknowledged it (several can
+ * be in flight). When the secondary is unreachable the device keeps
+ * serving from the local image (degraded) and records what changed; when
+ * a secondary connects, those regions (everything, the first time) are
+ * copied before the pair counts as protected again.
+ *
+ * Durability: in synchronous mode, a write acknowledged to the client
+ * while the pair was protected or resyncing is on the secondary; a write
+ * acknowledged while degraded is only on the primary until the next
+ * resync. In asynchronous mode any write not yet acknowledged by the
+ * secondary (see `inflight` in the stats) can be lost with the primary.
+ */
+#ifndef COLO_BLK_REPL_PRIMARY_H
+#define COLO_BLK_REPL_PRIMARY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blk_dev.h"
+
+enum colo_repl_state {
+	COLO_REPL_DEGRADED,  /* no secondary: changes are recorded */
+	COLO_REPL_RESYNCING, /* linked, copying recorded changes */
+	COLO_REPL_PROTECTED, /* linked and in sync */
+};
+
+struct colo_repl_primary_cfg {
+	struct colo_blk_dev *image; /* not owned */
+	const char *secondary;	    /* tcp:HOST:PORT or unix:PATH */
+	uint32_t granularity;	    /* of the dirty map; 0 = 64 KiB */
+	bool async;		    /* ack writes before the secondary does */
+	unsigned int reconnect_ms;  /* 0 = 1000 */
+	unsigned int timeout_ms;    /* link silence that means lost; 0 = 5000 */
+};
+
+struct colo_repl_primary_stats {
+	enum colo_repl_state state;
+	uint64_t writes;    /* client writes (incl. zeroes, trims) */
+	uint64_t forwarded; /* WRITE frames sent */
+	uint64_t forwarded_bytes;
+	uint64_t acked_seq;
+	uint64_t inflight;	  /* sent, not acknowledged */
+	uint64_t degraded_writes; /* writes while no secondary */
+	uint64_t dirty_bytes;	  /* recorded, not yet copied */
+	uint64_t connects;
+	uint64_t link_losses;
+	uint64_t resyncs;	    /* completed */
+	uint64_t last_resync_bytes; /* regions copied by the last resync */
+	uint64_t total_resync_bytes;
+	uint64_t checkpoints;
+	uint32_t granularity;
+	bool async;
+};
+
+struct colo_repl_primary;
+
+/* repl_primary.c APIs: */
+/* NULL with a reason in err. The link is not tried before _start. */
+struct colo_repl_primary *
+colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
+		      size_t errlen);
+struct colo_blk_dev *colo_repl_primary_dev(struct colo_repl_primary *p);
+int colo_repl_primary_start(struct colo_repl_primary *p);
+/*
+ * Checkpoint barrier: returns 0 once every write forwarded before it is
+ * applied on the secondary and the secondary dropped its disk buffer at
+ * exactly that point of the write stream. -ENOTCONN unless protected,
+ * -ETIMEDOUT, -ECONNRESET if the link was lost meanwhile, -EIO if the
+ * secondary refused it.
+ */
+int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
+				 unsigned int timeout_ms);
+void colo_repl_primary_get_stats(struct colo_repl_primary *p,
+				 struct colo_repl_primary_stats *st);
+const char *colo_repl_state_name(enum colo_repl_state s);
+/* Stops the link threads; the device keeps working, degraded. */
+void colo_repl_primary_stop(struct colo_repl_primary *p);
+void colo_repl_primary_free(struct colo_repl_primary *p);
+
+#endif

@@ -1,0 +1,345 @@
+/*
+ * repl_secondary.c - accept the primary's link and apply what it sends.
+ *
+ * One thread accepts and serves one connection at a time: a primary that
+ * comes back after a failure replaces nothing, since the old connection
+ * ends first (EOF, or the receive timeout for a primary that vanished
+ * silently). Frames are applied in arrival order and acknowledged only
+ * after they were applied, which is what makes the primary's synchronous
+ * acks mean "on the secondary".
+ *
+ * A checkpoint barrier drops the disk buffer between the writes before
+ * it and those after it: dropped any later, the originals that writes
+ * from the next epoch saved would be lost, and a failover would show the
+ * guest primary data it never saw.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "repl_link.h"
+#include "repl_secondary.h"
+#include "sock_spec.h"
+
+struct colo_repl_secondary {
+	struct colo_disk_buffer *db;
+	unsigned int recv_timeout_ms;
+	int listen_fd;
+	int wake[2]; /* pipe: stop or failover */
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	int conn_fd; /* -1 when none */
+	bool stop;
+	bool failed_over;
+	struct colo_repl_secondary_stats st;
+	uint8_t *payload;
+};
+
+static int ack(int fd, uint16_t type, uint64_t seq, int result)
+{
+	struct colo_link_hdr h = {
+		.type = type,
+		.seq = seq,
+		.flags = result < 0 ? COLO_LINK_F_ERROR : 0,
+	};
+
+	return colo_link_send(fd, &h, NULL);
+}
+
+/* One frame from the primary; <0 ends the connection. */
+static int apply(struct colo_repl_secondary *s, int fd,
+		 const struct colo_link_hdr *h)
+{
+	const void *data = (h->flags & COLO_LINK_F_ZERO) ? NULL : s->payload;
+	struct colo_blk_dev *guest = colo_disk_buffer_dev(s->db);
+	int r;
+
+	switch (h->type) {
+	case COLO_LINK_WRITE:
+		if (h->off > guest->size || h->len > guest->size - h->off)
+			return -EPROTO;
+		r = colo_disk_buffer_apply_primary_write(s->db, h->off, h->len,
+							 data);
+		if (r == 0 && (h->flags & COLO_LINK_F_FUA))
+			r = colo_disk_buffer_flush_image(s->db);
+		pthread_mutex_lock(&s->lock);
+		s->st.writes++;
+		s->st.write_bytes += h->len;
+		s->st.last_seq = h->seq;
+		pthread_mutex_unlock(&s->lock);
+		return ack(fd, COLO_LINK_WRITE_ACK, h->seq, r) < 0 ? -EIO : r;
+	case COLO_LINK_BARRIER:
+		r = 0;
+		if (h->flags & COLO_LINK_F_FLUSH)
+			r = colo_disk_buffer_flush_image(s->db);
+		if (r == 0 && (h->flags & COLO_LINK_F_CHECKPOINT))
+			r = colo_disk_buffer_checkpoint(s->db);
+		pthread_mutex_lock(&s->lock);
+		s->st.barriers++;
+		if (h->flags & COLO_LINK_F_CHECKPOINT && r == 0)
+			s->st.checkpoints++;
+		s->st.last_seq = h->seq;
+		pthread_mutex_unlock(&s->lock);
+		return ack(fd, COLO_LINK_BARRIER_ACK, h->seq, r) < 0 ? -EIO : r;
+	case COLO_LINK_RESYNC_BEGIN:
+		colo_log_info("blk secondary: resync of %llu bytes begins",
+			      (unsigned long long)h->off);
+		pthread_mutex_lock(&s->lock);
+		s->st.resyncing = true;
+		s->st.resync_bytes = 0;
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	case COLO_LINK_RESYNC_DATA:
+		if (h->off > guest->size || h->len > guest->size - h->off)
+			return -EPROTO;
+		r = colo_disk_buffer_apply_resync(s->db, h->off, h->len, data);
+		pthread_mutex_lock(&s->lock);
+		s->st.resync_bytes += h->len;
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	case COLO_LINK_RESYNC_END:
+		/* The image now equals the primary's disk: that is a
+		 * checkpoint, the start of the new secondary's epoch. */
+		r = colo_disk_buffer_checkpoint(s->db);
+		pthread_mutex_lock(&s->lock);
+		s->st.resyncing = false;
+		if (r == 0)
+			s->st.resyncs++;
+		s->st.last_seq = h->seq;
+		pthread_mutex_unlock(&s->lock);
+		colo_log_info("blk secondary: resync done");
+		return ack(fd, COLO_LINK_RESYNC_END, h->seq, r) < 0 ? -EIO : r;
+	case COLO_LINK_PING: {
+		struct colo_link_hdr pong = { .type = COLO_LINK_PONG };
+
+		return colo_link_send(fd, &pong, NULL);
+	}
+	default:
+		return -EPROTO;
+	}
+}
+
+static int handshake(struct colo_repl_secondary *s, int fd)
+{
+	struct colo_blk_dev *guest = colo_disk_buffer_dev(s->db);
+	struct colo_disk_buffer_stats dst;
+	struct colo_link_hello hello;
+	struct colo_link_hdr h;
+	int r;
+
+	r = colo_link_recv(fd, &h, s->payload, COLO_LINK_HELLO_LEN);
+	if (r < 0)
+		return r;
+	if (h.type != COLO_LINK_HELLO ||
+	    colo_link_decode_hello(s->payload, h.len, &hello) < 0)
+		return -EPROTO;
+	if (hello.version != COLO_LINK_VERSION || hello.auth != 0)
+		return -EPROTONOSUPPORT;
+	colo_disk_buffer_get_stats(s->db, &dst);
+	hello = (struct colo_link_hello){
+		.version = COLO_LINK_VERSION,
+		.size = guest->size,
+		.granularity = dst.granularity,
+	};
+	colo_link_encode_hello(s->payload, &hello);
+	h = (struct colo_link_hdr){ .type = COLO_LINK_HELLO,
+				    .len = COLO_LINK_HELLO_LEN };
+	return colo_link_send(fd, &h, s->payload);
+}
+
+static void serve(struct colo_repl_secondary *s, int fd)
+{
+	struct colo_link_hdr h;
+	int r;
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	colo_link_tune(fd, s->recv_timeout_ms, s->recv_timeout_ms);
+	pthread_mutex_lock(&s->lock);
+	if (s->stop || s->failed_over) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->conn_fd = fd;
+	pthread_mutex_unlock(&s->lock);
+
+	r = handshake(s, fd);
+	if (r == 0) {
+		colo_log_info("blk secondary: primary connected");
+		pthread_mutex_lock(&s->lock);
+		s->st.connected = true;
+		s->st.connects++;
+		pthread_mutex_unlock(&s->lock);
+	}
+	while (r == 0) {
+		r = colo_link_recv(fd, &h, s->payload, COLO_LINK_MAX_PAYLOAD);
+		if (r == 0)
+			r = apply(s, fd, &h);
+	}
+	colo_log_warn("blk secondary: primary link ended: %s",
+		      r == -ECONNRESET ? "closed"
+		      : r == -EAGAIN   ? "timeout"
+				       : strerror(-r));
+	pthread_mutex_lock(&s->lock);
+	s->conn_fd = -1;
+	s->st.connected = false;
+	s->st.resyncing = false;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *accept_main(void *arg)
+{
+	struct colo_repl_secondary *s = arg;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = s->listen_fd, .events = POLLIN },
+			{ .fd = s->wake[0], .events = POLLIN },
+		};
+		bool stop;
+		int fd;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		pthread_mutex_lock(&s->lock);
+		stop = s->stop;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		fd = colo_sock_accept(s->listen_fd);
+		if (fd < 0)
+			continue;
+		serve(s, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+struct colo_repl_secondary *
+colo_repl_secondary_new(struct colo_disk_buffer *db,
+			unsigned int recv_timeout_ms, char *err, size_t errlen)
+{
+	struct colo_repl_secondary *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->payload = malloc(COLO_LINK_MAX_PAYLOAD)) ||
+	    pipe2(s->wake, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "out of memory");
+		if (s)
+			free(s->payload);
+		free(s);
+		return NULL;
+	}
+	s->db = db;
+	s->recv_timeout_ms = recv_timeout_ms ? recv_timeout_ms : 10000;
+	s->listen_fd = -1;
+	s->conn_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	return s;
+}
+
+int colo_repl_secondary_listen(struct colo_repl_secondary *s,
+			       const char *sock_spec, char *err, size_t errlen)
+{
+	struct colo_sock_spec spec;
+	struct colo_sock_addr a;
+
+	if (colo_sock_spec_parse(sock_spec, &spec, err, errlen) < 0)
+		return -1;
+	if (!colo_sock_spec_is_listen(&spec)) {
+		snprintf(err, errlen, "%s: the secondary listens", sock_spec);
+		return -1;
+	}
+	if (colo_sock_resolve(&spec, &a, err, errlen) < 0)
+		return -1;
+	s->listen_fd = colo_sock_listen(&a);
+	if (s->listen_fd < 0) {
+		snprintf(err, errlen, "%s: %s", sock_spec, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int colo_repl_secondary_start(struct colo_repl_secondary *s)
+{
+	int r = pthread_create(&s->thread, NULL, accept_main, s);
+
+	if (r)
+		return -r;
+	s->started = true;
+	return 0;
+}
+
+static void kick(struct colo_repl_secondary *s)
+{
+	char c = 1;
+
+	if (s->conn_fd >= 0)
+		shutdown(s->conn_fd, SHUT_RDWR);
+	if (write(s->wake[1], &c, 1) < 0)
+		(void)0; /* the pipe is full: already woken */
+}
+
+int colo_repl_secondary_failover(struct colo_repl_secondary *s, bool guest_view)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	s->failed_over = true;
+	if (s->conn_fd >= 0)
+		shutdown(s->conn_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&s->lock);
+	/* A frame being applied finishes first: the buffer's lock orders
+	 * it before the fold, and later ones fail with -ESHUTDOWN. */
+	r = guest_view ? colo_disk_buffer_failover(s->db)
+		       : colo_disk_buffer_takeover(s->db);
+	pthread_mutex_lock(&s->lock);
+	s->st.failed_over = r == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0)
+		colo_log_info("blk secondary: failover done, serving the "
+			      "image");
+	return r;
+}
+
+void colo_repl_secondary_get_stats(struct colo_repl_secondary *s,
+				   struct colo_repl_secondary_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void colo_repl_secondary_stop(struct colo_repl_secondary *s)
+{
+	if (!s->started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	kick(s);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void colo_repl_secondary_free(struct colo_repl_secondary *s)
+{
+	if (!s)
+		return;
+	colo_repl_secondary_stop(s);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	close(s->wake[0]);
+	close(s->wake[1]);
+	pthread_mutex_destroy(&s->lock);
+	free(s->payload);
+	free(s);
+}
