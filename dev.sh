@@ -17,7 +17,8 @@ cd "$(dirname "$0")"
 
 RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev)
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
-	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd)
+	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
+	redis-server redis-tools procps)
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "daemon/log.h"
 
 #ifndef COLO_VERSION
 #define COLO_VERSION "0.1.0"
@@ -45,6 +46,23 @@ static void usage(FILE *f)
 		   "sample traffic.\n");
 }
 
+/* Log lines name the daemon: "colo compare", "colo blk primary",
+ * "colo proxy primary". */
+static void set_log_name(int argc, char **argv)
+{
+	static char name[64];
+	const char *sub = "";
+
+	if (!strcmp(argv[1], "blk") && argc > 2 && argv[2][0] != '-')
+		sub = argv[2];
+	for (int i = 2; i + 1 < argc; i++)
+		if (!strcmp(argv[1], "proxy") && !strcmp(argv[i], "--role"))
+			sub = argv[i + 1];
+	snprintf(name, sizeof(name), "colo %s%s%s", argv[1], *sub ? " " : "",
+		 sub);
+	colo_log_name = name;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -61,8 +79,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
+		if (!strcmp(argv[1], commands[i].name)) {
+			set_log_name(argc, argv);
 			return commands[i].run(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "colo: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -12,6 +12,7 @@
 #include "log.h"
 
 bool colo_log_quiet;
+const char *colo_log_name = "colo";
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
@@ -24,8 +25,8 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ colo compare: %s",
-		     ts.tv_nsec / 1000000, level);
+	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s: %s",
+		     ts.tv_nsec / 1000000, colo_log_name, level);
 	if (r > 0)
 		n += (size_t)r < sizeof(line) - n ? (size_t)r
 						  : sizeof(line) - n - 1;

@@ -11,6 +11,8 @@
 /* Informational lines (connections, divergences) are dropped when quiet;
  * warnings and errors never are. */
 extern bool colo_log_quiet;
+/* Names the daemon on every line, e.g. "colo compare" (default "colo"). */
+extern const char *colo_log_name;
 void colo_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void colo_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

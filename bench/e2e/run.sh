@@ -1,0 +1,23 @@
+#!/bin/bash
+# bench/e2e/run.sh - native vs COLO-protected, side by side in one run.
+#
+#   bench/e2e/run.sh [COLO_BINARY]
+#
+# Builds the namespace topology of tests/e2e (client, switch, primary and
+# secondary hosts and guests), measures with the primary host bridging its
+# guest to the switch (native: proxy bypassed), then with `colo proxy` on
+# both hosts (COLO), and prints a table with ratios. Root only.
+# BENCH_BYTES (default 2000000000) and BENCH_REDIS_N (100000) size it.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+colo=${1:-$root/build/src/colo}
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/e2e: needs root (network namespaces)" >&2
+	exit 1
+fi
+if [ ! -x "$colo" ]; then
+	echo "bench/e2e: no colo binary at $colo (build first, or pass its path)" >&2
+	exit 1
+fi
+exec python3 "$root/tests/e2e/e2e.py" bench "$colo"
