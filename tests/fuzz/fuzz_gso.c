@@ -38,6 +38,7 @@ static int check_emit(void *ctx, const uint8_t *f, size_t len)
 	for (i = 0; i < len; i += 512)
 		sink ^= f[i];
 	sink ^= f[len - 1];
+	(void)sink;
 	c->total += len;
 	return 0;
 }
