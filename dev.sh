@@ -2,8 +2,8 @@
 # dev.sh - the project's two entry points, usable on a fresh Debian 12:
 #
 #   ./dev.sh run    install what the build needs, build, and run the main
-#                   job on its embedded default (colo analyze on the
-#                   built-in sample traffic)
+#                   job on its embedded default: colo demo (a protected
+#                   service in network namespaces, failed over midway)
 #   ./dev.sh test   install everything the tests need, then build and run
 #                   every test: unit + integration + QEMU interop (release
 #                   build), the same under ASan+UBSan, and each libFuzzer
@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev)
+RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
+	iproute2 procps)
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps)
@@ -55,8 +56,8 @@ cmd_run() {
 	ensure_packages "${RUN_PKGS[@]}"
 	say "building (build/)"
 	setup build -Dtests=false
-	say "colo analyze (built-in sample traffic)"
-	./build/src/colo analyze
+	say "colo demo"
+	./build/src/colo demo
 }
 
 fuzz_run() {

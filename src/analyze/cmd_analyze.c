@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "pcap_io.h"
 #include "sample_traffic.h"
+#include "parse_num.h"
 
 #define MS UINT64_C(1000000)
 
@@ -91,21 +92,6 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-/* Decimal digits only, no sign, no overflow past max. */
-static int parse_u64(const char *s, uint64_t max, uint64_t *v)
-{
-	char *end;
-	unsigned long long x;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	x = strtoull(s, &end, 10);
-	if (errno || *end || x > max)
-		return -1;
-	*v = x;
-	return 0;
-}
 
 static int parse_args(int argc, char **argv, struct analyze_opts *o)
 {
@@ -132,7 +118,7 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 			o->write_path = optarg;
 			break;
 		case OPT_TIMEOUT:
-			if (parse_u64(optarg, UINT64_MAX / MS, &v) || !v)
+			if (colo_parse_u64(optarg, UINT64_MAX / MS, &v) || !v)
 				return usage_error(
 					"bad --compare-timeout '%s' "
 					"(milliseconds, at least 1)",
@@ -140,14 +126,14 @@ static int parse_args(int argc, char **argv, struct analyze_opts *o)
 			o->cfg.cmp.compare_timeout_ns = v * MS;
 			break;
 		case OPT_QUEUE:
-			if (parse_u64(optarg, UINT32_MAX, &v) || !v)
+			if (colo_parse_u64(optarg, UINT32_MAX, &v) || !v)
 				return usage_error("bad --max-queue '%s' "
 						   "(frames, at least 1)",
 						   optarg);
 			o->cfg.cmp.max_queue = (uint32_t)v;
 			break;
 		case OPT_DELAY:
-			if (parse_u64(optarg, UINT64_MAX / MS / 2, &v))
+			if (colo_parse_u64(optarg, UINT64_MAX / MS / 2, &v))
 				return usage_error("bad --checkpoint-delay '%s' "
 						   "(milliseconds)",
 						   optarg);

@@ -29,6 +29,7 @@
 #include "nbd_server.h"
 #include "repl_primary.h"
 #include "repl_secondary.h"
+#include "parse_num.h"
 
 /* clang-format off */
 static const char blk_help[] =
@@ -190,27 +191,6 @@ static int usage_error(const char *cmd, const char *msg, const char *arg)
 	return 2;
 }
 
-/* Decimal with an optional K or M suffix; false if not in [1, max]. */
-static bool parse_size(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return false;
-	if (*end == 'K' || *end == 'k')
-		v <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20, end++;
-	if (*end || v < 1 || v > max)
-		return false;
-	*out = v;
-	return true;
-}
 
 enum {
 	OPT_IMAGE = 256,
@@ -285,7 +265,7 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 			a->name = optarg;
 			break;
 		case OPT_GRANULARITY:
-			if (!parse_size(optarg, 1U << 30, &v) || v < 512 ||
+			if (colo_parse_size(optarg, 1U << 30, &v) || v < 512 ||
 			    (v & (v - 1)))
 				return usage_error(a->cmd,
 						   "--granularity: expected a "
@@ -310,7 +290,7 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 			a->async = true;
 			break;
 		case OPT_TIMEOUT:
-			if (!parse_size(optarg, 3600000, &v) || v < 100)
+			if (colo_parse_size(optarg, 3600000, &v) || v < 100)
 				return usage_error(a->cmd,
 						   "--timeout: expected "
 						   "100..3600000 ms, got ",

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "daemon.h"
 #include "frame_reader.h"
+#include "parse_num.h"
 
 /* clang-format off: the text is laid out as printed */
 static const char help_text[] =
@@ -168,14 +169,9 @@ static int usage_error(const char *fmt, const char *a, const char *b)
 static int parse_uint(const char *opt, const char *s, uint64_t min,
 		      uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	if (s[0] < '0' || s[0] > '9')
-		return usage_error("%s: '%s' is not a number", opt, s);
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end || errno)
+	if (colo_parse_u64(s, UINT64_MAX, &v) < 0)
 		return usage_error("%s: '%s' is not a number", opt, s);
 	if (v < min || v > max) {
 		char range[64];

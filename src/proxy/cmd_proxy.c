@@ -9,6 +9,7 @@
 #include "../commands.h"
 #include "log.h"
 #include "proxy.h"
+#include "parse_num.h"
 
 static const char usage[] =
 	"Usage:\n"
@@ -73,19 +74,6 @@ static const char usage[] =
 	"SIGINT/SIGTERM exit cleanly. Exit status: 0 ok, 1 runtime error,\n"
 	"2 usage error. See doc/colo-proxy.1.md.\n";
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s[0] || s[0] == '-')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (*end || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 int colo_cmd_proxy(int argc, char **argv)
 {
@@ -145,7 +133,7 @@ int colo_cmd_proxy(int argc, char **argv)
 		case O_CT:
 		case O_PING:
 		case O_PT:
-			if (parse_u64(optarg, 3600000, &v) < 0 || !v) {
+			if (colo_parse_u64(optarg, 3600000, &v) < 0 || !v) {
 				fprintf(stderr,
 					"colo proxy: bad milliseconds "
 					"'%s'\n",
@@ -160,7 +148,7 @@ int colo_cmd_proxy(int argc, char **argv)
 				o.peer_timeout_ms = v;
 			break;
 		case O_MQ:
-			if (parse_u64(optarg, 1u << 20, &v) < 0 || !v) {
+			if (colo_parse_u64(optarg, 1u << 20, &v) < 0 || !v) {
 				fprintf(stderr,
 					"colo proxy: bad --max-queue "
 					"'%s'\n",
