@@ -7,7 +7,8 @@
 #   RUNS       repetitions of every case, the best kept (default 3)
 #   SIZE       image size, qemu-img syntax (default 1G)
 #   DEPTH      requests in flight, qemu-img bench -d (default 16)
-# Environment: COLO (the colo binary, overrides BUILD_DIR), TMPDIR (where
+# Environment: COLO (the colo binary, overrides BUILD_DIR), PRIMARY_OPTS
+# (extra options of colo blk primary, e.g. --async), TMPDIR (where
 # the two images go: 2 x SIZE), TRANSPORT (unix or tcp, default unix),
 # CASES (subset of: write-4k write-64k read-4k read-64k).
 # Each server gets its own raw image; writes run first and cover the
@@ -91,7 +92,7 @@ start_servers() {
 		--listen "127.0.0.1:$link_port" --export "$sec_addr" \
 		2>"$tmp/sec.log" &
 	pids="$pids $!"
-	"$colo" blk primary --image "$tmp/prim.img" --export "$prim_addr" \
+	"$colo" blk primary ${PRIMARY_OPTS:-} --image "$tmp/prim.img" --export "$prim_addr" \
 		--secondary "127.0.0.1:$link_port" --control "$tmp/prim.ctl" \
 		2>"$tmp/prim.log" &
 	pids="$pids $!"

@@ -1,9 +1,13 @@
 /*
  * nbd_server.h - an NBD server exporting one colo_blk_dev.
  *
- * Fixed-newstyle handshake, simple replies, one thread per client
- * connection plus an accept thread. The server calls the device; the
- * device never calls the server. Protocol decisions live in nbd_proto.c.
+ * Fixed-newstyle handshake, simple replies, a reader thread per client
+ * connection with a small pool of workers for slow device calls, plus an
+ * accept thread. Device calls of one connection may run concurrently and
+ * complete in any order (replies are matched by cookie); a FLUSH covers
+ * every write replied to before it was received. The server calls the
+ * device; the device never calls the server. Protocol decisions live in
+ * nbd_proto.c.
  */
 #ifndef COLO_NBD_SERVER_H
 #define COLO_NBD_SERVER_H
@@ -34,6 +38,12 @@ void colo_nbd_server_set_multi_conn(struct colo_nbd_server *s, bool on);
 /* Extra connections beyond this are closed at once (default 64). */
 void colo_nbd_server_set_max_clients(struct colo_nbd_server *s, unsigned n);
 /*
+ * Requests of one connection that may be in the device at once (default
+ * 8, at most 64); 0 serves each connection strictly one request after
+ * the other. Before colo_nbd_server_start.
+ */
+void colo_nbd_server_set_workers(struct colo_nbd_server *s, unsigned n);
+/*
  * Opens a listening socket: sock_spec is tcp-listen:HOST:PORT or
  * unix-listen:PATH (sock_spec.h). May be called up to 4 times before
  * start. Returns 0, or -1 with a reason in err.
@@ -45,7 +55,8 @@ int colo_nbd_server_start(struct colo_nbd_server *s);
 /*
  * Holds the guest: returns once no device call is in flight, and none
  * starts until colo_nbd_server_resume. Requests keep being read and queue
- * in the connection threads. Pauses do not nest.
+ * in the connection threads (a bounded number per connection). Pauses do
+ * not nest.
  */
 void colo_nbd_server_pause(struct colo_nbd_server *s);
 void colo_nbd_server_resume(struct colo_nbd_server *s);

@@ -2,9 +2,15 @@
  * test_nbd_server.c - the server's life cycle over a UNIX socket with a
  * memory device: pause holds device calls until resume, stop works with
  * a pause in force and clients connected, and start again after stop.
+ * Then the worker pool with a slow memory device: requests of one
+ * connection run concurrently (at most `workers`) and complete out of
+ * order, FLUSH waits for earlier requests, overlapping requests keep
+ * their order, DISC and a bad request let the requests in flight finish,
+ * and pause waits for the requests in the device.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -21,15 +28,74 @@
 #include "nbd_proto.h"
 #include "nbd_server.h"
 
-#define SIZE 65536
+#define SIZE  65536
+#define BLOCK 4096
 
 static uint8_t disk[SIZE];
+
+/*
+ * The slow device: a call on block i first sleeps delay_ms[i]; calls in
+ * the device are counted. Under mu.
+ */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned delay_ms[SIZE / BLOCK];
+static unsigned cur, max_cur, calls, writes_done, flush_saw;
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts))
+		;
+}
+
+static void dev_enter(uint64_t off)
+{
+	unsigned ms;
+
+	pthread_mutex_lock(&mu);
+	calls++;
+	if (++cur > max_cur)
+		max_cur = cur;
+	ms = delay_ms[off / BLOCK];
+	pthread_mutex_unlock(&mu);
+	sleep_ms(ms);
+}
+
+static void dev_leave(bool write)
+{
+	pthread_mutex_lock(&mu);
+	cur--;
+	writes_done += write;
+	pthread_mutex_unlock(&mu);
+}
+
+static void slow_reset(unsigned ms)
+{
+	pthread_mutex_lock(&mu);
+	for (unsigned i = 0; i < SIZE / BLOCK; i++)
+		delay_ms[i] = ms;
+	cur = max_cur = calls = writes_done = flush_saw = 0;
+	pthread_mutex_unlock(&mu);
+}
+
+static unsigned get(unsigned *v)
+{
+	unsigned r;
+
+	pthread_mutex_lock(&mu);
+	r = *v;
+	pthread_mutex_unlock(&mu);
+	return r;
+}
 
 static int mem_pread(struct colo_blk_dev *d, void *buf, uint32_t len,
 		     uint64_t off)
 {
 	(void)d;
+	dev_enter(off);
 	memcpy(buf, disk + off, len);
+	dev_leave(false);
 	return 0;
 }
 
@@ -38,13 +104,18 @@ static int mem_pwrite(struct colo_blk_dev *d, const void *buf, uint32_t len,
 {
 	(void)d;
 	(void)fua;
+	dev_enter(off);
 	memcpy(disk + off, buf, len);
+	dev_leave(true);
 	return 0;
 }
 
 static int mem_flush(struct colo_blk_dev *d)
 {
 	(void)d;
+	pthread_mutex_lock(&mu);
+	flush_saw = writes_done;
+	pthread_mutex_unlock(&mu);
 	return 0;
 }
 
@@ -113,8 +184,9 @@ static int client(void)
 static void send_req(int fd, uint16_t type, uint64_t cookie, uint64_t off,
 		     uint32_t len, const void *payload)
 {
-	uint8_t b[NBD_REQUEST_LEN + 16];
+	uint8_t b[NBD_REQUEST_LEN + BLOCK];
 
+	assert_true(!payload || len <= BLOCK);
 	put(b, NBD_REQUEST_MAGIC, 4);
 	put(b + 4, 0, 2);
 	put(b + 6, type, 2);
@@ -136,6 +208,18 @@ static uint32_t recv_reply(int fd, uint64_t cookie)
 	for (int i = 8; i < 16; i++)
 		c = c << 8 | b[i];
 	assert_true(c == cookie);
+	return (uint32_t)b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7];
+}
+
+/* Any reply: returns its error, its cookie in *cookie. */
+static uint32_t recv_any(int fd, uint64_t *cookie)
+{
+	uint8_t b[NBD_SIMPLE_REPLY_LEN];
+
+	recv_all(fd, b, sizeof(b));
+	*cookie = 0;
+	for (int i = 8; i < 16; i++)
+		*cookie = *cookie << 8 | b[i];
 	return (uint32_t)b[4] << 24 | b[5] << 16 | b[6] << 8 | b[7];
 }
 
@@ -198,10 +282,254 @@ static void test_pause_resume_stop(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+static struct colo_nbd_server *start_server(void)
+{
+	struct colo_nbd_server *s = colo_nbd_server_new(&dev, "t", NULL);
+	char err[256];
+
+	assert_non_null(s);
+	assert_int_equal(colo_nbd_server_listen(s, spec, err, sizeof(err)), 0);
+	assert_int_equal(colo_nbd_server_start(s), 0);
+	return s;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * 16 requests on 16 blocks, the first ones the slowest: at most 8 (the
+ * default) in the device at once, replies out of order, all correct.
+ */
+static void test_concurrent_out_of_order(void **state)
+{
+	struct colo_nbd_server *s = start_server();
+	uint8_t blk[BLOCK], got[BLOCK];
+	bool seen[17] = { false };
+	uint64_t t0, cookie, first = 0;
+	int fd = client();
+
+	(void)state;
+	slow_reset(0);
+	for (unsigned i = 0; i < 16; i++)
+		delay_ms[i] = 10 * (16 - i);
+	t0 = now_ms();
+	for (unsigned i = 0; i < 16; i++) {
+		memset(blk, 'a' + (int)i, sizeof(blk));
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	}
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 16 && !seen[cookie]);
+		seen[cookie] = true;
+		if (!first)
+			first = cookie;
+	}
+	/* one at a time: 1360 ms; 8 at a time: well under half that */
+	assert_true(now_ms() - t0 < 1000);
+	assert_true(first != 1);
+	assert_int_equal(get(&max_cur), 8);
+	for (unsigned i = 0; i < 16; i++) {
+		memset(blk, 'a' + (int)i, sizeof(blk));
+		assert_memory_equal(disk + i * BLOCK, blk, BLOCK);
+	}
+
+	/* reads too, and a fast read is not held up by slow ones */
+	slow_reset(0);
+	delay_ms[0] = 300;
+	send_req(fd, NBD_CMD_READ, 20, 0, BLOCK, NULL);
+	send_req(fd, NBD_CMD_READ, 21, BLOCK, BLOCK, NULL);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_true(cookie == 21);
+	recv_all(fd, got, BLOCK);
+	memset(blk, 'b', sizeof(blk));
+	assert_memory_equal(got, blk, BLOCK);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_true(cookie == 20);
+	recv_all(fd, got, BLOCK);
+	memset(blk, 'a', sizeof(blk));
+	assert_memory_equal(got, blk, BLOCK);
+	close(fd);
+	colo_nbd_server_free(s);
+}
+
+/*
+ * FLUSH covers the writes before it: the device's flush sees both slow
+ * writes done, and its reply comes after theirs. A write that overlaps
+ * one in flight waits for it; a read of what a write in flight changes
+ * sees the new data.
+ */
+static void test_flush_and_overlap_order(void **state)
+{
+	struct colo_nbd_server *s = start_server();
+	uint8_t blk[BLOCK], got[BLOCK];
+	uint64_t cookie;
+	int fd = client();
+
+	(void)state;
+	slow_reset(0);
+	delay_ms[0] = 200;
+	delay_ms[1] = 100;
+	memset(blk, 'F', sizeof(blk));
+	send_req(fd, NBD_CMD_WRITE, 1, 0, BLOCK, blk);
+	send_req(fd, NBD_CMD_WRITE, 2, BLOCK, BLOCK, blk);
+	send_req(fd, NBD_CMD_FLUSH, 3, 0, 0, NULL);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_true(cookie == 2);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_true(cookie == 1);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_true(cookie == 3);
+	assert_int_equal(get(&flush_saw), 2);
+
+	/* slow write, then a fast overlapping write and read */
+	slow_reset(0);
+	delay_ms[2] = 200;
+	memset(blk, 'S', sizeof(blk));
+	send_req(fd, NBD_CMD_WRITE, 4, 2 * BLOCK, BLOCK, blk);
+	memset(blk, 'T', sizeof(blk));
+	send_req(fd, NBD_CMD_WRITE, 5, 2 * BLOCK + 100, 8, blk);
+	send_req(fd, NBD_CMD_READ, 6, 2 * BLOCK, BLOCK, NULL);
+	assert_int_equal(recv_reply(fd, 4), 0);
+	assert_int_equal(recv_reply(fd, 5), 0);
+	assert_int_equal(recv_reply(fd, 6), 0);
+	recv_all(fd, got, BLOCK);
+	memset(blk, 'S', sizeof(blk));
+	memset(blk + 100, 'T', 8);
+	assert_memory_equal(got, blk, BLOCK);
+	close(fd);
+	colo_nbd_server_free(s);
+}
+
+/* DISC and a bad request both let the requests in flight finish. */
+static void test_disc_with_requests_in_flight(void **state)
+{
+	struct colo_nbd_server *s = start_server();
+	uint8_t blk[BLOCK], b;
+	bool seen[5] = { false };
+	uint64_t cookie;
+	int fd = client();
+
+	(void)state;
+	slow_reset(100);
+	memset(blk, 'D', sizeof(blk));
+	for (unsigned i = 0; i < 4; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)(4 + i) * BLOCK,
+			 BLOCK, blk);
+	send_req(fd, NBD_CMD_DISC, 9, 0, 0, NULL);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 4 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_int_equal(recv(fd, &b, 1, 0), 0);
+	close(fd);
+	for (unsigned i = 4; i < 8; i++)
+		assert_memory_equal(disk + i * BLOCK, blk, BLOCK);
+
+	/* a bad magic after two slow writes: both replied, then closed */
+	fd = client();
+	memset(blk, 'E', sizeof(blk));
+	send_req(fd, NBD_CMD_WRITE, 1, 8 * BLOCK, BLOCK, blk);
+	send_req(fd, NBD_CMD_WRITE, 2, 9 * BLOCK, BLOCK, blk);
+	assert_int_equal(send(fd, "\x12\x34\x56\x78 0123456789abcdefghijklmn",
+			      NBD_REQUEST_LEN, 0),
+			 NBD_REQUEST_LEN);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_int_equal(recv_any(fd, &cookie), 0);
+	assert_int_equal(recv(fd, &b, 1, 0), 0);
+	close(fd);
+	assert_memory_equal(disk + 9 * BLOCK, blk, BLOCK);
+	assert_int_equal(get(&cur), 0);
+	colo_nbd_server_free(s);
+}
+
+/*
+ * pause returns only once the requests in the device are done; requests
+ * sent while paused do not reach the device until resume.
+ */
+static void test_pause_with_requests_in_flight(void **state)
+{
+	struct colo_nbd_server *s = start_server();
+	uint8_t blk[BLOCK];
+	uint64_t cookie;
+	bool seen[9] = { false };
+	int fd = client();
+
+	(void)state;
+	slow_reset(200);
+	memset(blk, 'P', sizeof(blk));
+	for (unsigned i = 0; i < 4; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	while (get(&cur) < 4)
+		sleep_ms(1);
+	colo_nbd_server_pause(s);
+	assert_int_equal(get(&cur), 0);
+	assert_int_equal(get(&writes_done), 4);
+	for (unsigned i = 4; i < 8; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 4 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_false(readable_within(fd, 300));
+	assert_int_equal(get(&calls), 4);
+	colo_nbd_server_resume(s);
+	for (unsigned i = 4; i < 8; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 5 && cookie <= 8 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_int_equal(get(&calls), 8);
+	close(fd);
+	colo_nbd_server_free(s);
+}
+
+/* With workers 0, one request at a time, in order. */
+static void test_no_workers(void **state)
+{
+	struct colo_nbd_server *s = colo_nbd_server_new(&dev, "t", NULL);
+	char err[256];
+	uint8_t blk[BLOCK];
+	int fd;
+
+	(void)state;
+	assert_non_null(s);
+	colo_nbd_server_set_workers(s, 0);
+	assert_int_equal(colo_nbd_server_listen(s, spec, err, sizeof(err)), 0);
+	assert_int_equal(colo_nbd_server_start(s), 0);
+	fd = client();
+	slow_reset(0);
+	for (unsigned i = 0; i < 4; i++)
+		delay_ms[i] = 40 - 10 * i;
+	memset(blk, 'N', sizeof(blk));
+	for (unsigned i = 0; i < 4; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(recv_reply(fd, i + 1), 0);
+	assert_int_equal(get(&max_cur), 1);
+	close(fd);
+	colo_nbd_server_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pause_resume_stop),
+		cmocka_unit_test(test_concurrent_out_of_order),
+		cmocka_unit_test(test_flush_and_overlap_order),
+		cmocka_unit_test(test_disc_with_requests_in_flight),
+		cmocka_unit_test(test_pause_with_requests_in_flight),
+		cmocka_unit_test(test_no_workers),
 	};
 	int rc;
 
