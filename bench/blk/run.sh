@@ -27,7 +27,7 @@ while getopts b:n:s:d: opt; do
 	n) runs=$OPTARG ;;
 	s) size=$OPTARG ;;
 	d) depth=$OPTARG ;;
-	*) sed -n '2,14p' "$0"; exit 2 ;;
+	*) sed -n '2,/^set -eu/p' "$0" | grep '^#'; exit 2 ;;
 	esac
 done
 colo=${COLO:-$build/src/colo}
