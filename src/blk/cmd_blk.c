@@ -741,9 +741,7 @@ out:
 
 static int cmd_ctl(int argc, char **argv)
 {
-	struct json_object *req, *reply, *ok;
-	char err[512], *out;
-	int rc;
+	struct json_object *req;
 
 	if (argc >= 2 &&
 	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -791,24 +789,7 @@ static int cmd_ctl(int argc, char **argv)
 					: json_object_new_string(eq + 1));
 		}
 	}
-	out = colo_control_request(
-		argv[1],
-		json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-		10000, err, sizeof(err));
-	json_object_put(req);
-	if (!out) {
-		fprintf(stderr, "colo blk ctl: %s\n", err);
-		return 1;
-	}
-	puts(out);
-	reply = json_tokener_parse(out);
-	rc = reply && json_object_object_get_ex(reply, "ok", &ok) &&
-			     json_object_get_boolean(ok)
-		     ? 0
-		     : 1;
-	json_object_put(reply);
-	free(out);
-	return rc;
+	return colo_control_call(argv[1], req, 10000, "colo blk ctl");
 }
 
 int colo_cmd_blk(int argc, char **argv)

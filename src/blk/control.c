@@ -405,3 +405,29 @@ fail:
 	close(fd);
 	return NULL;
 }
+
+int colo_control_call(const char *path, struct json_object *req,
+		      unsigned int timeout_ms, const char *prog)
+{
+	struct json_object *reply, *ok;
+	char err[256], *out;
+	int rc;
+
+	out = colo_control_request(
+		path, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
+		timeout_ms, err, sizeof(err));
+	json_object_put(req);
+	if (!out) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 1;
+	}
+	puts(out);
+	reply = json_tokener_parse(out);
+	rc = reply && json_object_object_get_ex(reply, "ok", &ok) &&
+			     json_object_get_boolean(ok)
+		     ? 0
+		     : 1;
+	json_object_put(reply);
+	free(out);
+	return rc;
+}

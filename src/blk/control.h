@@ -48,6 +48,13 @@ int colo_control_start(struct colo_control *c);
 void colo_control_free(struct colo_control *c);
 /* Client: send one request line to path and return the reply (malloc'd),
  * or NULL with a reason in err. */
+/* For the command-line clients (colo ctl, colo blk ctl): sends req (and
+ * releases it), prints the reply line on stdout, and returns the exit
+ * status: 0 when the reply says "ok": true, 1 otherwise or when no reply
+ * came; errors go to stderr prefixed with prog. */
+struct json_object;
+int colo_control_call(const char *path, struct json_object *req,
+		      unsigned int timeout_ms, const char *prog);
 char *colo_control_request(const char *path, const char *request,
 			   unsigned int timeout_ms, char *err, size_t errlen);
 

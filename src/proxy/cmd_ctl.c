@@ -14,6 +14,7 @@
 
 #include "../commands.h"
 #include "control.h"
+#include "parse_num.h"
 
 static const char usage[] =
 	"Usage:\n"
@@ -99,10 +100,9 @@ static int events(const char *path, long count)
 
 int colo_cmd_ctl(int argc, char **argv)
 {
-	struct json_object *req, *args = NULL, *reply, *ok;
+	struct json_object *req, *args = NULL;
 	unsigned long timeout_ms = 5000;
-	char err[256], *out;
-	int i = 1, rc;
+	int i = 1;
 
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-h") == 0 ||
@@ -111,7 +111,16 @@ int colo_cmd_ctl(int argc, char **argv)
 			return 0;
 		}
 		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-			timeout_ms = strtoul(argv[i + 1], NULL, 10);
+			uint64_t v;
+
+			if (colo_parse_u64(argv[i + 1], 3600000, &v) < 0 ||
+			    !v) {
+				fprintf(stderr, "colo ctl: --timeout: '%s' is "
+						"not a number of ms\n",
+					argv[i + 1]);
+				return 2;
+			}
+			timeout_ms = (unsigned long)v;
 			i += 2;
 			continue;
 		}
@@ -135,22 +144,6 @@ int colo_cmd_ctl(int argc, char **argv)
 	}
 	req = args ? args : json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(argv[i + 1]));
-	out = colo_control_request(
-		argv[i],
-		json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-		(unsigned int)timeout_ms, err, sizeof(err));
-	json_object_put(req);
-	if (!out) {
-		fprintf(stderr, "colo ctl: %s\n", err);
-		return 1;
-	}
-	puts(out);
-	reply = json_tokener_parse(out);
-	rc = reply && json_object_object_get_ex(reply, "ok", &ok) &&
-			     json_object_get_boolean(ok)
-		     ? 0
-		     : 1;
-	json_object_put(reply);
-	free(out);
-	return rc;
+	return colo_control_call(argv[i], req, (unsigned int)timeout_ms,
+				 "colo ctl");
 }

@@ -152,5 +152,8 @@ void colo_pctl_run(struct colo_pctl *c);
  * (may be NULL). */
 void colo_pctl_emit(struct colo_pctl *c, const char *name,
 		    struct json_object *fields);
+/* Adds a port's counters to a stats reply as object `name`. */
+void colo_pctl_add_port_stats(struct json_object *r, const char *name,
+			      const struct colo_port *port);
 
 #endif

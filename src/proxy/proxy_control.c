@@ -298,3 +298,25 @@ int colo_pctl_fd(const struct colo_pctl *c)
 {
 	return c->epfd;
 }
+
+static void add_u64(struct json_object *o, const char *name, uint64_t v)
+{
+	json_object_object_add(o, name, json_object_new_int64((int64_t)v));
+}
+
+void colo_pctl_add_port_stats(struct json_object *r, const char *name,
+			      const struct colo_port *port)
+{
+	const struct colo_port_stats *ps = colo_port_stats(port);
+	struct json_object *o = json_object_new_object();
+
+	add_u64(o, "rx_frames", ps->rx_frames);
+	add_u64(o, "rx_bytes", ps->rx_bytes);
+	add_u64(o, "rx_gso", ps->rx_gso);
+	add_u64(o, "rx_dropped", ps->rx_dropped);
+	add_u64(o, "tx_frames", ps->tx_frames);
+	add_u64(o, "tx_bytes", ps->tx_bytes);
+	add_u64(o, "tx_gso", ps->tx_gso);
+	add_u64(o, "tx_dropped", ps->tx_dropped);
+	json_object_object_add(r, name, o);
+}

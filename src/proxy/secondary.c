@@ -650,23 +650,6 @@ static int cmd_status(void *ctx, struct json_object *req, struct json_object *r,
 	return 0;
 }
 
-static void add_port_stats(struct json_object *r, const char *name,
-			   const struct colo_port *port)
-{
-	const struct colo_port_stats *ps = colo_port_stats(port);
-	struct json_object *o = json_object_new_object();
-
-	ADD_U64(o, "rx_frames", ps->rx_frames);
-	ADD_U64(o, "rx_bytes", ps->rx_bytes);
-	ADD_U64(o, "rx_gso", ps->rx_gso);
-	ADD_U64(o, "rx_dropped", ps->rx_dropped);
-	ADD_U64(o, "tx_frames", ps->tx_frames);
-	ADD_U64(o, "tx_bytes", ps->tx_bytes);
-	ADD_U64(o, "tx_gso", ps->tx_gso);
-	ADD_U64(o, "tx_dropped", ps->tx_dropped);
-	json_object_object_add(r, name, o);
-}
-
 static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		     char *err, size_t errlen)
 {
@@ -693,8 +676,8 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	ADD_U64(r, "checkpoints", rs->checkpoints);
 	ADD_U64(r, "link_bytes_tx", s->link.bytes_tx);
 	ADD_U64(r, "link_bytes_rx", s->link.bytes_rx);
-	add_port_stats(r, "client_port", s->client.port);
-	add_port_stats(r, "guest_port", s->guest.port);
+	colo_pctl_add_port_stats(r, "client_port", s->client.port);
+	colo_pctl_add_port_stats(r, "guest_port", s->guest.port);
 	return 0;
 }
 
