@@ -282,12 +282,15 @@ static void test_pause_resume_stop(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* The pool tests run with 8 workers per connection (the pool is off by
+ * default; see DEFAULT_WORKERS in nbd_server.c). */
 static struct colo_nbd_server *start_server(void)
 {
 	struct colo_nbd_server *s = colo_nbd_server_new(&dev, "t", NULL);
 	char err[256];
 
 	assert_non_null(s);
+	colo_nbd_server_set_workers(s, 8);
 	assert_int_equal(colo_nbd_server_listen(s, spec, err, sizeof(err)), 0);
 	assert_int_equal(colo_nbd_server_start(s), 0);
 	return s;
@@ -303,21 +306,20 @@ static uint64_t now_ms(void)
 
 /*
  * 16 requests on 16 blocks, the first ones the slowest: at most 8 (the
- * default) in the device at once, replies out of order, all correct.
+ * pool's size) in the device at once, replies out of order, all correct.
  */
 static void test_concurrent_out_of_order(void **state)
 {
 	struct colo_nbd_server *s = start_server();
 	uint8_t blk[BLOCK], got[BLOCK];
 	bool seen[17] = { false };
-	uint64_t t0, cookie, first = 0;
+	uint64_t cookie, first = 0;
 	int fd = client();
 
 	(void)state;
 	slow_reset(0);
 	for (unsigned i = 0; i < 16; i++)
 		delay_ms[i] = 10 * (16 - i);
-	t0 = now_ms();
 	for (unsigned i = 0; i < 16; i++) {
 		memset(blk, 'a' + (int)i, sizeof(blk));
 		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
@@ -330,8 +332,8 @@ static void test_concurrent_out_of_order(void **state)
 		if (!first)
 			first = cookie;
 	}
-	/* one at a time: 1360 ms; 8 at a time: well under half that */
-	assert_true(now_ms() - t0 < 1000);
+	/* concurrency shown by structure, not by a clock: 8 calls were in
+	 * the device at once and the slowest (first) did not reply first */
 	assert_true(first != 1);
 	assert_int_equal(get(&max_cur), 8);
 	for (unsigned i = 0; i < 16; i++) {
