@@ -296,14 +296,6 @@ static struct colo_nbd_server *start_server(void)
 	return s;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * 16 requests on 16 blocks, the first ones the slowest: at most 8 (the
  * pool's size) in the device at once, replies out of order, all correct.
