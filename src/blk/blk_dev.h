@@ -27,6 +27,17 @@ struct colo_blk_dev_ops {
 	/* may_trim: the client allows punching a hole instead */
 	int (*write_zeroes)(struct colo_blk_dev *d, uint32_t len, uint64_t off,
 			    bool fua, bool may_trim);
+	/*
+	 * Optional (NULL: use pwrite). A write whose completion comes
+	 * later, so that a server can have many in flight. buf is consumed
+	 * and the write ordered before any later call (a later pread sees
+	 * it) by the time this returns. Returns <0 on an immediate error
+	 * (done is not called), or 0 and calls done(arg, 0 or -errno)
+	 * exactly once, from any thread, maybe before returning.
+	 */
+	int (*pwrite_async)(struct colo_blk_dev *d, const void *buf,
+			    uint32_t len, uint64_t off, bool fua,
+			    void (*done)(void *arg, int result), void *arg);
 };
 
 struct colo_blk_dev {

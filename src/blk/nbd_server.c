@@ -19,6 +19,13 @@
  * handed to the pool holds one of `workers` slots with its own payload
  * buffer; when none is free the reader stops reading (back-pressure).
  *
+ * A device with pwrite_async (the replicating primary) gets the WRITEs
+ * served inline without waiting for them: each takes one of ASYNC_MAX
+ * completion records, whose callback sends the reply (none free: the
+ * reader waits, back-pressure as for slots), so the client's queue depth
+ * reaches the device without thread hand-offs. Such a write counts in
+ * the gate until its completion.
+ *
  * FLUSH waits until every earlier request of the connection completed,
  * so it covers every write replied to before it. DISC, EOF and errors
  * let the requests in flight finish before the socket is closed.
@@ -70,6 +77,17 @@
 #define SLOW_NS	    25000
 #define LAT_INIT_NS (2 * SLOW_NS) /* start with the pool, learn */
 
+#define ASYNC_MAX 64 /* async writes in flight per connection */
+
+struct conn;
+
+/* An async write in flight: what its completion needs to reply. */
+struct awrite {
+	struct conn *c;
+	uint64_t cookie;
+	struct awrite *next; /* in the free list */
+};
+
 /* A request handed to the worker pool, with its own payload buffer. */
 struct slot {
 	struct colo_nbd_req r;
@@ -113,6 +131,9 @@ struct conn {
 	size_t buffered; /* payload bytes of the busy slots */
 	bool quit;
 	pthread_t *workers;
+	struct awrite aw[ASYNC_MAX]; /* async writes, under q_lock */
+	struct awrite *free_aw;
+	unsigned aw_busy;
 };
 
 struct colo_nbd_server {
@@ -601,6 +622,92 @@ static void pool_drain(struct conn *c)
 	pthread_mutex_unlock(&c->q_lock);
 }
 
+/* ---- async writes (a device with pwrite_async) ---- */
+
+static void aw_init(struct conn *c)
+{
+	for (unsigned i = 0; i < ASYNC_MAX; i++) {
+		c->aw[i].c = c;
+		c->aw[i].next = c->free_aw;
+		c->free_aw = &c->aw[i];
+	}
+}
+
+static bool aw_free(struct conn *c, const void *arg)
+{
+	(void)arg;
+	return c->free_aw;
+}
+
+static bool aw_idle(struct conn *c, const void *arg)
+{
+	(void)arg;
+	return !c->aw_busy;
+}
+
+/* Waits until every async write of the connection has been replied. */
+static void aw_drain(struct conn *c)
+{
+	pthread_mutex_lock(&c->q_lock);
+	pool_wait(c, aw_idle, NULL);
+	pthread_mutex_unlock(&c->q_lock);
+}
+
+static void aw_put(struct awrite *w)
+{
+	struct conn *c = w->c;
+
+	pthread_mutex_lock(&c->q_lock);
+	w->next = c->free_aw;
+	c->free_aw = w;
+	c->aw_busy--;
+	pthread_cond_signal(&c->done_cv);
+	/* once unlocked, c may be gone: the reader waits for aw_busy 0 */
+	pthread_mutex_unlock(&c->q_lock);
+}
+
+/* The completion, on any thread: the reply goes out whole, on its own. */
+static void aw_done(void *arg, int result)
+{
+	struct awrite *w = arg;
+	uint8_t hdr[NBD_SIMPLE_REPLY_LEN];
+	struct iovec iov = { hdr, sizeof(hdr) };
+
+	colo_nbd_simple_reply_encode(hdr, colo_nbd_errno(result), w->cookie);
+	send_locked(w->c, &iov, 1);
+	gate_leave(w->c->s);
+	aw_put(w);
+}
+
+/* Starts r's write: 0 when aw_done will reply, else a negative errno. */
+static int aw_write(struct conn *c, const struct colo_nbd_req *r,
+		    const uint8_t *data)
+{
+	struct colo_blk_dev *d = c->s->dev;
+	struct awrite *w;
+	int rc;
+
+	pthread_mutex_lock(&c->q_lock);
+	pool_wait(c, aw_free, NULL);
+	w = c->free_aw;
+	c->free_aw = w->next;
+	c->aw_busy++;
+	pthread_mutex_unlock(&c->q_lock);
+	w->cookie = r->cookie;
+	rc = gate_enter(c->s);
+	if (rc) {
+		aw_put(w);
+		return rc;
+	}
+	rc = d->ops->pwrite_async(d, data, r->len, r->off,
+				  r->flags & NBD_CMD_FLAG_FUA, aw_done, w);
+	if (rc) {
+		gate_leave(c->s);
+		aw_put(w);
+	}
+	return rc;
+}
+
 static bool changes_data(uint16_t type)
 {
 	return type == NBD_CMD_WRITE || type == NBD_CMD_TRIM ||
@@ -732,9 +839,10 @@ static void transmission(struct conn *c)
 		}
 		if (v == COLO_NBD_REQ_DISC)
 			break;
-		if (v == COLO_NBD_REQ_OK && r.type == NBD_CMD_FLUSH)
+		if (v == COLO_NBD_REQ_OK && r.type == NBD_CMD_FLUSH) {
 			pool_drain(c); /* covers every earlier write */
-		else if (v == COLO_NBD_REQ_OK)
+			aw_drain(c);
+		} else if (v == COLO_NBD_REQ_OK)
 			wait_overlaps(c, &r);
 		if (v == COLO_NBD_REQ_OK && use_pool(c, &r)) {
 			bool has_data = r.type == NBD_CMD_READ ||
@@ -767,11 +875,20 @@ static void transmission(struct conn *c)
 				continue;
 			/* no worker could start: inline (in sl->data) */
 		}
+		if (!sl && r.type == NBD_CMD_WRITE && r.len &&
+		    c->s->dev->ops->pwrite_async) {
+			rc = aw_write(c, &r, buf);
+			if (rc &&
+			    reply(c, colo_nbd_errno(rc), r.cookie, NULL, 0))
+				break;
+			continue;
+		}
 		err = colo_nbd_errno(execute(c->s, &r, buf));
 		if (reply(c, err, r.cookie, buf,
 			  r.type == NBD_CMD_READ && !err ? r.len : 0))
 			break;
 	}
+	aw_drain(c); /* their completions use c */
 	flush_out(c);
 }
 
@@ -787,6 +904,7 @@ static void *conn_main(void *arg)
 	    !handshake(c)) {
 		set_rcv_timeout(c->fd, 0); /* clients may idle for hours */
 		colo_log_info("nbd %s: connected", c->peer);
+		aw_init(c);
 		if (pool_init(c, s->workers) == 0)
 			transmission(c);
 		pool_fini(c);

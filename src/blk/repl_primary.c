@@ -15,7 +15,9 @@
  * When the link is lost, every frame still unacknowledged may or may not
  * have reached the secondary: its region goes into the dirty map, and
  * the writer completes (degraded). A lost link during a resync puts the
- * whole resync set back.
+ * whole resync set back. An async write (pwrite_async) does not wait:
+ * its completion rides on its last frame's queue entry and runs when
+ * that entry is acked or lost.
  *
  * Threads: a link thread (connect, handshake, resync, pings, reconnect)
  * and, per connection, a receiver for the acks.
@@ -41,6 +43,8 @@ struct pending {
 	uint64_t seq;
 	uint64_t off; /* len 0: a barrier, nothing to re-copy */
 	uint32_t len;
+	void (*done)(void *arg, int result); /* an async write's last frame */
+	void *arg;
 };
 
 struct colo_repl_primary {
@@ -106,7 +110,12 @@ static int queue_push(struct colo_repl_primary *p, uint64_t seq, uint64_t off,
 	return 0;
 }
 
-/* The link is gone: whatever it may have lost becomes dirty. */
+/*
+ * The link is gone: whatever it may have lost becomes dirty, and async
+ * writers complete as synchronous ones do (the data is on our image and
+ * the resync copies it). Their completions run under lock here (rare):
+ * the NBD server's only sends a reply and takes none of our locks.
+ */
 static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 {
 	for (size_t i = 0; i < p->qlen; i++) {
@@ -114,6 +123,8 @@ static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 
 		if (e->len)
 			colo_dirty_map_mark(&p->dirty, e->off, e->len);
+		if (e->done)
+			e->done(e->arg, 0);
 	}
 	p->qlen = 0;
 	if (p->resync_active) {
@@ -279,6 +290,46 @@ static int prim_pwrite(struct colo_blk_dev *d, const void *buf, uint32_t len,
 	return prim_write(d->priv, buf, len, off, fua);
 }
 
+/* prim_write without the wait: done runs once seq is acked (or lost). */
+static int prim_pwrite_async(struct colo_blk_dev *d, const void *buf,
+			     uint32_t len, uint64_t off, bool fua,
+			     void (*done)(void *arg, int result), void *arg)
+{
+	struct colo_repl_primary *p = d->priv;
+	uint64_t seq, epoch = 0;
+	bool queued = false;
+	int r;
+
+	pthread_mutex_lock(&p->order);
+	r = p->image->ops->pwrite(p->image, buf, len, off, fua);
+	if (r < 0) {
+		pthread_mutex_unlock(&p->order);
+		return r;
+	}
+	seq = forward_locked(p, buf, len, off, fua ? COLO_LINK_F_FUA : 0,
+			     &epoch);
+	if (seq && !p->async) {
+		/* With order held, nothing was queued after our last frame:
+		 * if it is still unacked, it is the tail. */
+		pthread_mutex_lock(&p->lock);
+		if (p->qlen && p->epoch == epoch) {
+			struct pending *e =
+				&p->q[(p->qhead + p->qlen - 1) % p->qcap];
+
+			if (e->seq == seq) {
+				e->done = done;
+				e->arg = arg;
+				queued = true;
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->order);
+	if (!queued) /* async mode, degraded, lost or already acked */
+		done(arg, 0);
+	return 0;
+}
+
 static int prim_write_zeroes(struct colo_blk_dev *d, uint32_t len, uint64_t off,
 			     bool fua, bool may_trim)
 {
@@ -336,6 +387,7 @@ static int prim_flush(struct colo_blk_dev *d)
 static const struct colo_blk_dev_ops prim_ops = {
 	.pread = prim_pread,
 	.pwrite = prim_pwrite,
+	.pwrite_async = prim_pwrite_async,
 	.flush = prim_flush,
 	.trim = prim_trim,
 	.write_zeroes = prim_write_zeroes,
@@ -488,12 +540,26 @@ static void *receiver_main(void *arg)
 			break;
 		}
 		p->acked_seq = h.seq;
-		while (p->qlen && p->q[p->qhead].seq <= h.seq) {
-			p->qhead = (p->qhead + 1) % p->qcap;
-			p->qlen--;
-		}
 		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
+		/* Completions run outside the lock, a batch at a time. */
+		for (;;) {
+			struct pending done[32];
+			size_t n = 0;
+
+			while (n < 32 && p->qlen &&
+			       p->q[p->qhead].seq <= h.seq) {
+				if (p->q[p->qhead].done)
+					done[n++] = p->q[p->qhead];
+				p->qhead = (p->qhead + 1) % p->qcap;
+				p->qlen--;
+			}
+			pthread_mutex_unlock(&p->lock);
+			for (size_t i = 0; i < n; i++)
+				done[i].done(done[i].arg, 0);
+			if (n < 32)
+				break;
+			pthread_mutex_lock(&p->lock);
+		}
 	}
 	if (why)
 		link_lost(p, rc->epoch, why);

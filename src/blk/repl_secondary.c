@@ -12,6 +12,10 @@
  * it and those after it: dropped any later, the originals that writes
  * from the next epoch saved would be lost, and a failover would show the
  * guest primary data it never saw.
+ *
+ * Acks are cumulative (an ack for seq N covers every frame up to N), so
+ * a WRITE's ack waits while more bytes are already on the link: one ack
+ * then covers a burst. Any other frame sends the pending ack first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +46,7 @@ struct colo_repl_secondary {
 	bool failed_over;
 	struct colo_repl_secondary_stats st;
 	uint8_t *payload;
+	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
 };
 
 static int ack(int fd, uint16_t type, uint64_t seq, int result)
@@ -54,6 +60,20 @@ static int ack(int fd, uint16_t type, uint64_t seq, int result)
 	return colo_link_send(fd, &h, NULL);
 }
 
+/* Sends the pending WRITE ack; with idle_only, only when no byte waits. */
+static int flush_ack(struct colo_repl_secondary *s, int fd, bool idle_only)
+{
+	int queued = 0;
+
+	if (!s->ack_seq)
+		return 0;
+	if (idle_only && ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
+		return 0;
+	queued = ack(fd, COLO_LINK_WRITE_ACK, s->ack_seq, 0);
+	s->ack_seq = 0;
+	return queued < 0 ? -EIO : 0;
+}
+
 /* One frame from the primary; <0 ends the connection. */
 static int apply(struct colo_repl_secondary *s, int fd,
 		 const struct colo_link_hdr *h)
@@ -62,6 +82,11 @@ static int apply(struct colo_repl_secondary *s, int fd,
 	struct colo_blk_dev *guest = colo_disk_buffer_dev(s->db);
 	int r;
 
+	if (h->type != COLO_LINK_WRITE) {
+		r = flush_ack(s, fd, false);
+		if (r < 0)
+			return r;
+	}
 	switch (h->type) {
 	case COLO_LINK_WRITE:
 		if (h->off > guest->size || h->len > guest->size - h->off)
@@ -75,7 +100,12 @@ static int apply(struct colo_repl_secondary *s, int fd,
 		s->st.write_bytes += h->len;
 		s->st.last_seq = h->seq;
 		pthread_mutex_unlock(&s->lock);
-		return ack(fd, COLO_LINK_WRITE_ACK, h->seq, r) < 0 ? -EIO : r;
+		if (r < 0) { /* the failure ends the link anyway */
+			ack(fd, COLO_LINK_WRITE_ACK, h->seq, r);
+			return r;
+		}
+		s->ack_seq = h->seq;
+		return flush_ack(s, fd, true);
 	case COLO_LINK_BARRIER:
 		r = 0;
 		if (h->flags & COLO_LINK_F_FLUSH)
@@ -168,6 +198,7 @@ static void serve(struct colo_repl_secondary *s, int fd)
 		return;
 	}
 	s->conn_fd = fd;
+	s->ack_seq = 0;
 	pthread_mutex_unlock(&s->lock);
 
 	r = handshake(s, fd);

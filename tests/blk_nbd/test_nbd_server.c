@@ -6,7 +6,9 @@
  * connection run concurrently (at most `workers`) and complete out of
  * order, FLUSH waits for earlier requests, overlapping requests keep
  * their order, DISC and a bad request let the requests in flight finish,
- * and pause waits for the requests in the device.
+ * and pause waits for the requests in the device. Last, a device with
+ * pwrite_async completing from other threads, late and out of order:
+ * replies match by cookie, FLUSH, pause and DISC wait for the writes.
  */
 #include <errno.h>
 #include <poll.h>
@@ -135,10 +137,85 @@ static int mem_zero(struct colo_blk_dev *d, uint32_t len, uint64_t off,
 }
 
 static const struct colo_blk_dev_ops mem_ops = {
-	mem_pread, mem_pwrite, mem_flush, mem_trim, mem_zero,
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.flush = mem_flush,
+	.trim = mem_trim,
+	.write_zeroes = mem_zero,
 };
 
 static struct colo_blk_dev dev = { .ops = &mem_ops, .size = SIZE };
+
+/*
+ * The async device: the data lands at once, the completion comes from a
+ * thread of its own after the block's delay (cur counts writes not yet
+ * completed). A delay of 999 fails the call at once.
+ */
+struct acall {
+	void (*done)(void *arg, int result);
+	void *arg;
+	unsigned ms;
+};
+
+static unsigned async_live; /* completion threads not finished; under mu */
+
+static void *acall_main(void *arg)
+{
+	struct acall *a = arg;
+
+	sleep_ms(a->ms);
+	dev_leave(true);
+	a->done(a->arg, 0);
+	free(a);
+	pthread_mutex_lock(&mu);
+	async_live--;
+	pthread_mutex_unlock(&mu);
+	return NULL;
+}
+
+static int mem_pwrite_async(struct colo_blk_dev *d, const void *buf,
+			    uint32_t len, uint64_t off, bool fua,
+			    void (*done)(void *arg, int result), void *arg)
+{
+	struct acall *a = malloc(sizeof(*a));
+	pthread_attr_t at;
+	pthread_t t;
+
+	(void)d;
+	(void)fua;
+	assert_non_null(a);
+	pthread_mutex_lock(&mu);
+	a->ms = delay_ms[off / BLOCK];
+	if (a->ms == 999) {
+		pthread_mutex_unlock(&mu);
+		free(a);
+		return -EIO;
+	}
+	calls++;
+	if (++cur > max_cur)
+		max_cur = cur;
+	async_live++;
+	pthread_mutex_unlock(&mu);
+	memcpy(disk + off, buf, len);
+	a->done = done;
+	a->arg = arg;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	assert_int_equal(pthread_create(&t, &at, acall_main, a), 0);
+	pthread_attr_destroy(&at);
+	return 0;
+}
+
+static const struct colo_blk_dev_ops async_ops = {
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.flush = mem_flush,
+	.trim = mem_trim,
+	.write_zeroes = mem_zero,
+	.pwrite_async = mem_pwrite_async,
+};
+
+static struct colo_blk_dev adev = { .ops = &async_ops, .size = SIZE };
 static char dir[64], path[128], spec[160];
 
 static void put(uint8_t *p, uint64_t v, int n)
@@ -515,6 +592,129 @@ static void test_no_workers(void **state)
 	colo_nbd_server_free(s);
 }
 
+static void wait_async_threads(void)
+{
+	while (get(&async_live))
+		sleep_ms(1);
+}
+
+/* Async writes: out of order replies, FLUSH after them, errors. */
+static void test_async_writes(void **state)
+{
+	struct colo_nbd_server *s = colo_nbd_server_new(&adev, "t", NULL);
+	uint8_t blk[BLOCK];
+	bool seen[81] = { false };
+	uint64_t cookie, first = 0;
+	char err[256];
+	int fd;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(colo_nbd_server_listen(s, spec, err, sizeof(err)), 0);
+	assert_int_equal(colo_nbd_server_start(s), 0);
+	fd = client();
+	slow_reset(0);
+	for (unsigned i = 0; i < 16; i++)
+		delay_ms[i] = 10 * (16 - i);
+	for (unsigned i = 0; i < 16; i++) {
+		memset(blk, 'A' + (int)i, sizeof(blk));
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	}
+	send_req(fd, NBD_CMD_FLUSH, 17, 0, 0, NULL);
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 16 && !seen[cookie]);
+		seen[cookie] = true;
+		if (!first)
+			first = cookie;
+	}
+	assert_int_equal(recv_reply(fd, 17), 0);
+	assert_int_equal(get(&flush_saw), 16);
+	assert_true(first != 1);
+	assert_true(get(&max_cur) > 1);
+	for (unsigned i = 0; i < 16; i++) {
+		memset(blk, 'A' + (int)i, sizeof(blk));
+		assert_memory_equal(disk + i * BLOCK, blk, BLOCK);
+	}
+
+	/* more than the connection's completion records: back-pressure */
+	slow_reset(20);
+	memset(seen, 0, sizeof(seen));
+	for (unsigned i = 0; i < 80; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)(i % 16) * BLOCK,
+			 BLOCK, blk);
+	for (unsigned i = 0; i < 80; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 80 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_true(get(&max_cur) <= 64);
+
+	/* an immediate failure is replied inline */
+	slow_reset(0);
+	delay_ms[3] = 999;
+	send_req(fd, NBD_CMD_WRITE, 90, 3 * BLOCK, BLOCK, blk);
+	assert_int_equal(recv_reply(fd, 90), NBD_EIO);
+	close(fd);
+	colo_nbd_server_free(s);
+	wait_async_threads();
+}
+
+/* pause waits for async writes; DISC replies to them before closing. */
+static void test_async_pause_and_disc(void **state)
+{
+	struct colo_nbd_server *s = colo_nbd_server_new(&adev, "t", NULL);
+	uint8_t blk[BLOCK], b;
+	bool seen[10] = { false };
+	uint64_t cookie;
+	char err[256];
+	int fd;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(colo_nbd_server_listen(s, spec, err, sizeof(err)), 0);
+	assert_int_equal(colo_nbd_server_start(s), 0);
+	fd = client();
+	slow_reset(200);
+	memset(blk, 'Q', sizeof(blk));
+	for (unsigned i = 0; i < 4; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
+			 blk);
+	while (get(&calls) < 4)
+		sleep_ms(1);
+	colo_nbd_server_pause(s);
+	assert_int_equal(get(&cur), 0);
+	assert_int_equal(get(&writes_done), 4);
+	send_req(fd, NBD_CMD_WRITE, 5, 4 * BLOCK, BLOCK, blk);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 1 && cookie <= 4 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_false(readable_within(fd, 300));
+	assert_int_equal(get(&calls), 4);
+	colo_nbd_server_resume(s);
+	assert_int_equal(recv_reply(fd, 5), 0);
+
+	/* DISC with writes in flight: all replied, then EOF */
+	slow_reset(100);
+	for (unsigned i = 0; i < 4; i++)
+		send_req(fd, NBD_CMD_WRITE, i + 6, (uint64_t)(8 + i) * BLOCK,
+			 BLOCK, blk);
+	send_req(fd, NBD_CMD_DISC, 99, 0, 0, NULL);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(recv_any(fd, &cookie), 0);
+		assert_true(cookie >= 6 && cookie <= 9 && !seen[cookie]);
+		seen[cookie] = true;
+	}
+	assert_int_equal(recv(fd, &b, 1, 0), 0);
+	assert_int_equal(get(&cur), 0);
+	close(fd);
+	colo_nbd_server_free(s);
+	wait_async_threads();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -524,6 +724,8 @@ int main(void)
 		cmocka_unit_test(test_disc_with_requests_in_flight),
 		cmocka_unit_test(test_pause_with_requests_in_flight),
 		cmocka_unit_test(test_no_workers),
+		cmocka_unit_test(test_async_writes),
+		cmocka_unit_test(test_async_pause_and_disc),
 	};
 	int rc;
 
