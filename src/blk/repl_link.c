@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -193,6 +194,83 @@ int colo_link_recv(int fd, struct colo_link_hdr *h, void *buf, size_t bufmax)
 	    colo_link_payload_len(h) > bufmax)
 		return -EPROTO;
 	return recv_full(fd, buf, colo_link_payload_len(h));
+}
+
+/* Room for one maximum frame plus a window of small ones behind it. */
+#define READER_CAP (COLO_LINK_HDR_LEN + COLO_LINK_MAX_PAYLOAD + 256 * 1024)
+
+int colo_link_reader_init(struct colo_link_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->buf = malloc(READER_CAP);
+	if (!r->buf)
+		return -ENOMEM;
+	r->cap = READER_CAP;
+	return 0;
+}
+
+void colo_link_reader_reset(struct colo_link_reader *r)
+{
+	r->head = r->tail = 0;
+}
+
+void colo_link_reader_free(struct colo_link_reader *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+size_t colo_link_reader_buffered(const struct colo_link_reader *r)
+{
+	return r->tail - r->head;
+}
+
+/* Makes at least `need` bytes available from head; blocks in recv(). */
+static int reader_fill(struct colo_link_reader *r, int fd, size_t need)
+{
+	if (need > r->cap)
+		return -EPROTO;
+	if (r->cap - r->head < need) {
+		memmove(r->buf, r->buf + r->head, r->tail - r->head);
+		r->tail -= r->head;
+		r->head = 0;
+	}
+	while (r->tail - r->head < need) {
+		ssize_t n = recv(fd, r->buf + r->tail, r->cap - r->tail, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		r->tail += (size_t)n;
+	}
+	return 0;
+}
+
+int colo_link_reader_next(struct colo_link_reader *r, int fd,
+			  struct colo_link_hdr *h, const uint8_t **payload,
+			  size_t bufmax)
+{
+	size_t plen;
+	int rc = reader_fill(r, fd, COLO_LINK_HDR_LEN);
+
+	if (rc < 0)
+		return rc;
+	if (colo_link_decode_hdr(r->buf + r->head, h) < 0)
+		return -EPROTO;
+	plen = colo_link_payload_len(h);
+	if (plen > bufmax)
+		return -EPROTO;
+	rc = reader_fill(r, fd, COLO_LINK_HDR_LEN + plen);
+	if (rc < 0)
+		return rc;
+	*payload = r->buf + r->head + COLO_LINK_HDR_LEN;
+	r->head += COLO_LINK_HDR_LEN + plen;
+	if (r->head == r->tail)
+		r->head = r->tail = 0;
+	return 0;
 }
 
 void colo_link_tune(int fd, unsigned int send_timeout_ms,

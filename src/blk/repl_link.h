@@ -111,6 +111,24 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload);
 /* One frame; its payload goes to buf, which holds bufmax bytes.
  * 0, -ECONNRESET at EOF, -EPROTO, -EAGAIN on a receive timeout, -errno. */
 int colo_link_recv(int fd, struct colo_link_hdr *h, void *buf, size_t bufmax);
+
+/* A buffered reader of link frames for the side that receives a stream
+ * of small writes: one recv() brings many frames instead of two recv()
+ * calls per frame. */
+struct colo_link_reader {
+	uint8_t *buf;
+	size_t cap, head, tail;
+};
+int colo_link_reader_init(struct colo_link_reader *r);
+void colo_link_reader_reset(struct colo_link_reader *r);
+void colo_link_reader_free(struct colo_link_reader *r);
+/* Like colo_link_recv, but *payload points into the reader's buffer and
+ * stays valid until the next call. */
+int colo_link_reader_next(struct colo_link_reader *r, int fd,
+			  struct colo_link_hdr *h, const uint8_t **payload,
+			  size_t bufmax);
+/* Bytes received but not yet returned as frames. */
+size_t colo_link_reader_buffered(const struct colo_link_reader *r);
 /* Keepalive, NODELAY and timeouts on a link socket (ms; 0 = none). */
 void colo_link_tune(int fd, unsigned int send_timeout_ms,
 		    unsigned int recv_timeout_ms);

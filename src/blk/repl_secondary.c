@@ -46,6 +46,7 @@ struct colo_repl_secondary {
 	bool failed_over;
 	struct colo_repl_secondary_stats st;
 	uint8_t *payload;
+	struct colo_link_reader rd; /* frames from the primary */
 	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
 };
 
@@ -67,6 +68,10 @@ static int flush_ack(struct colo_repl_secondary *s, int fd, bool idle_only)
 
 	if (!s->ack_seq)
 		return 0;
+	/* Acks are cumulative: while more frames are already here (in our
+	 * buffer or the socket's), the ack of the last one will do. */
+	if (idle_only && colo_link_reader_buffered(&s->rd) > 0)
+		return 0;
 	if (idle_only && ioctl(fd, FIONREAD, &queued) == 0 && queued > 0)
 		return 0;
 	queued = ack(fd, COLO_LINK_WRITE_ACK, s->ack_seq, 0);
@@ -76,9 +81,9 @@ static int flush_ack(struct colo_repl_secondary *s, int fd, bool idle_only)
 
 /* One frame from the primary; <0 ends the connection. */
 static int apply(struct colo_repl_secondary *s, int fd,
-		 const struct colo_link_hdr *h)
+		 const struct colo_link_hdr *h, const uint8_t *payload)
 {
-	const void *data = (h->flags & COLO_LINK_F_ZERO) ? NULL : s->payload;
+	const void *data = (h->flags & COLO_LINK_F_ZERO) ? NULL : payload;
 	struct colo_blk_dev *guest = colo_disk_buffer_dev(s->db);
 	int r;
 
@@ -199,6 +204,7 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	}
 	s->conn_fd = fd;
 	s->ack_seq = 0;
+	colo_link_reader_reset(&s->rd);
 	pthread_mutex_unlock(&s->lock);
 
 	r = handshake(s, fd);
@@ -210,9 +216,12 @@ static void serve(struct colo_repl_secondary *s, int fd)
 		pthread_mutex_unlock(&s->lock);
 	}
 	while (r == 0) {
-		r = colo_link_recv(fd, &h, s->payload, COLO_LINK_MAX_PAYLOAD);
+		const uint8_t *payload;
+
+		r = colo_link_reader_next(&s->rd, fd, &h, &payload,
+					  COLO_LINK_MAX_PAYLOAD);
 		if (r == 0)
-			r = apply(s, fd, &h);
+			r = apply(s, fd, &h, payload);
 	}
 	colo_log_warn("blk secondary: primary link ended: %s",
 		      r == -ECONNRESET ? "closed"
@@ -262,10 +271,13 @@ colo_repl_secondary_new(struct colo_disk_buffer *db,
 	struct colo_repl_secondary *s = calloc(1, sizeof(*s));
 
 	if (!s || !(s->payload = malloc(COLO_LINK_MAX_PAYLOAD)) ||
+	    colo_link_reader_init(&s->rd) < 0 ||
 	    pipe2(s->wake, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "out of memory");
-		if (s)
+		if (s) {
 			free(s->payload);
+			colo_link_reader_free(&s->rd);
+		}
 		free(s);
 		return NULL;
 	}
@@ -372,5 +384,6 @@ void colo_repl_secondary_free(struct colo_repl_secondary *s)
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->lock);
 	free(s->payload);
+	colo_link_reader_free(&s->rd);
 	free(s);
 }
