@@ -184,9 +184,10 @@ void colo_report_summary(FILE *out, const struct colo_analysis *a,
 	print_count(out, "secondary", s->frames_in[1], s->bytes_in[1]);
 	fprintf(out,
 		"  %-22s %" PRIu64 " frames, %" PRIu64 " bytes (%" PRIu64
-		" of the frames by a checkpoint)\n",
+		" of the frames by a checkpoint; %" PRIu64
+		" matched fronts sent ahead)\n",
 		"released", s->released_frames, s->released_bytes,
-		s->released_at_checkpoint);
+		s->released_at_checkpoint, s->released_parts);
 	fprintf(out, "  %-22s %" PRIu64 " TCP bytes, %" PRIu64 " datagrams\n",
 		"matched", s->matched_bytes, s->matched_datagrams);
 	fprintf(out, "  %-22s %" PRIu64 " primary TCP frames\n",

@@ -188,8 +188,14 @@ void colo_cmp_release(struct colo_comparer *c, struct colo_frame *f)
 	unhold(c, f);
 	c->st.released_frames++;
 	c->st.released_bytes += f->len;
-	if (c->ops.release)
-		c->ops.release(c->opaque, f->data, f->len, f->vnet_hdr_len);
+	if (f->sent) {
+		/* its front already left (tcp_split.c): send the rest */
+		colo_tcp_release_part(c, f, f->payload_len);
+	} else {
+		if (c->ops.release)
+			c->ops.release(c->opaque, f->data, f->len,
+				       f->vnet_hdr_len);
+	}
 	colo_frame_put(&c->pool, f);
 }
 
@@ -363,6 +369,15 @@ void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 			.secondary_byte = -1,
 			.held_ns = c->now - f->arrival_ns,
 		};
+		const struct colo_tcp_state *t = &f->flow->u.tcp;
+		if (f->flow->is_tcp && t->synced) {
+			d.have_stream = true;
+			d.matched = t->m;
+			for (int i = 0; i < 2; i++) {
+				d.stream_end[i] = t->end[i];
+				d.waiting[i] = t->nooo[i];
+			}
+		}
 		colo_cmp_diverge(c, f->flow, &d);
 	}
 	reclaim(c, &c->closed, c->cfg.closed_linger_ns);

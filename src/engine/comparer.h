@@ -58,6 +58,12 @@ struct colo_divergence {
 	int primary_byte;   /* -1 when one side has no byte there */
 	int secondary_byte;
 	uint64_t held_ns;   /* TIMEOUT: how long the frame was held */
+	/* TIMEOUT on TCP: where the streams stood, to tell a secondary that
+	 * fell silent from one with a hole in its stream. */
+	bool have_stream;
+	uint32_t matched;        /* bytes before this are equal on both */
+	uint32_t stream_end[2];  /* next in-order byte expected per side */
+	uint32_t waiting[2];     /* segments held beyond a hole per side */
 	uint64_t now_ns;
 };
 
@@ -83,6 +89,8 @@ struct colo_stats {
 	uint64_t frames_in[2], bytes_in[2];
 	uint64_t released_frames, released_bytes;
 	uint64_t released_at_checkpoint; /* of released_frames */
+	uint64_t released_parts;         /* matched fronts of TCP frames sent
+					  * ahead of their rest */
 	uint64_t matched_bytes;          /* TCP stream bytes found equal */
 	uint64_t matched_datagrams;
 	uint64_t retransmits;            /* primary TCP frames already matched */

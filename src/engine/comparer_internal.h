@@ -56,6 +56,15 @@ void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
 void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl);
 void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl);
 
+/* tcp_split.c APIs: */
+/* Records, when a TCP frame is held, what splitting it needs. */
+void colo_tcp_split_note(struct colo_frame *f, const struct colo_input *in);
+/* Whether a held frame's payload may leave in parts. */
+bool colo_tcp_splittable(const struct colo_frame *f);
+/* Sends payload [f->sent, to) of held frame f as a frame of its own. */
+void colo_tcp_release_part(struct colo_comparer *c, struct colo_frame *f,
+			   uint32_t to);
+
 /* dgram_compare.c APIs: */
 void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in);

@@ -29,6 +29,12 @@ struct colo_frame {
 	uint32_t seq, seq_end, ack;
 	/* where the compared payload starts, and its length */
 	uint32_t payload_off, payload_len;
+	/* TCP, for releasing a matched prefix on its own (tcp_split.c):
+	 * payload bytes already sent, header offsets and ip version, and
+	 * the virtio-net gso_type the frame came with. */
+	uint32_t sent;
+	uint16_t l3_off, l4_off;
+	uint8_t ipver, gso_type;
 	uint8_t data[];
 };
 

@@ -13,10 +13,13 @@ void colo_stats_print(const struct colo_stats *s, FILE *f)
 	fprintf(f, "bytes_in primary=%llu secondary=%llu\n",
 		(unsigned long long)s->bytes_in[0],
 		(unsigned long long)s->bytes_in[1]);
-	fprintf(f, "released frames=%llu bytes=%llu at_checkpoint=%llu\n",
+	fprintf(f,
+		"released frames=%llu bytes=%llu at_checkpoint=%llu "
+		"parts_ahead=%llu\n",
 		(unsigned long long)s->released_frames,
 		(unsigned long long)s->released_bytes,
-		(unsigned long long)s->released_at_checkpoint);
+		(unsigned long long)s->released_at_checkpoint,
+		(unsigned long long)s->released_parts);
 	fprintf(f, "matched tcp_bytes=%llu datagrams=%llu retransmits=%llu\n",
 		(unsigned long long)s->matched_bytes,
 		(unsigned long long)s->matched_datagrams,
@@ -71,6 +74,17 @@ int colo_divergence_format(const struct colo_divergence *d, char *buf,
 	const char *tag = d->requested ? "checkpoint-request" : "divergence";
 	switch (d->cause) {
 	case COLO_CAUSE_TIMEOUT:
+		if (d->have_stream)
+			return snprintf(
+				buf, n,
+				"%s timeout %s: primary frame (seq %u) "
+				"unmatched for %llu ms; matched to %u, primary "
+				"stream at %u (%u beyond a hole), secondary at "
+				"%u (%u beyond a hole)",
+				tag, flow, d->seq,
+				(unsigned long long)(d->held_ns / 1000000),
+				d->matched, d->stream_end[0], d->waiting[0],
+				d->stream_end[1], d->waiting[1]);
 		return snprintf(buf, n,
 				"%s timeout %s: primary frame (seq %u) "
 				"unmatched for %llu ms",

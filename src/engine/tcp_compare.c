@@ -192,16 +192,30 @@ static bool releasable(const struct colo_tcp_state *t, uint32_t seq_end,
 	return true;
 }
 
-static void release_ready(struct colo_comparer *c, struct colo_flow *fl)
+/* Releases matched frames from the head of the flow's queue. Of the first
+ * frame only partly matched, the matched front leaves too (tcp_split.c)
+ * when the frame is a GSO super-frame, which the kernel segments anyway,
+ * or when `stuck`: the secondary retransmitted, so it may be waiting for
+ * an ACK of bytes the client has not got. Other frames keep their
+ * boundaries, as QEMU's comparer does. */
+static void release_ready(struct colo_comparer *c, struct colo_flow *fl,
+			  bool stuck)
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 
 	while (fl->p_head && !fl->diverged && !fl->p_head->ooo) {
 		struct colo_frame *f = fl->p_head;
-		if (!releasable(t, f->seq_end, f->payload_len, f->ack,
-				f->tcp_flags))
-			break;
-		colo_cmp_release(c, f);
+		if (releasable(t, f->seq_end, f->payload_len, f->ack,
+			       f->tcp_flags)) {
+			colo_cmp_release(c, f);
+			continue;
+		}
+		if ((stuck || f->gso_type) && t->synced &&
+		    seq_lt(t->m, f->seq_end) &&
+		    seq_gt(t->m, f->seq + f->sent) && colo_tcp_splittable(f) &&
+		    releasable(t, f->seq, 0, f->ack, f->tcp_flags & COLO_TCP_ACK))
+			colo_tcp_release_part(c, f, t->m - f->seq);
+		break;
 	}
 }
 
@@ -210,6 +224,7 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 	const struct colo_packet *p = in->pkt;
+	bool stuck = false;
 
 	if (fl->diverged) {
 		c->st.secondary_dropped++;
@@ -238,12 +253,14 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 			t->nooo[COLO_SECONDARY]++;
 		} else if (r == ADD_OK) {
 			absorb_ooo(c, fl, COLO_SECONDARY);
+		} else if (r == ADD_RETRANSMIT) {
+			stuck = true;
 		}
 	}
 	if (p->tcp_flags & COLO_TCP_FIN)
 		note_fin(c, fl, COLO_SECONDARY,
 			 start + (uint32_t)p->payload_len);
-	release_ready(c, fl);
+	release_ready(c, fl, stuck);
 }
 
 static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
@@ -297,13 +314,14 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 	f->tcp_flags = p->tcp_flags;
 	f->payload_off = (uint32_t)(p->payload - in->raw);
 	f->payload_len = (uint32_t)p->payload_len;
+	colo_tcp_split_note(f, in);
 	if (gap) {
 		f->ooo = 1;
 		t->nooo[COLO_PRIMARY]++;
 	}
 	if (fl->p_count == c->cfg.max_queue + 1 && !fl->diverged)
 		diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, start, -1, -1);
-	release_ready(c, fl);
+	release_ready(c, fl, false);
 }
 
 /* Forgets a finished connection when its 4-tuple starts a new one. */

@@ -460,6 +460,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	ADD_U64(r, "conn_meta", p->conn_meta);
 	ADD_U64(r, "released_frames", s->released_frames);
 	ADD_U64(r, "released_bytes", s->released_bytes);
+	ADD_U64(r, "released_parts", s->released_parts);
 	ADD_U64(r, "compared_bytes", s->matched_bytes);
 	ADD_U64(r, "matched_datagrams", s->matched_datagrams);
 	ADD_U64(r, "secondary_frames", s->frames_in[COLO_SECONDARY]);

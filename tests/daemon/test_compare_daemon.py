@@ -285,6 +285,24 @@ def t_arp(d):
     o.expect_nothing("ARP from secondary")
 
 
+def tcp_csum_ok(frame):
+    ip = frame[14:34]
+    seg = frame[34:]
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, 6, len(seg))
+    return csum(pseudo + seg) == 0
+
+
+def expect_part(o, want, what):
+    """A frame the comparer built from part of a primary segment: the
+    same bytes as `want` except the TCP checksum, which must be valid."""
+    got = o.recv()
+    check(got is not None, "%s: nothing received" % what)
+    f = got[0]
+    check(len(f) == len(want) and f[:50] + f[52:] == want[:50] + want[52:],
+          "%s: got other bytes (%d vs %d bytes)" % (what, len(f), len(want)))
+    check(tcp_csum_ok(f), "%s: bad TCP checksum" % what)
+
+
 def t_segmentation(d):
     p, s, o = handshake(d)
     seq = tcp_flow(p, s, o)
@@ -300,6 +318,18 @@ def t_segmentation(d):
     s.send(tcp(seq, b"abcdefghij"))
     o.expect(a, what="3-byte primary segment")
     o.expect(b, what="7-byte primary segment")
+    # A secondary that stops inside a primary segment and retransmits
+    # (it waits for an ACK the client cannot send): the matched front
+    # leaves as a segment of its own, checksum filled in.
+    seq += 10
+    whole = tcp(seq, b"klmnopqrst")
+    p.send(whole)
+    s.send(tcp(seq, b"klm"))
+    o.expect_nothing("front matched, no retransmission yet")
+    s.send(tcp(seq, b"klm"))
+    expect_part(o, tcp(seq, b"klm", flags=0x10), "front after retransmit")
+    s.send(tcp(seq + 3, b"nopqrst"))
+    expect_part(o, tcp(seq + 3, b"nopqrst"), "rest after retransmit")
 
 
 def t_split_frames(d):

@@ -6,6 +6,7 @@
 #define COLO_TEST_HARNESS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -32,7 +33,30 @@ struct harness {
 	uint64_t now;
 	/* bytes released per TCP flow, to check streams end to end */
 	uint64_t rel_payload_bytes;
+	/* released TCP frames whose lengths or checksums are wrong */
+	size_t bad_frames;
 };
+
+/* Whether a released TCP frame is one a receiver would accept: IP
+ * lengths that parse, and (without an offloaded checksum) valid IPv4
+ * header and TCP checksums. */
+static inline bool h_tcp_frame_ok(const uint8_t *frame, size_t vnet,
+				  const struct colo_packet *p)
+{
+	if (p->kind != COLO_PKT_TCP)
+		return false;
+	if (p->ipver == 4 &&
+	    colo_csum_fold(colo_csum_add(0, p->l3, (p->l3[0] & 15) * 4u)))
+		return false;
+	if (vnet && (frame[0] & 1))
+		return true; /* NEEDS_CSUM: checked by test_tcp_split */
+	size_t alen = p->ipver == 4 ? 4 : 16;
+	uint32_t sum = colo_csum_add(0, p->src, alen);
+	sum = colo_csum_add(sum, p->dst, alen);
+	sum += 6 + (uint32_t)p->l4_len;
+	sum = colo_csum_add(sum, p->l4, p->l4_len);
+	return colo_csum_fold(sum) == 0;
+}
 
 static void h_release(void *opaque, const uint8_t *frame, size_t len,
 		      size_t vnet)
@@ -50,6 +74,8 @@ static void h_release(void *opaque, const uint8_t *frame, size_t len,
 	}
 	h->nrel++;
 	h->rel_payload_bytes += p.payload_len;
+	if (p.kind == COLO_PKT_TCP && !h_tcp_frame_ok(frame, vnet, &p))
+		h->bad_frames++;
 }
 
 static void h_event(void *opaque, const struct colo_divergence *d)

@@ -71,6 +71,8 @@ static void ten_vs_4_6_both_orders(void **state)
 			h_tcp(h, P, &f, 7, 1, A, "abcdefghij", 10, 1);
 		}
 		assert_int_equal(h->nrel, 1);
+		assert_int_equal(h->rel_payload_bytes, 10);
+		assert_int_equal(h->bad_frames, 0);
 		assert_int_equal(h->nev, 0);
 		h_free(h);
 	}
@@ -95,10 +97,41 @@ static void gso_superframe_vs_mss(void **state)
 			      data + off, n, 2);
 		}
 		assert_int_equal(h->nrel, big_side == P ? 1 : 12);
+		assert_int_equal(h->rel_payload_bytes, sizeof(data));
+		assert_int_equal(h->bad_frames, 0);
 		assert_int_equal(h->nev, 0);
 		assert_int_equal(h_stats(h)->matched_bytes, sizeof(data));
 		h_free(h);
 	}
+}
+
+/* A secondary that stops inside a primary segment and retransmits (its
+ * window is used up and the client cannot ACK what it never got): the
+ * matched front leaves as a segment of its own, the rest later. */
+static void stuck_secondary_gets_front(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(9);
+
+	h_tcp(h, P, &f, 100, 1, A | COLO_TCP_PSH, "0123456789", 10, 1);
+	h_tcp(h, S, &f, 100, 1, A, "0123", 4, 2);
+	assert_int_equal(h->nrel, 0);
+	h_tcp(h, S, &f, 100, 1, A, "0123", 4, 3); /* retransmission */
+	assert_int_equal(h->nrel, 1);
+	assert_int_equal(h->rel_seq[0], 100);
+	assert_int_equal(h->rel_len[0], 4);
+	assert_int_equal(h->rel_flags[0], A);
+	h_tcp(h, S, &f, 104, 1, A, "456789", 6, 4);
+	assert_int_equal(h->nrel, 2);
+	assert_int_equal(h->rel_seq[1], 104);
+	assert_int_equal(h->rel_len[1], 6);
+	assert_int_equal(h->rel_flags[1], A | COLO_TCP_PSH);
+	assert_int_equal(h_stats(h)->released_frames, 1);
+	assert_int_equal(h_stats(h)->released_parts, 1);
+	assert_int_equal(h->bad_frames, 0);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
 }
 
 /* Headers the guests may choose differently do not matter. */
@@ -401,8 +434,10 @@ static void random_segmentation_1mb(void **state)
 			pframes++;
 	}
 	assert_int_equal(h->nev, 0);
-	assert_int_equal(h->nrel, pframes);
+	assert_int_equal(h_stats(h)->released_frames, pframes);
+	assert_int_equal(h->nrel, pframes + h_stats(h)->released_parts);
 	assert_int_equal(h->rel_payload_bytes, TOTAL);
+	assert_int_equal(h->bad_frames, 0);
 	assert_int_equal(h_stats(h)->matched_bytes, TOTAL);
 	assert_int_equal(h_stats(h)->held_frames, 0);
 	assert_int_equal(h_stats(h)->secondary_buffered_bytes, 0);
@@ -449,6 +484,7 @@ int main(void)
 		cmocka_unit_test(seed_3_7_vs_10_secondary_first),
 		cmocka_unit_test(ten_vs_4_6_both_orders),
 		cmocka_unit_test(gso_superframe_vs_mss),
+		cmocka_unit_test(stuck_secondary_gets_front),
 		cmocka_unit_test(headers_ignored),
 		cmocka_unit_test(ack_rule_holds_until_secondary_acks),
 		cmocka_unit_test(fin_needs_secondary_fin),
