@@ -263,6 +263,32 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 	release_ready(c, fl, stuck);
 }
 
+/* Moves the frame just queued at the tail back to its place by sequence
+ * number. A retransmission arriving behind later segments must not wait
+ * for them: those are unmatched while the secondary, its window used up,
+ * waits for the client to ACK the very bytes the retransmission (or its
+ * matched front) carries. In-order frames stay at the tail in O(1). */
+static void order_by_seq(struct colo_flow *fl, struct colo_frame *f)
+{
+	struct colo_frame *at = f->prev;
+
+	if (!at || !seq_lt(f->seq, at->seq))
+		return;
+	while (at->prev && seq_lt(f->seq, at->prev->seq))
+		at = at->prev;
+	/* unlink f from the tail ... */
+	fl->p_tail = f->prev;
+	fl->p_tail->next = NULL;
+	/* ... and put it in front of `at` */
+	f->prev = at->prev;
+	f->next = at;
+	if (at->prev)
+		at->prev->next = f;
+	else
+		fl->p_head = f;
+	at->prev = f;
+}
+
 static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 			  const struct colo_input *in, uint32_t start)
 {
@@ -319,6 +345,7 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 		f->ooo = 1;
 		t->nooo[COLO_PRIMARY]++;
 	}
+	order_by_seq(fl, f);
 	if (fl->p_count == c->cfg.max_queue + 1 && !fl->diverged)
 		diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, start, -1, -1);
 	release_ready(c, fl, false);

@@ -134,6 +134,39 @@ static void stuck_secondary_gets_front(void **state)
 	h_free(h);
 }
 
+/* The primary's segment was lost on its way and arrives again behind a
+ * later one: it must not wait for that later (unmatched) segment. Seen in
+ * a 12 GB transfer: the secondary, its window used up, waited for the
+ * ACK of the retransmitted bytes, which sat behind the later segment. */
+static void retransmission_behind_later_segment(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(10);
+
+	h_tcp(h, P, &f, 100, 1, A, "AAAAAAAAAA", 10, 1);
+	h_tcp(h, S, &f, 100, 1, A, "AAAAAAAAAA", 10, 2);
+	assert_int_equal(h->nrel, 1);
+	h_tcp(h, P, &f, 120, 1, A, "abcdefghij", 10, 3); /* beyond a hole */
+	h_tcp(h, P, &f, 110, 1, A, "0123456789", 10, 4); /* the hole */
+	h_tcp(h, S, &f, 110, 1, A, "0123", 4, 5);
+	h_tcp(h, S, &f, 110, 1, A, "0123", 4, 6); /* stuck: retransmits */
+	assert_int_equal(h->nrel, 2);
+	assert_int_equal(h->rel_seq[1], 110);
+	assert_int_equal(h->rel_len[1], 4);
+	h_tcp(h, S, &f, 114, 1, A, "456789", 6, 7);
+	assert_int_equal(h->nrel, 3);
+	assert_int_equal(h->rel_seq[2], 114);
+	h_tcp(h, S, &f, 120, 1, A, "abcdefghij", 10, 8);
+	assert_int_equal(h->nrel, 4);
+	assert_int_equal(h->rel_seq[3], 120);
+	assert_int_equal(h->rel_ipid[3], 3);
+	assert_int_equal(h_stats(h)->held_frames, 0);
+	assert_int_equal(h->bad_frames, 0);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
 /* Headers the guests may choose differently do not matter. */
 static void headers_ignored(void **state)
 {
@@ -485,6 +518,7 @@ int main(void)
 		cmocka_unit_test(ten_vs_4_6_both_orders),
 		cmocka_unit_test(gso_superframe_vs_mss),
 		cmocka_unit_test(stuck_secondary_gets_front),
+		cmocka_unit_test(retransmission_behind_later_segment),
 		cmocka_unit_test(headers_ignored),
 		cmocka_unit_test(ack_rule_holds_until_secondary_acks),
 		cmocka_unit_test(fin_needs_secondary_fin),
