@@ -77,6 +77,15 @@ up() {
 		ns $n ip link set sw promisc on
 		ns $n ip link set gst promisc on
 	done
+	# E2E_CC: congestion control of every TCP stack in the test (default:
+	# the machine's). In a namespace only those listed in the host's
+	# net.ipv4.tcp_allowed_congestion_control may be chosen.
+	if [ -n "${E2E_CC:-}" ]; then
+		for n in client phost shost pguest sguest; do
+			ns $n sysctl -qw net.ipv4.tcp_congestion_control="$E2E_CC" ||
+				return 1
+		done
+	fi
 	ns client ip addr add $CLIENT_IP/24 dev eth0
 	ns client ip addr add fd77::1/64 dev eth0 nodad
 	link_up client eth0
