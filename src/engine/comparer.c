@@ -411,7 +411,7 @@ const struct colo_stats *colo_comparer_stats(const struct colo_comparer *c)
 {
 	struct colo_comparer *mc = (struct colo_comparer *)c;
 
-	mc->st.flows = c->table.count;
+	mc->st.flows = colo_flow_table_count(&c->table);
 	return &c->st;
 }
 

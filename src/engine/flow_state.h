@@ -19,6 +19,7 @@
 
 #include "byte_ring.h"
 #include "flow.h"
+#include "keyed_table.h"
 #include "frame_pool.h"
 
 struct colo_tcp_state {
@@ -47,8 +48,7 @@ struct colo_dgram_state {
 
 struct colo_flow {
 	struct colo_flow_key key;
-	uint64_t hash;
-	struct colo_flow *hnext;              /* hash chain */
+	struct colo_hnode hn;                 /* flow_table.h */
 	struct colo_flow *lru_next, *lru_prev;
 	uint64_t last_ns;
 	uint32_t epoch;       /* comparer epoch this state belongs to */

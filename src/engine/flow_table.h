@@ -1,10 +1,6 @@
 /*
- * flow_table.h - the flows, found by key in O(1).
- *
- * Chained hashing with a SipHash key chosen at start, so that no traffic
- * pattern can make lookups linear. The table doubles when it holds as many
- * flows as buckets and is never cleared wholesale; flows leave one by one
- * when the comparer reclaims them. Flow structs are recycled.
+ * flow_table.h - the comparer's flows, found by key in O(1): typed
+ * wrappers over keyed_table.h (SipHash chains, growth, recycling).
  */
 #ifndef COLO_FLOW_TABLE_H
 #define COLO_FLOW_TABLE_H
@@ -13,29 +9,57 @@
 #include <stdint.h>
 
 #include "flow_state.h"
+#include "keyed_table.h"
 
 struct colo_flow_table {
-	struct colo_flow **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	uint64_t key[2];
-	struct colo_flow *free_list;
-	size_t nfree;
+	struct colo_keyed_table kt;
 };
 
-/* flow_table.c APIs: */
-int colo_flow_table_init(struct colo_flow_table *t, const uint64_t key[2]);
-void colo_flow_table_destroy(struct colo_flow_table *t);
-uint64_t colo_flow_table_hash(const struct colo_flow_table *t,
-			      const struct colo_flow_key *k);
-struct colo_flow *colo_flow_table_find(struct colo_flow_table *t,
-				       const struct colo_flow_key *k,
-				       uint64_t hash);
+static inline int colo_flow_table_init(struct colo_flow_table *t,
+				       const uint64_t key[2])
+{
+	return colo_kt_init(&t->kt, key, sizeof(struct colo_flow),
+			    offsetof(struct colo_flow, hn),
+			    offsetof(struct colo_flow, key),
+			    sizeof(struct colo_flow_key));
+}
+
+static inline void colo_flow_table_destroy(struct colo_flow_table *t)
+{
+	colo_kt_destroy(&t->kt);
+}
+
+static inline size_t colo_flow_table_count(const struct colo_flow_table *t)
+{
+	return t->kt.count;
+}
+
+static inline uint64_t colo_flow_table_hash(const struct colo_flow_table *t,
+					    const struct colo_flow_key *k)
+{
+	return colo_kt_hash(&t->kt, k);
+}
+
+static inline struct colo_flow *
+colo_flow_table_find(struct colo_flow_table *t, const struct colo_flow_key *k,
+		     uint64_t hash)
+{
+	return colo_kt_find(&t->kt, k, hash);
+}
+
 /* Inserts a zeroed flow for k; NULL when memory is exhausted. */
-struct colo_flow *colo_flow_table_insert(struct colo_flow_table *t,
-					 const struct colo_flow_key *k,
-					 uint64_t hash);
+static inline struct colo_flow *
+colo_flow_table_insert(struct colo_flow_table *t,
+		       const struct colo_flow_key *k, uint64_t hash)
+{
+	return colo_kt_insert(&t->kt, k, hash);
+}
+
 /* Unlinks f and keeps its memory for reuse. */
-void colo_flow_table_remove(struct colo_flow_table *t, struct colo_flow *f);
+static inline void colo_flow_table_remove(struct colo_flow_table *t,
+					  struct colo_flow *f)
+{
+	colo_kt_remove(&t->kt, f);
+}
 
 #endif

@@ -1,11 +1,7 @@
 /*
- * conn_table.h - the rewriter's connections, found by key in O(1).
- *
- * Chained hashing keyed by SipHash with a random key, so that no client
- * can pile connections into one bucket. The table doubles when it holds as
- * many connections as buckets and is never cleared wholesale: entries
- * leave one by one and are recycled through a free list, so the steady
- * state allocates nothing per packet.
+ * conn_table.h - the rewriter's connections, found by key in O(1): typed
+ * wrappers over keyed_table.h (SipHash chains with a random key, so no
+ * client can pile connections into one bucket; growth; recycling).
  */
 #ifndef COLO_CONN_TABLE_H
 #define COLO_CONN_TABLE_H
@@ -15,6 +11,7 @@
 #include <stdint.h>
 
 #include "flow.h"
+#include "keyed_table.h"
 
 /* What one guest's SYN or SYN/ACK told us. */
 struct colo_rw_side {
@@ -26,8 +23,7 @@ struct colo_rw_side {
 };
 
 struct colo_rw_conn {
-	struct colo_rw_conn *hnext;
-	uint64_t hash;
+	struct colo_hnode hn;	  /* conn_table.h */
 	struct colo_flow_key key; /* the guest's egress direction */
 	uint64_t epoch;		  /* rewriter epoch the offsets belong to */
 	uint64_t last_ns;
@@ -42,33 +38,61 @@ struct colo_rw_conn {
 };
 
 struct colo_conn_table {
-	struct colo_rw_conn **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	uint64_t key[2];
-	struct colo_rw_conn *free_list;
-	size_t nfree;
+	struct colo_keyed_table kt;
 };
 
-/* Returns true to remove the entry. */
-typedef bool (*colo_conn_visit_fn)(void *opaque, struct colo_rw_conn *c);
+static inline int colo_conn_table_init(struct colo_conn_table *t,
+				       const uint64_t key[2])
+{
+	return colo_kt_init(&t->kt, key, sizeof(struct colo_rw_conn),
+			    offsetof(struct colo_rw_conn, hn),
+			    offsetof(struct colo_rw_conn, key),
+			    sizeof(struct colo_flow_key));
+}
 
-/* conn_table.c APIs: */
-int colo_conn_table_init(struct colo_conn_table *t, const uint64_t key[2]);
-void colo_conn_table_destroy(struct colo_conn_table *t);
-uint64_t colo_conn_table_hash(const struct colo_conn_table *t,
-			      const struct colo_flow_key *k);
-struct colo_rw_conn *colo_conn_table_find(struct colo_conn_table *t,
-					  const struct colo_flow_key *k,
-					  uint64_t hash);
+static inline void colo_conn_table_destroy(struct colo_conn_table *t)
+{
+	colo_kt_destroy(&t->kt);
+}
+
+static inline size_t colo_conn_table_count(const struct colo_conn_table *t)
+{
+	return t->kt.count;
+}
+
+static inline uint64_t colo_conn_table_hash(const struct colo_conn_table *t,
+					    const struct colo_flow_key *k)
+{
+	return colo_kt_hash(&t->kt, k);
+}
+
+static inline struct colo_rw_conn *
+colo_conn_table_find(struct colo_conn_table *t, const struct colo_flow_key *k,
+		     uint64_t hash)
+{
+	return colo_kt_find(&t->kt, k, hash);
+}
+
 /* Inserts a zeroed entry for k; NULL when memory is exhausted. */
-struct colo_rw_conn *colo_conn_table_insert(struct colo_conn_table *t,
-					    const struct colo_flow_key *k,
-					    uint64_t hash);
-void colo_conn_table_remove(struct colo_conn_table *t, struct colo_rw_conn *c);
-/* Visits every entry; removes those for which fn returns true. Returns
- * how many were removed. */
-size_t colo_conn_table_sweep(struct colo_conn_table *t, colo_conn_visit_fn fn,
-			     void *opaque);
+static inline struct colo_rw_conn *
+colo_conn_table_insert(struct colo_conn_table *t,
+		       const struct colo_flow_key *k, uint64_t hash)
+{
+	return colo_kt_insert(&t->kt, k, hash);
+}
+
+static inline void colo_conn_table_remove(struct colo_conn_table *t,
+					  struct colo_rw_conn *c)
+{
+	colo_kt_remove(&t->kt, c);
+}
+
+/* Visits every entry (a struct colo_rw_conn *); removes those for which
+ * fn returns true. Returns how many were removed. */
+static inline size_t colo_conn_table_sweep(struct colo_conn_table *t,
+					   colo_kt_visit_fn fn, void *opaque)
+{
+	return colo_kt_sweep(&t->kt, fn, opaque);
+}
 
 #endif

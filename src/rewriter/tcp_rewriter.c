@@ -206,14 +206,12 @@ static void conn_sync(struct colo_rewriter *rw, struct colo_rw_conn *c)
 
 static void conn_reset(struct colo_rewriter *rw, struct colo_rw_conn *c)
 {
-	struct colo_rw_conn *next = c->hnext;
+	struct colo_hnode hn = c->hn; /* still linked in the table */
 	struct colo_flow_key key = c->key;
-	uint64_t hash = c->hash;
 
 	memset(c, 0, sizeof(*c));
-	c->hnext = next;
+	c->hn = hn;
 	c->key = key;
-	c->hash = hash;
 	c->epoch = rw->epoch;
 }
 
@@ -221,7 +219,7 @@ static void conn_remove(struct colo_rewriter *rw, struct colo_rw_conn *c)
 {
 	colo_conn_table_remove(&rw->table, c);
 	rw->st.conns_reclaimed++;
-	rw->st.conns = rw->table.count;
+	rw->st.conns = colo_conn_table_count(&rw->table);
 }
 
 static void conn_update_ready(struct colo_rw_conn *c)
@@ -251,14 +249,14 @@ conn_learn(struct colo_rewriter *rw, struct colo_rw_conn *c,
 	   uint64_t now_ns)
 {
 	if (!c) {
-		if (rw->failed_over || rw->table.count >= MAX_CONNS)
+		if (rw->failed_over || colo_conn_table_count(&rw->table) >= MAX_CONNS)
 			return NULL;
 		c = colo_conn_table_insert(&rw->table, key, hash);
 		if (!c)
 			return NULL;
 		c->epoch = rw->epoch;
 		rw->st.conns_created++;
-		rw->st.conns = rw->table.count;
+		rw->st.conns = colo_conn_table_count(&rw->table);
 	}
 	conn_sync(rw, c);
 	c->last_ns = now_ns;
@@ -482,9 +480,10 @@ struct sweep_ctx {
 	uint64_t now_ns;
 };
 
-static bool reclaimable(void *opaque, struct colo_rw_conn *c)
+static bool reclaimable(void *opaque, void *entry)
 {
 	struct sweep_ctx *x = opaque;
+	struct colo_rw_conn *c = entry;
 	uint64_t idle = x->now_ns > c->last_ns ? x->now_ns - c->last_ns : 0;
 
 	conn_sync(x->rw, c);
@@ -503,5 +502,5 @@ void colo_rewriter_tick(struct colo_rewriter *rw, uint64_t now_ns)
 
 	rw->st.conns_reclaimed +=
 		colo_conn_table_sweep(&rw->table, reclaimable, &x);
-	rw->st.conns = rw->table.count;
+	rw->st.conns = colo_conn_table_count(&rw->table);
 }

@@ -1,0 +1,55 @@
+/*
+ * keyed_table.h - entries found by a fixed-size key in O(1), for the
+ * comparer's flows and the rewriter's connections alike.
+ *
+ * Chained hashing with a SipHash key chosen at start, so that no traffic
+ * pattern can make lookups linear. The table doubles when it holds as many
+ * entries as buckets and is never cleared wholesale: entries leave one by
+ * one and are recycled through a free list, so the steady state allocates
+ * nothing per packet. Entries embed a struct colo_hnode and their key;
+ * the table knows where both are (offsets) and how big an entry is.
+ */
+#ifndef COLO_KEYED_TABLE_H
+#define COLO_KEYED_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct colo_hnode {
+	struct colo_hnode *next; /* hash chain, or free list */
+	uint64_t hash;
+};
+
+struct colo_keyed_table {
+	struct colo_hnode **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+	uint64_t key[2];
+	size_t entry_size, node_off, key_off, key_len;
+	struct colo_hnode *free_list;
+	size_t nfree;
+};
+
+/* Returns true to remove the entry. */
+typedef bool (*colo_kt_visit_fn)(void *opaque, void *entry);
+
+/* keyed_table.c APIs: */
+int colo_kt_init(struct colo_keyed_table *t, const uint64_t key[2],
+		 size_t entry_size, size_t node_off, size_t key_off,
+		 size_t key_len);
+void colo_kt_destroy(struct colo_keyed_table *t);
+uint64_t colo_kt_hash(const struct colo_keyed_table *t, const void *key);
+void *colo_kt_find(const struct colo_keyed_table *t, const void *key,
+		   uint64_t hash);
+/* Inserts a zeroed entry holding key; NULL when memory is exhausted. */
+void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
+		     uint64_t hash);
+/* Unlinks entry and keeps its memory for reuse. */
+void colo_kt_remove(struct colo_keyed_table *t, void *entry);
+/* Visits every entry; removes those for which fn returns true. Returns
+ * how many were removed. */
+size_t colo_kt_sweep(struct colo_keyed_table *t, colo_kt_visit_fn fn,
+		     void *opaque);
+
+#endif
