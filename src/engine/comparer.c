@@ -162,6 +162,9 @@ static void unhold(struct colo_comparer *c, struct colo_frame *f)
 {
 	struct colo_flow *fl = f->flow;
 
+	if (fl->is_tcp && fl->u.tcp.pcur == f)
+		fl->u.tcp.pcur = NULL;
+
 	if (f->prev)
 		f->prev->next = f->next;
 	else

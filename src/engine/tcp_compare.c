@@ -50,6 +50,63 @@ static void diverge_at(struct colo_comparer *c, struct colo_flow *fl,
 	colo_cmp_diverge(c, fl, &d);
 }
 
+/* The held primary frame carrying stream byte x, searching from `from`
+ * (frames are in sequence order, so the walk stops at the first frame
+ * starting beyond x); NULL when none does. */
+static struct colo_frame *held_cover(struct colo_frame *from, uint32_t x)
+{
+	for (struct colo_frame *f = from; f; f = f->next) {
+		if (seq_gt(f->seq, x))
+			break;
+		if (!f->ooo && seq_lt(x, f->seq_end) &&
+		    seq_le(f->seq + f->sent, x))
+			return f;
+	}
+	return NULL;
+}
+
+/* Compares data[0..k) with the primary's stream bytes from e, which sit
+ * in the held frames. Returns how many leading bytes are equal; on a
+ * difference *theirs is the primary's byte (-1 if no frame has it, which
+ * the hold rules make impossible, so it is reported as a divergence
+ * rather than trusted). */
+static size_t compare_held(struct colo_flow *fl, uint32_t e,
+			   const uint8_t *data, size_t k, int *theirs)
+{
+	struct colo_tcp_state *t = &fl->u.tcp;
+	struct colo_frame *f = t->pcur;
+	size_t done = 0;
+
+	while (done < k) {
+		uint32_t x = e + (uint32_t)done;
+		struct colo_frame *g = f ? held_cover(f, x) : NULL;
+		if (!g)
+			g = held_cover(fl->p_head, x);
+		if (!g) {
+			*theirs = -1;
+			t->pcur = NULL;
+			return done;
+		}
+		f = g;
+		size_t off = x - f->seq;
+		size_t len = f->payload_len - off;
+		const uint8_t *pp = f->data + f->payload_off + off;
+		if (len > k - done)
+			len = k - done;
+		if (memcmp(pp, data + done, len)) {
+			size_t i = 0;
+			while (pp[i] == data[done + i])
+				i++;
+			*theirs = pp[i];
+			t->pcur = f;
+			return done + i;
+		}
+		done += len;
+	}
+	t->pcur = f;
+	return done;
+}
+
 /* Adds side's bytes [start, start+n) to its stream, comparing whatever
  * the other side already has there. */
 static enum add_result stream_add(struct colo_comparer *c,
@@ -77,18 +134,24 @@ static enum add_result stream_add(struct colo_comparer *c,
 
 	if (seq_lt(e, t->end[other])) {
 		/* The other side is ahead: its bytes from m (== e) are in
-		 * the ring. */
+		 * the ring (secondary) or in the held frames (primary). */
 		size_t avail = t->end[other] - e;
 		size_t k = n < avail ? n : avail;
-		size_t d = colo_ring_compare(&t->ring, data, k);
+		int theirs = -1;
+		size_t d = other == COLO_SECONDARY ?
+				   colo_ring_compare(&t->ring, data, k) :
+				   compare_held(fl, e, data, k, &theirs);
 		if (d < k) {
-			int mine = data[d], theirs = colo_ring_byte(&t->ring, d);
+			int mine = d < n ? data[d] : -1;
+			if (other == COLO_SECONDARY)
+				theirs = colo_ring_byte(&t->ring, d);
 			diverge_at(c, fl, COLO_CAUSE_PAYLOAD, e + (uint32_t)d,
 				   side == COLO_PRIMARY ? mine : theirs,
 				   side == COLO_PRIMARY ? theirs : mine);
 			return ADD_DIVERGED;
 		}
-		colo_ring_consume(&t->ring, k);
+		if (other == COLO_SECONDARY)
+			colo_ring_consume(&t->ring, k);
 		t->m += (uint32_t)k;
 		t->end[side] += (uint32_t)k;
 		c->st.matched_bytes += k;
@@ -97,8 +160,12 @@ static enum add_result stream_add(struct colo_comparer *c,
 	}
 	if (n) {
 		/* This side is now ahead (the ring holds nothing of the
-		 * other's): keep the excess until the other catches up. */
-		if (colo_ring_push(&t->ring, data, n, ring_max(c)) < 0) {
+		 * other's): keep the excess until the other catches up. The
+		 * primary's bytes stay where they are, in its held frames
+		 * (every unmatched primary byte is in one), so only the
+		 * secondary's are copied. */
+		if (side == COLO_SECONDARY &&
+		    colo_ring_push(&t->ring, data, n, ring_max(c)) < 0) {
 			diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, t->end[side],
 				   -1, -1);
 			return ADD_DIVERGED;
@@ -396,6 +463,7 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 
 	c->st.secondary_buffered_bytes -= secondary_bytes(t);
 	colo_ring_clear(&t->ring);
+	t->pcur = NULL;
 	while (t->s_ooo) {
 		struct colo_frame *f = t->s_ooo;
 		t->s_ooo = f->next;

@@ -37,6 +37,12 @@ static void on_event(void *opaque, const struct colo_divergence *d)
 	char line[512];
 
 	(void)opaque;
+	/* A TCP payload difference always has both bytes; a missing
+	 * primary byte means an unmatched primary byte was in no held
+	 * frame, which the engine's hold rules forbid. */
+	if (d->cause == COLO_CAUSE_PAYLOAD && d->kind == COLO_PKT_TCP &&
+	    (d->primary_byte < 0 || d->secondary_byte < 0))
+		abort();
 	colo_divergence_format(d, line, sizeof(line));
 }
 
