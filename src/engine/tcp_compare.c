@@ -7,10 +7,12 @@
  * guests are free to choose differently (IP ID, TTL, options, window,
  * checksums, PSH) never matter.
  *
- * Whichever side is ahead keeps its unmatched bytes in the flow's ring;
- * a segment from the side behind is compared straight against the ring.
- * So every byte is copied at most once and compared once, whatever the
- * segmentation, and the work per segment is proportional to its size.
+ * Whichever side is ahead keeps its unmatched bytes: the primary's stay in
+ * its held frames (it holds every frame with an unmatched byte anyway), the
+ * secondary's are copied into the flow's ring. A segment from the side
+ * behind is compared straight against those. So only secondary bytes are
+ * ever copied, every byte is compared once whatever the segmentation, and
+ * the work per segment is proportional to its size.
  *
  * A primary frame leaves when all its payload bytes have matched AND the
  * secondary has acknowledged at least as much as the frame acknowledges:
