@@ -501,6 +501,14 @@ static void random_flip_found_exactly(void **state)
 			h_tcp(h, side, &f, isn + o[side], 1, A,
 			      (side == P ? a : b) + o[side], n, 0);
 			o[side] += n;
+			if (side == P && rnd() % 6 == 0) {
+				/* a retransmission overlapping held frames at
+				 * other boundaries */
+				uint32_t back = 1 + rnd() % (o[P] < 5000 ? o[P] : 5000);
+				uint32_t len = 1 + rnd() % back;
+				h_tcp(h, P, &f, isn + o[P] - back, 1, A,
+				      a + o[P] - back, len, 0);
+			}
 		}
 		assert_int_equal(h->nreq, 1);
 		assert_int_equal(h->last.seq, isn + (uint32_t)at);
