@@ -144,7 +144,7 @@ static enum add_result stream_add(struct colo_comparer *c,
 				   colo_ring_compare(&t->ring, data, k) :
 				   compare_held(fl, e, data, k, &theirs);
 		if (d < k) {
-			int mine = d < n ? data[d] : -1;
+			int mine = data[d];
 			if (other == COLO_SECONDARY)
 				theirs = colo_ring_byte(&t->ring, d);
 			diverge_at(c, fl, COLO_CAUSE_PAYLOAD, e + (uint32_t)d,
@@ -246,14 +246,21 @@ static void note_fin(struct colo_comparer *c, struct colo_flow *fl, int side,
 		diverge_at(c, fl, COLO_CAUSE_CONTROL, seq, -1, -1);
 }
 
+/* The ACK rule: the frame acknowledges nothing the secondary has not. */
+static bool ack_covered(const struct colo_tcp_state *t, uint32_t ack,
+			uint8_t flags)
+{
+	return !(flags & COLO_TCP_ACK) ||
+	       (t->have_ack[COLO_SECONDARY] &&
+		!seq_gt(ack, t->max_ack[COLO_SECONDARY]));
+}
+
 static bool releasable(const struct colo_tcp_state *t, uint32_t seq_end,
 		       uint32_t payload_len, uint32_t ack, uint8_t flags)
 {
 	if (payload_len && (!t->synced || seq_gt(seq_end, t->m)))
 		return false;
-	if ((flags & COLO_TCP_ACK) &&
-	    (!t->have_ack[COLO_SECONDARY] ||
-	     seq_gt(ack, t->max_ack[COLO_SECONDARY])))
+	if (!ack_covered(t, ack, flags))
 		return false;
 	if ((flags & COLO_TCP_FIN) && (!t->fin_seen[COLO_SECONDARY] ||
 				       t->fin_seq[COLO_SECONDARY] != seq_end))
@@ -282,7 +289,7 @@ static void release_ready(struct colo_comparer *c, struct colo_flow *fl,
 		if ((stuck || f->gso_type) && t->synced &&
 		    seq_lt(t->m, f->seq_end) &&
 		    seq_gt(t->m, f->seq + f->sent) && colo_tcp_splittable(f) &&
-		    releasable(t, f->seq, 0, f->ack, f->tcp_flags & COLO_TCP_ACK))
+		    ack_covered(t, f->ack, f->tcp_flags))
 			colo_tcp_release_part(c, f, t->m - f->seq);
 		break;
 	}
