@@ -19,18 +19,13 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port  # noqa: E402
+
 COLO = None
 SIZE = 8 << 20
 GRAN = 65536
 DEADLINE = 15.0
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(pred, what, timeout=DEADLINE):

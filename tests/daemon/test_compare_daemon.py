@@ -17,6 +17,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port  # noqa: E402
+
 COLO = None
 DEADLINE = 5.0  # seconds to wait for something that must happen
 QUIET = 0.6     # seconds of silence that count as "nothing came"
@@ -67,14 +70,6 @@ SYNACK = 0x12
 PSHACK = 0x18
 
 # ---------------------------------------------------------------- peers
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Peer:
