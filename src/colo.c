@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "daemon/log.h"
+#include "common/log.h"
 
 #ifndef COLO_VERSION
 #define COLO_VERSION "0.1.0"
