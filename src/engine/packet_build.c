@@ -9,27 +9,7 @@
 
 #include "packet_build.h"
 #include "byteorder.h"
-
-uint32_t colo_csum_add(uint32_t sum, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len >= 2) {
-		sum += (uint32_t)p[0] << 8 | p[1];
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
-}
-
-uint16_t colo_csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
+#include "checksum.h"
 
 void colo_pkt_spec_default(struct colo_pkt_spec *s)
 {

@@ -40,8 +40,5 @@ void colo_pkt_spec_default(struct colo_pkt_spec *s);
  * does not fit. */
 size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 		      size_t payload_len, uint8_t *out, size_t cap);
-/* Internet checksum helpers (RFC 1071). */
-uint32_t colo_csum_add(uint32_t sum, const void *data, size_t len);
-uint16_t colo_csum_fold(uint32_t sum);
 
 #endif

@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "checksum.h"
 #include "byteorder.h"
 #include "comparer_internal.h"
 #include "packet_build.h"

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "checksum.h"
 #include "gso.h"
 #include "byteorder.h"
 
@@ -125,13 +126,13 @@ static uint64_t pseudo_sum(const uint8_t *f, const struct gso_layout *l,
 		ph[8] = 0;
 		ph[9] = l->proto;
 		colo_put_be16(ph + 10, (uint16_t)l4len);
-		return colo_vnet_csum_partial(ph, 12, 0);
+		return colo_csum_partial(ph, 12, 0);
 	}
 	memcpy(ph, f + l->l3 + 8, 32);
 	colo_put_be32(ph + 32, (uint32_t)l4len);
 	memset(ph + 36, 0, 3);
 	ph[39] = l->proto;
-	return colo_vnet_csum_partial(ph, 40, 0);
+	return colo_csum_partial(ph, 40, 0);
 }
 
 /* Fixes the headers of one segment built in s with seg payload bytes. */
@@ -147,8 +148,8 @@ static void fix_segment(uint8_t *s, const struct gso_layout *l, size_t seg,
 		colo_put_be16(ip + 2, (uint16_t)(l->l4 - l->l3 + l4len));
 		colo_put_be16(ip + 4, (uint16_t)(colo_get_be16(ip + 4) + idx));
 		memset(ip + 10, 0, 2);
-		c = colo_vnet_csum_fold(
-			colo_vnet_csum_partial(ip, l->l4 - l->l3, 0));
+		c = colo_csum_finish(
+			colo_csum_partial(ip, l->l4 - l->l3, 0));
 		memcpy(ip + 10, &c, 2);
 	} else {
 		colo_put_be16(ip + 4, (uint16_t)(l->l4 - l->l3 - 40 + l4len));
@@ -166,8 +167,8 @@ static void fix_segment(uint8_t *s, const struct gso_layout *l, size_t seg,
 	}
 	memset(l4 + csum_off, 0, 2);
 	sum = pseudo_sum(s, l, l4len);
-	sum = colo_vnet_csum_partial(l4, l4len, sum);
-	c = colo_vnet_csum_fold(sum);
+	sum = colo_csum_partial(l4, l4len, sum);
+	c = colo_csum_finish(sum);
 	if (!c && l->proto == 17)
 		c = 0xffff;
 	memcpy(l4 + csum_off, &c, 2);

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "checksum.h"
 #include "vnet.h"
 
 void colo_vnet_parse(const uint8_t *p, struct colo_vnet_hdr *h)
@@ -42,51 +43,6 @@ bool colo_vnet_is_gso(const struct colo_vnet_hdr *h)
 	       VIRTIO_NET_HDR_GSO_NONE;
 }
 
-uint64_t colo_vnet_csum_partial(const void *data, size_t len, uint64_t sum)
-{
-	const uint8_t *p = data;
-	uint32_t w;
-	uint16_t h = 0;
-
-	while (len >= 32) {
-		uint32_t a[8];
-
-		memcpy(a, p, sizeof(a));
-		sum += (uint64_t)a[0] + a[1] + a[2] + a[3] + a[4] + a[5] +
-		       a[6] + a[7];
-		p += 32;
-		len -= 32;
-	}
-	while (len >= 4) {
-		memcpy(&w, p, 4);
-		sum += w;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		memcpy(&h, p, 2);
-		sum += h;
-		p += 2;
-		len -= 2;
-	}
-	if (len) {
-		h = 0;
-		memcpy(&h, p, 1); /* the odd byte pads with a zero after it */
-		sum += h;
-	}
-	return sum;
-}
-
-uint16_t colo_vnet_csum_fold(uint64_t sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 int colo_vnet_csum_complete(uint8_t *frame, size_t len,
 			    const struct colo_vnet_hdr *h)
 {
@@ -98,8 +54,8 @@ int colo_vnet_csum_complete(uint8_t *frame, size_t len,
 	if (start >= len || field + 2 > len)
 		return -1;
 	/* The field holds the pseudo-header sum: it is summed with the rest. */
-	c = colo_vnet_csum_fold(
-		colo_vnet_csum_partial(frame + start, len - start, 0));
+	c = colo_csum_finish(
+		colo_csum_partial(frame + start, len - start, 0));
 	if (!c)
 		c = 0xffff; /* as the kernel: 0 means "none" to UDP */
 	memcpy(frame + field, &c, 2);

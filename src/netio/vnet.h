@@ -42,10 +42,5 @@ bool colo_vnet_is_gso(const struct colo_vnet_hdr *h);
 int colo_vnet_csum_complete(uint8_t *frame, size_t len,
 			    const struct colo_vnet_hdr *h);
 
-/* Internet checksum over data, added to sum (not folded). Word-at-a-time;
- * len may be odd only for the last chunk of a sum. */
-uint64_t colo_vnet_csum_partial(const void *data, size_t len, uint64_t sum);
-/* Folds a sum to 16 bits and complements it (network byte order value). */
-uint16_t colo_vnet_csum_fold(uint64_t sum);
 
 #endif

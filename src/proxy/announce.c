@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include "checksum.h"
 #include "proxy.h"
 
 static void learn4(struct colo_guest_addrs *a, const uint8_t ip[4])
@@ -81,15 +82,6 @@ size_t colo_announce_garp(uint8_t *out, const uint8_t mac[6],
 	return 42;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-
 size_t colo_announce_una(uint8_t *out, const uint8_t mac[6],
 			 const uint8_t ip[16])
 {
@@ -119,12 +111,10 @@ size_t colo_announce_una(uint8_t *out, const uint8_t mac[6],
 	icmp[24] = 2; /* target link-layer address */
 	icmp[25] = 1;
 	memcpy(icmp + 26, mac, 6);
-	s = sum16(ip6 + 8, 32, 0);
+	s = colo_csum_add(0, ip6 + 8, 32);
 	s += (uint32_t)icmp_len + 58;
-	s = sum16(icmp, icmp_len, s);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	s = ~s & 0xffff;
+	s = colo_csum_add(s, icmp, icmp_len);
+	s = colo_csum_fold(s);
 	icmp[2] = (uint8_t)(s >> 8);
 	icmp[3] = (uint8_t)s;
 	return 14 + 40 + icmp_len;
@@ -231,12 +221,9 @@ size_t colo_neigh_answer(const struct colo_neigh *nb, const uint8_t *eth,
 		out[54 + 4] = 0x60;
 		out[54 + 2] = out[54 + 3] = 0;
 		{
-			uint32_t s = sum16(out + 22, 32, 0) + 32 + 58;
+			uint32_t s = colo_csum_add(0, out + 22, 32) + 32 + 58;
 
-			s = sum16(out + 54, 32, s);
-			while (s >> 16)
-				s = (s & 0xffff) + (s >> 16);
-			s = ~s & 0xffff;
+			s = colo_csum_fold(colo_csum_add(s, out + 54, 32));
 			out[56] = (uint8_t)(s >> 8);
 			out[57] = (uint8_t)s;
 		}

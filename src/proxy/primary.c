@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "comparer.h"
 #include "packet.h"
 #include "link.h"
@@ -144,12 +145,8 @@ static const uint8_t *clamp_window(struct primary *p, const uint8_t *f,
 	/* With NEEDS_CSUM the field holds the pseudo-header sum only, which
 	 * does not cover the window; otherwise update it (RFC 1624). */
 	if (!(v && (f[0] & 1))) {
-		sum = (uint16_t) ~(tcp[16] << 8 | tcp[17]);
-		sum += (uint16_t)~pk.window;
-		sum += w->win;
-		while (sum >> 16)
-			sum = (sum & 0xffff) + (sum >> 16);
-		sum = ~sum & 0xffff;
+		sum = colo_csum_update((uint16_t)(tcp[16] << 8 | tcp[17]),
+				       pk.window, w->win);
 		tcp[16] = (uint8_t)(sum >> 8);
 		tcp[17] = (uint8_t)sum;
 	}

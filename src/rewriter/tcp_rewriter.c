@@ -17,7 +17,8 @@
 
 #include "conn_table.h"
 #include "packet.h"
-#include "rewrite_csum.h"
+#include "byteorder.h"
+#include "checksum.h"
 #include "tcp_rewriter.h"
 
 #define NS_PER_S 1000000000ULL
@@ -171,7 +172,7 @@ bool colo_conn_meta_from_frame(const uint8_t *frame, size_t len,
 	m->isn = p.seq;
 	if (s.ts_at) {
 		m->has_ts = true;
-		m->tsval = colo_rd32(p.l4 + s.ts_at);
+		m->tsval = colo_get_be32(p.l4 + s.ts_at);
 	}
 	return true;
 }
@@ -341,7 +342,7 @@ static void seg_finish(struct seg *s, uint16_t csum)
 
 static void add32(struct seg *s, size_t off, uint32_t delta, uint16_t *csum)
 {
-	colo_csum_set32(s->tcp, off, colo_rd32(s->tcp + off) + delta,
+	colo_csum_set32(s->tcp, off, colo_get_be32(s->tcp + off) + delta,
 			s->csum ? csum : NULL);
 }
 
@@ -364,7 +365,7 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 	if (syn)
 		c = conn_learn(rw, c, &s.key, hash, false, s.p.seq,
 			       s.ts_at != 0,
-			       s.ts_at ? colo_rd32(s.tcp + s.ts_at) : 0, false,
+			       s.ts_at ? colo_get_be32(s.tcp + s.ts_at) : 0, false,
 			       now_ns);
 	if (!c) {
 		/* Opened before the last checkpoint (offset 0), or after
@@ -388,7 +389,7 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 		return COLO_RW_PASS;
 	}
 
-	uint16_t csum = colo_rd16(s.tcp + 16);
+	uint16_t csum = colo_get_be16(s.tcp + 16);
 
 	add32(&s, 4, -c->seq_off, &csum);
 	if (c->ts_ok && s.ts_at)
@@ -436,7 +437,7 @@ void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame, size_t len,
 	if (!c->ready && ack && c->sec.have && !c->pri.have &&
 	    !c->established && !conn_closed(c))
 		conn_learn(rw, c, &s.key, hash, true, s.p.ack - 1, s.ts_at != 0,
-			   s.ts_at ? colo_rd32(s.tcp + s.ts_at + 4) : 0, true,
+			   s.ts_at ? colo_get_be32(s.tcp + s.ts_at + 4) : 0, true,
 			   now_ns);
 	if (flags & COLO_TCP_RST)
 		c->rst = true;
@@ -449,7 +450,7 @@ void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame, size_t len,
 		return;
 	}
 
-	uint16_t csum = colo_rd16(s.tcp + 16);
+	uint16_t csum = colo_get_be16(s.tcp + 16);
 
 	add32(&s, 8, c->seq_off, &csum);
 	for (unsigned i = 0; c->seq_off && i < s.nsack; i++) {

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "checksum.h"
 #include "gso.h"
 #include "packet_build.h"
 #include "vnet.h"

@@ -15,7 +15,8 @@
 
 #include "packet.h"
 #include "packet_build.h"
-#include "rewrite_csum.h"
+#include "byteorder.h"
+#include "checksum.h"
 #include "tcp_rewriter.h"
 
 #define S_NS 1000000000ULL
@@ -216,19 +217,19 @@ static void parse(struct frame *f, struct parsed *r)
 	memset(r, 0, sizeof(*r));
 	r->seq = p.seq;
 	r->ack = p.ack;
-	r->csum = colo_rd16(t + 16);
+	r->csum = colo_get_be16(t + 16);
 	while (i < doff && t[i]) {
 		if (t[i] == 1) {
 			i++;
 			continue;
 		}
 		if (t[i] == 8) {
-			r->tsval = colo_rd32(t + i + 2);
-			r->tsecr = colo_rd32(t + i + 6);
+			r->tsval = colo_get_be32(t + i + 2);
+			r->tsecr = colo_get_be32(t + i + 6);
 		} else if (t[i] == 5) {
 			r->nsack = (t[i + 1] - 2u) / 8;
 			for (unsigned k = 0; k < 2 * r->nsack; k++)
-				r->sack[k] = colo_rd32(t + i + 2 + 4 * k);
+				r->sack[k] = colo_get_be32(t + i + 2 + 4 * k);
 		}
 		i += t[i + 1];
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "checksum.h"
 #include "comparer.h"
 #include "packet.h"
 #include "packet_build.h"

@@ -5,6 +5,7 @@
  * AF_PACKET hands them over, and plain frames with full checksums, over
  * IPv4 and IPv6, with VLAN tags.
  */
+#include "checksum.h"
 #include "harness.h"
 
 #define P    COLO_PRIMARY
