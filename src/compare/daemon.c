@@ -1,9 +1,11 @@
 /*
- * daemon.c - the event loop of `colo compare`: one thread, one epoll.
+ * daemon.c - `colo compare` on the common event loop: one thread.
  *
  * Frames read from primary-in and secondary-in go straight from the read
  * buffer into the comparer; frames it releases are appended to the out
- * buffer, which is written once per loop iteration. When that buffer
+ * buffer, which a before-sleep hook writes once per wake-up, so a frame
+ * released by this wake-up's input leaves before the loop sleeps. The
+ * compare-timeout scan and the statistics are loop timers. When that buffer
  * passes its high-water mark (slow or absent out peer) the inputs stop
  * being read, so the guests' sockets fill up and QEMU's mirror and
  * redirector slow down instead of us dropping frames.
@@ -16,23 +18,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "clock.h"
 #include "comparer.h"
 #include "daemon.h"
+#include "evloop.h"
 #include "log.h"
 #include "notify.h"
 #include "stream.h"
 
 enum { S_PRIMARY, S_SECONDARY, S_OUT, S_NOTIFY, S_COUNT };
 
-#define SIGNAL_TAG     UINT64_MAX
 #define OUT_HIGH_WATER (4u * 1024 * 1024)
 #define OUT_LOW_WATER  (1u * 1024 * 1024)
-#define NS_PER_MS      1000000ull
 
 struct daemon {
 	const struct colo_daemon_config *cfg;
@@ -40,22 +38,14 @@ struct daemon {
 	struct colo_stream st[S_COUNT];
 	int nstreams;
 	struct colo_notify_session notify;
-	int epfd, sigfd;
-	uint64_t now;
-	uint64_t next_tick, next_stats;
+	struct colo_loop *loop;
+	struct colo_timer *scan, *stats;
+	uint64_t next_scan;
 	bool want_checkpoint;
 	bool paused;
 	bool stop;
 	uint64_t self_checkpoints, pauses;
 };
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void on_release(void *opaque, const uint8_t *frame, size_t len,
 		       size_t vnet_hdr_len)
@@ -103,7 +93,8 @@ static void handle_checkpoint_request(struct daemon *d)
 			d->self_checkpoints++;
 			colo_log_info("no --notify peer: releasing held output "
 				      "without a checkpoint");
-			colo_comparer_checkpoint_done(d->cmp, d->now);
+			colo_comparer_checkpoint_done(d->cmp,
+						      colo_loop_now(d->loop));
 			continue;
 		}
 		if (colo_notify_want_checkpoint(
@@ -131,7 +122,8 @@ static void on_frame(void *opaque, struct colo_stream *s,
 		colo_comparer_input(d->cmp,
 				    s == &d->st[S_PRIMARY] ? COLO_PRIMARY
 							   : COLO_SECONDARY,
-				    f->data, f->len, f->vnet_hdr_len, d->now);
+				    f->data, f->len, f->vnet_hdr_len,
+				    colo_loop_now(d->loop));
 		handle_checkpoint_request(d);
 		return;
 	}
@@ -150,7 +142,7 @@ static void on_frame(void *opaque, struct colo_stream *s,
 	}
 	if (act & COLO_NOTIFY_CHECKPOINT_DONE) {
 		colo_log_info("notify: checkpoint done, releasing held output");
-		colo_comparer_checkpoint_done(d->cmp, d->now);
+		colo_comparer_checkpoint_done(d->cmp, colo_loop_now(d->loop));
 		handle_checkpoint_request(d);
 	}
 	if (act & COLO_NOTIFY_UNKNOWN) {
@@ -224,84 +216,51 @@ static void apply_back_pressure(struct daemon *d)
 	colo_stream_set_reading(&d->st[S_SECONDARY], !pause);
 }
 
-static void handle_signals(struct daemon *d)
+static void on_signal(void *opaque, const struct signalfd_siginfo *si)
 {
-	struct signalfd_siginfo si;
+	struct daemon *d = opaque;
 
-	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1)
-			print_stats(d, "statistics (SIGUSR1)");
-		else
-			d->stop = true;
+	if (si->ssi_signo == SIGUSR1) {
+		print_stats(d, "statistics (SIGUSR1)");
+		return;
 	}
+	d->stop = true;
+	colo_loop_stop(d->loop);
 }
 
-/* Timers due now; returns the next deadline. */
-static uint64_t run_timers(struct daemon *d)
+/* The compare-timeout scan: periodic on its own grid, so a late wake-up
+ * does not shift every later scan. */
+static void on_scan(void *opaque)
 {
-	uint64_t next, scan = d->cfg->scan_interval_ms * NS_PER_MS;
+	struct daemon *d = opaque;
+	uint64_t now = colo_loop_now(d->loop),
+		 every = d->cfg->scan_interval_ms * COLO_NS_PER_MS;
 
-	if (d->now >= d->next_tick) {
-		colo_comparer_tick(d->cmp, d->now);
-		handle_checkpoint_request(d);
-		d->next_tick += scan;
-		if (d->next_tick <= d->now)
-			d->next_tick = d->now + scan;
-	}
-	if (d->next_stats && d->now >= d->next_stats) {
-		print_stats(d, "statistics (--stats-interval)");
-		d->next_stats =
-			d->now + d->cfg->stats_interval_s * 1000000000ull;
-	}
-	next = d->next_tick;
-	if (d->next_stats && d->next_stats < next)
-		next = d->next_stats;
-	for (int i = 0; i < d->nstreams; i++) {
-		uint64_t t = colo_stream_timer(&d->st[i], d->now);
-
-		if (t < next)
-			next = t;
-	}
-	return next;
+	colo_comparer_tick(d->cmp, now);
+	handle_checkpoint_request(d);
+	d->next_scan += every;
+	if (d->next_scan <= now)
+		d->next_scan = now + every;
+	colo_timer_arm_at(d->scan, d->next_scan);
 }
 
-static void loop(struct daemon *d)
+static void on_stats(void *opaque)
 {
-	struct epoll_event ev[16];
+	struct daemon *d = opaque;
 
-	while (!d->stop) {
-		uint64_t next;
-		int n, timeout;
+	print_stats(d, "statistics (--stats-interval)");
+	colo_timer_arm_in(d->stats, d->cfg->stats_interval_s * COLO_NS_PER_S);
+}
 
-		d->now = monotonic_ns();
-		next = run_timers(d);
-		colo_stream_flush(&d->st[S_OUT], d->now);
-		if (d->cfg->has_notify)
-			colo_stream_flush(&d->st[S_NOTIFY], d->now);
-		apply_back_pressure(d);
-		d->now = monotonic_ns();
-		timeout = next <= d->now
-				  ? 0
-				  : (int)((next - d->now + NS_PER_MS - 1) /
-					  NS_PER_MS);
-		n = epoll_wait(d->epfd, ev, 16, timeout);
-		if (n < 0 && errno != EINTR) {
-			colo_log_warn("epoll_wait: %s", strerror(errno));
-			break;
-		}
-		d->now = monotonic_ns();
-		for (int i = 0; i < n; i++) {
-			uint64_t tag = ev[i].data.u64;
+/* Before sleep: everything released during this wake-up leaves now. */
+static void flush_output(void *opaque)
+{
+	struct daemon *d = opaque;
 
-			if (tag == SIGNAL_TAG) {
-				handle_signals(d);
-				continue;
-			}
-			if ((tag >> 1) < (uint64_t)d->nstreams)
-				colo_stream_event(&d->st[tag >> 1], tag & 1,
-						  ev[i].events, d->now);
-		}
-	}
+	colo_stream_flush(&d->st[S_OUT]);
+	if (d->cfg->has_notify)
+		colo_stream_flush(&d->st[S_NOTIFY]);
+	apply_back_pressure(d);
 }
 
 static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
@@ -317,11 +276,10 @@ static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
 	struct colo_comparer_config cc;
 	struct colo_comparer_ops ops = { .release = on_release,
 					 .event = on_event };
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SIGNAL_TAG };
-	sigset_t set;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGUSR1 };
 
 	colo_comparer_config_default(&cc);
-	cc.compare_timeout_ns = cfg->compare_timeout_ms * NS_PER_MS;
+	cc.compare_timeout_ns = cfg->compare_timeout_ms * COLO_NS_PER_MS;
 	cc.max_queue = cfg->max_queue;
 	d->cmp = colo_comparer_new(&cc, &ops, d);
 	d->nstreams = cfg->has_notify ? S_COUNT : S_COUNT - 1;
@@ -339,28 +297,31 @@ static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
 	if (!d->cmp)
 		goto nomem;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	d->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->sigfd < 0 || d->epfd < 0 ||
-	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &ev)) {
-		colo_log_warn("cannot set up the event loop: %s",
-			      strerror(errno));
-		return -1;
-	}
-	d->now = monotonic_ns();
+	colo_ignore_sigpipe();
+	d->loop = colo_loop_new();
+	if (!d->loop)
+		goto noloop;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (colo_loop_on_signal(d->loop, sigs[i], on_signal, d))
+			goto noloop;
+	d->scan = colo_timer_new(d->loop, on_scan, d);
+	d->stats = colo_timer_new(d->loop, on_stats, d);
+	if (!d->scan || !d->stats ||
+	    colo_loop_before_sleep(d->loop, flush_output, d))
+		goto noloop;
 	for (int i = 0; i < d->nstreams; i++)
-		if (colo_stream_start(&d->st[i], d->epfd, (uint32_t)i, d->now))
+		if (colo_stream_start(&d->st[i], d->loop))
 			return -1;
-	d->next_tick = d->now + cfg->scan_interval_ms * NS_PER_MS;
+	d->next_scan =
+		colo_loop_now(d->loop) + cfg->scan_interval_ms * COLO_NS_PER_MS;
+	colo_timer_arm_at(d->scan, d->next_scan);
 	if (cfg->stats_interval_s)
-		d->next_stats = d->now + cfg->stats_interval_s * 1000000000ull;
+		colo_timer_arm_in(d->stats,
+				  cfg->stats_interval_s * COLO_NS_PER_S);
 	return 0;
+noloop:
+	colo_log_warn("cannot set up the event loop: %s", strerror(errno));
+	return -1;
 nomem:
 	colo_log_warn("out of memory");
 	return -1;
@@ -373,12 +334,12 @@ int colo_daemon_run(const struct colo_daemon_config *cfg)
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
-	d.sigfd = d.epfd = -1;
 	for (int i = 0; i < S_COUNT; i++)
 		d.st[i].fd = d.st[i].listen_fd = -1;
 	colo_log_quiet = cfg->quiet;
 	if (!setup(&d, cfg)) {
-		loop(&d);
+		if (colo_loop_run(d.loop))
+			colo_log_warn("epoll_wait: %s", strerror(errno));
 		rc = d.stop ? 0 : 1;
 		if (!d.stop)
 			colo_log_warn("event loop failed; exiting");
@@ -388,9 +349,6 @@ int colo_daemon_run(const struct colo_daemon_config *cfg)
 		colo_stream_close(&d.st[i]);
 	if (d.cmp)
 		colo_comparer_free(d.cmp);
-	if (d.epfd >= 0)
-		close(d.epfd);
-	if (d.sigfd >= 0)
-		close(d.sigfd);
+	colo_loop_free(d.loop);
 	return rc;
 }

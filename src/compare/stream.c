@@ -1,11 +1,12 @@
 /*
  * stream.c - a framed socket endpoint that survives its peers.
  *
- * Registration with epoll follows what the stream wants right now (read,
- * write, connect completion), so a stream held back by back-pressure is
- * simply absent from epoll: no busy wake-ups from a level-triggered
- * EPOLLHUP while nobody is reading. Its hang-up is seen when reading
- * resumes, after the data buffered before it.
+ * Registration with the loop follows what the stream wants right now
+ * (read, write, connect completion), so a stream held back by
+ * back-pressure is simply absent from epoll: no busy wake-ups from a
+ * level-triggered EPOLLHUP while nobody is reading. Its hang-up is seen
+ * when reading resumes, after the data buffered before it. Connect
+ * retries are a loop timer, armed only while a connect stream has no peer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "evloop.h"
 #include "log.h"
 #include "stream.h"
 
@@ -32,7 +34,6 @@ int colo_stream_init(struct colo_stream *s, const char *name,
 	colo_sock_spec_format(spec, s->label, sizeof(s->label));
 	s->ops = ops;
 	s->opaque = opaque;
-	s->epfd = -1;
 	s->listen_fd = -1;
 	s->fd = -1;
 	s->reading = true;
@@ -51,9 +52,12 @@ int colo_stream_init(struct colo_stream *s, const char *name,
 	return 0;
 }
 
+static void on_fd_event(void *opaque, uint32_t events);
+static void on_listen_event(void *opaque, uint32_t events);
+
+/* Makes the loop watch exactly what the stream wants now. */
 static void update_epoll(struct colo_stream *s)
 {
-	struct epoll_event ev;
 	uint32_t want = 0;
 	bool lwant = s->listen_fd >= 0 && s->fd < 0;
 
@@ -65,25 +69,29 @@ static void update_epoll(struct colo_stream *s)
 		if (s->has_out && colo_outbuf_pending(&s->out))
 			want |= EPOLLOUT;
 	}
-	if (want != s->registered) {
-		memset(&ev, 0, sizeof(ev));
-		ev.events = want;
-		ev.data.u64 = (uint64_t)s->id << 1;
-		if (!want)
-			epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-		else
-			epoll_ctl(s->epfd,
-				  s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-				  s->fd, &ev);
-		s->registered = want;
+	if (!want && s->fd_h) {
+		colo_loop_del_fd(s->fd_h);
+		s->fd_h = NULL;
+	} else if (want && s->fd_h) {
+		if (colo_loop_mod_fd(s->fd_h, want))
+			colo_log_warn("%s: epoll: %s", s->name,
+				      strerror(errno));
+	} else if (want) {
+		s->fd_h =
+			colo_loop_add_fd(s->loop, s->fd, want, on_fd_event, s);
+		if (!s->fd_h)
+			colo_log_warn("%s: epoll: %s", s->name,
+				      strerror(errno));
 	}
-	if (lwant != s->listen_registered) {
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.u64 = (uint64_t)s->id << 1 | 1;
-		epoll_ctl(s->epfd, lwant ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
-			  s->listen_fd, &ev);
-		s->listen_registered = lwant;
+	if (lwant && !s->listen_h) {
+		s->listen_h = colo_loop_add_fd(s->loop, s->listen_fd, EPOLLIN,
+					       on_listen_event, s);
+		if (!s->listen_h)
+			colo_log_warn("%s: epoll: %s", s->name,
+				      strerror(errno));
+	} else if (!lwant && s->listen_h) {
+		colo_loop_del_fd(s->listen_h);
+		s->listen_h = NULL;
 	}
 }
 
@@ -91,9 +99,8 @@ static void drop_fd(struct colo_stream *s)
 {
 	if (s->fd < 0)
 		return;
-	if (s->registered)
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-	s->registered = 0;
+	colo_loop_del_fd(s->fd_h);
+	s->fd_h = NULL;
 	close(s->fd);
 	s->fd = -1;
 	s->connecting = false;
@@ -104,6 +111,7 @@ static void attach(struct colo_stream *s, int fd)
 	s->fd = fd;
 	s->connecting = false;
 	s->connects++;
+	colo_timer_disarm(s->retry);
 	s->backoff_ns = BACKOFF_MIN_NS;
 	s->retry_logged = false;
 	if (s->has_reader)
@@ -114,32 +122,32 @@ static void attach(struct colo_stream *s, int fd)
 		s->ops->connected(s->opaque, s);
 }
 
-static void schedule_retry(struct colo_stream *s, uint64_t now_ns)
+static void schedule_retry(struct colo_stream *s)
 {
-	s->retry_at_ns = now_ns + s->backoff_ns;
+	colo_timer_arm_at(s->retry, colo_loop_now(s->loop) + s->backoff_ns);
 	s->backoff_ns *= 2;
 	if (s->backoff_ns > BACKOFF_MAX_NS)
 		s->backoff_ns = BACKOFF_MAX_NS;
 }
 
-static void connect_failed(struct colo_stream *s, int err, uint64_t now_ns)
+static void connect_failed(struct colo_stream *s, int err)
 {
 	if (!s->retry_logged)
 		colo_log_warn("%s: cannot connect to %s: %s; retrying", s->name,
 			      s->label, strerror(err));
 	s->retry_logged = true;
 	drop_fd(s);
-	schedule_retry(s, now_ns);
+	schedule_retry(s);
 	update_epoll(s);
 }
 
-static void try_connect(struct colo_stream *s, uint64_t now_ns)
+static void try_connect(struct colo_stream *s)
 {
 	bool in_progress;
 	int fd = colo_sock_connect(&s->addr, &in_progress);
 
 	if (fd < 0) {
-		connect_failed(s, errno, now_ns);
+		connect_failed(s, errno);
 		return;
 	}
 	if (!in_progress) {
@@ -151,7 +159,7 @@ static void try_connect(struct colo_stream *s, uint64_t now_ns)
 	update_epoll(s);
 }
 
-static void disconnect(struct colo_stream *s, const char *why, uint64_t now_ns)
+static void disconnect(struct colo_stream *s, const char *why)
 {
 	if (s->has_reader && colo_frame_reader_eof(&s->reader))
 		colo_log_warn("%s: malformed: stream ended inside a frame; "
@@ -168,26 +176,37 @@ static void disconnect(struct colo_stream *s, const char *why, uint64_t now_ns)
 	if (!colo_sock_spec_is_listen(&s->spec)) {
 		/* Retry soon: the peer usually comes straight back. */
 		s->backoff_ns = BACKOFF_MIN_NS;
-		schedule_retry(s, now_ns);
+		schedule_retry(s);
 	}
 	update_epoll(s);
 	if (s->ops->disconnected)
 		s->ops->disconnected(s->opaque, s);
 }
 
-int colo_stream_start(struct colo_stream *s, int epfd, uint32_t id,
-		      uint64_t now_ns)
+static void on_retry(void *opaque)
+{
+	struct colo_stream *s = opaque;
+
+	if (s->fd < 0)
+		try_connect(s);
+}
+
+int colo_stream_start(struct colo_stream *s, struct colo_loop *loop)
 {
 	char err[256];
 
-	s->epfd = epfd;
-	s->id = id;
+	s->loop = loop;
+	s->retry = colo_timer_new(loop, on_retry, s);
+	if (!s->retry) {
+		colo_log_warn("%s: out of memory", s->name);
+		return -1;
+	}
 	if (colo_sock_resolve(&s->spec, &s->addr, err, sizeof(err))) {
 		colo_log_warn("%s: %s", s->name, err);
 		return -1;
 	}
 	if (!colo_sock_spec_is_listen(&s->spec)) {
-		try_connect(s, now_ns);
+		try_connect(s);
 		return 0;
 	}
 	s->listen_fd = colo_sock_listen(&s->addr);
@@ -204,6 +223,10 @@ int colo_stream_start(struct colo_stream *s, int epfd, uint32_t id,
 void colo_stream_close(struct colo_stream *s)
 {
 	drop_fd(s);
+	colo_timer_free(s->retry);
+	s->retry = NULL;
+	colo_loop_del_fd(s->listen_h);
+	s->listen_h = NULL;
 	if (s->listen_fd >= 0) {
 		close(s->listen_fd);
 		s->listen_fd = -1;
@@ -233,7 +256,7 @@ static uint32_t peek_len(const struct colo_frame_reader *r)
 }
 
 /* Returns false when the connection is gone. */
-static bool parse_frames(struct colo_stream *s, uint64_t now_ns)
+static bool parse_frames(struct colo_stream *s)
 {
 	struct colo_frame_reader *r = &s->reader;
 	struct colo_frame f;
@@ -263,13 +286,13 @@ static bool parse_frames(struct colo_stream *s, uint64_t now_ns)
 			colo_log_warn("%s: malformed: frame length %u over "
 				      "%u; stream lost, dropping the peer",
 				      s->name, len, COLO_FRAME_MAX);
-			disconnect(s, "malformed stream", now_ns);
+			disconnect(s, "malformed stream");
 			return false;
 		}
 	}
 }
 
-static void do_read(struct colo_stream *s, uint64_t now_ns)
+static void do_read(struct colo_stream *s)
 {
 	static uint8_t scratch[4096];
 	size_t avail = sizeof(scratch);
@@ -283,11 +306,11 @@ static void do_read(struct colo_stream *s, uint64_t now_ns)
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			disconnect(s, strerror(errno), now_ns);
+			disconnect(s, strerror(errno));
 		return;
 	}
 	if (n == 0) {
-		disconnect(s, "end of stream", now_ns);
+		disconnect(s, "end of stream");
 		return;
 	}
 	if (!s->has_reader) {
@@ -296,28 +319,32 @@ static void do_read(struct colo_stream *s, uint64_t now_ns)
 		return;
 	}
 	colo_frame_reader_commit(&s->reader, (size_t)n);
-	parse_frames(s, now_ns);
+	parse_frames(s);
 }
 
-void colo_stream_event(struct colo_stream *s, bool listen_fd, uint32_t events,
-		       uint64_t now_ns)
+static void on_listen_event(void *opaque, uint32_t events)
 {
-	if (listen_fd) {
-		int fd;
+	struct colo_stream *s = opaque;
+	int fd;
 
-		if (s->fd >= 0 || s->listen_fd < 0)
-			return;
-		fd = colo_sock_accept(s->listen_fd);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
-				colo_log_warn("%s: accept: %s", s->name,
-					      strerror(errno));
-			return;
-		}
-		attach(s, fd);
+	(void)events;
+	if (s->fd >= 0 || s->listen_fd < 0)
+		return;
+	fd = colo_sock_accept(s->listen_fd);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ECONNABORTED)
+			colo_log_warn("%s: accept: %s", s->name,
+				      strerror(errno));
 		return;
 	}
+	attach(s, fd);
+}
+
+static void on_fd_event(void *opaque, uint32_t events)
+{
+	struct colo_stream *s = opaque;
+
 	if (s->fd < 0)
 		return;
 	if (s->connecting) {
@@ -327,37 +354,28 @@ void colo_stream_event(struct colo_stream *s, bool listen_fd, uint32_t events,
 		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l))
 			err = errno;
 		if (err) {
-			connect_failed(s, err, now_ns);
+			connect_failed(s, err);
 			return;
 		}
 		attach(s, s->fd);
 		return;
 	}
 	if ((events & EPOLLOUT) && s->has_out) {
-		colo_stream_flush(s, now_ns);
+		colo_stream_flush(s);
 		if (s->fd < 0)
 			return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR))
-		do_read(s, now_ns);
+		do_read(s);
 }
 
-uint64_t colo_stream_timer(struct colo_stream *s, uint64_t now_ns)
-{
-	if (s->retry_at_ns && s->fd < 0 && now_ns >= s->retry_at_ns) {
-		s->retry_at_ns = 0;
-		try_connect(s, now_ns);
-	}
-	return s->retry_at_ns && s->fd < 0 ? s->retry_at_ns : UINT64_MAX;
-}
-
-void colo_stream_flush(struct colo_stream *s, uint64_t now_ns)
+void colo_stream_flush(struct colo_stream *s)
 {
 	if (!s->has_out || !colo_stream_connected(s))
 		return;
 	if (colo_outbuf_pending(&s->out) &&
 	    colo_outbuf_flush(&s->out, s->fd) < 0) {
-		disconnect(s, strerror(errno), now_ns);
+		disconnect(s, strerror(errno));
 		return;
 	}
 	update_epoll(s);
@@ -366,7 +384,7 @@ void colo_stream_flush(struct colo_stream *s, uint64_t now_ns)
 void colo_stream_set_reading(struct colo_stream *s, bool on)
 {
 	s->reading = on;
-	if (s->epfd >= 0)
+	if (s->loop)
 		update_epoll(s);
 }
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "evloop.h"
 #include "frame_reader.h"
 #include "outbuf.h"
 #include "sock_spec.h"
@@ -39,17 +40,16 @@ struct colo_stream {
 	struct colo_sock_addr addr;
 	const struct colo_stream_ops *ops;
 	void *opaque;
-	int epfd;
-	uint32_t id; /* epoll tag: id << 1 | is_listen_fd */
+	struct colo_loop *loop;
 
 	int listen_fd;
 	int fd;
+	struct colo_loop_fd *fd_h;     /* NULL while fd wants no event */
+	struct colo_loop_fd *listen_h; /* NULL while a peer is served */
 	bool connecting;
 	bool reading; /* false while inputs are held back */
 	bool has_reader, has_out;
-	uint32_t registered; /* events fd is registered for; 0: not */
-	bool listen_registered;
-	uint64_t retry_at_ns; /* connect streams: next try, 0: none */
+	struct colo_timer *retry; /* connect streams: armed while no peer */
 	uint64_t backoff_ns;
 	bool retry_logged;
 
@@ -66,19 +66,14 @@ int colo_stream_init(struct colo_stream *s, const char *name,
 		     const struct colo_sock_spec *spec, bool reader,
 		     enum colo_framing framing, bool out, bool out_vnet,
 		     const struct colo_stream_ops *ops, void *opaque);
-/* Resolve and listen (or schedule the first connect). -1 with a message
- * logged when it cannot. */
-int colo_stream_start(struct colo_stream *s, int epfd, uint32_t id,
-		      uint64_t now_ns);
+/* Resolve and listen (or make the first connect) on loop, which then
+ * drives the stream. -1 with a message logged when it cannot. */
+int colo_stream_start(struct colo_stream *s, struct colo_loop *loop);
 void colo_stream_close(struct colo_stream *s);
 bool colo_stream_connected(const struct colo_stream *s);
-/* An epoll event for this stream. */
-void colo_stream_event(struct colo_stream *s, bool listen_fd, uint32_t events,
-		       uint64_t now_ns);
-/* Connect retries; returns the next deadline or UINT64_MAX. */
-uint64_t colo_stream_timer(struct colo_stream *s, uint64_t now_ns);
-/* Write what the output buffer holds (call once per loop iteration). */
-void colo_stream_flush(struct colo_stream *s, uint64_t now_ns);
+/* Write what the output buffer holds (the owner calls it once per
+ * wake-up, before the loop sleeps). */
+void colo_stream_flush(struct colo_stream *s);
 /* Back-pressure: stop or resume reading frames. */
 void colo_stream_set_reading(struct colo_stream *s, bool on);
 /* Counters, one "name value" line each, names prefixed with s->name. */
