@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dirty_map.h"
 #include "log.h"
 #include "repl_link.h"
@@ -158,16 +159,9 @@ static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
 static int wait_ack(struct colo_repl_primary *p, uint64_t seq, uint64_t epoch,
 		    unsigned int timeout_ms)
 {
-	struct timespec dl;
+	struct timespec dl = colo_deadline_in(timeout_ms * COLO_NS_PER_MS);
 	int r = 0;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&p->lock);
 	while (p->acked_seq < seq && p->epoch == epoch && !r) {
 		if (!timeout_ms)
@@ -412,16 +406,9 @@ int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
 /* Sleep ms unless stopped; true when stopped. */
 static bool nap(struct colo_repl_primary *p, unsigned int ms)
 {
-	struct timespec dl;
+	struct timespec dl = colo_deadline_in(ms * COLO_NS_PER_MS);
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&p->lock);
 	if (!p->stop)
 		pthread_cond_timedwait(&p->cond, &p->lock, &dl);
@@ -566,14 +553,6 @@ static void *receiver_main(void *arg)
 	return NULL;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 static bool all_zero(const uint8_t *b, size_t n)
 {
 	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
@@ -584,7 +563,7 @@ static int resync(struct colo_repl_primary *p, int fd, uint64_t epoch)
 {
 	struct colo_link_hdr h = { .type = COLO_LINK_RESYNC_BEGIN };
 	struct colo_link_hdr ping = { .type = COLO_LINK_PING };
-	uint64_t pos = 0, off, bytes, last_ping = now_ms();
+	uint64_t pos = 0, off, bytes, last_ping = colo_now_ns();
 	uint32_t len;
 	int r;
 
@@ -625,9 +604,10 @@ static int resync(struct colo_repl_primary *p, int fd, uint64_t epoch)
 		}
 		/* Only pongs come back during a long copy: keep them coming
 		 * or the receiver takes the silence for a dead link. */
-		if (r == 0 && now_ms() - last_ping > p->timeout_ms / 4) {
+		if (r == 0 && colo_now_ns() - last_ping >
+				      p->timeout_ms * COLO_NS_PER_MS / 4) {
 			r = colo_link_send(fd, &ping, NULL);
-			last_ping = now_ms();
+			last_ping = colo_now_ns();
 		}
 		pthread_mutex_unlock(&p->order);
 		bytes += len;
@@ -815,7 +795,13 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 	p->st.async = cfg->async;
 	pthread_mutex_init(&p->order, NULL);
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	if (colo_cond_init_monotonic(&p->cond)) {
+		pthread_mutex_destroy(&p->order);
+		pthread_mutex_destroy(&p->lock);
+		free(p->chunk);
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	p->dev.ops = &prim_ops;
 	p->dev.size = cfg->image->size;
 	p->dev.can_trim = true;

@@ -6,6 +6,7 @@
 #ifndef COLO_CLOCK_H
 #define COLO_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -33,6 +34,31 @@ static inline struct timespec colo_ns_to_timespec(uint64_t ns)
 	struct timespec ts = { (time_t)(ns / COLO_NS_PER_S),
 			       (long)(ns % COLO_NS_PER_S) };
 	return ts;
+}
+
+/* The CLOCK_MONOTONIC instant delay_ns from now, as
+ * pthread_cond_timedwait wants it for a condition made by
+ * colo_cond_init_monotonic. */
+static inline struct timespec colo_deadline_in(uint64_t delay_ns)
+{
+	return colo_ns_to_timespec(colo_now_ns() + delay_ns);
+}
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC, so that
+ * setting the wall clock neither cuts a timeout short nor stretches it. */
+static inline int colo_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	int r;
+
+	r = pthread_condattr_init(&a);
+	if (r)
+		return r;
+	r = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (!r)
+		r = pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+	return r;
 }
 
 #endif

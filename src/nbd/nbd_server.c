@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "nbd_proto.h"
 #include "nbd_server.h"
@@ -65,10 +66,10 @@
  * worker costs more than it saves even for the replicating primary (4K
  * writes 43.8 MiB/s inline vs 31.4 with 8 workers, bench/blk/run.sh);
  * a secondary across a real network may want workers (set_workers). */
-#define DEFAULT_WORKERS	  0
-#define MAX_WORKERS	  64
-#define SLOT_KEEP	  (256 * 1024) /* larger slot buffers are freed */
-#define SLOT_BUDGET	  (64u * 1024 * 1024) /* payload bytes in the pool */
+#define DEFAULT_WORKERS 0
+#define MAX_WORKERS	64
+#define SLOT_KEEP	(256 * 1024)	    /* larger slot buffers are freed */
+#define SLOT_BUDGET	(64u * 1024 * 1024) /* payload bytes in the pool */
 /*
  * Device calls that recently took longer than this (moving average) go
  * to the pool. A 64 KiB page-cache copy takes ~10 us; a replicated write
@@ -433,14 +434,6 @@ static int handshake(struct conn *c)
 
 /* ---- transmission ---- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static enum lat_class lat_class(uint16_t type)
 {
 	return type == NBD_CMD_READ ? LAT_READ : LAT_WRITE;
@@ -458,7 +451,7 @@ static int execute(struct colo_nbd_server *s, const struct colo_nbd_req *r,
 	if (rc)
 		return rc;
 	if (r->type != NBD_CMD_FLUSH)
-		t0 = now_ns();
+		t0 = colo_now_ns();
 	switch (r->type) {
 	case NBD_CMD_READ:
 		rc = r->len ? d->ops->pread(d, data, r->len, r->off) : 0;
@@ -486,7 +479,7 @@ static int execute(struct colo_nbd_server *s, const struct colo_nbd_req *r,
 		/* avg += (sample - avg) / 8; flushes are not a guide */
 		uint64_t *avg = &s->lat_ns[lat_class(r->type)];
 		uint64_t a = __atomic_load_n(avg, __ATOMIC_RELAXED);
-		uint64_t t = now_ns() - t0;
+		uint64_t t = colo_now_ns() - t0;
 
 		__atomic_store_n(avg, a - a / 8 + t / 8, __ATOMIC_RELAXED);
 	}
