@@ -8,7 +8,8 @@
  *
  * primary and secondary share one shape: open the image, wrap it in the
  * replicating device, export that over NBD, answer the control socket,
- * and wait for SIGTERM/SIGINT or a "quit" request.
+ * and run the main thread's event loop until SIGTERM/SIGINT or a "quit"
+ * request. The NBD and replication data paths keep their own threads.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "../commands.h"
 #include "blk_commands.h"
 #include "control.h"
 #include "disk_buffer.h"
+#include "evloop.h"
 #include "file_dev.h"
 #include "log.h"
 #include "nbd_server.h"
@@ -182,7 +185,13 @@ struct blk_args {
 	bool async;
 };
 
-static volatile int quit_requested;
+/* The main thread: its loop, and how another thread asks it to stop. */
+struct blk_main {
+	const char *cmd;
+	struct colo_loop *loop;
+	int quit_fd; /* eventfd: the control thread's "quit" */
+	struct colo_loop_fd *quit_h;
+};
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
 {
@@ -190,7 +199,6 @@ static int usage_error(const char *cmd, const char *msg, const char *arg)
 	fprintf(stderr, "Try 'colo blk %s --help'.\n", cmd);
 	return 2;
 }
-
 
 enum {
 	OPT_IMAGE = 256,
@@ -337,27 +345,75 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
-static int quit_cmd(void *ctx, struct json_object *req,
-		    struct json_object *reply, char *err, size_t errlen)
+/* Called from the control thread: the eventfd carries the request to
+ * the main thread's loop. */
+static void request_quit(struct blk_main *m)
 {
-	(void)ctx, (void)req, (void)reply, (void)err, (void)errlen;
-	quit_requested = 1;
+	uint64_t one = 1;
+
+	if (write(m->quit_fd, &one, sizeof(one)) < 0)
+		colo_log_warn("blk %s: cannot signal quit: %s", m->cmd,
+			      strerror(errno));
+}
+
+static void on_quit_fd(void *opaque, uint32_t events)
+{
+	struct blk_main *m = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(m->quit_fd, &n, sizeof(n)) == (ssize_t)sizeof(n)) {
+		colo_log_info("blk %s: quit requested, stopping", m->cmd);
+		colo_loop_stop(m->loop);
+	}
+}
+
+static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
+{
+	struct blk_main *m = opaque;
+
+	colo_log_info("blk %s: signal %u, stopping", m->cmd, si->ssi_signo);
+	colo_loop_stop(m->loop);
+}
+
+/* The loop with SIGINT/SIGTERM and the quit eventfd. The signals are
+ * blocked before any thread starts, so every thread inherits the mask and
+ * only the loop's signalfd takes them. */
+static int blk_main_init(struct blk_main *m, const char *cmd)
+{
+	m->cmd = cmd;
+	m->quit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	m->loop = colo_loop_new();
+	colo_ignore_sigpipe();
+	if (m->quit_fd < 0 || !m->loop ||
+	    colo_loop_on_signal(m->loop, SIGINT, on_stop_signal, m) ||
+	    colo_loop_on_signal(m->loop, SIGTERM, on_stop_signal, m) ||
+	    !(m->quit_h = colo_loop_add_fd(m->loop, m->quit_fd, EPOLLIN,
+					   on_quit_fd, m))) {
+		fprintf(stderr,
+			"colo blk %s: cannot set up the event loop: %s\n", cmd,
+			strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
-/*
- * Serve until SIGTERM/SIGINT or quit. The signals are blocked in every
- * thread (the ones started later inherit the mask) and taken here.
- */
-static int run(struct blk_args *a, struct colo_blk_dev *dev,
+static void blk_main_destroy(struct blk_main *m)
+{
+	colo_loop_del_fd(m->quit_h);
+	colo_loop_free(m->loop);
+	if (m->quit_fd >= 0)
+		close(m->quit_fd);
+}
+
+/* Serve until SIGTERM/SIGINT or quit. */
+static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 	       const struct colo_control_table *ctl, int (*start)(void *),
 	       void *start_arg)
 {
 	struct colo_control *c = NULL;
 	struct colo_nbd_server *s;
-	struct timespec tick = { 0, 200 * 1000 * 1000 };
 	char err[512];
-	sigset_t set;
 	int rc = 1;
 
 	s = colo_nbd_server_new(dev, a->name, "colo block replication");
@@ -382,11 +438,6 @@ static int run(struct blk_args *a, struct colo_blk_dev *dev,
 			goto out;
 		}
 	}
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (start(start_arg) < 0 || colo_nbd_server_start(s) < 0 ||
 	    (c && colo_control_start(c) < 0)) {
 		fprintf(stderr, "colo blk %s: cannot start threads\n", a->cmd);
@@ -394,16 +445,11 @@ static int run(struct blk_args *a, struct colo_blk_dev *dev,
 	}
 	colo_log_info("blk %s: serving %s (%llu bytes)", a->cmd, a->image,
 		      (unsigned long long)dev->size);
-	while (!quit_requested) {
-		int sig = sigtimedwait(&set, NULL, &tick);
-
-		if (sig > 0) {
-			colo_log_info("blk %s: signal %d, stopping", a->cmd,
-				      sig);
-			break;
-		}
-	}
-	rc = 0;
+	if (colo_loop_run(m->loop) < 0)
+		colo_log_warn("blk %s: event loop: %s", a->cmd,
+			      strerror(errno));
+	else
+		rc = 0;
 out:
 	colo_nbd_server_free(s);
 	colo_control_free(c);
@@ -414,6 +460,7 @@ out:
 
 struct primary_ctx {
 	struct colo_repl_primary *p;
+	struct blk_main *main;
 };
 
 static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
@@ -505,13 +552,21 @@ static int primary_failover(void *ctx, struct json_object *req,
 	return 0;
 }
 
+static int primary_quit(void *ctx, struct json_object *req,
+			struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)reply, (void)err, (void)errlen;
+	request_quit(((struct primary_ctx *)ctx)->main);
+	return 0;
+}
+
 static const struct colo_control_cmd primary_cmds[] = {
 	{ "status", primary_status, "replication state" },
 	{ "stats", primary_stats, "replication counters" },
 	{ "checkpoint", primary_checkpoint,
 	  "barrier + secondary buffer drop; optional timeout_ms" },
 	{ "failover", primary_failover, "stop replicating; serve alone" },
-	{ "quit", quit_cmd, "exit" },
+	{ "quit", primary_quit, "exit" },
 };
 
 static int primary_start(void *arg)
@@ -527,14 +582,20 @@ static int cmd_primary(int argc, char **argv)
 	struct primary_ctx pc;
 	struct colo_control_table ctl;
 	struct colo_blk_dev *image;
+	struct blk_main m = { .quit_fd = -1 };
 	char spec[512], err[512];
 	int rc = parse_args(argc, argv, &a, primary_help, true);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (blk_main_init(&m, a.cmd)) {
+		blk_main_destroy(&m);
+		return 1;
+	}
 	image = colo_file_dev_open(a.image, false, err, sizeof(err));
 	if (!image) {
 		fprintf(stderr, "colo blk primary: %s\n", err);
+		blk_main_destroy(&m);
 		return 1;
 	}
 	peer_spec(a.peer, false, spec, sizeof(spec));
@@ -547,16 +608,18 @@ static int cmd_primary(int argc, char **argv)
 	if (!p) {
 		fprintf(stderr, "colo blk primary: --secondary %s\n", err);
 		colo_file_dev_close(image);
+		blk_main_destroy(&m);
 		return 2;
 	}
-	pc.p = p;
+	pc = (struct primary_ctx){ p, &m };
 	ctl = (struct colo_control_table){ primary_cmds,
 					   sizeof(primary_cmds) /
 						   sizeof(primary_cmds[0]),
 					   &pc };
-	rc = run(&a, colo_repl_primary_dev(p), &ctl, primary_start, p);
+	rc = run(&a, &m, colo_repl_primary_dev(p), &ctl, primary_start, p);
 	colo_repl_primary_free(p);
 	colo_file_dev_close(image);
+	blk_main_destroy(&m);
 	return rc;
 }
 
@@ -565,6 +628,7 @@ static int cmd_primary(int argc, char **argv)
 struct secondary_ctx {
 	struct colo_disk_buffer *db;
 	struct colo_repl_secondary *s;
+	struct blk_main *main;
 };
 
 static void secondary_fill(struct secondary_ctx *sc, struct json_object *o,
@@ -667,6 +731,14 @@ static int secondary_failover(void *ctx, struct json_object *req,
 	return 0;
 }
 
+static int secondary_quit(void *ctx, struct json_object *req,
+			  struct json_object *reply, char *err, size_t errlen)
+{
+	(void)req, (void)reply, (void)err, (void)errlen;
+	request_quit(((struct secondary_ctx *)ctx)->main);
+	return 0;
+}
+
 static const struct colo_control_cmd secondary_cmds[] = {
 	{ "status", secondary_status, "link and buffer state" },
 	{ "stats", secondary_stats, "counters" },
@@ -674,7 +746,7 @@ static const struct colo_control_cmd secondary_cmds[] = {
 	{ "failover", secondary_failover,
 	  "fold the buffers into the image, serve it directly; "
 	  "view=primary: drop them instead" },
-	{ "quit", quit_cmd, "exit" },
+	{ "quit", secondary_quit, "exit" },
 };
 
 static int secondary_start(void *arg)
@@ -690,14 +762,20 @@ static int cmd_secondary(int argc, char **argv)
 	struct colo_control_table ctl;
 	struct secondary_ctx sc;
 	struct colo_blk_dev *image;
+	struct blk_main m = { .quit_fd = -1 };
 	char spec[512], err[512], dir[4096];
 	int rc = parse_args(argc, argv, &a, secondary_help, false);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (blk_main_init(&m, a.cmd)) {
+		blk_main_destroy(&m);
+		return 1;
+	}
 	image = colo_file_dev_open(a.image, false, err, sizeof(err));
 	if (!image) {
 		fprintf(stderr, "colo blk secondary: %s\n", err);
+		blk_main_destroy(&m);
 		return 1;
 	}
 	if (!a.buffer_dir) {
@@ -724,16 +802,17 @@ static int cmd_secondary(int argc, char **argv)
 		fprintf(stderr, "colo blk secondary: --listen %s\n", err);
 		goto out;
 	}
-	sc = (struct secondary_ctx){ db, s };
+	sc = (struct secondary_ctx){ db, s, &m };
 	ctl = (struct colo_control_table){ secondary_cmds,
 					   sizeof(secondary_cmds) /
 						   sizeof(secondary_cmds[0]),
 					   &sc };
-	rc = run(&a, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
+	rc = run(&a, &m, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
 out:
 	colo_repl_secondary_free(s);
 	colo_disk_buffer_free(db);
 	colo_file_dev_close(image);
+	blk_main_destroy(&m);
 	return rc;
 }
 

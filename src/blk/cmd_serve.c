@@ -3,14 +3,15 @@
  * replication. The plain counterpart of `colo blk primary/secondary`, and
  * the baseline the block benchmark compares with qemu-nbd.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blk_commands.h"
+#include "evloop.h"
 #include "file_dev.h"
 #include "log.h"
 #include "nbd_server.h"
@@ -172,17 +173,38 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 	return 0;
 }
 
+static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
+{
+	colo_log_info("signal %u, stopping", si->ssi_signo);
+	colo_loop_stop(opaque);
+}
+
 static int serve(const struct serve_args *a)
 {
 	struct colo_nbd_server *s = NULL;
+	struct colo_loop *loop;
 	struct colo_blk_dev *dev;
 	char err[512];
-	sigset_t set;
-	int sig, rc = 1;
+	int rc = 1;
 
+	/* The main thread only waits for a signal; the server's threads,
+	 * started later, inherit the blocked mask, so only the loop's
+	 * signalfd takes SIGINT/SIGTERM. */
+	colo_ignore_sigpipe();
+	loop = colo_loop_new();
+	if (!loop || colo_loop_on_signal(loop, SIGINT, on_stop_signal, loop) ||
+	    colo_loop_on_signal(loop, SIGTERM, on_stop_signal, loop)) {
+		fprintf(stderr,
+			"colo blk serve: cannot set up the event loop: "
+			"%s\n",
+			strerror(errno));
+		colo_loop_free(loop);
+		return 1;
+	}
 	dev = colo_file_dev_open(a->image, a->read_only, err, sizeof(err));
 	if (!dev) {
 		fprintf(stderr, "colo blk serve: %s\n", err);
+		colo_loop_free(loop);
 		return 1;
 	}
 	s = colo_nbd_server_new(dev, a->name, a->description);
@@ -200,12 +222,6 @@ static int serve(const struct serve_args *a)
 			goto out;
 		}
 	}
-	/* Client threads inherit the mask: only sigwait sees these. */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (colo_nbd_server_start(s)) {
 		fprintf(stderr, "colo blk serve: cannot start the server\n");
 		goto out;
@@ -213,13 +229,14 @@ static int serve(const struct serve_args *a)
 	colo_log_info("serving %s (%llu bytes%s) as '%s'", a->image,
 		      (unsigned long long)dev->size,
 		      a->read_only ? ", read-only" : "", a->name);
-	while (sigwait(&set, &sig))
-		;
-	colo_log_info("signal %d, stopping", sig);
-	rc = 0;
+	if (colo_loop_run(loop) < 0)
+		colo_log_warn("event loop: %s", strerror(errno));
+	else
+		rc = 0;
 out:
 	colo_nbd_server_free(s);
 	colo_file_dev_close(dev);
+	colo_loop_free(loop);
 	return rc;
 }
 
