@@ -1,17 +1,21 @@
 /*
- * control.h - a JSON control socket: a UNIX stream socket, one JSON
- * object per line each way.
+ * control.h - the JSON control socket every colo daemon offers: a UNIX
+ * stream socket, one JSON object per line each way.
  *   request:  {"cmd": "status", ...}
  *   reply:    {"ok": true, ...}  or  {"ok": false, "error": "..."}
- * The commands are a table of handlers, so any colo daemon can offer its
- * own set; "help" (the list of commands) is built in.
+ *   event:    {"event": "peer-lost", ...}  (after {"cmd": "events"})
+ * The commands are a table of handlers, so each daemon offers its own
+ * set; "help" (the list of commands) and "events" (turn this connection
+ * into a stream of the daemon's events) are built in.
  */
-#ifndef COLO_BLK_CONTROL_H
-#define COLO_BLK_CONTROL_H
+#ifndef COLO_CONTROL_H
+#define COLO_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct json_object;
+struct colo_loop;
 
 /* Adds its fields to reply; returns 0, or -1 with a reason in err. */
 typedef int (*colo_control_fn)(void *ctx, struct json_object *req,
@@ -32,30 +36,64 @@ struct colo_control_table {
 
 #define COLO_CONTROL_LINE_MAX 65536
 
-struct colo_control;
-
 /* control.c APIs: */
 /* One request line (without its newline) to one reply (malloc'd, no
  * newline). Any bytes are safe; NULL only when out of memory. */
 char *colo_control_handle(const struct colo_control_table *t, const char *line,
 			  size_t len);
+/* Whether a request line is {"cmd": "events"}: the one request the table
+ * cannot answer, since it changes what the connection is. */
+bool colo_control_is_events(const char *line, size_t len);
+
+/* The server on a thread of its own, for daemons whose main thread does
+ * not run a colo_loop yet: handlers then run on that thread, one at a
+ * time. */
+struct colo_control;
 struct colo_control *colo_control_new(const struct colo_control_table *t);
 /* Listens on the UNIX socket path. 0, or -1 with a reason in err. */
 int colo_control_listen(struct colo_control *c, const char *path, char *err,
 			size_t errlen);
-/* A thread answers requests, one at a time, until _free. */
 int colo_control_start(struct colo_control *c);
 void colo_control_free(struct colo_control *c);
-/* Client: send one request line to path and return the reply (malloc'd),
- * or NULL with a reason in err. */
+
+/* control_server.c APIs: the server inside the owner's event loop. It
+ * never blocks: handlers run on the loop's thread (so they need no
+ * locking against the data path), replies and events are buffered per
+ * client, and a client that does not read them loses its connection
+ * rather than stalling the loop. */
+struct colo_control_server;
+/* Listens on the UNIX socket path (a stale socket there is replaced).
+ * NULL with a reason in err. */
+struct colo_control_server *
+colo_control_server_new(struct colo_loop *l, const char *path,
+			const struct colo_control_table *t, char *err,
+			size_t errlen);
+/* Closes every client and removes the socket path. */
+void colo_control_server_free(struct colo_control_server *s);
+/* Sends {"event": name, ...fields} to every subscriber; takes fields
+ * (may be NULL). s may be NULL (no control socket): fields is freed. */
+void colo_control_server_emit(struct colo_control_server *s, const char *name,
+			      struct json_object *fields);
+
+/* control_client.c APIs: */
+/* Sends one request line to path and returns the reply line (malloc'd,
+ * no newline), or NULL with a reason in err. */
+char *colo_control_request(const char *path, const char *request,
+			   unsigned int timeout_ms, char *err, size_t errlen);
 /* For the command-line clients (colo ctl, colo blk ctl): sends req (and
  * releases it), prints the reply line on stdout, and returns the exit
  * status: 0 when the reply says "ok": true, 1 otherwise or when no reply
  * came; errors go to stderr prefixed with prog. */
-struct json_object;
 int colo_control_call(const char *path, struct json_object *req,
 		      unsigned int timeout_ms, const char *prog);
-char *colo_control_request(const char *path, const char *request,
-			   unsigned int timeout_ms, char *err, size_t errlen);
+/* Subscribes to path's events and calls fn with each event line (with its
+ * newline) until fn returns false or the daemon closes the connection.
+ * Returns 0, or -1 with a reason in err (no connection, subscription
+ * refused). */
+typedef bool (*colo_control_event_fn)(void *opaque, const char *line,
+				      size_t len);
+int colo_control_subscribe(const char *path, unsigned int timeout_ms,
+			   colo_control_event_fn fn, void *opaque, char *err,
+			   size_t errlen);
 
 #endif

@@ -1,0 +1,296 @@
+/*
+ * test_control.c - the control protocol (request to reply), the server on
+ * a colo_loop (replies, event subscribers, clients that half-close or stop
+ * reading) and the threaded server with the client helper.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "control.h"
+#include "evloop.h"
+
+static int calls;
+
+static int echo(void *ctx, struct json_object *req, struct json_object *reply,
+		char *err, size_t errlen)
+{
+	struct json_object *v;
+
+	(void)ctx, (void)err, (void)errlen;
+	calls++;
+	if (json_object_object_get_ex(req, "x", &v))
+		json_object_object_add(reply, "x", json_object_get(v));
+	return 0;
+}
+
+static int refuse(void *ctx, struct json_object *req, struct json_object *reply,
+		  char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)reply;
+	snprintf(err, errlen, "nope");
+	return -1;
+}
+
+static const struct colo_control_cmd cmds[] = {
+	{ "echo", echo, "echo x" },
+	{ "fail", refuse, NULL },
+};
+static const struct colo_control_table table = { cmds, 2, NULL };
+
+static void expect(const char *req, const char *want)
+{
+	char *r = colo_control_handle(&table, req, strlen(req));
+
+	assert_non_null(r);
+	assert_string_equal(r, want);
+	free(r);
+}
+
+static void test_requests(void **state)
+{
+	(void)state;
+	expect("{\"cmd\":\"echo\",\"x\":[1,2]}", "{\"ok\":true,\"x\":[1,2]}");
+	expect(" {\"cmd\":\"echo\"} \r", "{\"ok\":true}");
+	expect("{\"cmd\":\"fail\"}", "{\"ok\":false,\"error\":\"nope\"}");
+	expect("{\"cmd\":\"zz\"}",
+	       "{\"ok\":false,\"error\":\"unknown command (try help)\"}");
+	expect("", "{\"ok\":false,\"error\":\"not a JSON object\"}");
+	expect("{\"cmd\":", "{\"ok\":false,\"error\":\"not a JSON object\"}");
+	expect("{} {}", "{\"ok\":false,\"error\":\"not a JSON object\"}");
+	expect("[\"cmd\"]", "{\"ok\":false,\"error\":\"expected {\\\"cmd\\\": "
+			    "\\\"NAME\\\", ...}\"}");
+	expect("{\"cmd\":1}",
+	       "{\"ok\":false,\"error\":\"expected {\\\"cmd\\\": "
+	       "\\\"NAME\\\", ...}\"}");
+	expect("{\"cmd\":\"help\"}",
+	       "{\"ok\":true,\"commands\":{\"help\":\"list the commands\","
+	       "\"echo\":\"echo x\",\"fail\":\"\"}}");
+}
+
+static void test_hostile(void **state)
+{
+	char *deep = malloc(100001), *r;
+
+	(void)state;
+	memset(deep, '[', 100000);
+	deep[100000] = '\0';
+	r = colo_control_handle(&table, deep, 100000);
+	assert_non_null(strstr(r, "\"ok\":false"));
+	free(r);
+	r = colo_control_handle(&table, deep, 5000);
+	assert_non_null(strstr(r, "\"ok\":false"));
+	free(r);
+	r = colo_control_handle(&table, "{\"cmd\":\"echo\"}\0x", 16);
+	assert_non_null(strstr(r, "NUL"));
+	free(r);
+	free(deep);
+}
+
+static void test_is_events(void **state)
+{
+	(void)state;
+	assert_true(colo_control_is_events("{\"cmd\":\"events\"}", 16));
+	assert_true(colo_control_is_events(" {\"cmd\": \"events\"} ", 19));
+	assert_false(colo_control_is_events("{\"cmd\":\"events2\"}", 17));
+	assert_false(colo_control_is_events("{\"x\":\"events\"}", 14));
+	assert_false(colo_control_is_events("{\"cmd\":\"events\"} x", 18));
+	assert_false(colo_control_is_events("events", 6));
+}
+
+static void sock_path(char *path, size_t n, const char *what)
+{
+	snprintf(path, n, "/tmp/colo-ctl-test-%d-%s", getpid(), what);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void send_str(int fd, const char *s)
+{
+	assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL),
+			 (ssize_t)strlen(s));
+}
+
+/* Runs the loop until want_lines lines (or EOF) arrived on fd; returns
+ * what came, NUL-terminated. *eof says whether the server closed. */
+static char *await(struct colo_loop *l, int fd, int want_lines, bool *eof)
+{
+	static char buf[8192];
+	size_t len = 0;
+	int lines = 0, rounds = 0;
+
+	*eof = false;
+	while (lines < want_lines && !*eof && rounds++ < 1000) {
+		ssize_t n;
+
+		assert_int_equal(colo_loop_run_once(l, 10), 0);
+		while ((n = recv(fd, buf + len, sizeof(buf) - 1 - len,
+				 MSG_DONTWAIT)) > 0) {
+			for (ssize_t i = 0; i < n; i++)
+				lines += buf[len + (size_t)i] == '\n';
+			len += (size_t)n;
+		}
+		if (n == 0)
+			*eof = true;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static void test_server(void **state)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s;
+	char path[64], err[256];
+	bool eof;
+	int a, b;
+
+	(void)state;
+	sock_path(path, sizeof(path), "srv");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	a = connect_to(path);
+	b = connect_to(path);
+
+	/* Two requests in one segment, two replies in order. */
+	send_str(a, "{\"cmd\":\"echo\",\"x\":1}\n{\"cmd\":\"fail\"}\n");
+	assert_string_equal(await(l, a, 2, &eof),
+			    "{\"ok\":true,\"x\":1}\n"
+			    "{\"ok\":false,\"error\":\"nope\"}\n");
+
+	/* Only subscribers get events. */
+	send_str(b, "{\"cmd\":\"events\"}\n");
+	assert_string_equal(await(l, b, 1, &eof),
+			    "{\"ok\":true,\"events\":true}\n");
+	colo_control_server_emit(s, "peer-lost", NULL);
+	assert_string_equal(await(l, b, 1, &eof),
+			    "{\"event\":\"peer-lost\"}\n");
+	assert_int_equal(colo_loop_run_once(l, 50), 0);
+	assert_int_equal(recv(a, err, sizeof(err), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+
+	/* A request, then a half-close: answered, then closed. */
+	send_str(a, "{\"cmd\":\"echo\",\"x\":2}\n");
+	shutdown(a, SHUT_WR);
+	assert_string_equal(await(l, a, 2, &eof), "{\"ok\":true,\"x\":2}\n");
+	if (!eof)
+		await(l, a, 1, &eof);
+	assert_true(eof);
+	close(a);
+
+	/* A line longer than the limit loses the connection. */
+	a = connect_to(path);
+	{
+		char *big = malloc(COLO_CONTROL_LINE_MAX);
+		size_t sent = 0;
+
+		memset(big, ' ', COLO_CONTROL_LINE_MAX);
+		while (sent < COLO_CONTROL_LINE_MAX) {
+			ssize_t n = send(a, big + sent,
+					 COLO_CONTROL_LINE_MAX - sent,
+					 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+			if (n > 0)
+				sent += (size_t)n;
+			else
+				colo_loop_run_once(l, 10);
+		}
+		free(big);
+	}
+	assert_non_null(strstr(await(l, a, 1, &eof), "request too long"));
+	close(a);
+
+	colo_control_server_free(s);
+	assert_int_not_equal(access(path, F_OK), 0);
+	close(b);
+	colo_loop_free(l);
+}
+
+/* A subscriber that stops reading is dropped; the server never waits. */
+static void test_slow_subscriber(void **state)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s;
+	char path[64], err[256], pad[1001], buf[65536];
+	bool eof;
+	int fd;
+	ssize_t n;
+
+	(void)state;
+	sock_path(path, sizeof(path), "slow");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	fd = connect_to(path);
+	send_str(fd, "{\"cmd\":\"events\"}\n");
+	await(l, fd, 1, &eof);
+	memset(pad, 'x', 1000);
+	pad[1000] = '\0';
+	for (int i = 0; i < 4000; i++) {
+		struct json_object *f = json_object_new_object();
+
+		json_object_object_add(f, "pad", json_object_new_string(pad));
+		colo_control_server_emit(s, "big", f);
+	}
+	/* Whatever was buffered in the socket, then EOF. */
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		;
+	assert_int_equal(n, 0);
+	close(fd);
+	colo_control_server_free(s);
+	colo_loop_free(l);
+}
+
+/* Over a real socket, with the client helper. */
+static void test_socket(void **state)
+{
+	struct colo_control *c = colo_control_new(&table);
+	char path[64], err[256], *r;
+
+	(void)state;
+	sock_path(path, sizeof(path), "thread");
+	assert_int_equal(colo_control_listen(c, path, err, sizeof(err)), 0);
+	assert_int_equal(colo_control_start(c), 0);
+	calls = 0;
+	r = colo_control_request(path, "{\"cmd\":\"echo\",\"x\":5}", 5000, err,
+				 sizeof(err));
+	assert_non_null(r);
+	assert_string_equal(r, "{\"ok\":true,\"x\":5}");
+	assert_int_equal(calls, 1);
+	free(r);
+	colo_control_free(c);
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_null(colo_control_request(path, "{}", 1000, err, sizeof(err)));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_is_events),
+		cmocka_unit_test(test_server),
+		cmocka_unit_test(test_slow_subscriber),
+		cmocka_unit_test(test_socket),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
