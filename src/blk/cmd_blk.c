@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "../commands.h"
 #include "blk_commands.h"
@@ -185,12 +183,12 @@ struct blk_args {
 	bool async;
 };
 
-/* The main thread: its loop, and how another thread asks it to stop. */
+/* The main thread's loop: signals and the control socket. Control
+ * handlers run here, beside (never inside) the NBD and replication
+ * threads, through their thread-safe calls. */
 struct blk_main {
 	const char *cmd;
 	struct colo_loop *loop;
-	int quit_fd; /* eventfd: the control thread's "quit" */
-	struct colo_loop_fd *quit_h;
 };
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
@@ -345,27 +343,12 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
-/* Called from the control thread: the eventfd carries the request to
- * the main thread's loop. */
+/* The "quit" request: it runs on the loop's thread, so it stops the loop
+ * directly; the reply still leaves before the control server closes. */
 static void request_quit(struct blk_main *m)
 {
-	uint64_t one = 1;
-
-	if (write(m->quit_fd, &one, sizeof(one)) < 0)
-		colo_log_warn("blk %s: cannot signal quit: %s", m->cmd,
-			      strerror(errno));
-}
-
-static void on_quit_fd(void *opaque, uint32_t events)
-{
-	struct blk_main *m = opaque;
-	uint64_t n;
-
-	(void)events;
-	if (read(m->quit_fd, &n, sizeof(n)) == (ssize_t)sizeof(n)) {
-		colo_log_info("blk %s: quit requested, stopping", m->cmd);
-		colo_loop_stop(m->loop);
-	}
+	colo_log_info("blk %s: quit requested, stopping", m->cmd);
+	colo_loop_stop(m->loop);
 }
 
 static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
@@ -376,20 +359,17 @@ static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
 	colo_loop_stop(m->loop);
 }
 
-/* The loop with SIGINT/SIGTERM and the quit eventfd. The signals are
- * blocked before any thread starts, so every thread inherits the mask and
- * only the loop's signalfd takes them. */
+/* The loop with SIGINT/SIGTERM. The signals are blocked before any
+ * thread starts, so every thread inherits the mask and only the loop's
+ * signalfd takes them. */
 static int blk_main_init(struct blk_main *m, const char *cmd)
 {
 	m->cmd = cmd;
-	m->quit_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	m->loop = colo_loop_new();
 	colo_ignore_sigpipe();
-	if (m->quit_fd < 0 || !m->loop ||
+	if (!m->loop ||
 	    colo_loop_on_signal(m->loop, SIGINT, on_stop_signal, m) ||
-	    colo_loop_on_signal(m->loop, SIGTERM, on_stop_signal, m) ||
-	    !(m->quit_h = colo_loop_add_fd(m->loop, m->quit_fd, EPOLLIN,
-					   on_quit_fd, m))) {
+	    colo_loop_on_signal(m->loop, SIGTERM, on_stop_signal, m)) {
 		fprintf(stderr,
 			"colo blk %s: cannot set up the event loop: %s\n", cmd,
 			strerror(errno));
@@ -400,10 +380,7 @@ static int blk_main_init(struct blk_main *m, const char *cmd)
 
 static void blk_main_destroy(struct blk_main *m)
 {
-	colo_loop_del_fd(m->quit_h);
 	colo_loop_free(m->loop);
-	if (m->quit_fd >= 0)
-		close(m->quit_fd);
 }
 
 /* Serve until SIGTERM/SIGINT or quit. */
@@ -411,7 +388,7 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 	       const struct colo_control_table *ctl, int (*start)(void *),
 	       void *start_arg)
 {
-	struct colo_control *c = NULL;
+	struct colo_control_server *c = NULL;
 	struct colo_nbd_server *s;
 	char err[512];
 	int rc = 1;
@@ -430,16 +407,15 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 		}
 	}
 	if (a->control) {
-		c = colo_control_new(ctl);
-		if (!c ||
-		    colo_control_listen(c, a->control, err, sizeof(err)) < 0) {
+		c = colo_control_server_new(m->loop, a->control, ctl, err,
+					    sizeof(err));
+		if (!c) {
 			fprintf(stderr, "colo blk %s: --control %s\n", a->cmd,
-				c ? err : "out of memory");
+				err);
 			goto out;
 		}
 	}
-	if (start(start_arg) < 0 || colo_nbd_server_start(s) < 0 ||
-	    (c && colo_control_start(c) < 0)) {
+	if (start(start_arg) < 0 || colo_nbd_server_start(s) < 0) {
 		fprintf(stderr, "colo blk %s: cannot start threads\n", a->cmd);
 		goto out;
 	}
@@ -452,7 +428,7 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 		rc = 0;
 out:
 	colo_nbd_server_free(s);
-	colo_control_free(c);
+	colo_control_server_free(c);
 	return rc;
 }
 
@@ -582,7 +558,7 @@ static int cmd_primary(int argc, char **argv)
 	struct primary_ctx pc;
 	struct colo_control_table ctl;
 	struct colo_blk_dev *image;
-	struct blk_main m = { .quit_fd = -1 };
+	struct blk_main m = { 0 };
 	char spec[512], err[512];
 	int rc = parse_args(argc, argv, &a, primary_help, true);
 
@@ -762,7 +738,7 @@ static int cmd_secondary(int argc, char **argv)
 	struct colo_control_table ctl;
 	struct secondary_ctx sc;
 	struct colo_blk_dev *image;
-	struct blk_main m = { .quit_fd = -1 };
+	struct blk_main m = { 0 };
 	char spec[512], err[512], dir[4096];
 	int rc = parse_args(argc, argv, &a, secondary_help, false);
 

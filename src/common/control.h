@@ -45,17 +45,6 @@ char *colo_control_handle(const struct colo_control_table *t, const char *line,
  * cannot answer, since it changes what the connection is. */
 bool colo_control_is_events(const char *line, size_t len);
 
-/* The server on a thread of its own, for daemons whose main thread does
- * not run a colo_loop yet: handlers then run on that thread, one at a
- * time. */
-struct colo_control;
-struct colo_control *colo_control_new(const struct colo_control_table *t);
-/* Listens on the UNIX socket path. 0, or -1 with a reason in err. */
-int colo_control_listen(struct colo_control *c, const char *path, char *err,
-			size_t errlen);
-int colo_control_start(struct colo_control *c);
-void colo_control_free(struct colo_control *c);
-
 /* control_server.c APIs: the server inside the owner's event loop. It
  * never blocks: handlers run on the loop's thread (so they need no
  * locking against the data path), replies and events are buffered per

@@ -1,9 +1,11 @@
 /*
  * test_control.c - the control protocol (request to reply), the server on
  * a colo_loop (replies, event subscribers, clients that half-close or stop
- * reading) and the threaded server with the client helper.
+ * reading) and the client helper against that server.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,24 +261,65 @@ static void test_slow_subscriber(void **state)
 	colo_loop_free(l);
 }
 
-/* Over a real socket, with the client helper. */
+/* The client helper, blocking on a thread of its own, against the
+ * server on the main thread's loop, as `colo ctl` meets a daemon. */
+struct client_job {
+	const char *path;
+	char *reply;
+	char err[256];
+	int done_fd;
+};
+
+static void *client_main(void *arg)
+{
+	struct client_job *j = arg;
+	ssize_t n;
+
+	j->reply = colo_control_request(j->path, "{\"cmd\":\"echo\",\"x\":5}",
+					5000, j->err, sizeof(j->err));
+	n = write(j->done_fd, "x", 1);
+	(void)n;
+	return NULL;
+}
+
+static void client_done(void *opaque, uint32_t events)
+{
+	(void)events;
+	colo_loop_stop(opaque);
+}
+
 static void test_socket(void **state)
 {
-	struct colo_control *c = colo_control_new(&table);
-	char path[64], err[256], *r;
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s;
+	struct client_job j = { 0 };
+	struct colo_loop_fd *h;
+	char path[64], err[256];
+	pthread_t t;
+	int done[2];
 
 	(void)state;
-	sock_path(path, sizeof(path), "thread");
-	assert_int_equal(colo_control_listen(c, path, err, sizeof(err)), 0);
-	assert_int_equal(colo_control_start(c), 0);
+	sock_path(path, sizeof(path), "client");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(pipe2(done, O_CLOEXEC), 0);
+	h = colo_loop_add_fd(l, done[0], EPOLLIN, client_done, l);
+	assert_non_null(h);
+	j.path = path;
+	j.done_fd = done[1];
 	calls = 0;
-	r = colo_control_request(path, "{\"cmd\":\"echo\",\"x\":5}", 5000, err,
-				 sizeof(err));
-	assert_non_null(r);
-	assert_string_equal(r, "{\"ok\":true,\"x\":5}");
+	assert_int_equal(pthread_create(&t, NULL, client_main, &j), 0);
+	assert_int_equal(colo_loop_run(l), 0);
+	pthread_join(t, NULL);
+	assert_non_null(j.reply);
+	assert_string_equal(j.reply, "{\"ok\":true,\"x\":5}");
 	assert_int_equal(calls, 1);
-	free(r);
-	colo_control_free(c);
+	free(j.reply);
+	colo_loop_del_fd(h);
+	close(done[0]);
+	close(done[1]);
+	colo_control_server_free(s);
+	colo_loop_free(l);
 	assert_int_not_equal(access(path, F_OK), 0);
 	assert_null(colo_control_request(path, "{}", 1000, err, sizeof(err)));
 }
