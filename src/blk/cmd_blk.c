@@ -157,16 +157,22 @@ static const char secondary_help[] =
 	"socket cannot be opened; 2 for bad arguments.\n";
 
 static const char ctl_help[] =
-	"usage: colo blk ctl SOCKET COMMAND [KEY=VALUE...]\n"
-	"       colo blk ctl SOCKET '{\"cmd\":\"...\", ...}'\n"
+	"usage: colo blk ctl [--timeout MS] SOCKET COMMAND [KEY=VALUE...]\n"
+	"       colo blk ctl [--timeout MS] SOCKET COMMAND '{JSON-ARGS}'\n"
+	"       colo blk ctl [--timeout MS] SOCKET '{\"cmd\":\"...\", ...}'\n"
+	"       colo blk ctl SOCKET events [COUNT]\n"
 	"\n"
 	"Sends one request to the control socket of `colo blk primary` or\n"
 	"`colo blk secondary` and prints the JSON reply. KEY=VALUE pairs\n"
 	"become members of the request (numbers when VALUE is a decimal\n"
-	"number, strings otherwise). COMMAND help lists the commands.\n"
+	"number, strings otherwise), as do the members of a JSON-ARGS\n"
+	"object; COMMAND help lists the commands. `events` prints the\n"
+	"daemon's events, one JSON line each, until it exits (or COUNT were\n"
+	"printed). The same client as `colo ctl`, which accepts the same\n"
+	"forms except KEY=VALUE.\n"
 	"\n"
 	"Exit status: 0 when the reply says \"ok\": true, 1 when it does not\n"
-	"or no reply came (10 s), 2 for bad arguments.\n";
+	"or no reply came (--timeout, default 10 s), 2 for bad arguments.\n";
 /* clang-format on */
 
 /* ---- common plumbing */
@@ -792,59 +798,126 @@ out:
 	return rc;
 }
 
-/* ---- ctl */
+/* ---- ctl: the common control client with blk's KEY=VALUE syntax */
+
+static int ctl_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "colo blk ctl: %s%s\nTry 'colo blk ctl --help'.\n", msg,
+		arg ? arg : "");
+	return 2;
+}
+
+static bool print_event(void *opaque, const char *line, size_t len)
+{
+	long *left = opaque;
+
+	fwrite(line, 1, len, stdout);
+	fflush(stdout);
+	return *left <= 0 || --*left > 0;
+}
+
+static int ctl_events(const char *path, int argc, char **argv)
+{
+	char err[512];
+	long count = 0;
+
+	if (argc > 1)
+		return ctl_usage("events takes at most a COUNT", NULL);
+	if (argc == 1) {
+		uint64_t v;
+
+		if (colo_parse_u64(argv[0], 1u << 30, &v))
+			return ctl_usage("events: COUNT must be a number, got ",
+					 argv[0]);
+		count = (long)v;
+	}
+	if (colo_control_subscribe(path, 10000, print_event, &count, err,
+				   sizeof(err))) {
+		fprintf(stderr, "colo blk ctl: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* KEY=VALUE, or one JSON object, into req. 0, or 2 after a message. */
+static int ctl_args(struct json_object *req, int argc, char **argv)
+{
+	if (argc == 1 && argv[0][0] == '{') {
+		struct json_object *args = json_tokener_parse(argv[0]);
+
+		if (!args || !json_object_is_type(args, json_type_object)) {
+			json_object_put(args);
+			return ctl_usage("JSON-ARGS must be a JSON object",
+					 NULL);
+		}
+		json_object_object_foreach(args, k, v)
+			json_object_object_add(req, k, json_object_get(v));
+		json_object_put(args);
+		return 0;
+	}
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		char *end, key[256];
+		long long v;
+
+		if (!eq || eq == argv[i] || eq - argv[i] >= (long)sizeof(key))
+			return ctl_usage("expected KEY=VALUE, got ", argv[i]);
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]),
+			 argv[i]);
+		errno = 0;
+		v = strtoll(eq + 1, &end, 10);
+		json_object_object_add(
+			req, key,
+			eq[1] && !*end && !errno
+				? json_object_new_int64(v)
+				: json_object_new_string(eq + 1));
+	}
+	return 0;
+}
 
 static int cmd_ctl(int argc, char **argv)
 {
 	struct json_object *req;
+	unsigned int timeout_ms = 10000;
+	int i = 1, rc;
 
-	if (argc >= 2 &&
-	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(ctl_help, stdout);
-		return 0;
+	while (i < argc && argv[i][0] == '-') {
+		uint64_t v;
+
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(ctl_help, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--timeout") || i + 1 == argc)
+			return ctl_usage("bad option ", argv[i]);
+		if (colo_parse_u64(argv[i + 1], 3600000, &v) || !v)
+			return ctl_usage("--timeout: expected 1..3600000 ms, "
+					 "got ",
+					 argv[i + 1]);
+		timeout_ms = (unsigned int)v;
+		i += 2;
 	}
-	if (argc < 3) {
-		fprintf(stderr, "colo blk ctl: SOCKET and COMMAND are "
-				"required\nTry 'colo blk ctl --help'.\n");
-		return 2;
-	}
-	if (argv[2][0] == '{') {
-		req = json_tokener_parse(argv[2]);
-		if (!req || argc > 3) {
-			fprintf(stderr, "colo blk ctl: bad JSON request\n");
+	if (argc - i < 2)
+		return ctl_usage("SOCKET and COMMAND are required", NULL);
+	if (!strcmp(argv[i + 1], "events"))
+		return ctl_events(argv[i], argc - i - 2, argv + i + 2);
+	if (argv[i + 1][0] == '{') {
+		req = json_tokener_parse(argv[i + 1]);
+		if (!req || argc - i > 2) {
 			json_object_put(req);
-			return 2;
+			return ctl_usage("bad JSON request", NULL);
 		}
 	} else {
 		req = json_object_new_object();
 		json_object_object_add(req, "cmd",
-				       json_object_new_string(argv[2]));
-		for (int i = 3; i < argc; i++) {
-			char *eq = strchr(argv[i], '=');
-			char *end, key[256];
-			long long v;
-
-			if (!eq || eq == argv[i] ||
-			    eq - argv[i] >= (long)sizeof(key)) {
-				fprintf(stderr,
-					"colo blk ctl: expected "
-					"KEY=VALUE, got %s\n",
-					argv[i]);
-				json_object_put(req);
-				return 2;
-			}
-			snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]),
-				 argv[i]);
-			errno = 0;
-			v = strtoll(eq + 1, &end, 10);
-			json_object_object_add(
-				req, key,
-				eq[1] && !*end && !errno
-					? json_object_new_int64(v)
-					: json_object_new_string(eq + 1));
+				       json_object_new_string(argv[i + 1]));
+		rc = ctl_args(req, argc - i - 2, argv + i + 2);
+		if (rc) {
+			json_object_put(req);
+			return rc;
 		}
 	}
-	return colo_control_call(argv[1], req, 10000, "colo blk ctl");
+	return colo_control_call(argv[i], req, timeout_ms, "colo blk ctl");
 }
 
 int colo_cmd_blk(int argc, char **argv)

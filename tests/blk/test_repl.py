@@ -384,6 +384,15 @@ def scenario_control(tmp):
         r = subprocess.run([COLO, "blk", "ctl", pair.sctl, "bogus"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1, r
+        # colo ctl's forms work too: --timeout, JSON-ARGS.
+        r = subprocess.run([COLO, "blk", "ctl", "--timeout", "5000",
+                            pair.sctl, "failover", '{"view": "sideways"}'],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "view" in r.stdout, r
+        r = subprocess.run([COLO, "blk", "ctl", pair.sctl, "status",
+                            "[1]"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 2, r
         assert ctl(pair.sctl, "quit")["ok"]
         p = pair.procs.pop("secondary")
         assert p.wait(timeout=DEADLINE) == 0
