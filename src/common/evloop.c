@@ -32,6 +32,7 @@ struct colo_loop_fd {
 	uint32_t events;
 	colo_io_fn fn;
 	void *opaque;
+	struct colo_loop_fd *next, *prev; /* live list */
 	struct colo_loop_fd *next_dead;
 };
 
@@ -63,6 +64,7 @@ struct colo_loop {
 	sigset_t sigs;
 	struct signal_entry signals[SIGNALS_MAX];
 	int nsignals;
+	struct colo_loop_fd *fds; /* live records, freed with the loop */
 	struct colo_timer *timers;
 	uint64_t armed_deadline; /* what the timerfd is set to; 0 none */
 	struct hook *hooks;
@@ -93,6 +95,10 @@ static struct colo_loop_fd *watch(struct colo_loop *l, int fd, int kind,
 		errno = e;
 		return NULL;
 	}
+	h->next = l->fds;
+	if (l->fds)
+		l->fds->prev = h;
+	l->fds = h;
 	return h;
 }
 
@@ -155,6 +161,9 @@ void colo_loop_free(struct colo_loop *l)
 	}
 	close(l->tfd->fd);
 	colo_loop_del_fd(l->tfd);
+	/* Records of descriptors still watched go too; the fds stay open. */
+	while (l->fds)
+		colo_loop_del_fd(l->fds);
 	reap(l);
 	close(l->epfd);
 	free(l);
@@ -185,6 +194,12 @@ void colo_loop_del_fd(struct colo_loop_fd *h)
 		return;
 	/* EBADF/ENOENT when the owner closed the fd first: nothing to undo. */
 	epoll_ctl(h->loop->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		h->loop->fds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
 	h->dead = true;
 	h->next_dead = h->loop->dead_fds;
 	h->loop->dead_fds = h;

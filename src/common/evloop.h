@@ -32,8 +32,8 @@ typedef void (*colo_hook_fn)(void *opaque);
 
 /* evloop.c APIs: */
 struct colo_loop *colo_loop_new(void);
-/* Frees the loop; descriptors it watched stay open (their owners close
- * them), timers and hooks are freed. */
+/* Frees the loop with every handle, timer and hook still registered;
+ * descriptors it watched stay open (their owners close them). */
 void colo_loop_free(struct colo_loop *l);
 
 /* Watches fd for events (EPOLLIN, EPOLLOUT, ...). Returns the handle, or
