@@ -189,12 +189,16 @@ struct blk_args {
 	bool async;
 };
 
-/* The main thread's loop: signals and the control socket. Control
- * handlers run here, beside (never inside) the NBD and replication
- * threads, through their thread-safe calls. */
+/* The main thread's loop (signals and the control socket) and the role
+ * objects the control handlers act on. Handlers run on this thread,
+ * beside (never inside) the NBD and replication threads, through their
+ * thread-safe calls. */
 struct blk_main {
 	const char *cmd;
 	struct colo_loop *loop;
+	struct colo_repl_primary *p;   /* primary */
+	struct colo_disk_buffer *db;   /* secondary */
+	struct colo_repl_secondary *s; /* secondary */
 };
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
@@ -349,12 +353,17 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
-/* The "quit" request: it runs on the loop's thread, so it stops the loop
- * directly; the reply still leaves before the control server closes. */
-static void request_quit(struct blk_main *m)
+/* "quit" runs on the loop's thread, so it stops the loop directly; the
+ * reply still leaves before the control server closes. */
+static int quit_cmd(void *ctx, struct json_object *req,
+		    struct json_object *reply, char *err, size_t errlen)
 {
+	struct blk_main *m = ctx;
+
+	(void)req, (void)reply, (void)err, (void)errlen;
 	colo_log_info("blk %s: quit requested, stopping", m->cmd);
 	colo_loop_stop(m->loop);
+	return 0;
 }
 
 static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
@@ -440,11 +449,6 @@ out:
 
 /* ---- primary */
 
-struct primary_ctx {
-	struct colo_repl_primary *p;
-	struct blk_main *main;
-};
-
 static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 			 bool full)
 {
@@ -482,7 +486,7 @@ static int primary_status(void *ctx, struct json_object *req,
 			  struct json_object *reply, char *err, size_t errlen)
 {
 	(void)req, (void)err, (void)errlen;
-	primary_fill(((struct primary_ctx *)ctx)->p, reply, false);
+	primary_fill(((struct blk_main *)ctx)->p, reply, false);
 	return 0;
 }
 
@@ -490,7 +494,7 @@ static int primary_stats(void *ctx, struct json_object *req,
 			 struct json_object *reply, char *err, size_t errlen)
 {
 	(void)req, (void)err, (void)errlen;
-	primary_fill(((struct primary_ctx *)ctx)->p, reply, true);
+	primary_fill(((struct blk_main *)ctx)->p, reply, true);
 	return 0;
 }
 
@@ -498,7 +502,7 @@ static int primary_checkpoint(void *ctx, struct json_object *req,
 			      struct json_object *reply, char *err,
 			      size_t errlen)
 {
-	struct primary_ctx *pc = ctx;
+	struct blk_main *m = ctx;
 	struct json_object *t;
 	unsigned int timeout_ms = 0;
 	int r;
@@ -513,32 +517,24 @@ static int primary_checkpoint(void *ctx, struct json_object *req,
 		}
 		timeout_ms = (unsigned int)v;
 	}
-	r = colo_repl_primary_checkpoint(pc->p, timeout_ms);
+	r = colo_repl_primary_checkpoint(m->p, timeout_ms);
 	if (r < 0) {
 		snprintf(err, errlen, "checkpoint: %s",
 			 r == -ENOTCONN ? "not protected" : strerror(-r));
 		return -1;
 	}
-	primary_fill(pc->p, reply, false);
+	primary_fill(m->p, reply, false);
 	return 0;
 }
 
 static int primary_failover(void *ctx, struct json_object *req,
 			    struct json_object *reply, char *err, size_t errlen)
 {
-	struct primary_ctx *pc = ctx;
+	struct blk_main *m = ctx;
 
 	(void)req, (void)err, (void)errlen;
-	colo_repl_primary_stop(pc->p);
-	primary_fill(pc->p, reply, false);
-	return 0;
-}
-
-static int primary_quit(void *ctx, struct json_object *req,
-			struct json_object *reply, char *err, size_t errlen)
-{
-	(void)req, (void)reply, (void)err, (void)errlen;
-	request_quit(((struct primary_ctx *)ctx)->main);
+	colo_repl_primary_stop(m->p);
+	primary_fill(m->p, reply, false);
 	return 0;
 }
 
@@ -548,7 +544,7 @@ static const struct colo_control_cmd primary_cmds[] = {
 	{ "checkpoint", primary_checkpoint,
 	  "barrier + secondary buffer drop; optional timeout_ms" },
 	{ "failover", primary_failover, "stop replicating; serve alone" },
-	{ "quit", primary_quit, "exit" },
+	{ "quit", quit_cmd, "exit" },
 };
 
 static int primary_start(void *arg)
@@ -561,7 +557,6 @@ static int cmd_primary(int argc, char **argv)
 	struct blk_args a = { 0 };
 	struct colo_repl_primary_cfg cfg = { 0 };
 	struct colo_repl_primary *p;
-	struct primary_ctx pc;
 	struct colo_control_table ctl;
 	struct colo_blk_dev *image;
 	struct blk_main m = { 0 };
@@ -593,11 +588,10 @@ static int cmd_primary(int argc, char **argv)
 		blk_main_destroy(&m);
 		return 2;
 	}
-	pc = (struct primary_ctx){ p, &m };
-	ctl = (struct colo_control_table){ primary_cmds,
-					   sizeof(primary_cmds) /
-						   sizeof(primary_cmds[0]),
-					   &pc };
+	m.p = p;
+	ctl = (struct colo_control_table){
+		primary_cmds, sizeof(primary_cmds) / sizeof(primary_cmds[0]), &m
+	};
 	rc = run(&a, &m, colo_repl_primary_dev(p), &ctl, primary_start, p);
 	colo_repl_primary_free(p);
 	colo_file_dev_close(image);
@@ -607,21 +601,14 @@ static int cmd_primary(int argc, char **argv)
 
 /* ---- secondary */
 
-struct secondary_ctx {
-	struct colo_disk_buffer *db;
-	struct colo_repl_secondary *s;
-	struct blk_main *main;
-};
-
-static void secondary_fill(struct secondary_ctx *sc, struct json_object *o,
-			   bool full)
+static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 {
 	struct colo_repl_secondary_stats ls;
 	struct colo_disk_buffer_stats bs;
 	const char *state;
 
-	colo_repl_secondary_get_stats(sc->s, &ls);
-	colo_disk_buffer_get_stats(sc->db, &bs);
+	colo_repl_secondary_get_stats(m->s, &ls);
+	colo_disk_buffer_get_stats(m->db, &bs);
 	state = bs.failed_over ? "failed-over"
 		: ls.resyncing ? "resyncing"
 		: ls.connected ? "replicating"
@@ -671,8 +658,8 @@ static int secondary_checkpoint(void *ctx, struct json_object *req,
 				struct json_object *reply, char *err,
 				size_t errlen)
 {
-	struct secondary_ctx *sc = ctx;
-	int r = colo_disk_buffer_checkpoint(sc->db);
+	struct blk_main *m = ctx;
+	int r = colo_disk_buffer_checkpoint(m->db);
 
 	(void)req;
 	if (r < 0) {
@@ -680,7 +667,7 @@ static int secondary_checkpoint(void *ctx, struct json_object *req,
 			 r == -ESHUTDOWN ? "failed over" : strerror(-r));
 		return -1;
 	}
-	secondary_fill(sc, reply, false);
+	secondary_fill(m, reply, false);
 	return 0;
 }
 
@@ -688,7 +675,7 @@ static int secondary_failover(void *ctx, struct json_object *req,
 			      struct json_object *reply, char *err,
 			      size_t errlen)
 {
-	struct secondary_ctx *sc = ctx;
+	struct blk_main *m = ctx;
 	struct json_object *v;
 	bool guest_view = true;
 	int r;
@@ -703,21 +690,13 @@ static int secondary_failover(void *ctx, struct json_object *req,
 		}
 		guest_view = !strcmp(s, "guest");
 	}
-	r = colo_repl_secondary_failover(sc->s, guest_view);
+	r = colo_repl_secondary_failover(m->s, guest_view);
 	if (r < 0) {
 		snprintf(err, errlen, "failover: %s (may be retried)",
 			 strerror(-r));
 		return -1;
 	}
-	secondary_fill(sc, reply, false);
-	return 0;
-}
-
-static int secondary_quit(void *ctx, struct json_object *req,
-			  struct json_object *reply, char *err, size_t errlen)
-{
-	(void)req, (void)reply, (void)err, (void)errlen;
-	request_quit(((struct secondary_ctx *)ctx)->main);
+	secondary_fill(m, reply, false);
 	return 0;
 }
 
@@ -728,7 +707,7 @@ static const struct colo_control_cmd secondary_cmds[] = {
 	{ "failover", secondary_failover,
 	  "fold the buffers into the image, serve it directly; "
 	  "view=primary: drop them instead" },
-	{ "quit", secondary_quit, "exit" },
+	{ "quit", quit_cmd, "exit" },
 };
 
 static int secondary_start(void *arg)
@@ -742,7 +721,6 @@ static int cmd_secondary(int argc, char **argv)
 	struct colo_repl_secondary *s = NULL;
 	struct colo_disk_buffer *db = NULL;
 	struct colo_control_table ctl;
-	struct secondary_ctx sc;
 	struct colo_blk_dev *image;
 	struct blk_main m = { 0 };
 	char spec[512], err[512], dir[4096];
@@ -784,11 +762,12 @@ static int cmd_secondary(int argc, char **argv)
 		fprintf(stderr, "colo blk secondary: --listen %s\n", err);
 		goto out;
 	}
-	sc = (struct secondary_ctx){ db, s, &m };
+	m.db = db;
+	m.s = s;
 	ctl = (struct colo_control_table){ secondary_cmds,
 					   sizeof(secondary_cmds) /
 						   sizeof(secondary_cmds[0]),
-					   &sc };
+					   &m };
 	rc = run(&a, &m, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
 out:
 	colo_repl_secondary_free(s);
