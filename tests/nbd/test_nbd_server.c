@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "nbd_proto.h"
 #include "nbd_server.h"
 
@@ -37,11 +38,15 @@ static uint8_t disk[SIZE];
 
 /*
  * The slow device: a call on block i first sleeps delay_ms[i]; calls in
- * the device are counted. Under mu.
+ * the device are counted. With a gate set, calls wait in the device until
+ * that many are in at once, so a test sees the server's concurrency
+ * however late the scheduler starts its threads (10 s at most, then the
+ * test fails instead of hanging). Under mu.
  */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv;
 static unsigned delay_ms[SIZE / BLOCK];
-static unsigned cur, max_cur, calls, writes_done, flush_saw;
+static unsigned cur, max_cur, calls, writes_done, flush_saw, gate;
 
 static void sleep_ms(unsigned ms)
 {
@@ -60,6 +65,16 @@ static void dev_enter(uint64_t off)
 	if (++cur > max_cur)
 		max_cur = cur;
 	ms = delay_ms[off / BLOCK];
+	if (gate && cur >= gate) {
+		gate = 0;
+		pthread_cond_broadcast(&gate_cv);
+	}
+	if (gate) {
+		struct timespec dl = colo_deadline_in(10 * COLO_NS_PER_S);
+
+		while (gate && !pthread_cond_timedwait(&gate_cv, &mu, &dl))
+			;
+	}
 	pthread_mutex_unlock(&mu);
 	sleep_ms(ms);
 }
@@ -77,7 +92,7 @@ static void slow_reset(unsigned ms)
 	pthread_mutex_lock(&mu);
 	for (unsigned i = 0; i < SIZE / BLOCK; i++)
 		delay_ms[i] = ms;
-	cur = max_cur = calls = writes_done = flush_saw = 0;
+	cur = max_cur = calls = writes_done = flush_saw = gate = 0;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -387,8 +402,11 @@ static void test_concurrent_out_of_order(void **state)
 
 	(void)state;
 	slow_reset(0);
+	pthread_mutex_lock(&mu);
 	for (unsigned i = 0; i < 16; i++)
 		delay_ms[i] = 10 * (16 - i);
+	gate = 8;
+	pthread_mutex_unlock(&mu);
 	for (unsigned i = 0; i < 16; i++) {
 		memset(blk, 'a' + (int)i, sizeof(blk));
 		send_req(fd, NBD_CMD_WRITE, i + 1, (uint64_t)i * BLOCK, BLOCK,
@@ -402,7 +420,8 @@ static void test_concurrent_out_of_order(void **state)
 			first = cookie;
 	}
 	/* concurrency shown by structure, not by a clock: 8 calls were in
-	 * the device at once and the slowest (first) did not reply first */
+	 * the device at once (the gate held them until they were) and the
+	 * slowest (first) did not reply first */
 	assert_true(first != 1);
 	assert_int_equal(get(&max_cur), 8);
 	for (unsigned i = 0; i < 16; i++) {
@@ -729,6 +748,8 @@ int main(void)
 	};
 	int rc;
 
+	if (colo_cond_init_monotonic(&gate_cv))
+		return 1;
 	snprintf(dir, sizeof(dir), "/tmp/colo-nbd-srv-XXXXXX");
 	if (!mkdtemp(dir))
 		return 1;
