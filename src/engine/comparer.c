@@ -15,10 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "comparer_internal.h"
 
 #define MS (1000000ULL)
+/* Free lists are trimmed this often (free_cache.h): what a burst left
+ * cached is given back between one and two periods after it ended. */
+#define TRIM_PERIOD_NS (1000 * MS)
+/* Memory freed by one trim beyond which the allocator is asked to hand
+ * free pages back to the kernel. */
+#define RETURN_PAGES_BYTES ((size_t)1 << 20)
 
 void colo_comparer_config_default(struct colo_comparer_config *cfg)
 {
@@ -70,6 +79,8 @@ struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,
 	if (ops)
 		c->ops = *ops;
 	c->opaque = opaque;
+	colo_frame_pool_init(&c->pool);
+	colo_ring_pool_init(&c->rings);
 	key[0] = c->cfg.hash_key[0];
 	key[1] = c->cfg.hash_key[1];
 	if (!key[0] && !key[1] &&
@@ -125,8 +136,7 @@ static void touch(struct colo_comparer *c, struct colo_flow *f)
 
 /* ---- holding and releasing ---- */
 
-struct colo_frame *colo_cmp_hold(struct colo_comparer *c,
-				 struct colo_flow *fl,
+struct colo_frame *colo_cmp_hold(struct colo_comparer *c, struct colo_flow *fl,
 				 const struct colo_input *in)
 {
 	struct colo_frame *f = colo_frame_get(&c->pool, in->raw, in->len);
@@ -284,8 +294,11 @@ void colo_comparer_input(struct colo_comparer *c, enum colo_side side,
 			 uint64_t now_ns)
 {
 	struct colo_packet p;
-	struct colo_input in = { .side = side, .pkt = &p, .raw = frame,
-				 .len = len, .vnet_hdr_len = vnet_hdr_len };
+	struct colo_input in = { .side = side,
+				 .pkt = &p,
+				 .raw = frame,
+				 .len = len,
+				 .vnet_hdr_len = vnet_hdr_len };
 	struct colo_flow *fl;
 
 	if (side != COLO_PRIMARY && side != COLO_SECONDARY)
@@ -357,6 +370,28 @@ static void reclaim(struct colo_comparer *c, struct colo_flow_list *l,
 	}
 }
 
+/* Gives back what the last period did not use: cached frames, rings and
+ * flow entries, surplus hash buckets. Freed chunks sit in the middle of
+ * the heap, where glibc keeps them resident, so after a large trim its
+ * free pages are returned explicitly. That walk costs milliseconds at
+ * worst and runs at most once a period, only after a burst or a wave of
+ * closed connections. */
+static void trim(struct colo_comparer *c, size_t reclaimed_flows)
+{
+	size_t freed = colo_frame_pool_trim(&c->pool) +
+		       colo_ring_pool_trim(&c->rings) +
+		       colo_kt_trim(&c->table.kt);
+
+	c->st.trimmed_bytes += freed;
+#ifdef __GLIBC__
+	if (freed + reclaimed_flows * sizeof(struct colo_flow) >=
+	    RETURN_PAGES_BYTES)
+		malloc_trim(0);
+#else
+	(void)reclaimed_flows;
+#endif
+}
+
 void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 {
 	if (now_ns > c->now)
@@ -383,8 +418,15 @@ void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 		}
 		colo_cmp_diverge(c, f->flow, &d);
 	}
+	uint64_t reclaimed = c->st.flows_reclaimed;
 	reclaim(c, &c->closed, c->cfg.closed_linger_ns);
 	reclaim(c, &c->open, c->cfg.idle_timeout_ns);
+	c->reclaimed_since_trim += c->st.flows_reclaimed - reclaimed;
+	if (c->now - c->last_trim >= TRIM_PERIOD_NS) {
+		c->last_trim = c->now;
+		trim(c, c->reclaimed_since_trim);
+		c->reclaimed_since_trim = 0;
+	}
 }
 
 void colo_comparer_release_all(struct colo_comparer *c)
@@ -415,6 +457,10 @@ const struct colo_stats *colo_comparer_stats(const struct colo_comparer *c)
 	struct colo_comparer *mc = (struct colo_comparer *)c;
 
 	mc->st.flows = colo_flow_table_count(&c->table);
+	mc->st.ring_bytes = c->rings.in_use_bytes;
+	mc->st.cached_bytes = colo_frame_pool_cached(&c->pool) +
+			      colo_ring_pool_cached(&c->rings) +
+			      colo_kt_cached(&c->table.kt);
 	return &c->st;
 }
 
@@ -435,5 +481,6 @@ void colo_comparer_free(struct colo_comparer *c)
 		flow_destroy(c, c->closed.head);
 	colo_flow_table_destroy(&c->table);
 	colo_frame_pool_destroy(&c->pool);
+	colo_ring_pool_destroy(&c->rings);
 	free(c);
 }

@@ -23,8 +23,8 @@
 #include "frame_pool.h"
 
 struct colo_tcp_state {
-	bool synced;      /* m and end[] are meaningful */
-	uint8_t lead;     /* side whose bytes are in ring */
+	bool synced;  /* m and end[] are meaningful */
+	uint8_t lead; /* side whose bytes are in ring */
 	bool have_ack[2];
 	bool fin_seen[2];
 	uint32_t m;
@@ -34,10 +34,11 @@ struct colo_tcp_state {
 	/* Highest sequence end the primary has sent, diverged or not: where
 	 * both streams resume after a checkpoint. */
 	uint32_t p_high;
-	/* The secondary's unmatched bytes when it leads; the primary's
-	 * stay in its held frames, and pcur is where the last comparison
-	 * against them ended (a hint, cleared when that frame leaves). */
-	struct colo_byte_ring ring;
+	/* The secondary's unmatched bytes when it leads (NULL while it
+	 * has none: idle flows hold no buffer); the primary's stay in its
+	 * held frames, and pcur is where the last comparison against them
+	 * ended (a hint, cleared when that frame leaves). */
+	struct colo_byte_ring *ring;
 	struct colo_frame *pcur;
 	/* Segments beyond a hole in their side's stream: primary ones are
 	 * held frames flagged `ooo`; secondary ones a private list. */
@@ -52,15 +53,15 @@ struct colo_dgram_state {
 
 struct colo_flow {
 	struct colo_flow_key key;
-	struct colo_hnode hn;                 /* flow_table.h */
+	struct colo_hnode hn; /* flow_table.h */
 	struct colo_flow *lru_next, *lru_prev;
 	uint64_t last_ns;
-	uint32_t epoch;       /* comparer epoch this state belongs to */
+	uint32_t epoch; /* comparer epoch this state belongs to */
 	bool is_tcp;
-	bool diverged;        /* stop comparing until the checkpoint */
-	bool closed;          /* FIN both ways or RST: reclaim sooner */
-	bool in_closed_list;  /* which activity list holds the flow */
-	struct colo_frame *p_head, *p_tail;   /* held primary frames */
+	bool diverged;	     /* stop comparing until the checkpoint */
+	bool closed;	     /* FIN both ways or RST: reclaim sooner */
+	bool in_closed_list; /* which activity list holds the flow */
+	struct colo_frame *p_head, *p_tail; /* held primary frames */
 	uint32_t p_count;
 	union {
 		struct colo_tcp_state tcp;

@@ -35,7 +35,7 @@ static size_t ring_max(const struct colo_comparer *c)
 
 static uint64_t secondary_bytes(const struct colo_tcp_state *t)
 {
-	return t->lead == COLO_SECONDARY ? t->ring.len : 0;
+	return t->lead == COLO_SECONDARY ? colo_ring_len(t->ring) : 0;
 }
 
 static void diverge_at(struct colo_comparer *c, struct colo_flow *fl,
@@ -111,9 +111,9 @@ static size_t compare_held(struct colo_flow *fl, uint32_t e,
 
 /* Adds side's bytes [start, start+n) to its stream, comparing whatever
  * the other side already has there. */
-static enum add_result stream_add(struct colo_comparer *c,
-				  struct colo_flow *fl, int side,
-				  uint32_t start, const uint8_t *data, size_t n)
+static enum add_result stream_add(struct colo_comparer *c, struct colo_flow *fl,
+				  int side, uint32_t start, const uint8_t *data,
+				  size_t n)
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 	int other = !side;
@@ -140,20 +140,20 @@ static enum add_result stream_add(struct colo_comparer *c,
 		size_t avail = t->end[other] - e;
 		size_t k = n < avail ? n : avail;
 		int theirs = -1;
-		size_t d = other == COLO_SECONDARY ?
-				   colo_ring_compare(&t->ring, data, k) :
-				   compare_held(fl, e, data, k, &theirs);
+		size_t d = other == COLO_SECONDARY
+				   ? colo_ring_compare(t->ring, data, k)
+				   : compare_held(fl, e, data, k, &theirs);
 		if (d < k) {
 			int mine = data[d];
 			if (other == COLO_SECONDARY)
-				theirs = colo_ring_byte(&t->ring, d);
+				theirs = colo_ring_byte(t->ring, d);
 			diverge_at(c, fl, COLO_CAUSE_PAYLOAD, e + (uint32_t)d,
 				   side == COLO_PRIMARY ? mine : theirs,
 				   side == COLO_PRIMARY ? theirs : mine);
 			return ADD_DIVERGED;
 		}
 		if (other == COLO_SECONDARY)
-			colo_ring_consume(&t->ring, k);
+			colo_ring_consume(&c->rings, &t->ring, k);
 		t->m += (uint32_t)k;
 		t->end[side] += (uint32_t)k;
 		c->st.matched_bytes += k;
@@ -167,7 +167,8 @@ static enum add_result stream_add(struct colo_comparer *c,
 		 * (every unmatched primary byte is in one), so only the
 		 * secondary's are copied. */
 		if (side == COLO_SECONDARY &&
-		    colo_ring_push(&t->ring, data, n, ring_max(c)) < 0) {
+		    colo_ring_push(&c->rings, &t->ring, data, n, ring_max(c)) <
+			    0) {
 			diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, t->end[side],
 				   -1, -1);
 			return ADD_DIVERGED;
@@ -186,8 +187,7 @@ static enum add_result stream_add(struct colo_comparer *c,
 
 /* Feeds segments that were waiting beyond a hole once the hole is filled.
  * Holes are rare (guests send in order), so a linear walk is fine. */
-static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
-		       int side)
+static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl, int side)
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 	bool progress = true;
@@ -195,7 +195,8 @@ static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
 	while (progress && t->nooo[side] && !fl->diverged) {
 		progress = false;
 		if (side == COLO_PRIMARY) {
-			for (struct colo_frame *f = fl->p_head; f; f = f->next) {
+			for (struct colo_frame *f = fl->p_head; f;
+			     f = f->next) {
 				if (!f->ooo || seq_gt(f->seq, t->end[side]))
 					continue;
 				f->ooo = 0;
@@ -218,10 +219,9 @@ static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
 			*pp = f->next;
 			t->nooo[side]--;
 			progress = true;
-			enum add_result r =
-				stream_add(c, fl, side, f->seq,
-					   f->data + f->payload_off,
-					   f->payload_len);
+			enum add_result r = stream_add(c, fl, side, f->seq,
+						       f->data + f->payload_off,
+						       f->payload_len);
 			colo_frame_put(&c->pool, f);
 			if (r == ADD_DIVERGED)
 				return;
@@ -315,8 +315,7 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 		if (r == ADD_GAP) {
 			struct colo_frame *f;
 			if (t->nooo[COLO_SECONDARY] >= c->cfg.max_queue ||
-			    !(f = colo_frame_get(&c->pool, in->raw,
-						 in->len))) {
+			    !(f = colo_frame_get(&c->pool, in->raw, in->len))) {
 				diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, start,
 					   -1, -1);
 				return;
@@ -430,12 +429,8 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 /* Forgets a finished connection when its 4-tuple starts a new one. */
 static void reincarnate(struct colo_comparer *c, struct colo_flow *fl)
 {
-	struct colo_byte_ring ring = fl->u.tcp.ring;
-
-	colo_tcp_reset(c, fl);
-	colo_ring_clear(&ring);
+	colo_tcp_reset(c, fl); /* gives the ring back */
 	memset(&fl->u.tcp, 0, sizeof(fl->u.tcp));
-	fl->u.tcp.ring = ring;
 	fl->closed = false;
 }
 
@@ -471,7 +466,7 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	struct colo_tcp_state *t = &fl->u.tcp;
 
 	c->st.secondary_buffered_bytes -= secondary_bytes(t);
-	colo_ring_clear(&t->ring);
+	colo_ring_release(&c->rings, &t->ring);
 	t->pcur = NULL;
 	while (t->s_ooo) {
 		struct colo_frame *f = t->s_ooo;
@@ -481,7 +476,8 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	/* primary out-of-order frames were released with everything else */
 	t->nooo[0] = t->nooo[1] = 0;
 	if (t->synced)
-		t->m = t->end[COLO_SECONDARY] = t->end[COLO_PRIMARY] = t->p_high;
+		t->m = t->end[COLO_SECONDARY] = t->end[COLO_PRIMARY] =
+			t->p_high;
 	t->lead = COLO_PRIMARY;
 	t->have_ack[COLO_SECONDARY] = t->have_ack[COLO_PRIMARY];
 	t->max_ack[COLO_SECONDARY] = t->max_ack[COLO_PRIMARY];
@@ -492,5 +488,4 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl)
 {
 	colo_tcp_reset(c, fl);
-	colo_ring_free(&fl->u.tcp.ring);
 }
