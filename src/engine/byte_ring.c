@@ -19,13 +19,13 @@ static size_t class_cap(int c)
 	return (size_t)COLO_RING_MIN << c;
 }
 
-/* The class of a ring of capacity cap, or -1 for unpooled sizes. */
+/* The class of a ring of capacity cap (a power of two, at least
+ * COLO_RING_MIN), or -1 for unpooled sizes. */
 static int class_of(size_t cap)
 {
-	for (int c = 0; c < COLO_RING_CLASSES; c++)
-		if (class_cap(c) == cap)
-			return c;
-	return -1;
+	if (cap > COLO_RING_POOLED)
+		return -1;
+	return __builtin_ctzll(cap) - __builtin_ctzll(COLO_RING_MIN);
 }
 
 void colo_ring_pool_init(struct colo_ring_pool *pool)
