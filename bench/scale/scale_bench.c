@@ -15,7 +15,9 @@
  * are held, just after they matched, and after two scan intervals (when
  * the engine may give back what it cached for the burst). Last, one byte
  * of a 64-byte segment on a random idle connection is flipped on the
- * primary: the engine must report exactly that sequence number.
+ * primary: the engine must report exactly that sequence number. Then all
+ * connections go idle until the engine reclaims them, and RSS shows what
+ * is left.
  *
  * Only the engine's time is measured for the throughput figure: frames
  * are built in batches beforehand, and the clock (this thread's CPU time)
@@ -220,6 +222,7 @@ int main(int argc, char **argv)
 	flush(&b);
 	uint64_t open_frames = b.fed;
 	uint64_t rss_idle = rss_bytes();
+	uint64_t tracked = colo_comparer_stats(b.c)->flows;
 	double open_rate = (double)b.fed / ((double)b.feed_ns / NS);
 	double open_ns = (double)b.feed_ns / (double)b.fed;
 	uint32_t base = 2 * SEG * rounds; /* stream offset after the rounds */
@@ -272,11 +275,27 @@ int main(int argc, char **argv)
 	pay[off] ^= 0x5a;
 	queue(&b, P, j, sj, pay, SEG);
 	flush(&b);
+	colo_comparer_checkpoint_done(b.c, b.now);
+
+	/* Every connection goes quiet: reclaimed by the idle timeout, a
+	 * bounded number per tick, one tick per second. */
+	b.now += cfg.idle_timeout_ns;
+	uint32_t ticks = 0;
+	while (colo_comparer_stats(b.c)->flows && ticks < 100000) {
+		b.now += NS;
+		colo_comparer_tick(b.c, b.now);
+		ticks++;
+	}
+	for (int k = 0; k < 2; k++) {
+		b.now += NS;
+		colo_comparer_tick(b.c, b.now);
+	}
+	uint64_t rss_gone = rss_bytes();
 	uint64_t wall = mono_ns() - wall0;
 
 	st = colo_comparer_stats(b.c);
 	printf("connections        %u (flows tracked %llu)\n", n,
-	       (unsigned long long)st->flows);
+	       (unsigned long long)tracked);
 	printf("engine throughput  %.2f Mframes/s (%.0f ns CPU/frame, %llu "
 	       "frames of 64 bytes)\n",
 	       open_rate / 1e6, open_ns, (unsigned long long)open_frames);
@@ -303,6 +322,9 @@ int main(int argc, char **argv)
 	       "(offset %u): %s\n",
 	       j, sj + off, off, exact ? "caught exactly" : "MISSED");
 	printf("                   %s\n", line);
+	printf("rss after reclaim  %.1f MB, %.0f bytes/connection (all "
+	       "flows idle-reclaimed in %u ticks)\n",
+	       rss_gone / 1e6, per_conn(rss_gone, rss0, n), ticks);
 	printf("released frames    %llu, events %llu, wall %.1f s\n",
 	       (unsigned long long)b.released, (unsigned long long)b.events,
 	       wall / 1e9);

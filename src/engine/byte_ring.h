@@ -27,8 +27,10 @@ struct colo_byte_ring {
 	uint8_t buf[];
 };
 
-#define COLO_RING_MIN	  4096
-#define COLO_RING_CLASSES 7 /* 4 KiB .. 256 KiB */
+/* The smallest ring takes one full-size segment (a secondary one MSS
+ * ahead is the common case) at under 1.5x its size. */
+#define COLO_RING_MIN	  2048
+#define COLO_RING_CLASSES 8 /* 2 KiB .. 256 KiB */
 #define COLO_RING_POOLED  ((size_t)COLO_RING_MIN << (COLO_RING_CLASSES - 1))
 
 struct colo_ring_pool {

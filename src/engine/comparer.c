@@ -25,8 +25,8 @@
 /* Free lists are trimmed this often (free_cache.h): what a burst left
  * cached is given back between one and two periods after it ended. */
 #define TRIM_PERIOD_NS (1000 * MS)
-/* Memory freed by one trim beyond which the allocator is asked to hand
- * free pages back to the kernel. */
+/* Memory freed (by trims and reclaimed flows) beyond which the allocator
+ * is asked to hand free pages back to the kernel. */
 #define RETURN_PAGES_BYTES ((size_t)1 << 20)
 
 void colo_comparer_config_default(struct colo_comparer_config *cfg)
@@ -383,12 +383,13 @@ static void trim(struct colo_comparer *c, size_t reclaimed_flows)
 		       colo_kt_trim(&c->table.kt);
 
 	c->st.trimmed_bytes += freed;
+	c->freed_since_return +=
+		freed + reclaimed_flows * sizeof(struct colo_flow);
 #ifdef __GLIBC__
-	if (freed + reclaimed_flows * sizeof(struct colo_flow) >=
-	    RETURN_PAGES_BYTES)
+	if (c->freed_since_return >= RETURN_PAGES_BYTES) {
+		c->freed_since_return = 0;
 		malloc_trim(0);
-#else
-	(void)reclaimed_flows;
+	}
 #endif
 }
 

@@ -26,6 +26,7 @@ struct colo_comparer {
 	struct colo_ring_pool rings; /* secondary bytes of leading flows */
 	uint64_t last_trim;	     /* when the caches were last trimmed */
 	size_t reclaimed_since_trim; /* flows freed since then */
+	size_t freed_since_return;   /* bytes freed since malloc_trim */
 	struct colo_frame *g_head, *g_tail; /* held frames, arrival order */
 	struct colo_flow_list open, closed; /* by last activity, oldest first */
 	uint32_t epoch;			    /* bumped by every checkpoint */

@@ -96,15 +96,16 @@ static void ring_grows_across_wrap(void **state)
 	for (size_t i = 0; i < sizeof(in); i++)
 		in[i] = (uint8_t)(i * 7 + i / 251);
 	colo_ring_pool_init(&pool);
-	assert_int_equal(colo_ring_push(&pool, &r, in, 3000, 65536), 0);
-	tail = 3000;
-	colo_ring_consume(&pool, &r, 2000);
-	head = 2000;
-	assert_int_equal(colo_ring_push(&pool, &r, in + tail, 3000, 65536), 0);
-	tail += 3000; /* wrapped inside the 4 KiB ring */
+	const size_t q = COLO_RING_MIN / 4;
+	assert_int_equal(colo_ring_push(&pool, &r, in, 3 * q, 65536), 0);
+	tail = 3 * q;
+	colo_ring_consume(&pool, &r, 2 * q);
+	head = 2 * q;
+	assert_int_equal(colo_ring_push(&pool, &r, in + tail, 3 * q, 65536), 0);
+	tail += 3 * q; /* wrapped inside the smallest ring, now full */
 	assert_int_equal(r->cap, COLO_RING_MIN);
-	assert_int_equal(colo_ring_push(&pool, &r, in + tail, 5000, 65536), 0);
-	tail += 5000;
+	assert_int_equal(colo_ring_push(&pool, &r, in + tail, 8 * q, 65536), 0);
+	tail += 8 * q;
 	assert_int_equal(r->cap, 4 * COLO_RING_MIN);
 	assert_int_equal(pool.in_use_bytes, 4 * COLO_RING_MIN);
 	assert_int_equal(colo_ring_pool_cached(&pool), COLO_RING_MIN);
@@ -113,7 +114,8 @@ static void ring_grows_across_wrap(void **state)
 			 tail - head);
 	assert_int_equal(colo_ring_byte(r, 5), in[head + 5]);
 	/* Past the bound: refused, ring unchanged. */
-	assert_int_equal(colo_ring_push(&pool, &r, in, 20000, 16384), -1);
+	assert_int_equal(
+		colo_ring_push(&pool, &r, in, 20000, 4 * COLO_RING_MIN), -1);
 	assert_int_equal(colo_ring_len(r), tail - head);
 	/* One differing byte is found at its index. */
 	uint8_t probe[100];
