@@ -162,12 +162,16 @@ void colo_ring_release(struct colo_ring_pool *pool, struct colo_byte_ring **rp)
 	*rp = NULL;
 }
 
-size_t colo_ring_pool_trim(struct colo_ring_pool *pool)
+size_t colo_ring_pool_trim(struct colo_ring_pool *pool, bool period,
+			   uint32_t *budget)
 {
 	size_t freed = 0;
 
-	for (int c = 0; c < COLO_RING_CLASSES; c++)
-		freed += colo_fc_trim(&pool->cls[c]) * class_cap(c);
+	for (int c = 0; c < COLO_RING_CLASSES; c++) {
+		if (period)
+			colo_fc_period(&pool->cls[c]);
+		freed += colo_fc_trim(&pool->cls[c], budget) * class_cap(c);
+	}
 	return freed;
 }
 

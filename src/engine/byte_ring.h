@@ -14,6 +14,7 @@
 #ifndef COLO_BYTE_RING_H
 #define COLO_BYTE_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,8 +62,10 @@ void colo_ring_consume(struct colo_ring_pool *pool, struct colo_byte_ring **rp,
 		       size_t n);
 /* Gives *rp (if any) back to the pool, whatever it holds. */
 void colo_ring_release(struct colo_ring_pool *pool, struct colo_byte_ring **rp);
-/* Frees the pooled rings unused since the last trim; returns bytes. */
-size_t colo_ring_pool_trim(struct colo_ring_pool *pool);
+/* Frees up to *budget pooled rings that stayed unused for a period
+ * (ending one first when `period`; see free_cache.h); returns bytes. */
+size_t colo_ring_pool_trim(struct colo_ring_pool *pool, bool period,
+			   uint32_t *budget);
 /* Bytes of pooled rings waiting for reuse. */
 size_t colo_ring_pool_cached(const struct colo_ring_pool *pool);
 void colo_ring_pool_destroy(struct colo_ring_pool *pool);

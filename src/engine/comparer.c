@@ -22,12 +22,14 @@
 #include "comparer_internal.h"
 
 #define MS (1000000ULL)
-/* Free lists are trimmed this often (free_cache.h): what a burst left
+/* Free lists end a period this often (free_cache.h): what a burst left
  * cached is given back between one and two periods after it ended. */
 #define TRIM_PERIOD_NS (1000 * MS)
+/* Cached objects freed per tick at most: about a millisecond of free(). */
+#define TRIM_BUDGET 8192
 /* Memory freed (by trims and reclaimed flows) beyond which the allocator
  * is asked to hand free pages back to the kernel. */
-#define RETURN_PAGES_BYTES ((size_t)1 << 20)
+#define RETURN_PAGES_BYTES ((size_t)64 << 20)
 
 void colo_comparer_config_default(struct colo_comparer_config *cfg)
 {
@@ -370,17 +372,22 @@ static void reclaim(struct colo_comparer *c, struct colo_flow_list *l,
 	}
 }
 
-/* Gives back what the last period did not use: cached frames, rings and
- * flow entries, surplus hash buckets. Freed chunks sit in the middle of
- * the heap, where glibc keeps them resident, so after a large trim its
- * free pages are returned explicitly. That walk costs milliseconds at
- * worst and runs at most once a period, only after a burst or a wave of
- * closed connections. */
+/* Gives back what a whole period did not use: cached frames, rings and
+ * flow entries (a bounded number per tick), surplus hash buckets. Freed
+ * chunks in the middle of the heap stay resident under glibc until
+ * malloc_trim() returns their pages; that walks the whole heap (tens of
+ * milliseconds at a million flows), so it runs only after 64 MiB were
+ * freed: after a large burst or a wave of closed connections. */
 static void trim(struct colo_comparer *c, size_t reclaimed_flows)
 {
-	size_t freed = colo_frame_pool_trim(&c->pool) +
-		       colo_ring_pool_trim(&c->rings) +
-		       colo_kt_trim(&c->table.kt);
+	bool period = c->now - c->last_trim >= TRIM_PERIOD_NS;
+	uint32_t budget = TRIM_BUDGET;
+
+	if (period)
+		c->last_trim = c->now;
+	size_t freed = colo_frame_pool_trim(&c->pool, period, &budget) +
+		       colo_ring_pool_trim(&c->rings, period, &budget) +
+		       colo_kt_trim(&c->table.kt, period, &budget);
 
 	c->st.trimmed_bytes += freed;
 	c->freed_since_return +=
@@ -422,12 +429,7 @@ void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 	uint64_t reclaimed = c->st.flows_reclaimed;
 	reclaim(c, &c->closed, c->cfg.closed_linger_ns);
 	reclaim(c, &c->open, c->cfg.idle_timeout_ns);
-	c->reclaimed_since_trim += c->st.flows_reclaimed - reclaimed;
-	if (c->now - c->last_trim >= TRIM_PERIOD_NS) {
-		c->last_trim = c->now;
-		trim(c, c->reclaimed_since_trim);
-		c->reclaimed_since_trim = 0;
-	}
+	trim(c, c->st.flows_reclaimed - reclaimed);
 }
 
 void colo_comparer_release_all(struct colo_comparer *c)

@@ -24,8 +24,7 @@ struct colo_comparer {
 	struct colo_flow_table table;
 	struct colo_frame_pool pool;
 	struct colo_ring_pool rings; /* secondary bytes of leading flows */
-	uint64_t last_trim;	     /* when the caches were last trimmed */
-	size_t reclaimed_since_trim; /* flows freed since then */
+	uint64_t last_trim;	     /* when the last trim period began */
 	size_t freed_since_return;   /* bytes freed since malloc_trim */
 	struct colo_frame *g_head, *g_tail; /* held frames, arrival order */
 	struct colo_flow_list open, closed; /* by last activity, oldest first */

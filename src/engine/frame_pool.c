@@ -45,13 +45,17 @@ void colo_frame_put(struct colo_frame_pool *pool, struct colo_frame *f)
 		free(f);
 }
 
-size_t colo_frame_pool_trim(struct colo_frame_pool *pool)
+size_t colo_frame_pool_trim(struct colo_frame_pool *pool, bool period,
+			    uint32_t *budget)
 {
 	size_t freed = 0;
 
-	for (int c = 0; c < 2; c++)
-		freed += colo_fc_trim(&pool->cls[c]) *
+	for (int c = 0; c < 2; c++) {
+		if (period)
+			colo_fc_period(&pool->cls[c]);
+		freed += colo_fc_trim(&pool->cls[c], budget) *
 			 (sizeof(struct colo_frame) + class_size[c]);
+	}
 	return freed;
 }
 

@@ -12,6 +12,7 @@
 #ifndef COLO_FRAME_POOL_H
 #define COLO_FRAME_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,8 +54,10 @@ void colo_frame_pool_init(struct colo_frame_pool *pool);
 struct colo_frame *colo_frame_get(struct colo_frame_pool *pool,
 				  const uint8_t *frame, size_t len);
 void colo_frame_put(struct colo_frame_pool *pool, struct colo_frame *f);
-/* Frees the cached buffers unused since the last trim; returns bytes. */
-size_t colo_frame_pool_trim(struct colo_frame_pool *pool);
+/* Frees up to *budget cached buffers that stayed unused for a period
+ * (ending one first when `period`; see free_cache.h); returns bytes. */
+size_t colo_frame_pool_trim(struct colo_frame_pool *pool, bool period,
+			    uint32_t *budget);
 /* Bytes of buffers cached for reuse. */
 size_t colo_frame_pool_cached(const struct colo_frame_pool *pool);
 void colo_frame_pool_destroy(struct colo_frame_pool *pool);

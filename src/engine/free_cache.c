@@ -16,17 +16,28 @@ static void free_some(struct colo_free_cache *fc, uint32_t k)
 	}
 }
 
-uint32_t colo_fc_trim(struct colo_free_cache *fc)
+void colo_fc_period(struct colo_free_cache *fc)
 {
-	uint32_t k = fc->low < fc->n ? fc->low : fc->n;
-
-	free_some(fc, k);
+	fc->excess = fc->low;
 	fc->low = fc->n;
+}
+
+uint32_t colo_fc_trim(struct colo_free_cache *fc, uint32_t *budget)
+{
+	uint32_t k = fc->excess < fc->n ? fc->excess : fc->n;
+
+	if (k > *budget)
+		k = *budget;
+	free_some(fc, k);
+	*budget -= k;
+	fc->excess -= k;
+	if (fc->low > fc->n)
+		fc->low = fc->n;
 	return k;
 }
 
 void colo_fc_destroy(struct colo_free_cache *fc)
 {
 	free_some(fc, fc->n);
-	fc->n = fc->low = 0;
+	fc->n = fc->low = fc->excess = 0;
 }

@@ -4,11 +4,13 @@
  *
  * Pools that keep their peak pin the memory of one burst forever; pools
  * that free at once call malloc per packet. This one does neither: it
- * remembers the fewest objects it held at any moment since the last trim
- * (`low`). Those objects sat unused through the whole period, so the trim,
- * called once a period (the comparer's tick, about every second), frees
- * exactly them. A steady load keeps its working set cached and allocates
- * nothing; after a burst the cache is empty again within two periods.
+ * remembers the fewest objects it held at any moment of a period (`low`).
+ * Those objects sat unused through the whole period, so when the period
+ * ends (the comparer's tick, once a second) they become `excess`, and
+ * trims free them, a bounded number per call so that returning a large
+ * burst never stalls the caller's event loop. A steady load keeps its
+ * working set cached and allocates nothing; after a burst the cache is
+ * empty again within two periods plus the ticks the budget needs.
  *
  * The link is stored in the first pointer-sized bytes of a free object,
  * so objects need no field for it. Objects come from malloc.
@@ -22,9 +24,10 @@
 
 struct colo_free_cache {
 	void *head;
-	uint32_t n;   /* objects on the list now */
-	uint32_t low; /* fewest on the list since the last trim */
-	uint32_t max; /* bound on n: beyond it, put() refuses */
+	uint32_t n;	 /* objects on the list now */
+	uint32_t low;	 /* fewest on the list since the period began */
+	uint32_t excess; /* unused through a whole period: to be freed */
+	uint32_t max;	 /* bound on n: beyond it, put() refuses */
 };
 
 /* A cached object, or NULL when the list is empty. */
@@ -53,8 +56,11 @@ static inline bool colo_fc_put(struct colo_free_cache *fc, void *o)
 }
 
 /* free_cache.c APIs: */
-/* Frees the objects unused since the previous trim; returns how many. */
-uint32_t colo_fc_trim(struct colo_free_cache *fc);
+/* Ends a period: what stayed unused through it becomes excess. */
+void colo_fc_period(struct colo_free_cache *fc);
+/* Frees up to *budget excess objects and takes them off *budget;
+ * returns how many were freed. */
+uint32_t colo_fc_trim(struct colo_free_cache *fc, uint32_t *budget);
 /* Frees every cached object. */
 void colo_fc_destroy(struct colo_free_cache *fc);
 

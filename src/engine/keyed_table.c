@@ -155,10 +155,15 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry)
 	recycle(t, n);
 }
 
-size_t colo_kt_trim(struct colo_keyed_table *t)
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget)
 {
-	size_t freed = colo_fc_trim(&t->free_entries) * t->entry_size;
-	size_t nb = t->nbuckets;
+	size_t freed, nb = t->nbuckets;
+
+	if (period)
+		colo_fc_period(&t->free_entries);
+	freed = colo_fc_trim(&t->free_entries, budget) * t->entry_size;
+	if (!period)
+		return freed;
 
 	/* Halved while more than four buckets per entry: between 2 and 4
 	 * are left, so a table that shrank is not doubled again by the next

@@ -50,10 +50,12 @@ void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
 		     uint64_t hash);
 /* Unlinks entry and keeps its memory for reuse. */
 void colo_kt_remove(struct colo_keyed_table *t, void *entry);
-/* Frees cached entries unused since the last trim and halves the bucket
- * array while it has over four buckets per entry; returns bytes freed.
- * O(buckets) when it shrinks, so call it once a period, not per packet. */
-size_t colo_kt_trim(struct colo_keyed_table *t);
+/* Frees up to *budget cached entries that stayed unused for a period
+ * (see free_cache.h). When `period` (once a period, not per packet: it
+ * is O(buckets) when it shrinks), first ends the period and halves the
+ * bucket array while it has over four buckets per entry. Returns bytes
+ * freed. */
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget);
 /* Bytes of entries cached for reuse. */
 size_t colo_kt_cached(const struct colo_keyed_table *t);
 /* Visits every entry; removes those for which fn returns true. Returns

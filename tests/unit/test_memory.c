@@ -15,12 +15,13 @@
 #define S  COLO_SECONDARY
 #define MS 1000000ULL
 
-/* The free list frees, at each trim, exactly the objects that stayed on
- * it since the previous trim, and refuses objects beyond its bound. */
+/* At the end of a period, the objects that stayed on the list through it
+ * become excess; trims free them, no more than their budget each. */
 static void free_cache_trims_what_stayed_unused(void **state)
 {
 	(void)state;
 	struct colo_free_cache fc = { .max = 10 };
+	uint32_t budget = 100;
 	void *o[11];
 
 	for (int i = 0; i < 11; i++)
@@ -31,18 +32,29 @@ static void free_cache_trims_what_stayed_unused(void **state)
 	free(o[10]);
 	assert_int_equal(fc.n, 10);
 	/* All ten arrived during this period: none was idle through it. */
-	assert_int_equal(colo_fc_trim(&fc), 0);
+	colo_fc_period(&fc);
+	assert_int_equal(colo_fc_trim(&fc, &budget), 0);
 	void *a = colo_fc_get(&fc), *b = colo_fc_get(&fc),
 	     *c = colo_fc_get(&fc);
 	assert_non_null(a);
 	assert_true(a != b && b != c);
 	assert_true(colo_fc_put(&fc, a) && colo_fc_put(&fc, b) &&
 		    colo_fc_put(&fc, c));
-	/* Seven never left the list this period; three were in use. */
-	assert_int_equal(colo_fc_trim(&fc), 7);
+	/* Seven never left the list this period; three were in use. With a
+	 * budget of 4 per trim, they go in two trims. */
+	colo_fc_period(&fc);
+	budget = 4;
+	assert_int_equal(colo_fc_trim(&fc, &budget), 4);
+	assert_int_equal(budget, 0);
+	assert_int_equal(colo_fc_trim(&fc, &budget), 0);
+	budget = 4;
+	assert_int_equal(colo_fc_trim(&fc, &budget), 3);
+	assert_int_equal(budget, 1);
 	assert_int_equal(fc.n, 3);
 	/* A quiet period gives back the rest. */
-	assert_int_equal(colo_fc_trim(&fc), 3);
+	budget = 100;
+	colo_fc_period(&fc);
+	assert_int_equal(colo_fc_trim(&fc, &budget), 3);
 	assert_int_equal(fc.n, 0);
 	assert_null(colo_fc_get(&fc));
 	colo_fc_destroy(&fc);
@@ -77,8 +89,11 @@ static void ring_released_when_drained(void **state)
 	colo_ring_release(&pool, &r);
 	assert_null(r);
 	/* Two quiet periods: the cached ring is freed. */
-	colo_ring_pool_trim(&pool);
-	assert_int_equal(colo_ring_pool_trim(&pool), COLO_RING_MIN);
+	uint32_t budget = 100;
+	colo_ring_pool_trim(&pool, true, &budget);
+	assert_int_equal(colo_ring_pool_trim(&pool, true, &budget),
+			 COLO_RING_MIN);
+	assert_int_equal(budget, 99);
 	assert_int_equal(colo_ring_pool_cached(&pool), 0);
 	colo_ring_pool_destroy(&pool);
 }
@@ -240,9 +255,10 @@ static void keyed_table_shrinks_after_wave(void **state)
 		colo_kt_remove(&t, e[i]);
 	assert_int_equal(t.count, 10);
 	assert_true(colo_kt_cached(&t) > 0);
-	colo_kt_trim(&t);
+	uint32_t budget = 1000000;
+	colo_kt_trim(&t, true, &budget);
 	assert_int_equal(t.nbuckets, 1024);
-	colo_kt_trim(&t);
+	colo_kt_trim(&t, true, &budget);
 	assert_int_equal(colo_kt_cached(&t), 0);
 	for (uint32_t i = 0; i < 10; i++)
 		assert_ptr_equal(colo_kt_find(&t, &i, colo_kt_hash(&t, &i)),
