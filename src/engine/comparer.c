@@ -25,7 +25,7 @@
 /* Free lists end a period this often (free_cache.h): what a burst left
  * cached is given back between one and two periods after it ended. */
 #define TRIM_PERIOD_NS (1000 * MS)
-/* Cached objects freed per tick at most: about a millisecond of free(). */
+/* Cached objects freed per tick at most: a few milliseconds of free(). */
 #define TRIM_BUDGET 8192
 /* Memory freed (by trims and reclaimed flows) beyond which the allocator
  * is asked to hand free pages back to the kernel. */
@@ -138,7 +138,8 @@ static void touch(struct colo_comparer *c, struct colo_flow *f)
 
 /* ---- holding and releasing ---- */
 
-struct colo_frame *colo_cmp_hold(struct colo_comparer *c, struct colo_flow *fl,
+struct colo_frame *colo_cmp_hold(struct colo_comparer *c,
+				 struct colo_flow *fl,
 				 const struct colo_input *in)
 {
 	struct colo_frame *f = colo_frame_get(&c->pool, in->raw, in->len);
@@ -296,11 +297,8 @@ void colo_comparer_input(struct colo_comparer *c, enum colo_side side,
 			 uint64_t now_ns)
 {
 	struct colo_packet p;
-	struct colo_input in = { .side = side,
-				 .pkt = &p,
-				 .raw = frame,
-				 .len = len,
-				 .vnet_hdr_len = vnet_hdr_len };
+	struct colo_input in = { .side = side, .pkt = &p, .raw = frame,
+				 .len = len, .vnet_hdr_len = vnet_hdr_len };
 	struct colo_flow *fl;
 
 	if (side != COLO_PRIMARY && side != COLO_SECONDARY)

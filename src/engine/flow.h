@@ -23,7 +23,7 @@ struct colo_flow_key {
 	uint8_t proto;
 	uint8_t ipver;
 	uint8_t fragment; /* 1: fragments of this (src,dst,proto) */
-	uint8_t pad;	  /* always 0: the key is hashed as bytes */
+	uint8_t pad;      /* always 0: the key is hashed as bytes */
 };
 
 /* flow.c APIs: */

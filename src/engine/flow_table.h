@@ -49,8 +49,8 @@ colo_flow_table_find(struct colo_flow_table *t, const struct colo_flow_key *k,
 
 /* Inserts a zeroed flow for k; NULL when memory is exhausted. */
 static inline struct colo_flow *
-colo_flow_table_insert(struct colo_flow_table *t, const struct colo_flow_key *k,
-		       uint64_t hash)
+colo_flow_table_insert(struct colo_flow_table *t,
+		       const struct colo_flow_key *k, uint64_t hash)
 {
 	return colo_kt_insert(&t->kt, k, hash);
 }

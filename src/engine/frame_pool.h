@@ -6,8 +6,8 @@
  * per packet; the lists keep what the recent load needed and give back
  * the rest of a burst when trimmed (free_cache.h). Each frame sits on two
  * intrusive lists at once: its flow's queue and the comparer's global
- * arrival-order list (which gives both "release everything in arrival order"
- * and "oldest held frame" in O(1)).
+ * arrival-order list (which gives both "release everything in arrival
+ * order" and "oldest held frame" in O(1)).
  */
 #ifndef COLO_FRAME_POOL_H
 #define COLO_FRAME_POOL_H
@@ -21,14 +21,14 @@
 struct colo_flow;
 
 struct colo_frame {
-	struct colo_frame *next, *prev;	    /* flow queue */
-	struct colo_frame *g_next, *g_prev; /* global arrival order */
+	struct colo_frame *next, *prev;         /* flow queue */
+	struct colo_frame *g_next, *g_prev;     /* global arrival order */
 	struct colo_flow *flow;
 	uint64_t arrival_ns;
-	uint32_t len; /* whole frame, vnet header included */
+	uint32_t len;         /* whole frame, vnet header included */
 	uint16_t vnet_hdr_len;
 	uint8_t size_class;
-	uint8_t ooo; /* TCP: bytes beyond a hole, not yet in the stream */
+	uint8_t ooo;          /* TCP: bytes beyond a hole, not yet in the stream */
 	uint8_t tcp_flags;
 	/* TCP: sequence range of the payload and the ACK number */
 	uint32_t seq, seq_end, ack;

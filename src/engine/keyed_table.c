@@ -14,7 +14,7 @@
 
 /* Entries kept for reuse beyond this are given back to the allocator. */
 #define FREE_LIST_MAX 4096
-#define MIN_BUCKETS   1024
+#define MIN_BUCKETS 1024
 
 static struct colo_hnode *node_of(const struct colo_keyed_table *t, void *e)
 {
@@ -112,7 +112,8 @@ static void resize(struct colo_keyed_table *t, size_t nb_count)
 	t->nbuckets = nb_count;
 }
 
-void *colo_kt_insert(struct colo_keyed_table *t, const void *key, uint64_t hash)
+void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
+		     uint64_t hash)
 {
 	void *e = colo_fc_get(&t->free_entries);
 	struct colo_hnode *n;
@@ -155,7 +156,8 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry)
 	recycle(t, n);
 }
 
-size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget)
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
+		    uint32_t *budget)
 {
 	size_t freed, nb = t->nbuckets;
 
@@ -164,7 +166,6 @@ size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget)
 	freed = colo_fc_trim(&t->free_entries, budget) * t->entry_size;
 	if (!period)
 		return freed;
-
 	/* Halved while more than four buckets per entry: between 2 and 4
 	 * are left, so a table that shrank is not doubled again by the next
 	 * few inserts. */

@@ -6,10 +6,10 @@
  * pattern can make lookups linear. The table doubles when it holds as many
  * entries as buckets and is never cleared wholesale: entries leave one by
  * one and are recycled through a free list, so the steady state allocates
- * nothing per packet. colo_kt_trim() gives back what a wave of
- * connections left behind: cached entries and surplus buckets. Entries embed a
- * struct colo_hnode and their key; the table knows where both are (offsets) and
- * how big an entry is.
+ * nothing per packet; colo_kt_trim() gives back what a wave of
+ * connections left behind (cached entries, surplus buckets). Entries embed
+ * a struct colo_hnode and their key; the table knows where both are
+ * (offsets) and how big an entry is.
  */
 #ifndef COLO_KEYED_TABLE_H
 #define COLO_KEYED_TABLE_H
@@ -55,7 +55,8 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry);
  * is O(buckets) when it shrinks), first ends the period and halves the
  * bucket array while it has over four buckets per entry. Returns bytes
  * freed. */
-size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget);
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
+		    uint32_t *budget);
 /* Bytes of entries cached for reuse. */
 size_t colo_kt_cached(const struct colo_keyed_table *t);
 /* Visits every entry; removes those for which fn returns true. Returns

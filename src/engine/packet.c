@@ -83,8 +83,7 @@ static enum colo_pkt_kind parse_l4(struct colo_packet *p)
 		if (n >= 8 && (p->icmp_type == 0 || p->icmp_type == 8 ||
 			       p->icmp_type == 128 || p->icmp_type == 129))
 			p->icmp_id = colo_get_be16(l4 + 4);
-		/* Everything but the checksum, which offload may leave unset.
-		 */
+		/* Everything but the checksum, which offload may leave unset. */
 		p->payload = l4 + 4;
 		p->payload_len = n - 4;
 		return p->is_fragment ? COLO_PKT_OTHER_IP : COLO_PKT_ICMP;
@@ -146,7 +145,7 @@ static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
 	size_t off = 40, end = 40 + plen;
 	for (int hops = 0; hops < 16; hops++) {
 		switch (next) {
-		case 0:	  /* hop-by-hop */
+		case 0:   /* hop-by-hop */
 		case 43:  /* routing */
 		case 60:  /* destination options */
 		case 135: /* mobility */

@@ -14,11 +14,11 @@
 #include <stdint.h>
 
 enum colo_pkt_kind {
-	COLO_PKT_NON_IP, /* ARP, LLDP, ...: forwarded / dropped, not compared */
+	COLO_PKT_NON_IP,    /* ARP, LLDP, ...: forwarded / dropped, not compared */
 	COLO_PKT_MALFORMED, /* claims to be IP but fails a length check */
 	COLO_PKT_TCP,
 	COLO_PKT_UDP,
-	COLO_PKT_ICMP,	   /* ICMPv4 or ICMPv6 */
+	COLO_PKT_ICMP, /* ICMPv4 or ICMPv6 */
 	COLO_PKT_OTHER_IP, /* other protocol, or a non-first fragment */
 };
 
@@ -33,19 +33,19 @@ enum {
 
 struct colo_packet {
 	enum colo_pkt_kind kind;
-	uint16_t ethertype; /* innermost ethertype */
-	uint8_t nvlan;	    /* 0..2 tags parsed */
-	uint16_t vlan[2];   /* TCI of outer, inner tag (VID in low 12 bits) */
-	uint8_t ipver;	    /* 4 or 6, 0 when not IP */
-	uint8_t proto;	    /* final L4 protocol number */
-	const uint8_t *src; /* 4 or 16 bytes, inside the frame */
+	uint16_t ethertype;  /* innermost ethertype */
+	uint8_t nvlan;       /* 0..2 tags parsed */
+	uint16_t vlan[2];    /* TCI of outer, inner tag (VID in low 12 bits) */
+	uint8_t ipver;       /* 4 or 6, 0 when not IP */
+	uint8_t proto;       /* final L4 protocol number */
+	const uint8_t *src;  /* 4 or 16 bytes, inside the frame */
 	const uint8_t *dst;
-	const uint8_t *l3; /* IP header */
-	size_t l3_len;	 /* IP datagram length (header + payload), no padding */
-	int is_fragment; /* IPv4 MF/offset or IPv6 fragment header */
+	const uint8_t *l3;   /* IP header */
+	size_t l3_len;       /* IP datagram length (header + payload), no padding */
+	int is_fragment;     /* IPv4 MF/offset or IPv6 fragment header */
 	uint32_t frag_offset; /* in bytes */
 	int more_fragments;
-	const uint8_t *l4; /* first byte after all IP headers */
+	const uint8_t *l4;   /* first byte after all IP headers */
 	size_t l4_len;
 	/* TCP/UDP */
 	uint16_t sport, dport;

@@ -12,21 +12,21 @@
 #include <stdint.h>
 
 struct colo_pkt_spec {
-	uint8_t ipver;	 /* 4 or 6 */
-	uint8_t src[16]; /* first 4 bytes used for IPv4 */
+	uint8_t ipver;       /* 4 or 6 */
+	uint8_t src[16];     /* first 4 bytes used for IPv4 */
 	uint8_t dst[16];
 	uint8_t src_mac[6], dst_mac[6];
 	uint16_t vlan_outer; /* 0: none; else 802.1ad (0x88a8) tag when
 				vlan_inner is set, 802.1Q otherwise */
 	uint16_t vlan_inner; /* 0: none */
-	uint8_t proto;	     /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
+	uint8_t proto;       /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t tcp_flags;
 	uint16_t window;
-	uint8_t ttl; /* 0: 64 */
+	uint8_t ttl;         /* 0: 64 */
 	uint16_t ip_id;
-	int tcp_timestamp; /* add a TCP timestamp option with these values */
+	int tcp_timestamp;   /* add a TCP timestamp option with these values */
 	uint32_t ts_val, ts_ecr;
 	uint8_t icmp_type, icmp_code;
 	uint16_t icmp_id, icmp_seq;

@@ -68,7 +68,8 @@ static int byte_str(int b, char *buf, size_t n)
 	return snprintf(buf, n, "0x%02x", b);
 }
 
-int colo_divergence_format(const struct colo_divergence *d, char *buf, size_t n)
+int colo_divergence_format(const struct colo_divergence *d, char *buf,
+			   size_t n)
 {
 	char flow[160], pb[16], sb[16];
 
