@@ -27,9 +27,9 @@
 #define TRIM_PERIOD_NS (1000 * MS)
 /* Cached objects freed per tick at most: a few milliseconds of free(). */
 #define TRIM_BUDGET 8192
-/* Memory freed (by trims and reclaimed flows) beyond which the allocator
- * is asked to hand free pages back to the kernel. */
-#define RETURN_PAGES_BYTES ((size_t)64 << 20)
+/* Memory freed (by trims and reclaimed flows) below which the allocator
+ * is never asked to hand free pages back to the kernel. */
+#define RETURN_PAGES_MIN ((size_t)1 << 20)
 
 void colo_comparer_config_default(struct colo_comparer_config *cfg)
 {
@@ -373,9 +373,10 @@ static void reclaim(struct colo_comparer *c, struct colo_flow_list *l,
 /* Gives back what a whole period did not use: cached frames, rings and
  * flow entries (a bounded number per tick), surplus hash buckets. Freed
  * chunks in the middle of the heap stay resident under glibc until
- * malloc_trim() returns their pages; that walks the whole heap (tens of
- * milliseconds at a million flows), so it runs only after 64 MiB were
- * freed: after a large burst or a wave of closed connections. */
+ * malloc_trim() returns their pages. That walks the whole heap (tens of
+ * milliseconds at a million flows), so it runs only once the memory freed
+ * since the last call reaches an eighth of what the engine still holds:
+ * its cost stays proportional to what it gives back. */
 static void trim(struct colo_comparer *c, size_t reclaimed_flows)
 {
 	bool period = c->now - c->last_trim >= TRIM_PERIOD_NS;
@@ -391,7 +392,10 @@ static void trim(struct colo_comparer *c, size_t reclaimed_flows)
 	c->freed_since_return +=
 		freed + reclaimed_flows * sizeof(struct colo_flow);
 #ifdef __GLIBC__
-	if (c->freed_since_return >= RETURN_PAGES_BYTES) {
+	size_t live = colo_flow_table_count(&c->table) * sizeof(struct colo_flow) +
+		      c->rings.in_use_bytes + c->st.held_bytes;
+	if (c->freed_since_return >= RETURN_PAGES_MIN &&
+	    c->freed_since_return >= live / 8) {
 		c->freed_since_return = 0;
 		malloc_trim(0);
 	}
