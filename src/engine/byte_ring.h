@@ -30,9 +30,9 @@ struct colo_byte_ring {
 
 /* The smallest ring takes one full-size segment (a secondary one MSS
  * ahead is the common case) at under 1.5x its size. */
-#define COLO_RING_MIN 2048
+#define COLO_RING_MIN	  2048
 #define COLO_RING_CLASSES 8 /* 2 KiB .. 256 KiB */
-#define COLO_RING_POOLED ((size_t)COLO_RING_MIN << (COLO_RING_CLASSES - 1))
+#define COLO_RING_POOLED  ((size_t)COLO_RING_MIN << (COLO_RING_CLASSES - 1))
 
 struct colo_ring_pool {
 	struct colo_free_cache cls[COLO_RING_CLASSES];

@@ -24,10 +24,10 @@
 
 struct colo_free_cache {
 	void *head;
-	uint32_t n;      /* objects on the list now */
-	uint32_t low;    /* fewest on the list since the period began */
+	uint32_t n;	 /* objects on the list now */
+	uint32_t low;	 /* fewest on the list since the period began */
 	uint32_t excess; /* unused through a whole period: to be freed */
-	uint32_t max;    /* bound on n: beyond it, put() refuses */
+	uint32_t max;	 /* bound on n: beyond it, put() refuses */
 };
 
 /* A cached object, or NULL when the list is empty. */
