@@ -15,10 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "comparer_internal.h"
 
 #define MS (1000000ULL)
+/* Free lists end a period this often (free_cache.h): what a burst left
+ * cached is given back between one and two periods after it ended. */
+#define TRIM_PERIOD_NS (1000 * MS)
+/* Cached objects freed per tick at most: a few milliseconds of free(). */
+#define TRIM_BUDGET 8192
+/* Memory freed (by trims and reclaimed flows) below which the allocator
+ * is never asked to hand free pages back to the kernel. */
+#define RETURN_PAGES_MIN ((size_t)1 << 20)
 
 void colo_comparer_config_default(struct colo_comparer_config *cfg)
 {
@@ -70,6 +81,8 @@ struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,
 	if (ops)
 		c->ops = *ops;
 	c->opaque = opaque;
+	colo_frame_pool_init(&c->pool);
+	colo_ring_pool_init(&c->rings);
 	key[0] = c->cfg.hash_key[0];
 	key[1] = c->cfg.hash_key[1];
 	if (!key[0] && !key[1] &&
@@ -357,6 +370,38 @@ static void reclaim(struct colo_comparer *c, struct colo_flow_list *l,
 	}
 }
 
+/* Gives back what a whole period did not use: cached frames, rings and
+ * flow entries (a bounded number per tick), surplus hash buckets. Freed
+ * chunks in the middle of the heap stay resident under glibc until
+ * malloc_trim() returns their pages. That walks the whole heap (tens of
+ * milliseconds at a million flows), so it runs only once the memory freed
+ * since the last call reaches an eighth of what the engine still holds:
+ * its cost stays proportional to what it gives back. */
+static void trim(struct colo_comparer *c, size_t reclaimed_flows)
+{
+	bool period = c->now - c->last_trim >= TRIM_PERIOD_NS;
+	uint32_t budget = TRIM_BUDGET;
+
+	if (period)
+		c->last_trim = c->now;
+	size_t freed = colo_frame_pool_trim(&c->pool, period, &budget) +
+		       colo_ring_pool_trim(&c->rings, period, &budget) +
+		       colo_kt_trim(&c->table.kt, period, &budget);
+
+	c->st.trimmed_bytes += freed;
+	c->freed_since_return +=
+		freed + reclaimed_flows * sizeof(struct colo_flow);
+#ifdef __GLIBC__
+	size_t live = colo_flow_table_count(&c->table) * sizeof(struct colo_flow) +
+		      c->rings.in_use_bytes + c->st.held_bytes;
+	if (c->freed_since_return >= RETURN_PAGES_MIN &&
+	    c->freed_since_return >= live / 8) {
+		c->freed_since_return = 0;
+		malloc_trim(0);
+	}
+#endif
+}
+
 void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 {
 	if (now_ns > c->now)
@@ -383,8 +428,10 @@ void colo_comparer_tick(struct colo_comparer *c, uint64_t now_ns)
 		}
 		colo_cmp_diverge(c, f->flow, &d);
 	}
+	uint64_t reclaimed = c->st.flows_reclaimed;
 	reclaim(c, &c->closed, c->cfg.closed_linger_ns);
 	reclaim(c, &c->open, c->cfg.idle_timeout_ns);
+	trim(c, c->st.flows_reclaimed - reclaimed);
 }
 
 void colo_comparer_release_all(struct colo_comparer *c)
@@ -415,6 +462,10 @@ const struct colo_stats *colo_comparer_stats(const struct colo_comparer *c)
 	struct colo_comparer *mc = (struct colo_comparer *)c;
 
 	mc->st.flows = colo_flow_table_count(&c->table);
+	mc->st.ring_bytes = c->rings.in_use_bytes;
+	mc->st.cached_bytes = colo_frame_pool_cached(&c->pool) +
+			      colo_ring_pool_cached(&c->rings) +
+			      colo_kt_cached(&c->table.kt);
 	return &c->st;
 }
 
@@ -435,5 +486,6 @@ void colo_comparer_free(struct colo_comparer *c)
 		flow_destroy(c, c->closed.head);
 	colo_flow_table_destroy(&c->table);
 	colo_frame_pool_destroy(&c->pool);
+	colo_ring_pool_destroy(&c->rings);
 	free(c);
 }

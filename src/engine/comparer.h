@@ -105,6 +105,10 @@ struct colo_stats {
 	uint64_t held_frames, held_bytes;  /* primary frames waiting now */
 	uint64_t held_frames_max;
 	uint64_t secondary_buffered_bytes; /* secondary bytes/datagrams waiting */
+	/* Memory: byte-ring capacity lent to flows whose secondary leads,
+	 * buffers and flow entries cached for reuse, and everything the
+	 * periodic trim has given back so far. */
+	uint64_t ring_bytes, cached_bytes, trimmed_bytes;
 };
 
 struct colo_comparer;

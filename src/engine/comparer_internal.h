@@ -6,6 +6,7 @@
 #ifndef COLO_COMPARER_INTERNAL_H
 #define COLO_COMPARER_INTERNAL_H
 
+#include "byte_ring.h"
 #include "comparer.h"
 #include "flow_state.h"
 #include "flow_table.h"
@@ -22,6 +23,9 @@ struct colo_comparer {
 	void *opaque;
 	struct colo_flow_table table;
 	struct colo_frame_pool pool;
+	struct colo_ring_pool rings;        /* secondary bytes of leading flows */
+	uint64_t last_trim;                 /* when the last trim period began */
+	size_t freed_since_return;          /* bytes freed since malloc_trim */
 	struct colo_frame *g_head, *g_tail; /* held frames, arrival order */
 	struct colo_flow_list open, closed; /* by last activity, oldest first */
 	uint32_t epoch;                     /* bumped by every checkpoint */

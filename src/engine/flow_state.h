@@ -34,10 +34,11 @@ struct colo_tcp_state {
 	/* Highest sequence end the primary has sent, diverged or not: where
 	 * both streams resume after a checkpoint. */
 	uint32_t p_high;
-	/* The secondary's unmatched bytes when it leads; the primary's
-	 * stay in its held frames, and pcur is where the last comparison
-	 * against them ended (a hint, cleared when that frame leaves). */
-	struct colo_byte_ring ring;
+	/* The secondary's unmatched bytes when it leads (NULL while it
+	 * has none: idle flows hold no buffer); the primary's stay in its
+	 * held frames, and pcur is where the last comparison against them
+	 * ended (a hint, cleared when that frame leaves). */
+	struct colo_byte_ring *ring;
 	struct colo_frame *pcur;
 	/* Segments beyond a hole in their side's stream: primary ones are
 	 * held frames flagged `ooo`; secondary ones a private list. */

@@ -14,6 +14,7 @@
 
 /* Entries kept for reuse beyond this are given back to the allocator. */
 #define FREE_LIST_MAX 4096
+#define MIN_BUCKETS 1024
 
 static struct colo_hnode *node_of(const struct colo_keyed_table *t, void *e)
 {
@@ -36,7 +37,7 @@ int colo_kt_init(struct colo_keyed_table *t, const uint64_t key[2],
 		 size_t key_len)
 {
 	memset(t, 0, sizeof(*t));
-	t->nbuckets = 1024;
+	t->nbuckets = MIN_BUCKETS;
 	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
 	if (!t->buckets)
 		return -1;
@@ -46,6 +47,7 @@ int colo_kt_init(struct colo_keyed_table *t, const uint64_t key[2],
 	t->node_off = node_off;
 	t->key_off = key_off;
 	t->key_len = key_len;
+	t->free_entries.max = FREE_LIST_MAX;
 	return 0;
 }
 
@@ -64,7 +66,7 @@ void colo_kt_destroy(struct colo_keyed_table *t)
 	if (t->buckets)
 		for (size_t i = 0; i < t->nbuckets; i++)
 			free_chain(t, t->buckets[i]);
-	free_chain(t, t->free_list);
+	colo_fc_destroy(&t->free_entries);
 	free(t->buckets);
 	memset(t, 0, sizeof(*t));
 }
@@ -85,9 +87,10 @@ void *colo_kt_find(const struct colo_keyed_table *t, const void *key,
 	return NULL;
 }
 
-static void grow(struct colo_keyed_table *t)
+/* Rehashes every entry into nb_count buckets; keeps the old array when
+ * memory is short. */
+static void resize(struct colo_keyed_table *t, size_t nb_count)
 {
-	size_t nb_count = t->nbuckets * 2;
 	struct colo_hnode **nb = calloc(nb_count, sizeof(*nb));
 
 	if (!nb)
@@ -112,14 +115,10 @@ static void grow(struct colo_keyed_table *t)
 void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
 		     uint64_t hash)
 {
-	struct colo_hnode *n = t->free_list;
-	void *e;
+	void *e = colo_fc_get(&t->free_entries);
+	struct colo_hnode *n;
 
-	if (n) {
-		t->free_list = n->next;
-		t->nfree--;
-		e = entry_of(t, n);
-	} else {
+	if (!e) {
 		e = malloc(t->entry_size);
 		if (!e)
 			return NULL;
@@ -129,7 +128,7 @@ void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
 	n = node_of(t, e);
 	n->hash = hash;
 	if (t->count >= t->nbuckets)
-		grow(t);
+		resize(t, t->nbuckets * 2);
 	size_t b = hash & (t->nbuckets - 1);
 	n->next = t->buckets[b];
 	t->buckets[b] = n;
@@ -140,13 +139,8 @@ void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
 static void recycle(struct colo_keyed_table *t, struct colo_hnode *n)
 {
 	t->count--;
-	if (t->nfree < FREE_LIST_MAX) {
-		n->next = t->free_list;
-		t->free_list = n;
-		t->nfree++;
-	} else {
+	if (!colo_fc_put(&t->free_entries, entry_of(t, n)))
 		free(entry_of(t, n));
-	}
 }
 
 void colo_kt_remove(struct colo_keyed_table *t, void *entry)
@@ -160,6 +154,36 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry)
 		return;
 	*pp = n->next;
 	recycle(t, n);
+}
+
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
+		    uint32_t *budget)
+{
+	size_t freed, nb = t->nbuckets;
+
+	if (period)
+		colo_fc_period(&t->free_entries);
+	freed = colo_fc_trim(&t->free_entries, budget) * t->entry_size;
+	if (!period)
+		return freed;
+	/* Halved while more than four buckets per entry: between 2 and 4
+	 * are left, so a table that shrank is not doubled again by the next
+	 * few inserts. */
+	while (nb > MIN_BUCKETS && t->count * 4 < nb)
+		nb /= 2;
+	if (nb < t->nbuckets) {
+		size_t before = t->nbuckets;
+
+		resize(t, nb);
+		if (t->nbuckets < before)
+			freed += (before - t->nbuckets) * sizeof(*t->buckets);
+	}
+	return freed;
+}
+
+size_t colo_kt_cached(const struct colo_keyed_table *t)
+{
+	return (size_t)t->free_entries.n * t->entry_size;
 }
 
 size_t colo_kt_sweep(struct colo_keyed_table *t, colo_kt_visit_fn fn,

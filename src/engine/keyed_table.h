@@ -6,8 +6,10 @@
  * pattern can make lookups linear. The table doubles when it holds as many
  * entries as buckets and is never cleared wholesale: entries leave one by
  * one and are recycled through a free list, so the steady state allocates
- * nothing per packet. Entries embed a struct colo_hnode and their key;
- * the table knows where both are (offsets) and how big an entry is.
+ * nothing per packet; colo_kt_trim() gives back what a wave of
+ * connections left behind (cached entries, surplus buckets). Entries embed
+ * a struct colo_hnode and their key; the table knows where both are
+ * (offsets) and how big an entry is.
  */
 #ifndef COLO_KEYED_TABLE_H
 #define COLO_KEYED_TABLE_H
@@ -16,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "free_cache.h"
+
 struct colo_hnode {
-	struct colo_hnode *next; /* hash chain, or free list */
+	struct colo_hnode *next; /* hash chain */
 	uint64_t hash;
 };
 
@@ -27,8 +31,7 @@ struct colo_keyed_table {
 	size_t count;
 	uint64_t key[2];
 	size_t entry_size, node_off, key_off, key_len;
-	struct colo_hnode *free_list;
-	size_t nfree;
+	struct colo_free_cache free_entries;
 };
 
 /* Returns true to remove the entry. */
@@ -47,6 +50,15 @@ void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
 		     uint64_t hash);
 /* Unlinks entry and keeps its memory for reuse. */
 void colo_kt_remove(struct colo_keyed_table *t, void *entry);
+/* Frees up to *budget cached entries that stayed unused for a period
+ * (see free_cache.h). When `period` (once a period, not per packet: it
+ * is O(buckets) when it shrinks), first ends the period and halves the
+ * bucket array while it has over four buckets per entry. Returns bytes
+ * freed. */
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
+		    uint32_t *budget);
+/* Bytes of entries cached for reuse. */
+size_t colo_kt_cached(const struct colo_keyed_table *t);
 /* Visits every entry; removes those for which fn returns true. Returns
  * how many were removed. */
 size_t colo_kt_sweep(struct colo_keyed_table *t, colo_kt_visit_fn fn,

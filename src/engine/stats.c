@@ -52,6 +52,11 @@ void colo_stats_print(const struct colo_stats *s, FILE *f)
 		(unsigned long long)s->held_frames_max);
 	fprintf(f, "secondary_buffered_bytes %llu\n",
 		(unsigned long long)s->secondary_buffered_bytes);
+	fprintf(f,
+		"memory ring_bytes=%llu cached_bytes=%llu trimmed_bytes=%llu\n",
+		(unsigned long long)s->ring_bytes,
+		(unsigned long long)s->cached_bytes,
+		(unsigned long long)s->trimmed_bytes);
 }
 
 static int byte_str(int b, char *buf, size_t n)

@@ -35,7 +35,7 @@ static size_t ring_max(const struct colo_comparer *c)
 
 static uint64_t secondary_bytes(const struct colo_tcp_state *t)
 {
-	return t->lead == COLO_SECONDARY ? t->ring.len : 0;
+	return t->lead == COLO_SECONDARY ? colo_ring_len(t->ring) : 0;
 }
 
 static void diverge_at(struct colo_comparer *c, struct colo_flow *fl,
@@ -141,19 +141,19 @@ static enum add_result stream_add(struct colo_comparer *c,
 		size_t k = n < avail ? n : avail;
 		int theirs = -1;
 		size_t d = other == COLO_SECONDARY ?
-				   colo_ring_compare(&t->ring, data, k) :
+				   colo_ring_compare(t->ring, data, k) :
 				   compare_held(fl, e, data, k, &theirs);
 		if (d < k) {
 			int mine = data[d];
 			if (other == COLO_SECONDARY)
-				theirs = colo_ring_byte(&t->ring, d);
+				theirs = colo_ring_byte(t->ring, d);
 			diverge_at(c, fl, COLO_CAUSE_PAYLOAD, e + (uint32_t)d,
 				   side == COLO_PRIMARY ? mine : theirs,
 				   side == COLO_PRIMARY ? theirs : mine);
 			return ADD_DIVERGED;
 		}
 		if (other == COLO_SECONDARY)
-			colo_ring_consume(&t->ring, k);
+			colo_ring_consume(&c->rings, &t->ring, k);
 		t->m += (uint32_t)k;
 		t->end[side] += (uint32_t)k;
 		c->st.matched_bytes += k;
@@ -167,7 +167,8 @@ static enum add_result stream_add(struct colo_comparer *c,
 		 * (every unmatched primary byte is in one), so only the
 		 * secondary's are copied. */
 		if (side == COLO_SECONDARY &&
-		    colo_ring_push(&t->ring, data, n, ring_max(c)) < 0) {
+		    colo_ring_push(&c->rings, &t->ring, data, n,
+				   ring_max(c)) < 0) {
 			diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, t->end[side],
 				   -1, -1);
 			return ADD_DIVERGED;
@@ -430,12 +431,8 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 /* Forgets a finished connection when its 4-tuple starts a new one. */
 static void reincarnate(struct colo_comparer *c, struct colo_flow *fl)
 {
-	struct colo_byte_ring ring = fl->u.tcp.ring;
-
-	colo_tcp_reset(c, fl);
-	colo_ring_clear(&ring);
+	colo_tcp_reset(c, fl); /* gives the ring back */
 	memset(&fl->u.tcp, 0, sizeof(fl->u.tcp));
-	fl->u.tcp.ring = ring;
 	fl->closed = false;
 }
 
@@ -471,7 +468,7 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	struct colo_tcp_state *t = &fl->u.tcp;
 
 	c->st.secondary_buffered_bytes -= secondary_bytes(t);
-	colo_ring_clear(&t->ring);
+	colo_ring_release(&c->rings, &t->ring);
 	t->pcur = NULL;
 	while (t->s_ooo) {
 		struct colo_frame *f = t->s_ooo;
@@ -492,5 +489,4 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl)
 {
 	colo_tcp_reset(c, fl);
-	colo_ring_free(&fl->u.tcp.ring);
 }
