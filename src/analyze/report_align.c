@@ -1,0 +1,121 @@
+/*
+ * report_align.c - the part of the report that says how the two captures
+ * were aligned: the clock, then every TCP flow, so a reader knows which
+ * comparisons rest on a handshake, which on an inference from the data,
+ * and which were left as captured.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "analyzer.h"
+
+static const char *mode_name(enum colo_align_mode m)
+{
+	switch (m) {
+	case COLO_ALIGN_AUTO:
+		return "auto (handshake, else inferred from the data)";
+	case COLO_ALIGN_HANDSHAKE:
+		return "handshake (flows without one as captured)";
+	case COLO_ALIGN_NONE:
+		return "none (sequence numbers as captured)";
+	}
+	return "?";
+}
+
+static void print_secs(FILE *out, int64_t ns)
+{
+	uint64_t a = ns < 0 ? (uint64_t)-ns : (uint64_t)ns;
+
+	fprintf(out, "%s%" PRIu64 ".%06" PRIu64 " s", ns < 0 ? "-" : "",
+		a / 1000000000u, a % 1000000000u / 1000u);
+}
+
+static void print_clock(FILE *out, const struct colo_align_config *cfg,
+			const struct colo_alignment *al)
+{
+	fprintf(out, "  clock: ");
+	if (!cfg->skew_auto) {
+		fprintf(out, "secondary timestamps moved by ");
+		print_secs(out, -al->skew_ns);
+		fprintf(out, " (given with --skew)\n");
+		return;
+	}
+	if (!al->skew_found) {
+		fprintf(out, "no matching frames to align on; the captures "
+			     "are taken as sharing one clock\n");
+		return;
+	}
+	fprintf(out, "secondary timestamps moved by ");
+	print_secs(out, -al->skew_ns);
+	fprintf(out,
+		" so that the first matching frames (primary frame %zu, "
+		"secondary frame %zu) coincide\n",
+		al->anchor[0] + 1, al->anchor[1] + 1);
+}
+
+static void print_flow(FILE *out, const struct colo_flow_align *fa)
+{
+	char flow[192];
+
+	colo_flow_format(&fa->key, flow, sizeof(flow));
+	fprintf(out, "  %s: %s", flow, colo_align_how_name(fa->how));
+	switch (fa->how) {
+	case COLO_ALIGNED_HANDSHAKE:
+		fprintf(out, ", secondary seq = primary seq + %" PRIu32,
+			fa->off.seq);
+		if (fa->off.ts_ok)
+			fprintf(out, ", TSval + %" PRIu32, fa->off.ts);
+		break;
+	case COLO_ALIGNED_INFERRED:
+		fprintf(out,
+			", secondary seq = primary seq + %" PRIu32
+			" (%zu bytes at primary seq %" PRIu32
+			" found once, at secondary seq %" PRIu32
+			"; TSvals as captured)",
+			fa->off.seq, fa->needle, fa->pri_seq, fa->sec_seq);
+		break;
+	case COLO_ALIGN_AMBIGUOUS:
+		fprintf(out,
+			": the first %zu bytes fit offsets %" PRIu32
+			" and %" PRIu32 " (at least; the stream repeats "
+			"itself), compared as captured",
+			fa->needle, fa->off.seq, fa->alt_seq);
+		break;
+	case COLO_ALIGN_NO_MATCH:
+		fprintf(out, ": neither side's first bytes occur in the "
+			     "other's stream, compared as captured");
+		break;
+	case COLO_ALIGN_NO_DATA:
+		fprintf(out, ": no handshake and too few payload bytes to "
+			     "infer an offset, compared as captured");
+		break;
+	case COLO_ALIGN_ONE_SIDE:
+		fprintf(out, ": in the %s capture only",
+			fa->frames[0] ? "primary" : "secondary");
+		break;
+	case COLO_ALIGN_AS_CAPTURED:
+		break;
+	}
+	fprintf(out, " [%zu/%zu frames]\n", fa->frames[0], fa->frames[1]);
+}
+
+void colo_report_alignment(FILE *out, const struct colo_align_config *cfg,
+			   const struct colo_alignment *al, bool per_flow)
+{
+	size_t count[COLO_ALIGN_AS_CAPTURED + 1] = { 0 };
+
+	fprintf(out, "alignment: %s\n", mode_name(cfg->mode));
+	print_clock(out, cfg, al);
+	for (size_t i = 0; i < al->n; i++) {
+		count[al->flows[i].how]++;
+		if (per_flow)
+			print_flow(out, &al->flows[i]);
+	}
+	fprintf(out, "  TCP flows: %zu", al->n);
+	for (int h = 0; h <= COLO_ALIGN_AS_CAPTURED; h++)
+		if (count[h])
+			fprintf(out, ", %s %zu",
+				colo_align_how_name((enum colo_align_how)h),
+				count[h]);
+	fprintf(out, "\n\n");
+}
