@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "align.h"
+#include "byteorder.h"
+#include "checksum.h"
 #include "packet.h"
 #include "tcp_rewriter.h"
 
@@ -310,6 +312,98 @@ static void shift_frames(struct colo_capture *c, const struct entry *e,
 	}
 }
 
+/* Recomputes a TCP checksum over the pseudo-header and the segment. */
+static void tcp_checksum(const struct colo_packet *p, uint8_t *tcp,
+			 size_t tcp_len)
+{
+	size_t alen = p->ipver == 4 ? 4 : 16;
+	uint32_t sum = 6 + (uint32_t)tcp_len;
+	uint16_t c;
+
+	sum = colo_csum_add(sum, p->src, alen);
+	sum = colo_csum_add(sum, p->dst, alen);
+	tcp[16] = tcp[17] = 0;
+	sum = colo_csum_add(sum, tcp, tcp_len);
+	c = colo_csum_fold(sum);
+	colo_put_be16(tcp + 16, c);
+}
+
+/* Cuts the first `cut` payload bytes off a TCP frame (seq, IP length and
+ * checksums follow), so that it starts where the other side's does. */
+static void trim_front(struct colo_frame *f, uint32_t cut)
+{
+	struct colo_packet p;
+	uint8_t *l3, *tcp;
+	size_t doff, tail;
+
+	if (!parse_tcp(f, &p) || cut >= p.payload_len)
+		return;
+	l3 = f->data + (p.l3 - f->data);
+	tcp = f->data + (p.l4 - f->data);
+	doff = (size_t)(tcp[12] >> 4) * 4;
+	tail = f->len - (size_t)(p.payload - f->data) - cut;
+	memmove(tcp + doff, tcp + doff + cut, tail);
+	f->len -= cut;
+	f->wire_len -= cut;
+	if (p.ipver == 4) {
+		uint16_t sum = colo_get_be16(l3 + 10);
+
+		colo_csum_set16(l3, 2, (uint16_t)(p.l3_len - cut), &sum);
+		colo_put_be16(l3 + 10, sum);
+	} else {
+		colo_put_be16(l3 + 4, (uint16_t)(colo_get_be16(l3 + 4) - cut));
+	}
+	colo_put_be32(tcp + 4, p.seq + cut);
+	tcp_checksum(&p, tcp, p.l4_len - cut);
+}
+
+/*
+ * A flow aligned on its data is replayed from a point both sides hold:
+ * the first primary frame starting at or after the matched bytes, and
+ * the secondary frame holding that sequence number, cut to start there
+ * (the comparer starts a flow's streams where its first data frame
+ * starts). What either capture holds before that, the other one lacks,
+ * and would only time out.
+ */
+static void skip_before_match(struct colo_capture *const side[2],
+			      const struct entry *e, size_t n0, size_t n1,
+			      struct colo_flow_align *fa)
+{
+	struct colo_packet p;
+	uint32_t start = 0, cut = 0;
+
+	fa->start[0] = fa->start[1] = COLO_NO_ANCHOR;
+	for (size_t i = 0; i < n0; i++)
+		if (parse_tcp(&side[0]->frames[e[i].frame], &p) &&
+		    p.payload_len && (int32_t)(p.seq - fa->pri_seq) >= 0) {
+			fa->start[0] = e[i].frame;
+			start = p.seq;
+			break;
+		}
+	if (fa->start[0] == COLO_NO_ANCHOR)
+		return;
+	for (size_t i = n0; i < n0 + n1; i++)
+		if (parse_tcp(&side[1]->frames[e[i].frame], &p) &&
+		    start - p.seq < p.payload_len) {
+			fa->start[1] = e[i].frame;
+			cut = start - p.seq;
+			break;
+		}
+	if (fa->start[1] == COLO_NO_ANCHOR)
+		return;
+	if (cut)
+		trim_front(&side[1]->frames[fa->start[1]], cut);
+	for (int s = 0; s < 2; s++) {
+		const struct entry *es = s ? e + n0 : e;
+		size_t ns = s ? n1 : n0;
+
+		for (size_t i = 0; i < ns && es[i].frame < fa->start[s]; i++) {
+			side[s]->frames[es[i].frame].skip = true;
+			fa->skipped[s]++;
+		}
+	}
+}
+
 /* Aligns one flow: e[0..n0) are its primary frames, e[n0..n0+n1) its
  * secondary ones. */
 static int align_flow(struct colo_capture *const side[2],
@@ -359,6 +453,8 @@ static int align_flow(struct colo_capture *const side[2],
 	}
 	if (fa->off.seq || (fa->off.ts_ok && fa->off.ts))
 		shift_frames(side[1], e + n0, n1, &fa->off);
+	if (fa->how == COLO_ALIGNED_INFERRED)
+		skip_before_match(side, e, n0, n1, fa);
 	return 0;
 }
 

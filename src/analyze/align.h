@@ -55,6 +55,10 @@ struct colo_flow_align {
 	/* The first frames of each side known to carry the same thing
 	 * (the SYN(/ACK)s, or the matched bytes); COLO_NO_ANCHOR if none. */
 	size_t anchor[2];
+	/* inferred: the first frame of each side replayed; those captured
+	 * before it are skipped (skipped[] of them) */
+	size_t start[2];
+	size_t skipped[2];
 };
 
 #define COLO_NO_ANCHOR SIZE_MAX

@@ -73,6 +73,11 @@ static void print_flow(FILE *out, const struct colo_flow_align *fa)
 			" found once, at secondary seq %" PRIu32
 			"; TSvals as captured)",
 			fa->off.seq, fa->needle, fa->pri_seq, fa->sec_seq);
+		if (fa->skipped[0] || fa->skipped[1])
+			fprintf(out,
+				"; %zu primary and %zu secondary frames "
+				"captured before the match not replayed",
+				fa->skipped[0], fa->skipped[1]);
 		break;
 	case COLO_ALIGN_AMBIGUOUS:
 		fprintf(out,
