@@ -404,6 +404,15 @@ static void skip_before_match(struct colo_capture *const side[2],
 	}
 }
 
+static void skip_all(struct colo_capture *const side[2], const struct entry *e,
+		     size_t n0, size_t n1, struct colo_flow_align *fa)
+{
+	for (size_t i = 0; i < n0 + n1; i++)
+		side[e[i].side]->frames[e[i].frame].skip = true;
+	fa->skipped[0] = n0;
+	fa->skipped[1] = n1;
+}
+
 /* Aligns one flow: e[0..n0) are its primary frames, e[n0..n0+n1) its
  * secondary ones. */
 static int align_flow(struct colo_capture *const side[2],
@@ -445,8 +454,12 @@ static int align_flow(struct colo_capture *const side[2],
 			infer(fa, st);
 		stream_free(&st[0]);
 		stream_free(&st[1]);
-		if (rc || fa->how != COLO_ALIGNED_INFERRED)
+		if (rc)
 			return rc;
+		if (fa->how != COLO_ALIGNED_INFERRED) {
+			skip_all(side, e, n0, n1, fa);
+			return 0;
+		}
 	} else {
 		fa->how = COLO_ALIGN_AS_CAPTURED;
 		return 0;

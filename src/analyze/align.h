@@ -34,9 +34,12 @@ enum colo_align_mode {
 enum colo_align_how {
 	COLO_ALIGNED_HANDSHAKE, /* from both SYN(/ACK)s */
 	COLO_ALIGNED_INFERRED,	/* from the data: one candidate offset */
-	COLO_ALIGN_AMBIGUOUS,	/* several candidates: left as captured */
-	COLO_ALIGN_NO_MATCH,	/* no common bytes found: as captured */
-	COLO_ALIGN_NO_DATA,	/* too few payload bytes: as captured */
+	/* auto mode, no offset known: not replayed (comparing with a
+	 * guessed offset would only invent divergences, and their
+	 * checkpoints would resynchronise every other flow) */
+	COLO_ALIGN_AMBIGUOUS,	/* several candidates */
+	COLO_ALIGN_NO_MATCH,	/* no common bytes found */
+	COLO_ALIGN_NO_DATA,	/* too few payload bytes */
 	COLO_ALIGN_ONE_SIDE,	/* the flow is in one capture only */
 	COLO_ALIGN_AS_CAPTURED, /* the mode asked for no alignment */
 };
@@ -56,7 +59,8 @@ struct colo_flow_align {
 	 * (the SYN(/ACK)s, or the matched bytes); COLO_NO_ANCHOR if none. */
 	size_t anchor[2];
 	/* inferred: the first frame of each side replayed; those captured
-	 * before it are skipped (skipped[] of them) */
+	 * before it are skipped. skipped[]: frames not replayed (all of
+	 * them when no offset is known) */
 	size_t start[2];
 	size_t skipped[2];
 };

@@ -69,7 +69,7 @@ static const char analyze_help[] =
 	"        SYN/ACK when both captures hold them, otherwise inferred\n"
 	"        from the data (the first bytes one side sent, found in the\n"
 	"        other's stream; a stream that repeats itself is reported\n"
-	"        ambiguous and compared as captured). handshake: from the\n"
+	"        ambiguous and not compared). handshake: from the\n"
 	"        SYNs only. none: as captured, for captures taken after a\n"
 	"        rewriter (the comparer's own inputs).\n"
 	"  --skew auto|MS\n"

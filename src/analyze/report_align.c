@@ -2,7 +2,7 @@
  * report_align.c - the part of the report that says how the two captures
  * were aligned: the clock, then every TCP flow, so a reader knows which
  * comparisons rest on a handshake, which on an inference from the data,
- * and which were left as captured.
+ * which were left as captured, and which could not be compared.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@ static void print_secs(FILE *out, int64_t ns)
 {
 	uint64_t a = ns < 0 ? (uint64_t)-ns : (uint64_t)ns;
 
-	fprintf(out, "%s%" PRIu64 ".%06" PRIu64 " s", ns < 0 ? "-" : "",
+	fprintf(out, "%c%" PRIu64 ".%06" PRIu64 " s", ns < 0 ? '-' : '+',
 		a / 1000000000u, a % 1000000000u / 1000u);
 }
 
@@ -53,6 +53,14 @@ static void print_clock(FILE *out, const struct colo_align_config *cfg,
 		al->anchor[0] + 1, al->anchor[1] + 1);
 }
 
+/* An offset modulo 2^32 as the signed distance it stands for. */
+static void print_off(FILE *out, uint32_t off)
+{
+	int64_t d = (int32_t)off;
+
+	fprintf(out, "%c %" PRId64, d < 0 ? '-' : '+', d < 0 ? -d : d);
+}
+
 static void print_flow(FILE *out, const struct colo_flow_align *fa)
 {
 	char flow[192];
@@ -61,18 +69,21 @@ static void print_flow(FILE *out, const struct colo_flow_align *fa)
 	fprintf(out, "  %s: %s", flow, colo_align_how_name(fa->how));
 	switch (fa->how) {
 	case COLO_ALIGNED_HANDSHAKE:
-		fprintf(out, ", secondary seq = primary seq + %" PRIu32,
-			fa->off.seq);
-		if (fa->off.ts_ok)
-			fprintf(out, ", TSval + %" PRIu32, fa->off.ts);
+		fprintf(out, ", secondary seq = primary seq ");
+		print_off(out, fa->off.seq);
+		if (fa->off.ts_ok) {
+			fprintf(out, ", TSval ");
+			print_off(out, fa->off.ts);
+		}
 		break;
 	case COLO_ALIGNED_INFERRED:
+		fprintf(out, ", secondary seq = primary seq ");
+		print_off(out, fa->off.seq);
 		fprintf(out,
-			", secondary seq = primary seq + %" PRIu32
 			" (%zu bytes at primary seq %" PRIu32
 			" found once, at secondary seq %" PRIu32
 			"; TSvals as captured)",
-			fa->off.seq, fa->needle, fa->pri_seq, fa->sec_seq);
+			fa->needle, fa->pri_seq, fa->sec_seq);
 		if (fa->skipped[0] || fa->skipped[1])
 			fprintf(out,
 				"; %zu primary and %zu secondary frames "
@@ -80,19 +91,20 @@ static void print_flow(FILE *out, const struct colo_flow_align *fa)
 				fa->skipped[0], fa->skipped[1]);
 		break;
 	case COLO_ALIGN_AMBIGUOUS:
-		fprintf(out,
-			": the first %zu bytes fit offsets %" PRIu32
-			" and %" PRIu32 " (at least; the stream repeats "
-			"itself), compared as captured",
-			fa->needle, fa->off.seq, fa->alt_seq);
+		fprintf(out, ": the first %zu bytes fit offsets ", fa->needle);
+		print_off(out, fa->off.seq);
+		fprintf(out, " and ");
+		print_off(out, fa->alt_seq);
+		fprintf(out, " (at least; the stream repeats itself), not "
+			     "compared");
 		break;
 	case COLO_ALIGN_NO_MATCH:
 		fprintf(out, ": neither side's first bytes occur in the "
-			     "other's stream, compared as captured");
+			     "other's stream, not compared");
 		break;
 	case COLO_ALIGN_NO_DATA:
 		fprintf(out, ": no handshake and too few payload bytes to "
-			     "infer an offset, compared as captured");
+			     "infer an offset, not compared");
 		break;
 	case COLO_ALIGN_ONE_SIDE:
 		fprintf(out, ": in the %s capture only",

@@ -274,7 +274,7 @@ static void test_inferred_unique(void **state)
 }
 
 /* A stream with a 100-byte period: every shift by 100 bytes fits, so the
- * flow is ambiguous and left as captured. */
+ * flow is ambiguous, left as captured and not replayed. */
 static void test_ambiguous(void **state)
 {
 	struct pair *p = malloc(sizeof(*p));
@@ -296,6 +296,10 @@ static void test_ambiguous(void **state)
 				  p->cap[1].frames[0].len, &pk);
 		assert_int_equal(pk.seq, 90000 + 500); /* not shifted */
 	}
+	assert_true(p->cap[0].frames[0].skip && p->cap[1].frames[0].skip);
+	replay(p);
+	assert_int_equal(p->a.stats.frames_in[0], 0);
+	assert_int_equal(requests(p), 0);
 	pair_free(p);
 	free(p);
 }
