@@ -85,8 +85,8 @@ static void check_tcp(const struct colo_capture *c, const uint8_t *was_tcp)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		struct colo_packet p;
-		enum colo_pkt_kind k =
-			colo_packet_parse(c->frames[i].data, c->frames[i].len, &p);
+		enum colo_pkt_kind k = colo_packet_parse(c->frames[i].data,
+							 c->frames[i].len, &p);
 
 		if (was_tcp[i] && k != COLO_PKT_TCP)
 			abort();
