@@ -20,9 +20,9 @@ struct replay {
 	const struct colo_capture *const *side;
 	const struct colo_analyze_config *cfg;
 	struct colo_analysis *out;
-	size_t pos[2];   /* frames fed per side */
+	size_t pos[2];	 /* frames fed per side */
 	size_t since[2]; /* pos[] when the last checkpoint completed */
-	int arriving;    /* side of the frame being fed, -1 otherwise */
+	int arriving;	 /* side of the frame being fed, -1 otherwise */
 	uint64_t now, next_tick;
 	bool pending;
 	uint64_t due;
@@ -106,8 +106,7 @@ static void advance_to(struct replay *r, uint64_t t)
 		}
 		if (r->next_tick > t)
 			break;
-		if (!r->pending &&
-		    !colo_comparer_stats(r->cmp)->held_frames &&
+		if (!r->pending && !colo_comparer_stats(r->cmp)->held_frames &&
 		    t - r->next_tick >= tick)
 			r->next_tick = t - (t - r->next_tick) % tick;
 		r->now = r->next_tick > r->now ? r->next_tick : r->now;
@@ -122,6 +121,10 @@ static void feed(struct replay *r, int s)
 {
 	const struct colo_frame *f = &r->side[s]->frames[r->pos[s]];
 
+	if (f->skip) {
+		r->pos[s]++;
+		return;
+	}
 	advance_to(r, f->ts_ns);
 	r->arriving = s;
 	r->pos[s]++;
@@ -153,8 +156,8 @@ int colo_analyze_run(const struct colo_capture *const side[2],
 	if (!r.cmp)
 		return -1;
 
-	if (side[0]->n && (!side[1]->n ||
-			   side[0]->frames[0].ts_ns <= side[1]->frames[0].ts_ns))
+	if (side[0]->n && (!side[1]->n || side[0]->frames[0].ts_ns <=
+						  side[1]->frames[0].ts_ns))
 		r.now = side[0]->n ? side[0]->frames[0].ts_ns : 0;
 	else if (side[1]->n)
 		r.now = side[1]->frames[0].ts_ns;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "align.h"
 #include "capture.h"
 #include "comparer.h"
 
@@ -25,17 +26,18 @@
 struct colo_analyze_config {
 	struct colo_comparer_config cmp;
 	uint64_t checkpoint_delay_ns; /* 0: right after the current frame */
-	uint64_t tick_ns;             /* 100 ms */
+	uint64_t tick_ns;	      /* 100 ms */
 };
 
 /* One divergence the comparer reported, and where it is in the captures. */
 struct colo_finding {
 	struct colo_divergence d;
-	unsigned checkpoint;  /* number (1-based) of the checkpoint it is part of */
-	size_t frame[2];      /* index per side, or COLO_NO_FRAME */
-	size_t byte[2];       /* offset of the differing byte in that frame's
-				 compared payload; meaningful when frame set */
-	uint64_t done_ns;     /* requested ones: when the checkpoint completed */
+	unsigned checkpoint; /* number (1-based) of the checkpoint it is part of
+			      */
+	size_t frame[2];     /* index per side, or COLO_NO_FRAME */
+	size_t byte[2];	     /* offset of the differing byte in that frame's
+				compared payload; meaningful when frame set */
+	uint64_t done_ns;    /* requested ones: when the checkpoint completed */
 };
 
 struct colo_analysis {
@@ -43,7 +45,8 @@ struct colo_analysis {
 	size_t n, cap;
 	unsigned checkpoints;
 	struct colo_stats stats;
-	uint64_t start_ns, end_ns; /* first frame; the clock when replay ended */
+	uint64_t start_ns,
+		end_ns; /* first frame; the clock when replay ended */
 };
 
 struct colo_side_frame {
@@ -82,5 +85,10 @@ void colo_report_finding(FILE *out, const struct colo_analysis *a,
 			 const struct colo_capture *const side[2]);
 void colo_report_summary(FILE *out, const struct colo_analysis *a,
 			 const struct colo_capture *const side[2]);
+
+/* report_align.c APIs: */
+/* How the captures were aligned; per_flow: a line for every TCP flow. */
+void colo_report_alignment(FILE *out, const struct colo_align_config *cfg,
+			   const struct colo_alignment *al, bool per_flow);
 
 #endif

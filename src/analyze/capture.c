@@ -34,6 +34,7 @@ int colo_capture_add(struct colo_capture *c, uint64_t ts_ns,
 		return -1;
 	memcpy(f->data, data, len);
 	f->ts_ns = ts_ns;
+	f->skip = false;
 	f->len = (uint32_t)len;
 	f->wire_len = (uint32_t)(wire_len < len ? len : wire_len);
 	if (f->wire_len > f->len)

@@ -9,20 +9,24 @@
 #ifndef COLO_CAPTURE_H
 #define COLO_CAPTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct colo_frame {
 	uint64_t ts_ns;
 	uint8_t *data;
-	uint32_t len;      /* bytes captured (and held in data) */
+	uint32_t len;	   /* bytes captured (and held in data) */
 	uint32_t wire_len; /* bytes on the wire; > len if cut by snaplen */
+	/* Not replayed: captured before its flow's alignment point (a
+	 * capture begun mid-connection holds bytes the other lacks). */
+	bool skip;
 };
 
 struct colo_capture {
 	struct colo_frame *frames;
 	size_t n, cap;
-	uint64_t bytes;   /* sum of len */
+	uint64_t bytes;	  /* sum of len */
 	size_t truncated; /* frames with wire_len > len */
 };
 

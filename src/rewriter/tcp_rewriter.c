@@ -19,6 +19,7 @@
 #include "packet.h"
 #include "byteorder.h"
 #include "checksum.h"
+#include "tcp_offset.h"
 #include "tcp_rewriter.h"
 
 #define NS_PER_S 1000000000ULL
@@ -87,37 +88,14 @@ colo_rewriter_stats(const struct colo_rewriter *rw)
 
 /* ---- parsing ---- */
 
-/* Finds the timestamp option and the SACK blocks. A malformed option list
- * ends the walk: what was found before it is still used, which is what
- * the receiving stack does too. */
 static void find_options(struct seg *s)
 {
-	const uint8_t *t = s->tcp;
-	size_t i = 20;
+	struct colo_tcp_opts o;
 
-	while (i < s->doff) {
-		uint8_t kind = t[i];
-
-		if (kind == 0)
-			break;
-		if (kind == 1) {
-			i++;
-			continue;
-		}
-		if (s->doff - i < 2)
-			break;
-		size_t olen = t[i + 1];
-		if (olen < 2 || olen > s->doff - i)
-			break;
-		if (kind == 8 && olen == 10 && !s->ts_at)
-			s->ts_at = i + 2;
-		else if (kind == 5 && olen >= 10 && (olen - 2) % 8 == 0 &&
-			 !s->sack_at) {
-			s->sack_at = i + 2;
-			s->nsack = (unsigned)(olen - 2) / 8;
-		}
-		i += olen;
-	}
+	colo_tcp_find_options(s->tcp, s->doff, &o);
+	s->ts_at = o.ts_at;
+	s->sack_at = o.sack_at;
+	s->nsack = o.nsack;
 }
 
 static bool parse_seg(uint8_t *frame, size_t len, size_t vnet_len,
@@ -226,9 +204,16 @@ static void conn_remove(struct colo_rewriter *rw, struct colo_rw_conn *c)
 static void conn_update_ready(struct colo_rw_conn *c)
 {
 	if (c->sec.have && c->pri.have) {
-		c->seq_off = c->sec.isn - c->pri.isn;
-		c->ts_ok = c->sec.has_ts && c->pri.has_ts;
-		c->ts_off = c->ts_ok ? c->sec.tsval - c->pri.tsval : 0;
+		struct colo_tcp_syn pri = { c->pri.isn, c->pri.tsval,
+					    c->pri.has_ts };
+		struct colo_tcp_syn sec = { c->sec.isn, c->sec.tsval,
+					    c->sec.has_ts };
+		struct colo_tcp_offset off;
+
+		colo_tcp_offset_from_syns(&pri, &sec, &off);
+		c->seq_off = off.seq;
+		c->ts_ok = off.ts_ok;
+		c->ts_off = off.ts;
 		c->ready = true;
 		c->cp_zero = false;
 	} else {
@@ -250,7 +235,8 @@ conn_learn(struct colo_rewriter *rw, struct colo_rw_conn *c,
 	   uint64_t now_ns)
 {
 	if (!c) {
-		if (rw->failed_over || colo_conn_table_count(&rw->table) >= MAX_CONNS)
+		if (rw->failed_over ||
+		    colo_conn_table_count(&rw->table) >= MAX_CONNS)
 			return NULL;
 		c = colo_conn_table_insert(&rw->table, key, hash);
 		if (!c)
@@ -365,8 +351,8 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 	if (syn)
 		c = conn_learn(rw, c, &s.key, hash, false, s.p.seq,
 			       s.ts_at != 0,
-			       s.ts_at ? colo_get_be32(s.tcp + s.ts_at) : 0, false,
-			       now_ns);
+			       s.ts_at ? colo_get_be32(s.tcp + s.ts_at) : 0,
+			       false, now_ns);
 	if (!c) {
 		/* Opened before the last checkpoint (offset 0), or after
 		 * failover, or untracked. */
@@ -389,12 +375,9 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 		return COLO_RW_PASS;
 	}
 
-	uint16_t csum = colo_get_be16(s.tcp + 16);
+	struct colo_tcp_offset off = { c->seq_off, c->ts_off, c->ts_ok };
 
-	add32(&s, 4, -c->seq_off, &csum);
-	if (c->ts_ok && s.ts_at)
-		add32(&s, s.ts_at, -c->ts_off, &csum);
-	seg_finish(&s, csum);
+	colo_tcp_offset_shift_egress(s.tcp, s.ts_at, s.csum, &off);
 	rw->st.egress_rewritten++;
 	return COLO_RW_PASS;
 }
@@ -437,8 +420,8 @@ void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame, size_t len,
 	if (!c->ready && ack && c->sec.have && !c->pri.have &&
 	    !c->established && !conn_closed(c))
 		conn_learn(rw, c, &s.key, hash, true, s.p.ack - 1, s.ts_at != 0,
-			   s.ts_at ? colo_get_be32(s.tcp + s.ts_at + 4) : 0, true,
-			   now_ns);
+			   s.ts_at ? colo_get_be32(s.tcp + s.ts_at + 4) : 0,
+			   true, now_ns);
 	if (flags & COLO_TCP_RST)
 		c->rst = true;
 	if (flags & COLO_TCP_FIN)

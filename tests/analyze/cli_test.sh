@@ -36,6 +36,18 @@ grep -q 'primary *2 frames' "$tmp/out2" || fail "x.pcap frame count"
 grep -q 'checkpoint requests *1 (payload 1,' "$tmp/out3" ||
 	fail "built-in sample"
 
+# the shipped samples are already aligned: every flow's handshake gives
+# offset 0, and comparing them as captured tells the same story
+grep -q '10.0.1.10:80 -> 10.0.1.100:40002: handshake, secondary seq = primary seq + 0 ' \
+	"$tmp/out" || fail "sample flow alignment line"
+grep -q 'TCP flows: 3, handshake 3$' "$tmp/out" || fail "alignment counts"
+"$colo" analyze --align none --skew 0 "$src/samples/primary.pcap" \
+	"$src/samples/secondary.pcap" >"$tmp/out4" || fail "--align none"
+grep -q 'checkpoint requests *1 (payload 1,' "$tmp/out4" ||
+	fail "--align none on the samples"
+grep -q 'clock: secondary timestamps moved by +0.000000 s (given with --skew)' \
+	"$tmp/out4" || fail "--skew 0 line"
+
 # bad input: exit 1 with a message on stderr
 "$colo" analyze "$tmp/missing.pcap" "$src/samples/secondary.pcap" \
 	>/dev/null 2>"$tmp/err"
@@ -55,6 +67,10 @@ grep -q 'README.md: not a readable capture' "$tmp/err" ||
 [ $? -eq 2 ] || fail "one file: exit status"
 "$colo" analyze --compare-timeout abc >/dev/null 2>&1
 [ $? -eq 2 ] || fail "bad number: exit status"
+"$colo" analyze --align sometimes >/dev/null 2>&1
+[ $? -eq 2 ] || fail "bad --align: exit status"
+"$colo" analyze --skew 5s >/dev/null 2>&1
+[ $? -eq 2 ] || fail "bad --skew: exit status"
 "$colo" analyze --bogus >/dev/null 2>&1
 [ $? -eq 2 ] || fail "unknown option: exit status"
 "$colo" sample extra >/dev/null 2>&1
