@@ -115,8 +115,9 @@ int colo_cmd_ctl(int argc, char **argv)
 
 			if (colo_parse_u64(argv[i + 1], 3600000, &v) < 0 ||
 			    !v) {
-				fprintf(stderr, "colo ctl: --timeout: '%s' is "
-						"not a number of ms\n",
+				fprintf(stderr,
+					"colo ctl: --timeout: '%s' is "
+					"not a number of ms\n",
 					argv[i + 1]);
 				return 2;
 			}
