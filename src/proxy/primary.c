@@ -409,7 +409,6 @@ static int setup(struct colo_primary *p, const struct colo_proxy_opts *o,
 	struct colo_comparer_config cfg;
 	struct colo_comparer_ops ops = { .release = release,
 					 .event = on_divergence };
-	char e[256];
 
 	colo_comparer_config_default(&cfg);
 	if (o->compare_timeout_ms)
@@ -438,13 +437,9 @@ static int setup(struct colo_primary *p, const struct colo_proxy_opts *o,
 	colo_timer_arm_at(p->housekeeping, p->housekeeping_at);
 	if (open_listen(p, err, errlen) < 0)
 		return -1;
-	if (colo_proxy_control(&p->px, commands,
-			       sizeof(commands) / sizeof(commands[0]), e,
-			       sizeof(e)) < 0) {
-		snprintf(err, errlen, "--control %s", e);
-		return -1;
-	}
-	return 0;
+	return colo_proxy_control(&p->px, commands,
+				  sizeof(commands) / sizeof(commands[0]), err,
+				  errlen);
 }
 
 int colo_proxy_primary_run(const struct colo_proxy_opts *o)

@@ -102,7 +102,8 @@ struct colo_proxy {
 int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 		    void *role, colo_proxy_frame_fn client_fn,
 		    colo_proxy_frame_fn guest_fn, char *err, size_t errlen);
-/* The control socket (if --control) with the role's commands. */
+/* The control socket (if --control) with the role's commands; 0, or -1
+ * with a reason in err. */
 int colo_proxy_control(struct colo_proxy *px,
 		       const struct colo_control_cmd *cmds, size_t n, char *err,
 		       size_t errlen);

@@ -269,11 +269,14 @@ int colo_proxy_control(struct colo_proxy *px,
 		       size_t errlen)
 {
 	struct colo_control_table t = { cmds, n, px->role };
+	char e[256];
 
 	if (!px->o->control)
 		return 0;
-	px->ctl = colo_control_server_new(px->loop, px->o->control, &t, err,
-					  errlen);
+	px->ctl = colo_control_server_new(px->loop, px->o->control, &t, e,
+					  sizeof(e));
+	if (!px->ctl)
+		snprintf(err, errlen, "--control %s", e);
 	return px->ctl ? 0 : -1;
 }
 

@@ -369,13 +369,9 @@ static int setup(struct colo_secondary *s, const struct colo_proxy_opts *o,
 		return -1;
 	}
 	colo_timer_arm_in(s->housekeeping, HOUSEKEEPING_NS);
-	if (colo_proxy_control(&s->px, commands,
-			       sizeof(commands) / sizeof(commands[0]), e,
-			       sizeof(e)) < 0) {
-		snprintf(err, errlen, "--control %s", e);
-		return -1;
-	}
-	return 0;
+	return colo_proxy_control(&s->px, commands,
+				  sizeof(commands) / sizeof(commands[0]), err,
+				  errlen);
 }
 
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o)
