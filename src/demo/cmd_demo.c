@@ -35,8 +35,9 @@
 #include <unistd.h>
 
 #include "../commands.h"
+#include "clock.h"
 #include "control.h"
-#include "proxy.h"
+#include "evloop.h"
 
 #define GUEST_IP  "10.77.0.10"
 #define GUEST_MAC "02:c0:10:00:00:10"
@@ -92,9 +93,21 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
+/* The demo's parent is a plain sequence of sleeps and requests, not a
+ * daemon on an event loop: a flag set by a handler is all it needs. */
+static void set_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+}
+
 static uint64_t now_ns(void)
 {
-	return colo_proxy_now_ns();
+	return colo_now_ns();
 }
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -236,7 +249,7 @@ static void serve(void)
 	uint8_t *pat = pattern();
 	int one = 1, ls = socket(AF_INET, SOCK_STREAM, 0);
 
-	signal(SIGPIPE, SIG_IGN);
+	colo_ignore_sigpipe();
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (!pat || bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 8))
 		_exit(1);
@@ -320,7 +333,7 @@ static pid_t spawn_in(const char *ns, void (*fn)(void *), void *arg)
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		signal(SIGINT, SIG_IGN);
+		set_handler(SIGINT, SIG_IGN);
 		if (enter_ns(ns) < 0)
 			_exit(1);
 		fn(arg);
@@ -355,7 +368,8 @@ static void run_proxy(void *arg)
 	int fd;
 
 	snprintf(log, sizeof(log), "%s/%s.log", dir, a->role);
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(log, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
 	if (fd >= 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -432,11 +446,16 @@ static void show_log(const char *role)
 {
 	char p[128], line[512];
 	FILE *f;
+	int fd;
 
 	snprintf(p, sizeof(p), "%s/%s.log", dir, role);
-	f = fopen(p, "r");
-	if (!f)
+	fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	fprintf(stderr, "--- %s proxy log:\n", role);
 	while (fgets(line, sizeof(line), f))
 		fputs(line, stderr);
@@ -507,12 +526,22 @@ int colo_cmd_demo(int argc, char **argv)
 		return 1;
 	memset(st, 0, sizeof(*st));
 	snprintf(prefix, sizeof(prefix), "cdemo%d-", (int)(getpid() % 100000));
-	snprintf(dir, sizeof(dir), "/tmp/colo-demo-%d", (int)getpid());
-	mkdir(dir, 0700);
+	/* A private directory with an unguessable name: nobody else can
+	 * plant a link where the proxies' logs and sockets go. */
+	snprintf(dir, sizeof(dir), "%s/colo-demo-XXXXXX",
+		 getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 40
+			 ? getenv("TMPDIR")
+			 : "/tmp");
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "colo demo: %s: %s\n", dir, strerror(errno));
+		dir[0] = '\0';
+		munmap(st, sizeof(*st));
+		return 1;
+	}
 	snprintf(pctl, sizeof(pctl), "%s/primary.sock", dir);
 	snprintf(sctl, sizeof(sctl), "%s/secondary.sock", dir);
-	signal(SIGINT, on_sigint);
-	signal(SIGTERM, on_sigint);
+	set_handler(SIGINT, on_sigint);
+	set_handler(SIGTERM, on_sigint);
 
 	printf("colo demo: building the topology (namespaces %s*)\n", prefix);
 	if (topo_build() < 0) {

@@ -74,7 +74,6 @@ static const char usage[] =
 	"SIGINT/SIGTERM exit cleanly. Exit status: 0 ok, 1 runtime error,\n"
 	"2 usage error. See doc/colo-proxy.1.md.\n";
 
-
 int colo_cmd_proxy(int argc, char **argv)
 {
 	enum {

@@ -128,7 +128,8 @@ int colo_plink_hello_decode(const uint8_t *p, size_t len,
 	h->version = colo_get_be16(p + 8);
 	h->role = p[10];
 	h->auth = p[11];
-	h->session = (uint64_t)colo_get_be32(p + 12) << 32 | colo_get_be32(p + 16);
+	h->session =
+		(uint64_t)colo_get_be32(p + 12) << 32 | colo_get_be32(p + 16);
 	if (h->role != COLO_PLINK_ROLE_PRIMARY &&
 	    h->role != COLO_PLINK_ROLE_SECONDARY)
 		return -1;

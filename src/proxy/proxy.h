@@ -1,16 +1,23 @@
 /*
  * proxy.h - the COLO network proxy: the table of contents of src/proxy.
  *
- * The packet path, primary host:
- *   client port -> (filter) -> mirror over the link -> primary guest port
- *   primary guest port -> comparer (primary side) --\
- *   link EGRESS -------> comparer (secondary side) --> release -> client port
- * and secondary host:
- *   link INGRESS -> rewriter (ingress) -> secondary guest port
- *   secondary guest port -> rewriter (egress) -> link EGRESS
+ * The seed's split, one file per part. Primary host:
+ *   client port -> mirror.c -> link INGRESS (to the secondary)
+ *                           \-> primary guest port
+ *   primary guest port -> primary.c -> comparer (primary side) --\
+ *   link EGRESS -> redirector.c -> comparer (secondary side) -----> release
+ *                                                    -> client port
+ * Secondary host:
+ *   link INGRESS -> secondary.c -> rewriter (ingress) -> secondary guest
+ *   secondary guest -> redirector.c -> rewriter (egress) -> link EGRESS
  * After failover the secondary wires its guest to its client port through
- * the rewriter; after losing the secondary the primary passes its guest's
- * traffic straight through.
+ * the rewriter (secondary.c, replay.c, announce.c); after losing the
+ * secondary the primary passes its guest's traffic straight through.
+ *
+ * Both roles run on one colo_loop (role.c): ports, the link and the
+ * control socket are descriptors of the loop, heartbeats and timeouts are
+ * its timers, and everything queued during a wake-up is flushed once,
+ * before the loop sleeps again.
  */
 #ifndef COLO_PROXY_H
 #define COLO_PROXY_H
@@ -18,14 +25,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/epoll.h>
-#include <time.h>
 
-#include "port.h"
-
+#include "comparer.h"
 #include "control.h"
+#include "evloop.h"
+#include "link.h"
+#include "port.h"
+#include "sock_spec.h"
+#include "tcp_rewriter.h"
 
 struct json_object;
+struct colo_packet;
 
 struct colo_proxy_opts {
 	const char *client_spec, *guest_spec;
@@ -35,14 +45,6 @@ struct colo_proxy_opts {
 	uint32_t max_queue;
 	uint64_t ping_ms, peer_timeout_ms;
 };
-
-static inline uint64_t colo_proxy_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Frames for the guest: its unicast MAC, broadcast and multicast. Until
  * the guest has spoken (its MAC is learned from its egress) every frame
@@ -57,43 +59,78 @@ static inline bool colo_proxy_for_guest(const uint8_t *eth, size_t len,
 	return __builtin_memcmp(eth, mac, 6) == 0;
 }
 
-/* A port in the owner's epoll set. Its fd may change (a qemu: port
- * accepting or losing its peer); _sync follows it after every recv. */
+/* role.c APIs: what both roles run on. */
+
+/* Called for every frame a port yields; f may be modified in place. */
+typedef void (*colo_proxy_frame_fn)(void *role, uint8_t *f, size_t len);
+
+/* A port on the loop. Its fd may change (a qemu: port accepting or losing
+ * its peer); the watch follows it after every read. */
 struct colo_port_watch {
+	struct colo_proxy *px;
 	struct colo_port *port;
+	size_t vnet; /* vnet header length of its frames */
+	colo_proxy_frame_fn on_frame;
+	struct colo_loop_fd *h;
 	int fd;
-	uint32_t tag;
-	bool paused; /* input held back (back-pressure) */
-	bool registered_paused;
+	bool paused; /* input held back while the link backs up */
 };
 
-static inline void colo_port_watch_sync(int epfd, struct colo_port_watch *w)
+/* One role's runtime; the first member of struct colo_primary and struct
+ * colo_secondary, so a control handler's ctx is also a colo_proxy. */
+struct colo_proxy {
+	const struct colo_proxy_opts *o;
+	void *role;
+	struct colo_loop *loop;
+	struct colo_port_watch client, guest;
+	struct colo_plink link;
+	struct colo_loop_fd *link_h;
+	bool connecting; /* the secondary's connect is in progress */
+	/* The port whose input waits while the link's output is above its
+	 * high mark (TCP senders slow down instead of us buffering). */
+	struct colo_port_watch *throttled;
+	struct colo_timer *heartbeat;
+	struct colo_control_server *ctl;
+	uint64_t session;
+	/* Set by the role: the link's fd is ready; the link is gone. */
+	colo_io_fn on_link;
+	void (*link_lost)(void *role, const char *why);
+};
+
+/* Loop, signals (SIGINT/SIGTERM stop it), ports and the flush hook. 0, or
+ * -1 with a reason in err. */
+int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
+		    void *role, colo_proxy_frame_fn client_fn,
+		    colo_proxy_frame_fn guest_fn, char *err, size_t errlen);
+/* The control socket (if --control) with the role's commands; 0, or -1
+ * with a reason in err. */
+int colo_proxy_control(struct colo_proxy *px,
+		       const struct colo_control_cmd *cmds, size_t n, char *err,
+		       size_t errlen);
+int colo_proxy_run(struct colo_proxy *px);
+void colo_proxy_close(struct colo_proxy *px);
+/* The link takes fd (connected, or connecting when connecting). */
+int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
+			   bool connecting);
+void colo_proxy_link_detach(struct colo_proxy *px);
+static inline bool colo_proxy_link_up(const struct colo_proxy *px)
 {
-	int fd = colo_port_fd(w->port);
-	struct epoll_event ev = { .data.u32 = w->tag };
-
-	if (fd < 0)
-		fd = colo_port_listen_fd(w->port);
-	ev.events = w->paused && fd == colo_port_fd(w->port) ? 0 : EPOLLIN;
-	if (fd == w->fd) {
-		if (fd >= 0 && w->paused != w->registered_paused)
-			epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
-		w->registered_paused = w->paused;
-		return;
-	}
-	if (w->fd >= 0)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
-	w->fd = fd;
-	w->registered_paused = w->paused;
-	if (fd >= 0)
-		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+	return colo_plink_up(&px->link) && !px->connecting;
 }
-
-/* primary.c APIs: */
-int colo_proxy_primary_run(const struct colo_proxy_opts *o);
-
-/* secondary.c APIs: */
-int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
+/* The connect finished: the heartbeat starts. */
+void colo_proxy_link_connected(struct colo_proxy *px);
+/* Answers a PING; 0 for other kinds it handles (PONG), -1 otherwise. */
+int colo_proxy_link_common(struct colo_proxy *px,
+			   const struct colo_plink_frame *f);
+/* One id per TCP/UDP connection, the same from either direction (the
+ * client's address and port and the guest's port); never 0. */
+uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client);
+void colo_proxy_add_u64(struct json_object *o, const char *name, uint64_t v);
+void colo_proxy_add_port_stats(struct json_object *r, const char *name,
+			       const struct colo_port *port);
+/* The "quit" command of both roles. */
+int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
+			struct json_object *r, char *err, size_t errlen);
 
 /* announce.c APIs: */
 #define COLO_ANNOUNCE_ADDRS 8
@@ -137,23 +174,103 @@ void colo_neigh_learn(struct colo_neigh *nb, const uint8_t *eth, size_t len);
 size_t colo_neigh_answer(const struct colo_neigh *nb, const uint8_t *eth,
 			 size_t len, uint8_t *out);
 
-/* proxy_control.c APIs: the JSON control socket inside the event loop.
- * Requests run on the loop's thread, so handlers need no locking. A
- * client that sends {"cmd":"events"} gets every later event as a line. */
-struct colo_pctl;
-struct colo_pctl *colo_pctl_new(const char *path,
-				const struct colo_control_table *t, char *err,
-				size_t errlen);
-void colo_pctl_free(struct colo_pctl *c);
-/* One fd for the owner's epoll (EPOLLIN); call _run when it is ready. */
-int colo_pctl_fd(const struct colo_pctl *c);
-void colo_pctl_run(struct colo_pctl *c);
-/* Sends {"event": name, ...fields} to every subscriber; takes fields
- * (may be NULL). */
-void colo_pctl_emit(struct colo_pctl *c, const char *name,
-		    struct json_object *fields);
-/* Adds a port's counters to a stats reply as object `name`. */
-void colo_pctl_add_port_stats(struct json_object *r, const char *name,
-			      const struct colo_port *port);
+/* primary.c APIs: */
+#define COLO_PRIMARY_WINDOWS 4096
+
+struct colo_primary {
+	struct colo_proxy px;
+	struct colo_comparer *cmp;
+	int listen_fd;
+	struct colo_loop_fd *listen_h;
+	struct colo_timer *housekeeping; /* comparer timeouts, reclaim */
+	uint64_t housekeeping_at, timeout_step;
+	uint8_t guest_mac[6];
+	bool guest_mac_known;
+	bool handed_over; /* failover command: the secondary owns the client */
+	uint64_t client_frames, client_ignored, mirrored, guest_frames;
+	uint64_t passthrough, released, conn_meta, ckpt_requests;
+	uint64_t peer_connects, peer_losses, mirror_failed, clamped;
+	/* The secondary guest's latest receive window per connection. */
+	struct {
+		uint64_t conn;
+		uint16_t win;
+	} win[COLO_PRIMARY_WINDOWS];
+	uint8_t *scratch; /* a released frame with its window clamped */
+};
+
+static inline bool colo_primary_protected(const struct colo_primary *p)
+{
+	return colo_proxy_link_up(&p->px) && !p->handed_over;
+}
+int colo_proxy_primary_run(const struct colo_proxy_opts *o);
+/* Remembers the secondary guest's receive window from one of its frames:
+ * a released frame never advertises more (the client must not send what
+ * the secondary guest would drop). */
+void colo_primary_note_window(struct colo_primary *p, const uint8_t *f,
+			      size_t len, size_t v);
+
+/* mirror.c APIs: client ingress for the guest goes to the secondary
+ * (while protected) and then to the primary guest. */
+void colo_mirror_client_frame(void *primary, uint8_t *f, size_t len);
+
+/* replay.c APIs: the secondary's copy of its guest's unacknowledged TCP
+ * output, resent at once on failover. */
+struct colo_replay;
+struct colo_replay *colo_replay_new(void);
+void colo_replay_free(struct colo_replay *t);
+/* A client frame (mirrored ingress): its ACK retires kept segments. */
+void colo_replay_ack(struct colo_replay *t, const uint8_t *f, size_t len,
+		     size_t v);
+/* A guest frame headed for the client (primary sequence space). */
+void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
+		      size_t v);
+/* Sends every kept segment the client has not acknowledged to port;
+ * returns how many. */
+uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port);
+
+/* secondary.c APIs: */
+#define COLO_WAIT_FRAMES 1024
+
+struct colo_secondary {
+	struct colo_proxy px;
+	struct colo_rewriter *rw;
+	struct colo_sock_addr link_addr;
+	struct colo_timer *retry, *housekeeping, *announce;
+	struct colo_guest_addrs addrs;
+	struct colo_neigh neigh;
+	bool failed_over, peer_seen;
+	uint64_t failover_at;
+	uint32_t announced;
+	struct colo_replay *replay;
+	uint64_t replayed;
+	/* Egress waiting for its connection's primary ISN (a CONN_META
+	 * racing the guest's SYN/ACK): a bounded FIFO. */
+	struct {
+		uint8_t *frame;
+		uint32_t len;
+		uint8_t vnet;
+	} wq[COLO_WAIT_FRAMES];
+	uint32_t wq_head, wq_n;
+	size_t wq_bytes;
+	uint64_t ingress, egress, client_in, client_dropped, to_client;
+	uint64_t waited, wait_dropped, announces, peer_losses, meta;
+	uint64_t neigh_answers;
+};
+int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
+/* Where the secondary guest's egress goes: over the link, or to the
+ * client after failover. */
+void colo_secondary_out(struct colo_secondary *s, const uint8_t *f, size_t len,
+			size_t v);
+
+/* redirector.c APIs: the secondary guest's output to the comparer. */
+/* Primary: a link EGRESS frame into the comparer's secondary side. */
+void colo_redirector_to_comparer(struct colo_primary *p,
+				 const struct colo_plink_frame *f);
+/* Secondary: a guest frame through the rewriter onto the link. */
+void colo_redirector_guest_frame(void *secondary, uint8_t *f, size_t len);
+/* Secondary: frames that waited for their connection's primary ISN go
+ * again, in order (after a CONN_META, and at failover). */
+void colo_redirector_retry(struct colo_secondary *s);
+void colo_redirector_free(struct colo_secondary *s);
 
 #endif

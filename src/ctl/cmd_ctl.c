@@ -1,16 +1,13 @@
 /*
- * cmd_ctl.c - `colo ctl`: one request to a colo daemon's JSON control
- * socket (proxy or blk), or a stream of its events.
+ * cmd_ctl.c - `colo ctl`: one request to any colo daemon's JSON control
+ * socket (proxy, blk, ...), or a stream of its events, through the common
+ * client (src/common/control_client.c).
  */
-#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "../commands.h"
 #include "control.h"
@@ -38,63 +35,25 @@ static const char usage[] =
 	"failed,\n"
 	"2 usage error. See doc/colo-ctl.1.md.\n";
 
-static int events(const char *path, long count)
+/* Prints each event line; stops after count of them (0: never). */
+static bool print_event(void *opaque, const char *line, size_t len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static const char req[] = "{\"cmd\":\"events\"}\n";
-	char buf[65536];
-	size_t len = 0;
-	bool first = true;
-	int fd;
+	long *left = opaque;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "colo ctl: %s: path too long\n", path);
+	fwrite(line, 1, len, stdout);
+	fflush(stdout);
+	return *left <= 0 || --*left > 0;
+}
+
+static int events(const char *path, long count, unsigned int timeout_ms)
+{
+	char err[512];
+
+	if (colo_control_subscribe(path, timeout_ms, print_event, &count, err,
+				   sizeof(err)) < 0) {
+		fprintf(stderr, "colo ctl: %s\n", err);
 		return 1;
 	}
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "colo ctl: %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	for (;;) {
-		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
-		char *nl;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		while ((nl = memchr(buf, '\n', len))) {
-			size_t k = (size_t)(nl - buf) + 1;
-
-			if (first) { /* the subscription's own reply */
-				first = false;
-				if (!memmem(buf, k, "\"ok\":true", 9)) {
-					fprintf(stderr, "colo ctl: %.*s",
-						(int)k, buf);
-					close(fd);
-					return 1;
-				}
-			} else {
-				fwrite(buf, 1, k, stdout);
-				fflush(stdout);
-				if (count > 0 && --count == 0) {
-					close(fd);
-					return 0;
-				}
-			}
-			memmove(buf, buf + k, len - k);
-			len -= k;
-		}
-		if (len == sizeof(buf))
-			len = 0; /* an absurd line: skip it */
-	}
-	close(fd);
 	return 0;
 }
 
@@ -115,8 +74,9 @@ int colo_cmd_ctl(int argc, char **argv)
 
 			if (colo_parse_u64(argv[i + 1], 3600000, &v) < 0 ||
 			    !v) {
-				fprintf(stderr, "colo ctl: --timeout: '%s' is "
-						"not a number of ms\n",
+				fprintf(stderr,
+					"colo ctl: --timeout: '%s' is "
+					"not a number of ms\n",
 					argv[i + 1]);
 				return 2;
 			}
@@ -132,7 +92,8 @@ int colo_cmd_ctl(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[i + 1], "events") == 0)
-		return events(argv[i], argc - i == 3 ? atol(argv[i + 2]) : 0);
+		return events(argv[i], argc - i == 3 ? atol(argv[i + 2]) : 0,
+			      (unsigned int)timeout_ms);
 	if (argc - i == 3) {
 		args = json_tokener_parse(argv[i + 2]);
 		if (!args || !json_object_is_type(args, json_type_object)) {

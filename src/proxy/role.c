@@ -1,0 +1,348 @@
+/*
+ * role.c - what the primary and the secondary proxy both run on: one
+ * colo_loop carrying the two ports, the replication link and the control
+ * socket.
+ *
+ * Frames handled during a wake-up are only queued (ports batch their
+ * sends, the link its output buffer); one before-sleep hook flushes them
+ * all, so a frame that can leave leaves in the wake-up that produced it,
+ * in as few syscalls as the batch allows. The same hook applies
+ * back-pressure: while the link's output is above LINK_HIGH the throttled
+ * port's input stays unread (its TCP senders slow down) until it drains
+ * below LINK_LOW.
+ *
+ * The heartbeat is one timer per link: it fires when a PING is due or the
+ * peer timeout could have passed, and re-arms itself from the link's own
+ * last_rx/last_tx, so traffic never has to touch it.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "packet.h"
+#include "proxy.h"
+
+#define LINK_HIGH (8u << 20)
+#define LINK_LOW  (2u << 20)
+/* Batches read per wake-up and port: fewer epoll round trips under
+ * load, bounded so the other descriptors are served. */
+#define READ_BATCHES 4
+
+/* ---- ports */
+
+static void watch_sync(struct colo_port_watch *w);
+
+static void port_ready(void *opaque, uint32_t events)
+{
+	struct colo_port_watch *w = opaque;
+	void *role = w->px->role;
+
+	(void)events;
+	for (int i = 0; i < READ_BATCHES && !w->paused; i++) {
+		struct colo_rx_batch b;
+		int n = colo_port_recv(w->port, &b);
+
+		if (n < 0)
+			colo_log_warn("%s port failed",
+				      w == &w->px->client ? "client" : "guest");
+		for (uint32_t k = 0; k < b.n; k++)
+			w->on_frame(role, b.f[k].data, b.f[k].len);
+		if (b.n < COLO_PORT_BATCH)
+			break;
+	}
+	watch_sync(w);
+}
+
+/* Follows the port's fd (a qemu: port without a peer is watched through
+ * its listening socket) and its pause state. */
+static void watch_sync(struct colo_port_watch *w)
+{
+	int fd = colo_port_fd(w->port);
+	uint32_t ev;
+
+	if (fd < 0)
+		fd = colo_port_listen_fd(w->port);
+	ev = w->paused && fd == colo_port_fd(w->port) ? 0 : EPOLLIN;
+	if (fd != w->fd) {
+		colo_loop_del_fd(w->h);
+		w->h = NULL;
+		w->fd = fd;
+		if (fd >= 0) {
+			w->h = colo_loop_add_fd(w->px->loop, fd, ev, port_ready,
+						w);
+			if (!w->h)
+				colo_log_warn("cannot watch a port: %s",
+					      strerror(errno));
+		}
+		return;
+	}
+	if (w->h)
+		colo_loop_mod_fd(w->h, ev);
+}
+
+static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
+		      const char *spec, colo_proxy_frame_fn fn, char *err,
+		      size_t errlen)
+{
+	w->px = px;
+	w->fd = -1;
+	w->on_frame = fn;
+	w->port = colo_port_open(spec, err, errlen);
+	if (!w->port)
+		return -1;
+	w->vnet = colo_port_vnet_hdr_len(w->port);
+	watch_sync(w);
+	return 0;
+}
+
+/* ---- the link */
+
+static void link_ready(void *opaque, uint32_t events)
+{
+	struct colo_proxy *px = opaque;
+
+	if (colo_plink_up(&px->link))
+		px->on_link(px->role, events);
+}
+
+/* Fires when a PING may be due or the peer may have timed out; re-arms
+ * for the earlier of the two from the link's own timestamps. */
+static void heartbeat(void *opaque)
+{
+	struct colo_proxy *px = opaque;
+	uint64_t now = colo_loop_now(px->loop);
+	uint64_t ping = px->o->ping_ms * COLO_NS_PER_MS;
+	uint64_t timeout = px->o->peer_timeout_ms * COLO_NS_PER_MS;
+	uint64_t next;
+
+	if (!colo_plink_up(&px->link))
+		return;
+	if (px->connecting) {
+		colo_timer_arm_at(px->heartbeat, now + ping);
+		return;
+	}
+	if (now - px->link.last_rx_ns > timeout) {
+		px->link_lost(px->role, "no data within the peer timeout");
+		return;
+	}
+	if (now - px->link.last_tx_ns >= ping && !colo_plink_pending(&px->link))
+		colo_plink_queue(&px->link, COLO_PLINK_PING, 0, NULL, 0, NULL,
+				 0);
+	next = px->link.last_rx_ns + timeout + 1;
+	if (px->link.last_tx_ns + ping < next)
+		next = px->link.last_tx_ns + ping;
+	if (next <= now) /* a PING just queued leaves at this wake-up's end */
+		next = now + ping;
+	colo_timer_arm_at(px->heartbeat, next);
+}
+
+int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
+			   bool connecting)
+{
+	uint64_t now = colo_loop_now(px->loop);
+
+	colo_proxy_link_detach(px);
+	colo_plink_attach(&px->link, fd, role, px->session, now);
+	px->connecting = connecting;
+	px->link_h = colo_loop_add_fd(px->loop, fd, EPOLLIN | EPOLLOUT,
+				      link_ready, px);
+	if (!px->link_h) {
+		colo_plink_detach(&px->link);
+		px->connecting = false;
+		return -1;
+	}
+	colo_timer_arm_at(px->heartbeat, now + px->o->ping_ms * COLO_NS_PER_MS);
+	return 0;
+}
+
+void colo_proxy_link_connected(struct colo_proxy *px)
+{
+	px->connecting = false;
+	px->link.last_rx_ns = colo_loop_now(px->loop);
+	colo_timer_arm_at(px->heartbeat, px->link.last_rx_ns);
+}
+
+void colo_proxy_link_detach(struct colo_proxy *px)
+{
+	colo_loop_del_fd(px->link_h);
+	px->link_h = NULL;
+	colo_plink_detach(&px->link);
+	px->connecting = false;
+	if (px->heartbeat)
+		colo_timer_disarm(px->heartbeat);
+}
+
+int colo_proxy_link_common(struct colo_proxy *px,
+			   const struct colo_plink_frame *f)
+{
+	switch (f->type) {
+	case COLO_PLINK_PING:
+		return colo_plink_queue(&px->link, COLO_PLINK_PONG, 0,
+					f->payload, f->len, NULL, 0);
+	case COLO_PLINK_PONG:
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* ---- once per wake-up */
+
+static void flush_all(void *opaque)
+{
+	struct colo_proxy *px = opaque;
+	struct colo_port_watch *w = px->throttled;
+	size_t pending;
+
+	if (colo_proxy_link_up(px) &&
+	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
+		px->link_lost(px->role, strerror(errno));
+	pending = colo_plink_pending(&px->link);
+	if (px->link_h)
+		colo_loop_mod_fd(
+			px->link_h,
+			EPOLLIN | (px->connecting || pending ? EPOLLOUT : 0));
+	colo_port_flush(px->guest.port);
+	colo_port_flush(px->client.port);
+	if (w && !w->paused && pending > LINK_HIGH) {
+		w->paused = true;
+		watch_sync(w);
+	} else if (w && w->paused && pending < LINK_LOW) {
+		w->paused = false;
+		watch_sync(w);
+		/* Level-triggered epoll reports what queued meanwhile. */
+	}
+}
+
+/* ---- set-up */
+
+static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
+{
+	struct colo_proxy *px = opaque;
+
+	colo_log_info("signal %u: exiting", si->ssi_signo);
+	colo_loop_stop(px->loop);
+}
+
+int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
+		    void *role, colo_proxy_frame_fn client_fn,
+		    colo_proxy_frame_fn guest_fn, char *err, size_t errlen)
+{
+	px->o = o;
+	px->role = role;
+	px->client.fd = px->guest.fd = -1;
+	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
+	if (colo_plink_init(&px->link) < 0)
+		goto oom;
+	px->loop = colo_loop_new();
+	if (!px->loop)
+		goto oom;
+	px->heartbeat = colo_timer_new(px->loop, heartbeat, px);
+	if (!px->heartbeat ||
+	    colo_loop_before_sleep(px->loop, flush_all, px) < 0)
+		goto oom;
+	colo_ignore_sigpipe();
+	if (colo_loop_on_signal(px->loop, SIGINT, on_stop_signal, px) < 0 ||
+	    colo_loop_on_signal(px->loop, SIGTERM, on_stop_signal, px) < 0) {
+		snprintf(err, errlen, "signals: %s", strerror(errno));
+		return -1;
+	}
+	if (watch_open(px, &px->client, o->client_spec, client_fn, err,
+		       errlen) < 0 ||
+	    watch_open(px, &px->guest, o->guest_spec, guest_fn, err, errlen) <
+		    0)
+		return -1;
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+int colo_proxy_control(struct colo_proxy *px,
+		       const struct colo_control_cmd *cmds, size_t n, char *err,
+		       size_t errlen)
+{
+	struct colo_control_table t = { cmds, n, px->role };
+	char e[256];
+
+	if (!px->o->control)
+		return 0;
+	px->ctl = colo_control_server_new(px->loop, px->o->control, &t, e,
+					  sizeof(e));
+	if (!px->ctl)
+		snprintf(err, errlen, "--control %s", e);
+	return px->ctl ? 0 : -1;
+}
+
+int colo_proxy_run(struct colo_proxy *px)
+{
+	return colo_loop_run(px->loop);
+}
+
+void colo_proxy_close(struct colo_proxy *px)
+{
+	colo_control_server_free(px->ctl);
+	px->ctl = NULL;
+	if (px->loop)
+		colo_proxy_link_detach(px);
+	colo_plink_free(&px->link);
+	colo_loop_del_fd(px->client.h);
+	colo_loop_del_fd(px->guest.h);
+	colo_port_close(px->client.port);
+	colo_port_close(px->guest.port);
+	colo_loop_free(px->loop); /* frees the timers too */
+	px->loop = NULL;
+}
+
+/* ---- helpers both roles' handlers use */
+
+uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client)
+{
+	const uint8_t *ip = from_client ? p->src : p->dst;
+	size_t n = p->ipver == 6 ? 16 : 4;
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	uint16_t cport = from_client ? p->sport : p->dport;
+	uint16_t gport = from_client ? p->dport : p->sport;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ip[i]) * 1099511628211ull;
+	h = (h ^ cport) * 1099511628211ull;
+	h = (h ^ gport) * 1099511628211ull;
+	return h | 1; /* 0 marks a free table entry */
+}
+
+void colo_proxy_add_u64(struct json_object *o, const char *name, uint64_t v)
+{
+	json_object_object_add(o, name, json_object_new_int64((int64_t)v));
+}
+
+void colo_proxy_add_port_stats(struct json_object *r, const char *name,
+			       const struct colo_port *port)
+{
+	const struct colo_port_stats *ps = colo_port_stats(port);
+	struct json_object *o = json_object_new_object();
+
+	colo_proxy_add_u64(o, "rx_frames", ps->rx_frames);
+	colo_proxy_add_u64(o, "rx_bytes", ps->rx_bytes);
+	colo_proxy_add_u64(o, "rx_gso", ps->rx_gso);
+	colo_proxy_add_u64(o, "rx_dropped", ps->rx_dropped);
+	colo_proxy_add_u64(o, "tx_frames", ps->tx_frames);
+	colo_proxy_add_u64(o, "tx_bytes", ps->tx_bytes);
+	colo_proxy_add_u64(o, "tx_gso", ps->tx_gso);
+	colo_proxy_add_u64(o, "tx_dropped", ps->tx_dropped);
+	json_object_object_add(r, name, o);
+}
+
+int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
+			struct json_object *r, char *err, size_t errlen)
+{
+	(void)req, (void)r, (void)err, (void)errlen;
+	colo_loop_stop(((struct colo_proxy *)ctx)->loop);
+	return 0;
+}
