@@ -30,6 +30,8 @@ static const struct command commands[] = {
 	  "replay two captures through the comparer and explain checkpoints" },
 	{ "blk", colo_cmd_blk,
 	  "block replication: NBD exports with COLO's disk buffer" },
+	{ "up", colo_cmd_up,
+	  "run this host's part of a protected pair (PAIR.conf, corosync)" },
 	{ "sample", colo_cmd_sample,
 	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
 };
