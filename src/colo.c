@@ -32,6 +32,8 @@ static const struct command commands[] = {
 	  "block replication: NBD exports with COLO's disk buffer" },
 	{ "up", colo_cmd_up,
 	  "run this host's part of a protected pair (PAIR.conf, corosync)" },
+	{ "status", colo_cmd_status,
+	  "show the pair (roles, protected/degraded, quorum) from this host" },
 	{ "sample", colo_cmd_sample,
 	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
 };

@@ -1,11 +1,13 @@
 /*
  * cmd_up.c - `colo up`: one command per host, driven by PAIR.conf.
  *
+ *   colo up [--host NAME] PAIR.conf
  *   colo up [--host NAME] --check PAIR.conf
  *   colo up [--host NAME] --write-corosync DIR PAIR.conf
  *
- * --check validates the file and prints what this host would run;
- * --write-corosync writes DIR/corosync.conf from it.
+ * Without an option it supervises this host (up.c); --check validates
+ * the file and prints what this host would run; --write-corosync writes
+ * DIR/corosync.conf from it.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,11 +17,16 @@
 #include "corosync_conf.h"
 #include "daemons.h"
 #include "pair_config.h"
+#include "up.h"
+
+#include <limits.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: colo up [--host NAME] --check PAIR.conf\n"
+		"usage: colo up [--host NAME] PAIR.conf\n"
+		"       colo up [--host NAME] --check PAIR.conf\n"
 		"       colo up [--host NAME] --write-corosync DIR PAIR.conf\n"
 		"\n"
 		"  --check            validate PAIR.conf, print what this host "
@@ -105,7 +112,7 @@ int colo_cmd_up(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1 || (!check && !write_dir)) {
+	if (optind != argc - 1) {
 		usage(stderr);
 		return 2;
 	}
@@ -129,5 +136,21 @@ int colo_cmd_up(int argc, char **argv)
 		}
 		print_plan(&cfg, self, "colo");
 	}
-	return 0;
+	if (check || write_dir)
+		return 0;
+	self = colo_pair_find_self(&cfg, host, err, sizeof(err));
+	if (self < 0) {
+		fprintf(stderr, "colo up: %s\n", err);
+		return 1;
+	}
+	/* the daemons run from the same binary as this supervisor */
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0) {
+		fprintf(stderr, "colo up: /proc/self/exe unreadable\n");
+		return 1;
+	}
+	exe[n] = '\0';
+	return colo_up_run(&cfg, self, exe);
 }

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Failure scenarios of `colo up` with a real corosync cluster.
+
+    cluster.py primary_dies|link_cut|secondary_dies COLO_BINARY
+
+The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
+shost, guests pguest and sguest with the same addresses) plus a witness
+namespace and a corosync network (bridge cbr in the switch namespace,
+10.79.0.1 host a = phost, .2 host b = shost, .3 witness). Each node runs
+in its own mount namespace (private /run, /etc/corosync,
+/var/lib/corosync, /var/log/corosync and /dev/shm: see
+CLUSTER-NOTES.md), held by a `sleep` process; corosync, corosync-qdevice,
+corosync-qnetd and `colo up` really run. Exit 77 (skip) without root or
+the corosync packages. Everything is torn down in `finally`.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import e2e  # noqa: E402  (the topology, services and client helpers)
+
+GUEST = e2e.GUEST
+PY = e2e.PY
+SVC = e2e.SVC
+RING = {"a": "10.79.0.1", "b": "10.79.0.2", "w": "10.79.0.3"}
+NODE_NS = {"a": "phost", "b": "shost", "w": "wit"}
+# CLUSTER_TOKEN_MS etc. tune the pair; the defaults are the tested ones.
+TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "1000"))
+LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "1500"))
+MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "500"))
+
+log = e2e.log
+check = e2e.check
+
+
+class Cluster(e2e.Net):
+    def __init__(self, colo):
+        super().__init__(colo)
+        self.p = "ccl%d-" % (os.getpid() % 100000)
+        self.holder = {}
+        self.conf = os.path.join(self.dir, "pair.conf")
+        self.run_dir = os.path.join(self.dir, "run")
+
+    # ---- namespaces and per-node mount namespaces
+    def up(self):
+        super().up()
+        sh = ["ip", "netns", "exec", self.p + "switch"]
+        subprocess.run(["ip", "netns", "add", self.p + "wit"], check=True)
+        self.run("wit", "ip", "link", "set", "lo", "up")
+        self.run("switch", "ip", "link", "add", "cbr", "type", "bridge")
+        self.run("switch", "ip", "link", "set", "cbr", "up")
+        for n in ("a", "b", "w"):
+            here, there = self.p + "c" + n, self.p + "c" + n + "s"
+            subprocess.run(["ip", "link", "add", here, "type", "veth",
+                            "peer", "name", there], check=True)
+            subprocess.run(["ip", "link", "set", here, "netns",
+                            self.p + NODE_NS[n], "name", "cor"], check=True)
+            subprocess.run(["ip", "link", "set", there, "netns",
+                            self.p + "switch", "name", "c" + n], check=True)
+            subprocess.run(sh + ["ip", "link", "set", "c" + n, "master",
+                                 "cbr"], check=True)
+            subprocess.run(sh + ["ip", "link", "set", "c" + n, "up"],
+                           check=True)
+            self.run(NODE_NS[n], "ip", "addr", "add", RING[n] + "/24", "dev",
+                     "cor")
+            self.run(NODE_NS[n], "ip", "link", "set", "cor", "up")
+        for n in ("a", "b", "w"):
+            self.hold(n)
+
+    def hold(self, n):
+        """A sleep process in the node's network namespace and its own
+        mount namespace, over which every command of the node runs."""
+        d = os.path.join(self.dir, "node-" + n)
+        dirs = {k: os.path.join(d, k) for k in ("etc", "lib", "log")}
+        for v in dirs.values():
+            os.makedirs(v, exist_ok=True)
+        script = ("mount -t tmpfs tmpfs /run && "
+                  "mount --bind %s /etc/corosync && "
+                  "mount --bind %s /var/lib/corosync && "
+                  "mount --bind %s /var/log/corosync && "
+                  "mount -t tmpfs tmpfs /dev/shm && "
+                  "mkdir -p /run/corosync-qdevice /run/corosync-qnetd && "
+                  "touch /run/held && exec sleep infinity"
+                  % (dirs["etc"], dirs["lib"], dirs["log"]))
+        p = subprocess.Popen(self.ns(NODE_NS[n]) + [
+            "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            script], start_new_session=True)
+        self.procs["holder-" + n] = p
+        self.holder[n] = p.pid
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = subprocess.run(self.at(n) + ["test", "-e", "/run/held"])
+            if r.returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("node %s: mount namespace not ready" % n)
+
+    def at(self, n):
+        return ["nsenter", "-t", str(self.holder[n]), "-n", "-m", "--"]
+
+    def node_run(self, n, *cmd, check=True):
+        r = subprocess.run(self.at(n) + list(cmd), capture_output=True,
+                           text=True, timeout=30)
+        if check and r.returncode:
+            raise RuntimeError("%s %s: %s" % (n, cmd, r.stderr.strip()))
+        return r.stdout
+
+    def node_spawn(self, key, n, *cmd):
+        out = open(os.path.join(self.dir, key + ".log"), "w")
+        self.procs[key] = subprocess.Popen(self.at(n) + list(cmd),
+                                           stdout=out,
+                                           stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        return self.procs[key]
+
+    def down(self):
+        for key in list(self.procs):
+            try:
+                self.kill(key)
+            except Exception:
+                pass
+        subprocess.run(["ip", "netns", "del", self.p + "wit"],
+                       capture_output=True)
+        super().down()
+
+    # ---- the pair
+    def write_conf(self):
+        os.makedirs(self.run_dir, exist_ok=True)
+        key = os.path.join(self.dir, "authkey")
+        subprocess.run(["corosync-keygen", "-l", "-k", key], check=True,
+                       capture_output=True)
+        os.chmod(key, 0o600)
+        with open(self.conf, "w") as f:
+            f.write("[pair]\nname = %s\nlink_port = 7070\nrun_dir = %s\n"
+                    "authkey = %s\n" % (self.p.strip("-"), self.run_dir, key))
+            for n, link in (("a", "10.78.0.1"), ("b", "10.78.0.2")):
+                f.write("[host %s]\nlink = %s\nring = %s\nclient = sw\n"
+                        "guest = gst\n" % (n, link, RING[n]))
+            f.write("[witness]\naddress = %s\n[timeouts]\ntoken_ms = %d\n"
+                    "lease_ms = %d\nmargin_ms = %d\n"
+                    % (RING["w"], TOKEN, LEASE, MARGIN))
+        for n in ("a", "b"):
+            r = subprocess.run([self.colo, "up", "--write-corosync",
+                                os.path.join(self.dir, "node-" + n, "etc"),
+                                self.conf], capture_output=True, text=True)
+            if r.returncode:
+                raise RuntimeError("colo up --write-corosync: " + r.stderr)
+
+    def corosync(self, n):
+        self.node_spawn("corosync-" + n, n, "corosync", "-f")
+
+    def qdevice(self, n):
+        self.node_spawn("qdevice-" + n, n, "corosync-qdevice", "-f")
+
+    def quorum(self, n):
+        """(quorate, total votes) from corosync-quorumtool in node n."""
+        out = self.node_run(n, "corosync-quorumtool", "-s", check=False)
+        q = "Quorate:          Yes" in out
+        votes = 0
+        for line in out.splitlines():
+            if line.startswith("Total votes:"):
+                votes = int(line.split(":")[1])
+        return q, votes
+
+    def wait(self, what, fn, timeout=30, step=0.05):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(step)
+        raise RuntimeError("timed out waiting for " + what)
+
+    def start_cluster(self):
+        self.write_conf()
+        self.node_spawn("qnetd", "w", "corosync-qnetd", "-f", "-s", "off")
+        for n in ("a", "b"):
+            self.corosync(n)
+        for n in ("a", "b"):
+            self.wait("corosync in " + n, lambda n=n: self.node_run(
+                n, "corosync-cfgtool", "-s", check=False).strip())
+            self.qdevice(n)
+        for n in ("a", "b"):
+            self.wait("quorum with the witness in " + n,
+                      lambda n=n: self.quorum(n) == (True, 3))
+        log("corosync: a and b quorate, 3 votes (qdevice on the witness)")
+
+    def state(self, n):
+        try:
+            with open(os.path.join(self.run_dir, n + "-up.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def proxy(self, n, cmd="status"):
+        self.ctl[n] = os.path.join(self.run_dir, n + "-proxy.sock")
+        return self.request(n, cmd)
+
+    def colo_up(self, n):
+        self.node_spawn("up-" + n, n, self.colo, "up", "--host", n, self.conf)
+
+    def start_pair(self):
+        self.colo_up("a")
+        self.wait("a primary", lambda: self.state("a").get("role") ==
+                  "primary")
+        self.colo_up("b")
+        self.wait("b secondary", lambda: self.state("b").get("role") ==
+                  "secondary")
+
+        def linked():
+            try:
+                return self.proxy("a").get("peer")
+            except OSError:
+                return False
+        self.wait("the proxies' link", linked)
+        check(self.proxy("a").get("mode") == "protected",
+              "a primary, b secondary, proxies protected")
+
+    def status(self, n):
+        r = subprocess.run(self.at(n) + [self.colo, "status", "--host", n,
+                                         "--json", self.conf],
+                           capture_output=True, text=True, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 else {}
+
+    def frames_from(self, host_port):
+        """Frames the switch received from a host's client port."""
+        out = subprocess.run(["ip", "netns", "exec", self.p + "switch", "cat",
+                              "/sys/class/net/%s/statistics/rx_packets"
+                              % host_port], capture_output=True, text=True)
+        return int(out.stdout.strip() or 0)
+
+    def kill_node(self, n):
+        """SIGKILL every process of the node (its holder too)."""
+        pids = subprocess.run(["ip", "netns", "pids", self.p + NODE_NS[n]],
+                              capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+# ---------------------------------------------------------------- scenarios
+def t_primary_dies(c):
+    """1: host a (primary) dies, every process SIGKILLed: b takes over and
+    the client's connections live on."""
+    c.start_pair()
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "before") == "+OK", "redis SET before")
+    mark = os.path.join(c.dir, "mark")
+    bulk = subprocess.Popen(c.ns("client") + [PY, SVC, "stall", GUEST, "5001",
+                                              "2000000000", mark],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    check(bulk.poll() is None, "transfer running at the kill")
+    open(mark, "w").close()
+    time.sleep(0.2)
+    c.run("phost", "ip", "link", "set", "gst", "down")
+    t0 = time.monotonic()
+    c.kill_node("a")
+    c.wait("b primary", lambda: c.state("b").get("role") == "primary",
+           step=0.01)
+    t_decide = time.monotonic() - t0
+    c.wait("b failed over", lambda: c.proxy("b").get("mode") ==
+           "failed-over", step=0.01)
+    t_failover = time.monotonic() - t0
+    out, _ = bulk.communicate(timeout=120)
+    res = json.loads(out.strip().splitlines()[-1])
+    check(res["crc_ok"], "transfer finished with the right bytes")
+    check(rd.cmd("GET", "k") == "before", "redis connection survives")
+    check(rd.cmd("SET", "k", "after") == "+OK", "redis SET after")
+    rd.close()
+    st = c.status("b")
+    check(st.get("host", {}).get("role") == "primary" and
+          st.get("state") == "degraded",
+          "colo status on b: primary, degraded (%s)" % st.get("state"))
+    log("RESULT kill_to_decision_ms %.0f kill_to_failover_ms %.0f "
+        "client_stall_ms %s (token %d, lease %d, margin %d)"
+        % (t_decide * 1000, t_failover * 1000, res["stall_ms"], TOKEN, LEASE,
+           MARGIN))
+
+
+def t_link_cut(c):
+    """2: the a-b link (corosync and replication) is cut, the witness
+    reachable from both: exactly one side serves."""
+    c.start_pair()
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    b_frames = c.frames_from("sh")
+    t0 = time.monotonic()
+    for n, peer in (("phost", "2"), ("shost", "1")):
+        for net in ("10.78.0.", "10.79.0."):
+            c.run(n, "ip", "route", "add", "blackhole", net + peer + "/32")
+    c.wait("b not quorate", lambda: not c.state("b").get("quorate", True),
+           step=0.02)
+    log("RESULT cut_to_quorum_loss_ms %.0f" % ((time.monotonic() - t0) *
+                                                1000))
+    # well past every timeout: lease + margin + a few tokens
+    time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
+    sa, sb = c.state("a"), c.state("b")
+    check(sa.get("role") == "primary" and sa.get("quorate"),
+          "a stays primary and quorate")
+    check(sb.get("role") == "secondary" and not sb.get("quorate"),
+          "b stays secondary, not quorate: no takeover")
+    check(c.proxy("b").get("mode") != "failed-over", "b's proxy not failed over")
+    check(rd.cmd("GET", "k") == "v1", "redis connection still served (by a)")
+    check(c.frames_from("sh") == b_frames,
+          "not one frame from b on the client's switch")
+    rd.close()
+
+
+def t_secondary_dies(c):
+    """5: host b (secondary) dies: a serves on, degraded."""
+    c.start_pair()
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    c.run("shost", "ip", "link", "set", "gst", "down")
+    c.kill_node("b")
+    c.wait("a sees b leave", lambda: not c.state("a").get("peer", {}).get(
+        "in_group", True))
+    time.sleep((LEASE + MARGIN) / 1000)
+    check(c.state("a").get("role") == "primary", "a still primary")
+    check(rd.cmd("GET", "k") == "v1", "redis connection still served")
+    check(c.proxy("a").get("mode") == "degraded", "a's proxy degraded")
+    rd.close()
+
+
+TESTS = {"primary_dies": t_primary_dies, "link_cut": t_link_cut,
+         "secondary_dies": t_secondary_dies}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
+        sys.exit(__doc__)
+    if os.geteuid() != 0:
+        print("skip: needs root (network namespaces)")
+        sys.exit(77)
+    for tool in ("ip", "nsenter", "unshare", "corosync", "corosync-qdevice",
+                 "corosync-qnetd", "redis-server"):
+        if not shutil.which(tool):
+            print("skip: %s not installed" % tool)
+            sys.exit(77)
+    t0 = time.monotonic()
+    c = Cluster(sys.argv[2])
+    ok = False
+    try:
+        c.up()
+        c.services(("pguest", "sguest"))
+        c.start_cluster()
+        TESTS[sys.argv[1]](c)
+        ok = True
+    except Exception as e:
+        log("FAIL:", repr(e))
+        c.dump_logs()
+    finally:
+        c.down()
+    log("%s: %s in %.1f s" % (sys.argv[1], "passed" if ok else "FAILED",
+                              time.monotonic() - t0))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
