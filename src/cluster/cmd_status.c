@@ -5,10 +5,16 @@
  * control sockets (protected, degraded or failed over).
  *
  *   colo status [--host NAME] [--json] PAIR.conf
+ *   colo status [--host NAME] --is-primary PAIR.conf
+ *
+ * --is-primary answers by its exit status only: it is qdevice's
+ * heuristic (corosync_conf.c), run at each membership change.
  */
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
@@ -59,16 +65,32 @@ static const char *pair_state(struct json_object *up, struct json_object *proxy)
 	return !strcmp(mode, "protected") ? "protected" : "degraded";
 }
 
+/* 0 when this host's supervisor is alive and primary (its state file
+ * outlives a SIGKILLed supervisor, hence the pid check). */
+static int primary_here(struct json_object *up)
+{
+	struct json_object *v;
+	int r = 1;
+
+	if (up && !strcmp(str(up, "role", ""), "primary") &&
+	    json_object_object_get_ex(up, "pid", &v) &&
+	    kill((pid_t)json_object_get_int(v), 0) == 0)
+		r = 0;
+	json_object_put(up);
+	return r;
+}
+
 int colo_cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "is-primary", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *host = NULL;
-	bool as_json = false;
+	bool as_json = false, is_primary = false;
 	struct colo_pair_config cfg;
 	char err[COLO_PAIR_ERR_MAX], path[512];
 	struct json_object *up, *proxy, *blk = NULL, *out, *peer;
@@ -79,10 +101,12 @@ int colo_cmd_status(int argc, char **argv)
 			host = optarg;
 		} else if (c == 'j') {
 			as_json = true;
+		} else if (c == 'p') {
+			is_primary = true;
 		} else {
 			fprintf(c == 'h' ? stdout : stderr,
-				"usage: colo status [--host NAME] [--json] "
-				"PAIR.conf\n");
+				"usage: colo status [--host NAME] [--json | "
+				"--is-primary] PAIR.conf\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -98,6 +122,8 @@ int colo_cmd_status(int argc, char **argv)
 	}
 	colo_up_state_path(&cfg, self, path, sizeof(path));
 	up = json_object_from_file(path);
+	if (is_primary)
+		return primary_here(up);
 	if (!up) {
 		fprintf(stderr,
 			"colo status: %s: colo up is not running on "

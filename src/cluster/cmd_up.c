@@ -20,6 +20,7 @@
 #include "up.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -37,6 +38,39 @@ static void usage(FILE *f)
 		"  --host NAME        this host's [host NAME] (default: the "
 		"host whose\n"
 		"                     ring or link address is local)\n");
+}
+
+/* The binary's path from /proc/self/exe. */
+static int self_exe(char *out, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", out, len - 1);
+
+	if (n <= 0)
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+/* qdevice's heuristic: "COLO status --is-primary /abs/PAIR.conf". qdevice
+ * splits the line at spaces, so neither path may contain one. */
+static int heuristic_cmd(const char *conf, char *out, size_t len, char *err,
+			 size_t errlen)
+{
+	char exe[PATH_MAX], abs[PATH_MAX];
+
+	if (self_exe(exe, sizeof(exe)) || !realpath(conf, abs)) {
+		snprintf(err, errlen,
+			 "cannot resolve the paths of colo and %.200s", conf);
+		return -1;
+	}
+	if (strchr(exe, ' ') || strchr(abs, ' ')) {
+		snprintf(err, errlen,
+			 "%.200s or %.200s has a space: qdevice cannot run it",
+			 exe, abs);
+		return -1;
+	}
+	snprintf(out, len, "%s status --is-primary %s", exe, abs);
+	return 0;
 }
 
 static void print_argv(const struct colo_argv *a)
@@ -121,7 +155,11 @@ int colo_cmd_up(int argc, char **argv)
 		return 1;
 	}
 	if (write_dir) {
-		if (colo_corosync_conf_write(&cfg, write_dir, err,
+		char heur[2 * PATH_MAX + 64];
+
+		if (heuristic_cmd(argv[optind], heur, sizeof(heur), err,
+				  sizeof(err)) ||
+		    colo_corosync_conf_write(&cfg, heur, write_dir, err,
 					     sizeof(err))) {
 			fprintf(stderr, "colo up: %s\n", err);
 			return 1;
@@ -145,12 +183,10 @@ int colo_cmd_up(int argc, char **argv)
 	}
 	/* the daemons run from the same binary as this supervisor */
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (n <= 0) {
+	if (self_exe(exe, sizeof(exe))) {
 		fprintf(stderr, "colo up: /proc/self/exe unreadable\n");
 		return 1;
 	}
-	exe[n] = '\0';
 	return colo_up_run(&cfg, self, exe);
 }

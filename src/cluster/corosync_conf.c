@@ -8,6 +8,11 @@
  * alone cannot tell a dead peer from a cut link, so a qdevice on the
  * witness (algorithm ffsplit) gives the third vote. The consensus and
  * join timeouts follow from the token (corosync's own defaults).
+ *
+ * When the link between the hosts is cut and both still reach the
+ * witness, ffsplit keeps the half whose heuristics pass, and only then the
+ * lowest node id: our heuristic passes only on the current primary, so a
+ * cut keeps the host that serves rather than node 1.
  */
 #include "corosync_conf.h"
 
@@ -18,7 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void colo_corosync_conf_print(const struct colo_pair_config *cfg, FILE *f)
+void colo_corosync_conf_print(const struct colo_pair_config *cfg,
+			      const char *is_primary, FILE *f)
 {
 	fprintf(f,
 		"# Written by colo up from %s; edit that file instead.\n"
@@ -54,16 +60,23 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg, FILE *f)
 		"\t\t\tport: %u\n"
 		"\t\t\talgorithm: ffsplit\n"
 		"\t\t\ttls: off\n"
-		"\t\t}\n"
-		"\t}\n"
-		"}\n"
-		"logging {\n"
-		"\tto_logfile: yes\n"
-		"\tlogfile: /var/log/corosync/corosync.log\n"
-		"\tto_syslog: no\n"
-		"\ttimestamp: on\n"
-		"}\n",
+		"\t\t}\n",
 		cfg->witness, cfg->witness_port);
+	if (is_primary)
+		fprintf(f,
+			"\t\theuristics {\n"
+			"\t\t\tmode: sync\n"
+			"\t\t\texec_colo_primary: %s\n"
+			"\t\t}\n",
+			is_primary);
+	fprintf(f, "\t}\n"
+		   "}\n"
+		   "logging {\n"
+		   "\tto_logfile: yes\n"
+		   "\tlogfile: /var/log/corosync/corosync.log\n"
+		   "\tto_syslog: no\n"
+		   "\ttimestamp: on\n"
+		   "}\n");
 }
 
 /* knet refuses keys under 1024 bits; corosync-keygen writes at most
@@ -94,7 +107,8 @@ static int check_key(const char *path, char *err, size_t errlen)
 }
 
 int colo_corosync_conf_write(const struct colo_pair_config *cfg,
-			     const char *dir, char *err, size_t errlen)
+			     const char *is_primary, const char *dir, char *err,
+			     size_t errlen)
 {
 	char tmp[4096], path[4096];
 	FILE *f;
@@ -112,7 +126,7 @@ int colo_corosync_conf_write(const struct colo_pair_config *cfg,
 			close(fd);
 		return -1;
 	}
-	colo_corosync_conf_print(cfg, f);
+	colo_corosync_conf_print(cfg, is_primary, f);
 	bad = fflush(f) || fsync(fd);
 	bad |= fclose(f) != 0;
 	if (bad) {

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "membership.h"
 #include "pair_msg.h"
+#include "sd_notify.h"
 
 struct up {
 	const struct colo_pair_config *cfg;
@@ -63,6 +64,21 @@ void colo_up_state_path(const struct colo_pair_config *cfg, int self, char *out,
 			size_t len)
 {
 	snprintf(out, len, "%s/%s-up.json", cfg->run_dir, cfg->host[self].name);
+}
+
+/* systemd's STATUS= line, sent when it changes. */
+static void notify_status(struct up *u)
+{
+	static char last[160];
+	char now[160];
+
+	snprintf(now, sizeof(now), "STATUS=%s%s, epoch %llu, %squorate",
+		 colo_role_name(u->role), u->deposed ? " (deposed)" : "",
+		 (unsigned long long)u->epoch, u->quorate ? "" : "not ");
+	if (strcmp(now, last)) {
+		memcpy(last, now, sizeof(last));
+		colo_sd_notify(now);
+	}
 }
 
 /* The state file `colo status` reads; replaced atomically. */
@@ -105,6 +121,7 @@ static void write_state(struct up *u)
 	json_object_object_add(o, "peer", p);
 	colo_up_state_path(u->cfg, u->self, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	notify_status(u);
 	f = fopen(tmp, "w");
 	if (f) {
 		fprintf(f, "%s\n", json_object_to_json_string(o));
@@ -513,7 +530,9 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	colo_timer_arm_in(u.state_timer, 0);
 	evaluate_takeover(&u);
 	write_state(&u);
+	colo_sd_notify("READY=1");
 	colo_loop_run(u.loop);
+	colo_sd_notify("STOPPING=1");
 
 	colo_lease_drop(&u.lease);
 	push_lease(&u);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Failure scenarios of `colo up` with a real corosync cluster.
 
-    cluster.py primary_dies|link_cut|secondary_dies COLO_BINARY
+    cluster.py primary_dies|link_cut|link_cut_b_primary|secondary_dies COLO
+
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
 shost, guests pguest and sguest with the same addresses) plus a witness
@@ -205,22 +206,25 @@ class Cluster(e2e.Net):
     def colo_up(self, n):
         self.node_spawn("up-" + n, n, self.colo, "up", "--host", n, self.conf)
 
-    def start_pair(self):
-        self.colo_up("a")
-        self.wait("a primary", lambda: self.state("a").get("role") ==
-                  "primary")
-        self.colo_up("b")
-        self.wait("b secondary", lambda: self.state("b").get("role") ==
-                  "secondary")
+    def start_pair(self, first="a"):
+        """Starts `colo up` on first, then on the other: the first claims
+        the primary role (nothing in PAIR.conf says which)."""
+        second = "b" if first == "a" else "a"
+        self.colo_up(first)
+        self.wait(first + " primary", lambda: self.state(first).get("role")
+                  == "primary")
+        self.colo_up(second)
+        self.wait(second + " secondary",
+                  lambda: self.state(second).get("role") == "secondary")
 
         def linked():
             try:
-                return self.proxy("a").get("peer")
+                return self.proxy(first).get("peer")
             except OSError:
                 return False
         self.wait("the proxies' link", linked)
-        check(self.proxy("a").get("mode") == "protected",
-              "a primary, b secondary, proxies protected")
+        check(self.proxy(first).get("mode") == "protected",
+              "%s primary, %s secondary, proxies protected" % (first, second))
 
     def status(self, n):
         r = subprocess.run(self.at(n) + [self.colo, "status", "--host", n,
@@ -246,6 +250,36 @@ class Cluster(e2e.Net):
                 pass
 
 
+class Probe:
+    """A redis PING every 2 ms on one connection from the client: the
+    longest gap between two replies is the client's stall, and the
+    connection must outlive the whole scenario."""
+
+    CODE = (
+        "import socket,sys,time,json,select\n"
+        "s=socket.create_connection(('%s',6379),timeout=30)\n"
+        "f=s.makefile('rb')\n"
+        "last=time.monotonic();gap=0;n=0;ok=True\n"
+        "while not select.select([sys.stdin],[],[],0)[0]:\n"
+        "    try:\n"
+        "        s.sendall(b'PING\\r\\n')\n"
+        "        if f.readline()!=b'+PONG\\r\\n': ok=False;break\n"
+        "    except OSError: ok=False;break\n"
+        "    now=time.monotonic();gap=max(gap,now-last);last=now;n+=1\n"
+        "    time.sleep(0.002)\n"
+        "print(json.dumps({'ok':ok,'pings':n,'max_gap_ms':round(gap*1000,1)}),"
+        "flush=True)\n" % GUEST)
+
+    def __init__(self, c):
+        self.p = subprocess.Popen(c.ns("client") + [PY, "-c", self.CODE],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        out, _ = self.p.communicate("stop\n", timeout=60)
+        return json.loads(out.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------- scenarios
 def t_primary_dies(c):
     """1: host a (primary) dies, every process SIGKILLed: b takes over and
@@ -253,6 +287,7 @@ def t_primary_dies(c):
     c.start_pair()
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "before") == "+OK", "redis SET before")
+    probe = Probe(c)
     mark = os.path.join(c.dir, "mark")
     bulk = subprocess.Popen(c.ns("client") + [PY, SVC, "stall", GUEST, "5001",
                                               "2000000000", mark],
@@ -276,43 +311,60 @@ def t_primary_dies(c):
     check(rd.cmd("GET", "k") == "before", "redis connection survives")
     check(rd.cmd("SET", "k", "after") == "+OK", "redis SET after")
     rd.close()
+    pr = probe.stop()
+    check(pr["ok"], "PING connection alive throughout (%d pings)" % pr["pings"])
     st = c.status("b")
     check(st.get("host", {}).get("role") == "primary" and
           st.get("state") == "degraded",
           "colo status on b: primary, degraded (%s)" % st.get("state"))
     log("RESULT kill_to_decision_ms %.0f kill_to_failover_ms %.0f "
-        "client_stall_ms %s (token %d, lease %d, margin %d)"
-        % (t_decide * 1000, t_failover * 1000, res["stall_ms"], TOKEN, LEASE,
-           MARGIN))
+        "client_stall_ms %s bulk_stall_ms %s (token %d, lease %d, margin %d)"
+        % (t_decide * 1000, t_failover * 1000, pr["max_gap_ms"],
+           res["stall_ms"], TOKEN, LEASE, MARGIN))
 
 
-def t_link_cut(c):
-    """2: the a-b link (corosync and replication) is cut, the witness
-    reachable from both: exactly one side serves."""
-    c.start_pair()
+def link_cut(c, prim):
+    """The a-b link (corosync and replication) is cut, the witness
+    reachable from both: exactly one side serves, the primary's."""
+    sec = "b" if prim == "a" else "a"
+    c.start_pair(prim)
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
-    b_frames = c.frames_from("sh")
+    sec_port = {"a": "ph", "b": "sh"}[sec]
+    sec_frames = c.frames_from(sec_port)
     t0 = time.monotonic()
     for n, peer in (("phost", "2"), ("shost", "1")):
         for net in ("10.78.0.", "10.79.0."):
             c.run(n, "ip", "route", "add", "blackhole", net + peer + "/32")
-    c.wait("b not quorate", lambda: not c.state("b").get("quorate", True),
-           step=0.02)
+    c.wait(sec + " not quorate",
+           lambda: not c.state(sec).get("quorate", True), step=0.02)
     log("RESULT cut_to_quorum_loss_ms %.0f" % ((time.monotonic() - t0) *
                                                 1000))
     # well past every timeout: lease + margin + a few tokens
     time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
-    sa, sb = c.state("a"), c.state("b")
-    check(sa.get("role") == "primary" and sa.get("quorate"),
-          "a stays primary and quorate")
-    check(sb.get("role") == "secondary" and not sb.get("quorate"),
-          "b stays secondary, not quorate: no takeover")
-    check(c.proxy("b").get("mode") != "failed-over", "b's proxy not failed over")
-    check(rd.cmd("GET", "k") == "v1", "redis connection still served (by a)")
-    check(c.frames_from("sh") == b_frames,
-          "not one frame from b on the client's switch")
+    sp, ss = c.state(prim), c.state(sec)
+    check(sp.get("role") == "primary" and sp.get("quorate"),
+          "%s (primary) stays primary and quorate" % prim)
+    check(ss.get("role") == "secondary" and not ss.get("quorate"),
+          "%s stays secondary, not quorate: no takeover" % sec)
+    check(c.proxy(sec).get("mode") != "failed-over",
+          "%s's proxy not failed over" % sec)
+    check(rd.cmd("GET", "k") == "v1",
+          "redis connection still served (by %s)" % prim)
+    check(c.frames_from(sec_port) == sec_frames,
+          "not one frame from %s on the client's switch" % sec)
     rd.close()
+
+
+def t_link_cut(c):
+    """2: link cut with a (node 1) primary."""
+    link_cut(c, "a")
+
+
+def t_link_cut_b_primary(c):
+    """2b: link cut with b (node 2) primary: qdevice's heuristic keeps the
+    primary's half, not the lowest node id."""
+    link_cut(c, "b")
 
 
 def t_secondary_dies(c):
@@ -332,6 +384,7 @@ def t_secondary_dies(c):
 
 
 TESTS = {"primary_dies": t_primary_dies, "link_cut": t_link_cut,
+         "link_cut_b_primary": t_link_cut_b_primary,
          "secondary_dies": t_secondary_dies}
 
 

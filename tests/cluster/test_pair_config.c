@@ -211,7 +211,8 @@ static void test_corosync_conf(void **state)
 	(void)state;
 	assert_int_equal(parse(good), 0);
 	f = open_memstream(&text, &len);
-	colo_corosync_conf_print(&cfg, f);
+	colo_corosync_conf_print(&cfg, "/bin/colo status --is-primary /p.conf",
+				 f);
 	fclose(f);
 	assert_non_null(strstr(text, "crypto_cipher: aes256\n"));
 	assert_non_null(strstr(text, "crypto_hash: sha256\n"));
@@ -220,6 +221,8 @@ static void test_corosync_conf(void **state)
 	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
 	assert_non_null(strstr(text, "host: 10.79.0.3\n"));
 	assert_non_null(strstr(text, "algorithm: ffsplit\n"));
+	assert_non_null(strstr(text, "exec_colo_primary: /bin/colo status "
+				     "--is-primary /p.conf\n"));
 	free(text);
 }
 

@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	f = fopen("/dev/null", "w");
 	if (f) {
-		colo_corosync_conf_print(&cfg, f);
+		colo_corosync_conf_print(&cfg,
+					 "colo status --is-primary f.conf", f);
 		fclose(f);
 	}
 	for (int self = 0; self < 2; self++)
