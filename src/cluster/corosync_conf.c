@@ -62,6 +62,14 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		"\t\t\ttls: off\n"
 		"\t\t}\n",
 		cfg->witness, cfg->witness_port);
+	/* A frozen (not dead) node keeps its qdevice's connection to qnetd
+	 * open, and the other node's quorum waits for qnetd to give up on
+	 * it: this timeout then bounds the takeover time. */
+	if (cfg->qdevice_ms)
+		fprintf(f,
+			"\t\ttimeout: %u\n"
+			"\t\tsync_timeout: %u\n",
+			cfg->qdevice_ms, cfg->qdevice_ms);
 	if (is_primary)
 		fprintf(f,
 			"\t\theuristics {\n"

@@ -19,6 +19,7 @@
 #include <sys/uio.h>
 
 #include "evloop.h"
+#include "log.h"
 
 struct colo_membership {
 	struct colo_loop *loop;
@@ -172,10 +173,14 @@ int colo_membership_send(struct colo_membership *m, const void *buf, size_t len)
 {
 	struct iovec iov = { (void *)buf, len };
 
+	cs_error_t r;
+
 	if (m->lost)
 		return -1;
-	return cpg_mcast_joined(m->cpg, CPG_TYPE_AGREED, &iov, 1) == CS_OK ? 0
-									   : -1;
+	r = cpg_mcast_joined(m->cpg, CPG_TYPE_AGREED, &iov, 1);
+	if (r != CS_OK)
+		colo_log_info("cpg_mcast_joined: error %d", (int)r);
+	return r == CS_OK ? 0 : -1;
 }
 
 int colo_membership_quorate_now(struct colo_membership *m)

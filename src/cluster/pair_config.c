@@ -213,9 +213,8 @@ static const struct key witness_keys[] = {
 	{ NULL, NULL, 0, 0, false },
 };
 static const struct key timeout_keys[] = {
-	CK(lease_ms, set_ms, false),
-	CK(margin_ms, set_ms, false),
-	CK(token_ms, set_ms, false),
+	CK(lease_ms, set_ms, false), CK(margin_ms, set_ms, false),
+	CK(token_ms, set_ms, false), CK(qdevice_ms, set_ms, false),
 	{ NULL, NULL, 0, 0, false },
 };
 static const struct key guest_keys[] = {

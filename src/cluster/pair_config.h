@@ -6,7 +6,7 @@
  *   [pair]        name, link_port, run_dir, authkey
  *   [host NAME]   exactly two: link, ring, client, guest, credentials
  *   [witness]     address, port
- *   [timeouts]    lease_ms, margin_ms, token_ms
+ *   [timeouts]    lease_ms, margin_ms, token_ms, qdevice_ms
  *   [guest]       kind (netns today), disk
  *
  * Every error names the file, the line and the key (or, for a missing key,
@@ -51,6 +51,7 @@ struct colo_pair_config {
 	char witness[COLO_PAIR_ADDR_MAX];
 	uint16_t witness_port;
 	uint32_t lease_ms, margin_ms, token_ms;
+	uint32_t qdevice_ms; /* qdevice's timeout; 0: corosync's default */
 	enum colo_guest_kind guest_kind;
 	char disk[COLO_PAIR_PATH_MAX]; /* empty: no block replication */
 	uint64_t seen;		       /* keys met, 8 bits per section */
