@@ -44,6 +44,13 @@ log = e2e.log
 check = e2e.check
 
 
+def bench(scenario, **fields):
+    """One machine-readable line per scenario for bench/cluster/run.sh."""
+    fields.update(scenario=scenario, token_ms=TOKEN, lease_ms=LEASE,
+                  margin_ms=MARGIN)
+    print("BENCH " + json.dumps(fields), flush=True)
+
+
 class Cluster(e2e.Net):
     def __init__(self, colo):
         super().__init__(colo)
@@ -334,6 +341,9 @@ def t_primary_dies(c):
     check(st.get("host", {}).get("role") == "primary" and
           st.get("state") == "degraded",
           "colo status on b: primary, degraded (%s)" % st.get("state"))
+    bench("primary_dies", decision_ms=round(t_decide * 1000),
+          stall_ms=pr["max_gap_ms"], deposed_frames=0,
+          conns_lost=0 if pr["ok"] else 1)
     log("RESULT kill_to_decision_ms %.0f kill_to_failover_ms %.0f "
         "client_stall_ms %s bulk_stall_ms %s (token %d, lease %d, margin %d)"
         % (t_decide * 1000, t_failover * 1000, pr["max_gap_ms"],
@@ -355,8 +365,8 @@ def link_cut(c, prim):
             c.run(n, "ip", "route", "add", "blackhole", net + peer + "/32")
     c.wait(sec + " not quorate",
            lambda: not c.state(sec).get("quorate", True), step=0.02)
-    log("RESULT cut_to_quorum_loss_ms %.0f" % ((time.monotonic() - t0) *
-                                                1000))
+    t_quorum = time.monotonic() - t0
+    log("RESULT cut_to_quorum_loss_ms %.0f" % (t_quorum * 1000))
     # well past every timeout: lease + margin + a few tokens
     time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
     sp, ss = c.state(prim), c.state(sec)
@@ -368,8 +378,10 @@ def link_cut(c, prim):
           "%s's proxy not failed over" % sec)
     check(rd.cmd("GET", "k") == "v1",
           "redis connection still served (by %s)" % prim)
-    check(c.frames_from(sec_port) == sec_frames,
-          "not one frame from %s on the client's switch" % sec)
+    extra = c.frames_from(sec_port) - sec_frames
+    bench("link_cut_%s_primary" % prim, decision_ms=round(t_quorum * 1000),
+          deposed_frames=extra, conns_lost=0)
+    check(extra == 0, "not one frame from %s on the client's switch" % sec)
     rd.close()
 
 
@@ -398,6 +410,7 @@ def t_secondary_dies(c):
     check(rd.cmd("GET", "k") == "v1", "redis connection still served")
     check(c.proxy("a").get("mode") == "degraded", "a's proxy degraded")
     rd.close()
+    bench("secondary_dies", deposed_frames=0, conns_lost=0)
 
 
 def t_primary_frozen(c):
@@ -433,6 +446,9 @@ def t_primary_frozen(c):
     pr = probe.stop()
     log("RESULT freeze_to_decision_ms %.0f frames_from_a_after_takeover %d "
         "client_stall_ms %s" % (t_decide * 1000, extra, pr["max_gap_ms"]))
+    bench("primary_frozen", decision_ms=round(t_decide * 1000),
+          stall_ms=pr["max_gap_ms"], deposed_frames=extra,
+          conns_lost=0 if pr["ok"] else 1, lease_hook=hook)
     check(pr["ok"], "PING connection alive throughout")
     if not hook:
         log("skip: the proxy has no 'lease' command yet: a resumed primary "
@@ -466,6 +482,7 @@ def t_witness_dies(c):
           "b not quorate: no takeover")
     check(c.proxy("b").get("mode") != "failed-over",
           "b's proxy not failed over")
+    bench("witness_dies", deposed_frames=0, conns_lost=0)
 
 
 # name: (scenario, (token, lease, margin, qdevice) or None: the defaults)
