@@ -323,6 +323,7 @@ def t_primary_dies(c):
     c.run("phost", "ip", "link", "set", "gst", "down")
     t0 = time.monotonic()
     c.kill_node("a")
+    log("killed every process of a")
     c.wait("b primary", lambda: c.state("b").get("role") == "primary",
            step=0.01)
     t_decide = time.monotonic() - t0
@@ -519,6 +520,8 @@ def main():
         c.start_cluster()
         fn(c)
         ok = True
+        if os.environ.get("CLUSTER_VERBOSE"):
+            c.dump_logs()
     except Exception as e:
         log("FAIL:", repr(e))
         c.dump_logs()
