@@ -39,7 +39,7 @@ run() { # scenario [TOKEN LEASE MARGIN]
 	rm -f "$out.log"
 }
 for s in primary_dies link_cut link_cut_b_primary secondary_dies \
-	witness_dies primary_frozen; do
+	witness_dies primary_isolated primary_frozen; do
 	echo "bench/cluster: $s" >&2
 	run $s
 done
@@ -60,7 +60,7 @@ print("|---|---|---|---|---|---|---|---|")
 passed = split = lost = 0
 for rc, r in rows:
     res = {0: "passed", 77: "skipped"}.get(rc, "FAILED")
-    if r.get("scenario") == "primary_frozen" and not r.get("lease_hook", True):
+    if not r.get("lease_hook", True):
         res = "no lease hook in the proxy"
     passed += rc == 0
     split += 1 if r.get("deposed_frames", 0) else 0
