@@ -194,7 +194,9 @@ struct key {
 
 static const struct key pair_keys[] = {
 	CK(name, set_name, true),     CK(link_port, set_port, false),
-	CK(run_dir, set_path, false), CK(authkey, set_path, false),
+	CK(run_dir, set_path, false),
+	CK(authkey, set_path, false),
+	CK(hook, set_path, false),
 	{ NULL, NULL, 0, 0, false },
 };
 static const struct key host_keys[] = {

@@ -3,7 +3,7 @@
  * and is the same on both hosts. INI, parsed by libinih (Debian libinih):
  * a format operators know, and no parser of our own.
  *
- *   [pair]        name, link_port, run_dir, authkey
+ *   [pair]        name, link_port, run_dir, authkey, hook
  *   [host NAME]   exactly two: link, ring, client, guest, credentials
  *   [witness]     address, port
  *   [timeouts]    lease_ms, margin_ms, token_ms, qdevice_ms
@@ -46,6 +46,7 @@ struct colo_pair_config {
 	uint16_t link_port; /* proxy link; blk uses link_port + 1 */
 	char run_dir[COLO_PAIR_PATH_MAX]; /* control sockets, logs */
 	char authkey[COLO_PAIR_PATH_MAX]; /* corosync's knet key, both hosts */
+	char hook[COLO_PAIR_PATH_MAX];	  /* run on role changes; may be "" */
 	struct colo_pair_host host[2];
 	unsigned int nhosts;
 	char witness[COLO_PAIR_ADDR_MAX];

@@ -175,6 +175,22 @@ static void push_lease(struct up *u)
 	}
 }
 
+/* The operator's hook: HOOK EVENT HOST PAIR, not waited for (reaped
+ * with the daemons in on_sigchld). Events: primary, secondary, failover,
+ * degraded, deposed, quorum-lost. */
+static void run_hook(struct up *u, const char *event)
+{
+	char *argv[] = { (char *)u->cfg->hook, (char *)event,
+			 (char *)u->cfg->host[u->self].name,
+			 (char *)u->cfg->name, NULL };
+	char err[256];
+
+	if (!u->cfg->hook[0])
+		return;
+	if (colo_child_start(argv, err, sizeof(err)) < 0)
+		colo_log_warn("hook %s: %s", event, err);
+}
+
 static void stop_daemons(struct up *u)
 {
 	for (int d = COLO_DAEMON_COUNT - 1; d >= 0; d--) {
@@ -235,6 +251,7 @@ static void do_failover(struct up *u)
 	    request(u, COLO_DAEMON_BLK, "{\"cmd\":\"failover\"}", err,
 		    sizeof(err)))
 		colo_log_warn("blk failover: %s", err);
+	run_hook(u, "failover");
 	colo_log_info(
 		"failed over: serving %llu ms after the primary left",
 		u->primary_left_ns
@@ -247,6 +264,7 @@ static void do_failover(struct up *u)
 static void become_primary(struct up *u)
 {
 	colo_log_info("primary (epoch %llu)", (unsigned long long)u->epoch);
+	run_hook(u, "primary");
 	if (u->role == COLO_ROLE_SECONDARY)
 		u->pending_failover = true;
 	u->role = COLO_ROLE_PRIMARY;
@@ -263,6 +281,7 @@ static void become_secondary(struct up *u)
 		      u->cfg->host[!u->self].name,
 		      (unsigned long long)u->epoch);
 	u->role = COLO_ROLE_SECONDARY;
+	run_hook(u, "secondary");
 	start_daemons(u, COLO_ROLE_SECONDARY);
 }
 
@@ -275,6 +294,7 @@ static void deposed(struct up *u)
 	colo_lease_drop(&u->lease);
 	u->role = COLO_ROLE_NONE;
 	u->deposed = true;
+	run_hook(u, "deposed");
 	stop_daemons(u);
 }
 
@@ -337,9 +357,12 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		in |= nodes[i] == u->peer;
-	if (in != u->peer_in_group)
+	if (in != u->peer_in_group) {
 		colo_log_info("%s %s the group", u->cfg->host[!u->self].name,
 			      in ? "joined" : "left");
+		if (!in && u->role == COLO_ROLE_PRIMARY)
+			run_hook(u, "degraded");
+	}
 	u->peer_in_group = in;
 	if (u->primary == u->peer) {
 		if (in) {
@@ -429,8 +452,11 @@ static void on_quorum(void *opaque, bool quorate)
 {
 	struct up *u = opaque;
 
-	if (quorate != u->quorate)
+	if (quorate != u->quorate) {
 		colo_log_info("%squorate", quorate ? "" : "not ");
+		if (!quorate)
+			run_hook(u, "quorum-lost");
+	}
 	u->quorate = quorate;
 	if (!quorate && u->role == COLO_ROLE_PRIMARY) {
 		colo_lease_drop(&u->lease);
