@@ -321,7 +321,7 @@ def t_primary_dies(c):
     probe = Probe(c)
     mark = os.path.join(c.dir, "mark")
     bulk = subprocess.Popen(c.ns("client") + [PY, SVC, "stall", GUEST, "5001",
-                                              "2000000000", mark],
+                                              "1000000000", mark],
                             stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     check(bulk.poll() is None, "transfer running at the kill")
