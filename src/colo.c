@@ -30,6 +30,10 @@ static const struct command commands[] = {
 	  "replay two captures through the comparer and explain checkpoints" },
 	{ "blk", colo_cmd_blk,
 	  "block replication: NBD exports with COLO's disk buffer" },
+	{ "up", colo_cmd_up,
+	  "run this host's part of a protected pair (PAIR.conf, corosync)" },
+	{ "status", colo_cmd_status,
+	  "show the pair (roles, protected/degraded, quorum) from this host" },
 	{ "sample", colo_cmd_sample,
 	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
 };

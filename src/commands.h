@@ -13,5 +13,7 @@ int colo_cmd_blk(int argc, char **argv);     /* src/blk/cmd_blk.c */
 int colo_cmd_proxy(int argc, char **argv);   /* src/proxy/cmd_proxy.c */
 int colo_cmd_ctl(int argc, char **argv);     /* src/ctl/cmd_ctl.c */
 int colo_cmd_demo(int argc, char **argv);    /* src/demo/cmd_demo.c  */
+int colo_cmd_up(int argc, char **argv);      /* src/cluster/cmd_up.c */
+int colo_cmd_status(int argc, char **argv);  /* src/cluster/cmd_status.c */
 
 #endif

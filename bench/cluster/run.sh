@@ -1,0 +1,75 @@
+#!/bin/bash
+# bench/cluster/run.sh - the failure scenarios of tests/cluster with
+# corosync really running, and a table of what they measured.
+#
+#   bench/cluster/run.sh            (colo from $COLO, else build/src/colo)
+#
+# Runs each scenario once with PAIR.conf's default timeouts, then the
+# primary's death with shorter corosync tokens. Columns: detection to
+# decision (ms; for a cut, to the losing side's quorum loss), the client's
+# longest silence (a redis PING every 2 ms), frames from the deposed host
+# after the decision, connections lost. The namespace guests have no
+# disk, so acknowledged writes are not measured here ("-"). Root only.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+colo=${COLO:-$root/build/src/colo}
+if [ "$(id -u)" != 0 ]; then
+	echo "bench/cluster: needs root (network namespaces)" >&2
+	exit 1
+fi
+if [ ! -x "$colo" ]; then
+	echo "bench/cluster: no colo binary at $colo (build first)" >&2
+	exit 1
+fi
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+run() { # scenario [TOKEN LEASE MARGIN]
+	local rc=0
+	if [ $# -gt 1 ]; then
+		CLUSTER_TOKEN_MS=$2 CLUSTER_LEASE_MS=$3 CLUSTER_MARGIN_MS=$4 \
+			python3 "$root/tests/cluster/cluster.py" "$1" "$colo" \
+			>"$out.log" 2>&1 || rc=$?
+	else
+		python3 "$root/tests/cluster/cluster.py" "$1" "$colo" \
+			>"$out.log" 2>&1 || rc=$?
+	fi
+	grep '^BENCH ' "$out.log" | sed "s/^BENCH /$rc /" >>"$out" ||
+		echo "$rc {\"scenario\": \"$1\"}" >>"$out"
+	rm -f "$out.log"
+}
+for s in primary_dies link_cut link_cut_b_primary secondary_dies \
+	witness_dies primary_isolated primary_frozen; do
+	echo "bench/cluster: $s" >&2
+	run $s
+done
+for t in "500 1000 250" "300 700 200" "200 500 150"; do
+	echo "bench/cluster: primary_dies, token/lease/margin $t" >&2
+	# shellcheck disable=SC2086
+	run primary_dies $t
+done
+python3 - "$out" <<'PY'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    rc, js = line.split(" ", 1)
+    rows.append((int(rc), json.loads(js)))
+print("| scenario | token/lease/margin ms | result | decision ms | client "
+      "stall ms | frames from deposed host | conns lost | writes lost |")
+print("|---|---|---|---|---|---|---|---|")
+passed = split = lost = 0
+for rc, r in rows:
+    res = {0: "passed", 77: "skipped"}.get(rc, "FAILED")
+    if not r.get("lease_hook", True):
+        res = "no lease hook in the proxy"
+    passed += rc == 0
+    split += 1 if r.get("deposed_frames", 0) else 0
+    lost += r.get("conns_lost", 0)
+    print("| %s | %s | %s | %s | %s | %s | %s | - |" % (
+        r.get("scenario"), "/".join(str(r.get(k, "?")) for k in
+                                    ("token_ms", "lease_ms", "margin_ms")),
+        res, r.get("decision_ms", "-"), r.get("stall_ms", "-"),
+        r.get("deposed_frames", "-"), r.get("conns_lost", "-")))
+print("scenarios=%d passed=%d split_brain=%d conns_lost=%d writes_lost=-"
+      % (len(rows), passed, split, lost))
+PY

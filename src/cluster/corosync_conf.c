@@ -1,0 +1,151 @@
+/*
+ * corosync_conf.c - writes corosync.conf for the pair.
+ *
+ * corosync's traffic is what decides who serves, so it is authenticated
+ * and encrypted (knet: crypto_cipher aes256, crypto_hash sha256) with a
+ * key the two hosts share: the file named by [pair] authkey, made once
+ * with corosync-keygen and copied to both hosts like PAIR.conf. Two nodes
+ * alone cannot tell a dead peer from a cut link, so a qdevice on the
+ * witness (algorithm ffsplit) gives the third vote. The consensus and
+ * join timeouts follow from the token (corosync's own defaults).
+ *
+ * When the link between the hosts is cut and both still reach the
+ * witness, ffsplit keeps the half whose heuristics pass, and only then the
+ * lowest node id: our heuristic passes only on the current primary, so a
+ * cut keeps the host that serves rather than node 1.
+ */
+#include "corosync_conf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void colo_corosync_conf_print(const struct colo_pair_config *cfg,
+			      const char *is_primary, FILE *f)
+{
+	fprintf(f,
+		"# Written by colo up from %s; edit that file instead.\n"
+		"totem {\n"
+		"\tversion: 2\n"
+		"\tcluster_name: %s\n"
+		"\ttransport: knet\n"
+		"\tcrypto_cipher: aes256\n"
+		"\tcrypto_hash: sha256\n"
+		"\tkeyfile: %s\n"
+		"\ttoken: %u\n"
+		"}\n"
+		"nodelist {\n",
+		cfg->file, cfg->name, cfg->authkey, cfg->token_ms);
+	for (unsigned int i = 0; i < 2; i++)
+		fprintf(f,
+			"\tnode {\n"
+			"\t\tring0_addr: %s\n"
+			"\t\tname: %s\n"
+			"\t\tnodeid: %u\n"
+			"\t}\n",
+			cfg->host[i].ring, cfg->host[i].name,
+			cfg->host[i].nodeid);
+	fprintf(f,
+		"}\n"
+		"quorum {\n"
+		"\tprovider: corosync_votequorum\n"
+		"\tdevice {\n"
+		"\t\tmodel: net\n"
+		"\t\tvotes: 1\n"
+		"\t\tnet {\n"
+		"\t\t\thost: %s\n"
+		"\t\t\tport: %u\n"
+		"\t\t\talgorithm: ffsplit\n"
+		"\t\t\ttls: off\n"
+		"\t\t}\n",
+		cfg->witness, cfg->witness_port);
+	/* A frozen (not dead) node keeps its qdevice's connection to qnetd
+	 * open, and the other node's quorum waits for qnetd to give up on
+	 * it: this timeout then bounds the takeover time. */
+	if (cfg->qdevice_ms)
+		fprintf(f,
+			"\t\ttimeout: %u\n"
+			"\t\tsync_timeout: %u\n",
+			cfg->qdevice_ms, cfg->qdevice_ms);
+	if (is_primary)
+		fprintf(f,
+			"\t\theuristics {\n"
+			"\t\t\tmode: sync\n"
+			"\t\t\texec_colo_primary: %s\n"
+			"\t\t}\n",
+			is_primary);
+	fprintf(f, "\t}\n"
+		   "}\n"
+		   "logging {\n"
+		   "\tto_logfile: yes\n"
+		   "\tlogfile: /var/log/corosync/corosync.log\n"
+		   "\tto_syslog: no\n"
+		   "\ttimestamp: on\n"
+		   "}\n");
+}
+
+/* knet refuses keys under 1024 bits; corosync-keygen writes at most
+ * 4096 bytes. */
+static int check_key(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st)) {
+		snprintf(err, errlen,
+			 "authkey %s: %s (make it once with 'corosync-keygen "
+			 "-k %s' and copy it to both hosts)",
+			 path, strerror(errno), path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 128 || st.st_size > 4096) {
+		snprintf(err, errlen,
+			 "authkey %s: not a key file of 128 to 4096 bytes",
+			 path);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen,
+			 "authkey %s: readable by others (chmod 600)", path);
+		return -1;
+	}
+	return 0;
+}
+
+int colo_corosync_conf_write(const struct colo_pair_config *cfg,
+			     const char *is_primary, const char *dir, char *err,
+			     size_t errlen)
+{
+	char tmp[4096], path[4096];
+	FILE *f;
+	int fd, bad;
+
+	if (check_key(cfg->authkey, err, errlen))
+		return -1;
+	snprintf(path, sizeof(path), "%s/corosync.conf", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.corosync.conf.%ld", dir,
+		 (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	colo_corosync_conf_print(cfg, is_primary, f);
+	bad = fflush(f) || fsync(fd);
+	bad |= fclose(f) != 0;
+	if (bad) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}

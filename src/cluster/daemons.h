@@ -1,0 +1,40 @@
+/*
+ * daemons.h - the command lines of the daemons a host runs for its role,
+ * derived from PAIR.conf: `colo up --check` prints them and the
+ * supervisor starts them, so what is printed is what runs.
+ */
+#ifndef COLO_CLUSTER_DAEMONS_H
+#define COLO_CLUSTER_DAEMONS_H
+
+#include <stdbool.h>
+
+#include "pair_config.h"
+
+enum colo_role { COLO_ROLE_NONE, COLO_ROLE_PRIMARY, COLO_ROLE_SECONDARY };
+
+enum colo_daemon { COLO_DAEMON_PROXY, COLO_DAEMON_BLK, COLO_DAEMON_COUNT };
+
+#define COLO_ARGV_MAX 24
+#define COLO_ARG_LEN  256
+
+struct colo_argv {
+	char buf[COLO_ARGV_MAX][COLO_ARG_LEN];
+	char *argv[COLO_ARGV_MAX + 1];
+	int argc;
+};
+
+/* daemons.c APIs: */
+const char *colo_role_name(enum colo_role r);
+/* The control socket of a daemon of this host: RUN_DIR/NAME-proxy.sock
+ * or RUN_DIR/NAME-blk.sock (the host's name keeps two hosts sharing a
+ * run directory, as in tests, apart). */
+void colo_daemon_socket(const struct colo_pair_config *cfg, int self,
+			enum colo_daemon d, char *out, size_t len);
+/* Whether this pair runs daemon d at all (blk only with a [guest] disk). */
+bool colo_daemon_wanted(const struct colo_pair_config *cfg, enum colo_daemon d);
+/* argv for daemon d of host self in role r, colo being the binary. */
+void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
+		      enum colo_role r, enum colo_daemon d, const char *colo,
+		      struct colo_argv *out);
+
+#endif

@@ -1,0 +1,571 @@
+/*
+ * up.c - the supervisor of one host of the pair.
+ *
+ * Roles come from the protocol, never from the order of the hosts in
+ * PAIR.conf: a host starts with no role; it becomes secondary when it
+ * hears a primary, and primary when its CLAIM of a higher epoch is the
+ * first one corosync delivers (pair_msg.h). It claims only when lease.c
+ * says the old primary's lease has surely run out and votequorum, asked
+ * at that moment, says it is quorate. A host that was secondary fails its
+ * daemons over only once its own first renewal came back (it holds the
+ * lease itself before it releases anything).
+ *
+ * The primary's proxy must itself refuse to release after the deadline
+ * (a frozen supervisor cannot stop it): each renewal pushes the deadline
+ * to it ({"cmd":"lease","deadline_ns":N}, CLOCK_MONOTONIC).
+ */
+#include "up.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "children.h"
+#include "clock.h"
+#include "control.h"
+#include "daemons.h"
+#include "evloop.h"
+#include "lease.h"
+#include "log.h"
+#include "membership.h"
+#include "pair_msg.h"
+#include "sd_notify.h"
+
+struct up {
+	const struct colo_pair_config *cfg;
+	int self;
+	const char *colo;
+	struct colo_loop *loop;
+	struct colo_membership *mb;
+	struct colo_lease lease;
+	enum colo_role role;
+	bool deposed;	       /* lost the primary role: serves nothing */
+	bool pending_failover; /* primary by claim, lease not yet held */
+	bool claim_sent;
+	bool quorate; /* last notification (status only) */
+	bool peer_in_group;
+	bool lease_hook_missing;
+	enum colo_role peer_role;
+	uint64_t epoch;
+	uint32_t me, peer, primary; /* node ids; primary 0: none known */
+	uint64_t primary_left_ns;   /* for the logs: when it left */
+	pid_t child[COLO_DAEMON_COUNT];
+	char sock[COLO_DAEMON_COUNT][COLO_ARG_LEN];
+	struct colo_timer *state_timer, *takeover_timer;
+	int exit_code;
+};
+
+void colo_up_state_path(const struct colo_pair_config *cfg, int self, char *out,
+			size_t len)
+{
+	snprintf(out, len, "%s/%s-up.json", cfg->run_dir, cfg->host[self].name);
+}
+
+/* systemd's STATUS= line, sent when it changes. */
+static void notify_status(struct up *u)
+{
+	static char last[160];
+	char now[160];
+
+	snprintf(now, sizeof(now), "STATUS=%s%s, epoch %llu, %squorate",
+		 colo_role_name(u->role), u->deposed ? " (deposed)" : "",
+		 (unsigned long long)u->epoch, u->quorate ? "" : "not ");
+	if (strcmp(now, last)) {
+		memcpy(last, now, sizeof(last));
+		colo_sd_notify(now);
+	}
+}
+
+/* The state file `colo status` reads; replaced atomically. */
+static void write_state(struct up *u)
+{
+	char path[512], tmp[520];
+	struct json_object *o = json_object_new_object(), *p;
+	const char *pname = "";
+	FILE *f;
+
+	if (u->primary == u->me)
+		pname = u->cfg->host[u->self].name;
+	else if (u->primary == u->peer)
+		pname = u->cfg->host[!u->self].name;
+	json_object_object_add(
+		o, "host", json_object_new_string(u->cfg->host[u->self].name));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "role",
+			       json_object_new_string(colo_role_name(u->role)));
+	json_object_object_add(o, "deposed",
+			       json_object_new_boolean(u->deposed));
+	json_object_object_add(o, "epoch",
+			       json_object_new_int64((int64_t)u->epoch));
+	json_object_object_add(o, "primary", json_object_new_string(pname));
+	json_object_object_add(o, "quorate",
+			       json_object_new_boolean(u->quorate));
+	json_object_object_add(
+		o, "lease_deadline_ns",
+		json_object_new_int64((int64_t)colo_lease_deadline(&u->lease)));
+	p = json_object_new_object();
+	json_object_object_add(
+		p, "host", json_object_new_string(u->cfg->host[!u->self].name));
+	json_object_object_add(p, "in_group",
+			       json_object_new_boolean(u->peer_in_group));
+	json_object_object_add(
+		p, "role",
+		json_object_new_string(u->peer_in_group
+					       ? colo_role_name(u->peer_role)
+					       : "unknown"));
+	json_object_object_add(o, "peer", p);
+	colo_up_state_path(u->cfg, u->self, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	notify_status(u);
+	f = fopen(tmp, "w");
+	if (f) {
+		fprintf(f, "%s\n", json_object_to_json_string(o));
+		if (fclose(f) == 0)
+			rename(tmp, path);
+	}
+	json_object_put(o);
+}
+
+static int request(struct up *u, enum colo_daemon d, const char *req,
+		   char *reply_err, size_t errlen)
+{
+	char *reply =
+		colo_control_request(u->sock[d], req, 1000, reply_err, errlen);
+	struct json_object *o, *ok, *e;
+	int r = -1;
+
+	if (!reply)
+		return -1;
+	o = json_tokener_parse(reply);
+	if (o && json_object_object_get_ex(o, "ok", &ok) &&
+	    json_object_get_boolean(ok))
+		r = 0;
+	else if (o && json_object_object_get_ex(o, "error", &e))
+		snprintf(reply_err, errlen, "%s", json_object_get_string(e));
+	else
+		snprintf(reply_err, errlen, "bad reply");
+	json_object_put(o);
+	free(reply);
+	return r;
+}
+
+/* The deadline to the primary's proxy. A proxy without the hook answers
+ * "unknown command": said once, loudly, since the lease is then enforced
+ * by nobody. */
+static void push_lease(struct up *u)
+{
+	char req[96], err[256];
+
+	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
+	    u->child[COLO_DAEMON_PROXY] <= 0 || u->lease_hook_missing)
+		return;
+	snprintf(req, sizeof(req), "{\"cmd\":\"lease\",\"deadline_ns\":%llu}",
+		 (unsigned long long)colo_lease_deadline(&u->lease));
+	if (request(u, COLO_DAEMON_PROXY, req, err, sizeof(err)) &&
+	    strstr(err, "unknown")) {
+		u->lease_hook_missing = true;
+		colo_log_warn("the proxy has no 'lease' command: its output "
+			      "is not bound to the lease (%s)",
+			      err);
+	}
+}
+
+/* The operator's hook: HOOK EVENT HOST PAIR, not waited for (reaped
+ * with the daemons in on_sigchld). Events: primary, secondary, failover,
+ * degraded, deposed, quorum-lost. */
+static void run_hook(struct up *u, const char *event)
+{
+	char *argv[] = { (char *)u->cfg->hook, (char *)event,
+			 (char *)u->cfg->host[u->self].name,
+			 (char *)u->cfg->name, NULL };
+	char err[256];
+
+	if (!u->cfg->hook[0])
+		return;
+	if (colo_child_start(argv, err, sizeof(err)) < 0)
+		colo_log_warn("hook %s: %s", event, err);
+}
+
+static void stop_daemons(struct up *u)
+{
+	for (int d = COLO_DAEMON_COUNT - 1; d >= 0; d--) {
+		pid_t pid = u->child[d];
+
+		u->child[d] = 0;
+		colo_child_stop(pid, 3000);
+	}
+}
+
+static void start_daemons(struct up *u, enum colo_role r)
+{
+	struct colo_argv a;
+	char err[256];
+
+	for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
+		if (!colo_daemon_wanted(u->cfg, (enum colo_daemon)d))
+			continue;
+		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
+				 u->colo, &a);
+		u->child[d] = colo_child_start(a.argv, err, sizeof(err));
+		if (u->child[d] < 0) {
+			u->child[d] = 0;
+			colo_log_warn("%s", err);
+			u->exit_code = 1;
+			colo_loop_stop(u->loop);
+			return;
+		}
+		colo_log_info("started %s %s (pid %d)", a.argv[1],
+			      colo_role_name(r), (int)u->child[d]);
+	}
+}
+
+static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
+{
+	struct colo_pair_msg m = { .type = (uint8_t)type,
+				   .role = (uint8_t)u->role,
+				   .epoch = epoch,
+				   .sent_ns = colo_now_ns() };
+	uint8_t buf[COLO_PAIR_MSG_LEN];
+
+	colo_pair_msg_encode(&m, buf);
+	if (colo_membership_send(u->mb, buf, sizeof(buf)) &&
+	    type == COLO_MSG_CLAIM)
+		u->claim_sent = false; /* retried at the next evaluation */
+}
+
+static void do_failover(struct up *u)
+{
+	char err[256];
+	uint64_t now = colo_now_ns();
+
+	u->pending_failover = false;
+	if (request(u, COLO_DAEMON_PROXY, "{\"cmd\":\"failover\"}", err,
+		    sizeof(err)))
+		colo_log_warn("proxy failover: %s", err);
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) &&
+	    request(u, COLO_DAEMON_BLK, "{\"cmd\":\"failover\"}", err,
+		    sizeof(err)))
+		colo_log_warn("blk failover: %s", err);
+	run_hook(u, "failover");
+	colo_log_info(
+		"failed over: serving %llu ms after the primary left",
+		u->primary_left_ns
+			? (unsigned long long)((now - u->primary_left_ns) /
+					       COLO_NS_PER_MS)
+			: 0ull);
+	push_lease(u);
+}
+
+static void become_primary(struct up *u)
+{
+	colo_log_info("primary (epoch %llu)", (unsigned long long)u->epoch);
+	run_hook(u, "primary");
+	if (u->role == COLO_ROLE_SECONDARY)
+		u->pending_failover = true;
+	u->role = COLO_ROLE_PRIMARY;
+	if (!u->pending_failover)
+		start_daemons(u, COLO_ROLE_PRIMARY);
+	/* the first renewal at once: it gives the lease the failover and
+	 * the new proxy wait for */
+	send_msg(u, COLO_MSG_STATE, u->epoch);
+}
+
+static void become_secondary(struct up *u)
+{
+	colo_log_info("secondary of %s (epoch %llu)",
+		      u->cfg->host[!u->self].name,
+		      (unsigned long long)u->epoch);
+	u->role = COLO_ROLE_SECONDARY;
+	run_hook(u, "secondary");
+	start_daemons(u, COLO_ROLE_SECONDARY);
+}
+
+static void deposed(struct up *u)
+{
+	colo_log_warn("deposed: %s took the primary role (epoch %llu); "
+		      "stopping this host's daemons",
+		      u->cfg->host[!u->self].name,
+		      (unsigned long long)u->epoch);
+	colo_lease_drop(&u->lease);
+	u->role = COLO_ROLE_NONE;
+	u->deposed = true;
+	run_hook(u, "deposed");
+	stop_daemons(u);
+}
+
+/* The takeover rule (lease.c) plus the protocol's: a deposed host never
+ * claims (its guest is stale), nor does a fresh host while the peer is
+ * a secondary (the secondary holds the replicated state). */
+static void evaluate_takeover(struct up *u)
+{
+	uint64_t at, now;
+	int q;
+
+	if (u->role == COLO_ROLE_PRIMARY || u->deposed || u->claim_sent)
+		return;
+	if (u->primary == u->peer && u->peer_in_group)
+		return;
+	if (u->role == COLO_ROLE_NONE && u->peer_in_group &&
+	    u->peer_role == COLO_ROLE_SECONDARY)
+		return;
+	at = colo_lease_takeover_at(&u->lease);
+	if (!at)
+		return;
+	now = colo_now_ns();
+	if (now < at) {
+		colo_timer_arm_at(u->takeover_timer, at);
+		return;
+	}
+	q = colo_membership_quorate_now(u->mb);
+	if (q != 1) {
+		colo_log_info("the primary's lease has run out but this host "
+			      "is not quorate: no takeover");
+		return; /* the next quorum notification evaluates again */
+	}
+	colo_log_info("claiming the primary role (epoch %llu)%s",
+		      (unsigned long long)u->epoch + 1,
+		      u->primary ? ": the primary's lease ran out" : "");
+	u->claim_sent = true;
+	send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
+	if (!u->claim_sent)
+		colo_timer_arm_in(u->takeover_timer, 50 * COLO_NS_PER_MS);
+}
+
+static void on_takeover_timer(void *opaque)
+{
+	evaluate_takeover(opaque);
+}
+
+static void on_state_timer(void *opaque)
+{
+	struct up *u = opaque;
+
+	send_msg(u, COLO_MSG_STATE, u->epoch);
+	colo_timer_arm_in(u->state_timer,
+			  u->cfg->lease_ms * COLO_NS_PER_MS / 4);
+}
+
+static void on_members(void *opaque, const uint32_t *nodes, size_t n)
+{
+	struct up *u = opaque;
+	bool in = false;
+
+	for (size_t i = 0; i < n; i++)
+		in |= nodes[i] == u->peer;
+	if (in != u->peer_in_group) {
+		colo_log_info("%s %s the group", u->cfg->host[!u->self].name,
+			      in ? "joined" : "left");
+		if (!in && u->role == COLO_ROLE_PRIMARY)
+			run_hook(u, "degraded");
+	}
+	u->peer_in_group = in;
+	if (u->primary == u->peer) {
+		if (in) {
+			colo_lease_peer_joined(&u->lease);
+			u->primary_left_ns = 0;
+		} else if (!u->primary_left_ns) {
+			u->primary_left_ns = colo_now_ns();
+			colo_lease_peer_left(&u->lease, u->primary_left_ns);
+		}
+	}
+	evaluate_takeover(u);
+	write_state(u);
+}
+
+static void on_state_msg(struct up *u, uint32_t from,
+			 const struct colo_pair_msg *m)
+{
+	if (from == u->me) {
+		if (m->role != COLO_ROLE_PRIMARY ||
+		    u->role != COLO_ROLE_PRIMARY || m->epoch != u->epoch)
+			return;
+		colo_lease_renewed(&u->lease, m->sent_ns,
+				   colo_membership_quorate_now(u->mb) == 1);
+		if (u->pending_failover &&
+		    colo_lease_may_release(&u->lease, colo_now_ns()))
+			do_failover(u);
+		else
+			push_lease(u);
+		return;
+	}
+	u->peer_role = (enum colo_role)m->role;
+	if (m->epoch > u->epoch && u->role != COLO_ROLE_PRIMARY)
+		u->epoch = m->epoch;
+	if (m->role != COLO_ROLE_PRIMARY || m->epoch < u->epoch)
+		return;
+	if (u->role == COLO_ROLE_PRIMARY) {
+		if (m->epoch > u->epoch) {
+			u->epoch = m->epoch;
+			deposed(u);
+		}
+		return;
+	}
+	u->primary = from;
+	colo_lease_peer_renewed(&u->lease, colo_now_ns());
+	colo_lease_peer_joined(&u->lease);
+	u->primary_left_ns = 0;
+	if (u->role == COLO_ROLE_NONE && !u->deposed)
+		become_secondary(u);
+}
+
+static void on_claim_msg(struct up *u, uint32_t from,
+			 const struct colo_pair_msg *m)
+{
+	if (from == u->me)
+		u->claim_sent = false;
+	if (m->epoch <= u->epoch)
+		return; /* a claim that lost the race, or an old one */
+	u->epoch = m->epoch;
+	u->primary = from;
+	if (from == u->me) {
+		become_primary(u);
+		return;
+	}
+	colo_lease_peer_renewed(&u->lease, colo_now_ns());
+	colo_lease_peer_joined(&u->lease);
+	if (u->role == COLO_ROLE_PRIMARY)
+		deposed(u);
+	else if (u->role == COLO_ROLE_NONE && !u->deposed)
+		become_secondary(u);
+}
+
+static void on_message(void *opaque, uint32_t from, const void *buf, size_t len)
+{
+	struct up *u = opaque;
+	struct colo_pair_msg m;
+
+	if (colo_pair_msg_decode(buf, len, &m))
+		return;
+	if (m.type == COLO_MSG_STATE)
+		on_state_msg(u, from, &m);
+	else
+		on_claim_msg(u, from, &m);
+	write_state(u);
+}
+
+static void on_quorum(void *opaque, bool quorate)
+{
+	struct up *u = opaque;
+
+	if (quorate != u->quorate) {
+		colo_log_info("%squorate", quorate ? "" : "not ");
+		if (!quorate)
+			run_hook(u, "quorum-lost");
+	}
+	u->quorate = quorate;
+	if (!quorate && u->role == COLO_ROLE_PRIMARY) {
+		colo_lease_drop(&u->lease);
+		push_lease(u);
+	}
+	evaluate_takeover(u);
+	write_state(u);
+}
+
+static void on_lost(void *opaque)
+{
+	struct up *u = opaque;
+
+	colo_log_warn("lost the connection to corosync");
+	colo_lease_drop(&u->lease);
+	push_lease(u);
+	u->exit_code = 1;
+	colo_loop_stop(u->loop);
+}
+
+static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
+{
+	struct up *u = opaque;
+	pid_t pid;
+	int st;
+
+	(void)si;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
+			if (u->child[d] == pid) {
+				u->child[d] = 0;
+				colo_log_warn("%s exited (status %d): stopping",
+					      d == COLO_DAEMON_PROXY ? "proxy"
+								     : "blk",
+					      WIFEXITED(st)
+						      ? WEXITSTATUS(st)
+						      : 128 + WTERMSIG(st));
+				u->exit_code = 1;
+				colo_loop_stop(u->loop);
+			}
+}
+
+static void on_stop(void *opaque, const struct signalfd_siginfo *si)
+{
+	struct up *u = opaque;
+
+	colo_log_info("signal %u: stopping", si->ssi_signo);
+	colo_loop_stop(u->loop);
+}
+
+int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
+{
+	static const struct colo_membership_ops ops = { on_members, on_message,
+							on_quorum, on_lost };
+	struct up u = { .cfg = cfg, .self = self, .colo = colo };
+	char err[512], path[512];
+
+	if (mkdir(cfg->run_dir, 0755) && errno != EEXIST) {
+		colo_log_warn("%s: %s", cfg->run_dir, strerror(errno));
+		return 1;
+	}
+	for (int d = 0; d < COLO_DAEMON_COUNT; d++)
+		colo_daemon_socket(cfg, self, (enum colo_daemon)d, u.sock[d],
+				   sizeof(u.sock[d]));
+	u.me = cfg->host[self].nodeid;
+	u.peer = cfg->host[!self].nodeid;
+	u.loop = colo_loop_new();
+	if (!u.loop)
+		return 1;
+	colo_ignore_sigpipe();
+	colo_loop_on_signal(u.loop, SIGCHLD, on_sigchld, &u);
+	colo_loop_on_signal(u.loop, SIGTERM, on_stop, &u);
+	colo_loop_on_signal(u.loop, SIGINT, on_stop, &u);
+	colo_lease_init(&u.lease, cfg->lease_ms * COLO_NS_PER_MS,
+			cfg->margin_ms * COLO_NS_PER_MS);
+	/* Knowing nothing, assume a primary may have renewed just before we
+	 * started: nobody claims before lease + margin from now. */
+	colo_lease_peer_left(&u.lease, colo_now_ns());
+	u.takeover_timer = colo_timer_new(u.loop, on_takeover_timer, &u);
+	u.state_timer = colo_timer_new(u.loop, on_state_timer, &u);
+	u.mb = colo_membership_open(u.loop, cfg->name, &ops, &u, err,
+				    sizeof(err));
+	if (!u.mb) {
+		colo_log_warn("%s", err);
+		colo_loop_free(u.loop);
+		return 1;
+	}
+	if (colo_membership_nodeid(u.mb) != u.me)
+		colo_log_warn("corosync says this is node %u, %s says %s is "
+			      "node %u",
+			      colo_membership_nodeid(u.mb), cfg->file,
+			      cfg->host[self].name, u.me);
+	colo_log_info("%s of pair %s: no role yet (lease %u ms, margin %u "
+		      "ms)",
+		      cfg->host[self].name, cfg->name, cfg->lease_ms,
+		      cfg->margin_ms);
+	colo_timer_arm_in(u.state_timer, 0);
+	evaluate_takeover(&u);
+	write_state(&u);
+	colo_sd_notify("READY=1");
+	colo_loop_run(u.loop);
+	colo_sd_notify("STOPPING=1");
+
+	colo_lease_drop(&u.lease);
+	push_lease(&u);
+	stop_daemons(&u);
+	colo_membership_close(u.mb);
+	colo_loop_free(u.loop);
+	colo_up_state_path(cfg, self, path, sizeof(path));
+	unlink(path);
+	return u.exit_code;
+}

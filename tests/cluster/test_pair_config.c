@@ -1,0 +1,274 @@
+/*
+ * test_pair_config.c - PAIR.conf: a good file's values and defaults, and
+ * that every kind of mistake is reported with the file, the right line
+ * and the key (or the section of a missing key); corosync.conf and the
+ * daemons' command lines derived from it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "corosync_conf.h"
+#include "daemons.h"
+#include "pair_config.h"
+
+static const char good[] = "# a pair\n"
+			   "[pair]\n"
+			   "name = shop\n"
+			   "run_dir = /run/colo-shop\n"
+			   "\n"
+			   "[host alpha]\n"
+			   "link = 10.78.0.1\n"
+			   "ring = 10.79.0.1\n"
+			   "client = eth1\n"
+			   "guest = vnet0\n"
+			   "credentials = /etc/colo/alpha\n"
+			   "[host beta]\n"
+			   "link = fd78::2\n"
+			   "ring = 10.79.0.2\n"
+			   "client = eth1\n"
+			   "guest = vnet0\n"
+			   "[witness]\n"
+			   "address = 10.79.0.3\n"
+			   "[timeouts]\n"
+			   "lease_ms = 1200 ; inline comment\n"
+			   "token_ms = 800\n";
+
+static struct colo_pair_config cfg;
+static char err[COLO_PAIR_ERR_MAX];
+
+static int parse(const char *text)
+{
+	err[0] = '\0';
+	return colo_pair_parse("t.conf", text, strlen(text), &cfg, err,
+			       sizeof(err));
+}
+
+/* good with line n (1-based) replaced by repl ("" deletes it). */
+static int parse_edit(int n, const char *repl)
+{
+	char buf[4096];
+	const char *s = good;
+	size_t o = 0;
+
+	for (int line = 1; *s; line++) {
+		const char *nl = strchr(s, '\n');
+		size_t len = (size_t)(nl - s) + 1;
+
+		if (line == n) {
+			if (*repl)
+				o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+						      "%s\n", repl);
+		} else {
+			memcpy(buf + o, s, len);
+			o += len;
+		}
+		s += len;
+	}
+	buf[o] = '\0';
+	return parse(buf);
+}
+
+static void test_good(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(good), 0);
+	assert_string_equal(cfg.name, "shop");
+	assert_int_equal(cfg.nhosts, 2);
+	assert_string_equal(cfg.host[0].name, "alpha");
+	assert_int_equal(cfg.host[0].nodeid, 1);
+	assert_string_equal(cfg.host[1].link, "fd78::2");
+	assert_int_equal(cfg.host[1].nodeid, 2);
+	assert_string_equal(cfg.host[0].credentials, "/etc/colo/alpha");
+	assert_string_equal(cfg.witness, "10.79.0.3");
+	assert_int_equal(cfg.witness_port, 5403);
+	assert_int_equal(cfg.lease_ms, 1200);
+	assert_int_equal(cfg.margin_ms, 500);
+	assert_int_equal(cfg.token_ms, 800);
+	assert_int_equal(cfg.link_port, 7070);
+	assert_string_equal(cfg.run_dir, "/run/colo-shop");
+	assert_string_equal(cfg.authkey, "/etc/corosync/authkey");
+	assert_string_equal(cfg.disk, "");
+}
+
+static void expect(int line_no, const char *repl, const char *msg)
+{
+	assert_int_equal(parse_edit(line_no, repl), -1);
+	if (!strstr(err, msg))
+		fail_msg("expected '%s' in '%s'", msg, err);
+}
+
+static void test_errors_name_line_and_key(void **state)
+{
+	(void)state;
+	expect(7, "lnk = 10.78.0.1", "t.conf:7: [host alpha] lnk: unknown key");
+	expect(7, "link = 10.78.0.300",
+	       "t.conf:7: [host alpha] link: not an IPv4 or IPv6 address");
+	expect(9, "client = eth1\nclient = eth2",
+	       "t.conf:10: [host alpha] client: key given twice");
+	expect(10, "guest = a-very-long-interface",
+	       "t.conf:10: [host alpha] guest: interface names have at most");
+	expect(11, "credentials = relative/dir",
+	       "t.conf:11: [host alpha] credentials: not an absolute path");
+	expect(3, "name = sh op",
+	       "t.conf:3: [pair] name: only letters, digits");
+	expect(20, "lease_ms = 12x",
+	       "t.conf:20: [timeouts] lease_ms: not a number of milliseconds");
+	expect(20, "lease_ms = 5", "t.conf:20: [timeouts] lease_ms: not a");
+	expect(17, "[witnes]", "t.conf:17: [witnes]: unknown section");
+	expect(12, "[host alpha]", "t.conf:12: [host alpha]: host given twice");
+	expect(19, "[pair]", "t.conf:19: [pair]: section given twice");
+	expect(5, "this is not ini", "t.conf:5: syntax error");
+	expect(1, "orphan = 1", "t.conf:1: orphan: key outside any section");
+}
+
+static void test_missing(void **state)
+{
+	(void)state;
+	/* a missing key names the section (at its header's line) */
+	expect(8, "", "t.conf:6: [host alpha]: missing key 'ring'");
+	expect(18, "", "missing section [witness] (with key 'address')");
+	/* a missing section names it */
+	assert_int_equal(parse("[pair]\nname = x\n[host a]\nlink = 1.1.1.1\n"
+			       "ring = 1.1.1.2\nclient = e\nguest = g\n"
+			       "[host b]\nlink = 1.1.1.3\nring = 1.1.1.4\n"
+			       "client = e\nguest = g\n"),
+			 -1);
+	assert_non_null(strstr(err, "missing section [witness]"));
+	expect(12, "[pair]", "section given twice");
+}
+
+static void test_whole_file_rules(void **state)
+{
+	(void)state;
+	expect(14, "ring = 10.79.0.1",
+	       "[host beta] ring: same address as host alpha");
+	expect(20, "lease_ms = 10000", "[timeouts] margin_ms: at least");
+	assert_int_equal(parse("[pair]\nname = x\n[witness]\naddress = ::1\n"
+			       "[host a]\nlink = 1.1.1.1\nring = 1.1.1.2\n"
+			       "client = e\nguest = g\n"),
+			 -1);
+	assert_non_null(strstr(err, "a pair needs two [host NAME] sections"));
+}
+
+static void test_guest_kind(void **state)
+{
+	char buf[4096];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "%s[guest]\nkind = vm\n", good);
+	assert_int_equal(parse(buf), -1);
+	assert_non_null(strstr(err, "t.conf:23: [guest] kind: 'vm' is not "
+				    "supported yet"));
+	snprintf(buf, sizeof(buf), "%s[guest]\nkind = netns\ndisk = /d.img\n",
+		 good);
+	assert_int_equal(parse(buf), 0);
+	assert_string_equal(cfg.disk, "/d.img");
+}
+
+/* Lines longer than inih's buffer are refused on their own line, and the
+ * lines after them keep their numbers. */
+static void test_long_line_keeps_numbering(void **state)
+{
+	char buf[4096], longv[400];
+
+	(void)state;
+	memset(longv, 'x', sizeof(longv) - 1);
+	longv[sizeof(longv) - 1] = '\0';
+	snprintf(buf, sizeof(buf), "# %s\n%s", longv, good);
+	assert_int_equal(parse(buf), -1);
+	assert_non_null(strstr(err, "t.conf:1: line longer than"));
+	snprintf(buf, sizeof(buf), "# %.150s\n%s", longv, good);
+	buf[strlen(buf) - 1] = '\0';
+	strcat(buf, "\nbogus = 1\n");
+	assert_int_equal(parse(buf), -1);
+	assert_non_null(strstr(err, "t.conf:23: [timeouts] bogus"));
+}
+
+static void test_nul_byte(void **state)
+{
+	static const char text[] = "[pair]\nname = a\0b\n";
+
+	(void)state;
+	assert_int_equal(colo_pair_parse("t.conf", text, sizeof(text) - 1, &cfg,
+					 err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "t.conf:2: NUL byte"));
+}
+
+static void test_corosync_conf(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(parse(good), 0);
+	f = open_memstream(&text, &len);
+	colo_corosync_conf_print(&cfg, "/bin/colo status --is-primary /p.conf",
+				 f);
+	fclose(f);
+	assert_non_null(strstr(text, "crypto_cipher: aes256\n"));
+	assert_non_null(strstr(text, "crypto_hash: sha256\n"));
+	assert_non_null(strstr(text, "keyfile: /etc/corosync/authkey\n"));
+	assert_non_null(strstr(text, "token: 800\n"));
+	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
+	assert_non_null(strstr(text, "host: 10.79.0.3\n"));
+	assert_non_null(strstr(text, "algorithm: ffsplit\n"));
+	assert_non_null(strstr(text, "exec_colo_primary: /bin/colo status "
+				     "--is-primary /p.conf\n"));
+	free(text);
+}
+
+static void test_daemon_argv(void **state)
+{
+	struct colo_argv a;
+	char sock[256];
+	char err2[256];
+
+	(void)state;
+	assert_int_equal(parse(good), 0);
+	assert_int_equal(colo_pair_find_self(&cfg, "beta", err2, sizeof(err2)),
+			 1);
+	assert_int_equal(colo_pair_find_self(&cfg, "gamma", err2, sizeof(err2)),
+			 -1);
+	/* alpha as secondary connects to beta's (IPv6) link address */
+	colo_daemon_argv(&cfg, 0, COLO_ROLE_SECONDARY, COLO_DAEMON_PROXY,
+			 "colo", &a);
+	assert_string_equal(a.argv[1], "proxy");
+	assert_string_equal(a.argv[3], "secondary");
+	assert_string_equal(a.argv[5], "packet:eth1");
+	assert_string_equal(a.argv[8], "--link-connect");
+	assert_string_equal(a.argv[9], "[fd78::2]:7070");
+	assert_null(a.argv[a.argc]);
+	colo_daemon_argv(&cfg, 0, COLO_ROLE_PRIMARY, COLO_DAEMON_PROXY, "colo",
+			 &a);
+	assert_string_equal(a.argv[8], "--link-listen");
+	assert_string_equal(a.argv[9], "10.78.0.1:7070");
+	colo_daemon_socket(&cfg, 0, COLO_DAEMON_PROXY, sock, sizeof(sock));
+	assert_string_equal(sock, "/run/colo-shop/alpha-proxy.sock");
+	assert_string_equal(a.argv[11], sock);
+	assert_false(colo_daemon_wanted(&cfg, COLO_DAEMON_BLK));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_errors_name_line_and_key),
+		cmocka_unit_test(test_missing),
+		cmocka_unit_test(test_whole_file_rules),
+		cmocka_unit_test(test_guest_kind),
+		cmocka_unit_test(test_long_line_keeps_numbering),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_corosync_conf),
+		cmocka_unit_test(test_daemon_argv),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
