@@ -13,5 +13,6 @@ int colo_cmd_blk(int argc, char **argv);      /* src/blk/cmd_blk.c */
 int colo_cmd_proxy(int argc, char **argv);    /* src/proxy/cmd_proxy.c */
 int colo_cmd_ctl(int argc, char **argv);      /* src/proxy/cmd_ctl.c */
 int colo_cmd_demo(int argc, char **argv);     /* src/demo/cmd_demo.c  */
+int colo_cmd_vm(int argc, char **argv);       /* src/vm/cmd_vm.c */
 
 #endif
