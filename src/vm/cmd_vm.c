@@ -22,9 +22,9 @@
 #include "common/parse_num.h"
 #include "vm.h"
 
-static const char *const reason_names[COLO_VM_REASON_MAX] = {
-	"initial", "periodic", "command"
-};
+static const char *const reason_names[COLO_VM_REASON_MAX] = { "initial",
+							      "periodic",
+							      "command" };
 
 const char *colo_vm_reason_name(enum colo_vm_reason r)
 {
@@ -88,8 +88,9 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 		    uint64_t pause_ns, uint64_t pages)
 {
 	struct colo_vm_stats *s = &v->st;
-	uint32_t us = pause_ns / 1000 > UINT32_MAX ? UINT32_MAX
-						   : (uint32_t)(pause_ns / 1000);
+	uint32_t us = pause_ns / 1000 > UINT32_MAX
+			      ? UINT32_MAX
+			      : (uint32_t)(pause_ns / 1000);
 	struct json_object *ev;
 
 	s->checkpoints++;
@@ -111,11 +112,14 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 	if (s->npause < s->cap)
 		s->pause_us[s->npause++] = us;
 	ev = json_object_new_object();
-	json_object_object_add(ev, "seq", json_object_new_int64((int64_t)v->seq));
-	json_object_object_add(ev, "reason",
-			       json_object_new_string(colo_vm_reason_name(why)));
-	json_object_object_add(ev, "pause_ms", json_object_new_double(us / 1e3));
-	json_object_object_add(ev, "pages", json_object_new_int64((int64_t)pages));
+	json_object_object_add(ev, "seq",
+			       json_object_new_int64((int64_t)v->seq));
+	json_object_object_add(
+		ev, "reason", json_object_new_string(colo_vm_reason_name(why)));
+	json_object_object_add(ev, "pause_ms",
+			       json_object_new_double(us / 1e3));
+	json_object_object_add(ev, "pages",
+			       json_object_new_int64((int64_t)pages));
 	colo_control_server_emit(v->ctl, "checkpoint", ev);
 	colo_log_info("checkpoint %llu (%s): pause %.1f ms, %llu pages",
 		      (unsigned long long)v->seq, colo_vm_reason_name(why),
@@ -165,8 +169,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 
 	(void)req, (void)err, (void)errlen;
 #define ADD(k, o) json_object_object_add(reply, k, o)
-	ADD("role", json_object_new_string(v->primary ? "primary"
-						      : "secondary"));
+	ADD("role",
+	    json_object_new_string(v->primary ? "primary" : "secondary"));
 	ADD("mode", json_object_new_string(v->mode));
 	ADD("reason", json_object_new_string(v->reason));
 	ADD("seq", json_object_new_int64((int64_t)v->seq));
@@ -268,37 +272,50 @@ static void on_usr1(void *opaque, const struct signalfd_siginfo *si)
 	char err[256];
 
 	(void)si;
-	if (v->primary && colo_vm_primary_checkpoint(v, COLO_VM_REASON_COMMAND,
-						      false, NULL, err,
-						      sizeof(err)) < 0)
+	if (v->primary &&
+	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_COMMAND, false, NULL,
+				       err, sizeof(err)) < 0)
 		colo_log_warn("checkpoint: %s", err);
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: colo vm --role primary   --dir DIR --link-listen HOST:PORT [options] -- QEMU-ARGS...\n"
-		"       colo vm --role secondary --dir DIR --link-connect HOST:PORT [options] -- QEMU-ARGS...\n\n"
-		"Runs the guest under QEMU and keeps the primary's and the secondary's\n"
+		"usage: colo vm --role primary   --dir DIR --link-listen "
+		"HOST:PORT [options] -- QEMU-ARGS...\n"
+		"       colo vm --role secondary --dir DIR --link-connect "
+		"HOST:PORT [options] -- QEMU-ARGS...\n\n"
+		"Runs the guest under QEMU and keeps the primary's and the "
+		"secondary's\n"
 		"VMs in lock-step by checkpoints (see doc/colo-vm.1.md).\n\n"
-		"  --dir DIR            this host's directory: guest RAM file, QMP sockets, QEMU logs\n"
-		"  --control PATH       JSON control socket (status, checkpoint, failover, events)\n"
-		"  --qemu BIN           QEMU binary (default qemu-system-x86_64)\n"
-		"  --interval MS        primary: periodic checkpoint interval (default 20000, 0: off)\n"
-		"  --min-interval MS    primary: least time between checkpoints (default 100)\n"
-		"  --timeout MS         one checkpoint's deadline (default 10000)\n"
-		"  --scan-threads N     threads finding changed pages (default 2)\n"
-		"  --migrate-host ADDR  secondary: address its standbys listen on\n"
+		"  --dir DIR            this host's directory: guest RAM file, "
+		"QMP sockets, QEMU logs\n"
+		"  --control PATH       JSON control socket (status, "
+		"checkpoint, failover, events)\n"
+		"  --qemu BIN           QEMU binary (default "
+		"qemu-system-x86_64)\n"
+		"  --interval MS        primary: periodic checkpoint interval "
+		"(default 20000, 0: off)\n"
+		"  --min-interval MS    primary: least time between "
+		"checkpoints (default 100)\n"
+		"  --timeout MS         one checkpoint's deadline (default "
+		"10000)\n"
+		"  --scan-threads N     threads finding changed pages (default "
+		"2)\n"
+		"  --migrate-host ADDR  secondary: address its standbys listen "
+		"on\n"
 		"                       (default: this end of the frame link)\n"
-		"  --dump-dir DIR       where {\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
+		"  --dump-dir DIR       where "
+		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
 		"  -q, --quiet          warnings only\n");
 }
 
 static int parse_ms(const char *opt, const char *s, uint64_t *out)
 {
 	if (colo_parse_u64(s, 86400000ull, out) < 0) {
-		fprintf(stderr, "colo vm: %s: not a number of milliseconds: %s\n",
-			opt, s);
+		fprintf(stderr,
+			"colo vm: %s: not a number of milliseconds: %s\n", opt,
+			s);
 		return -1;
 	}
 	return 0;
@@ -334,21 +351,40 @@ int colo_cmd_vm(int argc, char **argv)
 	v.qcfg.binary = "qemu-system-x86_64";
 	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
 		switch (c) {
-		case 'r': role = optarg; break;
-		case 'd': dir = optarg; break;
-		case 'L': listen = optarg; break;
-		case 'C': connect = optarg; break;
-		case 'c': control = optarg; break;
-		case 'Q': v.qcfg.binary = optarg; break;
-		case 'H': v.qcfg.migrate_host = optarg; break;
-		case 'D': v.dump_dir = optarg; break;
-		case 'q': colo_log_quiet = true; break;
+		case 'r':
+			role = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'L':
+			listen = optarg;
+			break;
+		case 'C':
+			connect = optarg;
+			break;
+		case 'c':
+			control = optarg;
+			break;
+		case 'Q':
+			v.qcfg.binary = optarg;
+			break;
+		case 'H':
+			v.qcfg.migrate_host = optarg;
+			break;
+		case 'D':
+			v.dump_dir = optarg;
+			break;
+		case 'q':
+			colo_log_quiet = true;
+			break;
 		case 'i':
 			if (parse_ms("--interval", optarg, &interval) < 0)
 				return 2;
 			break;
 		case 'm':
-			if (parse_ms("--min-interval", optarg, &min_interval) < 0)
+			if (parse_ms("--min-interval", optarg, &min_interval) <
+			    0)
 				return 2;
 			break;
 		case 't':
@@ -359,16 +395,22 @@ int colo_cmd_vm(int argc, char **argv)
 		case 's':
 			if (colo_parse_u64(optarg, 16, &threads) < 0 ||
 			    threads == 0) {
-				fprintf(stderr, "colo vm: --scan-threads: 1..16\n");
+				fprintf(stderr,
+					"colo vm: --scan-threads: 1..16\n");
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!role || (strcmp(role, "primary") && strcmp(role, "secondary"))) {
-		fprintf(stderr, "colo vm: --role primary|secondary is required\n");
+		fprintf(stderr,
+			"colo vm: --role primary|secondary is required\n");
 		return 2;
 	}
 	v.primary = !strcmp(role, "primary");
@@ -378,13 +420,14 @@ int colo_cmd_vm(int argc, char **argv)
 		return 2;
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "colo vm: the guest's QEMU arguments follow --\n");
+		fprintf(stderr,
+			"colo vm: the guest's QEMU arguments follow --\n");
 		return 2;
 	}
 	v.qcfg.args = argv + optind;
 	v.qcfg.nargs = argc - optind;
-	if (colo_qemu_check_args(v.qcfg.args, v.qcfg.nargs, &v.qcfg.ram_size, err,
-				 sizeof(err)) < 0) {
+	if (colo_qemu_check_args(v.qcfg.args, v.qcfg.nargs, &v.qcfg.ram_size,
+				 err, sizeof(err)) < 0) {
 		fprintf(stderr, "colo vm: %s\n", err);
 		return 2;
 	}

@@ -160,9 +160,8 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 	}
 	if (colo_qemu_start(&v->qcfg, v->next_gen++, false, &v->vm, err,
 			    errlen) < 0 ||
-	    colo_qemu_identity(&v->vm, v->qemu_version,
-			       sizeof(v->qemu_version), v->machine,
-			       sizeof(v->machine), err, errlen) < 0)
+	    colo_qemu_identity(&v->vm, v->qemu_version, sizeof(v->qemu_version),
+			       v->machine, sizeof(v->machine), err, errlen) < 0)
 		return -1;
 	v->listen_h = colo_loop_add_fd(v->loop, v->listen_fd, EPOLLIN,
 				       accept_secondary, v);
@@ -234,8 +233,7 @@ static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
 	return 0;
 }
 
-static int migrate(struct colo_vm *v, const char *uri, char *err,
-		   size_t errlen)
+static int migrate(struct colo_vm *v, const char *uri, char *err, size_t errlen)
 {
 	struct json_object *args = json_object_new_object();
 
@@ -246,9 +244,15 @@ static int migrate(struct colo_vm *v, const char *uri, char *err,
 	return colo_qemu_wait_migration(&v->vm, v->timeout_ms, err, errlen);
 }
 
-static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
-			  bool dump, uint64_t *pages,
-			  bool *migrating, char *err, size_t errlen)
+/* Where a checkpoint's pause goes, for the status and the benchmark. */
+enum phase { PH_STOP, PH_RAM, PH_READY, PH_DEVICES, PH_LOADED, PH_MAX };
+static const char *const phase_names[PH_MAX] = { "stop", "ram_sent",
+						 "ram_ready", "devices",
+						 "loaded" };
+
+static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why, bool dump,
+			  uint64_t *pages, uint64_t *ph, bool *migrating,
+			  char *err, size_t errlen)
 {
 	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
 	struct colo_flink_msg m = { .seq = v->seq }, ans;
@@ -271,13 +275,16 @@ static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		    0 ||
 	    expect(v, COLO_FLINK_STOPPED, &ans, deadline, err, errlen) < 0)
 		return -1;
+	ph[PH_RAM] = colo_now_ns();
 	snprintf(uri, sizeof(uri), "%s", ans.text);
 	if (expect(v, COLO_FLINK_RAM_READY, &ans, deadline, err, errlen) < 0)
 		return -1;
+	ph[PH_READY] = colo_now_ns();
 	*migrating = true;
 	if (migrate(v, uri, err, errlen) < 0)
 		return -1;
 	*migrating = false;
+	ph[PH_DEVICES] = colo_now_ns();
 	if (dump) {
 		char path[512];
 
@@ -292,14 +299,17 @@ static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		snprintf(err, errlen, "secondary lost");
 		return -1;
 	}
-	return expect(v, COLO_FLINK_LOADED, &ans, deadline, err, errlen);
+	if (expect(v, COLO_FLINK_LOADED, &ans, deadline, err, errlen) < 0)
+		return -1;
+	ph[PH_LOADED] = colo_now_ns();
+	return 0;
 }
 
 int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 			       bool dump, struct json_object *reply, char *err,
 			       size_t errlen)
 {
-	uint64_t t0 = colo_now_ns(), pages = 0, pause;
+	uint64_t t0 = colo_now_ns(), pages = 0, pause, ph[PH_MAX] = { 0 };
 	bool migrating = false;
 	char why_failed[256];
 
@@ -330,7 +340,8 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	if (colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) <
 	    0)
 		return -1; /* the VM still runs; nothing was sent */
-	if (run_checkpoint(v, why, dump, &pages, &migrating, why_failed,
+	ph[PH_STOP] = colo_now_ns();
+	if (run_checkpoint(v, why, dump, &pages, ph, &migrating, why_failed,
 			   sizeof(why_failed)) < 0) {
 		char e2[256];
 		struct colo_flink_msg m = { .seq = v->seq };
@@ -366,6 +377,14 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 				       json_object_new_double(pause / 1e6));
 		json_object_object_add(reply, "pages",
 				       json_object_new_int64((int64_t)pages));
+		/* Milliseconds from the start of the pause to each step's
+		 * end. */
+		struct json_object *p = json_object_new_object();
+		for (int i = 0; i < PH_MAX; i++)
+			json_object_object_add(
+				p, phase_names[i],
+				json_object_new_double((ph[i] - t0) / 1e6));
+		json_object_object_add(reply, "phases_ms", p);
 	}
 	return 0;
 }

@@ -87,7 +87,7 @@ static int listen_incoming(struct colo_qemu *q, const char *host, char *err,
 	return rc;
 }
 
-int colo_qemu_start(const struct colo_qemu_cfg *cfg, unsigned int gen,
+int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 		    bool standby, struct colo_qemu *q, char *err, size_t errlen)
 {
 	char backend[512], qmparg[160];
@@ -156,15 +156,33 @@ int colo_qemu_start(const struct colo_qemu_cfg *cfg, unsigned int gen,
 		q->pid = 0;
 		return -1;
 	}
+	q->standby = standby;
+	return 0;
+}
+
+int colo_qemu_attach(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
+		     char *err, size_t errlen)
+{
+	if (q->qmp)
+		return 0;
 	q->qmp = colo_qmp_connect(q->sock, QMP_START_MS, err, errlen);
 	if (!q->qmp || setup_migration(q, err, errlen) < 0 ||
-	    (standby && listen_incoming(q, cfg->migrate_host, err, errlen) < 0)) {
+	    (q->standby &&
+	     listen_incoming(q, cfg->migrate_host, err, errlen) < 0)) {
 		size_t l = strlen(err);
 		snprintf(err + l, errlen - l, " (QEMU log: %s)", q->log);
 		colo_qemu_stop(q);
 		return -1;
 	}
 	return 0;
+}
+
+int colo_qemu_start(const struct colo_qemu_cfg *cfg, unsigned int gen,
+		    bool standby, struct colo_qemu *q, char *err, size_t errlen)
+{
+	if (colo_qemu_spawn(cfg, gen, standby, q, err, errlen) < 0)
+		return -1;
+	return colo_qemu_attach(q, cfg, err, errlen);
 }
 
 void colo_qemu_stop(struct colo_qemu *q)
@@ -227,8 +245,10 @@ int colo_qemu_identity(struct colo_qemu *q, char *version, size_t vlen,
 	json_object_put(ret);
 	snprintf(version, vlen, "%d.%d.%d", maj, min, mic);
 	args = json_object_new_object();
-	json_object_object_add(args, "path", json_object_new_string("/machine"));
-	json_object_object_add(args, "property", json_object_new_string("type"));
+	json_object_object_add(args, "path",
+			       json_object_new_string("/machine"));
+	json_object_object_add(args, "property",
+			       json_object_new_string("type"));
 	if (colo_qmp_exec(q->qmp, "qom-get", args, QMP_CMD_MS, &ret, err,
 			  errlen) < 0)
 		return -1;
@@ -265,8 +285,9 @@ int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
 			return -1;
 		}
 		if (colo_now_ns() > deadline) {
-			snprintf(err, errlen, "migration not completed in time "
-					      "(status '%s')",
+			snprintf(err, errlen,
+				 "migration not completed in time "
+				 "(status '%s')",
 				 status);
 			return -1;
 		}
@@ -285,5 +306,6 @@ int colo_qemu_dump(struct colo_qemu *q, uint64_t ram_size, const char *path,
 	json_object_object_add(args, "size",
 			       json_object_new_int64((int64_t)ram_size));
 	json_object_object_add(args, "filename", json_object_new_string(path));
-	return colo_qmp_exec(q->qmp, "pmemsave", args, 60000, NULL, err, errlen);
+	return colo_qmp_exec(q->qmp, "pmemsave", args, 60000, NULL, err,
+			     errlen);
 }

@@ -15,10 +15,10 @@
 struct colo_qmp;
 
 struct colo_qemu_cfg {
-	const char *binary;  /* qemu-system-x86_64 */
-	char **args;	     /* the user's guest arguments */
+	const char *binary; /* qemu-system-x86_64 */
+	char **args;	    /* the user's guest arguments */
 	int nargs;
-	const char *dir;     /* this host's run directory */
+	const char *dir; /* this host's run directory */
 	const char *ram_path;
 	uint64_t ram_size;
 	const char *migrate_host; /* standby listens here (secondary) */
@@ -30,6 +30,7 @@ struct colo_qemu {
 	struct colo_qmp *qmp;
 	char sock[108];
 	char log[256];
+	bool standby;
 	char migrate_uri[128]; /* standby: where it listens */
 };
 
@@ -48,6 +49,14 @@ int colo_qemu_check_args(char **args, int nargs, uint64_t *ram_size, char *err,
 int colo_qemu_start(const struct colo_qemu_cfg *cfg, unsigned int gen,
 		    bool standby, struct colo_qemu *q, char *err,
 		    size_t errlen);
+/* The two halves of colo_qemu_start: spawn returns at once, so a standby
+ * boots while the pair runs; attach waits for its QMP (no-op when
+ * attached). */
+int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
+		    bool standby, struct colo_qemu *q, char *err,
+		    size_t errlen);
+int colo_qemu_attach(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
+		     char *err, size_t errlen);
 /* Kills the process (it holds nothing the frame still needs) and reaps
  * it; safe on a stopped or never-started instance. */
 void colo_qemu_stop(struct colo_qemu *q);

@@ -43,12 +43,23 @@ static int parse_size(const char *s, uint64_t *out)
 		return -1;
 	if (s[i]) {
 		switch (s[i]) {
-		case 'k': case 'K': mul = 1ull << 10; break;
-		case 'm': case 'M': mul = 1ull << 20; break;
-		case 'g': case 'G': mul = 1ull << 30; break;
-		default: return -1;
+		case 'k':
+		case 'K':
+			mul = 1ull << 10;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1ull << 20;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1ull << 30;
+			break;
+		default:
+			return -1;
 		}
-		if (s[i + 1] && strcmp(s + i + 1, "B") && strcmp(s + i + 1, "iB"))
+		if (s[i + 1] && strcmp(s + i + 1, "B") &&
+		    strcmp(s + i + 1, "iB"))
 			return -1;
 	}
 	if (v == 0 || v > (1ull << 44) / mul)
@@ -65,7 +76,8 @@ int colo_qemu_check_args(char **args, int nargs, uint64_t *ram_size, char *err,
 		const char *a = args[i];
 		const char *opt = a[0] == '-' && a[1] == '-' ? a + 1 : a;
 
-		for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++)
+		for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]);
+		     k++)
 			if (!strcmp(opt, refused[k].opt)) {
 				snprintf(err, errlen, "guest argument %s: %s",
 					 a, refused[k].why);
@@ -102,14 +114,15 @@ int colo_qemu_check_args(char **args, int nargs, uint64_t *ram_size, char *err,
 			}
 			size_t n = comma ? (size_t)(comma - v) : strlen(v);
 			if (n >= sizeof(val)) {
-				snprintf(err, errlen, "-m %s: bad size", args[i]);
+				snprintf(err, errlen, "-m %s: bad size",
+					 args[i]);
 				return -1;
 			}
 			memcpy(val, v, n);
 			val[n] = '\0';
-			if (parse_size(val, ram_size) < 0 ||
-			    *ram_size % 4096) {
-				snprintf(err, errlen, "-m %s: bad size", args[i]);
+			if (parse_size(val, ram_size) < 0 || *ram_size % 4096) {
+				snprintf(err, errlen, "-m %s: bad size",
+					 args[i]);
 				return -1;
 			}
 		}

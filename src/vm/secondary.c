@@ -72,10 +72,18 @@ static void page_log_free(struct page_log *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Starts the next standby without waiting for it: it boots while the
+ * pair runs, and the next checkpoint attaches to it. */
+static int spawn_standby(struct colo_vm *v, char *err, size_t errlen)
+{
+	return colo_qemu_spawn(&v->qcfg, v->next_gen++, true, &v->standby, err,
+			       errlen);
+}
+
 static int start_standby(struct colo_vm *v, char *err, size_t errlen)
 {
-	if (colo_qemu_start(&v->qcfg, v->next_gen++, true, &v->standby, err,
-			    errlen) < 0)
+	if (spawn_standby(v, err, errlen) < 0 ||
+	    colo_qemu_attach(&v->standby, &v->qcfg, err, errlen) < 0)
 		return -1;
 	colo_log_info("standby %u ready at %s", v->standby.gen,
 		      v->standby.migrate_uri);
@@ -151,8 +159,9 @@ static int receive_pages(struct colo_vm *v, struct page_log *staged,
 			return -1;
 		}
 		if (m.value != staged->n) {
-			snprintf(err, errlen, "RAM incomplete: %zu of %llu pages",
-				 staged->n, (unsigned long long)m.value);
+			snprintf(err, errlen,
+				 "RAM incomplete: %zu of %llu pages", staged->n,
+				 (unsigned long long)m.value);
 			return -1;
 		}
 		return 0;
@@ -210,17 +219,20 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 	struct colo_flink_msg m = { .seq = v->seq }, ans;
 	uint64_t mine = 0;
 
-	if (v->vm.pid &&
-	    colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) < 0)
+	if (v->vm.pid && colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL,
+				       err, errlen) < 0)
 		return -1;
 	if (!v->standby.pid || colo_qemu_exited(&v->standby)) {
 		colo_log_warn("standby gone; starting another now");
 		colo_qemu_stop(&v->standby);
 		if (start_standby(v, err, errlen) < 0)
 			return -1;
+	} else if (colo_qemu_attach(&v->standby, &v->qcfg, err, errlen) < 0) {
+		return -1;
 	}
 	snprintf(m.text, sizeof(m.text), "%s", v->standby.migrate_uri);
-	if (colo_flink_send_msg(v->link, COLO_FLINK_STOPPED, &m, deadline) < 0) {
+	if (colo_flink_send_msg(v->link, COLO_FLINK_STOPPED, &m, deadline) <
+	    0) {
 		snprintf(err, errlen, "primary lost");
 		return -1;
 	}
@@ -262,7 +274,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		/* Back to the previous checkpoint, whole. */
 		undo_ram(v, &undo);
 		colo_qemu_stop(&v->standby);
-		if (v->vm.pid && colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
+		if (v->vm.pid &&
+		    colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("secondary VM did not resume: %s", e2);
 		snprintf(m.text, sizeof(m.text), "%s", err);
 		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
@@ -272,7 +285,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			      (unsigned long long)v->seq, err);
 		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", err);
 		colo_vm_drop_link(v);
-		if (start_standby(v, e2, sizeof(e2)) < 0)
+		if (spawn_standby(v, e2, sizeof(e2)) < 0)
 			colo_log_warn("no standby: %s", e2);
 		goto out;
 	}
@@ -281,8 +294,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		memcpy(v->ram.cache + staged.off[i],
 		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
 	if (colo_flink_send_msg(v->link, COLO_FLINK_LOADED, &m,
-				colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS) <
-	    0)
+				colo_now_ns() +
+					v->timeout_ms * COLO_NS_PER_MS) < 0)
 		colo_log_warn("primary lost after checkpoint %llu was loaded",
 			      (unsigned long long)v->seq);
 	old = v->vm;
@@ -291,13 +304,14 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
 	colo_qemu_stop(&old);
+	unlink(old.log); /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,
 		       why < COLO_VM_REASON_MAX ? (enum colo_vm_reason)why
 						: COLO_VM_REASON_COMMAND,
 		       colo_now_ns() - t0, staged.n);
 	colo_vm_set_mode(v, "protected", "");
-	if (start_standby(v, err, sizeof(err)) < 0)
+	if (spawn_standby(v, err, sizeof(err)) < 0)
 		colo_log_warn("no standby for the next checkpoint: %s", err);
 out:
 	page_log_free(&staged);

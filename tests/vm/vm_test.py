@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""vm_test.py - the frame with real parts: two `colo vm` daemons on
+loopback, each owning a QEMU (TCG) running the tiny guest.
+
+  checkpoints  N checkpoints in a row (50, COLO_VM_CHECKPOINTS to change)
+               while the guest dirties memory; at a sample of them (every
+               5th and the last) the test has both QEMUs pmemsave their
+               whole RAM while both are stopped and compares the dumps
+               byte for byte; 0 failures, 0 differences; both VMs keep
+               running; then failover by command: the secondary's VM runs
+               on alone and the primary reports degraded.
+  secondary_lost  the secondary host (daemon and QEMUs) is killed in the
+               middle of a checkpoint: the checkpoint fails, the primary's
+               VM runs on, status says degraded with the reason.
+Usage: vm_test.py TEST COLO_BINARY
+"""
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vmpair  # noqa: E402
+
+
+def test_checkpoints(colo):
+    n = int(os.environ.get("COLO_VM_CHECKPOINTS", "50"))
+    pair = vmpair.Pair(colo, append="colo_dirty=8")
+    try:
+        pair.wait_protected()
+        compared = equal = 0
+        pauses = []
+        for i in range(1, n + 1):
+            dump = i % 5 == 0 or i == n
+            r = pair.ctl("primary", "checkpoint", dump=dump)
+            assert r["ok"], "checkpoint %d failed: %s" % (i, r)
+            pauses.append(r["pause_ms"])
+            if dump:
+                a, b = pair.dump_paths(r["seq"])
+                compared += 1
+                if vmpair.same_file(a, b):
+                    equal += 1
+                else:
+                    print("checkpoint %d: RAM differs" % r["seq"])
+                os.unlink(a)
+                os.unlink(b)
+        st = pair.status("primary")
+        print("checkpoints=%d failures=%d mem_equal=%d/%d pause_med_ms=%.1f"
+              " pause_max_ms=%.1f" % (st["checkpoints"], st["failures"],
+                                      equal, compared,
+                                      sorted(pauses)[len(pauses) // 2],
+                                      max(pauses)))
+        assert st["failures"] == 0
+        assert equal == compared
+        pair.wait_running("primary")
+        pair.wait_running("secondary")
+
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        assert pair.status("secondary")["mode"] == "failover"
+        vmpair.wait_for(
+            lambda: pair.status("primary")["mode"] == "degraded", 20,
+            "the primary to notice")
+        pair.wait_running("secondary")
+        pair.wait_running("primary")
+        print("failover: secondary runs alone, primary degraded: "
+              + pair.status("primary")["reason"])
+    finally:
+        pair.close()
+
+
+def test_secondary_lost(colo):
+    pair = vmpair.Pair(colo, append="colo_dirty=8")
+    try:
+        pair.wait_protected()
+        # A checkpoint with dumps takes long enough to be hit mid-way.
+        result = {}
+
+        def run():
+            result["r"] = pair.ctl("primary", "checkpoint", dump=True)
+        t = threading.Thread(target=run)
+        t.start()
+        time.sleep(0.15)
+        pair.kill("secondary")
+        t.join()
+        r = result["r"]
+        print("checkpoint while the secondary died:", r)
+        st = pair.status("primary")
+        assert st["mode"] == "degraded", st
+        if r["ok"]:
+            # The kill landed after this checkpoint completed; the loss is
+            # still seen, and the next checkpoint is refused.
+            print("(secondary died just after the checkpoint)")
+        else:
+            assert st["failures"] == 1, st
+        r = pair.ctl("primary", "checkpoint")
+        assert not r["ok"] and "no secondary" in r["error"], r
+        pair.wait_running("primary")
+        print("primary serves on:", st["reason"])
+    finally:
+        pair.close()
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    t0 = time.monotonic()
+    {"checkpoints": test_checkpoints,
+     "secondary_lost": test_secondary_lost}[sys.argv[1]](sys.argv[2])
+    print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
