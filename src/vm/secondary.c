@@ -170,26 +170,17 @@ static int receive_pages(struct colo_vm *v, struct page_log *staged,
 
 /* RAM := last checkpoint + the primary's changes, every overwritten page
  * logged in undo (applied in reverse, it gives the old RAM back). */
-static int apply_ram(struct colo_vm *v, const struct page_log *staged,
-		     struct page_log *undo, uint64_t *mine, char *err,
-		     size_t errlen)
+static int apply_ram(struct colo_vm *v, uint32_t *pages, long n,
+		     const struct page_log *staged, struct page_log *undo,
+		     char *err, size_t errlen)
 {
-	uint32_t *pages;
-	long n = colo_ram_changed(&v->ram, v->scan_threads, &pages);
-
-	if (n < 0)
-		goto oom;
-	*mine = (uint64_t)n;
 	for (long i = 0; i < n; i++) {
 		size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
 
-		if (page_log_add(undo, off, v->ram.guest + off) < 0) {
-			free(pages);
+		if (page_log_add(undo, off, v->ram.guest + off) < 0)
 			goto oom;
-		}
 		memcpy(v->ram.guest + off, v->ram.cache + off, COLO_RAM_PAGE);
 	}
-	free(pages);
 	for (size_t i = 0; i < staged->n; i++) {
 		uint64_t off = staged->off[i];
 
@@ -217,7 +208,9 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 {
 	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
 	struct colo_flink_msg m = { .seq = v->seq }, ans;
-	uint64_t mine = 0;
+	uint32_t *mine = NULL;
+	long nmine;
+	int rc = -1;
 
 	if (v->vm.pid && colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL,
 				       err, errlen) < 0)
@@ -236,11 +229,21 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 		snprintf(err, errlen, "primary lost");
 		return -1;
 	}
-	if (receive_pages(v, staged, deadline, err, errlen) < 0 ||
-	    apply_ram(v, staged, undo, &mine, err, errlen) < 0)
+	/* Our VM is stopped: find what it changed while the primary
+	 * scans its side, then take the primary's pages. */
+	nmine = colo_ram_changed(&v->ram, v->scan_threads, &mine);
+	if (nmine < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (receive_pages(v, staged, deadline, err, errlen) == 0 &&
+	    apply_ram(v, mine, nmine, staged, undo, err, errlen) == 0)
+		rc = 0;
+	free(mine);
+	if (rc < 0)
 		return -1;
 	m.text[0] = '\0';
-	m.value = mine;
+	m.value = (uint64_t)nmine;
 	if (colo_flink_send_msg(v->link, COLO_FLINK_RAM_READY, &m, deadline) <
 		    0 ||
 	    expect(v, COLO_FLINK_DEVICES_SENT, &ans, deadline, err, errlen) <
