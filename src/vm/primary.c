@@ -325,11 +325,18 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	    t0 < v->last_end_ns + v->min_interval_ns) {
 		/* A guest that diverges all the time still gets run time. */
 		v->st.deferred++;
-		v->deferred_reason = why;
-		v->deferred_dump = dump;
-		if (!colo_timer_armed(v->deferred))
+		/* Requests that come while one waits join it; a command
+		 * outranks a periodic tick in the statistics. */
+		if (!colo_timer_armed(v->deferred)) {
+			v->deferred_reason = why;
+			v->deferred_dump = dump;
 			colo_timer_arm_at(v->deferred,
 					  v->last_end_ns + v->min_interval_ns);
+		} else {
+			if (why == COLO_VM_REASON_COMMAND)
+				v->deferred_reason = why;
+			v->deferred_dump |= dump;
+		}
 		if (reply)
 			json_object_object_add(reply, "deferred",
 					       json_object_new_boolean(true));

@@ -12,6 +12,11 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
   secondary_lost  the secondary host (daemon and QEMUs) is killed in the
                middle of a checkpoint: the checkpoint fails, the primary's
                VM runs on, status says degraded with the reason.
+  periodic     --interval drives checkpoints by itself; --min-interval
+               defers a command that comes too soon (counted).
+  refused      guest arguments that cannot work are refused with the
+               reason; a secondary whose machine type differs is refused
+               before the first checkpoint, and the primary says why.
 Usage: vm_test.py TEST COLO_BINARY
 """
 import os
@@ -101,13 +106,66 @@ def test_secondary_lost(colo):
         pair.close()
 
 
+def test_periodic(colo):
+    pair = vmpair.Pair(colo, interval=300, min_interval=2000)
+    try:
+        pair.wait_protected()
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["by_reason"]["periodic"] >= 2
+                     else None)(pair.status("primary")), 60,
+            "two periodic checkpoints")
+        # The periodic ones already respect the minimum interval: a
+        # command now is deferred, then runs by itself.
+        r = pair.ctl("primary", "checkpoint")
+        assert r["ok"] and r.get("deferred"), r
+        st = pair.status("primary")
+        assert st["deferred"] >= 1, st
+        before = st["by_reason"]["command"]
+        vmpair.wait_for(
+            lambda: pair.status("primary")["by_reason"]["command"] > before,
+            30, "the deferred checkpoint")
+        st = pair.status("primary")
+        assert st["failures"] == 0, st
+        print("periodic=%d command=%d deferred=%d" % (
+            st["by_reason"]["periodic"], st["by_reason"]["command"],
+            st["deferred"]))
+    finally:
+        pair.close()
+
+
+def test_refused(colo):
+    import subprocess
+    for bad in (["-incoming", "tcp:127.0.0.1:1"],
+                ["-object", "memory-backend-ram,id=m,size=128M"],
+                ["-qmp", "unix:/tmp/x,server=on"]):
+        r = subprocess.run([colo, "vm", "--role", "primary", "--dir",
+                            "/nonexistent", "--link-listen",
+                            "127.0.0.1:1", "--"] + bad,
+                           stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 2 and "colo vm" in r.stderr, r
+        print("refused:", r.stderr.strip())
+    pair = vmpair.Pair(colo, secondary_extra=["-machine", "pc-i440fx-7.1"])
+    try:
+        assert pair.procs["secondary"].wait(120) == 1
+        log = pair.log("secondary")
+        assert "machine type" in log, log
+        vmpair.wait_for(
+            lambda: "machine type" in pair.status("primary")["reason"], 30,
+            "the primary to report the mismatch")
+        print("mismatch:", pair.status("primary")["reason"])
+    finally:
+        pair.close()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
     t0 = time.monotonic()
     {"checkpoints": test_checkpoints,
-     "secondary_lost": test_secondary_lost}[sys.argv[1]](sys.argv[2])
+     "secondary_lost": test_secondary_lost,
+     "periodic": test_periodic,
+     "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
 

@@ -53,7 +53,7 @@ def wait_for(cond, timeout, what):
 
 class Pair:
     def __init__(self, colo, mem="128M", append="", extra=(), interval=0,
-                 min_interval=0, base=None):
+                 min_interval=0, base=None, secondary_extra=()):
         self.colo = colo
         self.dir = tempfile.mkdtemp(prefix="colo-vm-test-",
                                     dir=base or "/dev/shm")
@@ -78,8 +78,10 @@ class Pair:
                      if role == "primary" else
                      ["--link-connect", "127.0.0.1:%d" % port])
             log = open(os.path.join(self.dir, role + ".log"), "w")
+            guest = self.guest + (list(secondary_extra)
+                                  if role == "secondary" else [])
             self.procs[role] = subprocess.Popen(
-                args + ["--"] + self.guest, stdout=log, stderr=log,
+                args + ["--"] + guest, stdout=log, stderr=log,
                 start_new_session=True)
 
     def ctl_path(self, role):
