@@ -113,6 +113,7 @@ static void accept_secondary(void *opaque, uint32_t events)
 		return;
 	}
 	v->link_h = colo_loop_add_fd(v->loop, fd, EPOLLIN, link_readable, v);
+	colo_ram_forget(&v->ram);
 	colo_log_info("secondary connected; first checkpoint (full sync)");
 	if (colo_vm_primary_checkpoint(v, COLO_VM_REASON_INITIAL, false, NULL,
 				       err, sizeof(err)) < 0)

@@ -117,3 +117,9 @@ long colo_ram_changed(const struct colo_ram *r, unsigned int threads,
 	*pages = out;
 	return total;
 }
+
+void colo_ram_forget(struct colo_ram *r)
+{
+	/* A private anonymous mapping reads as zero again once dropped. */
+	madvise(r->cache, r->size, MADV_DONTNEED);
+}

@@ -33,6 +33,9 @@ struct colo_ram {
 int colo_ram_open(struct colo_ram *r, const char *path, uint64_t size,
 		  char *err, size_t errlen);
 void colo_ram_close(struct colo_ram *r);
+/* Forgets the last checkpoint (the cache reads as zero again): a new
+ * secondary starts from a fresh RAM file, so everything must go. */
+void colo_ram_forget(struct colo_ram *r);
 /* Page numbers where guest differs from cache, ascending, into *pages
  * (malloc'd, caller frees); returns the count or -1 (out of memory).
  * threads: how many threads scan (1 = this one). */

@@ -11,7 +11,8 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                on alone and the primary reports degraded.
   secondary_lost  the secondary host (daemon and QEMUs) is killed in the
                middle of a checkpoint: the checkpoint fails, the primary's
-               VM runs on, status says degraded with the reason.
+               VM runs on, status says degraded with the reason; a new
+               secondary then joins, gets everything, and RAM is equal.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted).
   refused      guest arguments that cannot work are refused with the
@@ -102,6 +103,16 @@ def test_secondary_lost(colo):
         assert not r["ok"] and "no secondary" in r["error"], r
         pair.wait_running("primary")
         print("primary serves on:", st["reason"])
+
+        # A new secondary host: full first checkpoint, then equal again.
+        pair.start("secondary")
+        pair.wait_protected()
+        r = pair.ctl("primary", "checkpoint", dump=True)
+        assert r["ok"], r
+        a, b = pair.dump_paths(r["seq"])
+        assert vmpair.same_file(a, b), "RAM differs after the resync"
+        pair.wait_running("secondary")
+        print("new secondary resynced in full: RAM equal")
     finally:
         pair.close()
 

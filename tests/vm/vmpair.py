@@ -65,24 +65,32 @@ class Pair:
                       "console=ttyS0 quiet colo_beat=1 " + append]
         self.guest += list(extra)
         self.procs = {}
-        port = free_port()
-        common = ["--interval", str(interval), "--min-interval",
-                  str(min_interval)]
+        self.port = free_port()
+        self.common = ["--interval", str(interval), "--min-interval",
+                       str(min_interval)]
+        self.secondary_extra = list(secondary_extra)
+        self.starts = 0
         for role in ("primary", "secondary"):
-            d = os.path.join(self.dir, role)
-            dump = os.path.join(self.dir, role + "-dump")
-            os.makedirs(dump)
-            args = [colo, "vm", "--role", role, "--dir", d, "--control",
-                    self.ctl_path(role), "--dump-dir", dump] + common
-            args += (["--link-listen", "127.0.0.1:%d" % port]
-                     if role == "primary" else
-                     ["--link-connect", "127.0.0.1:%d" % port])
-            log = open(os.path.join(self.dir, role + ".log"), "w")
-            guest = self.guest + (list(secondary_extra)
-                                  if role == "secondary" else [])
-            self.procs[role] = subprocess.Popen(
-                args + ["--"] + guest, stdout=log, stderr=log,
-                start_new_session=True)
+            self.start(role)
+
+    def start(self, role):
+        """Starts role's daemon (again, after kill(): a fresh host)."""
+        self.starts += 1
+        d = os.path.join(self.dir, "%s-%d" % (role, self.starts))
+        dump = os.path.join(self.dir, role + "-dump")
+        os.makedirs(dump, exist_ok=True)
+        args = [self.colo, "vm", "--role", role, "--dir", d, "--control",
+                self.ctl_path(role), "--dump-dir", dump] + self.common
+        args += (["--link-listen", "127.0.0.1:%d" % self.port]
+                 if role == "primary" else
+                 ["--link-connect", "127.0.0.1:%d" % self.port])
+        guest = self.guest + (self.secondary_extra
+                              if role == "secondary" else [])
+        log = open(os.path.join(self.dir, role + ".log"), "a")
+        self.procs[role] = subprocess.Popen(
+            args + ["--"] + guest, stdout=log, stderr=log,
+            start_new_session=True)
+        log.close()
 
     def ctl_path(self, role):
         return os.path.join(self.dir, role + ".ctl")
