@@ -475,6 +475,8 @@ out:
 	colo_vm_drop_link(&v);
 	colo_qemu_stop(&v.standby);
 	colo_qemu_stop(&v.vm);
+	if (v.listen_h)
+		colo_loop_del_fd(v.listen_h);
 	if (v.listen_fd >= 0)
 		close(v.listen_fd);
 	colo_control_server_free(v.ctl);

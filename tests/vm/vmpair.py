@@ -146,15 +146,25 @@ class Pair:
             p.wait()
 
     def close(self):
+        """Stops both daemons; a daemon that does not exit cleanly on
+        SIGTERM (sanitizer report, crash, hang) fails the test."""
+        bad = []
         for role, p in self.procs.items():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(10)
+                    if p.wait(20) != 0:
+                        bad.append(role)
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
+                    bad.append(role)
+        for role in bad:
+            print("--- %s daemon did not exit cleanly:\n%s"
+                  % (role, self.log(role)[-4000:]))
         shutil.rmtree(self.dir, ignore_errors=True)
+        if bad and sys.exc_info()[0] is None:
+            raise AssertionError("unclean exit: " + ", ".join(bad))
 
 
 def same_file(a, b):
