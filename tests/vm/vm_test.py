@@ -14,13 +14,16 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                VM runs on, status says degraded with the reason; a new
                secondary then joins, gets everything, and RAM is equal.
   periodic     --interval drives checkpoints by itself; --min-interval
-               defers a command that comes too soon (counted).
+               defers a command that comes too soon (counted); the
+               events stream reports checkpoints.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
 Usage: vm_test.py TEST COLO_BINARY
 """
+import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -121,6 +124,11 @@ def test_periodic(colo):
     pair = vmpair.Pair(colo, interval=300, min_interval=2000)
     try:
         pair.wait_protected()
+        events = socket.socket(socket.AF_UNIX)
+        events.settimeout(30)
+        events.connect(pair.ctl_path("primary"))
+        events.sendall(b'{"cmd": "events"}\n')
+        stream = events.makefile()
         st = vmpair.wait_for(
             lambda: (lambda s: s if s["by_reason"]["periodic"] >= 2
                      else None)(pair.status("primary")), 60,
@@ -137,6 +145,14 @@ def test_periodic(colo):
             30, "the deferred checkpoint")
         st = pair.status("primary")
         assert st["failures"] == 0, st
+        # The event stream saw checkpoints as they happened.
+        seen = []
+        while not any(e.get("event") == "checkpoint" for e in seen):
+            seen.append(json.loads(stream.readline()))
+        ev = [e for e in seen if e.get("event") == "checkpoint"][0]
+        assert ev["reason"] in ("periodic", "command") and \
+            ev["pause_ms"] > 0, ev
+        events.close()
         print("periodic=%d command=%d deferred=%d" % (
             st["by_reason"]["periodic"], st["by_reason"]["command"],
             st["deferred"]))
