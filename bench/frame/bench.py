@@ -152,7 +152,7 @@ def main():
           "QEMU TCG" % (MEM, N, GAP), flush=True)
     frame_run(colo, "colo vm, idle", "")
     migration_run("")
-    med, p99, eq, cmp_ = frame_run(colo, "colo vm, dirty 24 MB", "colo_dirty=24")
+    med, p99, eq, cmp_ = frame_run(colo, "colo vm, dirtying 24 MB", "colo_dirty=24")
     migration_run("colo_dirty=24")
     print("pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d"
           % (med, p99, eq, cmp_))

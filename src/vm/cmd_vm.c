@@ -254,6 +254,7 @@ static void on_child(void *opaque, const struct signalfd_siginfo *si)
 			      v->vm.log);
 		colo_qemu_stop(&v->vm);
 		if (v->primary) {
+			v->exit_code = 1;
 			colo_loop_stop(v->loop);
 		} else {
 			colo_vm_set_mode(v, "no-vm", "the secondary VM exited");
@@ -467,7 +468,7 @@ int colo_cmd_vm(int argc, char **argv)
 		       : colo_vm_secondary_start(&v, connect, err,
 						 sizeof(err))) < 0)
 		goto out;
-	rc = colo_loop_run(v.loop) < 0 ? 1 : 0;
+	rc = colo_loop_run(v.loop) < 0 ? 1 : v.exit_code;
 	err[0] = '\0';
 out:
 	if (err[0])

@@ -68,6 +68,7 @@ struct colo_vm {
 	char machine[COLO_FLINK_MACHINE_LEN + 1];
 
 	struct colo_vm_stats st;
+	int exit_code; /* 1 once the primary's VM died under us */
 };
 
 /* cmd_vm.c APIs (shared by the roles): */

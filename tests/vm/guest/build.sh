@@ -9,13 +9,18 @@
 # result is small enough to rebuild when the kernel package changes.
 #
 # Usage: build.sh [CACHE_DIR]   (default $COLO_GUEST_CACHE, else
-#        /var/cache/colo-test/guest). Prints the directory holding vmlinuz
-#        and initrd.cpio.gz on its last line.
+#        /var/cache/colo-test/guest, else ~/.cache/colo-test/guest when
+#        that is not writable). Prints the directory holding vmlinuz and
+#        initrd.cpio.gz on its last line.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${1:-${COLO_GUEST_CACHE:-/var/cache/colo-test/guest}}
-mkdir -p "$cache"
+# Without root, the user's own cache directory.
+if ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/colo-test/guest
+	mkdir -p "$cache"
+fi
 cache=$(cd "$cache" && pwd)
 
 # The kernel package linux-image-amd64 points at today.
@@ -60,7 +65,8 @@ if [ -z "$deb" ]; then
 	deb=$(ls "$cache"/"${kpkg}"_*.deb | head -n1)
 fi
 dpkg-deb -x "$deb" "$work/pkg"
-cp "$work/pkg/boot/vmlinuz-$kver" "$out/vmlinuz"
+cp "$work/pkg/boot/vmlinuz-$kver" "$work/vmlinuz"
+mv "$work/vmlinuz" "$out/vmlinuz"
 
 # The initramfs: busybox, /init, and the modules for virtio NIC and disk.
 root="$work/root"
@@ -94,7 +100,10 @@ done
 # sh has no pipefail.
 (cd "$root" && find . | /bin/busybox cpio -o -H newc) >"$work/initrd.cpio" 2>/dev/null
 [ -s "$work/initrd.cpio" ] || { echo "build.sh: cpio failed" >&2; exit 1; }
-gzip -1 -c "$work/initrd.cpio" >"$out/initrd.cpio.gz"
+# Renamed into place: a QEMU starting meanwhile reads the old or the new
+# file, never half of one.
+gzip -1 -c "$work/initrd.cpio" >"$work/initrd.cpio.gz"
+mv "$work/initrd.cpio.gz" "$out/initrd.cpio.gz"
 rm -f "$out"/.built-*
 touch "$stamp"
 echo "$out"
