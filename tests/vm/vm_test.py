@@ -13,6 +13,10 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                middle of a checkpoint: the checkpoint fails, the primary's
                VM runs on, status says degraded with the reason; a new
                secondary then joins, gets everything, and RAM is equal.
+  primary_lost the primary host is killed in the middle of a checkpoint
+               (after the RAM step): the secondary undoes its RAM writes,
+               resumes the VM of the previous checkpoint, fails over by
+               command, and its guest runs on.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted); the
                events stream reports checkpoints.
@@ -120,6 +124,41 @@ def test_secondary_lost(colo):
         pair.close()
 
 
+def test_primary_lost(colo):
+    pair = vmpair.Pair(colo, append="colo_dirty=8")
+    try:
+        pair.wait_protected()
+        gen = pair.status("secondary")["vm_gen"]
+        # With a dump the primary's pmemsave comes after the secondary
+        # applied the RAM and before the device state: kill it there.
+        res = {}
+
+        def run():
+            try:
+                res["r"] = pair.ctl("primary", "checkpoint", dump=True)
+            except (OSError, ValueError) as e:
+                res["r"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        dump = pair.dump_paths(pair.status("secondary")["seq"] + 1)[0]
+        vmpair.wait_for(lambda: os.path.exists(dump), 60,
+                        "the primary's dump to start")
+        pair.kill("primary")
+        t.join()
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["mode"] == "primary-lost" else None)(
+                pair.status("secondary")), 30, "the secondary to notice")
+        print("secondary:", st["mode"], "-", st["reason"])
+        assert st["failures"] == 1, st
+        assert st["vm_gen"] == gen, "the old secondary VM must run on"
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        pair.wait_running("secondary")
+        print("secondary failed over from the previous checkpoint")
+    finally:
+        pair.close()
+
+
 def test_periodic(colo):
     pair = vmpair.Pair(colo, interval=300, min_interval=2000)
     try:
@@ -191,6 +230,7 @@ def main():
     t0 = time.monotonic()
     {"checkpoints": test_checkpoints,
      "secondary_lost": test_secondary_lost,
+     "primary_lost": test_primary_lost,
      "periodic": test_periodic,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
