@@ -19,15 +19,13 @@ struct command {
 
 static const struct command commands[] = {
 	{ "demo", colo_cmd_demo,
-	  "protect a real service end to end in network namespaces, fail "
-	  "over" },
+	  "protect a real service end to end in network namespaces, fail over" },
 	{ "proxy", colo_cmd_proxy,
 	  "the network proxy of one host (--role primary|secondary)" },
 	{ "ctl", colo_cmd_ctl,
 	  "talk to a running proxy or blk daemon over its control socket" },
 	{ "compare", colo_cmd_compare,
-	  "compare primary and secondary output (drop-in for QEMU "
-	  "colo-compare)" },
+	  "compare primary and secondary output (drop-in for QEMU colo-compare)" },
 	{ "analyze", colo_cmd_analyze,
 	  "replay two captures through the comparer and explain checkpoints" },
 	{ "vm", colo_cmd_vm,
@@ -44,8 +42,7 @@ static void usage(FILE *f)
 		   "COLO (coarse-grain lock-stepping) fault tolerance.\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name,
-			commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'colo COMMAND --help' describes one command.\n"
 		   "'colo analyze' with no arguments analyzes the built-in "
 		   "sample traffic.\n");
