@@ -483,6 +483,7 @@ out:
 	colo_control_server_free(v.ctl);
 	colo_timer_free(v.periodic);
 	colo_timer_free(v.deferred);
+	colo_timer_free(v.attach);
 	colo_loop_free(v.loop);
 	colo_ram_close(&v.ram);
 	unlink(ram_path);

@@ -72,12 +72,40 @@ static void page_log_free(struct page_log *p)
 	memset(p, 0, sizeof(*p));
 }
 
+#define ATTACH_POLL_NS (200 * COLO_NS_PER_MS)
+
+/* Attaches to the booting standby once its QMP socket exists, so that
+ * QMP set-up and migrate-incoming are not in the next checkpoint's
+ * pause. A checkpoint that comes first attaches by itself. */
+static void attach_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+
+	if (!v->standby.pid || colo_qemu_exited(&v->standby) || v->standby.qmp)
+		return;
+	if (access(v->standby.sock, F_OK) < 0) {
+		colo_timer_arm_in(v->attach, ATTACH_POLL_NS);
+		return;
+	}
+	if (colo_qemu_attach(&v->standby, &v->qcfg, err, sizeof(err)) < 0) {
+		colo_log_warn("standby %u: %s", v->standby.gen, err);
+		colo_qemu_stop(&v->standby);
+		return;
+	}
+	colo_log_info("standby %u ready at %s", v->standby.gen,
+		      v->standby.migrate_uri);
+}
+
 /* Starts the next standby without waiting for it: it boots while the
- * pair runs, and the next checkpoint attaches to it. */
+ * pair runs. */
 static int spawn_standby(struct colo_vm *v, char *err, size_t errlen)
 {
-	return colo_qemu_spawn(&v->qcfg, v->next_gen++, true, &v->standby, err,
-			       errlen);
+	if (colo_qemu_spawn(&v->qcfg, v->next_gen++, true, &v->standby, err,
+			    errlen) < 0)
+		return -1;
+	colo_timer_arm_in(v->attach, ATTACH_POLL_NS);
+	return 0;
 }
 
 static int start_standby(struct colo_vm *v, char *err, size_t errlen)
@@ -432,6 +460,8 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 			    size_t errlen)
 {
 	static char host[INET6_ADDRSTRLEN];
+
+	v->attach = colo_timer_new(v->loop, attach_fire, v);
 
 	if (connect_primary(v, connect, err, errlen) < 0)
 		return -1;

@@ -62,6 +62,7 @@ struct colo_vm {
 	uint64_t seq;
 	uint64_t last_end_ns;
 	struct colo_timer *periodic, *deferred;
+	struct colo_timer *attach; /* secondary: attach the booting standby */
 	bool deferred_dump;
 	enum colo_vm_reason deferred_reason;
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
