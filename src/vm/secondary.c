@@ -9,8 +9,8 @@
  *      cache, pages the primary changed are written (every overwritten
  *      page kept in an undo log) -> RAM_READY
  *   -> the standby loads the device state -> DEVICES_SENT
- *   -> commit: the cache takes the new pages -> LOADED -> the standby
- *      runs as the new secondary VM, the old one is retired, the next
+ *   -> commit: LOADED -> the standby runs as the new secondary VM, the
+ *      cache takes the new pages, the old VM is retired, the next
  *      standby starts.
  *
  * Until the commit, a failure undoes the RAM writes and resumes the old
@@ -320,10 +320,9 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			colo_log_warn("no standby: %s", e2);
 		goto out;
 	}
-	/* Commit: the cache is the new checkpoint. */
-	for (size_t i = 0; i < staged.n; i++)
-		memcpy(v->ram.cache + staged.off[i],
-		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
+	/* Committed: the new VM runs from here whatever happens next. The
+	 * cache takes the new pages after the primary was released (it is
+	 * read again only at the next checkpoint). */
 	if (colo_flink_send_msg(v->link, COLO_FLINK_LOADED, &m,
 				colo_now_ns() +
 					v->timeout_ms * COLO_NS_PER_MS) < 0)
@@ -334,6 +333,9 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	memset(&v->standby, 0, sizeof(v->standby));
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
+	for (size_t i = 0; i < staged.n; i++)
+		memcpy(v->ram.cache + staged.off[i],
+		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
 	colo_qemu_stop(&old);
 	unlink(old.log); /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
