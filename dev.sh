@@ -21,7 +21,7 @@ RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
-	corosync-qnetd util-linux)
+	corosync-qnetd util-linux busybox-static)
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -97,10 +97,10 @@ cmd_test() {
 	say "ASan+UBSan build and tests (build-asan/)"
 	setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false
-	# The cluster suite runs corosync, qdevice and qnetd: timing-bound,
-	# so the release build's run is the one that counts.
+	# The cluster suite (corosync, qdevice, qnetd: timing-bound) and the
+	# VM suite (TCG guests: CI budget) count in the release build only.
 	meson test -C build-asan --print-errorlogs --num-processes 2 \
-		--timeout-multiplier 3 --no-suite cluster
+		--timeout-multiplier 3 --no-suite cluster --no-suite vm
 
 	say "libFuzzer targets (build-fuzz/)"
 	CC=clang setup build-fuzz -Dbuildtype=debugoptimized -Dfuzzing=true \
