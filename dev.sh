@@ -85,6 +85,15 @@ fuzz_run() {
 	rm -rf "$work"
 }
 
+# meson test in one build dir, then each suite's duration (even on failure).
+suite_test() { # dir, meson test args...
+	local dir=$1 rc=0
+	shift
+	meson test -C "$dir" "$@" || rc=$?
+	python3 tests/suite_times.py "$dir"
+	return $rc
+}
+
 cmd_test() {
 	ensure_packages "${TEST_PKGS[@]}"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -92,14 +101,14 @@ cmd_test() {
 
 	say "release build and all tests (build/)"
 	setup build -Dtests=true
-	meson test -C build --print-errorlogs --num-processes 2
+	suite_test build --print-errorlogs --num-processes 2
 
 	say "ASan+UBSan build and tests (build-asan/)"
 	setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false
 	# The cluster suite (corosync, qdevice, qnetd: timing-bound) and the
 	# VM suite (TCG guests: CI budget) count in the release build only.
-	meson test -C build-asan --print-errorlogs --num-processes 2 \
+	suite_test build-asan --print-errorlogs --num-processes 2 \
 		--timeout-multiplier 3 --no-suite cluster --no-suite vm
 
 	say "libFuzzer targets (build-fuzz/)"
