@@ -104,7 +104,7 @@ static void release(void *opaque, const uint8_t *frame, size_t len,
 		return;
 	if (colo_primary_protected(p) && len <= COLO_PORT_FRAME_MAX)
 		frame = clamp_window(p, frame, len, vnet_hdr_len);
-	colo_port_send(p->px.client.port, frame, len, vnet_hdr_len);
+	colo_proxy_to_client(&p->px, frame, len, vnet_hdr_len);
 }
 
 /* Checks held frames against the compare timeout soon enough: called
@@ -238,7 +238,7 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 		return;
 	if (!colo_primary_protected(p)) {
 		p->passthrough++;
-		colo_port_send(p->px.client.port, f, len, v);
+		colo_proxy_to_client(&p->px, f, len, v);
 		return;
 	}
 	if (colo_conn_meta_from_frame(f, len, v, &m)) {
@@ -331,6 +331,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	colo_proxy_add_u64(r, "peer_losses", p->peer_losses);
 	colo_proxy_add_u64(r, "link_bytes_tx", p->px.link.bytes_tx);
 	colo_proxy_add_u64(r, "link_bytes_rx", p->px.link.bytes_rx);
+	colo_proxy_add_lease_stats(r, &p->px);
 	colo_proxy_add_port_stats(r, "client_port", p->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", p->px.guest.port);
 	return 0;
@@ -376,6 +377,8 @@ static const struct colo_control_cmd commands[] = {
 	  "a checkpoint finished: release held frames, reset offsets" },
 	{ "failover", cmd_failover,
 	  "hand the client interface over to the secondary" },
+	{ "lease", colo_proxy_cmd_lease,
+	  "deadline_ns: release to the client only before it (0: never)" },
 	{ "quit", colo_proxy_cmd_quit, "exit" },
 };
 
@@ -465,7 +468,7 @@ int colo_proxy_primary_run(const struct colo_proxy_opts *o)
 	else
 		rc = 0;
 	colo_comparer_release_all(p->cmp);
-	colo_port_flush(p->px.client.port);
+	colo_proxy_flush_client(&p->px);
 out:
 	if (p->listen_fd >= 0) {
 		colo_loop_del_fd(p->listen_h);

@@ -44,6 +44,16 @@ struct colo_proxy_opts {
 	uint64_t compare_timeout_ms;
 	uint32_t max_queue;
 	uint64_t ping_ms, peer_timeout_ms;
+	bool lease_required; /* release nothing before the first lease */
+};
+
+/* The lease the client port obeys (lease.c). */
+struct colo_lease_gate {
+	bool active; /* --lease-required, or a lease command was seen */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: no lease */
+	uint8_t *hold;	      /* held output, in order */
+	size_t hold_len;
+	uint64_t leases, held, held_now, released_late, dropped;
 };
 
 /* Frames for the guest: its unicast MAC, broadcast and multicast. Until
@@ -92,6 +102,7 @@ struct colo_proxy {
 	struct colo_timer *heartbeat;
 	struct colo_control_server *ctl;
 	uint64_t session;
+	struct colo_lease_gate lease;
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);
@@ -131,6 +142,20 @@ void colo_proxy_add_port_stats(struct json_object *r, const char *name,
 /* The "quit" command of both roles. */
 int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
 			struct json_object *r, char *err, size_t errlen);
+
+/* lease.c APIs: every frame to the client port goes through these. */
+int colo_lease_gate_init(struct colo_lease_gate *g, bool required);
+void colo_lease_gate_free(struct colo_lease_gate *g);
+/* To the client port if the lease allows it now, else held (counted). */
+void colo_proxy_to_client(struct colo_proxy *px, const uint8_t *f, size_t len,
+			  size_t v);
+/* Flushes the client port if the lease allows it now. */
+void colo_proxy_flush_client(struct colo_proxy *px);
+/* {"cmd":"lease","deadline_ns":N}: both roles. */
+int colo_proxy_cmd_lease(void *ctx, struct json_object *req,
+			 struct json_object *r, char *err, size_t errlen);
+void colo_proxy_add_lease_stats(struct json_object *r,
+				const struct colo_proxy *px);
 
 /* announce.c APIs: */
 #define COLO_ANNOUNCE_ADDRS 8
@@ -226,7 +251,7 @@ void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
 		      size_t v);
 /* Sends every kept segment the client has not acknowledged to port;
  * returns how many. */
-uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port);
+uint64_t colo_replay_send(struct colo_replay *t, struct colo_proxy *px);
 
 /* secondary.c APIs: */
 #define COLO_WAIT_FRAMES 1024

@@ -139,7 +139,7 @@ void colo_replay_free(struct colo_replay *t)
 	free(t);
 }
 
-uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port)
+uint64_t colo_replay_send(struct colo_replay *t, struct colo_proxy *px)
 {
 	uint64_t sent = 0;
 
@@ -150,7 +150,7 @@ uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port)
 
 		if (acked(t, sl))
 			continue;
-		colo_port_send(port, sl->frame, sl->len, sl->vnet);
+		colo_proxy_to_client(px, sl->frame, sl->len, sl->vnet);
 		sent++;
 	}
 	return sent;

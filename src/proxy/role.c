@@ -209,7 +209,7 @@ static void flush_all(void *opaque)
 			px->link_h,
 			EPOLLIN | (px->connecting || pending ? EPOLLOUT : 0));
 	colo_port_flush(px->guest.port);
-	colo_port_flush(px->client.port);
+	colo_proxy_flush_client(px);
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
 		watch_sync(w);
@@ -238,6 +238,8 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 	px->role = role;
 	px->client.fd = px->guest.fd = -1;
 	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
+	if (colo_lease_gate_init(&px->lease, o->lease_required) < 0)
+		goto oom;
 	if (colo_plink_init(&px->link) < 0)
 		goto oom;
 	px->loop = colo_loop_new();
@@ -298,6 +300,7 @@ void colo_proxy_close(struct colo_proxy *px)
 	colo_port_close(px->guest.port);
 	colo_loop_free(px->loop); /* frees the timers too */
 	px->loop = NULL;
+	colo_lease_gate_free(&px->lease);
 }
 
 /* ---- helpers both roles' handlers use */

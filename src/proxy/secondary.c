@@ -91,7 +91,7 @@ void colo_secondary_out(struct colo_secondary *s, const uint8_t *f, size_t len,
 {
 	if (s->failed_over) {
 		s->to_client++;
-		colo_port_send(s->px.client.port, f, len, v);
+		colo_proxy_to_client(&s->px, f, len, v);
 	} else if (colo_proxy_link_up(&s->px)) {
 		s->egress++;
 		colo_replay_keep(s->replay, f, len, v);
@@ -135,14 +135,14 @@ static void announce(struct colo_secondary *s)
 		size_t n =
 			colo_announce_garp(buf, s->addrs.mac, s->addrs.ip4[i]);
 
-		colo_port_send(s->px.client.port, buf, n, 0);
+		colo_proxy_to_client(&s->px, buf, n, 0);
 		s->announces++;
 	}
 	for (uint32_t i = 0; i < s->addrs.n6; i++) {
 		size_t n =
 			colo_announce_una(buf, s->addrs.mac, s->addrs.ip6[i]);
 
-		colo_port_send(s->px.client.port, buf, n, 0);
+		colo_proxy_to_client(&s->px, buf, n, 0);
 		s->announces++;
 	}
 }
@@ -174,11 +174,11 @@ static void failover(struct colo_secondary *s, const char *why)
 	 * dead host. */
 	s->announced = 0;
 	announce_again(s);
-	s->replayed += colo_replay_send(s->replay, s->px.client.port);
+	s->replayed += colo_replay_send(s->replay, &s->px);
 	colo_replay_free(s->replay);
 	s->replay = NULL;
 	colo_redirector_retry(s); /* nothing waits any more: all go out */
-	colo_port_flush(s->px.client.port);
+	colo_proxy_flush_client(&s->px);
 	colo_log_warn("failover (%s): guest wired to the client port", why);
 	colo_control_server_emit(s->px.ctl, "failover", NULL);
 }
@@ -304,6 +304,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	cmd_status(ctx, req, r, err, errlen);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
 		colo_proxy_add_u64(r, c[i].name, c[i].v);
+	colo_proxy_add_lease_stats(r, &s->px);
 	colo_proxy_add_port_stats(r, "client_port", s->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", s->px.guest.port);
 	return 0;
@@ -332,6 +333,8 @@ static const struct colo_control_cmd commands[] = {
 	  "a checkpoint finished: rewriter offsets reset" },
 	{ "failover", cmd_failover,
 	  "take over: wire the guest to the client interface" },
+	{ "lease", colo_proxy_cmd_lease,
+	  "deadline_ns: release to the client only before it (0: never)" },
 	{ "quit", colo_proxy_cmd_quit, "exit" },
 };
 
