@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "log.h"
 #include "proxy.h"
 
 #define HOLD_BYTES (8u << 20)
@@ -62,7 +63,18 @@ void colo_lease_gate_free(struct colo_lease_gate *g)
 
 static bool lease_valid(const struct colo_lease_gate *g)
 {
-	return !g->active || colo_now_ns() < g->deadline_ns;
+	return !g->active ||
+	       (g->deadline_ns > g->floor_ns && colo_now_ns() < g->deadline_ns);
+}
+
+/* The secondary is lost. It may be dead (serve on, degraded) or this
+ * host may be the one cut off (the other side takes over once our lease
+ * has run out). Until then our output would be output the secondary
+ * never saw, and the client could not go on with it after a takeover: so
+ * only a lease renewed after the loss (quorum still ours) releases it. */
+void colo_lease_gate_link_lost(struct colo_lease_gate *g)
+{
+	g->floor_ns = g->deadline_ns;
 }
 
 static void hold(struct colo_lease_gate *g, const uint8_t *f, size_t len,
@@ -71,7 +83,13 @@ static void hold(struct colo_lease_gate *g, const uint8_t *f, size_t len,
 	struct hold_hdr h = { (uint32_t)len, (uint32_t)v };
 	size_t need = sizeof(h) + len;
 
+	if (!g->held_now && !g->dropped_now)
+		colo_log_warn("no valid lease (deadline %llu, now %llu): "
+			      "holding client output",
+			      (unsigned long long)g->deadline_ns,
+			      (unsigned long long)colo_now_ns());
 	if (len > COLO_PORT_FRAME_MAX || HOLD_BYTES - g->hold_len < need) {
+		g->dropped_now++;
 		g->dropped++;
 		return;
 	}
@@ -122,8 +140,14 @@ static void release_held(struct colo_proxy *px)
 		off += h.len;
 		g->released_late++;
 	}
+	if (g->held_now || g->dropped_now)
+		colo_log_info("lease valid again: released %llu held frames "
+			      "(%llu did not fit and were dropped)",
+			      (unsigned long long)g->held_now,
+			      (unsigned long long)g->dropped_now);
 	g->hold_len = 0;
 	g->held_now = 0;
+	g->dropped_now = 0;
 }
 
 int colo_proxy_cmd_lease(void *ctx, struct json_object *req,

@@ -161,6 +161,7 @@ static void degrade(void *opaque, const char *why)
 	struct colo_primary *p = opaque;
 
 	colo_proxy_link_detach(&p->px);
+	colo_lease_gate_link_lost(&p->px.lease);
 	colo_comparer_release_all(p->cmp);
 	p->peer_losses++;
 	colo_log_warn("secondary lost (%s): degraded, passing traffic through",

@@ -51,9 +51,10 @@ struct colo_proxy_opts {
 struct colo_lease_gate {
 	bool active; /* --lease-required, or a lease command was seen */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: no lease */
+	uint64_t floor_ns;    /* valid only with a deadline above this */
 	uint8_t *hold;	      /* held output, in order */
 	size_t hold_len;
-	uint64_t leases, held, held_now, released_late, dropped;
+	uint64_t leases, held, held_now, released_late, dropped, dropped_now;
 };
 
 /* Frames for the guest: its unicast MAC, broadcast and multicast. Until
@@ -146,6 +147,8 @@ int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
 /* lease.c APIs: every frame to the client port goes through these. */
 int colo_lease_gate_init(struct colo_lease_gate *g, bool required);
 void colo_lease_gate_free(struct colo_lease_gate *g);
+/* The link to the peer is lost: hold until the lease is renewed. */
+void colo_lease_gate_link_lost(struct colo_lease_gate *g);
 /* To the client port if the lease allows it now, else held (counted). */
 void colo_proxy_to_client(struct colo_proxy *px, const uint8_t *f, size_t len,
 			  size_t v);
