@@ -77,6 +77,13 @@ void colo_lease_gate_link_lost(struct colo_lease_gate *g)
 	g->floor_ns = g->deadline_ns;
 }
 
+/* A secondary connected: it has not taken over, output is compared
+ * again, the current lease is enough. */
+void colo_lease_gate_link_up(struct colo_lease_gate *g)
+{
+	g->floor_ns = 0;
+}
+
 static void hold(struct colo_lease_gate *g, const uint8_t *f, size_t len,
 		 size_t v)
 {

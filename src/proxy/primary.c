@@ -100,8 +100,10 @@ static void release(void *opaque, const uint8_t *frame, size_t len,
 	struct colo_primary *p = opaque;
 
 	p->released++;
-	if (p->handed_over)
+	if (p->handed_over || p->handing_over) {
+		p->silent++;
 		return;
+	}
 	if (colo_primary_protected(p) && len <= COLO_PORT_FRAME_MAX)
 		frame = clamp_window(p, frame, len, vnet_hdr_len);
 	colo_proxy_to_client(&p->px, frame, len, vnet_hdr_len);
@@ -164,8 +166,22 @@ static void degrade(void *opaque, const char *why)
 	colo_lease_gate_link_lost(&p->px.lease);
 	colo_comparer_release_all(p->cmp);
 	p->peer_losses++;
-	colo_log_warn("secondary lost (%s): degraded, passing traffic through",
-		      why);
+	if (p->handing_over) {
+		/* The secondary never echoed FAILOVER: it did not take over
+		 * (it takes over only after echoing). Silence now would
+		 * leave the client with nobody. */
+		p->handing_over = false;
+		p->failovers_unconfirmed++;
+		colo_log_warn("failover not confirmed by the secondary: "
+			      "serving again");
+		colo_control_server_emit(p->px.ctl, "failover-failed", NULL);
+	}
+	if (p->handed_over)
+		colo_log_info("secondary link closed after the hand-over");
+	else
+		colo_log_warn("secondary lost (%s): degraded, passing "
+			      "traffic through",
+			      why);
 	colo_control_server_emit(p->px.ctl, "peer-lost", NULL);
 }
 
@@ -189,6 +205,7 @@ static void accept_peer(void *opaque, uint32_t events)
 		return;
 	}
 	p->peer_connects++;
+	colo_lease_gate_link_up(&p->px.lease);
 	colo_log_info("secondary connected: protected");
 	colo_control_server_emit(p->px.ctl, "peer-connected", NULL);
 }
@@ -202,6 +219,17 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 			return -1;
 		colo_redirector_to_comparer(p, f);
 		housekeeping_soon(p);
+		return 0;
+	}
+	if (f->type == COLO_PLINK_FAILOVER) {
+		/* The secondary's echo: it is taking over now. */
+		if (!p->handing_over)
+			return -1;
+		p->handing_over = false;
+		p->handed_over = true;
+		colo_log_warn("the secondary confirmed the hand-over: client "
+			      "port silent");
+		colo_control_server_emit(p->px.ctl, "handed-over", NULL);
 		return 0;
 	}
 	/* The secondary sends only EGRESS and heartbeats. */
@@ -235,8 +263,10 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 		memcpy(p->guest_mac, f + v + 6, 6);
 		p->guest_mac_known = true;
 	}
-	if (p->handed_over)
+	if (p->handed_over || p->handing_over) {
+		p->silent++;
 		return;
+	}
 	if (!colo_primary_protected(p)) {
 		p->passthrough++;
 		colo_proxy_to_client(&p->px, f, len, v);
@@ -261,6 +291,8 @@ static const char *mode_name(const struct colo_primary *p)
 {
 	if (p->handed_over)
 		return "handed-over";
+	if (p->handing_over)
+		return "handing-over";
 	return colo_primary_protected(p) ? "protected" : "degraded";
 }
 
@@ -306,6 +338,9 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "mirror_failed", p->mirror_failed },
 		{ "guest_frames", p->guest_frames },
 		{ "passthrough", p->passthrough },
+		{ "silent", p->silent },
+		{ "failovers_unconfirmed", p->failovers_unconfirmed },
+		{ "queue_failed", p->queue_failed },
 		{ "conn_meta", p->conn_meta },
 		{ "released_frames", s->released_frames },
 		{ "released_bytes", s->released_bytes },
@@ -363,11 +398,18 @@ static int cmd_failover(void *ctx, struct json_object *req,
 		snprintf(err, errlen, "no secondary to hand over to");
 		return -1;
 	}
-	colo_plink_queue(&p->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL, 0);
-	colo_plink_flush(&p->px.link, colo_now_ns());
+	if (p->handing_over || p->handed_over)
+		return 0;
+	if (colo_plink_queue(&p->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL,
+			     0) < 0) {
+		snprintf(err, errlen, "cannot queue FAILOVER: out of memory");
+		return -1;
+	}
 	colo_comparer_release_all(p->cmp);
-	p->handed_over = true;
-	colo_log_warn("handed over to the secondary: client port silent");
+	/* Silent from now on: the secondary may start at any moment. Only
+	 * its echo makes this final; a link lost before it undoes it. */
+	p->handing_over = true;
+	colo_log_warn("handing over to the secondary: client port silent");
 	return 0;
 }
 

@@ -149,6 +149,8 @@ int colo_lease_gate_init(struct colo_lease_gate *g, bool required);
 void colo_lease_gate_free(struct colo_lease_gate *g);
 /* The link to the peer is lost: hold until the lease is renewed. */
 void colo_lease_gate_link_lost(struct colo_lease_gate *g);
+/* A secondary connected: the lease alone rules again. */
+void colo_lease_gate_link_up(struct colo_lease_gate *g);
 /* To the client port if the lease allows it now, else held (counted). */
 void colo_proxy_to_client(struct colo_proxy *px, const uint8_t *f, size_t len,
 			  size_t v);
@@ -214,10 +216,16 @@ struct colo_primary {
 	uint64_t housekeeping_at, timeout_step;
 	uint8_t guest_mac[6];
 	bool guest_mac_known;
-	bool handed_over; /* failover command: the secondary owns the client */
+	/* failover command: FAILOVER sent, output silent until the
+	 * secondary echoes it (handed_over) or the link drops first (we
+	 * serve again: the secondary never took over). */
+	bool handing_over;
+	bool handed_over; /* the secondary confirmed: it owns the client */
 	uint64_t client_frames, client_ignored, mirrored, guest_frames;
 	uint64_t passthrough, released, conn_meta, ckpt_requests;
 	uint64_t peer_connects, peer_losses, mirror_failed, clamped;
+	uint64_t silent; /* output dropped while handing over or handed over */
+	uint64_t failovers_unconfirmed, queue_failed;
 	/* The secondary guest's latest receive window per connection. */
 	struct {
 		uint64_t conn;
@@ -228,7 +236,8 @@ struct colo_primary {
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
 {
-	return colo_proxy_link_up(&p->px) && !p->handed_over;
+	return colo_proxy_link_up(&p->px) && !p->handed_over &&
+	       !p->handing_over;
 }
 int colo_proxy_primary_run(const struct colo_proxy_opts *o);
 /* Remembers the secondary guest's receive window from one of its frames:

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "clock.h"
@@ -25,6 +26,7 @@
 
 #define RETRY_NS	(200 * COLO_NS_PER_MS)
 #define HOUSEKEEPING_NS (1000 * COLO_NS_PER_MS)
+#define ECHO_WAIT_MS	100
 /* Announcements after failover, in ms after the first: switches and
  * neighbour caches that missed one still move. */
 static const uint32_t announce_at_ms[] = { 0, 20, 100, 500 };
@@ -185,6 +187,30 @@ static void failover(struct colo_secondary *s, const char *why)
 
 /* ---- the link */
 
+/* Queues the FAILOVER echo and waits (once per failover, up to
+ * ECHO_WAIT_MS) until the socket took it and all egress before it: the
+ * link is closed right after, and a queued echo would be lost with it. */
+static bool echo_failover(struct colo_secondary *s)
+{
+	uint64_t end = colo_now_ns() + ECHO_WAIT_MS * COLO_NS_PER_MS;
+
+	if (colo_plink_queue(&s->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL,
+			     0) < 0)
+		return false;
+	for (;;) {
+		struct pollfd pfd = { .fd = s->px.link.fd, .events = POLLOUT };
+		uint64_t now = colo_now_ns();
+
+		if (colo_plink_flush(&s->px.link, now) < 0)
+			return false;
+		if (!colo_plink_pending(&s->px.link))
+			return true;
+		if (now >= end)
+			return false;
+		poll(&pfd, 1, 1);
+	}
+}
+
 static int link_frame(void *opaque, const struct colo_plink_frame *f)
 {
 	struct colo_secondary *s = opaque;
@@ -216,6 +242,14 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		colo_control_server_emit(s->px.ctl, "checkpoint-done", NULL);
 		return 0;
 	case COLO_PLINK_FAILOVER:
+		/* The echo first: the primary serves again if the link drops
+		 * before it arrives, so we must not take over without it
+		 * written to the socket. */
+		if (!echo_failover(s)) {
+			colo_log_warn("FAILOVER could not be confirmed to the "
+				      "primary: not taking over");
+			return -1;
+		}
 		failover(s, "requested by the primary");
 		return 0;
 	default:
