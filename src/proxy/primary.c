@@ -276,9 +276,9 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 		uint8_t buf[COLO_PLINK_META_LEN];
 
 		colo_plink_meta_encode(buf, &m);
-		colo_plink_queue(&p->px.link, COLO_PLINK_CONN_META, 0, buf,
-				 sizeof(buf), NULL, 0);
-		p->conn_meta++;
+		if (colo_proxy_queue(&p->px, COLO_PLINK_CONN_META, 0, buf,
+				     sizeof(buf), NULL, 0) == 0)
+			p->conn_meta++;
 	}
 	colo_comparer_input(p->cmp, COLO_PRIMARY, f, len, v,
 			    colo_loop_now(p->px.loop));
@@ -340,7 +340,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "passthrough", p->passthrough },
 		{ "silent", p->silent },
 		{ "failovers_unconfirmed", p->failovers_unconfirmed },
-		{ "queue_failed", p->queue_failed },
+		{ "link_queue_failed", p->px.queue_failed },
 		{ "conn_meta", p->conn_meta },
 		{ "released_frames", s->released_frames },
 		{ "released_bytes", s->released_bytes },
@@ -381,8 +381,8 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 	(void)req, (void)r, (void)err, (void)errlen;
 	colo_comparer_checkpoint_done(p->cmp, colo_now_ns());
 	if (colo_proxy_link_up(&p->px))
-		colo_plink_queue(&p->px.link, COLO_PLINK_CHECKPOINT_DONE, 0,
-				 NULL, 0, NULL, 0);
+		colo_proxy_queue(&p->px, COLO_PLINK_CHECKPOINT_DONE, 0, NULL, 0,
+				 NULL, 0);
 	return 0;
 }
 
@@ -400,8 +400,8 @@ static int cmd_failover(void *ctx, struct json_object *req,
 	}
 	if (p->handing_over || p->handed_over)
 		return 0;
-	if (colo_plink_queue(&p->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL,
-			     0) < 0) {
+	if (colo_proxy_queue(&p->px, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL, 0) <
+	    0) {
 		snprintf(err, errlen, "cannot queue FAILOVER: out of memory");
 		return -1;
 	}

@@ -104,6 +104,12 @@ struct colo_proxy {
 	struct colo_control_server *ctl;
 	uint64_t session;
 	struct colo_lease_gate lease;
+	/* A frame could not be queued on the link: the peer's state would
+	 * silently diverge, so the link is dropped at the end of the
+	 * wake-up (never inside the link's own read callback). */
+	bool link_broken;
+	uint64_t queue_failed;
+	bool failed; /* a descriptor could not be watched: exit 1 */
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);
@@ -125,6 +131,10 @@ void colo_proxy_close(struct colo_proxy *px);
 int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 			   bool connecting);
 void colo_proxy_link_detach(struct colo_proxy *px);
+/* colo_plink_queue, and on failure: counted, the link dropped at the end
+ * of this wake-up. Returns colo_plink_queue's result. */
+int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
+		     const void *p1, size_t n1, const void *p2, size_t n2);
 static inline bool colo_proxy_link_up(const struct colo_proxy *px)
 {
 	return colo_plink_up(&px->link) && !px->connecting;
@@ -225,7 +235,7 @@ struct colo_primary {
 	uint64_t passthrough, released, conn_meta, ckpt_requests;
 	uint64_t peer_connects, peer_losses, mirror_failed, clamped;
 	uint64_t silent; /* output dropped while handing over or handed over */
-	uint64_t failovers_unconfirmed, queue_failed;
+	uint64_t failovers_unconfirmed;
 	/* The secondary guest's latest receive window per connection. */
 	struct {
 		uint64_t conn;

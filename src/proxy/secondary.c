@@ -66,7 +66,10 @@ static void try_connect(void *opaque)
 		return;
 	/* The link owns the fd from now on; the HELLO waits in its buffer
 	 * until the connect completes. */
-	colo_proxy_link_attach(&s->px, fd, COLO_PLINK_ROLE_SECONDARY, true);
+	if (colo_proxy_link_attach(&s->px, fd, COLO_PLINK_ROLE_SECONDARY,
+				   true) < 0)
+		colo_log_warn("link to the primary: %s (retrying)",
+			      strerror(errno));
 }
 
 static bool connect_done(struct colo_secondary *s)
@@ -97,7 +100,7 @@ void colo_secondary_out(struct colo_secondary *s, const uint8_t *f, size_t len,
 	} else if (colo_proxy_link_up(&s->px)) {
 		s->egress++;
 		colo_replay_keep(s->replay, f, len, v);
-		colo_plink_queue(&s->px.link, COLO_PLINK_EGRESS,
+		colo_proxy_queue(&s->px, COLO_PLINK_EGRESS,
 				 v ? COLO_PLINK_F_VNET : 0, f, len, NULL, 0);
 	}
 	/* No primary and no failover: nobody compares, nothing leaves. */
@@ -327,6 +330,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "replayed", s->replayed },
 		{ "neigh_answers", s->neigh_answers },
 		{ "peer_losses", s->peer_losses },
+		{ "link_queue_failed", s->px.queue_failed },
 		{ "conns", rs->conns },
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
