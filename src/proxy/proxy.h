@@ -301,7 +301,7 @@ struct colo_secondary {
 	size_t wq_bytes;
 	uint64_t ingress, egress, client_in, client_dropped, to_client;
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
-	uint64_t neigh_answers;
+	uint64_t neigh_answers, ingress_bad_vnet;
 };
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the

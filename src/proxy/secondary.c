@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "log.h"
 #include "proxy.h"
+#include "vnet.h"
 
 #define RETRY_NS	(200 * COLO_NS_PER_MS)
 #define HOUSEKEEPING_NS (1000 * COLO_NS_PER_MS)
@@ -224,6 +225,12 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		return -1;
 	switch (f->type) {
 	case COLO_PLINK_INGRESS:
+		/* A header from the link is checked like one from a guest
+		 * before it reaches our guest's port (and the rewriter). */
+		if (v && !colo_vnet_check(f->payload, f->len)) {
+			s->ingress_bad_vnet++;
+			return 0;
+		}
 		s->ingress++;
 		colo_replay_ack(s->replay, f->payload, f->len, v);
 		if (f->len > v)
@@ -331,6 +338,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "neigh_answers", s->neigh_answers },
 		{ "peer_losses", s->peer_losses },
 		{ "link_queue_failed", s->px.queue_failed },
+		{ "ingress_bad_vnet", s->ingress_bad_vnet },
 		{ "conns", rs->conns },
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
