@@ -274,6 +274,8 @@ void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
 /* Sends every kept segment the client has not acknowledged to port;
  * returns how many. */
 uint64_t colo_replay_send(struct colo_replay *t, struct colo_proxy *px);
+/* Segments that could not be kept (no memory for a copy). */
+uint64_t colo_replay_lost(const struct colo_replay *t);
 
 /* secondary.c APIs: */
 #define COLO_WAIT_FRAMES 1024
@@ -289,7 +291,7 @@ struct colo_secondary {
 	uint64_t failover_at;
 	uint32_t announced;
 	struct colo_replay *replay;
-	uint64_t replayed;
+	uint64_t replayed, replay_lost;
 	/* Egress waiting for its connection's primary ISN (a CONN_META
 	 * racing the guest's SYN/ACK): a bounded FIFO. */
 	struct {

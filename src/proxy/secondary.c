@@ -181,6 +181,7 @@ static void failover(struct colo_secondary *s, const char *why)
 	s->announced = 0;
 	announce_again(s);
 	s->replayed += colo_replay_send(s->replay, &s->px);
+	s->replay_lost = colo_replay_lost(s->replay);
 	colo_replay_free(s->replay);
 	s->replay = NULL;
 	colo_redirector_retry(s); /* nothing waits any more: all go out */
@@ -335,6 +336,8 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "to_client", s->to_client },
 		{ "announces", s->announces },
 		{ "replayed", s->replayed },
+		{ "replay_lost",
+		  s->replay ? colo_replay_lost(s->replay) : s->replay_lost },
 		{ "neigh_answers", s->neigh_answers },
 		{ "peer_losses", s->peer_losses },
 		{ "link_queue_failed", s->px.queue_failed },
