@@ -87,6 +87,8 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 			     cfg->link_port);
 		add(out, "--control");
 		add(out, "%s", sock);
+		/* colo up pushes the lease; nothing leaves before it */
+		add(out, "--lease-required");
 		return;
 	}
 	add(out, "blk");

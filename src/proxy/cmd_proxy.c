@@ -60,7 +60,7 @@ static const char usage[] =
 	"  --link-connect HOST:PORT secondary: the primary's link address\n"
 	"  --control PATH          JSON control socket (see colo ctl):\n"
 	"                          status, stats, checkpoint-done, failover,\n"
-	"                          quit; events: divergence,\n"
+	"                          lease, quit; events: divergence,\n"
 	"                          checkpoint-request, peer-lost, ...\n"
 	"  --compare-timeout MS    primary: hold a frame at most this long\n"
 	"                          before asking for a checkpoint (3000)\n"
@@ -68,6 +68,9 @@ static const char usage[] =
 	"  --ping MS               link liveness ping interval (100)\n"
 	"  --peer-timeout MS       peer lost after this long without data "
 	"(500)\n"
+	"  --lease-required        release nothing to the client before the\n"
+	"                          first lease command, nor after its "
+	"deadline\n"
 	"  -q, --quiet             log warnings only\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -86,7 +89,8 @@ int colo_cmd_proxy(int argc, char **argv)
 		O_CT,
 		O_MQ,
 		O_PING,
-		O_PT
+		O_PT,
+		O_LEASE
 	};
 	static const struct option lopts[] = {
 		{ "role", required_argument, NULL, O_ROLE },
@@ -99,6 +103,7 @@ int colo_cmd_proxy(int argc, char **argv)
 		{ "max-queue", required_argument, NULL, O_MQ },
 		{ "ping", required_argument, NULL, O_PING },
 		{ "peer-timeout", required_argument, NULL, O_PT },
+		{ "lease-required", no_argument, NULL, O_LEASE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -155,6 +160,9 @@ int colo_cmd_proxy(int argc, char **argv)
 				return 2;
 			}
 			o.max_queue = (uint32_t)v;
+			break;
+		case O_LEASE:
+			o.lease_required = true;
 			break;
 		case 'q':
 			colo_log_quiet = true;
