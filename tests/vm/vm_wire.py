@@ -37,7 +37,7 @@ ECHO_BYTES = 4 * 1024 * 1024
 # each read back before the next is sent, SHA-256 of all compared. One
 # request at a time keeps within what a TCG guest drains: a full-duplex
 # stream of MBs overruns its tap, and the secondary guest, missing
-# segments the primary got, stalls the flow (see README).
+# segments the primary got, stalls the flow (client RTO backoff).
 ECHO_CLIENT = r"""
 import hashlib, os, socket, sys, json
 n, chunk = int(sys.argv[2]), 65536
