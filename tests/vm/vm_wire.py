@@ -125,6 +125,11 @@ def namespace_guest(net, host, guest):
     e2e.check(wait(lambda: not net.run(host, "ip", "link", "show", "ctap0",
                                        check=False) == "", 10),
               "%s: proxy created ctap0" % host)
+    # Up in the host's namespace, the host's own IPv6 chatter on it would
+    # pass for the guest's output (learned MAC, compared DAD nonces).
+    flags = net.run(host, "ip", "-o", "link", "show", "ctap0")
+    e2e.check(",UP" not in flags and "<UP" not in flags,
+              "%s: the proxy left ctap0 down" % host)
     for k in ("all", "default"):
         net.run(guest, "sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % k)
     net.run(host, "ip", "link", "set", "ctap0", "netns", net.p + guest)
@@ -138,6 +143,8 @@ def check_stats(net, least):
               "zero checkpoint requests and divergences (compared %d bytes)"
               % s["compared_bytes"])
     e2e.check(s["compared_bytes"] >= least, "guest output compared")
+    e2e.check(s["guest_mac"] == MAC,
+              "primary learned the guest's MAC (%s)" % s["guest_mac"])
 
 
 def t_vm(net, mode):
