@@ -35,9 +35,9 @@ ECHO_BYTES = 4 * 1024 * 1024
 
 # The client's side of the echo check: random bytes in 64 KiB requests,
 # each read back before the next is sent, SHA-256 of all compared. One
-# request at a time keeps within what a TCG guest drains: a full-duplex
-# stream of MBs overruns its tap, and the secondary guest, missing
-# segments the primary got, stalls the flow (client RTO backoff).
+# request at a time bounds what is in flight: a full-duplex stream of MBs
+# into TCG guests stalled once in five runs here (the secondary guest four
+# segments behind, the client in RTO backoff; cause not established).
 ECHO_CLIENT = r"""
 import hashlib, os, socket, sys, json
 n, chunk = int(sys.argv[2]), 65536
