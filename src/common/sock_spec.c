@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -294,6 +295,24 @@ int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress)
 int colo_sock_accept(int listen_fd)
 {
 	return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+bool colo_sock_spec_is_loopback(const struct colo_sock_spec *spec)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (spec->kind == COLO_SOCK_UNIX_LISTEN ||
+	    spec->kind == COLO_SOCK_UNIX_CONNECT)
+		return true;
+	if (!strcmp(spec->host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, spec->host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, spec->host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false; /* "" (every address) or another name */
 }
 
 int colo_sock_spec_format(const struct colo_sock_spec *spec, char *buf,

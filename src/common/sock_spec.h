@@ -43,6 +43,9 @@ struct colo_sock_addr {
 int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec, char *err,
 			 size_t errlen);
 bool colo_sock_spec_is_listen(const struct colo_sock_spec *spec);
+/* True for UNIX specs and TCP ones on a loopback address literal (or
+ * "localhost"): reachable from this host only. */
+bool colo_sock_spec_is_loopback(const struct colo_sock_spec *spec);
 /* Resolve the spec to one address (the first getaddrinfo answer).
  * Returns 0, or -1 with a reason in err. */
 int colo_sock_resolve(const struct colo_sock_spec *spec,

@@ -31,6 +31,7 @@ enum { S_PRIMARY, S_SECONDARY, S_OUT, S_NOTIFY, S_COUNT };
 
 #define OUT_HIGH_WATER (4u * 1024 * 1024)
 #define OUT_LOW_WATER  (1u * 1024 * 1024)
+#define NOTIFY_OUT_MAX (64u * 1024)
 
 struct daemon {
 	const struct colo_daemon_config *cfg;
@@ -45,6 +46,7 @@ struct daemon {
 	bool paused;
 	bool stop;
 	uint64_t self_checkpoints, pauses;
+	uint64_t notify_dropped; /* peers dropped for unread replies */
 };
 
 static void on_release(void *opaque, const uint8_t *frame, size_t len,
@@ -72,12 +74,26 @@ static void on_event(void *opaque, const struct colo_divergence *dv)
 		      dv->requested ? " -> checkpoint requested" : "");
 }
 
+/* A notify peer that keeps asking (PROXY_INIT) without reading the
+ * answers would grow the reply queue without end: past NOTIFY_OUT_MAX
+ * it is dropped, as a stalled control client is. A DO_CHECKPOINT it
+ * missed is owed to the next peer's handshake, so nothing is lost. */
 static void notify_send(struct daemon *d, enum colo_notify_msg m)
 {
+	struct colo_stream *ns = &d->st[S_NOTIFY];
 	const char *t = colo_notify_msg_text(m);
 
-	if (colo_outbuf_append(&d->st[S_NOTIFY].out, (const uint8_t *)t,
-			       strlen(t), 0))
+	if (colo_outbuf_pending(&ns->out) + strlen(t) + 8 > NOTIFY_OUT_MAX) {
+		d->notify_dropped++;
+		colo_log_warn("notify: peer does not read its replies "
+			      "(%zu bytes pending, limit %u); dropping it",
+			      colo_outbuf_pending(&ns->out), NOTIFY_OUT_MAX);
+		if (m == COLO_NOTIFY_MSG_DO_CHECKPOINT)
+			d->notify.checkpoint_owed = true;
+		colo_stream_disconnect(ns, "replies not read");
+		return;
+	}
+	if (colo_outbuf_append(&ns->out, (const uint8_t *)t, strlen(t), 0))
 		colo_log_warn("notify: no memory to queue %s", t);
 }
 
@@ -183,6 +199,8 @@ static void print_stats(struct daemon *d, const char *title)
 			(unsigned long long)d->notify.sent_do_checkpoint);
 		fprintf(stderr, "notify.checkpoints_done %llu\n",
 			(unsigned long long)d->notify.checkpoints_done);
+		fprintf(stderr, "notify.peers_dropped_unread %llu\n",
+			(unsigned long long)d->notify_dropped);
 	}
 	fprintf(stderr, "daemon.checkpoints_without_notify %llu\n",
 		(unsigned long long)d->self_checkpoints);
