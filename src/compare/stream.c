@@ -438,5 +438,8 @@ void colo_stream_print_stats(const struct colo_stream *s, FILE *f)
 			(unsigned long long)s->out.truncated);
 		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
 			(unsigned long long)s->out.failed);
+		fprintf(f, "%s.buffer_bytes %zu\n", s->name, s->out.cap);
+		fprintf(f, "%s.buffer_shrinks %llu\n", s->name,
+			(unsigned long long)s->out.shrinks);
 	}
 }
