@@ -66,6 +66,14 @@ static const char help_text[] =
 	"  --max-queue N         frames held per flow and side before a "
 	"checkpoint\n"
 	"                        is requested (default 1024).\n"
+	"  --max-flows N         flows tracked at most (default 4194304). A "
+	"frame\n"
+	"                        of a new flow beyond it is not compared: the\n"
+	"                        primary's is released, the secondary's "
+	"dropped,\n"
+	"                        both counted, and one checkpoint is "
+	"requested\n"
+	"                        per epoch.\n"
 	"  --stats-interval SEC  also print statistics every SEC seconds\n"
 	"                        (default 0: only on SIGUSR1 and at exit).\n"
 	"  --quiet               do not log connections and divergences "
@@ -148,6 +156,7 @@ enum {
 	OPT_STATS,
 	OPT_QUIET,
 	OPT_INSECURE,
+	OPT_MAX_FLOWS,
 };
 
 static const struct option long_options[] = {
@@ -157,6 +166,7 @@ static const struct option long_options[] = {
 	{ "notify", required_argument, NULL, OPT_NOTIFY },
 	{ "vnet-hdr", no_argument, NULL, OPT_VNET },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 	{ "compare-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "scan-interval", required_argument, NULL, OPT_SCAN },
 	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
@@ -264,6 +274,12 @@ int colo_cmd_compare(int argc, char **argv)
 				       &v))
 				return 2;
 			cfg.max_queue = (uint32_t)v;
+			break;
+		case OPT_MAX_FLOWS:
+			if (parse_uint("--max-flows", optarg, 1, UINT32_MAX,
+				       &v))
+				return 2;
+			cfg.max_flows = (uint32_t)v;
 			break;
 		case OPT_STATS:
 			if (parse_uint("--stats-interval", optarg, 0, 86400,

@@ -47,6 +47,7 @@ struct daemon {
 	bool stop;
 	uint64_t self_checkpoints, pauses;
 	uint64_t notify_dropped; /* peers dropped for unread replies */
+	bool table_full_logged;
 };
 
 static void on_release(void *opaque, const uint8_t *frame, size_t len,
@@ -67,6 +68,22 @@ static void on_event(void *opaque, const struct colo_divergence *dv)
 
 	if (dv->requested)
 		d->want_checkpoint = true;
+	if (dv->table_full) {
+		/* Reported once per checkpoint epoch by the engine; while the
+		 * table stays full that is still one line per checkpoint, so
+		 * say it once and let the stats count the rest. */
+		if (!d->table_full_logged)
+			colo_log_warn(
+				"flow table full (--max-flows %llu): "
+				"frames of new flows pass uncompared "
+				"and a checkpoint is requested each "
+				"epoch; counted as 'flows "
+				"refused_frames' in the statistics",
+				(unsigned long long)colo_comparer_stats(d->cmp)
+					->flow_limit);
+		d->table_full_logged = true;
+		return;
+	}
 	if (colo_log_quiet)
 		return;
 	colo_divergence_format(dv, line, sizeof(line));
@@ -299,6 +316,7 @@ static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
 	colo_comparer_config_default(&cc);
 	cc.compare_timeout_ns = cfg->compare_timeout_ms * COLO_NS_PER_MS;
 	cc.max_queue = cfg->max_queue;
+	cc.max_flows = cfg->max_flows;
 	d->cmp = colo_comparer_new(&cc, &ops, d);
 	d->nstreams = cfg->has_notify ? S_COUNT : S_COUNT - 1;
 	for (int i = 0; i < d->nstreams; i++) {

@@ -568,6 +568,8 @@ def scenario_bad_args():
          "--out", "unix:/y", "--compare-timeout", "abc"],
         ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
          "--out", "unix:/y", "--max-queue", "0"],
+        ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
+         "--out", "unix:/y", "--max-flows", "0"],
         ["--no-such-option"],
         ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
          "--out", "unix:/y", "stray"],
@@ -652,6 +654,29 @@ def t_unix_stranger(d):
     t_notify(d)
 
 
+def t_max_flows(d):
+    """Past --max-flows a new flow's frames pass uncompared, counted and
+    logged once, instead of growing the table."""
+    p, s, o = handshake(d)
+    for port in (1, 2):
+        f = udp(b"same", sport=port)
+        p.send(f)
+        s.send(f)
+        o.expect(f, what="flow %d" % port)
+    for port in (3, 4, 5):
+        f = udp(b"over", sport=port)
+        p.send(f)
+        o.expect(f, what="frame of flow %d past the bound" % port)
+    d.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "flows limit=2 refused_frames=3" not in d.stderr():
+        check(time.monotonic() < deadline, "refusals not counted: %s" %
+              d.stderr()[-600:])
+        time.sleep(0.05)
+    check(d.stderr().count("flow table full") == 1,
+          "table full not logged exactly once")
+
+
 def scenario_notify_insecure():
     """A TCP --notify on a non-loopback address needs --insecure."""
     base = ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
@@ -720,6 +745,8 @@ SCENARIOS = {
                                           "--compare-timeout", "60000",
                                           notify=True, unix=True),
     "notify_insecure": scenario_notify_insecure,
+    "max_flows": lambda: run_scenario("max_flows", t_max_flows,
+                                      "--max-flows", "2"),
     "unix_in_use": scenario_unix_in_use,
 }
 
