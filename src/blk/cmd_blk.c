@@ -476,6 +476,7 @@ static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 	add_u64(o, "degraded_writes", st.degraded_writes);
 	add_u64(o, "connects", st.connects);
 	add_u64(o, "link_losses", st.link_losses);
+	add_u64(o, "completions_under_lock", st.completions_under_lock);
 	add_u64(o, "resyncs", st.resyncs);
 	add_u64(o, "total_resync_bytes", st.total_resync_bytes);
 	add_u64(o, "checkpoints", st.checkpoints);
@@ -636,6 +637,8 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 	add_u64(o, "resyncs", ls.resyncs);
 	add_u64(o, "resync_bytes", ls.resync_bytes);
 	add_u64(o, "last_seq", ls.last_seq);
+	add_u64(o, "hello_timeouts", ls.hello_timeouts);
+	add_u64(o, "link_buffer_bytes", ls.buffer_bytes);
 }
 
 static int secondary_status(void *ctx, struct json_object *req,

@@ -64,6 +64,8 @@ struct colo_repl_primary {
 	uint64_t next_seq, acked_seq;
 	struct pending *q; /* ring of unacknowledged frames */
 	size_t qhead, qlen, qcap;
+	struct pending *lost; /* completions of a lost link, to run unlocked */
+	size_t nlost, lost_cap;
 	struct colo_dirty_map dirty;  /* changed while not forwarded */
 	struct colo_dirty_map resync; /* being copied by the resync */
 	bool resync_active;
@@ -89,13 +91,32 @@ const char *colo_repl_state_name(enum colo_repl_state s)
 
 /* ---- the unacknowledged queue (under lock) */
 
+static int grow_lost(struct colo_repl_primary *p, size_t need)
+{
+	struct pending *n;
+
+	if (need <= p->lost_cap)
+		return 0;
+	n = realloc(p->lost, need * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	p->lost = n;
+	p->lost_cap = need;
+	return 0;
+}
+
 static int queue_push(struct colo_repl_primary *p, uint64_t seq, uint64_t off,
 		      uint32_t len)
 {
 	if (p->qlen == p->qcap) {
 		size_t ncap = p->qcap ? p->qcap * 2 : 64;
-		struct pending *n = malloc(ncap * sizeof(*n));
+		struct pending *n;
 
+		/* Room to set every queued completion aside on a link
+		 * loss (link_lost_locked), reserved while memory is easy. */
+		if (grow_lost(p, ncap))
+			return -ENOMEM;
+		n = malloc(ncap * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		for (size_t i = 0; i < p->qlen; i++)
@@ -114,8 +135,13 @@ static int queue_push(struct colo_repl_primary *p, uint64_t seq, uint64_t off,
 /*
  * The link is gone: whatever it may have lost becomes dirty, and async
  * writers complete as synchronous ones do (the data is on our image and
- * the resync copies it). Their completions run under lock here (rare):
- * the NBD server's only sends a reply and takes none of our locks.
+ * the resync copies it). A completion sends an NBD reply, which blocks
+ * while that client does not read: run under our lock it would stall
+ * every writer and the control socket behind one client. So they are
+ * moved to `lost` here and run by run_lost() once the lock is dropped.
+ * `lost` is grown with the queue, so the move needs no memory; should
+ * it be short anyway (a loss before an earlier one was drained and a
+ * failed realloc), the rest completes here as before, counted.
  */
 static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 {
@@ -124,8 +150,14 @@ static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 
 		if (e->len)
 			colo_dirty_map_mark(&p->dirty, e->off, e->len);
-		if (e->done)
+		if (!e->done)
+			continue;
+		if (p->nlost == p->lost_cap && grow_lost(p, p->nlost + 1)) {
+			p->st.completions_under_lock++;
 			e->done(e->arg, 0);
+			continue;
+		}
+		p->lost[p->nlost++] = *e;
 	}
 	p->qlen = 0;
 	if (p->resync_active) {
@@ -146,6 +178,25 @@ static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 	pthread_cond_broadcast(&p->cond);
 }
 
+/* Completes what link_lost_locked() set aside, a batch at a time and
+ * without the lock. Call with the lock not held. */
+static void run_lost(struct colo_repl_primary *p)
+{
+	for (;;) {
+		struct pending batch[32];
+		size_t n = 0;
+
+		pthread_mutex_lock(&p->lock);
+		while (n < 32 && p->nlost)
+			batch[n++] = p->lost[--p->nlost];
+		pthread_mutex_unlock(&p->lock);
+		for (size_t i = 0; i < n; i++)
+			batch[i].done(batch[i].arg, 0);
+		if (n < 32)
+			return;
+	}
+}
+
 static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
 		      const char *why)
 {
@@ -153,6 +204,7 @@ static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
 	if (p->epoch == epoch)
 		link_lost_locked(p, why);
 	pthread_mutex_unlock(&p->lock);
+	run_lost(p);
 }
 
 /* Wait until seq is acknowledged: 0, -ECONNRESET or -ETIMEDOUT. */
@@ -235,6 +287,7 @@ static uint64_t forward_locked(struct colo_repl_primary *p, const void *data,
 			link_lost_locked(p, "out of memory");
 			colo_dirty_map_mark(&p->dirty, off, len);
 			pthread_mutex_unlock(&p->lock);
+			run_lost(p);
 			break;
 		}
 		p->st.forwarded++;
@@ -851,6 +904,7 @@ void colo_repl_primary_stop(struct colo_repl_primary *p)
 	p->stop = true;
 	link_lost_locked(p, "stopping");
 	pthread_mutex_unlock(&p->lock);
+	run_lost(p);
 	pthread_join(p->link_thread, NULL);
 	p->started = false;
 }
@@ -866,6 +920,7 @@ void colo_repl_primary_free(struct colo_repl_primary *p)
 	colo_dirty_map_destroy(&p->dirty);
 	colo_dirty_map_destroy(&p->resync);
 	free(p->q);
+	free(p->lost);
 	free(p->chunk);
 	free(p);
 }

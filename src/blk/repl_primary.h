@@ -50,8 +50,9 @@ struct colo_repl_primary_stats {
 	uint64_t dirty_bytes;	  /* recorded, not yet copied */
 	uint64_t connects;
 	uint64_t link_losses;
-	uint64_t resyncs;	    /* completed */
-	uint64_t last_resync_bytes; /* regions copied by the last resync */
+	uint64_t completions_under_lock; /* link loss, no memory to defer */
+	uint64_t resyncs;		 /* completed */
+	uint64_t last_resync_bytes;	 /* regions copied by the last resync */
 	uint64_t total_resync_bytes;
 	uint64_t checkpoints;
 	uint32_t granularity;

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "repl_link.h"
 #include "repl_secondary.h"
@@ -45,7 +46,6 @@ struct colo_repl_secondary {
 	bool stop;
 	bool failed_over;
 	struct colo_repl_secondary_stats st;
-	uint8_t *payload;
 	struct colo_link_reader rd; /* frames from the primary */
 	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
 };
@@ -168,13 +168,14 @@ static int handshake(struct colo_repl_secondary *s, int fd)
 	struct colo_disk_buffer_stats dst;
 	struct colo_link_hello hello;
 	struct colo_link_hdr h;
+	uint8_t hb[COLO_LINK_HELLO_LEN];
 	int r;
 
-	r = colo_link_recv(fd, &h, s->payload, COLO_LINK_HELLO_LEN);
+	r = colo_link_recv(fd, &h, hb, sizeof(hb));
 	if (r < 0)
 		return r;
 	if (h.type != COLO_LINK_HELLO ||
-	    colo_link_decode_hello(s->payload, h.len, &hello) < 0)
+	    colo_link_decode_hello(hb, h.len, &hello) < 0)
 		return -EPROTO;
 	if (hello.version != COLO_LINK_VERSION || hello.auth != 0)
 		return -EPROTONOSUPPORT;
@@ -184,10 +185,67 @@ static int handshake(struct colo_repl_secondary *s, int fd)
 		.size = guest->size,
 		.granularity = dst.granularity,
 	};
-	colo_link_encode_hello(s->payload, &hello);
+	colo_link_encode_hello(hb, &hello);
 	h = (struct colo_link_hdr){ .type = COLO_LINK_HELLO,
 				    .len = COLO_LINK_HELLO_LEN };
-	return colo_link_send(fd, &h, s->payload);
+	return colo_link_send(fd, &h, hb);
+}
+
+/*
+ * The link has one slot: whoever holds it keeps the real primary out.
+ * A per-recv timeout lets a peer trickle its HELLO a byte at a time and
+ * hold the slot forever, so the whole HELLO frame must be in within
+ * recv_timeout_ms of the accept (peeked, so handshake() reads it as
+ * usual). After the HELLO the link's receive timeout applies, and the
+ * primary's pings keep a real link busy.
+ */
+static int await_hello(struct colo_repl_secondary *s, int fd)
+{
+	uint64_t deadline =
+		colo_now_ns() + (uint64_t)s->recv_timeout_ms * COLO_NS_PER_MS;
+	uint8_t peek[COLO_LINK_HDR_LEN + COLO_LINK_HELLO_LEN];
+
+	for (;;) {
+		uint64_t now = colo_now_ns();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n =
+			recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+
+		if (n == (ssize_t)sizeof(peek))
+			return 0;
+		if (n == 0)
+			return -ECONNRESET;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (now >= deadline)
+			break;
+		/* Wake for new bytes, but at least every 100 ms: a peer
+		 * that sent part of it and stops makes POLLIN level-true
+		 * without more to read. */
+		pfd.events = n > 0 ? 0 : POLLIN;
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			return -errno;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->st.hello_timeouts++;
+	pthread_mutex_unlock(&s->lock);
+	colo_log_warn("blk secondary: no HELLO within %u ms: dropping the "
+		      "connection",
+		      s->recv_timeout_ms);
+	return -ETIMEDOUT;
+}
+
+/* The frame reader's 32 MiB buffer is only worth having for a peer that
+ * said a valid HELLO: a stranger's connection costs nothing. Kept for
+ * the next connections. */
+static int alloc_buffers(struct colo_repl_secondary *s)
+{
+	if (!s->rd.buf && colo_link_reader_init(&s->rd) < 0)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	s->st.buffer_bytes = s->rd.cap;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }
 
 static void serve(struct colo_repl_secondary *s, int fd)
@@ -207,7 +265,11 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	colo_link_reader_reset(&s->rd);
 	pthread_mutex_unlock(&s->lock);
 
-	r = handshake(s, fd);
+	r = await_hello(s, fd);
+	if (r == 0)
+		r = handshake(s, fd);
+	if (r == 0)
+		r = alloc_buffers(s);
 	if (r == 0) {
 		colo_log_info("blk secondary: primary connected");
 		pthread_mutex_lock(&s->lock);
@@ -270,14 +332,8 @@ colo_repl_secondary_new(struct colo_disk_buffer *db,
 {
 	struct colo_repl_secondary *s = calloc(1, sizeof(*s));
 
-	if (!s || !(s->payload = malloc(COLO_LINK_MAX_PAYLOAD)) ||
-	    colo_link_reader_init(&s->rd) < 0 ||
-	    pipe2(s->wake, O_CLOEXEC) < 0) {
+	if (!s || pipe2(s->wake, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "out of memory");
-		if (s) {
-			free(s->payload);
-			colo_link_reader_free(&s->rd);
-		}
 		free(s);
 		return NULL;
 	}
@@ -383,7 +439,6 @@ void colo_repl_secondary_free(struct colo_repl_secondary *s)
 	close(s->wake[0]);
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->lock);
-	free(s->payload);
 	colo_link_reader_free(&s->rd);
 	free(s);
 }

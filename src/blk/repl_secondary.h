@@ -26,6 +26,8 @@ struct colo_repl_secondary_stats {
 	uint64_t resyncs;     /* completed */
 	uint64_t resync_bytes;
 	uint64_t last_seq;
+	uint64_t hello_timeouts; /* connections without a HELLO in time */
+	uint64_t buffer_bytes;	 /* link buffers, allocated after a HELLO */
 };
 
 /* repl_secondary.c APIs: */

@@ -19,6 +19,7 @@
 
 #include "control.h"
 #include "evloop.h"
+#include "log.h"
 #include "sock_spec.h"
 
 #define CLIENTS_MAX    16
@@ -176,6 +177,26 @@ static void client_io(void *opaque, uint32_t events)
 		drop(c);
 }
 
+/* The control socket can stop, fail over or release output: only root
+ * and the daemon's own user may use it (the file's mode says the same;
+ * this holds even if someone loosens the mode or passes the fd on). The
+ * refusal is one best-effort line, so `colo ctl` can say why. */
+static bool refuse_stranger(int fd)
+{
+	char why[160], line[256];
+	ssize_t w;
+
+	if (!colo_sock_peer_check(fd, why, sizeof(why)))
+		return false;
+	colo_log_warn("control: refused a client: %s", why);
+	snprintf(line, sizeof(line),
+		 "{\"ok\":false,\"error\":\"permission denied: %s\"}\n", why);
+	w = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	close(fd);
+	return true;
+}
+
 static void accept_clients(void *opaque, uint32_t events)
 {
 	struct colo_control_server *s = opaque;
@@ -194,6 +215,8 @@ static void accept_clients(void *opaque, uint32_t events)
 			close(fd);
 			continue;
 		}
+		if (refuse_stranger(fd))
+			continue;
 		c->h = colo_loop_add_fd(s->loop, fd, EPOLLIN, client_io, c);
 		if (!c->h) {
 			close(fd);
@@ -234,7 +257,7 @@ colo_control_server_new(struct colo_loop *l, const char *path,
 		goto fail;
 	s->listen_fd = colo_sock_listen(&a);
 	if (s->listen_fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		colo_sock_listen_error(&a, errno, err, errlen);
 		goto fail;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);

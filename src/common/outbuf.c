@@ -24,7 +24,7 @@ int colo_outbuf_init(struct colo_outbuf *o, size_t cap, bool vnet)
 	o->buf = malloc(cap);
 	if (!o->buf)
 		return -1;
-	o->cap = cap;
+	o->cap = o->base_cap = cap;
 	o->vnet = vnet;
 	return 0;
 }
@@ -56,7 +56,8 @@ static int reserve(struct colo_outbuf *o, size_t need)
 			return 0;
 	}
 	/* Rare: a burst (e.g. a checkpoint releasing every held frame)
-	 * larger than the buffer. Grow geometrically, never shrink. */
+	 * larger than the buffer. Grow geometrically; advance() gives the
+	 * memory back once the burst is out. */
 	while (cap - o->tail < need)
 		cap *= 2;
 	nb = realloc(o->buf, cap);
@@ -95,11 +96,29 @@ size_t colo_outbuf_pending(const struct colo_outbuf *o)
 	return o->tail - o->head;
 }
 
+/* Empty and far above its normal size: back to the normal size. The
+ * factor 4 keeps a steady load near the size from reallocating on every
+ * flush; a failed realloc just keeps the big buffer. */
+static void shrink(struct colo_outbuf *o)
+{
+	uint8_t *nb;
+
+	if (o->cap <= 4 * o->base_cap)
+		return;
+	nb = realloc(o->buf, o->base_cap);
+	if (!nb)
+		return;
+	o->buf = nb;
+	o->cap = o->base_cap;
+	o->shrinks++;
+}
+
 static void advance(struct colo_outbuf *o, size_t n)
 {
 	o->head += n;
 	if (o->head == o->tail) {
 		o->head = o->tail = o->frame_start = o->frame_end = 0;
+		shrink(o);
 		return;
 	}
 	while (o->head >= o->frame_end) {

@@ -19,12 +19,14 @@
 struct colo_outbuf {
 	uint8_t *buf;
 	size_t cap;
-	size_t head, tail;	       /* unsent bytes */
+	size_t base_cap;   /* the size it returns to once a burst is out */
+	size_t head, tail; /* unsent bytes */
 	size_t frame_start, frame_end; /* the frame holding head */
 	bool vnet;		       /* frames carry the vnet word */
 	uint64_t frames, bytes;	       /* appended */
 	uint64_t truncated;	       /* frames cut by a vanishing peer */
 	uint64_t failed;	       /* appends refused: out of memory */
+	uint64_t shrinks;	       /* returns to base_cap after a burst */
 };
 
 /* outbuf.c APIs: */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -163,23 +164,61 @@ int colo_sock_resolve(const struct colo_sock_spec *spec,
 	return 0;
 }
 
+/* A socket file at the path is either a running instance's (something
+ * answers a connect: never take it over) or left by one that died
+ * (refused: replace it). Anything else at the path is not ours to
+ * remove. Two instances starting in the same instant can still race;
+ * one that already runs is never displaced. */
+static int unix_claim_path(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int probe, rc, e;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		errno = EEXIST;
+		return -1;
+	}
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	rc = connect(probe, (struct sockaddr *)&sun, sizeof(sun));
+	e = errno;
+	close(probe);
+	/* EAGAIN: a listener whose backlog is full is alive too. */
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
+		errno = EADDRINUSE;
+		return -1;
+	}
+	if (e != ECONNREFUSED) {
+		errno = e;
+		return -1;
+	}
+	return unlink(path) && errno != ENOENT ? -1 : 0;
+}
+
 int colo_sock_listen(const struct colo_sock_addr *a)
 {
 	int one = 1, fd, family = a->ss.ss_family;
+	const struct sockaddr_un *sun = (const void *)&a->ss;
 
+	if (family == AF_UNIX && unix_claim_path(sun->sun_path))
+		return -1;
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (family == AF_UNIX) {
-		const struct sockaddr_un *sun = (const void *)&a->ss;
-		struct stat st;
-
-		if (!stat(sun->sun_path, &st) && S_ISSOCK(st.st_mode))
-			unlink(sun->sun_path);
-	} else {
+	/* Linux creates the socket file with the socket inode's mode less
+	 * the umask: set 0600 on the inode first, so the file is never
+	 * open to others, not even between bind() and a chmod(). */
+	if (family == AF_UNIX)
+		fchmod(fd, 0600);
+	else
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	}
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) ||
+	    (family == AF_UNIX && chmod(sun->sun_path, 0600)) ||
 	    listen(fd, 8)) {
 		int e = errno;
 
@@ -188,6 +227,49 @@ int colo_sock_listen(const struct colo_sock_addr *a)
 		return -1;
 	}
 	return fd;
+}
+
+void colo_sock_listen_error(const struct colo_sock_addr *a, int e, char *err,
+			    size_t errlen)
+{
+	const struct sockaddr_un *sun = (const void *)&a->ss;
+
+	if (a->ss.ss_family != AF_UNIX)
+		snprintf(err, errlen, "cannot listen: %s", strerror(e));
+	else if (e == EADDRINUSE)
+		snprintf(err, errlen, "%s is in use by a running instance",
+			 sun->sun_path);
+	else if (e == EEXIST)
+		snprintf(err, errlen, "%s exists and is not a socket",
+			 sun->sun_path);
+	else
+		snprintf(err, errlen, "%s: %s", sun->sun_path, strerror(e));
+}
+
+int colo_sock_peer_check(int fd, char *why, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct ucred uc;
+	socklen_t ulen = sizeof(uc);
+	uid_t me = geteuid();
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) ||
+	    ss.ss_family != AF_UNIX)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) ||
+	    ulen != sizeof(uc)) {
+		snprintf(why, n, "cannot read the peer's credentials: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (uc.uid == me || uc.uid == 0)
+		return 0;
+	snprintf(why, n,
+		 "uid %u (pid %d) is neither root nor this daemon's "
+		 "user (uid %u)",
+		 (unsigned)uc.uid, (int)uc.pid, (unsigned)me);
+	return -1;
 }
 
 int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress)
@@ -213,6 +295,24 @@ int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress)
 int colo_sock_accept(int listen_fd)
 {
 	return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+bool colo_sock_spec_is_loopback(const struct colo_sock_spec *spec)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (spec->kind == COLO_SOCK_UNIX_LISTEN ||
+	    spec->kind == COLO_SOCK_UNIX_CONNECT)
+		return true;
+	if (!strcmp(spec->host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, spec->host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, spec->host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false; /* "" (every address) or another name */
 }
 
 int colo_sock_spec_format(const struct colo_sock_spec *spec, char *buf,

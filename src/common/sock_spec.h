@@ -43,13 +43,26 @@ struct colo_sock_addr {
 int colo_sock_spec_parse(const char *s, struct colo_sock_spec *spec, char *err,
 			 size_t errlen);
 bool colo_sock_spec_is_listen(const struct colo_sock_spec *spec);
+/* True for UNIX specs and TCP ones on a loopback address literal (or
+ * "localhost"): reachable from this host only. */
+bool colo_sock_spec_is_loopback(const struct colo_sock_spec *spec);
 /* Resolve the spec to one address (the first getaddrinfo answer).
  * Returns 0, or -1 with a reason in err. */
 int colo_sock_resolve(const struct colo_sock_spec *spec,
 		      struct colo_sock_addr *a, char *err, size_t errlen);
-/* Bound, listening, non-blocking, close-on-exec socket; -1 and errno. A
- * UNIX path left over by a previous run (a socket) is replaced. */
+/* Bound, listening, non-blocking, close-on-exec socket; -1 and errno.
+ * A UNIX socket is created mode 0600. A UNIX path left over by a previous
+ * run (a socket nobody answers on) is replaced; one a running instance
+ * listens on is left alone (EADDRINUSE), and a path that is not a socket
+ * too (EEXIST). */
 int colo_sock_listen(const struct colo_sock_addr *a);
+/* The reason colo_sock_listen() failed with errno e, for the user. */
+void colo_sock_listen_error(const struct colo_sock_addr *a, int e, char *err,
+			    size_t errlen);
+/* For a connection accepted on a UNIX socket: 0 when the peer runs as
+ * root or as this process's user, else -1 and who it is in why. Other
+ * sockets pass (their trust is the caller's rule). */
+int colo_sock_peer_check(int fd, char *why, size_t n);
 /* Non-blocking connect; returns the fd (connection maybe in progress:
  * *in_progress says so) or -1 and errno. */
 int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress);

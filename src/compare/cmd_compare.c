@@ -46,6 +46,13 @@ static const char help_text[] =
 	"held\n"
 	"                        frames are released and the divergence is "
 	"logged.\n"
+	"                        Whoever reaches it can release held output:\n"
+	"                        use unix-listen:PATH (mode 0600, root and "
+	"this\n"
+	"                        user only) or TCP on loopback; any other TCP\n"
+	"                        address is refused without --insecure.\n"
+	"  --insecure            allow --notify on a non-loopback TCP "
+	"address.\n"
 	"  --vnet-hdr            frames carry a virtio-net header and every "
 	"frame\n"
 	"                        header carries the vnet_hdr_len word\n"
@@ -59,6 +66,14 @@ static const char help_text[] =
 	"  --max-queue N         frames held per flow and side before a "
 	"checkpoint\n"
 	"                        is requested (default 1024).\n"
+	"  --max-flows N         flows tracked at most (default 4194304). A "
+	"frame\n"
+	"                        of a new flow beyond it is not compared: the\n"
+	"                        primary's is released, the secondary's "
+	"dropped,\n"
+	"                        both counted, and one checkpoint is "
+	"requested\n"
+	"                        per epoch.\n"
 	"  --stats-interval SEC  also print statistics every SEC seconds\n"
 	"                        (default 0: only on SIGUSR1 and at exit).\n"
 	"  --quiet               do not log connections and divergences "
@@ -140,6 +155,8 @@ enum {
 	OPT_MAX_QUEUE,
 	OPT_STATS,
 	OPT_QUIET,
+	OPT_INSECURE,
+	OPT_MAX_FLOWS,
 };
 
 static const struct option long_options[] = {
@@ -148,6 +165,8 @@ static const struct option long_options[] = {
 	{ "out", required_argument, NULL, OPT_OUT },
 	{ "notify", required_argument, NULL, OPT_NOTIFY },
 	{ "vnet-hdr", no_argument, NULL, OPT_VNET },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
 	{ "compare-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "scan-interval", required_argument, NULL, OPT_SCAN },
 	{ "max-queue", required_argument, NULL, OPT_MAX_QUEUE },
@@ -198,7 +217,7 @@ static int parse_sock(const char *opt, const char *s,
 int colo_cmd_compare(int argc, char **argv)
 {
 	struct colo_daemon_config cfg;
-	bool have_p = false, have_s = false, have_o = false;
+	bool have_p = false, have_s = false, have_o = false, insecure = false;
 	uint64_t v;
 	int c;
 
@@ -237,6 +256,9 @@ int colo_cmd_compare(int argc, char **argv)
 		case OPT_VNET:
 			cfg.vnet_hdr = true;
 			break;
+		case OPT_INSECURE:
+			insecure = true;
+			break;
 		case OPT_TIMEOUT:
 			if (parse_uint("--compare-timeout", optarg, 1, 86400000,
 				       &cfg.compare_timeout_ms))
@@ -252,6 +274,12 @@ int colo_cmd_compare(int argc, char **argv)
 				       &v))
 				return 2;
 			cfg.max_queue = (uint32_t)v;
+			break;
+		case OPT_MAX_FLOWS:
+			if (parse_uint("--max-flows", optarg, 1, UINT32_MAX,
+				       &v))
+				return 2;
+			cfg.max_flows = (uint32_t)v;
 			break;
 		case OPT_STATS:
 			if (parse_uint("--stats-interval", optarg, 0, 86400,
@@ -278,6 +306,17 @@ int colo_cmd_compare(int argc, char **argv)
 		return usage_error("%s%s",
 				   "--primary-in, --secondary-in and --out "
 				   "are required",
+				   "");
+	/* A notify peer can release held output and order checkpoints:
+	 * keep it on this host unless the user says the network is
+	 * trusted. */
+	if (cfg.has_notify && !insecure &&
+	    !colo_sock_spec_is_loopback(&cfg.notify))
+		return usage_error("%s%s",
+				   "--notify on a non-loopback TCP address "
+				   "lets any host release held output; use "
+				   "unix-listen:PATH or 127.0.0.1, or add "
+				   "--insecure",
 				   "");
 	return colo_daemon_run(&cfg);
 }

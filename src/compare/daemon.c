@@ -31,6 +31,7 @@ enum { S_PRIMARY, S_SECONDARY, S_OUT, S_NOTIFY, S_COUNT };
 
 #define OUT_HIGH_WATER (4u * 1024 * 1024)
 #define OUT_LOW_WATER  (1u * 1024 * 1024)
+#define NOTIFY_OUT_MAX (64u * 1024)
 
 struct daemon {
 	const struct colo_daemon_config *cfg;
@@ -45,6 +46,8 @@ struct daemon {
 	bool paused;
 	bool stop;
 	uint64_t self_checkpoints, pauses;
+	uint64_t notify_dropped; /* peers dropped for unread replies */
+	bool table_full_logged;
 };
 
 static void on_release(void *opaque, const uint8_t *frame, size_t len,
@@ -65,6 +68,22 @@ static void on_event(void *opaque, const struct colo_divergence *dv)
 
 	if (dv->requested)
 		d->want_checkpoint = true;
+	if (dv->table_full) {
+		/* Reported once per checkpoint epoch by the engine; while the
+		 * table stays full that is still one line per checkpoint, so
+		 * say it once and let the stats count the rest. */
+		if (!d->table_full_logged)
+			colo_log_warn(
+				"flow table full (--max-flows %llu): "
+				"frames of new flows pass uncompared "
+				"and a checkpoint is requested each "
+				"epoch; counted as 'flows "
+				"refused_frames' in the statistics",
+				(unsigned long long)colo_comparer_stats(d->cmp)
+					->flow_limit);
+		d->table_full_logged = true;
+		return;
+	}
 	if (colo_log_quiet)
 		return;
 	colo_divergence_format(dv, line, sizeof(line));
@@ -72,12 +91,26 @@ static void on_event(void *opaque, const struct colo_divergence *dv)
 		      dv->requested ? " -> checkpoint requested" : "");
 }
 
+/* A notify peer that keeps asking (PROXY_INIT) without reading the
+ * answers would grow the reply queue without end: past NOTIFY_OUT_MAX
+ * it is dropped, as a stalled control client is. A DO_CHECKPOINT it
+ * missed is owed to the next peer's handshake, so nothing is lost. */
 static void notify_send(struct daemon *d, enum colo_notify_msg m)
 {
+	struct colo_stream *ns = &d->st[S_NOTIFY];
 	const char *t = colo_notify_msg_text(m);
 
-	if (colo_outbuf_append(&d->st[S_NOTIFY].out, (const uint8_t *)t,
-			       strlen(t), 0))
+	if (colo_outbuf_pending(&ns->out) + strlen(t) + 8 > NOTIFY_OUT_MAX) {
+		d->notify_dropped++;
+		colo_log_warn("notify: peer does not read its replies "
+			      "(%zu bytes pending, limit %u); dropping it",
+			      colo_outbuf_pending(&ns->out), NOTIFY_OUT_MAX);
+		if (m == COLO_NOTIFY_MSG_DO_CHECKPOINT)
+			d->notify.checkpoint_owed = true;
+		colo_stream_disconnect(ns, "replies not read");
+		return;
+	}
+	if (colo_outbuf_append(&ns->out, (const uint8_t *)t, strlen(t), 0))
 		colo_log_warn("notify: no memory to queue %s", t);
 }
 
@@ -183,6 +216,8 @@ static void print_stats(struct daemon *d, const char *title)
 			(unsigned long long)d->notify.sent_do_checkpoint);
 		fprintf(stderr, "notify.checkpoints_done %llu\n",
 			(unsigned long long)d->notify.checkpoints_done);
+		fprintf(stderr, "notify.peers_dropped_unread %llu\n",
+			(unsigned long long)d->notify_dropped);
 	}
 	fprintf(stderr, "daemon.checkpoints_without_notify %llu\n",
 		(unsigned long long)d->self_checkpoints);
@@ -281,6 +316,7 @@ static int setup(struct daemon *d, const struct colo_daemon_config *cfg)
 	colo_comparer_config_default(&cc);
 	cc.compare_timeout_ns = cfg->compare_timeout_ms * COLO_NS_PER_MS;
 	cc.max_queue = cfg->max_queue;
+	cc.max_flows = cfg->max_flows;
 	d->cmp = colo_comparer_new(&cc, &ops, d);
 	d->nstreams = cfg->has_notify ? S_COUNT : S_COUNT - 1;
 	for (int i = 0; i < d->nstreams; i++) {

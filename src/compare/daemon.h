@@ -20,6 +20,7 @@ struct colo_daemon_config {
 	uint64_t compare_timeout_ms; /* default 3000 */
 	uint64_t scan_interval_ms;   /* default 1000 */
 	uint32_t max_queue;	     /* default 1024 */
+	uint32_t max_flows;	     /* 0: the engine's default */
 	uint64_t stats_interval_s;   /* 0: only on SIGUSR1 and at exit */
 };
 

@@ -211,8 +211,9 @@ int colo_stream_start(struct colo_stream *s, struct colo_loop *loop)
 	}
 	s->listen_fd = colo_sock_listen(&s->addr);
 	if (s->listen_fd < 0) {
+		colo_sock_listen_error(&s->addr, errno, err, sizeof(err));
 		colo_log_warn("%s: cannot listen on %s: %s", s->name, s->label,
-			      strerror(errno));
+			      err);
 		return -1;
 	}
 	colo_log_info("%s: listening on %s", s->name, s->label);
@@ -238,6 +239,12 @@ void colo_stream_close(struct colo_stream *s)
 	if (s->has_out)
 		colo_outbuf_free(&s->out);
 	s->has_reader = s->has_out = false;
+}
+
+void colo_stream_disconnect(struct colo_stream *s, const char *why)
+{
+	if (s->fd >= 0)
+		disconnect(s, why);
 }
 
 bool colo_stream_connected(const struct colo_stream *s)
@@ -270,6 +277,8 @@ static bool parse_frames(struct colo_stream *s)
 			return true;
 		case COLO_FRAME_OK:
 			s->ops->frame(s->opaque, s, &f);
+			if (s->fd < 0) /* the handler dropped the peer */
+				return false;
 			break;
 		case COLO_FRAME_SKIPPED:
 			if (r->count.zero_len != zero)
@@ -325,6 +334,7 @@ static void do_read(struct colo_stream *s)
 static void on_listen_event(void *opaque, uint32_t events)
 {
 	struct colo_stream *s = opaque;
+	char why[160];
 	int fd;
 
 	(void)events;
@@ -336,6 +346,14 @@ static void on_listen_event(void *opaque, uint32_t events)
 		    errno != ECONNABORTED)
 			colo_log_warn("%s: accept: %s", s->name,
 				      strerror(errno));
+		return;
+	}
+	/* A UNIX stream reaches the comparer's inputs or, for --notify,
+	 * releases held output: root and our own user only. */
+	if (colo_sock_peer_check(fd, why, sizeof(why))) {
+		colo_log_warn("%s: refused a peer: %s", s->name, why);
+		s->refused++;
+		close(fd);
 		return;
 	}
 	attach(s, fd);
@@ -392,6 +410,9 @@ void colo_stream_print_stats(const struct colo_stream *s, FILE *f)
 {
 	fprintf(f, "%s.connects %llu\n", s->name,
 		(unsigned long long)s->connects);
+	if (s->spec.kind == COLO_SOCK_UNIX_LISTEN)
+		fprintf(f, "%s.peers_refused %llu\n", s->name,
+			(unsigned long long)s->refused);
 	if (s->has_reader) {
 		const struct colo_frame_counters *c = &s->reader.count;
 
@@ -417,5 +438,8 @@ void colo_stream_print_stats(const struct colo_stream *s, FILE *f)
 			(unsigned long long)s->out.truncated);
 		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
 			(unsigned long long)s->out.failed);
+		fprintf(f, "%s.buffer_bytes %zu\n", s->name, s->out.cap);
+		fprintf(f, "%s.buffer_shrinks %llu\n", s->name,
+			(unsigned long long)s->out.shrinks);
 	}
 }

@@ -57,6 +57,7 @@ struct colo_stream {
 	struct colo_outbuf out;
 
 	uint64_t connects, disconnects, ignored_bytes;
+	uint64_t refused; /* UNIX peers of another user */
 };
 
 /* stream.c APIs: */
@@ -71,6 +72,8 @@ int colo_stream_init(struct colo_stream *s, const char *name,
 int colo_stream_start(struct colo_stream *s, struct colo_loop *loop);
 void colo_stream_close(struct colo_stream *s);
 bool colo_stream_connected(const struct colo_stream *s);
+/* Drops the current peer (a listen end then waits for the next one). */
+void colo_stream_disconnect(struct colo_stream *s, const char *why);
 /* Write what the output buffer holds (the owner calls it once per
  * wake-up, before the loop sleeps). */
 void colo_stream_flush(struct colo_stream *s);

@@ -78,6 +78,9 @@ struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,
 		c->cfg.idle_timeout_ns = 120000 * MS;
 	if (!c->cfg.closed_linger_ns)
 		c->cfg.closed_linger_ns = 10000 * MS;
+	if (!c->cfg.max_flows)
+		c->cfg.max_flows = COLO_COMPARER_MAX_FLOWS_DEFAULT;
+	c->st.flow_limit = c->cfg.max_flows;
 	if (ops)
 		c->ops = *ops;
 	c->opaque = opaque;
@@ -138,8 +141,7 @@ static void touch(struct colo_comparer *c, struct colo_flow *f)
 
 /* ---- holding and releasing ---- */
 
-struct colo_frame *colo_cmp_hold(struct colo_comparer *c,
-				 struct colo_flow *fl,
+struct colo_frame *colo_cmp_hold(struct colo_comparer *c, struct colo_flow *fl,
 				 const struct colo_input *in)
 {
 	struct colo_frame *f = colo_frame_get(&c->pool, in->raw, in->len);
@@ -265,8 +267,9 @@ static void flow_destroy(struct colo_comparer *c, struct colo_flow *fl)
 	c->st.flows_reclaimed++;
 }
 
+/* NULL with *full set when the table holds max_flows already. */
 static struct colo_flow *flow_get(struct colo_comparer *c,
-				  const struct colo_packet *p)
+				  const struct colo_packet *p, bool *full)
 {
 	struct colo_flow_key k;
 	uint64_t h;
@@ -281,6 +284,10 @@ static struct colo_flow *flow_get(struct colo_comparer *c,
 		touch(c, fl);
 		return fl;
 	}
+	if (colo_flow_table_count(&c->table) >= c->cfg.max_flows) {
+		*full = true;
+		return NULL;
+	}
 	fl = colo_flow_table_insert(&c->table, &k, h);
 	if (!fl)
 		return NULL;
@@ -292,14 +299,44 @@ static struct colo_flow *flow_get(struct colo_comparer *c,
 	return fl;
 }
 
+/* A frame of a new flow and no room for it (a peer opening connections
+ * without end must not grow memory without end). It cannot be compared,
+ * and neither holding it (nothing would ever match it) nor dropping it
+ * silently is right: the primary's frame leaves as is, the secondary's
+ * is dropped, both counted, and a checkpoint is asked for so the
+ * replicas are made equal again over what went out uncompared. The
+ * divergence is reported once per checkpoint epoch, not per frame. */
+static void table_full(struct colo_comparer *c, const struct colo_input *in)
+{
+	c->st.flows_refused++;
+	if (in->side == COLO_PRIMARY)
+		colo_cmp_release_raw(c, in);
+	else
+		c->st.secondary_dropped++;
+	if (!c->full_reported) {
+		struct colo_divergence d = { .cause = COLO_CAUSE_QUEUE_FULL,
+					     .primary_byte = -1,
+					     .secondary_byte = -1 };
+
+		c->full_reported = true;
+		d.table_full = true;
+		colo_flow_key_from_packet(&d.key, in->pkt);
+		colo_cmp_diverge(c, NULL, &d);
+	}
+}
+
 void colo_comparer_input(struct colo_comparer *c, enum colo_side side,
 			 const uint8_t *frame, size_t len, size_t vnet_hdr_len,
 			 uint64_t now_ns)
 {
 	struct colo_packet p;
-	struct colo_input in = { .side = side, .pkt = &p, .raw = frame,
-				 .len = len, .vnet_hdr_len = vnet_hdr_len };
+	struct colo_input in = { .side = side,
+				 .pkt = &p,
+				 .raw = frame,
+				 .len = len,
+				 .vnet_hdr_len = vnet_hdr_len };
 	struct colo_flow *fl;
+	bool full = false;
 
 	if (side != COLO_PRIMARY && side != COLO_SECONDARY)
 		return;
@@ -324,7 +361,11 @@ void colo_comparer_input(struct colo_comparer *c, enum colo_side side,
 		p.payload = frame + vnet_hdr_len;
 		p.payload_len = len - vnet_hdr_len;
 	}
-	fl = flow_get(c, &p);
+	fl = flow_get(c, &p, &full);
+	if (!fl && full) {
+		table_full(c, &in);
+		return;
+	}
 	if (!fl) {
 		/* Out of memory: failing open would release uncompared
 		 * output, failing closed would lose it. Release the primary
@@ -392,8 +433,9 @@ static void trim(struct colo_comparer *c, size_t reclaimed_flows)
 	c->freed_since_return +=
 		freed + reclaimed_flows * sizeof(struct colo_flow);
 #ifdef __GLIBC__
-	size_t live = colo_flow_table_count(&c->table) * sizeof(struct colo_flow) +
-		      c->rings.in_use_bytes + c->st.held_bytes;
+	size_t live =
+		colo_flow_table_count(&c->table) * sizeof(struct colo_flow) +
+		c->rings.in_use_bytes + c->st.held_bytes;
 	if (c->freed_since_return >= RETURN_PAGES_MIN &&
 	    c->freed_since_return >= live / 8) {
 		c->freed_since_return = 0;
@@ -441,6 +483,7 @@ void colo_comparer_release_all(struct colo_comparer *c)
 		colo_cmp_release(c, c->g_head);
 	}
 	c->epoch++;
+	c->full_reported = false;
 }
 
 void colo_comparer_checkpoint_done(struct colo_comparer *c, uint64_t now_ns)

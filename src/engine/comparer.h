@@ -47,6 +47,7 @@ const char *colo_cause_name(enum colo_cause c);
 struct colo_divergence {
 	enum colo_cause cause;
 	bool requested;
+	bool table_full; /* QUEUE_FULL because the flow table is full */
 	struct colo_flow_key key;
 	enum colo_pkt_kind kind;
 	/* TCP: sequence number of the first differing byte (or of the oldest
@@ -55,15 +56,15 @@ struct colo_divergence {
 	/* Datagrams: byte offset of the first difference inside the compared
 	 * payload. TCP: 0. */
 	uint32_t offset;
-	int primary_byte;   /* -1 when one side has no byte there */
+	int primary_byte; /* -1 when one side has no byte there */
 	int secondary_byte;
-	uint64_t held_ns;   /* TIMEOUT: how long the frame was held */
+	uint64_t held_ns; /* TIMEOUT: how long the frame was held */
 	/* TIMEOUT on TCP: where the streams stood, to tell a secondary that
 	 * fell silent from one with a hole in its stream. */
 	bool have_stream;
-	uint32_t matched;        /* bytes before this are equal on both */
-	uint32_t stream_end[2];  /* next in-order byte expected per side */
-	uint32_t waiting[2];     /* segments held beyond a hole per side */
+	uint32_t matched;	/* bytes before this are equal on both */
+	uint32_t stream_end[2]; /* next in-order byte expected per side */
+	uint32_t waiting[2];	/* segments held beyond a hole per side */
 	uint64_t now_ns;
 };
 
@@ -79,37 +80,46 @@ struct colo_comparer_ops {
 
 struct colo_comparer_config {
 	uint64_t compare_timeout_ns; /* default 3000 ms */
-	uint32_t max_queue;          /* frames per flow queue, default 1024 */
+	uint32_t max_queue;	     /* frames per flow queue, default 1024 */
 	uint64_t idle_timeout_ns;    /* reclaim idle flows, default 120 s */
-	uint64_t closed_linger_ns;   /* reclaim closed TCP flows, default 10 s */
-	uint64_t hash_key[2];        /* SipHash key; {0,0}: random */
+	uint64_t closed_linger_ns; /* reclaim closed TCP flows, default 10 s */
+	uint32_t max_flows;	   /* flow table bound, default 4M (0) */
+	uint64_t hash_key[2];	   /* SipHash key; {0,0}: random */
 };
 
 struct colo_stats {
 	uint64_t frames_in[2], bytes_in[2];
 	uint64_t released_frames, released_bytes;
 	uint64_t released_at_checkpoint; /* of released_frames */
-	uint64_t released_parts;         /* matched fronts of TCP frames sent
+	uint64_t released_parts;	 /* matched fronts of TCP frames sent
 					  * ahead of their rest */
-	uint64_t matched_bytes;          /* TCP stream bytes found equal */
+	uint64_t matched_bytes;		 /* TCP stream bytes found equal */
 	uint64_t matched_datagrams;
-	uint64_t retransmits;            /* primary TCP frames already matched */
-	uint64_t non_ip[2];              /* primary: released, secondary: dropped */
-	uint64_t malformed[2];           /* IP frames failing a length check */
-	uint64_t secondary_dropped;      /* secondary data not compared (diverged
-					    flows, stale after checkpoint) */
+	uint64_t retransmits;	    /* primary TCP frames already matched */
+	uint64_t non_ip[2];	    /* primary: released, secondary: dropped */
+	uint64_t malformed[2];	    /* IP frames failing a length check */
+	uint64_t secondary_dropped; /* secondary data not compared (diverged
+				       flows, stale after checkpoint) */
 	uint64_t divergences[COLO_CAUSE_COUNT];
 	uint64_t checkpoint_requests[COLO_CAUSE_COUNT];
 	uint64_t checkpoints_done;
 	uint64_t flows, flows_created, flows_reclaimed;
-	uint64_t held_frames, held_bytes;  /* primary frames waiting now */
+	uint64_t flow_limit;	/* max_flows in force */
+	uint64_t flows_refused; /* frames of new flows met a full table */
+	uint64_t held_frames, held_bytes; /* primary frames waiting now */
 	uint64_t held_frames_max;
-	uint64_t secondary_buffered_bytes; /* secondary bytes/datagrams waiting */
+	uint64_t secondary_buffered_bytes; /* secondary bytes/datagrams waiting
+					    */
 	/* Memory: byte-ring capacity lent to flows whose secondary leads,
 	 * buffers and flow entries cached for reuse, and everything the
 	 * periodic trim has given back so far. */
 	uint64_t ring_bytes, cached_bytes, trimmed_bytes;
 };
+
+/* The flow table's default bound: room for the million connections a
+ * big service keeps (both directions, UDP and closed lingerers too),
+ * at about 200 bytes a flow before any data is held. */
+#define COLO_COMPARER_MAX_FLOWS_DEFAULT (4u * 1024 * 1024)
 
 struct colo_comparer;
 

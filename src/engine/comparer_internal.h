@@ -23,13 +23,14 @@ struct colo_comparer {
 	void *opaque;
 	struct colo_flow_table table;
 	struct colo_frame_pool pool;
-	struct colo_ring_pool rings;        /* secondary bytes of leading flows */
-	uint64_t last_trim;                 /* when the last trim period began */
-	size_t freed_since_return;          /* bytes freed since malloc_trim */
+	struct colo_ring_pool rings; /* secondary bytes of leading flows */
+	uint64_t last_trim;	     /* when the last trim period began */
+	size_t freed_since_return;   /* bytes freed since malloc_trim */
 	struct colo_frame *g_head, *g_tail; /* held frames, arrival order */
 	struct colo_flow_list open, closed; /* by last activity, oldest first */
-	uint32_t epoch;                     /* bumped by every checkpoint */
-	bool pending;                       /* a checkpoint was requested */
+	uint32_t epoch;			    /* bumped by every checkpoint */
+	bool pending;			    /* a checkpoint was requested */
+	bool full_reported;		    /* table full told this epoch */
 	uint64_t now;
 	struct colo_stats st;
 };
@@ -44,8 +45,7 @@ struct colo_input {
 };
 
 /* comparer.c APIs used by the protocol rules: */
-struct colo_frame *colo_cmp_hold(struct colo_comparer *c,
-				 struct colo_flow *fl,
+struct colo_frame *colo_cmp_hold(struct colo_comparer *c, struct colo_flow *fl,
 				 const struct colo_input *in);
 void colo_cmp_release(struct colo_comparer *c, struct colo_frame *f);
 void colo_cmp_release_raw(struct colo_comparer *c, const struct colo_input *in);

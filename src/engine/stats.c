@@ -46,6 +46,9 @@ void colo_stats_print(const struct colo_stats *s, FILE *f)
 		(unsigned long long)s->flows,
 		(unsigned long long)s->flows_created,
 		(unsigned long long)s->flows_reclaimed);
+	fprintf(f, "flows limit=%llu refused_frames=%llu\n",
+		(unsigned long long)s->flow_limit,
+		(unsigned long long)s->flows_refused);
 	fprintf(f, "held frames=%llu bytes=%llu max_frames=%llu\n",
 		(unsigned long long)s->held_frames,
 		(unsigned long long)s->held_bytes,
@@ -68,8 +71,7 @@ static int byte_str(int b, char *buf, size_t n)
 	return snprintf(buf, n, "0x%02x", b);
 }
 
-int colo_divergence_format(const struct colo_divergence *d, char *buf,
-			   size_t n)
+int colo_divergence_format(const struct colo_divergence *d, char *buf, size_t n)
 {
 	char flow[160], pb[16], sb[16];
 

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <json-c/json.h>
@@ -324,6 +327,153 @@ static void test_socket(void **state)
 	assert_null(colo_control_request(path, "{}", 1000, err, sizeof(err)));
 }
 
+/* The socket is the owner's alone: mode 0600 whatever the umask. */
+static void test_mode(void **state)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s;
+	char path[64], err[256];
+	struct stat st;
+	mode_t old = umask(0);
+
+	(void)state;
+	sock_path(path, sizeof(path), "mode");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	umask(old);
+	assert_non_null(s);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	colo_control_server_free(s);
+	colo_loop_free(l);
+}
+
+/* A second instance on the path of a live one refuses to start and
+ * leaves the first one reachable; a stale file (nobody listening) is
+ * replaced. */
+static void test_in_use(void **state)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s, *s2;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[64], err[256];
+	bool eof;
+	int fd;
+
+	(void)state;
+	sock_path(path, sizeof(path), "inuse");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	s2 = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_null(s2);
+	assert_non_null(strstr(err, "in use by a running instance"));
+	fd = connect_to(path);
+	send_str(fd, "{\"cmd\":\"echo\",\"x\":7}\n");
+	assert_string_equal(await(l, fd, 1, &eof), "{\"ok\":true,\"x\":7}\n");
+	close(fd);
+	colo_control_server_free(s);
+
+	/* Stale: a socket file whose owner is gone. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	assert_int_equal(access(path, F_OK), 0);
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	fd = connect_to(path);
+	send_str(fd, "{\"cmd\":\"echo\",\"x\":8}\n");
+	assert_string_equal(await(l, fd, 1, &eof), "{\"ok\":true,\"x\":8}\n");
+	close(fd);
+	colo_control_server_free(s);
+	colo_loop_free(l);
+}
+
+/* Another user reaching the socket (here: a child that became nobody,
+ * the socket opened to it) gets a refusal and no command runs. */
+static void test_peer_check(void **state)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *s;
+	char path[64], err[256];
+	int sv[2], status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0) {
+		colo_loop_free(l);
+		skip();
+	}
+	sock_path(path, sizeof(path), "peer");
+	s = colo_control_server_new(l, path, &table, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(chmod(path, 0777), 0); /* only the check is left */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char buf[512] = "";
+		int fd;
+		ssize_t n, got = 0;
+
+		close(sv[0]);
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		{
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+			struct timeval tv = { .tv_sec = 2 };
+
+			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+				_exit(3);
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				   sizeof(tv));
+		}
+		if (send(fd, "{\"cmd\":\"echo\",\"x\":9}\n", 21,
+			 MSG_NOSIGNAL) != 21)
+			_exit(4);
+		if (write(sv[1], "c", 1) != 1)
+			_exit(5);
+		while ((n = recv(fd, buf + got, sizeof(buf) - 1 - (size_t)got,
+				 0)) > 0)
+			got += n;
+		buf[got] = '\0';
+		if (write(sv[1], buf, (size_t)got + 1) < 0)
+			_exit(6);
+		_exit(0);
+	}
+	close(sv[1]);
+	{
+		char buf[512];
+		ssize_t n = 0, got = 0;
+		int rounds = 0;
+
+		calls = 0;
+		assert_int_equal(recv(sv[0], buf, 1, 0), 1); /* connected */
+		/* Serve until the child has its answer (or EOF). */
+		while ((got == 0 || buf[got - 1] != '\0') && rounds++ < 500) {
+			colo_loop_run_once(l, 10);
+			n = recv(sv[0], buf + got, sizeof(buf) - (size_t)got,
+				 MSG_DONTWAIT);
+			if (n == 0)
+				break;
+			if (n > 0)
+				got += n;
+		}
+		assert_true(got > 0);
+		assert_non_null(strstr(buf, "\"ok\":false"));
+		assert_non_null(strstr(buf, "permission denied"));
+		assert_int_equal(calls, 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(sv[0]);
+	colo_control_server_free(s);
+	colo_loop_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +483,9 @@ int main(void)
 		cmocka_unit_test(test_server),
 		cmocka_unit_test(test_slow_subscriber),
 		cmocka_unit_test(test_socket),
+		cmocka_unit_test(test_mode),
+		cmocka_unit_test(test_in_use),
+		cmocka_unit_test(test_peer_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -568,6 +568,8 @@ def scenario_bad_args():
          "--out", "unix:/y", "--compare-timeout", "abc"],
         ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
          "--out", "unix:/y", "--max-queue", "0"],
+        ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
+         "--out", "unix:/y", "--max-flows", "0"],
         ["--no-such-option"],
         ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
          "--out", "unix:/y", "stray"],
@@ -583,6 +585,138 @@ def scenario_bad_args():
                        timeout=10)
     check(r.returncode == 0 and b"--notify" in r.stdout and
           b"SIGUSR1" in r.stdout, "--help")
+
+
+def t_notify_flood(d):
+    """A notify peer that asks and never reads is dropped once its
+    replies pass the bound, instead of growing the daemon's memory."""
+    n = d.peer("notify")
+    n.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    init = Peer.encode(b"COLO_USERSPACE_PROXY_INIT", False)
+    blob = init * 20000
+    dropped = False
+    deadline = time.monotonic() + 30
+    while not dropped and time.monotonic() < deadline:
+        try:
+            n.sock.sendall(blob)
+        except OSError:
+            dropped = True
+        if "does not read its replies" in d.stderr():
+            dropped = True
+    check(dropped, "notify peer that never reads was not dropped")
+    n.close()
+    # The next peer is served normally.
+    n = d.peer("notify")
+    n.send(b"COLO_USERSPACE_PROXY_INIT")
+    got = n.recv()
+    check(got is not None and got[0] == b"COLO_COMPARE_GET_XEN_INIT",
+          "init after a dropped flooder: got %r" % (got,))
+    d.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "notify.peers_dropped_unread 1" not in d.stderr():
+        check(time.monotonic() < deadline, "drop not counted in stats")
+        time.sleep(0.05)
+
+
+def t_unix_stranger(d):
+    """Another user reaching a UNIX notify socket (mode loosened on
+    purpose) is refused: no COLO_CHECKPOINT from it is believed."""
+    path = d.addrs["notify"]
+    connect(path).close()  # the daemon is up
+    check(os.stat(path).st_mode & 0o777 == 0o600,
+          "notify socket mode %o" % (os.stat(path).st_mode & 0o777))
+    if os.geteuid() != 0:
+        return
+    os.chmod(path, 0o777)
+    os.chmod(d.tmp, 0o711)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(5)
+            c.connect(path)
+            try:
+                c.sendall(Peer.encode(b"COLO_USERSPACE_PROXY_INIT", False))
+                code = 0 if c.recv(100) == b"" else 3
+            except (BrokenPipeError, ConnectionResetError):
+                code = 0  # closed before or after our request
+        except Exception as e:
+            sys.stderr.write("stranger: %r\n" % e)
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+          "stranger was served (child status %r)" % status)
+    check("refused a peer" in d.stderr(), "refusal not logged")
+    t_notify(d)
+
+
+def t_max_flows(d):
+    """Past --max-flows a new flow's frames pass uncompared, counted and
+    logged once, instead of growing the table."""
+    p, s, o = handshake(d)
+    for port in (1, 2):
+        f = udp(b"same", sport=port)
+        p.send(f)
+        s.send(f)
+        o.expect(f, what="flow %d" % port)
+    for port in (3, 4, 5):
+        f = udp(b"over", sport=port)
+        p.send(f)
+        o.expect(f, what="frame of flow %d past the bound" % port)
+    d.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while "flows limit=2 refused_frames=3" not in d.stderr():
+        check(time.monotonic() < deadline, "refusals not counted: %s" %
+              d.stderr()[-600:])
+        time.sleep(0.05)
+    check(d.stderr().count("flow table full") == 1,
+          "table full not logged exactly once")
+
+
+def scenario_notify_insecure():
+    """A TCP --notify on a non-loopback address needs --insecure."""
+    base = ["--primary-in", "unix:/a", "--secondary-in", "unix:/x",
+            "--out", "unix:/y"]
+    for spec in ["tcp-listen:0.0.0.0:9", "tcp-listen::9",
+                 "tcp:192.0.2.1:9", "tcp-listen:[::]:9"]:
+        r = subprocess.run([COLO, "compare"] + base + ["--notify", spec],
+                           capture_output=True, timeout=10)
+        check(r.returncode == 2 and b"--insecure" in r.stderr,
+              "%s: exit %d, %r" % (spec, r.returncode, r.stderr))
+    # Loopback is fine, and --insecure lifts the rule (the daemon then
+    # runs; these connect ends just retry).
+    for extra in [["--notify", "tcp:127.0.0.1:9"],
+                  ["--notify", "tcp:192.0.2.1:9", "--insecure"]]:
+        p = subprocess.Popen([COLO, "compare"] + base + extra,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        check(p.poll() is None, "%r refused" % extra)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=10)
+
+
+def scenario_unix_in_use():
+    """A second daemon on a live instance's UNIX socket refuses to start
+    and leaves the first one working."""
+    d = Daemon(unix=True)
+    try:
+        connect(d.addrs["out"]).close()
+        args = [COLO, "compare"]
+        for name in ["primary-in", "secondary-in", "out"]:
+            args += ["--" + name, "unix-listen:" + d.addrs[name]]
+        r = subprocess.run(args, capture_output=True, timeout=10)
+        check(r.returncode == 1 and
+              b"in use by a running instance" in r.stderr,
+              "second instance: exit %d, %r" % (r.returncode, r.stderr))
+        t_identical(d)
+        check(d.terminate() == 0, "first instance exit")
+    finally:
+        d.kill()
 
 
 SCENARIOS = {
@@ -605,6 +739,15 @@ SCENARIOS = {
     "out_connect": scenario_out_connect,
     "signals": lambda: run_scenario("signals", t_signals),
     "bad_args": scenario_bad_args,
+    "notify_flood": lambda: run_scenario("notify_flood", t_notify_flood,
+                                         notify=True),
+    "unix_stranger": lambda: run_scenario("unix_stranger", t_unix_stranger,
+                                          "--compare-timeout", "60000",
+                                          notify=True, unix=True),
+    "notify_insecure": scenario_notify_insecure,
+    "max_flows": lambda: run_scenario("max_flows", t_max_flows,
+                                      "--max-flows", "2"),
+    "unix_in_use": scenario_unix_in_use,
 }
 
 

@@ -239,6 +239,37 @@ static void test_outbuf_partial(void **state)
 	colo_outbuf_free(&o);
 }
 
+/* A burst (a checkpoint releasing everything held) grows the buffer;
+ * once it is sent the memory goes back, so one burst does not pin
+ * megabytes per stream for the life of the daemon. */
+static void test_outbuf_shrinks(void **state)
+{
+	static uint8_t frame[60000], sink[65536];
+	struct colo_outbuf o;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(colo_outbuf_init(&o, 4096, false), 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(
+			colo_outbuf_append(&o, frame, sizeof(frame), 0), 0);
+	assert_true(o.cap >= 64 * sizeof(frame));
+	while (colo_outbuf_pending(&o)) {
+		assert_int_equal(colo_outbuf_flush(&o, sv[0]), 0);
+		while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+	}
+	assert_int_equal(o.cap, 4096);
+	assert_int_equal(o.shrinks, 1);
+	/* Still usable at its normal size. */
+	assert_int_equal(colo_outbuf_append(&o, frame, 100, 0), 0);
+	assert_int_equal(colo_outbuf_pending(&o), 104);
+	close(sv[0]);
+	close(sv[1]);
+	colo_outbuf_free(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_notify_describe),
 		cmocka_unit_test(test_outbuf_boundaries),
 		cmocka_unit_test(test_outbuf_partial),
+		cmocka_unit_test(test_outbuf_shrinks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

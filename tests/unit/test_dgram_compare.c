@@ -4,8 +4,8 @@
  */
 #include "harness.h"
 
-#define P COLO_PRIMARY
-#define S COLO_SECONDARY
+#define P  COLO_PRIMARY
+#define S  COLO_SECONDARY
 #define MS 1000000ULL
 
 static struct colo_pkt_spec udp_spec(void)
@@ -130,8 +130,8 @@ static void non_ip_primary_released_secondary_dropped(void **state)
 {
 	(void)state;
 	struct harness *h = h_new();
-	uint8_t arp[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5,
-			    6, 0x08, 0x06 };
+	uint8_t arp[42] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1,
+			    2,	  3,	4,    5,    6,	  0x08, 0x06 };
 
 	h_feed(h, S, arp, sizeof(arp));
 	assert_int_equal(h->nrel, 0);
@@ -148,8 +148,8 @@ static void malformed_compared_as_raw(void **state)
 	(void)state;
 	struct harness *h = h_new();
 	/* IPv4 ethertype, header claims 60 bytes of IP in a shorter frame */
-	uint8_t bad[34] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,
-			    0x45, 0, 0, 60 };
+	uint8_t bad[34] = { 0, 1,  2,  3,    4,	   5,	 6, 7, 8,
+			    9, 10, 11, 0x08, 0x00, 0x45, 0, 0, 60 };
 
 	h_feed(h, P, bad, sizeof(bad));
 	assert_int_equal(h->nrel, 0);
@@ -196,6 +196,56 @@ static void secondary_queue_bound(void **state)
 	h_free(h);
 }
 
+/* A full flow table: frames of a new flow are not compared, the
+ * primary's leave as they are, the secondary's are dropped, all counted;
+ * one checkpoint is asked for per epoch, and the table stays bounded. */
+static void flow_table_bound(void **state)
+{
+	struct colo_comparer_config cfg;
+	struct colo_pkt_spec f = udp_spec();
+	struct harness *h;
+
+	(void)state;
+	colo_comparer_config_default(&cfg);
+	cfg.max_flows = 4;
+	h = h_new_cfg(&cfg);
+	for (uint16_t i = 0; i < 4; i++) {
+		f.sport = (uint16_t)(1000 + i);
+		h_udp(h, P, &f, "same", 4, i);
+		h_udp(h, S, &f, "same", 4, i);
+	}
+	assert_int_equal(h->nrel, 4);
+	assert_int_equal(h->nev, 0);
+	assert_int_equal(h_stats(h)->flow_limit, 4);
+
+	f.sport = 2000;
+	h_udp(h, P, &f, "new", 3, 50);
+	assert_int_equal(h->nrel, 5); /* passed, not held or dropped */
+	assert_int_equal(h->nev, 1);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_QUEUE_FULL);
+	h_udp(h, S, &f, "new", 3, 51);
+	f.sport = 2001;
+	h_udp(h, P, &f, "more", 4, 52);
+	assert_int_equal(h->nrel, 6);
+	assert_int_equal(h->nev, 1); /* reported once per epoch */
+	assert_int_equal(h_stats(h)->flows_refused, 3);
+	assert_int_equal(h_stats(h)->secondary_dropped, 1);
+	assert_int_equal(h_stats(h)->flows, 4);
+
+	/* Known flows are still compared as before. */
+	f.sport = 1000;
+	h_udp(h, P, &f, "again", 5, 60);
+	h_udp(h, S, &f, "again", 5, 61);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	assert_int_equal(h->nrel, 7);
+	f.sport = 2002;
+	h_udp(h, P, &f, "next", 4, 62);
+	assert_int_equal(h->nev, 2); /* a new epoch reports again */
+	assert_int_equal(h_stats(h)->flows, 4);
+	h_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +257,7 @@ int main(void)
 		cmocka_unit_test(malformed_compared_as_raw),
 		cmocka_unit_test(udp_timeout_then_checkpoint),
 		cmocka_unit_test(secondary_queue_bound),
+		cmocka_unit_test(flow_table_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
