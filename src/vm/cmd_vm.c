@@ -306,6 +306,10 @@ static void usage(FILE *f)
 		"  --migrate-host ADDR  secondary: address its standbys listen "
 		"on\n"
 		"                       (default: this end of the frame link)\n"
+		"  --nic SOCK           this host's proxy guest port "
+		"(tcp:HOST:PORT, unix:PATH):\n"
+		"                       netdev colo-nic for the guest's "
+		"-device\n"
 		"  --dump-dir DIR       where "
 		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
 		"  -q, --quiet          warnings only\n");
@@ -337,6 +341,7 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "scan-threads", required_argument, NULL, 's' },
 		{ "migrate-host", required_argument, NULL, 'H' },
 		{ "dump-dir", required_argument, NULL, 'D' },
+		{ "nic", required_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -375,6 +380,13 @@ int colo_cmd_vm(int argc, char **argv)
 			break;
 		case 'D':
 			v.dump_dir = optarg;
+			break;
+		case 'N':
+			if (colo_qemu_nic_arg(&v.qcfg, optarg, err,
+					      sizeof(err)) < 0) {
+				fprintf(stderr, "colo vm: %s\n", err);
+				return 2;
+			}
 			break;
 		case 'q':
 			colo_log_quiet = true;

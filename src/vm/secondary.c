@@ -331,12 +331,15 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	old = v->vm;
 	v->vm = v->standby;
 	memset(&v->standby, 0, sizeof(v->standby));
+	/* The old VM goes first: closing its NIC socket is what moves the
+	 * proxy's guest port to the standby waiting in its listen queue, so
+	 * the new VM's NIC is attached by the time it runs. */
+	colo_qemu_stop(&old);
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
 	for (size_t i = 0; i < staged.n; i++)
 		memcpy(v->ram.cache + staged.off[i],
 		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
-	colo_qemu_stop(&old);
 	unlink(old.log); /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,
