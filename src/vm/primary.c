@@ -370,6 +370,7 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		colo_vm_drop_link(v);
 		return -1;
 	}
+	colo_vm_proxy_done(v); /* output held since the stop is released */
 	if (colo_qemu_cont(&v->vm, 5000, err, errlen) < 0) {
 		colo_vm_set_mode(v, "degraded", err);
 		return -1;

@@ -335,6 +335,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	 * proxy's guest port to the standby waiting in its listen queue, so
 	 * the new VM's NIC is attached by the time it runs. */
 	colo_qemu_stop(&old);
+	colo_vm_proxy_done(v); /* rewriter offsets 0 before it sends */
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
 	for (size_t i = 0; i < staged.n; i++)
