@@ -10,7 +10,9 @@ colo vm following its proxy (`--proxy-control`).
      asks for a checkpoint, the primary's colo vm performs it (reason
      "proxy"; nobody sends a command) and tells the proxies
      checkpoint-done. The client gets exactly 64 bytes, no reset, nothing
-     doubled; repeated on several connections.
+     doubled; repeated on several connections (the answer right after a
+     checkpoint may match: the service read it ahead, and the checkpoint
+     copied it).
   2. Afterwards the secondary is a copy again: a deterministic echo
      service moves data with no new divergence or checkpoint request.
 
@@ -133,8 +135,8 @@ def main():
         pair.wait_running("primary")
         pair.wait_running("secondary")
 
+        before = pair.status("primary")["by_reason"].get("proxy", 0)
         for i in range(CONNECTIONS):
-            before = pair.status("primary")["by_reason"].get("proxy", 0)
             got, err = connect(RANDOM_PORT)
             assert err is None, "connection %d: %s" % (i, err)
             assert len(got) == 64, "connection %d: %d bytes" % (i, len(got))
@@ -144,7 +146,10 @@ def main():
                   "%.0f ms" % (i, stats()["divergences"],
                                st["by_reason"].get("proxy", 0),
                                st.get("pause_last_ms", 0)), flush=True)
-            assert st["by_reason"].get("proxy", 0) > before, st
+        # Not every connection diverges: the service reads its next 64
+        # bytes ahead, and a checkpoint copies those too, so the answer
+        # right after one is the same on both VMs.
+        assert st["by_reason"].get("proxy", 0) > before, st
         assert pair.status("secondary")["mode"] == "protected"
 
         time.sleep(1)
