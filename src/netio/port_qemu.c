@@ -7,7 +7,9 @@
  * partial checksums on send, as a NIC without offloads would need. A
  * listening port serves one peer at a time and goes back to listening
  * when it leaves, as QEMU's own socket netdev does; a connecting port
- * reports the loss of its peer as a fatal error.
+ * reports the loss of its peer as a fatal error. `colo vm` relies on the
+ * listen queue: a standby QEMU connects while the VM it will replace is
+ * attached, waits there, and is accepted once that VM is retired.
  */
 #include <errno.h>
 #include <poll.h>

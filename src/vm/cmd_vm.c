@@ -22,9 +22,9 @@
 #include "common/parse_num.h"
 #include "vm.h"
 
-static const char *const reason_names[COLO_VM_REASON_MAX] = { "initial",
-							      "periodic",
-							      "command" };
+static const char *const reason_names[COLO_VM_REASON_MAX] = {
+	"initial", "periodic", "command", "proxy"
+};
 
 const char *colo_vm_reason_name(enum colo_vm_reason r)
 {
@@ -306,6 +306,14 @@ static void usage(FILE *f)
 		"  --migrate-host ADDR  secondary: address its standbys listen "
 		"on\n"
 		"                       (default: this end of the frame link)\n"
+		"  --nic SOCK           this host's proxy guest port "
+		"(tcp:HOST:PORT, unix:PATH):\n"
+		"                       netdev colo-nic for the guest's "
+		"-device\n"
+		"  --proxy-control PATH this host's colo proxy: checkpoint "
+		"on its requests\n"
+		"                       (primary), checkpoint-done after "
+		"each checkpoint\n"
 		"  --dump-dir DIR       where "
 		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
 		"  -q, --quiet          warnings only\n");
@@ -337,11 +345,13 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "scan-threads", required_argument, NULL, 's' },
 		{ "migrate-host", required_argument, NULL, 'H' },
 		{ "dump-dir", required_argument, NULL, 'D' },
+		{ "nic", required_argument, NULL, 'N' },
+		{ "proxy-control", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct colo_vm v = { .next_gen = 1, .listen_fd = -1 };
+	struct colo_vm v = { .next_gen = 1, .listen_fd = -1, .proxy_fd = -1 };
 	const char *role = NULL, *dir = NULL, *listen = NULL, *connect = NULL;
 	const char *control = NULL;
 	uint64_t interval = 20000, min_interval = 100, timeout = 10000,
@@ -375,6 +385,16 @@ int colo_cmd_vm(int argc, char **argv)
 			break;
 		case 'D':
 			v.dump_dir = optarg;
+			break;
+		case 'P':
+			v.proxy_ctl = optarg;
+			break;
+		case 'N':
+			if (colo_qemu_nic_arg(&v.qcfg, optarg, err,
+					      sizeof(err)) < 0) {
+				fprintf(stderr, "colo vm: %s\n", err);
+				return 2;
+			}
 			break;
 		case 'q':
 			colo_log_quiet = true;
@@ -464,6 +484,8 @@ int colo_cmd_vm(int argc, char **argv)
 		if (!v.ctl)
 			goto out;
 	}
+	if (colo_vm_proxy_start(&v, err, sizeof(err)) < 0)
+		goto out;
 	if ((v.primary ? colo_vm_primary_start(&v, listen, err, sizeof(err))
 		       : colo_vm_secondary_start(&v, connect, err,
 						 sizeof(err))) < 0)
@@ -473,6 +495,7 @@ int colo_cmd_vm(int argc, char **argv)
 out:
 	if (err[0])
 		fprintf(stderr, "colo vm: %s\n", err);
+	colo_vm_proxy_stop(&v);
 	colo_vm_drop_link(&v);
 	colo_qemu_stop(&v.standby);
 	colo_qemu_stop(&v.vm);

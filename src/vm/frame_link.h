@@ -45,7 +45,8 @@ enum colo_flink_type {
 	COLO_FLINK_DEVICES_SENT = 7, /* P->S: seq: migration completed */
 	COLO_FLINK_LOADED = 8,	     /* S->P: seq: new secondary committed */
 	COLO_FLINK_ABORT = 9,	     /* either: seq, reason text */
-	COLO_FLINK_TYPE_MAX = 9,
+	COLO_FLINK_RESUME = 10,	     /* P->S: seq: proxies done, run the VM */
+	COLO_FLINK_TYPE_MAX = 10,
 };
 
 /* BEGIN flags. */

@@ -5,7 +5,7 @@
  *   stop VM -> BEGIN -> pages that changed since the last checkpoint
  *   -> (secondary: RAM_READY) -> device state by QEMU migration into the
  *   secondary's standby (x-ignore-shared) -> DEVICES_SENT
- *   -> (secondary: LOADED) -> cont VM
+ *   -> (secondary: LOADED) -> proxy checkpoint-done -> RESUME -> cont VM
  *
  * The guest resumes only once the secondary has committed the checkpoint,
  * so whichever side survives a failure holds a whole checkpoint. Any
@@ -370,6 +370,15 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		colo_vm_drop_link(v);
 		return -1;
 	}
+	colo_vm_proxy_done(v); /* output held since the stop is released */
+	/* Only now may the new secondary VM run: what it sends before the
+	 * primary's comparer restarted would be dropped with the old
+	 * secondary's leftovers. */
+	struct colo_flink_msg go = { .seq = v->seq };
+	if (colo_flink_send_msg(v->link, COLO_FLINK_RESUME, &go,
+				colo_now_ns() + 100 * COLO_NS_PER_MS) < 0)
+		colo_log_warn("secondary lost after checkpoint %llu",
+			      (unsigned long long)v->seq);
 	if (colo_qemu_cont(&v->vm, 5000, err, errlen) < 0) {
 		colo_vm_set_mode(v, "degraded", err);
 		return -1;

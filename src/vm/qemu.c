@@ -123,6 +123,10 @@ int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 	argv[n++] = "memory-backend=colo-ram";
 	argv[n++] = "-qmp";
 	argv[n++] = qmparg;
+	if (cfg->netdev[0]) {
+		argv[n++] = "-netdev";
+		argv[n++] = (char *)cfg->netdev;
+	}
 	if (standby) {
 		argv[n++] = "-S";
 		argv[n++] = "-incoming";

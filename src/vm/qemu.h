@@ -22,6 +22,9 @@ struct colo_qemu_cfg {
 	const char *ram_path;
 	uint64_t ram_size;
 	const char *migrate_host; /* standby listens here (secondary) */
+	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
+	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
+	char netdev[256];
 };
 
 struct colo_qemu {
@@ -35,6 +38,10 @@ struct colo_qemu {
 };
 
 /* qemu_args.c APIs (pure): */
+/* Turns --nic SOCK (tcp:HOST:PORT or unix:PATH, the proxy's qemu: guest
+ * port) into the -netdev value of netdev "colo-nic" in cfg->netdev. */
+int colo_qemu_nic_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
+		      size_t errlen);
 /* Refuses arguments that cannot work under the frame and finds the guest
  * RAM size (-m; QEMU's 128 MiB default when absent). 0, or -1 with the
  * reason in err. */

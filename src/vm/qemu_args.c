@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/sock_spec.h"
 #include "qemu.h"
 
 struct refused {
@@ -126,6 +127,46 @@ int colo_qemu_check_args(char **args, int nargs, uint64_t *ram_size, char *err,
 				return -1;
 			}
 		}
+	}
+	return 0;
+}
+
+/* The NIC is wired by colo vm, not by the user, so that every QEMU it
+ * starts (the VM, each standby) connects to the same proxy guest port: a
+ * standby connects while the VM it will replace is attached and waits in
+ * the port's listen queue until that VM is retired (doc/colo-vm.1.md). */
+int colo_qemu_nic_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
+		      size_t errlen)
+{
+	struct colo_sock_spec spec;
+	char why[256];
+	int n;
+
+	if (colo_sock_spec_parse(sock, &spec, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "--nic %s: %s", sock, why);
+		return -1;
+	}
+	if (colo_sock_spec_is_listen(&spec) || strchr(sock, ',')) {
+		snprintf(err, errlen,
+			 "--nic %s: give the proxy's guest port as "
+			 "tcp:HOST:PORT or unix:PATH (no commas)",
+			 sock);
+		return -1;
+	}
+	if (spec.kind == COLO_SOCK_TCP_CONNECT)
+		n = snprintf(cfg->netdev, sizeof(cfg->netdev),
+			     strchr(spec.host, ':')
+				     ? "socket,id=colo-nic,connect=[%s]:%s"
+				     : "socket,id=colo-nic,connect=%s:%s",
+			     spec.host, spec.port);
+	else
+		n = snprintf(cfg->netdev, sizeof(cfg->netdev),
+			     "stream,id=colo-nic,server=off,addr.type=unix,"
+			     "addr.path=%s",
+			     spec.path);
+	if (n < 0 || (size_t)n >= sizeof(cfg->netdev)) {
+		snprintf(err, errlen, "--nic %s: too long", sock);
+		return -1;
 	}
 	return 0;
 }

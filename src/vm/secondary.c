@@ -9,9 +9,10 @@
  *      cache, pages the primary changed are written (every overwritten
  *      page kept in an undo log) -> RAM_READY
  *   -> the standby loads the device state -> DEVICES_SENT
- *   -> commit: LOADED -> the standby runs as the new secondary VM, the
- *      cache takes the new pages, the old VM is retired, the next
- *      standby starts.
+ *   -> commit: LOADED -> the old VM is retired (the proxy's guest port
+ *      passes to the standby) -> RESUME from the primary (its proxy
+ *      restarted comparing) -> the standby runs as the new secondary VM,
+ *      the cache takes the new pages, the next standby starts.
  *
  * Until the commit, a failure undoes the RAM writes and resumes the old
  * secondary VM: the secondary stays at its previous checkpoint.
@@ -331,12 +332,22 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	old = v->vm;
 	v->vm = v->standby;
 	memset(&v->standby, 0, sizeof(v->standby));
+	/* The old VM goes first: closing its NIC socket is what moves the
+	 * proxy's guest port to the standby waiting in its listen queue, so
+	 * the new VM's NIC is attached by the time it runs. */
+	colo_qemu_stop(&old);
+	colo_vm_proxy_done(v); /* rewriter offsets 0 before it sends */
+	/* Committed: without RESUME (primary lost) the new VM runs anyway. */
+	if (expect(v, COLO_FLINK_RESUME, &m,
+		   colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS, err,
+		   sizeof(err)) < 0)
+		colo_log_warn("no RESUME after checkpoint %llu: %s",
+			      (unsigned long long)v->seq, err);
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
 	for (size_t i = 0; i < staged.n; i++)
 		memcpy(v->ram.cache + staged.off[i],
 		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
-	colo_qemu_stop(&old);
 	unlink(old.log); /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,

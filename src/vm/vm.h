@@ -24,6 +24,7 @@ enum colo_vm_reason {
 	COLO_VM_REASON_INITIAL,
 	COLO_VM_REASON_PERIODIC,
 	COLO_VM_REASON_COMMAND,
+	COLO_VM_REASON_PROXY, /* the proxy's comparer asked (divergence...) */
 	COLO_VM_REASON_MAX,
 };
 
@@ -68,6 +69,14 @@ struct colo_vm {
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
 	char machine[COLO_FLINK_MACHINE_LEN + 1];
 
+	/* --proxy-control: this host's colo proxy (proxy_hook.c) */
+	const char *proxy_ctl;
+	int proxy_fd; /* primary: events subscription */
+	struct colo_loop_fd *proxy_h;
+	struct colo_timer *proxy_retry;
+	char proxy_buf[4096];
+	size_t proxy_n;
+
 	struct colo_vm_stats st;
 	int exit_code; /* 1 once the primary's VM died under us */
 };
@@ -93,6 +102,13 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 			       bool dump, struct json_object *reply, char *err,
 			       size_t errlen);
+
+/* proxy_hook.c APIs (no-ops without --proxy-control): */
+/* Primary: subscribes to the proxy's checkpoint requests. */
+int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen);
+void colo_vm_proxy_stop(struct colo_vm *v);
+/* The new state is loaded: the proxy releases / resets (blocking, short). */
+void colo_vm_proxy_done(struct colo_vm *v);
 
 /* secondary.c APIs: */
 int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,

@@ -135,6 +135,40 @@ static void test_guest_args(void **state)
 		assert_int_equal(check(bad[i], 2, &size), -1);
 }
 
+/* --nic: the proxy's guest port becomes netdev colo-nic. */
+static void test_nic_arg(void **state)
+{
+	struct colo_qemu_cfg cfg;
+	char err[256];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(
+		colo_qemu_nic_arg(&cfg, "unix:/run/g.sock", err, sizeof(err)),
+		0);
+	assert_string_equal(cfg.netdev, "stream,id=colo-nic,server=off,"
+					"addr.type=unix,addr.path=/run/g.sock");
+	assert_int_equal(
+		colo_qemu_nic_arg(&cfg, "tcp:127.0.0.1:7000", err, sizeof(err)),
+		0);
+	assert_string_equal(cfg.netdev,
+			    "socket,id=colo-nic,connect=127.0.0.1:7000");
+	assert_int_equal(
+		colo_qemu_nic_arg(&cfg, "tcp:[::1]:7000", err, sizeof(err)), 0);
+	assert_string_equal(cfg.netdev,
+			    "socket,id=colo-nic,connect=[::1]:7000");
+	/* The proxy listens, QEMU connects; commas would split QEMU's
+	 * option. */
+	assert_int_equal(
+		colo_qemu_nic_arg(&cfg, "unix-listen:/x", err, sizeof(err)),
+		-1);
+	assert_int_equal(
+		colo_qemu_nic_arg(&cfg, "unix:/x,server=on", err, sizeof(err)),
+		-1);
+	assert_int_equal(colo_qemu_nic_arg(&cfg, "bogus", err, sizeof(err)),
+			 -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -142,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_msg_round_trip),
 		cmocka_unit_test(test_pages_checked),
 		cmocka_unit_test(test_guest_args),
+		cmocka_unit_test(test_nic_arg),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

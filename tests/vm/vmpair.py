@@ -53,7 +53,8 @@ def wait_for(cond, timeout, what):
 
 class Pair:
     def __init__(self, colo, mem="128M", append="", extra=(), interval=0,
-                 min_interval=0, base=None, secondary_extra=()):
+                 min_interval=0, base=None, secondary_extra=(),
+                 opts=None):
         self.colo = colo
         self.dir = tempfile.mkdtemp(prefix="colo-vm-test-",
                                     dir=base or "/dev/shm")
@@ -69,6 +70,7 @@ class Pair:
         self.common = ["--interval", str(interval), "--min-interval",
                        str(min_interval)]
         self.secondary_extra = list(secondary_extra)
+        self.opts = opts or {}  # role -> extra colo vm options
         self.starts = 0
         for role in ("primary", "secondary"):
             self.start(role)
@@ -84,6 +86,7 @@ class Pair:
         args += (["--link-listen", "127.0.0.1:%d" % self.port]
                  if role == "primary" else
                  ["--link-connect", "127.0.0.1:%d" % self.port])
+        args += list(self.opts.get(role, ()))
         guest = self.guest + (self.secondary_extra
                               if role == "secondary" else [])
         log = open(os.path.join(self.dir, role + ".log"), "a")

@@ -1,0 +1,182 @@
+/*
+ * proxy_hook.c - colo vm and this host's `colo proxy` (--proxy-control),
+ * so that one checkpoint covers the VM and its network:
+ *   - the primary follows the proxy's events and checkpoints on each
+ *     checkpoint-request (divergence, compare timeout, queue bound): a
+ *     divergence is repaired without anyone sending a command;
+ *   - both roles say checkpoint-done to their proxy once the new state is
+ *     loaded and before their VM runs again: the primary's comparer
+ *     releases what it held and restarts, the secondary's rewriter sets
+ *     its offsets to 0 before the new secondary VM sends anything.
+ * Lines from the proxy are outside input: a line that is too long or not
+ * JSON drops the subscription, which is made again a second later.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/control.h"
+#include "common/evloop.h"
+#include "common/log.h"
+#include "common/sock_spec.h"
+#include "vm.h"
+
+#define RETRY_NS    (1000ull * 1000 * 1000)
+#define DONE_MS	    2000u
+#define EVENTS_LINE "{\"cmd\":\"events\"}\n"
+
+static void unsubscribe(struct colo_vm *v)
+{
+	if (v->proxy_h)
+		colo_loop_del_fd(v->proxy_h);
+	v->proxy_h = NULL;
+	if (v->proxy_fd >= 0)
+		close(v->proxy_fd);
+	v->proxy_fd = -1;
+	v->proxy_n = 0;
+}
+
+/* One line from the proxy: only checkpoint-request events matter. */
+static void proxy_line(struct colo_vm *v, const char *line)
+{
+	struct json_object *o = json_tokener_parse(line), *ev;
+	char err[256];
+
+	if (o && json_object_object_get_ex(o, "event", &ev) &&
+	    json_object_is_type(ev, json_type_string) &&
+	    !strcmp(json_object_get_string(ev), "checkpoint-request") &&
+	    v->link &&
+	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PROXY, false, NULL,
+				       err, sizeof(err)) < 0)
+		colo_log_warn("checkpoint asked by the proxy: %s", err);
+	json_object_put(o);
+}
+
+static void proxy_readable(void *opaque, uint32_t events)
+{
+	struct colo_vm *v = opaque;
+	ssize_t r;
+	char *nl;
+
+	(void)events;
+	r = read(v->proxy_fd, v->proxy_buf + v->proxy_n,
+		 sizeof(v->proxy_buf) - 1 - v->proxy_n);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		colo_log_warn("proxy events at %s: connection lost",
+			      v->proxy_ctl);
+		unsubscribe(v);
+		colo_timer_arm_in(v->proxy_retry, RETRY_NS);
+		return;
+	}
+	v->proxy_n += (size_t)r;
+	v->proxy_buf[v->proxy_n] = '\0';
+	while (v->proxy_fd >= 0 && (nl = strchr(v->proxy_buf, '\n'))) {
+		size_t used = (size_t)(nl - v->proxy_buf) + 1;
+		char line[sizeof(v->proxy_buf)];
+
+		/* Taken out first: a checkpoint it starts empties the buffer
+		 * (colo_vm_proxy_done). */
+		memcpy(line, v->proxy_buf, used - 1);
+		line[used - 1] = '\0';
+		memmove(v->proxy_buf, v->proxy_buf + used, v->proxy_n - used);
+		v->proxy_n -= used;
+		v->proxy_buf[v->proxy_n] = '\0';
+		proxy_line(v, line);
+	}
+	if (v->proxy_n == sizeof(v->proxy_buf) - 1) {
+		colo_log_warn("proxy events at %s: line too long",
+			      v->proxy_ctl);
+		unsubscribe(v);
+		colo_timer_arm_in(v->proxy_retry, RETRY_NS);
+	}
+}
+
+/* (Re)subscribes to the proxy's events; retries every second while the
+ * proxy is not there. */
+static void subscribe(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	struct colo_sock_spec spec;
+	struct colo_sock_addr a;
+	char s[COLO_SOCK_PATH_MAX + 8], why[256];
+	bool in_progress;
+
+	snprintf(s, sizeof(s), "unix:%s", v->proxy_ctl);
+	if (colo_sock_spec_parse(s, &spec, why, sizeof(why)) < 0 ||
+	    colo_sock_resolve(&spec, &a, why, sizeof(why)) < 0) {
+		colo_log_warn("--proxy-control %s: %s", v->proxy_ctl, why);
+		return;
+	}
+	v->proxy_fd = colo_sock_connect(&a, &in_progress);
+	if (v->proxy_fd < 0 || in_progress ||
+	    write(v->proxy_fd, EVENTS_LINE, strlen(EVENTS_LINE)) !=
+		    (ssize_t)strlen(EVENTS_LINE)) {
+		unsubscribe(v);
+		colo_timer_arm_in(v->proxy_retry, RETRY_NS);
+		return;
+	}
+	v->proxy_h = colo_loop_add_fd(v->loop, v->proxy_fd, EPOLLIN,
+				      proxy_readable, v);
+	if (!v->proxy_h) {
+		unsubscribe(v);
+		colo_timer_arm_in(v->proxy_retry, RETRY_NS);
+		return;
+	}
+	colo_log_info("following the checkpoint requests of %s", v->proxy_ctl);
+}
+
+int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen)
+{
+	v->proxy_fd = -1;
+	if (!v->proxy_ctl || !v->primary)
+		return 0;
+	v->proxy_retry = colo_timer_new(v->loop, subscribe, v);
+	if (!v->proxy_retry) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	subscribe(v);
+	return 0;
+}
+
+void colo_vm_proxy_stop(struct colo_vm *v)
+{
+	unsubscribe(v);
+	colo_timer_free(v->proxy_retry);
+	v->proxy_retry = NULL;
+}
+
+void colo_vm_proxy_done(struct colo_vm *v)
+{
+	char err[256], *reply;
+
+	if (!v->proxy_ctl)
+		return;
+	reply = colo_control_request(v->proxy_ctl,
+				     "{\"cmd\":\"checkpoint-done\"}", DONE_MS,
+				     err, sizeof(err));
+	if (!reply)
+		colo_log_warn("proxy %s: checkpoint-done: %s", v->proxy_ctl,
+			      err);
+	free(reply);
+	/* Requests already queued were about the state the checkpoint just
+	 * replaced: drop them, the proxy's comparer started over. */
+	if (v->proxy_fd >= 0) {
+		ssize_t r;
+
+		while ((r = recv(v->proxy_fd, v->proxy_buf,
+				 sizeof(v->proxy_buf) - 1, MSG_DONTWAIT)) > 0)
+			;
+		v->proxy_n = 0;
+		if (r == 0) {
+			unsubscribe(v);
+			colo_timer_arm_in(v->proxy_retry, RETRY_NS);
+		}
+	}
+}
