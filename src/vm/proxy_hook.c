@@ -40,20 +40,29 @@ static void unsubscribe(struct colo_vm *v)
 	v->proxy_n = 0;
 }
 
+/* Whether one line of the proxy's event stream (outside input, any bytes
+ * up to a NUL) is a checkpoint request. */
+bool colo_vm_proxy_is_request(const char *line)
+{
+	struct json_object *o = json_tokener_parse(line), *ev;
+	bool yes = o && json_object_is_type(o, json_type_object) &&
+		   json_object_object_get_ex(o, "event", &ev) &&
+		   json_object_is_type(ev, json_type_string) &&
+		   !strcmp(json_object_get_string(ev), "checkpoint-request");
+
+	json_object_put(o);
+	return yes;
+}
+
 /* One line from the proxy: only checkpoint-request events matter. */
 static void proxy_line(struct colo_vm *v, const char *line)
 {
-	struct json_object *o = json_tokener_parse(line), *ev;
 	char err[256];
 
-	if (o && json_object_object_get_ex(o, "event", &ev) &&
-	    json_object_is_type(ev, json_type_string) &&
-	    !strcmp(json_object_get_string(ev), "checkpoint-request") &&
-	    v->link &&
+	if (colo_vm_proxy_is_request(line) && v->link &&
 	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PROXY, false, NULL,
 				       err, sizeof(err)) < 0)
 		colo_log_warn("checkpoint asked by the proxy: %s", err);
-	json_object_put(o);
 }
 
 static void proxy_readable(void *opaque, uint32_t events)

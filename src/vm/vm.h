@@ -109,6 +109,8 @@ int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen);
 void colo_vm_proxy_stop(struct colo_vm *v);
 /* The new state is loaded: the proxy releases / resets (blocking, short). */
 void colo_vm_proxy_done(struct colo_vm *v);
+/* Whether a line of the proxy's event stream is a checkpoint request. */
+bool colo_vm_proxy_is_request(const char *line);
 
 /* secondary.c APIs: */
 int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
