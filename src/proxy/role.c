@@ -27,6 +27,8 @@
 #include "log.h"
 #include "packet.h"
 #include "proxy.h"
+#include "sock_spec.h"
+#include "tls.h"
 
 #define LINK_HIGH (8u << 20)
 #define LINK_LOW  (2u << 20)
@@ -109,6 +111,11 @@ static void link_ready(void *opaque, uint32_t events)
 
 	if (colo_plink_up(&px->link))
 		px->on_link(px->role, events);
+	if (!px->peer_verified && colo_proxy_link_up(px)) {
+		px->peer_verified = true;
+		colo_log_info("link: peer verified (%s)",
+			      px->creds ? px->o->tls_peer : "no TLS");
+	}
 }
 
 /* Fires when a PING may be due or the peer may have timed out; re-arms
@@ -127,6 +134,16 @@ static void heartbeat(void *opaque)
 		colo_timer_arm_at(px->heartbeat, now + ping);
 		return;
 	}
+	/* A peer gets the peer timeout to finish TLS and send its HELLO:
+	 * a silent or trickling stranger cannot hold the link. */
+	if (!colo_plink_verified(&px->link) && now - px->link_since > timeout) {
+		px->link_lost(px->role, "not verified within the peer timeout");
+		return;
+	}
+	if (!colo_plink_verified(&px->link)) {
+		colo_timer_arm_at(px->heartbeat, px->link_since + timeout + 1);
+		return;
+	}
 	if (now - px->link.last_rx_ns > timeout) {
 		px->link_lost(px->role, "no data within the peer timeout");
 		return;
@@ -142,14 +159,41 @@ static void heartbeat(void *opaque)
 	colo_timer_arm_at(px->heartbeat, next);
 }
 
+int colo_proxy_link_allowed(const struct colo_proxy *px,
+			    const struct colo_sock_addr *a, char *err,
+			    size_t errlen)
+{
+	if (px->creds || px->o->insecure || colo_sock_addr_is_loopback(a))
+		return 0;
+	snprintf(err, errlen,
+		 "%s is not a loopback address: the link needs --tls-creds "
+		 "DIR and --tls-peer HOST (or --insecure to run it in the "
+		 "clear)",
+		 px->o->link);
+	return -1;
+}
+
 int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 			   bool connecting)
 {
 	uint64_t now = colo_loop_now(px->loop);
+	struct colo_tls *tls = NULL;
+	char err[256];
 
 	colo_proxy_link_detach(px);
-	colo_plink_attach(&px->link, fd, role, px->session, now);
+	if (px->creds) {
+		tls = colo_tls_new(px->creds, fd, !connecting, px->o->tls_peer,
+				   err, sizeof(err));
+		if (!tls) {
+			colo_log_warn("link: %s", err);
+			close(fd);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	colo_plink_attach(&px->link, fd, role, px->session, now, tls);
 	px->connecting = connecting;
+	px->link_since = now;
 	px->link_h = colo_loop_add_fd(px->loop, fd, EPOLLIN | EPOLLOUT,
 				      link_ready, px);
 	if (!px->link_h) {
@@ -164,7 +208,7 @@ int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 void colo_proxy_link_connected(struct colo_proxy *px)
 {
 	px->connecting = false;
-	px->link.last_rx_ns = colo_loop_now(px->loop);
+	px->link_since = px->link.last_rx_ns = colo_loop_now(px->loop);
 	colo_timer_arm_at(px->heartbeat, px->link.last_rx_ns);
 }
 
@@ -174,6 +218,7 @@ void colo_proxy_link_detach(struct colo_proxy *px)
 	px->link_h = NULL;
 	colo_plink_detach(&px->link);
 	px->connecting = false;
+	px->peer_verified = false;
 	if (px->heartbeat)
 		colo_timer_disarm(px->heartbeat);
 }
@@ -200,14 +245,19 @@ static void flush_all(void *opaque)
 	struct colo_port_watch *w = px->throttled;
 	size_t pending;
 
-	if (colo_proxy_link_up(px) &&
+	/* Flushing also drives the TLS handshake of an unverified link. */
+	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
-		px->link_lost(px->role, strerror(errno));
+		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
+							: strerror(errno));
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h)
-		colo_loop_mod_fd(
-			px->link_h,
-			EPOLLIN | (px->connecting || pending ? EPOLLOUT : 0));
+		colo_loop_mod_fd(px->link_h,
+				 EPOLLIN |
+					 (px->connecting || colo_plink_want_out(
+								    &px->link)
+						  ? EPOLLOUT
+						  : 0));
 	colo_port_flush(px->guest.port);
 	colo_port_flush(px->client.port);
 	if (w && !w->paused && pending > LINK_HIGH) {
@@ -238,6 +288,15 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 	px->role = role;
 	px->client.fd = px->guest.fd = -1;
 	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
+	if (o->tls_creds) {
+		char e[256];
+
+		px->creds = colo_tls_creds_load(o->tls_creds, e, sizeof(e));
+		if (!px->creds) {
+			snprintf(err, errlen, "--tls-creds: %s", e);
+			return -1;
+		}
+	}
 	if (colo_plink_init(&px->link) < 0)
 		goto oom;
 	px->loop = colo_loop_new();
@@ -292,6 +351,8 @@ void colo_proxy_close(struct colo_proxy *px)
 	if (px->loop)
 		colo_proxy_link_detach(px);
 	colo_plink_free(&px->link);
+	colo_tls_creds_free(px->creds);
+	px->creds = NULL;
 	colo_loop_del_fd(px->client.h);
 	colo_loop_del_fd(px->guest.h);
 	colo_port_close(px->client.port);

@@ -121,8 +121,8 @@ static void test_socket(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(colo_plink_init(&a), 0);
 	assert_int_equal(colo_plink_init(&b), 0);
-	colo_plink_attach(&a, sv[0], COLO_PLINK_ROLE_PRIMARY, 1, 0);
-	colo_plink_attach(&b, sv[1], COLO_PLINK_ROLE_SECONDARY, 2, 0);
+	colo_plink_attach(&a, sv[0], COLO_PLINK_ROLE_PRIMARY, 1, 0, NULL);
+	colo_plink_attach(&b, sv[1], COLO_PLINK_ROLE_SECONDARY, 2, 0, NULL);
 	memset(big, 0x5a, sizeof(big));
 	assert_int_equal(colo_plink_queue(&a, COLO_PLINK_INGRESS,
 					  COLO_PLINK_F_VNET, big, 10, big + 10,
