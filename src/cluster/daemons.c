@@ -87,6 +87,14 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 			     cfg->link_port);
 		add(out, "--control");
 		add(out, "%s", sock);
+		/* The link in TLS: identity is the host, so the peer's
+		 * certificate must carry its [host NAME]. */
+		if (me->credentials[0]) {
+			add(out, "--tls-creds");
+			add(out, "%s", me->credentials);
+			add(out, "--tls-peer");
+			add(out, "%s", peer->name);
+		}
 		return;
 	}
 	add(out, "blk");
