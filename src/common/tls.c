@@ -25,6 +25,8 @@
 
 #include "tls.h"
 
+#define READ_AHEAD (256 * 1024)
+
 struct colo_tls_creds {
 	SSL_CTX *server; /* NULL: no server-cert.pem / server-key.pem */
 	SSL_CTX *client; /* NULL: no client-cert.pem / client-key.pem */
@@ -102,6 +104,11 @@ static SSL_CTX *ctx_new(const char *dir, bool server, char *err, size_t errlen)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+	/* One recv takes many records (not two per record: header, body).
+	 * Bytes read ahead are invisible to epoll: readers drain the
+	 * session until it says EAGAIN (colo_tls_read's contract). */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx, READ_AHEAD);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -290,11 +297,4 @@ ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len)
 	errno = 0;
 	r = SSL_write_ex(t->ssl, buf, len, &n);
 	return r == 1 ? (ssize_t)n : io_fail(t, r);
-}
-
-size_t colo_tls_pending(const struct colo_tls *t)
-{
-	int n = SSL_pending(t->ssl);
-
-	return n > 0 ? (size_t)n : 0;
 }

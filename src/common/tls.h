@@ -49,12 +49,13 @@ bool colo_tls_established(const struct colo_tls *t);
 
 /* Like recv/send with MSG_DONTWAIT: bytes moved, 0 for a clean end of
  * stream (read), or -1 with errno (EAGAIN: wait for the socket; EPROTO:
- * the session is broken). A write that returned EAGAIN must be retried
- * with at least the same bytes (they may move in memory). */
+ * the session is broken). The session reads ahead of what it returns:
+ * a reader must call colo_tls_read until EAGAIN before it waits for
+ * EPOLLIN again (or come back without waiting), or bytes already
+ * received sit unseen. A write that returned
+ * EAGAIN must be retried with at least the same bytes (they may move in
+ * memory). */
 ssize_t colo_tls_read(struct colo_tls *t, void *buf, size_t len);
 ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len);
-/* Decrypted bytes already held inside the session (epoll cannot see
- * them): read again before sleeping when this is non-zero. */
-size_t colo_tls_pending(const struct colo_tls *t);
 
 #endif

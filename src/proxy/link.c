@@ -467,9 +467,9 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		    uint64_t now_ns, char *err, size_t errlen)
 {
 	size_t total = 0;
-	/* A TLS read returns one record (16 KiB) at most: allow as many
-	 * rounds as the plain path's 16 large reads would move. */
-	int rounds = l->tls ? 256 : 16;
+	/* A TLS read returns one record (16 KiB) at most: as many rounds as
+	 * move what the plain path's 16 large reads would. */
+	int rounds = l->tls ? 128 : 16;
 
 	if (l->fd >= 0 && l->tls) {
 		int r = tls_step(l);
@@ -480,6 +480,7 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 			return r;
 	}
 	/* Bounded so one busy link cannot starve the ports. */
+	l->rx_more = false;
 	for (int round = 0; round < rounds && l->fd >= 0 && total < IN_CAP;
 	     round++) {
 		ssize_t n;
@@ -519,5 +520,8 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		if ((size_t)n < room && !l->tls)
 			break;
 	}
+	/* Stopped by the bound, not by EAGAIN: the TLS session may hold
+	 * bytes it read ahead, which epoll will not report again. */
+	l->rx_more = l->tls && l->fd >= 0;
 	return 0;
 }

@@ -112,6 +112,7 @@ struct colo_plink {
 	uint32_t tls_want;    /* handshake: the event it waits for */
 	uint8_t role;	      /* ours; the peer's HELLO must say the other */
 	bool hello_rx;	      /* the peer's HELLO arrived */
+	bool rx_more; /* TLS read stopped at its bound: read again soon */
 	struct colo_plink_hello peer;
 	uint8_t *in;
 	size_t in_off, in_len, in_cap; /* unparsed: [in_off, in_len) */
@@ -152,6 +153,8 @@ size_t colo_plink_pending(const struct colo_plink *l);
 /* Send what the socket takes: 0 ok (maybe still pending), -1 dead. */
 int colo_plink_flush(struct colo_plink *l, uint64_t now_ns);
 /* Read what is there and call fn for every whole frame after the HELLO.
+ * With TLS, rx_more afterwards says to call again without waiting for
+ * EPOLLIN (the session may hold bytes already taken from the socket).
  * Returns 0, or -1 when the peer closed or broke the protocol (reason in
  * err). fn returning -1 stops with an error too. */
 typedef int (*colo_plink_frame_fn)(void *opaque,

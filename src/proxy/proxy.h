@@ -101,6 +101,7 @@ struct colo_proxy {
 	 * high mark (TCP senders slow down instead of us buffering). */
 	struct colo_port_watch *throttled;
 	struct colo_timer *heartbeat;
+	struct colo_timer *rx_resume; /* TLS input left in the session */
 	struct colo_control_server *ctl;
 	uint64_t session;
 	/* Set by the role: the link's fd is ready; the link is gone. */

@@ -111,11 +111,19 @@ static void link_ready(void *opaque, uint32_t events)
 
 	if (colo_plink_up(&px->link))
 		px->on_link(px->role, events);
+	/* Come back right after the ports had their turn. */
+	if (colo_plink_up(&px->link) && px->link.rx_more)
+		colo_timer_arm_in(px->rx_resume, 0);
 	if (!px->peer_verified && colo_proxy_link_up(px)) {
 		px->peer_verified = true;
 		colo_log_info("link: peer verified (%s)",
 			      px->creds ? px->o->tls_peer : "no TLS");
 	}
+}
+
+static void rx_resume(void *opaque)
+{
+	link_ready(opaque, EPOLLIN);
 }
 
 /* Fires when a PING may be due or the peer may have timed out; re-arms
@@ -303,7 +311,8 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 	if (!px->loop)
 		goto oom;
 	px->heartbeat = colo_timer_new(px->loop, heartbeat, px);
-	if (!px->heartbeat ||
+	px->rx_resume = colo_timer_new(px->loop, rx_resume, px);
+	if (!px->heartbeat || !px->rx_resume ||
 	    colo_loop_before_sleep(px->loop, flush_all, px) < 0)
 		goto oom;
 	colo_ignore_sigpipe();
