@@ -21,7 +21,7 @@ RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
-	corosync-qnetd util-linux openssl)
+	corosync-qnetd util-linux busybox-static openssl)
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -85,6 +85,15 @@ fuzz_run() {
 	rm -rf "$work"
 }
 
+# meson test in one build dir, then each suite's duration (even on failure).
+suite_test() { # dir, meson test args...
+	local dir=$1 rc=0
+	shift
+	meson test -C "$dir" "$@" || rc=$?
+	python3 tests/suite_times.py "$dir"
+	return $rc
+}
+
 cmd_test() {
 	ensure_packages "${TEST_PKGS[@]}"
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
@@ -92,15 +101,15 @@ cmd_test() {
 
 	say "release build and all tests (build/)"
 	setup build -Dtests=true
-	meson test -C build --print-errorlogs --num-processes 2
+	suite_test build --print-errorlogs --num-processes 2
 
 	say "ASan+UBSan build and tests (build-asan/)"
 	setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false
-	# The cluster suite runs corosync, qdevice and qnetd: timing-bound,
-	# so the release build's run is the one that counts.
-	meson test -C build-asan --print-errorlogs --num-processes 2 \
-		--timeout-multiplier 3 --no-suite cluster
+	# The cluster suite (corosync, qdevice, qnetd: timing-bound) and the
+	# VM suite (TCG guests: CI budget) count in the release build only.
+	suite_test build-asan --print-errorlogs --num-processes 2 \
+		--timeout-multiplier 3 --no-suite cluster --no-suite vm
 
 	say "libFuzzer targets (build-fuzz/)"
 	CC=clang setup build-fuzz -Dbuildtype=debugoptimized -Dfuzzing=true \

@@ -28,6 +28,8 @@ static const struct command commands[] = {
 	  "compare primary and secondary output (drop-in for QEMU colo-compare)" },
 	{ "analyze", colo_cmd_analyze,
 	  "replay two captures through the comparer and explain checkpoints" },
+	{ "vm", colo_cmd_vm,
+	  "run a guest under QEMU, kept in lock-step by checkpoints" },
 	{ "blk", colo_cmd_blk,
 	  "block replication: NBD exports with COLO's disk buffer" },
 	{ "up", colo_cmd_up,
@@ -60,7 +62,8 @@ static void set_log_name(int argc, char **argv)
 	if (!strcmp(argv[1], "blk") && argc > 2 && argv[2][0] != '-')
 		sub = argv[2];
 	for (int i = 2; i + 1 < argc; i++)
-		if (!strcmp(argv[1], "proxy") && !strcmp(argv[i], "--role"))
+		if ((!strcmp(argv[1], "proxy") || !strcmp(argv[1], "vm")) &&
+		    !strcmp(argv[i], "--role"))
 			sub = argv[i + 1];
 	snprintf(name, sizeof(name), "colo %s%s%s", argv[1], *sub ? " " : "",
 		 sub);

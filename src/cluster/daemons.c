@@ -87,6 +87,8 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 			     cfg->link_port);
 		add(out, "--control");
 		add(out, "%s", sock);
+		/* colo up pushes the lease; nothing leaves before it */
+		add(out, "--lease-required");
 		/* The link in TLS: identity is the host, so the peer's
 		 * certificate must carry its [host NAME]. */
 		if (me->credentials[0]) {

@@ -49,6 +49,9 @@ struct up {
 	bool claim_sent;
 	bool quorate; /* last notification (status only) */
 	bool peer_in_group;
+	/* A message of the peer was delivered since the last membership
+	 * change: only then may our own renewal extend the lease. */
+	bool peer_heard;
 	bool lease_hook_missing;
 	enum colo_role peer_role;
 	uint64_t epoch;
@@ -364,6 +367,11 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 			run_hook(u, "degraded");
 	}
 	u->peer_in_group = in;
+	/* After any membership change (a merge after a partition, or after
+	 * this host was frozen) the peer may hold a newer epoch: our own
+	 * renewal, delivered before its message, must not renew the lease
+	 * of a host that is about to learn it was deposed. */
+	u->peer_heard = false;
 	if (u->primary == u->peer) {
 		if (in) {
 			colo_lease_peer_joined(&u->lease);
@@ -384,6 +392,12 @@ static void on_state_msg(struct up *u, uint32_t from,
 		if (m->role != COLO_ROLE_PRIMARY ||
 		    u->role != COLO_ROLE_PRIMARY || m->epoch != u->epoch)
 			return;
+		if (u->peer_in_group && !u->peer_heard) {
+			colo_log_info("renewal not counted: %s not heard "
+				      "since the membership changed",
+				      u->cfg->host[!u->self].name);
+			return;
+		}
 		colo_lease_renewed(&u->lease, m->sent_ns,
 				   colo_membership_quorate_now(u->mb) == 1);
 		if (u->pending_failover &&
@@ -393,6 +407,7 @@ static void on_state_msg(struct up *u, uint32_t from,
 			push_lease(u);
 		return;
 	}
+	u->peer_heard = true;
 	u->peer_role = (enum colo_role)m->role;
 	if (m->epoch > u->epoch && u->role != COLO_ROLE_PRIMARY)
 		u->epoch = m->epoch;
@@ -418,6 +433,8 @@ static void on_claim_msg(struct up *u, uint32_t from,
 {
 	if (from == u->me)
 		u->claim_sent = false;
+	else
+		u->peer_heard = true;
 	if (m->epoch <= u->epoch)
 		return; /* a claim that lost the race, or an old one */
 	u->epoch = m->epoch;

@@ -153,19 +153,6 @@ int colo_port_if_mac(const char *ifname, uint8_t mac[6])
 	return 0;
 }
 
-int colo_port_if_up(const char *ifname)
-{
-	struct ifreq ifr;
-
-	memset(&ifr, 0, sizeof(ifr));
-	if (if_ioctl(ifname, SIOCGIFFLAGS, &ifr))
-		return -1;
-	if (ifr.ifr_flags & IFF_UP)
-		return 0;
-	ifr.ifr_flags |= IFF_UP;
-	return if_ioctl(ifname, SIOCSIFFLAGS, &ifr);
-}
-
 struct convert_ctx {
 	struct colo_port *p;
 	int (*put)(void *ctx, const uint8_t *vnet, const uint8_t *f,

@@ -40,7 +40,6 @@ void colo_port_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* ioctl on an interface of the current network namespace. */
 int colo_port_if_mac(const char *ifname, uint8_t mac[6]);
-int colo_port_if_up(const char *ifname);
 /* Hands a frame given with vnet_len bytes of header to a port that wants
  * want bytes: calls put(ctx, vnet, f, len) once per resulting frame
  * (more than once when a GSO frame has to be segmented), vnet being the

@@ -1,6 +1,15 @@
 /*
- * port_tap.c - "tap:IFNAME": a TAP device the proxy owns, opened with
- * IFF_VNET_HDR and TSO offloads so the kernel hands it GSO super-frames.
+ * port_tap.c - "tap:IFNAME[,mac=MAC]": a TAP device the proxy owns, opened
+ * with IFF_VNET_HDR and TSO offloads so the kernel hands it GSO
+ * super-frames.
+ *
+ * The tap's interface is the guest's NIC (a namespace or container guest:
+ * the interface is moved there), not a host port. So the proxy never
+ * brings it up: an interface up in the host namespace sends the host's own
+ * IPv6 chatter (DAD, router solicitations, MLD reports at random moments)
+ * with its own MAC, which the proxy would read as guest output, learn as
+ * the guest's MAC and compare against the other host's. The guest brings
+ * it up. "mac=" gives the interface the guest's MAC before anyone sees it.
  *
  * A tap has no batched read or write: recv reads until the device is dry
  * or the batch is full, send writes each frame at once (writev of header
@@ -10,11 +19,13 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -44,18 +55,72 @@ static void tap_close(struct colo_port *base)
 	free(p);
 }
 
-static int tap_setup(struct tap_port *p, const char *ifname, char *err,
+/* Splits "IFNAME[,mac=MAC]"; *has_mac says whether a MAC was given. */
+static int tap_parse(const char *spec, char ifname[IFNAMSIZ], uint8_t mac[6],
+		     int *has_mac, char *err, size_t errlen)
+{
+	const char *comma = strchr(spec, ',');
+	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+	unsigned int b[6];
+	char tail;
+	int i;
+
+	*has_mac = 0;
+	if (!n || n >= IFNAMSIZ) {
+		colo_port_err(err, errlen, "tap:%s: bad interface name", spec);
+		return -1;
+	}
+	memcpy(ifname, spec, n);
+	ifname[n] = 0;
+	if (!comma)
+		return 0;
+	if (strncmp(comma + 1, "mac=", 4) ||
+	    sscanf(comma + 5, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2],
+		   &b[3], &b[4], &b[5], &tail) != 6 ||
+	    strlen(comma + 5) != 17 || (b[0] & 1)) {
+		colo_port_err(
+			err, errlen,
+			"tap:%s: expected tap:IFNAME[,mac=XX:XX:XX:XX:XX:XX]"
+			" (a unicast MAC)",
+			spec);
+		return -1;
+	}
+	for (i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	*has_mac = 1;
+	return 0;
+}
+
+/* Sets the interface's MAC; tun allows it while the interface is up. */
+static int tap_set_mac(const char *ifname, const uint8_t mac[6])
+{
+	struct ifreq ifr;
+	int fd, rc;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+	rc = ioctl(fd, SIOCSIFHWADDR, &ifr);
+	close(fd);
+	return rc;
+}
+
+static int tap_setup(struct tap_port *p, const char *spec, char *err,
 		     size_t errlen)
 {
+	char ifname[IFNAMSIZ];
+	uint8_t mac[6];
+	int has_mac;
 	unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 	int hdr_sz = COLO_VNET_HDR_LEN;
 	struct ifreq ifr;
 
-	if (!*ifname || strlen(ifname) >= IFNAMSIZ) {
-		colo_port_err(err, errlen, "tap:%s: bad interface name",
-			      ifname);
+	if (tap_parse(spec, ifname, mac, &has_mac, err, errlen))
 		return -1;
-	}
 	p->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (p->fd < 0)
 		goto fail;
@@ -68,7 +133,9 @@ static int tap_setup(struct tap_port *p, const char *ifname, char *err,
 	if (ioctl(p->fd, TUNSETVNETHDRSZ, &hdr_sz) ||
 	    ioctl(p->fd, TUNSETOFFLOAD, offload))
 		goto fail;
-	if (colo_port_if_up(p->ifname) || colo_port_if_mac(p->ifname, p->mac))
+	if (has_mac && tap_set_mac(p->ifname, mac))
+		goto fail;
+	if (colo_port_if_mac(p->ifname, p->mac))
 		goto fail;
 	p->map_len = (size_t)COLO_PORT_BATCH * SLOT;
 	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,

@@ -41,6 +41,11 @@ bool colo_vnet_is_gso(const struct colo_vnet_hdr *h);
  * point outside the frame (the frame is left untouched). */
 int colo_vnet_csum_complete(uint8_t *frame, size_t len,
 			    const struct colo_vnet_hdr *h);
-
+/* A header (at p, then the frame: len bytes in all) that did not come
+ * from our own kernel, e.g. over the replication link: true when it is
+ * one a guest could have written and the kernel would accept: known flags
+ * and GSO type, a GSO size, checksum start and field and header length
+ * inside a frame of at least an Ethernet header. */
+bool colo_vnet_check(const uint8_t *p, size_t len);
 
 #endif

@@ -47,7 +47,11 @@ static const char usage[] =
 	"KiB):\n"
 	"  packet:IFNAME   AF_PACKET on an interface (host end of a veth, or\n"
 	"                  the tap device a VM holds); set promiscuous\n"
-	"  tap:IFNAME      a TAP device the proxy creates and owns\n"
+	"  tap:IFNAME[,mac=MAC]\n"
+	"                  a TAP device the proxy owns whose interface is\n"
+	"                  a namespace/container guest's NIC (move it\n"
+	"                  there; the proxy never brings it up); not for a\n"
+	"                  QEMU VM (use packet: on its tap, or qemu:)\n"
 	"  qemu:SOCK       QEMU's -netdev socket framing; SOCK is\n"
 	"                  tcp-listen:HOST:PORT, tcp:HOST:PORT,\n"
 	"                  unix-listen:PATH or unix:PATH\n"
@@ -60,7 +64,7 @@ static const char usage[] =
 	"  --link-connect HOST:PORT secondary: the primary's link address\n"
 	"  --control PATH          JSON control socket (see colo ctl):\n"
 	"                          status, stats, checkpoint-done, failover,\n"
-	"                          quit; events: divergence,\n"
+	"                          lease, quit; events: divergence,\n"
 	"                          checkpoint-request, peer-lost, ...\n"
 	"  --compare-timeout MS    primary: hold a frame at most this long\n"
 	"                          before asking for a checkpoint (3000)\n"
@@ -77,6 +81,9 @@ static const char usage[] =
 	"                          (required with --tls-creds)\n"
 	"  --insecure              allow a link off loopback without TLS\n"
 	"                          (anyone reaching the port owns the pair)\n"
+	"  --lease-required        release nothing to the client before the\n"
+	"                          first lease command, nor after its "
+	"deadline\n"
 	"  -q, --quiet             log warnings only\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -98,7 +105,8 @@ int colo_cmd_proxy(int argc, char **argv)
 		O_PT,
 		O_TLS,
 		O_PEER,
-		O_INSECURE
+		O_INSECURE,
+		O_LEASE
 	};
 	static const struct option lopts[] = {
 		{ "role", required_argument, NULL, O_ROLE },
@@ -114,6 +122,7 @@ int colo_cmd_proxy(int argc, char **argv)
 		{ "tls-creds", required_argument, NULL, O_TLS },
 		{ "tls-peer", required_argument, NULL, O_PEER },
 		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "lease-required", no_argument, NULL, O_LEASE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -179,6 +188,9 @@ int colo_cmd_proxy(int argc, char **argv)
 			break;
 		case O_INSECURE:
 			o.insecure = true;
+			break;
+		case O_LEASE:
+			o.lease_required = true;
 			break;
 		case 'q':
 			colo_log_quiet = true;

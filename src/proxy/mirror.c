@@ -21,7 +21,7 @@ void colo_mirror_client_frame(void *primary, uint8_t *f, size_t len)
 		return;
 	}
 	if (colo_primary_protected(p)) {
-		if (colo_plink_queue(&p->px.link, COLO_PLINK_INGRESS,
+		if (colo_proxy_queue(&p->px, COLO_PLINK_INGRESS,
 				     v ? COLO_PLINK_F_VNET : 0, f, len, NULL,
 				     0) < 0)
 			p->mirror_failed++;

@@ -100,11 +100,13 @@ static void release(void *opaque, const uint8_t *frame, size_t len,
 	struct colo_primary *p = opaque;
 
 	p->released++;
-	if (p->handed_over)
+	if (p->handed_over || p->handing_over) {
+		p->silent++;
 		return;
+	}
 	if (colo_primary_protected(p) && len <= COLO_PORT_FRAME_MAX)
 		frame = clamp_window(p, frame, len, vnet_hdr_len);
-	colo_port_send(p->px.client.port, frame, len, vnet_hdr_len);
+	colo_proxy_to_client(&p->px, frame, len, vnet_hdr_len);
 }
 
 /* Checks held frames against the compare timeout soon enough: called
@@ -169,10 +171,25 @@ static void degrade(void *opaque, const char *why)
 			      why);
 		return;
 	}
+	colo_lease_gate_link_lost(&p->px.lease);
 	colo_comparer_release_all(p->cmp);
 	p->peer_losses++;
-	colo_log_warn("secondary lost (%s): degraded, passing traffic through",
-		      why);
+	if (p->handing_over) {
+		/* The secondary never echoed FAILOVER: it did not take over
+		 * (it takes over only after echoing). Silence now would
+		 * leave the client with nobody. */
+		p->handing_over = false;
+		p->failovers_unconfirmed++;
+		colo_log_warn("failover not confirmed by the secondary: "
+			      "serving again");
+		colo_control_server_emit(p->px.ctl, "failover-failed", NULL);
+	}
+	if (p->handed_over)
+		colo_log_info("secondary link closed after the hand-over");
+	else
+		colo_log_warn("secondary lost (%s): degraded, passing "
+			      "traffic through",
+			      why);
 	colo_control_server_emit(p->px.ctl, "peer-lost", NULL);
 }
 
@@ -205,7 +222,17 @@ static void accept_peer(void *opaque, uint32_t events)
 		colo_log_warn("secondary: %s", strerror(errno));
 		return;
 	}
+}
+
+/* The connection proved to be our secondary (TLS host and HELLO): only
+ * now does it count, for the lease too (a stranger must not clear its
+ * floor). */
+static void peer_verified(void *opaque)
+{
+	struct colo_primary *p = opaque;
+
 	p->peer_connects++;
+	colo_lease_gate_link_up(&p->px.lease);
 	colo_log_info("secondary connected: protected");
 	colo_control_server_emit(p->px.ctl, "peer-connected", NULL);
 }
@@ -219,6 +246,17 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 			return -1;
 		colo_redirector_to_comparer(p, f);
 		housekeeping_soon(p);
+		return 0;
+	}
+	if (f->type == COLO_PLINK_FAILOVER) {
+		/* The secondary's echo: it is taking over now. */
+		if (!p->handing_over)
+			return -1;
+		p->handing_over = false;
+		p->handed_over = true;
+		colo_log_warn("the secondary confirmed the hand-over: client "
+			      "port silent");
+		colo_control_server_emit(p->px.ctl, "handed-over", NULL);
 		return 0;
 	}
 	/* The secondary sends only EGRESS and heartbeats. */
@@ -252,20 +290,22 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 		memcpy(p->guest_mac, f + v + 6, 6);
 		p->guest_mac_known = true;
 	}
-	if (p->handed_over)
+	if (p->handed_over || p->handing_over) {
+		p->silent++;
 		return;
+	}
 	if (!colo_primary_protected(p)) {
 		p->passthrough++;
-		colo_port_send(p->px.client.port, f, len, v);
+		colo_proxy_to_client(&p->px, f, len, v);
 		return;
 	}
 	if (colo_conn_meta_from_frame(f, len, v, &m)) {
 		uint8_t buf[COLO_PLINK_META_LEN];
 
 		colo_plink_meta_encode(buf, &m);
-		colo_plink_queue(&p->px.link, COLO_PLINK_CONN_META, 0, buf,
-				 sizeof(buf), NULL, 0);
-		p->conn_meta++;
+		if (colo_proxy_queue(&p->px, COLO_PLINK_CONN_META, 0, buf,
+				     sizeof(buf), NULL, 0) == 0)
+			p->conn_meta++;
 	}
 	colo_comparer_input(p->cmp, COLO_PRIMARY, f, len, v,
 			    colo_loop_now(p->px.loop));
@@ -278,6 +318,8 @@ static const char *mode_name(const struct colo_primary *p)
 {
 	if (p->handed_over)
 		return "handed-over";
+	if (p->handing_over)
+		return "handing-over";
 	return colo_primary_protected(p) ? "protected" : "degraded";
 }
 
@@ -323,6 +365,9 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "mirror_failed", p->mirror_failed },
 		{ "guest_frames", p->guest_frames },
 		{ "passthrough", p->passthrough },
+		{ "silent", p->silent },
+		{ "failovers_unconfirmed", p->failovers_unconfirmed },
+		{ "link_queue_failed", p->px.queue_failed },
 		{ "conn_meta", p->conn_meta },
 		{ "released_frames", s->released_frames },
 		{ "released_bytes", s->released_bytes },
@@ -350,6 +395,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	colo_proxy_add_u64(r, "peer_losses", p->peer_losses);
 	colo_proxy_add_u64(r, "link_bytes_tx", p->px.link.bytes_tx);
 	colo_proxy_add_u64(r, "link_bytes_rx", p->px.link.bytes_rx);
+	colo_proxy_add_lease_stats(r, &p->px);
 	colo_proxy_add_port_stats(r, "client_port", p->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", p->px.guest.port);
 	return 0;
@@ -363,8 +409,8 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 	(void)req, (void)r, (void)err, (void)errlen;
 	colo_comparer_checkpoint_done(p->cmp, colo_now_ns());
 	if (colo_proxy_link_up(&p->px))
-		colo_plink_queue(&p->px.link, COLO_PLINK_CHECKPOINT_DONE, 0,
-				 NULL, 0, NULL, 0);
+		colo_proxy_queue(&p->px, COLO_PLINK_CHECKPOINT_DONE, 0, NULL, 0,
+				 NULL, 0);
 	return 0;
 }
 
@@ -380,11 +426,18 @@ static int cmd_failover(void *ctx, struct json_object *req,
 		snprintf(err, errlen, "no secondary to hand over to");
 		return -1;
 	}
-	colo_plink_queue(&p->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL, 0);
-	colo_plink_flush(&p->px.link, colo_now_ns());
+	if (p->handing_over || p->handed_over)
+		return 0;
+	if (colo_proxy_queue(&p->px, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL, 0) <
+	    0) {
+		snprintf(err, errlen, "cannot queue FAILOVER: out of memory");
+		return -1;
+	}
 	colo_comparer_release_all(p->cmp);
-	p->handed_over = true;
-	colo_log_warn("handed over to the secondary: client port silent");
+	/* Silent from now on: the secondary may start at any moment. Only
+	 * its echo makes this final; a link lost before it undoes it. */
+	p->handing_over = true;
+	colo_log_warn("handing over to the secondary: client port silent");
 	return 0;
 }
 
@@ -395,6 +448,8 @@ static const struct colo_control_cmd commands[] = {
 	  "a checkpoint finished: release held frames, reset offsets" },
 	{ "failover", cmd_failover,
 	  "hand the client interface over to the secondary" },
+	{ "lease", colo_proxy_cmd_lease,
+	  "deadline_ns: release to the client only before it (0: never)" },
 	{ "quit", colo_proxy_cmd_quit, "exit" },
 };
 
@@ -447,6 +502,7 @@ static int setup(struct colo_primary *p, const struct colo_proxy_opts *o,
 		return -1;
 	p->px.on_link = on_link;
 	p->px.link_lost = degrade;
+	p->px.on_verified = peer_verified;
 	p->px.throttled = &p->px.client;
 	p->housekeeping = colo_timer_new(p->px.loop, housekeeping, p);
 	if (!p->housekeeping) {
@@ -485,7 +541,7 @@ int colo_proxy_primary_run(const struct colo_proxy_opts *o)
 	else
 		rc = 0;
 	colo_comparer_release_all(p->cmp);
-	colo_port_flush(p->px.client.port);
+	colo_proxy_flush_client(&p->px);
 out:
 	if (p->listen_fd >= 0) {
 		colo_loop_del_fd(p->listen_h);

@@ -49,6 +49,17 @@ struct colo_proxy_opts {
 	 * prove; without, only loopback unless insecure. */
 	const char *tls_creds, *tls_peer;
 	bool insecure;
+	bool lease_required; /* release nothing before the first lease */
+};
+
+/* The lease the client port obeys (lease.c). */
+struct colo_lease_gate {
+	bool active; /* --lease-required, or a lease command was seen */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: no lease */
+	uint64_t floor_ns;    /* valid only with a deadline above this */
+	uint8_t *hold;	      /* held output, in order */
+	size_t hold_len;
+	uint64_t leases, held, held_now, released_late, dropped, dropped_now;
 };
 
 /* Frames for the guest: its unicast MAC, broadcast and multicast. Until
@@ -104,9 +115,18 @@ struct colo_proxy {
 	struct colo_timer *rx_resume; /* TLS input left in the session */
 	struct colo_control_server *ctl;
 	uint64_t session;
+	struct colo_lease_gate lease;
+	/* A frame could not be queued on the link: the peer's state would
+	 * silently diverge, so the link is dropped at the end of the
+	 * wake-up (never inside the link's own read callback). */
+	bool link_broken;
+	uint64_t queue_failed;
+	bool failed; /* a descriptor could not be watched: exit 1 */
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);
+	/* Optional: the peer just became verified. */
+	void (*on_verified)(void *role);
 };
 
 /* Loop, signals (SIGINT/SIGTERM stop it), ports and the flush hook. 0, or
@@ -131,6 +151,10 @@ int colo_proxy_link_allowed(const struct colo_proxy *px,
 int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 			   bool connecting);
 void colo_proxy_link_detach(struct colo_proxy *px);
+/* colo_plink_queue, and on failure: counted, the link dropped at the end
+ * of this wake-up. Returns colo_plink_queue's result. */
+int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
+		     const void *p1, size_t n1, const void *p2, size_t n2);
 /* Up = the peer is verified (TLS host and HELLO): nothing is mirrored,
  * compared or applied before. */
 static inline bool colo_proxy_link_up(const struct colo_proxy *px)
@@ -151,6 +175,24 @@ void colo_proxy_add_port_stats(struct json_object *r, const char *name,
 /* The "quit" command of both roles. */
 int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
 			struct json_object *r, char *err, size_t errlen);
+
+/* lease.c APIs: every frame to the client port goes through these. */
+int colo_lease_gate_init(struct colo_lease_gate *g, bool required);
+void colo_lease_gate_free(struct colo_lease_gate *g);
+/* The link to the peer is lost: hold until the lease is renewed. */
+void colo_lease_gate_link_lost(struct colo_lease_gate *g);
+/* A secondary connected: the lease alone rules again. */
+void colo_lease_gate_link_up(struct colo_lease_gate *g);
+/* To the client port if the lease allows it now, else held (counted). */
+void colo_proxy_to_client(struct colo_proxy *px, const uint8_t *f, size_t len,
+			  size_t v);
+/* Flushes the client port if the lease allows it now. */
+void colo_proxy_flush_client(struct colo_proxy *px);
+/* {"cmd":"lease","deadline_ns":N}: both roles. */
+int colo_proxy_cmd_lease(void *ctx, struct json_object *req,
+			 struct json_object *r, char *err, size_t errlen);
+void colo_proxy_add_lease_stats(struct json_object *r,
+				const struct colo_proxy *px);
 
 /* announce.c APIs: */
 #define COLO_ANNOUNCE_ADDRS 8
@@ -206,11 +248,17 @@ struct colo_primary {
 	uint64_t housekeeping_at, timeout_step;
 	uint8_t guest_mac[6];
 	bool guest_mac_known;
-	bool handed_over; /* failover command: the secondary owns the client */
+	/* failover command: FAILOVER sent, output silent until the
+	 * secondary echoes it (handed_over) or the link drops first (we
+	 * serve again: the secondary never took over). */
+	bool handing_over;
+	bool handed_over; /* the secondary confirmed: it owns the client */
 	uint64_t client_frames, client_ignored, mirrored, guest_frames;
 	uint64_t passthrough, released, conn_meta, ckpt_requests;
 	uint64_t peer_connects, peer_losses, mirror_failed, clamped;
 	uint64_t peer_refused; /* connections refused: a verified peer is up */
+	uint64_t silent; /* output dropped while handing over or handed over */
+	uint64_t failovers_unconfirmed;
 	/* The secondary guest's latest receive window per connection. */
 	struct {
 		uint64_t conn;
@@ -221,7 +269,8 @@ struct colo_primary {
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
 {
-	return colo_proxy_link_up(&p->px) && !p->handed_over;
+	return colo_proxy_link_up(&p->px) && !p->handed_over &&
+	       !p->handing_over;
 }
 int colo_proxy_primary_run(const struct colo_proxy_opts *o);
 /* Remembers the secondary guest's receive window from one of its frames:
@@ -247,7 +296,9 @@ void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
 		      size_t v);
 /* Sends every kept segment the client has not acknowledged to port;
  * returns how many. */
-uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port);
+uint64_t colo_replay_send(struct colo_replay *t, struct colo_proxy *px);
+/* Segments that could not be kept (no memory for a copy). */
+uint64_t colo_replay_lost(const struct colo_replay *t);
 
 /* secondary.c APIs: */
 #define COLO_WAIT_FRAMES 1024
@@ -263,7 +314,7 @@ struct colo_secondary {
 	uint64_t failover_at;
 	uint32_t announced;
 	struct colo_replay *replay;
-	uint64_t replayed;
+	uint64_t replayed, replay_lost;
 	/* Egress waiting for its connection's primary ISN (a CONN_META
 	 * racing the guest's SYN/ACK): a bounded FIFO. */
 	struct {
@@ -275,7 +326,7 @@ struct colo_secondary {
 	size_t wq_bytes;
 	uint64_t ingress, egress, client_in, client_dropped, to_client;
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
-	uint64_t neigh_answers;
+	uint64_t neigh_answers, ingress_bad_vnet;
 };
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the

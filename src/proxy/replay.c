@@ -39,6 +39,7 @@ struct colo_replay {
 	/* free buffers: [0] SMALL bytes, [1] COLO_PORT_FRAME_MAX bytes */
 	uint8_t *free[2][TAIL_SLOTS];
 	uint32_t nfree[2];
+	uint64_t lost; /* segments not kept: no memory for a copy */
 	struct {
 		uint64_t conn;
 		uint32_t ack;
@@ -116,8 +117,10 @@ void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
 	sl = &t->s[(t->head + t->n) % TAIL_SLOTS];
 	sl->frame = t->nfree[c] ? t->free[c][--t->nfree[c]]
 				: malloc(c ? COLO_PORT_FRAME_MAX : SMALL);
-	if (!sl->frame)
+	if (!sl->frame) {
+		t->lost++; /* failover then waits for the guest's RTO */
 		return;
+	}
 	memcpy(sl->frame, f, len);
 	sl->len = (uint32_t)len;
 	sl->vnet = (uint8_t)v;
@@ -125,6 +128,11 @@ void colo_replay_keep(struct colo_replay *t, const uint8_t *f, size_t len,
 	sl->end_seq = p.seq + seglen;
 	t->n++;
 	t->bytes += len;
+}
+
+uint64_t colo_replay_lost(const struct colo_replay *t)
+{
+	return t ? t->lost : 0;
 }
 
 void colo_replay_free(struct colo_replay *t)
@@ -139,7 +147,7 @@ void colo_replay_free(struct colo_replay *t)
 	free(t);
 }
 
-uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port)
+uint64_t colo_replay_send(struct colo_replay *t, struct colo_proxy *px)
 {
 	uint64_t sent = 0;
 
@@ -150,7 +158,7 @@ uint64_t colo_replay_send(struct colo_replay *t, struct colo_port *port)
 
 		if (acked(t, sl))
 			continue;
-		colo_port_send(port, sl->frame, sl->len, sl->vnet);
+		colo_proxy_to_client(px, sl->frame, sl->len, sl->vnet);
 		sent++;
 	}
 	return sent;

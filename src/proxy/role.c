@@ -40,6 +40,18 @@
 
 static void watch_sync(struct colo_port_watch *w);
 
+/* A port we cannot watch leaves the proxy deaf on it (or never paused):
+ * nothing to go on with, so the proxy exits with an error and its
+ * supervisor decides. */
+static void watch_failed(struct colo_port_watch *w)
+{
+	colo_log_warn("cannot watch the %s port: %s: exiting",
+		      w == &w->px->client ? "client" : "guest",
+		      strerror(errno));
+	w->px->failed = true;
+	colo_loop_stop(w->px->loop);
+}
+
 static void port_ready(void *opaque, uint32_t events)
 {
 	struct colo_port_watch *w = opaque;
@@ -79,13 +91,12 @@ static void watch_sync(struct colo_port_watch *w)
 			w->h = colo_loop_add_fd(w->px->loop, fd, ev, port_ready,
 						w);
 			if (!w->h)
-				colo_log_warn("cannot watch a port: %s",
-					      strerror(errno));
+				watch_failed(w);
 		}
 		return;
 	}
-	if (w->h)
-		colo_loop_mod_fd(w->h, ev);
+	if (w->h && colo_loop_mod_fd(w->h, ev) < 0)
+		watch_failed(w);
 }
 
 static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
@@ -118,6 +129,8 @@ static void link_ready(void *opaque, uint32_t events)
 		px->peer_verified = true;
 		colo_log_info("link: peer verified (%s)",
 			      px->creds ? px->o->tls_peer : "no TLS");
+		if (px->on_verified)
+			px->on_verified(px->role);
 	}
 }
 
@@ -157,8 +170,7 @@ static void heartbeat(void *opaque)
 		return;
 	}
 	if (now - px->link.last_tx_ns >= ping && !colo_plink_pending(&px->link))
-		colo_plink_queue(&px->link, COLO_PLINK_PING, 0, NULL, 0, NULL,
-				 0);
+		colo_proxy_queue(px, COLO_PLINK_PING, 0, NULL, 0, NULL, 0);
 	next = px->link.last_rx_ns + timeout + 1;
 	if (px->link.last_tx_ns + ping < next)
 		next = px->link.last_tx_ns + ping;
@@ -236,13 +248,25 @@ int colo_proxy_link_common(struct colo_proxy *px,
 {
 	switch (f->type) {
 	case COLO_PLINK_PING:
-		return colo_plink_queue(&px->link, COLO_PLINK_PONG, 0,
-					f->payload, f->len, NULL, 0);
+		return colo_proxy_queue(px, COLO_PLINK_PONG, 0, f->payload,
+					f->len, NULL, 0);
 	case COLO_PLINK_PONG:
 		return 0;
 	default:
 		return -1;
 	}
+}
+
+int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
+		     const void *p1, size_t n1, const void *p2, size_t n2)
+{
+	int rc = colo_plink_queue(&px->link, type, flags, p1, n1, p2, n2);
+
+	if (rc < 0) {
+		px->queue_failed++;
+		px->link_broken = true;
+	}
+	return rc;
 }
 
 /* ---- once per wake-up */
@@ -253,21 +277,28 @@ static void flush_all(void *opaque)
 	struct colo_port_watch *w = px->throttled;
 	size_t pending;
 
+	if (px->link_broken) {
+		px->link_broken = false;
+		if (colo_plink_up(&px->link))
+			px->link_lost(
+				px->role,
+				"a frame could not be queued on the link");
+	}
 	/* Flushing also drives the TLS handshake of an unverified link. */
 	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
 		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
 							: strerror(errno));
 	pending = colo_plink_pending(&px->link);
-	if (px->link_h)
-		colo_loop_mod_fd(px->link_h,
-				 EPOLLIN |
-					 (px->connecting || colo_plink_want_out(
-								    &px->link)
-						  ? EPOLLOUT
-						  : 0));
+	if (px->link_h &&
+	    colo_loop_mod_fd(
+		    px->link_h,
+		    EPOLLIN | (px->connecting || colo_plink_want_out(&px->link)
+				       ? EPOLLOUT
+				       : 0)) < 0)
+		px->link_lost(px->role, "cannot watch the link");
 	colo_port_flush(px->guest.port);
-	colo_port_flush(px->client.port);
+	colo_proxy_flush_client(px);
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
 		watch_sync(w);
@@ -305,6 +336,8 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 			return -1;
 		}
 	}
+	if (colo_lease_gate_init(&px->lease, o->lease_required) < 0)
+		goto oom;
 	if (colo_plink_init(&px->link) < 0)
 		goto oom;
 	px->loop = colo_loop_new();
@@ -350,7 +383,9 @@ int colo_proxy_control(struct colo_proxy *px,
 
 int colo_proxy_run(struct colo_proxy *px)
 {
-	return colo_loop_run(px->loop);
+	int rc = colo_loop_run(px->loop);
+
+	return px->failed ? -1 : rc;
 }
 
 void colo_proxy_close(struct colo_proxy *px)
@@ -368,6 +403,7 @@ void colo_proxy_close(struct colo_proxy *px)
 	colo_port_close(px->guest.port);
 	colo_loop_free(px->loop); /* frees the timers too */
 	px->loop = NULL;
+	colo_lease_gate_free(&px->lease);
 }
 
 /* ---- helpers both roles' handlers use */

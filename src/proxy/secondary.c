@@ -17,14 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"
 #include "proxy.h"
+#include "vnet.h"
 
 #define RETRY_NS	(200 * COLO_NS_PER_MS)
 #define HOUSEKEEPING_NS (1000 * COLO_NS_PER_MS)
+#define ECHO_WAIT_MS	100
 /* Announcements after failover, in ms after the first: switches and
  * neighbour caches that missed one still move. */
 static const uint32_t announce_at_ms[] = { 0, 20, 100, 500 };
@@ -64,7 +67,10 @@ static void try_connect(void *opaque)
 		return;
 	/* The link owns the fd from now on; the HELLO waits in its buffer
 	 * until the connect completes. */
-	colo_proxy_link_attach(&s->px, fd, COLO_PLINK_ROLE_SECONDARY, true);
+	if (colo_proxy_link_attach(&s->px, fd, COLO_PLINK_ROLE_SECONDARY,
+				   true) < 0)
+		colo_log_warn("link to the primary: %s (retrying)",
+			      strerror(errno));
 }
 
 static bool connect_done(struct colo_secondary *s)
@@ -91,11 +97,11 @@ void colo_secondary_out(struct colo_secondary *s, const uint8_t *f, size_t len,
 {
 	if (s->failed_over) {
 		s->to_client++;
-		colo_port_send(s->px.client.port, f, len, v);
+		colo_proxy_to_client(&s->px, f, len, v);
 	} else if (colo_proxy_link_up(&s->px)) {
 		s->egress++;
 		colo_replay_keep(s->replay, f, len, v);
-		colo_plink_queue(&s->px.link, COLO_PLINK_EGRESS,
+		colo_proxy_queue(&s->px, COLO_PLINK_EGRESS,
 				 v ? COLO_PLINK_F_VNET : 0, f, len, NULL, 0);
 	}
 	/* No primary and no failover: nobody compares, nothing leaves. */
@@ -135,14 +141,14 @@ static void announce(struct colo_secondary *s)
 		size_t n =
 			colo_announce_garp(buf, s->addrs.mac, s->addrs.ip4[i]);
 
-		colo_port_send(s->px.client.port, buf, n, 0);
+		colo_proxy_to_client(&s->px, buf, n, 0);
 		s->announces++;
 	}
 	for (uint32_t i = 0; i < s->addrs.n6; i++) {
 		size_t n =
 			colo_announce_una(buf, s->addrs.mac, s->addrs.ip6[i]);
 
-		colo_port_send(s->px.client.port, buf, n, 0);
+		colo_proxy_to_client(&s->px, buf, n, 0);
 		s->announces++;
 	}
 }
@@ -174,16 +180,41 @@ static void failover(struct colo_secondary *s, const char *why)
 	 * dead host. */
 	s->announced = 0;
 	announce_again(s);
-	s->replayed += colo_replay_send(s->replay, s->px.client.port);
+	s->replayed += colo_replay_send(s->replay, &s->px);
+	s->replay_lost = colo_replay_lost(s->replay);
 	colo_replay_free(s->replay);
 	s->replay = NULL;
 	colo_redirector_retry(s); /* nothing waits any more: all go out */
-	colo_port_flush(s->px.client.port);
+	colo_proxy_flush_client(&s->px);
 	colo_log_warn("failover (%s): guest wired to the client port", why);
 	colo_control_server_emit(s->px.ctl, "failover", NULL);
 }
 
 /* ---- the link */
+
+/* Queues the FAILOVER echo and waits (once per failover, up to
+ * ECHO_WAIT_MS) until the socket took it and all egress before it: the
+ * link is closed right after, and a queued echo would be lost with it. */
+static bool echo_failover(struct colo_secondary *s)
+{
+	uint64_t end = colo_now_ns() + ECHO_WAIT_MS * COLO_NS_PER_MS;
+
+	if (colo_plink_queue(&s->px.link, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL,
+			     0) < 0)
+		return false;
+	for (;;) {
+		struct pollfd pfd = { .fd = s->px.link.fd, .events = POLLOUT };
+		uint64_t now = colo_now_ns();
+
+		if (colo_plink_flush(&s->px.link, now) < 0)
+			return false;
+		if (!colo_plink_pending(&s->px.link))
+			return true;
+		if (now >= end)
+			return false;
+		poll(&pfd, 1, 1);
+	}
+}
 
 static int link_frame(void *opaque, const struct colo_plink_frame *f)
 {
@@ -195,6 +226,12 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		return -1;
 	switch (f->type) {
 	case COLO_PLINK_INGRESS:
+		/* A header from the link is checked like one from a guest
+		 * before it reaches our guest's port (and the rewriter). */
+		if (v && !colo_vnet_check(f->payload, f->len)) {
+			s->ingress_bad_vnet++;
+			return 0;
+		}
 		s->ingress++;
 		colo_replay_ack(s->replay, f->payload, f->len, v);
 		if (f->len > v)
@@ -216,6 +253,14 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		colo_control_server_emit(s->px.ctl, "checkpoint-done", NULL);
 		return 0;
 	case COLO_PLINK_FAILOVER:
+		/* The echo first: the primary serves again if the link drops
+		 * before it arrives, so we must not take over without it
+		 * written to the socket. */
+		if (!echo_failover(s)) {
+			colo_log_warn("FAILOVER could not be confirmed to the "
+				      "primary: not taking over");
+			return -1;
+		}
 		failover(s, "requested by the primary");
 		return 0;
 	default:
@@ -291,8 +336,12 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "to_client", s->to_client },
 		{ "announces", s->announces },
 		{ "replayed", s->replayed },
+		{ "replay_lost",
+		  s->replay ? colo_replay_lost(s->replay) : s->replay_lost },
 		{ "neigh_answers", s->neigh_answers },
 		{ "peer_losses", s->peer_losses },
+		{ "link_queue_failed", s->px.queue_failed },
+		{ "ingress_bad_vnet", s->ingress_bad_vnet },
 		{ "conns", rs->conns },
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
@@ -304,6 +353,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	cmd_status(ctx, req, r, err, errlen);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
 		colo_proxy_add_u64(r, c[i].name, c[i].v);
+	colo_proxy_add_lease_stats(r, &s->px);
 	colo_proxy_add_port_stats(r, "client_port", s->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", s->px.guest.port);
 	return 0;
@@ -332,6 +382,8 @@ static const struct colo_control_cmd commands[] = {
 	  "a checkpoint finished: rewriter offsets reset" },
 	{ "failover", cmd_failover,
 	  "take over: wire the guest to the client interface" },
+	{ "lease", colo_proxy_cmd_lease,
+	  "deadline_ns: release to the client only before it (0: never)" },
 	{ "quit", colo_proxy_cmd_quit, "exit" },
 };
 

@@ -13,7 +13,11 @@ the seed's split end to end through the real daemons:
     alone is held;
   - control socket: status, an events subscriber gets peer-lost;
   - heartbeat timers: a stopped secondary is declared lost after the peer
-    timeout and a resumed one reconnects; SIGTERM exits 0.
+    timeout and a resumed one reconnects; SIGTERM exits 0;
+  - the lease: output after the deadline is held and counted, a new
+    lease releases it; after losing the link only a renewed lease does;
+  - a FAILOVER the secondary never processed (stopped, then killed) does
+    not leave the primary silent: it serves again.
 """
 import json
 import os
@@ -116,6 +120,22 @@ def ctl(path, cmd):
     return json.loads(out) if out.strip() else {}
 
 
+def request(path, req):
+    """One JSON request with arguments on the control socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall((json.dumps(req) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)
+
+
 def wait_for(pred, what, timeout=10.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -179,6 +199,31 @@ def main():
             fail("comparer stats: %s" % st)
         print("ok: redirector and comparer", flush=True)
 
+        # The lease: a deadline in the past holds matched output (counted),
+        # a valid one releases it.
+        r = request(pctl, {"cmd": "lease", "deadline_ns": 1})
+        if not r.get("ok") or r.get("valid"):
+            fail("lease in the past: %s" % r)
+        a2 = udp_frame(GUEST_MAC, CLIENT_MAC, "10.0.0.2", "10.0.0.1", 6000,
+                       5000, b"answer two")
+        pg.send(a2)
+        sg.send(a2)
+        time.sleep(0.3)
+        if pc.recv(0.3) is not None:
+            fail("output left after the lease deadline")
+        lease = ctl(pctl, "stats").get("lease", {})
+        if lease.get("holding_frames") != 1 or not lease.get("enforced"):
+            fail("lease stats while expired: %s" % lease)
+        deadline = time.monotonic_ns() + 3600 * 10**9
+        r = request(pctl, {"cmd": "lease", "deadline_ns": deadline})
+        if not r.get("ok") or not r.get("valid"):
+            fail("valid lease: %s" % r)
+        if not pc.recv_matching(a2):
+            fail("held output not released by a valid lease")
+        if request(pctl, {"cmd": "lease", "deadline_ns": -5}).get("ok"):
+            fail("negative deadline accepted")
+        print("ok: lease holds and releases", flush=True)
+
         # Heartbeat: a stopped secondary is lost after the peer timeout.
         ev = subprocess.Popen([COLO, "ctl", pctl, "events", "1"],
                               stdout=subprocess.PIPE, text=True)
@@ -196,10 +241,56 @@ def main():
             fail("the secondary did not notice the stall")
         print("ok: heartbeat, peer loss, reconnect", flush=True)
 
-        for p in (sec, pri):
-            p.send_signal(signal.SIGTERM)
-            if p.wait(timeout=10) != 0:
-                fail("exit status %d after SIGTERM" % p.returncode)
+        # A FAILOVER the secondary never processes: stopped, then killed.
+        # The primary must serve again, not stay silent for good.
+        sec.send_signal(signal.SIGSTOP)
+        r = ctl(pctl, "failover")
+        if ctl(pctl, "status").get("mode") != "handing-over":
+            fail("not handing over after failover: %s" % r)
+        sec.kill()
+        sec.wait()
+        wait_for(lambda: ctl(pctl, "status").get("mode") == "degraded",
+                 "primary serves again after an unconfirmed failover")
+        b = udp_frame(GUEST_MAC, CLIENT_MAC, "10.0.0.2", "10.0.0.1", 6000,
+                      5000, b"degraded")
+        pg.send(b)
+        time.sleep(0.2)
+        if pc.recv(0.3) is not None:
+            fail("passthrough after the link loss without a renewed lease")
+        request(pctl, {"cmd": "lease", "deadline_ns": deadline + 1})
+        if not pc.recv_matching(b):
+            fail("passthrough not released by the renewed lease")
+        pg.send(b)
+        if not pc.recv_matching(b):
+            fail("no passthrough after the unconfirmed failover")
+        if ctl(pctl, "stats").get("failovers_unconfirmed") != 1:
+            fail("failovers_unconfirmed not counted")
+        print("ok: unconfirmed failover: the primary serves again",
+              flush=True)
+
+        # A confirmed one: a new secondary echoes FAILOVER and takes over,
+        # the primary goes silent.
+        sec2 = proxy("secondary", "--link-connect", "t")
+        tc, tg = Port(d + "/tc"), Port(d + "/tg")
+        wait_for(lambda: ctl(pctl, "status").get("mode") == "protected",
+                 "protected with the new secondary")
+        ctl(pctl, "failover")
+        wait_for(lambda: ctl(pctl, "status").get("mode") == "handed-over",
+                 "hand-over confirmed by the secondary")
+        if not ctl(d + "/t.sock", "status").get("failed_over"):
+            fail("the secondary did not take over")
+        pg.send(b)
+        time.sleep(0.2)
+        if pc.recv(0.3) is not None:
+            fail("the primary released after the hand-over")
+        print("ok: confirmed failover: the primary is silent", flush=True)
+        del tc, tg
+        sec2.send_signal(signal.SIGTERM)
+        sec2.wait(timeout=10)
+
+        pri.send_signal(signal.SIGTERM)
+        if pri.wait(timeout=10) != 0:
+            fail("exit status %d after SIGTERM" % pri.returncode)
         print("ok: SIGTERM", flush=True)
     finally:
         for p in procs:
@@ -207,7 +298,7 @@ def main():
                 p.send_signal(signal.SIGCONT)
                 p.kill()
                 p.wait()
-        for tag in ("p", "s"):
+        for tag in ("p", "s", "t"):
             try:
                 with open("%s/%s.log" % (d, tag)) as f:
                     sys.stdout.write(f.read())

@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < COLO_VNET_HDR_LEN)
 		return 0;
+	(void)colo_vnet_check(data, size);
 	colo_vnet_parse(data, &h);
 	data += COLO_VNET_HDR_LEN;
 	len = size - COLO_VNET_HDR_LEN;

@@ -50,6 +50,8 @@ for l in a0 lo; do ip -n $NSA link set $l up; done
 for l in b0 lo; do ip -n $NSB link set $l up; done
 for l in a1 b1; do ip -n $NSF link set $l up; done
 ip -n $NSC link set lo up
+# the tap is this namespace's NIC: its owner (here the test) brings it up
+ip -n $NSC link set t0 up
 set +e
 
 # start_fwd NAME SPEC SPEC: a forwarder, waited for until it is ready.

@@ -57,16 +57,14 @@ static void test_csum_matches_bytewise(void **state)
 
 		start = (size_t)rand() % 64;
 		len = i < 100 ? i : (size_t)rand() % (sizeof(buf) - 64);
-		mine = colo_csum_finish(
-			colo_csum_partial(buf + start, len, 0));
+		mine = colo_csum_finish(colo_csum_partial(buf + start, len, 0));
 		ref = colo_csum_fold(colo_csum_add(0, buf + start, len));
 		/* ours is in memory order: compare as stored */
 		assert_int_equal(((const uint8_t *)&mine)[0], ref >> 8);
 		assert_int_equal(((const uint8_t *)&mine)[1], ref & 0xff);
 	}
 	memset(buf, 0xff, 65536);
-	assert_int_equal(
-		colo_csum_finish(colo_csum_partial(buf, 65536, 0)), 0);
+	assert_int_equal(colo_csum_finish(colo_csum_partial(buf, 65536, 0)), 0);
 }
 
 static void test_complete_bounds(void **state)
@@ -109,9 +107,61 @@ static void test_complete_zero_is_ffff(void **state)
 	assert_int_equal(f[3], 0xff);
 }
 
+/* A header from outside (the replication link) is checked like one a
+ * guest wrote: these reached the secondary guest's port unchecked. */
+static void test_check(void **state)
+{
+	uint8_t f[COLO_VNET_HDR_LEN + 100];
+	struct colo_vnet_hdr ok = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+				    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+				    .hdr_len = 54,
+				    .gso_size = 1448,
+				    .csum_start = 34,
+				    .csum_offset = 16 },
+			     h;
+
+	(void)state;
+	memset(f, 0, sizeof(f));
+	colo_vnet_build(&ok, f);
+	assert_true(colo_vnet_check(f, sizeof(f)));
+	assert_false(colo_vnet_check(f, COLO_VNET_HDR_LEN + 13));
+	h = ok;
+	h.csum_start = 95; /* field past the frame's end */
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.csum_offset = 0xffff;
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.csum_start = 2; /* inside the Ethernet header */
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.gso_size = 0;
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.gso_type = 7; /* unknown */
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.flags = 0x80;
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = ok;
+	h.hdr_len = 200;
+	colo_vnet_build(&h, f);
+	assert_false(colo_vnet_check(f, sizeof(f)));
+	h = (struct colo_vnet_hdr){ 0 };
+	colo_vnet_build(&h, f);
+	assert_true(colo_vnet_check(f, sizeof(f)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_csum_matches_bytewise),
 		cmocka_unit_test(test_complete_bounds),

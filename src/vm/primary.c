@@ -1,0 +1,398 @@
+/*
+ * primary.c - the primary's side of the frame: it owns the guest that
+ * serves, accepts the secondary's frame link, and runs each checkpoint:
+ *
+ *   stop VM -> BEGIN -> pages that changed since the last checkpoint
+ *   -> (secondary: RAM_READY) -> device state by QEMU migration into the
+ *   secondary's standby (x-ignore-shared) -> DEVICES_SENT
+ *   -> (secondary: LOADED) -> cont VM
+ *
+ * The guest resumes only once the secondary has committed the checkpoint,
+ * so whichever side survives a failure holds a whole checkpoint. Any
+ * failure leaves the primary serving alone, degraded, with the reason.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/byteorder.h"
+#include "common/clock.h"
+#include "common/control.h"
+#include "common/evloop.h"
+#include "common/log.h"
+#include "common/sock_spec.h"
+#include "qmp.h"
+#include "vm.h"
+
+static void link_readable(void *opaque, uint32_t events)
+{
+	struct colo_vm *v = opaque;
+	struct colo_flink_frame f;
+	struct colo_flink_msg m;
+	int r;
+
+	(void)events;
+	/* Between checkpoints the secondary only speaks to say it is going
+	 * away (failover, abort). */
+	r = colo_flink_recv(v->link, &f, colo_now_ns());
+	if (r == 0)
+		return;
+	if (r > 0 && f.type == COLO_FLINK_ABORT &&
+	    colo_flink_parse_msg(&f, &m) == 0)
+		colo_vm_set_mode(v, "degraded", m.text);
+	else
+		colo_vm_set_mode(v, "degraded",
+				 r < 0 ? "secondary lost"
+				       : "unexpected frame from the secondary");
+	colo_vm_drop_link(v);
+}
+
+/* The handshake: versions, QEMU and machine type, RAM size. */
+static int handshake(struct colo_vm *v, char *err, size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
+	uint8_t buf[COLO_FLINK_HDR_LEN + COLO_FLINK_HELLO_LEN];
+	struct colo_flink_hello mine, peer;
+	struct colo_flink_frame f;
+	size_t n;
+
+	/* The secondary starts its first standby before it says HELLO. */
+	deadline += 60 * COLO_NS_PER_S;
+	if (colo_flink_recv(v->link, &f, deadline) <= 0 ||
+	    colo_flink_parse_hello(&f, &peer) < 0) {
+		snprintf(err, errlen, "no valid HELLO from the secondary");
+		return -1;
+	}
+	if (peer.role != COLO_FLINK_SECONDARY) {
+		snprintf(err, errlen, "the peer is not a secondary");
+		return -1;
+	}
+	colo_vm_hello(v, &mine);
+	n = colo_flink_encode_hello(buf, &mine);
+	if (colo_flink_send(v->link, COLO_FLINK_HELLO, buf + COLO_FLINK_HDR_LEN,
+			    (uint32_t)(n - COLO_FLINK_HDR_LEN), deadline) < 0) {
+		snprintf(err, errlen, "link lost during the handshake");
+		return -1;
+	}
+	return colo_vm_check_peer(v, &peer, err, errlen);
+}
+
+static void accept_secondary(void *opaque, uint32_t events)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+	int fd;
+
+	(void)events;
+	fd = colo_sock_accept(v->listen_fd);
+	if (fd < 0)
+		return;
+	if (v->link) {
+		/* One pair at a time: a second secondary is told why. */
+		colo_log_warn("refusing a second secondary");
+		close(fd);
+		return;
+	}
+	v->link = colo_flink_new(fd);
+	if (!v->link) {
+		close(fd);
+		return;
+	}
+	if (handshake(v, err, sizeof(err)) < 0) {
+		struct colo_flink_msg m = { 0 };
+
+		snprintf(m.text, sizeof(m.text), "%s", err);
+		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
+				    colo_now_ns() + COLO_NS_PER_S);
+		colo_log_warn("secondary refused: %s", err);
+		colo_vm_set_mode(v, "degraded", err);
+		colo_vm_drop_link(v);
+		return;
+	}
+	v->link_h = colo_loop_add_fd(v->loop, fd, EPOLLIN, link_readable, v);
+	colo_ram_forget(&v->ram);
+	colo_log_info("secondary connected; first checkpoint (full sync)");
+	if (colo_vm_primary_checkpoint(v, COLO_VM_REASON_INITIAL, false, NULL,
+				       err, sizeof(err)) < 0)
+		colo_log_warn("initial checkpoint: %s", err);
+}
+
+static void periodic_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+
+	if (v->link &&
+	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PERIODIC, false, NULL,
+				       err, sizeof(err)) < 0)
+		colo_log_warn("periodic checkpoint: %s", err);
+	colo_timer_arm_in(v->periodic, v->interval_ns);
+}
+
+static void deferred_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+
+	if (v->link &&
+	    colo_vm_primary_checkpoint(v, v->deferred_reason, v->deferred_dump,
+				       NULL, err, sizeof(err)) < 0)
+		colo_log_warn("deferred checkpoint: %s", err);
+}
+
+int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
+			  size_t errlen)
+{
+	struct colo_sock_spec spec;
+	struct colo_sock_addr a;
+	char spec_text[300];
+
+	snprintf(spec_text, sizeof(spec_text), "tcp-listen:%s", listen);
+	if (colo_sock_spec_parse(spec_text, &spec, err, errlen) < 0 ||
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+		return -1;
+	v->listen_fd = colo_sock_listen(&a);
+	if (v->listen_fd < 0) {
+		snprintf(err, errlen, "listen %s: %s", listen, strerror(errno));
+		return -1;
+	}
+	if (colo_qemu_start(&v->qcfg, v->next_gen++, false, &v->vm, err,
+			    errlen) < 0 ||
+	    colo_qemu_identity(&v->vm, v->qemu_version, sizeof(v->qemu_version),
+			       v->machine, sizeof(v->machine), err, errlen) < 0)
+		return -1;
+	v->listen_h = colo_loop_add_fd(v->loop, v->listen_fd, EPOLLIN,
+				       accept_secondary, v);
+	v->periodic = colo_timer_new(v->loop, periodic_fire, v);
+	v->deferred = colo_timer_new(v->loop, deferred_fire, v);
+	if (v->interval_ns)
+		colo_timer_arm_in(v->periodic, v->interval_ns);
+	colo_vm_set_mode(v, "unprotected", "waiting for the secondary");
+	colo_log_info("primary VM running (QEMU %s, %s); frame link on %s",
+		      v->qemu_version, v->machine, listen);
+	return 0;
+}
+
+/* Sends every page that differs from the last checkpoint, updating the
+ * cache as it goes. Returns the page count or -1. */
+static long send_pages(struct colo_vm *v, uint64_t deadline)
+{
+	static uint8_t frame[COLO_FLINK_PAYLOAD_MAX];
+	uint32_t *pages, n = 0;
+	long count = colo_ram_changed(&v->ram, v->scan_threads, &pages);
+
+	if (count < 0)
+		return -1;
+	colo_put_be64(frame, v->seq);
+	for (long i = 0; i < count; i++) {
+		size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
+		uint8_t *rec = frame + 12 + (size_t)n * COLO_FLINK_PAGE_REC;
+
+		colo_put_be64(rec, off);
+		memcpy(rec + 8, v->ram.guest + off, COLO_RAM_PAGE);
+		memcpy(v->ram.cache + off, rec + 8, COLO_RAM_PAGE);
+		if (++n == COLO_FLINK_PAGES_MAX || i + 1 == count) {
+			colo_put_be32(frame + 8, n);
+			if (colo_flink_send(v->link, COLO_FLINK_PAGES, frame,
+					    12 + n * COLO_FLINK_PAGE_REC,
+					    deadline) < 0) {
+				free(pages);
+				return -1;
+			}
+			n = 0;
+		}
+	}
+	free(pages);
+	return count;
+}
+
+/* Waits for the secondary's answer of type want for this checkpoint. */
+static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
+		  uint64_t deadline, char *err, size_t errlen)
+{
+	struct colo_flink_frame f;
+	int r = colo_flink_recv(v->link, &f, deadline);
+
+	if (r <= 0) {
+		snprintf(err, errlen, "%s",
+			 r == 0 ? "secondary did not answer in time"
+				: "secondary lost");
+		return -1;
+	}
+	if (colo_flink_parse_msg(&f, m) < 0 || m->seq != v->seq ||
+	    (f.type != want && f.type != COLO_FLINK_ABORT)) {
+		snprintf(err, errlen, "protocol error from the secondary");
+		return -1;
+	}
+	if (f.type == COLO_FLINK_ABORT) {
+		snprintf(err, errlen, "secondary aborted: %.200s", m->text);
+		return -1;
+	}
+	return 0;
+}
+
+static int migrate(struct colo_vm *v, const char *uri, char *err, size_t errlen)
+{
+	struct json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	if (colo_qmp_exec(v->vm.qmp, "migrate", args, 10000, NULL, err,
+			  errlen) < 0)
+		return -1;
+	return colo_qemu_wait_migration(&v->vm, v->timeout_ms, err, errlen);
+}
+
+/* Where a checkpoint's pause goes, for the status and the benchmark. */
+enum phase { PH_STOP, PH_RAM, PH_READY, PH_DEVICES, PH_LOADED, PH_MAX };
+static const char *const phase_names[PH_MAX] = { "stop", "ram_sent",
+						 "ram_ready", "devices",
+						 "loaded" };
+
+static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why, bool dump,
+			  uint64_t *pages, uint64_t *ph, bool *migrating,
+			  char *err, size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
+	struct colo_flink_msg m = { .seq = v->seq }, ans;
+	char uri[COLO_FLINK_TEXT_MAX + 1];
+	long n;
+
+	m.value = (dump ? COLO_FLINK_F_DUMP : 0) | (uint64_t)why << 8;
+	if (colo_flink_send_msg(v->link, COLO_FLINK_BEGIN, &m, deadline) < 0) {
+		snprintf(err, errlen, "secondary lost");
+		return -1;
+	}
+	n = send_pages(v, deadline);
+	if (n < 0) {
+		snprintf(err, errlen, "secondary lost while sending RAM");
+		return -1;
+	}
+	*pages = (uint64_t)n;
+	m.value = (uint64_t)n;
+	if (colo_flink_send_msg(v->link, COLO_FLINK_PAGES_END, &m, deadline) <
+		    0 ||
+	    expect(v, COLO_FLINK_STOPPED, &ans, deadline, err, errlen) < 0)
+		return -1;
+	ph[PH_RAM] = colo_now_ns();
+	snprintf(uri, sizeof(uri), "%s", ans.text);
+	if (expect(v, COLO_FLINK_RAM_READY, &ans, deadline, err, errlen) < 0)
+		return -1;
+	ph[PH_READY] = colo_now_ns();
+	*migrating = true;
+	if (migrate(v, uri, err, errlen) < 0)
+		return -1;
+	*migrating = false;
+	ph[PH_DEVICES] = colo_now_ns();
+	if (dump) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/ckpt-%llu.ram", v->dump_dir,
+			 (unsigned long long)v->seq);
+		if (colo_qemu_dump(&v->vm, v->ram.size, path, err, errlen) < 0)
+			return -1;
+	}
+	m.value = 0;
+	if (colo_flink_send_msg(v->link, COLO_FLINK_DEVICES_SENT, &m,
+				deadline) < 0) {
+		snprintf(err, errlen, "secondary lost");
+		return -1;
+	}
+	if (expect(v, COLO_FLINK_LOADED, &ans, deadline, err, errlen) < 0)
+		return -1;
+	ph[PH_LOADED] = colo_now_ns();
+	return 0;
+}
+
+int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
+			       bool dump, struct json_object *reply, char *err,
+			       size_t errlen)
+{
+	uint64_t t0 = colo_now_ns(), pages = 0, pause, ph[PH_MAX] = { 0 };
+	bool migrating = false;
+	char why_failed[256];
+
+	if (!v->link) {
+		snprintf(err, errlen, "no secondary (%s)", v->reason);
+		return -1;
+	}
+	if (dump && !v->dump_dir) {
+		snprintf(err, errlen, "dump needs --dump-dir");
+		return -1;
+	}
+	if (why != COLO_VM_REASON_INITIAL && v->last_end_ns &&
+	    t0 < v->last_end_ns + v->min_interval_ns) {
+		/* A guest that diverges all the time still gets run time. */
+		v->st.deferred++;
+		/* Requests that come while one waits join it; a command
+		 * outranks a periodic tick in the statistics. */
+		if (!colo_timer_armed(v->deferred)) {
+			v->deferred_reason = why;
+			v->deferred_dump = dump;
+			colo_timer_arm_at(v->deferred,
+					  v->last_end_ns + v->min_interval_ns);
+		} else {
+			if (why == COLO_VM_REASON_COMMAND)
+				v->deferred_reason = why;
+			v->deferred_dump |= dump;
+		}
+		if (reply)
+			json_object_object_add(reply, "deferred",
+					       json_object_new_boolean(true));
+		return 0;
+	}
+	colo_timer_disarm(v->deferred);
+	v->seq++;
+	if (colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) <
+	    0)
+		return -1; /* the VM still runs; nothing was sent */
+	ph[PH_STOP] = colo_now_ns();
+	if (run_checkpoint(v, why, dump, &pages, ph, &migrating, why_failed,
+			   sizeof(why_failed)) < 0) {
+		char e2[256];
+		struct colo_flink_msg m = { .seq = v->seq };
+
+		if (migrating)
+			colo_qmp_exec(v->vm.qmp, "migrate_cancel", NULL, 10000,
+				      NULL, e2, sizeof(e2));
+		snprintf(m.text, sizeof(m.text), "%s", why_failed);
+		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
+				    colo_now_ns() + 100 * COLO_NS_PER_MS);
+		if (colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
+			colo_log_warn("primary VM did not resume: %s", e2);
+		v->st.failures++;
+		snprintf(err, errlen, "checkpoint %llu failed: %s",
+			 (unsigned long long)v->seq, why_failed);
+		colo_log_warn("%s; primary serves alone", err);
+		colo_vm_set_mode(v, "degraded", err);
+		colo_vm_drop_link(v);
+		return -1;
+	}
+	if (colo_qemu_cont(&v->vm, 5000, err, errlen) < 0) {
+		colo_vm_set_mode(v, "degraded", err);
+		return -1;
+	}
+	v->last_end_ns = colo_now_ns();
+	pause = v->last_end_ns - t0;
+	colo_vm_record(v, why, pause, pages);
+	colo_vm_set_mode(v, "protected", "");
+	if (reply) {
+		json_object_object_add(reply, "seq",
+				       json_object_new_int64((int64_t)v->seq));
+		json_object_object_add(reply, "pause_ms",
+				       json_object_new_double(pause / 1e6));
+		json_object_object_add(reply, "pages",
+				       json_object_new_int64((int64_t)pages));
+		/* Milliseconds from the start of the pause to each step's
+		 * end. */
+		struct json_object *p = json_object_new_object();
+		for (int i = 0; i < PH_MAX; i++)
+			json_object_object_add(
+				p, phase_names[i],
+				json_object_new_double((ph[i] - t0) / 1e6));
+		json_object_object_add(reply, "phases_ms", p);
+	}
+	return 0;
+}

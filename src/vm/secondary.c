@@ -1,0 +1,516 @@
+/*
+ * secondary.c - the secondary's side of the frame. It keeps the RAM cache
+ * of the last checkpoint and a standby QEMU started ahead of time (same
+ * RAM file, `-incoming`), and for each checkpoint:
+ *
+ *   BEGIN -> stop the secondary VM -> STOPPED (standby's address)
+ *   -> stage the primary's pages until PAGES_END (RAM untouched so far)
+ *   -> make RAM equal: pages the secondary changed come back from the
+ *      cache, pages the primary changed are written (every overwritten
+ *      page kept in an undo log) -> RAM_READY
+ *   -> the standby loads the device state -> DEVICES_SENT
+ *   -> commit: LOADED -> the standby runs as the new secondary VM, the
+ *      cache takes the new pages, the old VM is retired, the next
+ *      standby starts.
+ *
+ * Until the commit, a failure undoes the RAM writes and resumes the old
+ * secondary VM: the secondary stays at its previous checkpoint.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/byteorder.h"
+#include "common/clock.h"
+#include "common/control.h"
+#include "common/evloop.h"
+#include "common/log.h"
+#include "common/sock_spec.h"
+#include "qmp.h"
+#include "vm.h"
+
+/* Growable list of (page offset, page bytes). */
+struct page_log {
+	uint64_t *off;
+	uint8_t *data;
+	size_t n, cap;
+};
+
+static int page_log_add(struct page_log *p, uint64_t off, const uint8_t *src)
+{
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 1024;
+		uint64_t *o = realloc(p->off, ncap * sizeof(*o));
+
+		if (!o)
+			return -1;
+		p->off = o;
+		uint8_t *d = realloc(p->data, ncap * COLO_RAM_PAGE);
+		if (!d)
+			return -1;
+		p->data = d;
+		p->cap = ncap;
+	}
+	p->off[p->n] = off;
+	memcpy(p->data + p->n * COLO_RAM_PAGE, src, COLO_RAM_PAGE);
+	p->n++;
+	return 0;
+}
+
+static void page_log_free(struct page_log *p)
+{
+	free(p->off);
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+#define ATTACH_POLL_NS (200 * COLO_NS_PER_MS)
+
+/* Attaches to the booting standby once its QMP socket exists, so that
+ * QMP set-up and migrate-incoming are not in the next checkpoint's
+ * pause. A checkpoint that comes first attaches by itself. */
+static void attach_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+
+	if (!v->standby.pid || colo_qemu_exited(&v->standby) || v->standby.qmp)
+		return;
+	if (access(v->standby.sock, F_OK) < 0) {
+		colo_timer_arm_in(v->attach, ATTACH_POLL_NS);
+		return;
+	}
+	if (colo_qemu_attach(&v->standby, &v->qcfg, err, sizeof(err)) < 0) {
+		colo_log_warn("standby %u: %s", v->standby.gen, err);
+		colo_qemu_stop(&v->standby);
+		return;
+	}
+	colo_log_info("standby %u ready at %s", v->standby.gen,
+		      v->standby.migrate_uri);
+}
+
+/* Starts the next standby without waiting for it: it boots while the
+ * pair runs. */
+static int spawn_standby(struct colo_vm *v, char *err, size_t errlen)
+{
+	if (colo_qemu_spawn(&v->qcfg, v->next_gen++, true, &v->standby, err,
+			    errlen) < 0)
+		return -1;
+	colo_timer_arm_in(v->attach, ATTACH_POLL_NS);
+	return 0;
+}
+
+static int start_standby(struct colo_vm *v, char *err, size_t errlen)
+{
+	if (spawn_standby(v, err, errlen) < 0 ||
+	    colo_qemu_attach(&v->standby, &v->qcfg, err, errlen) < 0)
+		return -1;
+	colo_log_info("standby %u ready at %s", v->standby.gen,
+		      v->standby.migrate_uri);
+	return 0;
+}
+
+static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
+		  uint64_t deadline, char *err, size_t errlen)
+{
+	struct colo_flink_frame f;
+	int r = colo_flink_recv(v->link, &f, deadline);
+
+	if (r <= 0) {
+		snprintf(err, errlen, "%s",
+			 r == 0 ? "primary did not continue in time"
+				: "primary lost");
+		return -1;
+	}
+	if (colo_flink_parse_msg(&f, m) < 0 || m->seq != v->seq ||
+	    (f.type != want && f.type != COLO_FLINK_ABORT)) {
+		snprintf(err, errlen, "protocol error from the primary");
+		return -1;
+	}
+	if (f.type == COLO_FLINK_ABORT) {
+		snprintf(err, errlen, "primary aborted: %.200s", m->text);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stages the primary's pages; RAM is not touched. */
+static int receive_pages(struct colo_vm *v, struct page_log *staged,
+			 uint64_t deadline, char *err, size_t errlen)
+{
+	for (;;) {
+		struct colo_flink_frame f;
+		struct colo_flink_msg m;
+		const uint8_t *recs;
+		uint64_t seq;
+		uint32_t n;
+		int r = colo_flink_recv(v->link, &f, deadline);
+
+		if (r <= 0) {
+			snprintf(err, errlen, "%s",
+				 r == 0 ? "RAM did not arrive in time"
+					: "primary lost while sending RAM");
+			return -1;
+		}
+		if (f.type == COLO_FLINK_PAGES) {
+			if (colo_flink_parse_pages(&f, v->ram.size, &seq, &n,
+						   &recs) < 0 ||
+			    seq != v->seq) {
+				snprintf(err, errlen, "bad PAGES frame");
+				return -1;
+			}
+			for (uint32_t i = 0; i < n; i++) {
+				const uint8_t *rec =
+					recs + (size_t)i * COLO_FLINK_PAGE_REC;
+				if (page_log_add(staged, colo_get_be64(rec),
+						 rec + 8) < 0) {
+					snprintf(err, errlen, "out of memory");
+					return -1;
+				}
+			}
+			continue;
+		}
+		if (colo_flink_parse_msg(&f, &m) < 0 || m.seq != v->seq ||
+		    f.type != COLO_FLINK_PAGES_END) {
+			snprintf(err, errlen, "%s",
+				 f.type == COLO_FLINK_ABORT
+					 ? "primary aborted"
+					 : "protocol error from the primary");
+			return -1;
+		}
+		if (m.value != staged->n) {
+			snprintf(err, errlen,
+				 "RAM incomplete: %zu of %llu pages", staged->n,
+				 (unsigned long long)m.value);
+			return -1;
+		}
+		return 0;
+	}
+}
+
+/* RAM := last checkpoint + the primary's changes, every overwritten page
+ * logged in undo (applied in reverse, it gives the old RAM back). */
+static int apply_ram(struct colo_vm *v, uint32_t *pages, long n,
+		     const struct page_log *staged, struct page_log *undo,
+		     char *err, size_t errlen)
+{
+	for (long i = 0; i < n; i++) {
+		size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
+
+		if (page_log_add(undo, off, v->ram.guest + off) < 0)
+			goto oom;
+		memcpy(v->ram.guest + off, v->ram.cache + off, COLO_RAM_PAGE);
+	}
+	for (size_t i = 0; i < staged->n; i++) {
+		uint64_t off = staged->off[i];
+
+		if (page_log_add(undo, off, v->ram.guest + off) < 0)
+			goto oom;
+		memcpy(v->ram.guest + off, staged->data + i * COLO_RAM_PAGE,
+		       COLO_RAM_PAGE);
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static void undo_ram(struct colo_vm *v, const struct page_log *undo)
+{
+	for (size_t i = undo->n; i-- > 0;)
+		memcpy(v->ram.guest + undo->off[i],
+		       undo->data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
+}
+
+static int run_checkpoint(struct colo_vm *v, uint64_t flags,
+			  struct page_log *staged, struct page_log *undo,
+			  char *err, size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
+	struct colo_flink_msg m = { .seq = v->seq }, ans;
+	uint32_t *mine = NULL;
+	long nmine;
+	int rc = -1;
+
+	if (v->vm.pid && colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL,
+				       err, errlen) < 0)
+		return -1;
+	if (!v->standby.pid || colo_qemu_exited(&v->standby)) {
+		colo_log_warn("standby gone; starting another now");
+		colo_qemu_stop(&v->standby);
+		if (start_standby(v, err, errlen) < 0)
+			return -1;
+	} else if (colo_qemu_attach(&v->standby, &v->qcfg, err, errlen) < 0) {
+		return -1;
+	}
+	snprintf(m.text, sizeof(m.text), "%s", v->standby.migrate_uri);
+	if (colo_flink_send_msg(v->link, COLO_FLINK_STOPPED, &m, deadline) <
+	    0) {
+		snprintf(err, errlen, "primary lost");
+		return -1;
+	}
+	/* Our VM is stopped: find what it changed while the primary
+	 * scans its side, then take the primary's pages. */
+	nmine = colo_ram_changed(&v->ram, v->scan_threads, &mine);
+	if (nmine < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (receive_pages(v, staged, deadline, err, errlen) == 0 &&
+	    apply_ram(v, mine, nmine, staged, undo, err, errlen) == 0)
+		rc = 0;
+	free(mine);
+	if (rc < 0)
+		return -1;
+	m.text[0] = '\0';
+	m.value = (uint64_t)nmine;
+	if (colo_flink_send_msg(v->link, COLO_FLINK_RAM_READY, &m, deadline) <
+		    0 ||
+	    expect(v, COLO_FLINK_DEVICES_SENT, &ans, deadline, err, errlen) <
+		    0 ||
+	    colo_qemu_wait_migration(&v->standby, v->timeout_ms, err, errlen) <
+		    0)
+		return -1;
+	if (flags & COLO_FLINK_F_DUMP) {
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/ckpt-%llu.ram", v->dump_dir,
+			 (unsigned long long)v->seq);
+		if (colo_qemu_dump(&v->standby, v->ram.size, path, err,
+				   errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void checkpoint(struct colo_vm *v, uint64_t flags)
+{
+	uint64_t t0 = colo_now_ns();
+	struct page_log staged = { 0 }, undo = { 0 };
+	struct colo_flink_msg m = { .seq = v->seq };
+	char err[256], e2[256];
+	struct colo_qemu old;
+
+	if ((flags & COLO_FLINK_F_DUMP) && !v->dump_dir)
+		flags &= ~(uint64_t)COLO_FLINK_F_DUMP;
+	if (run_checkpoint(v, flags, &staged, &undo, err, sizeof(err)) < 0) {
+		/* Back to the previous checkpoint, whole. */
+		undo_ram(v, &undo);
+		colo_qemu_stop(&v->standby);
+		if (v->vm.pid &&
+		    colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
+			colo_log_warn("secondary VM did not resume: %s", e2);
+		snprintf(m.text, sizeof(m.text), "%s", err);
+		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
+				    colo_now_ns() + 100 * COLO_NS_PER_MS);
+		v->st.failures++;
+		colo_log_warn("checkpoint %llu aborted: %s",
+			      (unsigned long long)v->seq, err);
+		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", err);
+		colo_vm_drop_link(v);
+		if (spawn_standby(v, e2, sizeof(e2)) < 0)
+			colo_log_warn("no standby: %s", e2);
+		goto out;
+	}
+	/* Committed: the new VM runs from here whatever happens next. The
+	 * cache takes the new pages after the primary was released (it is
+	 * read again only at the next checkpoint). */
+	if (colo_flink_send_msg(v->link, COLO_FLINK_LOADED, &m,
+				colo_now_ns() +
+					v->timeout_ms * COLO_NS_PER_MS) < 0)
+		colo_log_warn("primary lost after checkpoint %llu was loaded",
+			      (unsigned long long)v->seq);
+	old = v->vm;
+	v->vm = v->standby;
+	memset(&v->standby, 0, sizeof(v->standby));
+	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
+		colo_log_warn("new secondary VM did not start: %s", err);
+	for (size_t i = 0; i < staged.n; i++)
+		memcpy(v->ram.cache + staged.off[i],
+		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
+	colo_qemu_stop(&old);
+	unlink(old.log); /* its console is the new VM's history now */
+	uint64_t why = flags >> 8;
+	colo_vm_record(v,
+		       why < COLO_VM_REASON_MAX ? (enum colo_vm_reason)why
+						: COLO_VM_REASON_COMMAND,
+		       colo_now_ns() - t0, staged.n);
+	colo_vm_set_mode(v, "protected", "");
+	if (spawn_standby(v, err, sizeof(err)) < 0)
+		colo_log_warn("no standby for the next checkpoint: %s", err);
+out:
+	page_log_free(&staged);
+	page_log_free(&undo);
+}
+
+static void link_readable(void *opaque, uint32_t events)
+{
+	struct colo_vm *v = opaque;
+	struct colo_flink_frame f;
+	struct colo_flink_msg m;
+
+	(void)events;
+	do {
+		int r = colo_flink_recv(v->link, &f, colo_now_ns());
+
+		if (r == 0)
+			return;
+		if (r > 0 && f.type == COLO_FLINK_BEGIN &&
+		    colo_flink_parse_msg(&f, &m) == 0 && m.seq > v->seq) {
+			v->seq = m.seq;
+			checkpoint(v, m.value);
+			continue;
+		}
+		if (r > 0 && f.type == COLO_FLINK_ABORT &&
+		    colo_flink_parse_msg(&f, &m) == 0)
+			colo_log_warn("primary: %s", m.text);
+		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm",
+				 r < 0 ? "primary lost"
+				       : "unexpected frame from the primary");
+		colo_vm_drop_link(v);
+	} while (v->link && colo_flink_pending(v->link));
+}
+
+static int handshake(struct colo_vm *v, char *err, size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
+	uint8_t buf[COLO_FLINK_HDR_LEN + COLO_FLINK_HELLO_LEN];
+	struct colo_flink_hello mine, peer;
+	struct colo_flink_frame f;
+	struct colo_flink_msg m;
+	size_t n;
+	int r;
+
+	colo_vm_hello(v, &mine);
+	n = colo_flink_encode_hello(buf, &mine);
+	if (colo_flink_send(v->link, COLO_FLINK_HELLO, buf + COLO_FLINK_HDR_LEN,
+			    (uint32_t)(n - COLO_FLINK_HDR_LEN), deadline) < 0) {
+		snprintf(err, errlen, "link lost during the handshake");
+		return -1;
+	}
+	r = colo_flink_recv(v->link, &f, deadline);
+	if (r > 0 && f.type == COLO_FLINK_ABORT &&
+	    colo_flink_parse_msg(&f, &m) == 0) {
+		snprintf(err, errlen, "primary refused: %s", m.text);
+		return -1;
+	}
+	if (r <= 0 || colo_flink_parse_hello(&f, &peer) < 0 ||
+	    peer.role != COLO_FLINK_PRIMARY) {
+		snprintf(err, errlen, "no valid HELLO from the primary");
+		return -1;
+	}
+	return colo_vm_check_peer(v, &peer, err, errlen);
+}
+
+/* Connects to the primary, retrying while it is not listening yet. */
+static int connect_primary(struct colo_vm *v, const char *connect, char *err,
+			   size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + 30 * COLO_NS_PER_S;
+	struct colo_sock_spec spec;
+	struct colo_sock_addr a;
+	char text[300];
+
+	snprintf(text, sizeof(text), "tcp:%s", connect);
+	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+		return -1;
+	for (;;) {
+		bool busy;
+		int fd = colo_sock_connect(&a, &busy);
+
+		if (fd >= 0 && busy) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int e = ETIMEDOUT;
+			socklen_t el = sizeof(e);
+
+			if (poll(&p, 1, 1000) == 1)
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+			if (e) {
+				close(fd);
+				fd = -1;
+				errno = e;
+			}
+		}
+		if (fd >= 0) {
+			v->link = colo_flink_new(fd);
+			if (!v->link) {
+				close(fd);
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			return 0;
+		}
+		if (colo_now_ns() > deadline) {
+			snprintf(err, errlen, "connect %s: %s", connect,
+				 strerror(errno));
+			return -1;
+		}
+		usleep(100000);
+	}
+}
+
+int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
+			    size_t errlen)
+{
+	static char host[INET6_ADDRSTRLEN];
+
+	v->attach = colo_timer_new(v->loop, attach_fire, v);
+
+	if (connect_primary(v, connect, err, errlen) < 0)
+		return -1;
+	if (!v->qcfg.migrate_host) {
+		/* Where the primary reached us, it reaches our standbys. */
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (getsockname(colo_flink_fd(v->link), (struct sockaddr *)&ss,
+				&sl) < 0 ||
+		    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
+				NULL, 0, NI_NUMERICHOST) != 0) {
+			snprintf(err, errlen, "cannot name the link's address");
+			return -1;
+		}
+		v->qcfg.migrate_host = host;
+	}
+	if (start_standby(v, err, errlen) < 0 ||
+	    colo_qemu_identity(&v->standby, v->qemu_version,
+			       sizeof(v->qemu_version), v->machine,
+			       sizeof(v->machine), err, errlen) < 0 ||
+	    handshake(v, err, errlen) < 0)
+		return -1;
+	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(v->link), EPOLLIN,
+				     link_readable, v);
+	colo_vm_set_mode(v, "no-vm", "waiting for the first checkpoint");
+	colo_log_info("connected to the primary (QEMU %s, %s)", v->qemu_version,
+		      v->machine);
+	return 0;
+}
+
+int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen)
+{
+	if (!v->vm.pid) {
+		snprintf(err, errlen, "no secondary VM yet (no checkpoint)");
+		return -1;
+	}
+	if (v->link) {
+		struct colo_flink_msg m = { .seq = v->seq };
+
+		snprintf(m.text, sizeof(m.text), "secondary failed over");
+		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
+				    colo_now_ns() + 100 * COLO_NS_PER_MS);
+		colo_vm_drop_link(v);
+	}
+	colo_qemu_stop(&v->standby);
+	colo_vm_set_mode(v, "failover", "the secondary VM runs alone");
+	colo_log_info("failover: secondary VM %u runs alone", v->vm.gen);
+	return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * vm.h - one `colo vm` daemon: the state its primary and secondary roles
+ * share (options, the guest's RAM, the QEMUs it owns, the frame link, the
+ * statistics its control socket reports).
+ */
+#ifndef COLO_VM_VM_H
+#define COLO_VM_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame_link.h"
+#include "qemu.h"
+#include "ram.h"
+
+struct colo_loop;
+struct colo_loop_fd;
+struct colo_timer;
+struct colo_control_server;
+struct json_object;
+
+enum colo_vm_reason {
+	COLO_VM_REASON_INITIAL,
+	COLO_VM_REASON_PERIODIC,
+	COLO_VM_REASON_COMMAND,
+	COLO_VM_REASON_MAX,
+};
+
+struct colo_vm_stats {
+	uint64_t checkpoints, failures, deferred;
+	uint64_t by_reason[COLO_VM_REASON_MAX];
+	uint64_t pages_last, pages_total;
+	uint32_t *pause_us; /* every successful checkpoint's pause */
+	size_t npause, cap;
+	uint32_t last_us, max_us;
+};
+
+struct colo_vm {
+	bool primary;
+	struct colo_qemu_cfg qcfg;
+	struct colo_ram ram;
+	struct colo_loop *loop;
+	struct colo_control_server *ctl;
+	unsigned int scan_threads;
+	uint64_t interval_ns, min_interval_ns;
+	unsigned int timeout_ms; /* one checkpoint, end to end */
+	const char *dump_dir;
+
+	struct colo_qemu vm;	  /* the running guest of this host */
+	struct colo_qemu standby; /* secondary: the next VM, waiting */
+	unsigned int next_gen;
+
+	int listen_fd; /* primary */
+	struct colo_loop_fd *listen_h;
+	struct colo_flink *link;
+	struct colo_loop_fd *link_h;
+	char link_addr[128];
+
+	char mode[32];
+	char reason[256];
+	uint64_t seq;
+	uint64_t last_end_ns;
+	struct colo_timer *periodic, *deferred;
+	struct colo_timer *attach; /* secondary: attach the booting standby */
+	bool deferred_dump;
+	enum colo_vm_reason deferred_reason;
+	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
+	char machine[COLO_FLINK_MACHINE_LEN + 1];
+
+	struct colo_vm_stats st;
+	int exit_code; /* 1 once the primary's VM died under us */
+};
+
+/* cmd_vm.c APIs (shared by the roles): */
+void colo_vm_set_mode(struct colo_vm *v, const char *mode, const char *reason);
+/* The peers' identities must match before the first checkpoint. 0, or -1
+ * with the reason in err. */
+int colo_vm_check_peer(const struct colo_vm *v,
+		       const struct colo_flink_hello *peer, char *err,
+		       size_t errlen);
+void colo_vm_hello(const struct colo_vm *v, struct colo_flink_hello *h);
+void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
+		    uint64_t pause_ns, uint64_t pages);
+void colo_vm_drop_link(struct colo_vm *v);
+const char *colo_vm_reason_name(enum colo_vm_reason r);
+
+/* primary.c APIs: */
+int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
+			  size_t errlen);
+/* Runs one checkpoint now (or defers it to the minimum interval); the
+ * reply gets its figures. 0, or -1 with err. */
+int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
+			       bool dump, struct json_object *reply, char *err,
+			       size_t errlen);
+
+/* secondary.c APIs: */
+int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
+			    size_t errlen);
+int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen);
+
+#endif
