@@ -17,11 +17,11 @@ cd "$(dirname "$0")"
 
 RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 	libinih-dev libcpg-dev libquorum-dev libvotequorum-dev
-	libcorosync-common-dev iproute2 procps)
+	libcorosync-common-dev libssl-dev iproute2 procps)
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
-	corosync-qnetd util-linux busybox-static)
+	corosync-qnetd util-linux busybox-static openssl)
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -89,6 +89,14 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add(out, "%s", sock);
 		/* colo up pushes the lease; nothing leaves before it */
 		add(out, "--lease-required");
+		/* The link in TLS: identity is the host, so the peer's
+		 * certificate must carry its [host NAME]. */
+		if (me->credentials[0]) {
+			add(out, "--tls-creds");
+			add(out, "%s", me->credentials);
+			add(out, "--tls-peer");
+			add(out, "%s", peer->name);
+		}
 		return;
 	}
 	add(out, "blk");

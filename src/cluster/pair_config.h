@@ -35,7 +35,7 @@ struct colo_pair_host {
 	char ring[COLO_PAIR_ADDR_MAX]; /* corosync ring0 (knet) */
 	char client_if[IFNAMSIZ];      /* client-facing interface */
 	char guest_if[IFNAMSIZ];       /* the guest's tap or veth */
-	char credentials[COLO_PAIR_PATH_MAX]; /* for the TLS link (later) */
+	char credentials[COLO_PAIR_PATH_MAX]; /* the proxy link's TLS creds */
 	unsigned int line;		      /* of its [host NAME] header */
 	uint64_t seen;			      /* bit per key met */
 };

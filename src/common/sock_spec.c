@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -290,6 +291,26 @@ int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress)
 	close(fd);
 	errno = e;
 	return -1;
+}
+
+bool colo_sock_addr_is_loopback(const struct colo_sock_addr *a)
+{
+	const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+	const struct sockaddr_in *s4 = (const void *)&a->ss;
+
+	switch (a->ss.ss_family) {
+	case AF_UNIX:
+		return true;
+	case AF_INET:
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		       s6->sin6_addr.s6_addr[12] == 127;
+	default:
+		return false;
+	}
 }
 
 int colo_sock_accept(int listen_fd)

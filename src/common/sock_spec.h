@@ -66,6 +66,9 @@ int colo_sock_peer_check(int fd, char *why, size_t n);
 /* Non-blocking connect; returns the fd (connection maybe in progress:
  * *in_progress says so) or -1 and errno. */
 int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress);
+/* Loopback (127/8, ::1, v4-mapped 127/8) or a UNIX socket: reachable
+ * from this host only. The wildcard address is not. */
+bool colo_sock_addr_is_loopback(const struct colo_sock_addr *a);
 /* accept4 with the flags above; -1 and errno. */
 int colo_sock_accept(int listen_fd);
 /* "tcp-listen:127.0.0.1:9000" style text for logs. */

@@ -37,6 +37,7 @@
 #include "../commands.h"
 #include "clock.h"
 #include "control.h"
+#include "demo_creds.h"
 #include "evloop.h"
 
 #define GUEST_IP  "10.77.0.10"
@@ -358,7 +359,7 @@ static void run_client(void *arg)
 }
 
 struct proxy_args {
-	const char *role, *link_opt, *ctl;
+	const char *role, *link_opt, *ctl, *host, *peer;
 };
 
 static void run_proxy(void *arg)
@@ -367,6 +368,9 @@ static void run_proxy(void *arg)
 	char log[128];
 	int fd;
 
+	char creds[128];
+
+	snprintf(creds, sizeof(creds), "%s/%s", dir, a->host);
 	snprintf(log, sizeof(log), "%s/%s.log", dir, a->role);
 	fd = open(log, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		  0600);
@@ -376,7 +380,8 @@ static void run_proxy(void *arg)
 	}
 	execl(self, "colo", "proxy", "--role", a->role, "--client", "packet:sw",
 	      "--guest", "packet:gst", a->link_opt, "10.78.0.1:7070",
-	      "--control", a->ctl, (char *)NULL);
+	      "--control", a->ctl, "--tls-creds", creds, "--tls-peer", a->peer,
+	      (char *)NULL);
 	_exit(127);
 }
 
@@ -417,6 +422,8 @@ static void human(char *buf, size_t n, double bytes)
 	snprintf(buf, n, "%.2f %s", bytes, unit[u]);
 }
 
+static const char *const demo_hosts[] = { "phost", "shost" };
+
 static void cleanup(void)
 {
 	for (int i = 0; i < nchildren; i++) {
@@ -438,6 +445,7 @@ static void cleanup(void)
 		unlink(p);
 		snprintf(p, sizeof(p), "%s/secondary.log", dir);
 		unlink(p);
+		colo_demo_remove_creds(dir, demo_hosts, 2);
 		rmdir(dir);
 	}
 }
@@ -543,6 +551,18 @@ int colo_cmd_demo(int argc, char **argv)
 	set_handler(SIGINT, on_sigint);
 	set_handler(SIGTERM, on_sigint);
 
+	{
+		char e[256];
+
+		if (colo_demo_make_creds(dir, demo_hosts, 2, e, sizeof(e)) <
+		    0) {
+			fprintf(stderr, "colo demo: credentials: %s\n", e);
+			goto out;
+		}
+		printf("colo demo: TLS credentials for phost and shost in "
+		       "%s (a throwaway CA)\n",
+		       dir);
+	}
 	printf("colo demo: building the topology (namespaces %s*)\n", prefix);
 	if (topo_build() < 0) {
 		fprintf(stderr, "colo demo: building the topology failed\n");
@@ -552,8 +572,10 @@ int colo_cmd_demo(int argc, char **argv)
 	       "hosts\n");
 	spawn_in("pguest", run_serve, NULL);
 	spawn_in("sguest", run_serve, NULL);
-	sa = (struct proxy_args){ "secondary", "--link-connect", sctl };
-	pa = (struct proxy_args){ "primary", "--link-listen", pctl };
+	sa = (struct proxy_args){ "secondary", "--link-connect", sctl, "shost",
+				  "phost" };
+	pa = (struct proxy_args){ "primary", "--link-listen", pctl, "phost",
+				  "shost" };
 	spawn_in("shost", run_proxy, &sa);
 	primary_pid = spawn_in("phost", run_proxy, &pa);
 	for (int i = 0; i < 100 && !interrupted; i++) {

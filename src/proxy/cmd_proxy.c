@@ -72,6 +72,15 @@ static const char usage[] =
 	"  --ping MS               link liveness ping interval (100)\n"
 	"  --peer-timeout MS       peer lost after this long without data "
 	"(500)\n"
+	"  --tls-creds DIR         run the link in TLS 1.3 with mutual x509\n"
+	"                          authentication; DIR holds ca-cert.pem,\n"
+	"                          server-cert.pem/-key.pem (primary) and\n"
+	"                          client-cert.pem/-key.pem (secondary), as\n"
+	"                          QEMU's tls-creds-x509\n"
+	"  --tls-peer HOST         the peer host's name in its certificate\n"
+	"                          (required with --tls-creds)\n"
+	"  --insecure              allow a link off loopback without TLS\n"
+	"                          (anyone reaching the port owns the pair)\n"
 	"  --lease-required        release nothing to the client before the\n"
 	"                          first lease command, nor after its "
 	"deadline\n"
@@ -94,6 +103,9 @@ int colo_cmd_proxy(int argc, char **argv)
 		O_MQ,
 		O_PING,
 		O_PT,
+		O_TLS,
+		O_PEER,
+		O_INSECURE,
 		O_LEASE
 	};
 	static const struct option lopts[] = {
@@ -107,6 +119,9 @@ int colo_cmd_proxy(int argc, char **argv)
 		{ "max-queue", required_argument, NULL, O_MQ },
 		{ "ping", required_argument, NULL, O_PING },
 		{ "peer-timeout", required_argument, NULL, O_PT },
+		{ "tls-creds", required_argument, NULL, O_TLS },
+		{ "tls-peer", required_argument, NULL, O_PEER },
+		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "lease-required", no_argument, NULL, O_LEASE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -165,6 +180,15 @@ int colo_cmd_proxy(int argc, char **argv)
 			}
 			o.max_queue = (uint32_t)v;
 			break;
+		case O_TLS:
+			o.tls_creds = optarg;
+			break;
+		case O_PEER:
+			o.tls_peer = optarg;
+			break;
+		case O_INSECURE:
+			o.insecure = true;
+			break;
 		case O_LEASE:
 			o.lease_required = true;
 			break;
@@ -184,6 +208,11 @@ int colo_cmd_proxy(int argc, char **argv)
 			"colo proxy: --role, --client and --guest are "
 			"required\n%s",
 			usage);
+		return 2;
+	}
+	if (!o.tls_creds != !o.tls_peer || (o.tls_creds && o.insecure)) {
+		fprintf(stderr, "colo proxy: --tls-creds and --tls-peer go "
+				"together, and not with --insecure\n");
 		return 2;
 	}
 	if (strcmp(role, "primary") == 0) {

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "link.h"
 #include "byteorder.h"
+#include "log.h"
+#include "tls.h"
 
 static const uint8_t hello_magic[8] = {
 	'C', 'O', 'L', 'O', 'L', 'I', 'N', 'K'
@@ -207,11 +210,12 @@ void colo_plink_free(struct colo_plink *l)
 }
 
 void colo_plink_attach(struct colo_plink *l, int fd, uint8_t role,
-		       uint64_t session, uint64_t now_ns)
+		       uint64_t session, uint64_t now_ns, struct colo_tls *tls)
 {
 	struct colo_plink_hello h = { .version = COLO_PLINK_VERSION,
 				      .role = role,
-				      .auth = COLO_PLINK_AUTH_NONE,
+				      .auth = tls ? COLO_PLINK_AUTH_TLS
+						  : COLO_PLINK_AUTH_NONE,
 				      .session = session };
 	uint8_t hello[COLO_PLINK_HELLO_LEN];
 	int one = 1, sz = 16 << 20;
@@ -221,6 +225,9 @@ void colo_plink_attach(struct colo_plink *l, int fd, uint8_t role,
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	l->fd = fd;
+	l->tls = tls;
+	l->tls_want = EPOLLOUT;
+	l->role = role;
 	l->last_rx_ns = l->last_tx_ns = now_ns;
 	colo_plink_hello_encode(hello, &h);
 	colo_plink_queue(l, COLO_PLINK_HELLO, 0, hello, sizeof(hello), NULL, 0);
@@ -231,9 +238,42 @@ void colo_plink_detach(struct colo_plink *l)
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
+	colo_tls_free(l->tls);
+	l->tls = NULL;
 	l->hello_rx = false;
 	l->in_len = l->in_off = 0;
 	l->out_head = l->out_tail = 0;
+}
+
+bool colo_plink_want_out(const struct colo_plink *l)
+{
+	if (l->tls && !colo_tls_established(l->tls))
+		return l->tls_want == EPOLLOUT;
+	return l->out_tail > l->out_head;
+}
+
+/* Drives the handshake: 1 established, 0 not yet, -1 failed (errno
+ * EACCES, the reason logged). */
+static int tls_step(struct colo_plink *l)
+{
+	char err[256];
+	int r;
+
+	if (colo_tls_established(l->tls))
+		return 1;
+	r = colo_tls_handshake(l->tls, &l->tls_want, err, sizeof(err));
+	if (r < 0) {
+		colo_log_warn("link: %s", err);
+		errno = EACCES;
+	}
+	return r;
+}
+
+static ssize_t link_send(struct colo_plink *l, const void *p, size_t n)
+{
+	if (l->tls)
+		return colo_tls_write(l->tls, p, n);
+	return send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 size_t colo_plink_pending(const struct colo_plink *l)
@@ -310,7 +350,7 @@ int colo_plink_queue(struct colo_plink *l, uint8_t type, uint8_t flags,
 	 * socket when nothing is queued before it, saving a copy of every
 	 * mirrored or compared byte. What the socket does not take is kept
 	 * in order. */
-	if (n < WRITE_THROUGH_MIN || pending) {
+	if (n < WRITE_THROUGH_MIN || pending || l->tls) {
 		spill(l, iov, 3, 0);
 		return 0;
 	}
@@ -324,10 +364,15 @@ int colo_plink_queue(struct colo_plink *l, uint8_t type, uint8_t flags,
 
 int colo_plink_flush(struct colo_plink *l, uint64_t now_ns)
 {
+	if (l->fd >= 0 && l->tls) {
+		int r = tls_step(l);
+
+		if (r <= 0)
+			return r;
+	}
 	while (l->fd >= 0 && l->out_head < l->out_tail) {
-		ssize_t w = send(l->fd, l->out + l->out_head,
-				 l->out_tail - l->out_head,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = link_send(l, l->out + l->out_head,
+				      l->out_tail - l->out_head);
 
 		if (w < 0) {
 			if (errno == EINTR)
@@ -373,14 +418,25 @@ static int parse(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 				r = -1;
 				break;
 			}
+			uint8_t auth = l->tls ? COLO_PLINK_AUTH_TLS
+					      : COLO_PLINK_AUTH_NONE;
+
 			if (l->peer.version != COLO_PLINK_VERSION ||
-			    l->peer.auth != COLO_PLINK_AUTH_NONE) {
+			    l->peer.auth != auth) {
 				snprintf(err, errlen,
 					 "peer speaks version %u auth %u, we "
 					 "%u auth %u",
 					 l->peer.version, l->peer.auth,
-					 COLO_PLINK_VERSION,
-					 COLO_PLINK_AUTH_NONE);
+					 COLO_PLINK_VERSION, auth);
+				r = -1;
+				break;
+			}
+			if (l->peer.role == l->role) {
+				snprintf(err, errlen,
+					 "peer says it is the %s too",
+					 l->role == COLO_PLINK_ROLE_PRIMARY
+						 ? "primary"
+						 : "secondary");
 				r = -1;
 				break;
 			}
@@ -411,9 +467,21 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		    uint64_t now_ns, char *err, size_t errlen)
 {
 	size_t total = 0;
+	/* A TLS read returns one record (16 KiB) at most: as many rounds as
+	 * move what the plain path's 16 large reads would. */
+	int rounds = l->tls ? 128 : 16;
 
+	if (l->fd >= 0 && l->tls) {
+		int r = tls_step(l);
+
+		if (r < 0)
+			snprintf(err, errlen, "TLS handshake failed");
+		if (r <= 0)
+			return r;
+	}
 	/* Bounded so one busy link cannot starve the ports. */
-	for (int round = 0; round < 16 && l->fd >= 0 && total < IN_CAP;
+	l->rx_more = false;
+	for (int round = 0; round < rounds && l->fd >= 0 && total < IN_CAP;
 	     round++) {
 		ssize_t n;
 		size_t room;
@@ -425,7 +493,8 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 			l->in_off = 0;
 		}
 		room = l->in_cap - l->in_len;
-		n = recv(l->fd, l->in + l->in_len, room, MSG_DONTWAIT);
+		n = l->tls ? colo_tls_read(l->tls, l->in + l->in_len, room)
+			   : recv(l->fd, l->in + l->in_len, room, MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -448,8 +517,11 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		/* A short read drained the socket: the next recv would only
 		 * say EAGAIN (one syscall per wake-up saved; epoll is level
 		 * triggered, so nothing that arrives later is missed). */
-		if ((size_t)n < room)
+		if ((size_t)n < room && !l->tls)
 			break;
 	}
+	/* Stopped by the bound, not by EAGAIN: the TLS session may hold
+	 * bytes it read ahead, which epoll will not report again. */
+	l->rx_more = l->tls && l->fd >= 0;
 	return 0;
 }

@@ -64,7 +64,9 @@ enum colo_plink_role {
 	COLO_PLINK_ROLE_PRIMARY = 1,
 	COLO_PLINK_ROLE_SECONDARY = 2
 };
-enum colo_plink_auth { COLO_PLINK_AUTH_NONE = 0 };
+/* How the link is protected: both ends must say the same. TLS: the HELLO
+ * travels inside a TLS 1.3 session whose peer host was verified. */
+enum colo_plink_auth { COLO_PLINK_AUTH_NONE = 0, COLO_PLINK_AUTH_TLS = 1 };
 
 struct colo_plink_hello {
 	uint16_t version;
@@ -102,9 +104,15 @@ int colo_plink_meta_decode(const uint8_t *p, size_t len,
 /* One end of the link: a connected non-blocking TCP socket with an input
  * and an output buffer. Frames queued in one event-loop iteration leave
  * in one send(). */
+struct colo_tls;
+
 struct colo_plink {
 	int fd;
-	bool hello_rx; /* the peer's HELLO arrived */
+	struct colo_tls *tls; /* NULL: plain TCP (loopback or --insecure) */
+	uint32_t tls_want;    /* handshake: the event it waits for */
+	uint8_t role;	      /* ours; the peer's HELLO must say the other */
+	bool hello_rx;	      /* the peer's HELLO arrived */
+	bool rx_more; /* TLS read stopped at its bound: read again soon */
 	struct colo_plink_hello peer;
 	uint8_t *in;
 	size_t in_off, in_len, in_cap; /* unparsed: [in_off, in_len) */
@@ -118,9 +126,19 @@ struct colo_plink {
 int colo_plink_init(struct colo_plink *l);
 void colo_plink_free(struct colo_plink *l);
 /* Takes over a connected socket (sets TCP_NODELAY and buffer sizes) and
- * queues our HELLO. */
+ * queues our HELLO. With tls (taken over, its handshake not started)
+ * nothing, the HELLO included, is sent or read in the clear. */
 void colo_plink_attach(struct colo_plink *l, int fd, uint8_t role,
-		       uint64_t session, uint64_t now_ns);
+		       uint64_t session, uint64_t now_ns, struct colo_tls *tls);
+/* The peer is who the link expects: TLS verified (when used) and its
+ * HELLO arrived with the other role. Before that nothing is mirrored. */
+static inline bool colo_plink_verified(const struct colo_plink *l)
+{
+	return l->fd >= 0 && l->hello_rx;
+}
+/* Whether the socket's writability matters now (EPOLLOUT): output is
+ * pending, or the TLS handshake waits to write. */
+bool colo_plink_want_out(const struct colo_plink *l);
 /* Closes the socket and forgets buffered bytes. */
 void colo_plink_detach(struct colo_plink *l);
 static inline bool colo_plink_up(const struct colo_plink *l)
@@ -135,6 +153,8 @@ size_t colo_plink_pending(const struct colo_plink *l);
 /* Send what the socket takes: 0 ok (maybe still pending), -1 dead. */
 int colo_plink_flush(struct colo_plink *l, uint64_t now_ns);
 /* Read what is there and call fn for every whole frame after the HELLO.
+ * With TLS, rx_more afterwards says to call again without waiting for
+ * EPOLLIN (the session may hold bytes already taken from the socket).
  * Returns 0, or -1 when the peer closed or broke the protocol (reason in
  * err). fn returning -1 stops with an error too. */
 typedef int (*colo_plink_frame_fn)(void *opaque,

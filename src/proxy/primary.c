@@ -161,8 +161,16 @@ static void on_divergence(void *opaque, const struct colo_divergence *d)
 static void degrade(void *opaque, const char *why)
 {
 	struct colo_primary *p = opaque;
+	bool was_up = colo_proxy_link_up(&p->px);
 
 	colo_proxy_link_detach(&p->px);
+	if (!was_up) {
+		/* Never verified: nothing was mirrored, nothing is lost. */
+		colo_log_warn("link: connection dropped before it was "
+			      "verified (%s)",
+			      why);
+		return;
+	}
 	colo_lease_gate_link_lost(&p->px.lease);
 	colo_comparer_release_all(p->cmp);
 	p->peer_losses++;
@@ -193,9 +201,19 @@ static void accept_peer(void *opaque, uint32_t events)
 	(void)events;
 	if (fd < 0)
 		return;
+	if (colo_proxy_link_up(&p->px)) {
+		/* A verified peer is never displaced by a stranger: a real
+		 * secondary that restarted finds its old connection closed
+		 * (or timed out) first. */
+		close(fd);
+		p->peer_refused++;
+		colo_log_warn("link: refused a connection while the "
+			      "secondary is connected");
+		return;
+	}
 	if (colo_plink_up(&p->px.link)) {
-		/* A new connection wins: the old peer restarted or its
-		 * connection is half dead. */
+		/* An unverified connection (handshake or HELLO pending) gives
+		 * way: it cannot hold the one slot. */
 		colo_proxy_link_detach(&p->px);
 		colo_comparer_release_all(p->cmp);
 	}
@@ -204,6 +222,15 @@ static void accept_peer(void *opaque, uint32_t events)
 		colo_log_warn("secondary: %s", strerror(errno));
 		return;
 	}
+}
+
+/* The connection proved to be our secondary (TLS host and HELLO): only
+ * now does it count, for the lease too (a stranger must not clear its
+ * floor). */
+static void peer_verified(void *opaque)
+{
+	struct colo_primary *p = opaque;
+
 	p->peer_connects++;
 	colo_lease_gate_link_up(&p->px.lease);
 	colo_log_info("secondary connected: protected");
@@ -364,6 +391,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	colo_proxy_add_u64(r, "flows", s->flows);
 	colo_proxy_add_u64(r, "windows_clamped", p->clamped);
 	colo_proxy_add_u64(r, "peer_connects", p->peer_connects);
+	colo_proxy_add_u64(r, "peer_refused", p->peer_refused);
 	colo_proxy_add_u64(r, "peer_losses", p->peer_losses);
 	colo_proxy_add_u64(r, "link_bytes_tx", p->px.link.bytes_tx);
 	colo_proxy_add_u64(r, "link_bytes_rx", p->px.link.bytes_rx);
@@ -435,7 +463,8 @@ static int open_listen(struct colo_primary *p, char *err, size_t errlen)
 
 	snprintf(s, sizeof(s), "tcp-listen:%s", p->px.o->link);
 	if (colo_sock_spec_parse(s, &spec, err, errlen) < 0 ||
-	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0 ||
+	    colo_proxy_link_allowed(&p->px, &a, err, errlen) < 0)
 		return -1;
 	p->listen_fd = colo_sock_listen(&a);
 	if (p->listen_fd >= 0)
@@ -473,6 +502,7 @@ static int setup(struct colo_primary *p, const struct colo_proxy_opts *o,
 		return -1;
 	p->px.on_link = on_link;
 	p->px.link_lost = degrade;
+	p->px.on_verified = peer_verified;
 	p->px.throttled = &p->px.client;
 	p->housekeeping = colo_timer_new(p->px.loop, housekeeping, p);
 	if (!p->housekeeping) {

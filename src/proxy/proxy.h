@@ -44,6 +44,11 @@ struct colo_proxy_opts {
 	uint64_t compare_timeout_ms;
 	uint32_t max_queue;
 	uint64_t ping_ms, peer_timeout_ms;
+	/* The link's protection: TLS with the credentials in tls_creds
+	 * (QEMU's tls-creds-x509 layout) and the peer host tls_peer must
+	 * prove; without, only loopback unless insecure. */
+	const char *tls_creds, *tls_peer;
+	bool insecure;
 	bool lease_required; /* release nothing before the first lease */
 };
 
@@ -89,18 +94,25 @@ struct colo_port_watch {
 
 /* One role's runtime; the first member of struct colo_primary and struct
  * colo_secondary, so a control handler's ctx is also a colo_proxy. */
+struct colo_tls_creds;
+struct colo_sock_addr;
+
 struct colo_proxy {
 	const struct colo_proxy_opts *o;
+	struct colo_tls_creds *creds; /* NULL: the link runs in the clear */
+	bool peer_verified;	      /* logged once per connection */
 	void *role;
 	struct colo_loop *loop;
 	struct colo_port_watch client, guest;
 	struct colo_plink link;
 	struct colo_loop_fd *link_h;
-	bool connecting; /* the secondary's connect is in progress */
+	bool connecting;     /* the secondary's connect is in progress */
+	uint64_t link_since; /* attach (or connect done): the verify clock */
 	/* The port whose input waits while the link's output is above its
 	 * high mark (TCP senders slow down instead of us buffering). */
 	struct colo_port_watch *throttled;
 	struct colo_timer *heartbeat;
+	struct colo_timer *rx_resume; /* TLS input left in the session */
 	struct colo_control_server *ctl;
 	uint64_t session;
 	struct colo_lease_gate lease;
@@ -113,6 +125,8 @@ struct colo_proxy {
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);
+	/* Optional: the peer just became verified. */
+	void (*on_verified)(void *role);
 };
 
 /* Loop, signals (SIGINT/SIGTERM stop it), ports and the flush hook. 0, or
@@ -127,7 +141,13 @@ int colo_proxy_control(struct colo_proxy *px,
 		       size_t errlen);
 int colo_proxy_run(struct colo_proxy *px);
 void colo_proxy_close(struct colo_proxy *px);
-/* The link takes fd (connected, or connecting when connecting). */
+/* The safe default: a link address off loopback needs TLS (or
+ * --insecure). 0, or -1 with the reason in err. */
+int colo_proxy_link_allowed(const struct colo_proxy *px,
+			    const struct colo_sock_addr *a, char *err,
+			    size_t errlen);
+/* The link takes fd (connected, or connecting when connecting; the
+ * connecting side is the TLS client). */
 int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 			   bool connecting);
 void colo_proxy_link_detach(struct colo_proxy *px);
@@ -135,9 +155,11 @@ void colo_proxy_link_detach(struct colo_proxy *px);
  * of this wake-up. Returns colo_plink_queue's result. */
 int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
 		     const void *p1, size_t n1, const void *p2, size_t n2);
+/* Up = the peer is verified (TLS host and HELLO): nothing is mirrored,
+ * compared or applied before. */
 static inline bool colo_proxy_link_up(const struct colo_proxy *px)
 {
-	return colo_plink_up(&px->link) && !px->connecting;
+	return colo_plink_verified(&px->link) && !px->connecting;
 }
 /* The connect finished: the heartbeat starts. */
 void colo_proxy_link_connected(struct colo_proxy *px);
@@ -234,6 +256,7 @@ struct colo_primary {
 	uint64_t client_frames, client_ignored, mirrored, guest_frames;
 	uint64_t passthrough, released, conn_meta, ckpt_requests;
 	uint64_t peer_connects, peer_losses, mirror_failed, clamped;
+	uint64_t peer_refused; /* connections refused: a verified peer is up */
 	uint64_t silent; /* output dropped while handing over or handed over */
 	uint64_t failovers_unconfirmed;
 	/* The secondary guest's latest receive window per connection. */

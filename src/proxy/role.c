@@ -27,6 +27,8 @@
 #include "log.h"
 #include "packet.h"
 #include "proxy.h"
+#include "sock_spec.h"
+#include "tls.h"
 
 #define LINK_HIGH (8u << 20)
 #define LINK_LOW  (2u << 20)
@@ -120,6 +122,21 @@ static void link_ready(void *opaque, uint32_t events)
 
 	if (colo_plink_up(&px->link))
 		px->on_link(px->role, events);
+	/* Come back right after the ports had their turn. */
+	if (colo_plink_up(&px->link) && px->link.rx_more)
+		colo_timer_arm_in(px->rx_resume, 0);
+	if (!px->peer_verified && colo_proxy_link_up(px)) {
+		px->peer_verified = true;
+		colo_log_info("link: peer verified (%s)",
+			      px->creds ? px->o->tls_peer : "no TLS");
+		if (px->on_verified)
+			px->on_verified(px->role);
+	}
+}
+
+static void rx_resume(void *opaque)
+{
+	link_ready(opaque, EPOLLIN);
 }
 
 /* Fires when a PING may be due or the peer may have timed out; re-arms
@@ -138,6 +155,16 @@ static void heartbeat(void *opaque)
 		colo_timer_arm_at(px->heartbeat, now + ping);
 		return;
 	}
+	/* A peer gets the peer timeout to finish TLS and send its HELLO:
+	 * a silent or trickling stranger cannot hold the link. */
+	if (!colo_plink_verified(&px->link) && now - px->link_since > timeout) {
+		px->link_lost(px->role, "not verified within the peer timeout");
+		return;
+	}
+	if (!colo_plink_verified(&px->link)) {
+		colo_timer_arm_at(px->heartbeat, px->link_since + timeout + 1);
+		return;
+	}
 	if (now - px->link.last_rx_ns > timeout) {
 		px->link_lost(px->role, "no data within the peer timeout");
 		return;
@@ -152,14 +179,41 @@ static void heartbeat(void *opaque)
 	colo_timer_arm_at(px->heartbeat, next);
 }
 
+int colo_proxy_link_allowed(const struct colo_proxy *px,
+			    const struct colo_sock_addr *a, char *err,
+			    size_t errlen)
+{
+	if (px->creds || px->o->insecure || colo_sock_addr_is_loopback(a))
+		return 0;
+	snprintf(err, errlen,
+		 "%s is not a loopback address: the link needs --tls-creds "
+		 "DIR and --tls-peer HOST (or --insecure to run it in the "
+		 "clear)",
+		 px->o->link);
+	return -1;
+}
+
 int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 			   bool connecting)
 {
 	uint64_t now = colo_loop_now(px->loop);
+	struct colo_tls *tls = NULL;
+	char err[256];
 
 	colo_proxy_link_detach(px);
-	colo_plink_attach(&px->link, fd, role, px->session, now);
+	if (px->creds) {
+		tls = colo_tls_new(px->creds, fd, !connecting, px->o->tls_peer,
+				   err, sizeof(err));
+		if (!tls) {
+			colo_log_warn("link: %s", err);
+			close(fd);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	colo_plink_attach(&px->link, fd, role, px->session, now, tls);
 	px->connecting = connecting;
+	px->link_since = now;
 	px->link_h = colo_loop_add_fd(px->loop, fd, EPOLLIN | EPOLLOUT,
 				      link_ready, px);
 	if (!px->link_h) {
@@ -174,7 +228,7 @@ int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 void colo_proxy_link_connected(struct colo_proxy *px)
 {
 	px->connecting = false;
-	px->link.last_rx_ns = colo_loop_now(px->loop);
+	px->link_since = px->link.last_rx_ns = colo_loop_now(px->loop);
 	colo_timer_arm_at(px->heartbeat, px->link.last_rx_ns);
 }
 
@@ -184,6 +238,7 @@ void colo_proxy_link_detach(struct colo_proxy *px)
 	px->link_h = NULL;
 	colo_plink_detach(&px->link);
 	px->connecting = false;
+	px->peer_verified = false;
 	if (px->heartbeat)
 		colo_timer_disarm(px->heartbeat);
 }
@@ -229,14 +284,18 @@ static void flush_all(void *opaque)
 				px->role,
 				"a frame could not be queued on the link");
 	}
-	if (colo_proxy_link_up(px) &&
+	/* Flushing also drives the TLS handshake of an unverified link. */
+	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
-		px->link_lost(px->role, strerror(errno));
+		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
+							: strerror(errno));
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h &&
 	    colo_loop_mod_fd(
 		    px->link_h,
-		    EPOLLIN | (px->connecting || pending ? EPOLLOUT : 0)) < 0)
+		    EPOLLIN | (px->connecting || colo_plink_want_out(&px->link)
+				       ? EPOLLOUT
+				       : 0)) < 0)
 		px->link_lost(px->role, "cannot watch the link");
 	colo_port_flush(px->guest.port);
 	colo_proxy_flush_client(px);
@@ -268,6 +327,15 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 	px->role = role;
 	px->client.fd = px->guest.fd = -1;
 	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
+	if (o->tls_creds) {
+		char e[256];
+
+		px->creds = colo_tls_creds_load(o->tls_creds, e, sizeof(e));
+		if (!px->creds) {
+			snprintf(err, errlen, "--tls-creds: %s", e);
+			return -1;
+		}
+	}
 	if (colo_lease_gate_init(&px->lease, o->lease_required) < 0)
 		goto oom;
 	if (colo_plink_init(&px->link) < 0)
@@ -276,7 +344,8 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 	if (!px->loop)
 		goto oom;
 	px->heartbeat = colo_timer_new(px->loop, heartbeat, px);
-	if (!px->heartbeat ||
+	px->rx_resume = colo_timer_new(px->loop, rx_resume, px);
+	if (!px->heartbeat || !px->rx_resume ||
 	    colo_loop_before_sleep(px->loop, flush_all, px) < 0)
 		goto oom;
 	colo_ignore_sigpipe();
@@ -326,6 +395,8 @@ void colo_proxy_close(struct colo_proxy *px)
 	if (px->loop)
 		colo_proxy_link_detach(px);
 	colo_plink_free(&px->link);
+	colo_tls_creds_free(px->creds);
+	px->creds = NULL;
 	colo_loop_del_fd(px->client.h);
 	colo_loop_del_fd(px->guest.h);
 	colo_port_close(px->client.port);

@@ -408,7 +408,8 @@ static int setup(struct colo_secondary *s, const struct colo_proxy_opts *o,
 		return -1;
 	}
 	if (colo_proxy_open(&s->px, o, s, client_frame,
-			    colo_redirector_guest_frame, err, errlen) < 0)
+			    colo_redirector_guest_frame, err, errlen) < 0 ||
+	    colo_proxy_link_allowed(&s->px, &s->link_addr, err, errlen) < 0)
 		return -1;
 	s->px.on_link = on_link;
 	s->px.link_lost = link_lost;

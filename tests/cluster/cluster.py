@@ -170,8 +170,14 @@ class Cluster(e2e.Net):
                     "authkey = %s\nhook = %s\n"
                     % (self.p.strip("-"), self.run_dir, key, hook))
             for n, link in (("a", "10.78.0.1"), ("b", "10.78.0.2")):
+                # the proxy link in TLS: credentials naming host n
+                creds = os.path.join(self.dir, "creds-" + n)
+                subprocess.run([e2e.MKCREDS, "host",
+                                os.path.join(self.dir, "ca"), creds, n],
+                               check=True)
                 f.write("[host %s]\nlink = %s\nring = %s\nclient = sw\n"
-                        "guest = gst\n" % (n, link, RING[n]))
+                        "guest = gst\ncredentials = %s\n"
+                        % (n, link, RING[n], creds))
             f.write("[witness]\naddress = %s\n[timeouts]\ntoken_ms = %d\n"
                     "lease_ms = %d\nmargin_ms = %d\n"
                     % (RING["w"], TOKEN, LEASE, MARGIN))

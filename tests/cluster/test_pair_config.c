@@ -256,7 +256,12 @@ static void test_daemon_argv(void **state)
 	assert_string_equal(a.argv[11], sock);
 	/* the proxy releases nothing before colo up's first lease */
 	assert_string_equal(a.argv[12], "--lease-required");
-	assert_int_equal(a.argc, 13);
+	/* the link in TLS with alpha's credentials, expecting beta */
+	assert_string_equal(a.argv[13], "--tls-creds");
+	assert_string_equal(a.argv[14], "/etc/colo/alpha");
+	assert_string_equal(a.argv[15], "--tls-peer");
+	assert_string_equal(a.argv[16], "beta");
+	assert_int_equal(a.argc, 17);
 	assert_false(colo_daemon_wanted(&cfg, COLO_DAEMON_BLK));
 }
 

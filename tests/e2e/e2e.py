@@ -4,7 +4,8 @@
     e2e.py correctness|long|failover|secondary_lost|bench COLO_BINARY
 
 Topology (topo.sh): client, switch (bridge), phost, shost, pguest, sguest
-(same IP and MAC), replication link phost <-> shost. The proxies use
+(same IP and MAC), replication link phost <-> shost in TLS 1.3 with
+credentials made per run (tests/tls/mkcreds.sh). The proxies use
 packet: ports on the hosts' switch-facing and guest-facing veths. Services
 in both guests: svc.py bulk/echo/ndet and redis-server. Exit 77 (skip)
 when not root or a tool is missing. Everything is torn down in `finally`.
@@ -22,6 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOPO = os.path.join(HERE, "topo.sh")
 SVC = os.path.join(HERE, "svc.py")
+MKCREDS = os.path.join(HERE, "..", "tls", "mkcreds.sh")
 GUEST = "10.77.0.10"
 PY = sys.executable or "python3"
 
@@ -38,6 +40,18 @@ class Net:
         self.procs = {}
         self.ctl = {"primary": os.path.join(self.dir, "p.sock"),
                     "secondary": os.path.join(self.dir, "s.sock")}
+        ca = os.path.join(self.dir, "ca")
+        subprocess.run([MKCREDS, "ca", ca], check=True)
+        for h in ("phost", "shost"):
+            subprocess.run([MKCREDS, "host", ca,
+                            os.path.join(self.dir, h), h], check=True)
+
+    def link_opts(self, host, peer, tls):
+        """TLS with this host's credentials, or the clear (bench only)."""
+        if not tls:
+            return ["--insecure"]
+        return ["--tls-creds", os.path.join(self.dir, host),
+                "--tls-peer", peer]
 
     # ---- plumbing
     def ns(self, name):
@@ -105,17 +119,19 @@ class Net:
                        "--save", "", "--appendonly", "no")
         time.sleep(1.0)
 
-    def proxies(self, primary=True, secondary=True):
+    def proxies(self, primary=True, secondary=True, tls=True):
         if secondary:
             self.spawn("sproxy", "shost", self.colo, "proxy", "--role",
                        "secondary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-connect", "10.78.0.1:7070",
-                       "--control", self.ctl["secondary"])
+                       "--control", self.ctl["secondary"],
+                       *self.link_opts("shost", "phost", tls))
         if primary:
             self.spawn("pproxy", "phost", self.colo, "proxy", "--role",
                        "primary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-listen", "10.78.0.1:7070",
-                       "--control", self.ctl["primary"])
+                       "--control", self.ctl["primary"],
+                       *self.link_opts("phost", "shost", tls))
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -423,11 +439,28 @@ def t_bench(net):
                      "put_cpu_s_per_gb": round(fl["bulk-put"][1], 2)}
     log("floor", json.dumps(rows["floor"]))
     subprocess.run([TOPO, "native-off", net.p], check=True)
+    # The link in the clear first, then in TLS: the same run, side by side.
+    net.proxies(tls=False)
+    measure("colo-clear")
+    net.kill("pproxy")
+    net.kill("sproxy")
+    time.sleep(0.5)
     net.proxies()
     measure("colo")
     s = net.request("primary", "stats")
     rows["colo"]["checkpoint_requests"] = s["checkpoint_requests"]
     n, c = rows["native"], rows["colo"]
+    o = rows["colo-clear"]
+    print("\n| link | bulk guest->client Gbit/s | bulk client->guest Gbit/s "
+          "| redis SET req/s | redis GET req/s |\n| --- | --- | --- | --- "
+          "| --- |")
+    for label, r in (("clear (--insecure)", o), ("TLS 1.3", c)):
+        print("| %s | %s | %s | %s | %s |" % (label, r["get_gbit"],
+                                              r["put_gbit"], r["redis_set"],
+                                              r["redis_get"]))
+    print("| TLS/clear | %s |" % " | ".join(
+        "%.2fx" % (c[k] / o[k] if o[k] and c[k] else 0)
+        for k in ("get_gbit", "put_gbit", "redis_set", "redis_get")))
     print("\n| metric | native | COLO | ratio |\n| --- | --- | --- | --- |")
     for k, name in (("get_gbit", "bulk guest->client Gbit/s"),
                     ("put_gbit", "bulk client->guest Gbit/s"),

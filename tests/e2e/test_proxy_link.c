@@ -121,8 +121,8 @@ static void test_socket(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(colo_plink_init(&a), 0);
 	assert_int_equal(colo_plink_init(&b), 0);
-	colo_plink_attach(&a, sv[0], COLO_PLINK_ROLE_PRIMARY, 1, 0);
-	colo_plink_attach(&b, sv[1], COLO_PLINK_ROLE_SECONDARY, 2, 0);
+	colo_plink_attach(&a, sv[0], COLO_PLINK_ROLE_PRIMARY, 1, 0, NULL);
+	colo_plink_attach(&b, sv[1], COLO_PLINK_ROLE_SECONDARY, 2, 0, NULL);
 	memset(big, 0x5a, sizeof(big));
 	assert_int_equal(colo_plink_queue(&a, COLO_PLINK_INGRESS,
 					  COLO_PLINK_F_VNET, big, 10, big + 10,
@@ -146,6 +146,36 @@ static void test_socket(void **state)
 	colo_plink_detach(&a);
 	assert_int_equal(colo_plink_read(&b, on_frame, &s, 2, err, sizeof(err)),
 			 -1);
+	colo_plink_free(&a);
+	colo_plink_free(&b);
+}
+
+/* The HELLO must match the pair: two primaries (or a peer that runs in
+ * the clear against our TLS, which says auth 0) are refused before any
+ * frame is handed on. */
+static void test_hello_must_match(void **state)
+{
+	struct colo_plink a, b;
+	struct seen s = { 0 };
+	char err[128] = "";
+	int sv[2], r = 0;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(colo_plink_init(&a), 0);
+	assert_int_equal(colo_plink_init(&b), 0);
+	colo_plink_attach(&a, sv[0], COLO_PLINK_ROLE_PRIMARY, 1, 0, NULL);
+	colo_plink_attach(&b, sv[1], COLO_PLINK_ROLE_PRIMARY, 2, 0, NULL);
+	assert_int_equal(
+		colo_plink_queue(&a, COLO_PLINK_FAILOVER, 0, NULL, 0, NULL, 0),
+		0);
+	assert_int_equal(colo_plink_flush(&a, 1), 0);
+	for (int i = 0; i < 10 && r == 0; i++)
+		r = colo_plink_read(&b, on_frame, &s, 1, err, sizeof(err));
+	assert_int_equal(r, -1);
+	assert_non_null(strstr(err, "primary too"));
+	assert_false(colo_plink_verified(&b));
+	assert_int_equal(s.n, 0);
 	colo_plink_free(&a);
 	colo_plink_free(&b);
 }
@@ -221,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_rejects),
 		cmocka_unit_test(test_hello_meta),
 		cmocka_unit_test(test_socket),
+		cmocka_unit_test(test_hello_must_match),
 		cmocka_unit_test(test_announce),
 		cmocka_unit_test(test_neigh),
 	};

@@ -77,11 +77,13 @@ def guest_port(mode):
 
 
 def proxies(net, mode):
-    for role, host, link in (("secondary", "shost", "--link-connect"),
-                             ("primary", "phost", "--link-listen")):
+    for role, host, peer, link in (
+            ("secondary", "shost", "phost", "--link-connect"),
+            ("primary", "phost", "shost", "--link-listen")):
         net.spawn(role[0] + "proxy", host, net.colo, "proxy", "--role", role,
                   "--client", "packet:sw", "--guest", guest_port(mode), link,
-                  "10.78.0.1:7070", "--control", net.ctl[role])
+                  "10.78.0.1:7070", "--control", net.ctl[role],
+                  *net.link_opts(host, peer, True))
     e2e.check(wait(lambda: net.request("primary", "status").get("peer"), 20),
               "proxies connected (%s)" % guest_port(mode))
 
