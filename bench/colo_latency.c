@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,10 +97,15 @@ static int connect_to(const char *hostport)
 			die("socket: %s", strerror(errno));
 		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
 			int one = 1;
+			struct timeval tv = { .tv_sec = 5 };
 			/* the generator's own sockets must not add delay:
 			 * every burst is one write that leaves at once */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
+			/* a comparer that stopped reading (QEMU at 100k
+			 * UDP frames/s) must end the run, not hang it */
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				   sizeof(tv));
 			freeaddrinfo(ai);
 			return fd;
 		}

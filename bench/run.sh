@@ -8,7 +8,8 @@
 # Extra arguments after -- are passed to every colo_bench run (for example
 # `-- --bytes 256M`). Cases: identical segmentation, different
 # segmentation, and many connections (past QEMU's 16384-entry table).
-# Environment: QEMU (default qemu-system-x86_64), CASES (space-separated
+# Environment: QEMU (default qemu-system-x86_64), COLO (default
+# BUILD_DIR/src/colo), CASES (space-separated
 # subset of: same resegmented many; empty for none), BYTES (default 1G),
 # LATENCY (space-separated PROTO:FRAMES_PER_S latency-at-rate cases,
 # default "tcp:1000 tcp:20000 tcp:100000 udp:1000 udp:20000 udp:100000";
@@ -22,14 +23,14 @@ while getopts b:n: opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	n) runs=$OPTARG ;;
-	*) sed -n '2,17p' "$0"; exit 2 ;;
+	*) sed -n '2,18p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ "${1:-}" = "--" ] && shift
 
 qemu=${QEMU:-qemu-system-x86_64}
-colo=$build/src/colo
+colo=${COLO:-$build/src/colo}
 bench=$build/bench/colo_bench
 bytes=${BYTES:-1G}
 cases=${CASES-"same resegmented many"}
