@@ -8,8 +8,13 @@
 # Extra arguments after -- are passed to every colo_bench run (for example
 # `-- --bytes 256M`). Cases: identical segmentation, different
 # segmentation, and many connections (past QEMU's 16384-entry table).
-# Environment: QEMU (default qemu-system-x86_64), CASES (space-separated
-# subset of: same resegmented many), BYTES (default 1G).
+# Environment: QEMU (default qemu-system-x86_64), COLO (default
+# BUILD_DIR/src/colo), CASES (space-separated
+# subset of: same resegmented many; empty for none), BYTES (default 1G),
+# LATENCY (space-separated PROTO:FRAMES_PER_S latency-at-rate cases,
+# default "tcp:1000 tcp:20000 tcp:100000 udp:1000 udp:20000 udp:100000";
+# empty for none): each runs colo_latency against QEMU then colo, RUNS
+# times alternating, and prints the median and range of p50 and p99.
 set -eu
 
 build=build
@@ -18,17 +23,19 @@ while getopts b:n: opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	n) runs=$OPTARG ;;
-	*) sed -n '2,13p' "$0"; exit 2 ;;
+	*) sed -n '2,18p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ "${1:-}" = "--" ] && shift
 
 qemu=${QEMU:-qemu-system-x86_64}
-colo=$build/src/colo
+colo=${COLO:-$build/src/colo}
 bench=$build/bench/colo_bench
 bytes=${BYTES:-1G}
-cases=${CASES:-"same resegmented many"}
+cases=${CASES-"same resegmented many"}
+latency=${LATENCY-"tcp:1000 tcp:20000 tcp:100000 udp:1000 udp:20000 udp:100000"}
+lbench=$build/bench/colo_latency
 [ -x "$colo" ] || { echo "run.sh: $colo not built" >&2; exit 1; }
 [ -x "$bench" ] || { echo "run.sh: $bench not built" >&2; exit 1; }
 command -v "$qemu" >/dev/null || { echo "run.sh: $qemu not found" >&2; exit 1; }
@@ -139,3 +146,60 @@ for c in $cases; do
 done
 echo
 cat "$tmp/table"
+
+# lat_one IMPL PROTO RATE: appends "p50 p99 achieved" to $tmp/lat.IMPL
+lat_one() {
+	impl=$1 proto=$2 rate=$3
+	extra=
+	[ "$proto" = udp ] && extra=--udp
+	pick_ports
+	start_"$impl"
+	"$lbench" --label "$impl" --primary 127.0.0.1:"$p1" \
+		--secondary 127.0.0.1:"$p2" --out 127.0.0.1:"$p3" \
+		--rate "$rate" $extra >"$tmp/out" 2>&1 || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=
+	grep -v '^RESULT' "$tmp/out" | sed "s/^/  [$proto@$rate] /" >&2 || true
+	r=$(sed -n 's/^RESULT .*achieved=\([0-9]*\) p50=\([0-9.]*\) .*p99=\([0-9.]*\) .*/\2 \3 \1/p' "$tmp/out")
+	echo "${r:-0 0 0}" >>"$tmp/lat.$impl"
+}
+
+# stat COLUMN FILE: "median min-max" of a column
+stat() {
+	cut -d' ' -f"$1" "$2" | sort -g | awk '{ v[NR] = $1 } END {
+		printf "%.0f %.0f-%.0f", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
+if [ -n "$latency" ]; then
+	[ -x "$lbench" ] || { echo "run.sh: $lbench not built" >&2; exit 1; }
+	printf '\n%-12s %-6s %8s %12s %8s %12s %9s\n' case impl p50_us \
+		range p99_us range achieved >"$tmp/lat"
+	for l in $latency; do
+		proto=${l%%:*} rate=${l#*:}
+		: >"$tmp/lat.qemu"
+		: >"$tmp/lat.colo"
+		i=0
+		while [ $i -lt "$runs" ]; do
+			lat_one qemu "$proto" "$rate"
+			lat_one colo "$proto" "$rate"
+			i=$((i + 1))
+		done
+		for impl in qemu colo; do
+			set -- $(stat 1 "$tmp/lat.$impl") \
+				$(stat 2 "$tmp/lat.$impl") \
+				$(stat 3 "$tmp/lat.$impl")
+			printf '%-12s %-6s %8s %12s %8s %12s %9s\n' \
+				"$proto@$rate" "$impl" "$1" "$2" "$3" "$4" \
+				"$5" >>"$tmp/lat"
+		done
+		q50=$(stat 1 "$tmp/lat.qemu") q99=$(stat 2 "$tmp/lat.qemu")
+		c50=$(stat 1 "$tmp/lat.colo") c99=$(stat 2 "$tmp/lat.colo")
+		awk -v a="${c50%% *}" -v b="${q50%% *}" -v c="${c99%% *}" \
+			-v d="${q99%% *}" -v n="$proto@$rate" 'BEGIN {
+			printf "%-12s ratio  %7.2fx %12s %7.2fx\n", n,
+				(b > 0 ? a / b : 0), "", (d > 0 ? c / d : 0) }' \
+			>>"$tmp/lat"
+	done
+	cat "$tmp/lat"
+fi

@@ -282,7 +282,9 @@ void colo_link_tune(int fd, unsigned int send_timeout_ms,
 			       (recv_timeout_ms % 1000) * 1000 };
 	int one = 1;
 
-	/* Best effort: a socket that refuses these still works. */
+	/* Best effort: a socket that refuses these still works. No Nagle:
+	 * a synchronous write completes only on the peer's reply, so a
+	 * held-back request would stall the guest's write by a delayed ACK. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof(snd));

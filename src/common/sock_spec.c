@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -356,4 +357,17 @@ int colo_sock_spec_format(const struct colo_sock_spec *spec, char *buf,
 		return snprintf(buf, n, "unix:%s", spec->path);
 	}
 	return snprintf(buf, n, "?");
+}
+
+int colo_sock_no_delay(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int one = 1;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -1;
+	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+		return 0;
+	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

@@ -71,6 +71,10 @@ int colo_sock_connect(const struct colo_sock_addr *a, bool *in_progress);
 bool colo_sock_addr_is_loopback(const struct colo_sock_addr *a);
 /* accept4 with the flags above; -1 and errno. */
 int colo_sock_accept(int listen_fd);
+/* TCP_NODELAY on a TCP socket; a UNIX socket is left as it is (0). For
+ * a socket written once per event-loop wake-up: Nagle would only hold the
+ * wake-up's last small write back until the peer's (delayed) ACK. */
+int colo_sock_no_delay(int fd);
 /* "tcp-listen:127.0.0.1:9000" style text for logs. */
 int colo_sock_spec_format(const struct colo_sock_spec *spec, char *buf,
 			  size_t n);

@@ -221,6 +221,9 @@ void colo_plink_attach(struct colo_plink *l, int fd, uint8_t role,
 	int one = 1, sz = 16 << 20;
 
 	colo_plink_detach(l);
+	/* No Nagle, no cork: the link is flushed once per loop wake-up with
+	 * all it queued, so Nagle would only delay mirrored frames and
+	 * heartbeats by the peer's delayed ACK. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
