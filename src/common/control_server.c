@@ -74,7 +74,9 @@ static bool flush(struct client *c)
 			return false;
 		done += (size_t)w;
 	}
-	memmove(c->out, c->out + done, c->out_len - done);
+	/* out is NULL until the first reply: memmove must not see it. */
+	if (done && done < c->out_len)
+		memmove(c->out, c->out + done, c->out_len - done);
 	c->out_len -= done;
 	/* A closing client's socket stays readable (EOF): watching EPOLLIN
 	 * then would spin. */
