@@ -36,6 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_io.h"
+#include "byteorder.h"
+#include "clock.h"
 #include "packet_build.h"
 
 #define BATCH_BYTES   (512 * 1024)
@@ -73,80 +76,6 @@ static _Atomic uint64_t t_last_release;
 static _Atomic uint64_t released_frames, released_bytes, released_other;
 static _Atomic bool probe_seen;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "colo_bench: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-static int connect_to(const char *hostport)
-{
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-	uint64_t deadline = now_ns() + 10000000000ull;
-
-	if (!colon || (size_t)(colon - hostport) >= sizeof(host))
-		die("bad address '%s' (want HOST:PORT)", hostport);
-	memcpy(host, hostport, colon - hostport);
-	host[colon - hostport] = 0;
-	if (getaddrinfo(host, colon + 1, &hints, &ai))
-		die("cannot resolve '%s'", hostport);
-	for (;;) {
-		int fd = socket(ai->ai_family, SOCK_STREAM, 0);
-		if (fd < 0)
-			die("socket: %s", strerror(errno));
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-			int one = 1;
-			struct timeval tv = { .tv_sec = 30 };
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-				   sizeof(one));
-			/* a stalled comparer must not hang the benchmark */
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
-				   sizeof(tv));
-			freeaddrinfo(ai);
-			return fd;
-		}
-		close(fd);
-		if (now_ns() > deadline)
-			die("cannot connect to %s", hostport);
-		usleep(50000);
-	}
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
-}
-
 /* The payload byte at stream offset `off` of connection `conn`; both
  * writers derive the same bytes from it. */
 static const uint8_t *stream_bytes(unsigned conn, uint64_t off)
@@ -179,7 +108,7 @@ static void *writer_main(void *arg)
 	unsigned conn = 0, done_conns = 0;
 
 	if (!off || !segi || !batch)
-		die("%s", "out of memory");
+		bench_die("%s", "out of memory");
 	while (!atomic_load(&started))
 		usleep(1000);
 	while (done_conns < cfg->conns && !atomic_load(&stop)) {
@@ -200,7 +129,7 @@ static void *writer_main(void *arg)
 				len = colo_pkt_build(
 					&spec, stream_bytes(conn, off[conn]), n,
 					batch + used + 4, MAX_SEG_BYTES + 200);
-				put_be32(batch + used, (uint32_t)len);
+				colo_put_be32(batch + used, (uint32_t)len);
 				used += 4 + len;
 				off[conn] += n;
 				batch_payload += n;
@@ -216,7 +145,7 @@ static void *writer_main(void *arg)
 				       cfg->window_bytes &&
 		       !atomic_load(&stop))
 			usleep(50);
-		if (write_all(sd->fd, batch, used)) {
+		if (bench_write_all(sd->fd, batch, used)) {
 			fprintf(stderr, "colo_bench: %s write: %s\n", sd->name,
 				strerror(errno));
 			atomic_store(&stop, true);
@@ -239,7 +168,7 @@ static void *reader_main(void *arg)
 	uint8_t *buf = malloc(cap);
 
 	if (!buf)
-		die("%s", "out of memory");
+		bench_die("%s", "out of memory");
 	while (!atomic_load(&stop)) {
 		ssize_t n = read(fd, buf + have, cap - have);
 		if (n <= 0) {
@@ -256,7 +185,7 @@ static void *reader_main(void *arg)
 				       (uint32_t)buf[pos + 2] << 8 |
 				       buf[pos + 3];
 			if (len > cap - 4)
-				die("%s", "absurd frame length on out");
+				bench_die("%s", "absurd frame length on out");
 			if (have - pos - 4 < len)
 				break;
 			const uint8_t *f = buf + pos + 4;
@@ -276,7 +205,7 @@ static void *reader_main(void *arg)
 		if (frames) {
 			atomic_fetch_add(&released_bytes, bytes);
 			atomic_fetch_add(&released_frames, frames);
-			atomic_store(&t_last_release, now_ns());
+			atomic_store(&t_last_release, colo_now_ns());
 		}
 	}
 	free(buf);
@@ -288,14 +217,14 @@ static void send_probe(int fd)
 	uint8_t buf[4 + 60] = { 0 };
 	uint8_t *f = buf + 4;
 
-	put_be32(buf, 60);
+	colo_put_be32(buf, 60);
 	memset(f, 0xff, 6); /* broadcast */
 	memcpy(f + 6, "\x52\x54\x00\x12\x34\x56", 6);
 	f[12] = 0x08, f[13] = 0x06; /* ARP */
 	memcpy(f + 14, "\x00\x01\x08\x00\x06\x04\x00\x02", 8);
 	memcpy(f + 40, "colo_bench probe", 16);
-	if (write_all(fd, buf, sizeof(buf)))
-		die("probe write: %s", strerror(errno));
+	if (bench_write_all(fd, buf, sizeof(buf)))
+		bench_die("probe write: %s", strerror(errno));
 }
 
 static unsigned parse_segs(const char *s, unsigned *out)
@@ -306,11 +235,11 @@ static unsigned parse_segs(const char *s, unsigned *out)
 	while (*s && n < MAX_SEGS) {
 		unsigned long v = strtoul(s, &end, 10);
 		if (end == s || v == 0 || v > 60000)
-			die("bad segment size list '%s'", s);
+			bench_die("bad segment size list '%s'", s);
 		out[n++] = (unsigned)v;
 		s = *end == ',' ? end + 1 : end;
 		if (*end && *end != ',')
-			die("bad segment size list '%s'", s);
+			bench_die("bad segment size list '%s'", s);
 	}
 	return n;
 }
@@ -336,7 +265,7 @@ static uint64_t parse_size(const char *s)
 	case 0:
 		break;
 	default:
-		die("bad size '%s'", s);
+		bench_die("bad size '%s'", s);
 	}
 	return (uint64_t)v;
 }
@@ -382,6 +311,8 @@ int main(int argc, char **argv)
 		.idle_timeout_ms = 10000,
 	};
 	int c;
+
+	bench_set_prog("colo_bench");
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -439,7 +370,7 @@ int main(int argc, char **argv)
 	memcpy(pattern + PATTERN_BYTES, pattern, MAX_SEG_BYTES);
 
 	/* out first: QEMU discards what it releases while out is unconnected */
-	int out_fd = connect_to(cfg.out);
+	int out_fd = bench_connect(cfg.out, 30);
 	struct side pri = { .cfg = &cfg,
 			    .name = "primary",
 			    .segs = cfg.pri_seg,
@@ -448,8 +379,8 @@ int main(int argc, char **argv)
 			    .name = "secondary",
 			    .segs = cfg.sec_seg,
 			    .n_segs = cfg.n_sec_seg };
-	pri.fd = connect_to(cfg.primary);
-	sec.fd = connect_to(cfg.secondary);
+	pri.fd = bench_connect(cfg.primary, 30);
+	sec.fd = bench_connect(cfg.secondary, 30);
 	pri.peer = &sec;
 	sec.peer = &pri;
 
@@ -457,26 +388,26 @@ int main(int argc, char **argv)
 	pthread_create(&tr, NULL, reader_main, &out_fd);
 	for (int i = 0; !atomic_load(&probe_seen); i++) {
 		if (i == 100)
-			die("%s", "the probe frame never came out");
+			bench_die("%s", "the probe frame never came out");
 		send_probe(pri.fd);
 		usleep(100000);
 	}
 	pthread_create(&tp, NULL, writer_main, &pri);
 	pthread_create(&ts, NULL, writer_main, &sec);
-	atomic_store(&t_first_send, now_ns());
+	atomic_store(&t_first_send, colo_now_ns());
 	atomic_store(&started, true);
 	pthread_join(tp, NULL);
 	pthread_join(ts, NULL);
-	uint64_t t_sent = now_ns();
+	uint64_t t_sent = colo_now_ns();
 
 	/* wait for the last release, or for the comparer to go quiet */
-	uint64_t expected = pri.frames, last_seen = 0, last_change = now_ns();
+	uint64_t expected = pri.frames, last_seen = 0, last_change = colo_now_ns();
 	while (atomic_load(&released_frames) < expected) {
 		uint64_t n = atomic_load(&released_frames);
 		if (n != last_seen) {
 			last_seen = n;
-			last_change = now_ns();
-		} else if (now_ns() - last_change >
+			last_change = colo_now_ns();
+		} else if (colo_now_ns() - last_change >
 			   (uint64_t)cfg.idle_timeout_ms * 1000000ull) {
 			break;
 		}

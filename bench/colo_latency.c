@@ -38,6 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_io.h"
+#include "byteorder.h"
+#include "clock.h"
 #include "packet_build.h"
 
 #define MAX_PAYLOAD 8192
@@ -62,95 +65,18 @@ static uint64_t *lat_ns;      /* per frame index; written by the reader */
 static uint64_t n_frames;     /* frames the sender will send */
 static _Atomic uint64_t sent; /* frames written to primary so far */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "colo_latency: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-static int connect_to(const char *hostport)
-{
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-	uint64_t deadline = now_ns() + 10000000000ull;
-
-	if (!colon || (size_t)(colon - hostport) >= sizeof(host))
-		die("bad address '%s' (want HOST:PORT)", hostport);
-	memcpy(host, hostport, colon - hostport);
-	host[colon - hostport] = 0;
-	if (getaddrinfo(host, colon + 1, &hints, &ai))
-		die("cannot resolve '%s'", hostport);
-	for (;;) {
-		int fd = socket(ai->ai_family, SOCK_STREAM, 0);
-		if (fd < 0)
-			die("socket: %s", strerror(errno));
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-			int one = 1;
-			struct timeval tv = { .tv_sec = 5 };
-			/* the generator's own sockets must not add delay:
-			 * every burst is one write that leaves at once */
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-				   sizeof(one));
-			/* a comparer that stopped reading (QEMU at 100k
-			 * UDP frames/s) must end the run, not hang it */
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
-				   sizeof(tv));
-			freeaddrinfo(ai);
-			return fd;
-		}
-		close(fd);
-		if (now_ns() > deadline)
-			die("cannot connect to %s", hostport);
-		usleep(50000);
-	}
-}
-
-static int write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
-}
-
 static void send_probe(int fd)
 {
 	uint8_t buf[4 + 60] = { 0 };
 	uint8_t *f = buf + 4;
 
-	put_be32(buf, 60);
+	colo_put_be32(buf, 60);
 	memset(f, 0xff, 6);
 	memcpy(f + 6, "\x52\x54\x00\x12\x34\x56", 6);
 	f[12] = 0x08, f[13] = 0x06; /* ARP: both comparers pass it at once */
 	memcpy(f + 14, "\x00\x01\x08\x00\x06\x04\x00\x02", 8);
-	if (write_all(fd, buf, sizeof(buf)))
-		die("probe write: %s", strerror(errno));
+	if (bench_write_all(fd, buf, sizeof(buf)))
+		bench_die("probe write: %s", strerror(errno));
 }
 
 /* Offset of the L4 payload in an untagged IPv4 frame, or 0. */
@@ -196,10 +122,10 @@ static void *reader_main(void *arg)
 	uint8_t *buf = malloc(cap);
 
 	if (!buf)
-		die("%s", "out of memory");
+		bench_die("%s", "out of memory");
 	while (!atomic_load(&stop)) {
 		ssize_t n = read(fd, buf + have, cap - have);
-		uint64_t t = now_ns();
+		uint64_t t = colo_now_ns();
 		size_t pos = 0;
 
 		if (n <= 0) {
@@ -216,7 +142,7 @@ static void *reader_main(void *arg)
 			const uint8_t *f = buf + pos + 4;
 
 			if (len > cap - 4)
-				die("%s", "absurd frame length on out");
+				bench_die("%s", "absurd frame length on out");
 			if (have - pos - 4 < len)
 				break;
 			if (len >= 14 && f[12] == 0x08 && f[13] == 0x06)
@@ -249,11 +175,11 @@ static void *sender_main(void *arg)
 	uint8_t payload[MAX_PAYLOAD];
 	struct colo_pkt_spec spec;
 	uint64_t period = (uint64_t)cfg->burst * 1000000000ull / cfg->rate;
-	uint64_t t0 = now_ns(), idx = 0, k = 0;
+	uint64_t t0 = colo_now_ns(), idx = 0, k = 0;
 	uint32_t seq = 1000;
 
 	if (!buf)
-		die("%s", "out of memory");
+		bench_die("%s", "out of memory");
 	for (size_t i = 0; i < sizeof(payload); i++)
 		payload[i] = (uint8_t)(i * 31 + 7);
 	colo_pkt_spec_default(&spec);
@@ -271,7 +197,7 @@ static void *sender_main(void *arg)
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
 				       NULL) == EINTR)
 			;
-		t = now_ns();
+		t = colo_now_ns();
 		for (unsigned i = 0; i < cfg->burst && idx < n_frames; i++) {
 			size_t len;
 
@@ -281,20 +207,20 @@ static void *sender_main(void *arg)
 			spec.ip_id = (uint16_t)idx;
 			len = colo_pkt_build(&spec, payload, cfg->payload,
 					     buf + used + 4, frame_cap);
-			put_be32(buf + used, (uint32_t)len);
+			colo_put_be32(buf + used, (uint32_t)len);
 			used += 4 + len;
 			seq += cfg->payload;
 			idx++;
 		}
-		if (write_all(sd->pri_fd, buf, used) ||
-		    write_all(sd->sec_fd, buf, used)) {
+		if (bench_write_all(sd->pri_fd, buf, used) ||
+		    bench_write_all(sd->sec_fd, buf, used)) {
 			fprintf(stderr, "colo_latency: write: %s\n",
 				strerror(errno));
 			break;
 		}
 		atomic_store(&sent, idx);
 	}
-	sd->achieved_fps = (double)idx * 1e9 / (double)(now_ns() - t0);
+	sd->achieved_fps = (double)idx * 1e9 / (double)(colo_now_ns() - t0);
 	free(buf);
 	return NULL;
 }
@@ -346,6 +272,8 @@ int main(int argc, char **argv)
 		.warmup = 10,
 	};
 	int c;
+
+	bench_set_prog("colo_latency");
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -400,19 +328,19 @@ int main(int argc, char **argv)
 		n_frames = 100;
 	lat_ns = calloc(n_frames, sizeof(*lat_ns));
 	if (!lat_ns)
-		die("%s", "out of memory");
+		bench_die("%s", "out of memory");
 
 	/* out first: QEMU discards what it releases while out is unconnected */
-	int out_fd = connect_to(cfg.out);
+	int out_fd = bench_connect(cfg.out, 5);
 	struct sender sd = { .cfg = &cfg };
-	sd.pri_fd = connect_to(cfg.primary);
-	sd.sec_fd = connect_to(cfg.secondary);
+	sd.pri_fd = bench_connect(cfg.primary, 5);
+	sd.sec_fd = bench_connect(cfg.secondary, 5);
 
 	pthread_t tr, tsend;
 	pthread_create(&tr, NULL, reader_main, &out_fd);
 	for (int i = 0; !atomic_load(&probe_seen); i++) {
 		if (i == 100)
-			die("%s", "the probe frame never came out");
+			bench_die("%s", "the probe frame never came out");
 		send_probe(sd.pri_fd);
 		usleep(100000);
 	}
@@ -421,15 +349,15 @@ int main(int argc, char **argv)
 
 	/* wait for the last release, 2 s of silence, or 10 s in all (a
 	 * saturated QEMU drains its backlog for minutes) */
-	uint64_t last = 0, last_change = now_ns();
+	uint64_t last = 0, last_change = colo_now_ns();
 	uint64_t give_up = last_change + 10000000000ull;
 	while (atomic_load(&released) < atomic_load(&sent) &&
-	       now_ns() < give_up) {
+	       colo_now_ns() < give_up) {
 		uint64_t n = atomic_load(&released);
 		if (n != last) {
 			last = n;
-			last_change = now_ns();
-		} else if (now_ns() - last_change > 2000000000ull) {
+			last_change = colo_now_ns();
+		} else if (colo_now_ns() - last_change > 2000000000ull) {
 			break;
 		}
 		usleep(1000);
