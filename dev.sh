@@ -21,7 +21,7 @@ RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
-	corosync-qnetd util-linux busybox-static openssl)
+	corosync-qnetd util-linux busybox-static openssl xz-utils zstd)
 
 say() { printf '\n==> %s\n' "$*"; }
 
