@@ -111,5 +111,11 @@ int colo_flink_recv(struct colo_flink *l, struct colo_flink_frame *f,
 		    uint64_t deadline_ns);
 /* Whether a whole frame is already buffered (no need to wait for the fd). */
 bool colo_flink_pending(const struct colo_flink *l);
+/* Waits for the peer's message of type want for checkpoint seq (or its
+ * ABORT) and parses it into m. 0, or -1 with a reason naming peer ("the
+ * primary", "the secondary") in err. */
+int colo_flink_expect(struct colo_flink *l, uint64_t seq, uint8_t want,
+		      struct colo_flink_msg *m, uint64_t deadline_ns,
+		      const char *peer, char *err, size_t errlen);
 
 #endif

@@ -5,6 +5,7 @@
  * checkpoint instead of a hang.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,4 +151,28 @@ int colo_flink_recv(struct colo_flink *l, struct colo_flink_frame *f,
 		if (r < 0)
 			return -1;
 	}
+}
+
+int colo_flink_expect(struct colo_flink *l, uint64_t seq, uint8_t want,
+		      struct colo_flink_msg *m, uint64_t deadline_ns,
+		      const char *peer, char *err, size_t errlen)
+{
+	struct colo_flink_frame f;
+	int r = colo_flink_recv(l, &f, deadline_ns);
+
+	if (r <= 0) {
+		snprintf(err, errlen, "%s %s", peer,
+			 r == 0 ? "did not answer in time" : "is lost");
+		return -1;
+	}
+	if (colo_flink_parse_msg(&f, m) < 0 || m->seq != seq ||
+	    (f.type != want && f.type != COLO_FLINK_ABORT)) {
+		snprintf(err, errlen, "protocol error from %s", peer);
+		return -1;
+	}
+	if (f.type == COLO_FLINK_ABORT) {
+		snprintf(err, errlen, "%s aborted: %.200s", peer, m->text);
+		return -1;
+	}
+	return 0;
 }

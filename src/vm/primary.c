@@ -209,29 +209,12 @@ static long send_pages(struct colo_vm *v, uint64_t deadline)
 	return count;
 }
 
-/* Waits for the secondary's answer of type want for this checkpoint. */
+/* Waits for the secondary's message of type want for this checkpoint. */
 static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
 		  uint64_t deadline, char *err, size_t errlen)
 {
-	struct colo_flink_frame f;
-	int r = colo_flink_recv(v->link, &f, deadline);
-
-	if (r <= 0) {
-		snprintf(err, errlen, "%s",
-			 r == 0 ? "secondary did not answer in time"
-				: "secondary lost");
-		return -1;
-	}
-	if (colo_flink_parse_msg(&f, m) < 0 || m->seq != v->seq ||
-	    (f.type != want && f.type != COLO_FLINK_ABORT)) {
-		snprintf(err, errlen, "protocol error from the secondary");
-		return -1;
-	}
-	if (f.type == COLO_FLINK_ABORT) {
-		snprintf(err, errlen, "secondary aborted: %.200s", m->text);
-		return -1;
-	}
-	return 0;
+	return colo_flink_expect(v->link, v->seq, want, m, deadline,
+				 "the secondary", err, errlen);
 }
 
 static int migrate(struct colo_vm *v, const char *uri, char *err, size_t errlen)

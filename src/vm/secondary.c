@@ -119,28 +119,12 @@ static int start_standby(struct colo_vm *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* Waits for the primary's message of type want for this checkpoint. */
 static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
 		  uint64_t deadline, char *err, size_t errlen)
 {
-	struct colo_flink_frame f;
-	int r = colo_flink_recv(v->link, &f, deadline);
-
-	if (r <= 0) {
-		snprintf(err, errlen, "%s",
-			 r == 0 ? "primary did not continue in time"
-				: "primary lost");
-		return -1;
-	}
-	if (colo_flink_parse_msg(&f, m) < 0 || m->seq != v->seq ||
-	    (f.type != want && f.type != COLO_FLINK_ABORT)) {
-		snprintf(err, errlen, "protocol error from the primary");
-		return -1;
-	}
-	if (f.type == COLO_FLINK_ABORT) {
-		snprintf(err, errlen, "primary aborted: %.200s", m->text);
-		return -1;
-	}
-	return 0;
+	return colo_flink_expect(v->link, v->seq, want, m, deadline,
+				 "the primary", err, errlen);
 }
 
 /* Stages the primary's pages; RAM is not touched. */
