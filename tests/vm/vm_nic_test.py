@@ -17,7 +17,6 @@ Usage: vm_nic_test.py COLO_BINARY
 """
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -192,17 +191,7 @@ def main():
     finally:
         if pair:
             pair.close()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if sys.exc_info()[0] is not None:
-            for tag in ("p", "s"):
-                with open(os.path.join(d, tag + ".log")) as f:
-                    print("--- proxy %s:\n%s" % (tag, f.read()[-3000:]))
+        vmpair.stop_proxies(procs, d, sys.exc_info()[0] is not None)
         import shutil
         shutil.rmtree(d, ignore_errors=True)
 

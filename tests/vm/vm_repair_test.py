@@ -22,7 +22,6 @@ Usage: vm_repair_test.py COLO_BINARY
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -180,17 +179,7 @@ def main():
     finally:
         if pair:
             pair.close()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if sys.exc_info()[0] is not None:
-            for name in ("p", "s"):
-                with open(os.path.join(d, name + ".log")) as f:
-                    print("--- proxy %s:\n%s" % (name, f.read()[-3000:]))
+        vmpair.stop_proxies(procs, d, sys.exc_info()[0] is not None)
         subprocess.run(["ip", "link", "del", veth_h],
                        stderr=subprocess.DEVNULL)
         subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)

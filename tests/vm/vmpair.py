@@ -170,6 +170,24 @@ class Pair:
             raise AssertionError("unclean exit: " + ", ".join(bad))
 
 
+def stop_proxies(procs, logdir, failed):
+    """SIGTERMs the proxies (killed after 10 s); when the test failed,
+    prints the tail of each one's log (logdir/p.log, logdir/s.log)."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if failed:
+        for tag in ("p", "s"):
+            path = os.path.join(logdir, tag + ".log")
+            if os.path.exists(path):
+                with open(path) as f:
+                    print("--- proxy %s:\n%s" % (tag, f.read()[-3000:]))
+
+
 def same_file(a, b):
     with open(a, "rb") as fa, open(b, "rb") as fb:
         while True:
