@@ -138,9 +138,12 @@ def test_primary_lost(colo):
                 res["r"] = pair.ctl("primary", "checkpoint", dump=True)
             except (OSError, ValueError) as e:
                 res["r"] = e
+        # Read the sequence number before asking: the secondary answers
+        # status from the loop that applies a checkpoint, so asked later it
+        # may already report this checkpoint's number.
+        dump = pair.dump_paths(pair.status("secondary")["seq"] + 1)[0]
         t = threading.Thread(target=run)
         t.start()
-        dump = pair.dump_paths(pair.status("secondary")["seq"] + 1)[0]
         vmpair.wait_for(lambda: os.path.exists(dump), 60,
                         "the primary's dump to start")
         pair.kill("primary")
