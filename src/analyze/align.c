@@ -12,6 +12,7 @@
 
 #include "align_internal.h"
 #include "tcp_rewriter.h"
+#include "names.h"
 
 void colo_align_config_default(struct colo_align_config *cfg)
 {
@@ -20,25 +21,19 @@ void colo_align_config_default(struct colo_align_config *cfg)
 	cfg->skew_auto = true;
 }
 
+static const char *const how_names[] = {
+	[COLO_ALIGNED_HANDSHAKE] = "handshake",
+	[COLO_ALIGNED_INFERRED] = "inferred",
+	[COLO_ALIGN_AMBIGUOUS] = "ambiguous",
+	[COLO_ALIGN_NO_MATCH] = "no match",
+	[COLO_ALIGN_NO_DATA] = "no data",
+	[COLO_ALIGN_ONE_SIDE] = "one side",
+	[COLO_ALIGN_AS_CAPTURED] = "as captured"
+};
+
 const char *colo_align_how_name(enum colo_align_how how)
 {
-	switch (how) {
-	case COLO_ALIGNED_HANDSHAKE:
-		return "handshake";
-	case COLO_ALIGNED_INFERRED:
-		return "inferred";
-	case COLO_ALIGN_AMBIGUOUS:
-		return "ambiguous";
-	case COLO_ALIGN_NO_MATCH:
-		return "no match";
-	case COLO_ALIGN_NO_DATA:
-		return "no data";
-	case COLO_ALIGN_ONE_SIDE:
-		return "one side";
-	case COLO_ALIGN_AS_CAPTURED:
-		return "as captured";
-	}
-	return "?";
+	return COLO_NAME_OF(how_names, how);
 }
 
 static int entry_cmp(const void *x, const void *y)

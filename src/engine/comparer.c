@@ -20,6 +20,7 @@
 #endif
 
 #include "comparer_internal.h"
+#include "names.h"
 
 #define MS (1000000ULL)
 /* Free lists end a period this often (free_cache.h): what a burst left
@@ -40,21 +41,16 @@ void colo_comparer_config_default(struct colo_comparer_config *cfg)
 	cfg->closed_linger_ns = 10000 * MS;
 }
 
+static const char *const cause_names[COLO_CAUSE_COUNT] = {
+	[COLO_CAUSE_PAYLOAD] = "payload",
+	[COLO_CAUSE_CONTROL] = "control",
+	[COLO_CAUSE_TIMEOUT] = "timeout",
+	[COLO_CAUSE_QUEUE_FULL] = "queue-full"
+};
+
 const char *colo_cause_name(enum colo_cause cause)
 {
-	switch (cause) {
-	case COLO_CAUSE_PAYLOAD:
-		return "payload";
-	case COLO_CAUSE_CONTROL:
-		return "control";
-	case COLO_CAUSE_TIMEOUT:
-		return "timeout";
-	case COLO_CAUSE_QUEUE_FULL:
-		return "queue-full";
-	case COLO_CAUSE_COUNT:
-		break;
-	}
-	return "?";
+	return COLO_NAME_OF(cause_names, cause);
 }
 
 struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,

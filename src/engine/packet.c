@@ -13,24 +13,17 @@
 
 #include "packet.h"
 #include "byteorder.h"
+#include "names.h"
+
+static const char *const kind_names[] = {
+	[COLO_PKT_NON_IP] = "non-ip", [COLO_PKT_MALFORMED] = "malformed",
+	[COLO_PKT_TCP] = "tcp",	      [COLO_PKT_UDP] = "udp",
+	[COLO_PKT_ICMP] = "icmp",     [COLO_PKT_OTHER_IP] = "ip"
+};
 
 const char *colo_pkt_kind_name(enum colo_pkt_kind k)
 {
-	switch (k) {
-	case COLO_PKT_NON_IP:
-		return "non-ip";
-	case COLO_PKT_MALFORMED:
-		return "malformed";
-	case COLO_PKT_TCP:
-		return "tcp";
-	case COLO_PKT_UDP:
-		return "udp";
-	case COLO_PKT_ICMP:
-		return "icmp";
-	case COLO_PKT_OTHER_IP:
-		return "ip";
-	}
-	return "?";
+	return COLO_NAME_OF(kind_names, k);
 }
 
 /* Fills the L4 fields once the IP layer has located l4/l4_len. */
@@ -83,7 +76,8 @@ static enum colo_pkt_kind parse_l4(struct colo_packet *p)
 		if (n >= 8 && (p->icmp_type == 0 || p->icmp_type == 8 ||
 			       p->icmp_type == 128 || p->icmp_type == 129))
 			p->icmp_id = colo_get_be16(l4 + 4);
-		/* Everything but the checksum, which offload may leave unset. */
+		/* Everything but the checksum, which offload may leave unset.
+		 */
 		p->payload = l4 + 4;
 		p->payload_len = n - 4;
 		return p->is_fragment ? COLO_PKT_OTHER_IP : COLO_PKT_ICMP;
@@ -145,7 +139,7 @@ static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
 	size_t off = 40, end = 40 + plen;
 	for (int hops = 0; hops < 16; hops++) {
 		switch (next) {
-		case 0:   /* hop-by-hop */
+		case 0:	  /* hop-by-hop */
 		case 43:  /* routing */
 		case 60:  /* destination options */
 		case 135: /* mobility */

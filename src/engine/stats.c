@@ -1,65 +1,101 @@
 /*
  * stats.c - counters and divergence reports in human-readable form.
  */
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "comparer.h"
 
+/* The report, one line per entry: a label, then up to four counters as
+ * " name=value" (or " value" for a nameless one). A table keeps the text
+ * format, which scripts parse, in one place. */
+#define AT(m) offsetof(struct colo_stats, m)
+static const struct stats_line {
+	const char *label;
+	struct {
+		const char *name;
+		size_t off;
+	} f[4];
+} stats_lines[] = {
+	{ "frames_in",
+	  { { "primary", AT(frames_in[0]) },
+	    { "secondary", AT(frames_in[1]) } } },
+	{ "bytes_in",
+	  { { "primary", AT(bytes_in[0]) },
+	    { "secondary", AT(bytes_in[1]) } } },
+	{ "released",
+	  { { "frames", AT(released_frames) },
+	    { "bytes", AT(released_bytes) },
+	    { "at_checkpoint", AT(released_at_checkpoint) },
+	    { "parts_ahead", AT(released_parts) } } },
+	{ "matched",
+	  { { "tcp_bytes", AT(matched_bytes) },
+	    { "datagrams", AT(matched_datagrams) },
+	    { "retransmits", AT(retransmits) } } },
+	{ "non_ip",
+	  { { "primary_released", AT(non_ip[0]) },
+	    { "secondary_dropped", AT(non_ip[1]) } } },
+	{ "malformed",
+	  { { "primary", AT(malformed[0]) },
+	    { "secondary", AT(malformed[1]) } } },
+	{ "secondary_dropped", { { NULL, AT(secondary_dropped) } } },
+	{ NULL, { { NULL, 0 } } }, /* the per-cause counters go here */
+	{ "checkpoints_done", { { NULL, AT(checkpoints_done) } } },
+	{ "flows",
+	  { { "now", AT(flows) },
+	    { "created", AT(flows_created) },
+	    { "reclaimed", AT(flows_reclaimed) } } },
+	{ "flows",
+	  { { "limit", AT(flow_limit) },
+	    { "refused_frames", AT(flows_refused) } } },
+	{ "held",
+	  { { "frames", AT(held_frames) },
+	    { "bytes", AT(held_bytes) },
+	    { "max_frames", AT(held_frames_max) } } },
+	{ "secondary_buffered_bytes",
+	  { { NULL, AT(secondary_buffered_bytes) } } },
+	{ "memory",
+	  { { "ring_bytes", AT(ring_bytes) },
+	    { "cached_bytes", AT(cached_bytes) },
+	    { "trimmed_bytes", AT(trimmed_bytes) } } },
+};
+#undef AT
+
+static void print_causes(FILE *f, const char *label, const uint64_t *v)
+{
+	fputs(label, f);
+	for (int i = 0; i < COLO_CAUSE_COUNT; i++)
+		fprintf(f, " %s=%llu", colo_cause_name((enum colo_cause)i),
+			(unsigned long long)v[i]);
+	fputc('\n', f);
+}
+
 void colo_stats_print(const struct colo_stats *s, FILE *f)
 {
-	fprintf(f, "frames_in primary=%llu secondary=%llu\n",
-		(unsigned long long)s->frames_in[0],
-		(unsigned long long)s->frames_in[1]);
-	fprintf(f, "bytes_in primary=%llu secondary=%llu\n",
-		(unsigned long long)s->bytes_in[0],
-		(unsigned long long)s->bytes_in[1]);
-	fprintf(f,
-		"released frames=%llu bytes=%llu at_checkpoint=%llu "
-		"parts_ahead=%llu\n",
-		(unsigned long long)s->released_frames,
-		(unsigned long long)s->released_bytes,
-		(unsigned long long)s->released_at_checkpoint,
-		(unsigned long long)s->released_parts);
-	fprintf(f, "matched tcp_bytes=%llu datagrams=%llu retransmits=%llu\n",
-		(unsigned long long)s->matched_bytes,
-		(unsigned long long)s->matched_datagrams,
-		(unsigned long long)s->retransmits);
-	fprintf(f, "non_ip primary_released=%llu secondary_dropped=%llu\n",
-		(unsigned long long)s->non_ip[0],
-		(unsigned long long)s->non_ip[1]);
-	fprintf(f, "malformed primary=%llu secondary=%llu\n",
-		(unsigned long long)s->malformed[0],
-		(unsigned long long)s->malformed[1]);
-	fprintf(f, "secondary_dropped %llu\n",
-		(unsigned long long)s->secondary_dropped);
-	fprintf(f, "checkpoint_requests");
-	for (int i = 0; i < COLO_CAUSE_COUNT; i++)
-		fprintf(f, " %s=%llu", colo_cause_name((enum colo_cause)i),
-			(unsigned long long)s->checkpoint_requests[i]);
-	fprintf(f, "\ndivergences");
-	for (int i = 0; i < COLO_CAUSE_COUNT; i++)
-		fprintf(f, " %s=%llu", colo_cause_name((enum colo_cause)i),
-			(unsigned long long)s->divergences[i]);
-	fprintf(f, "\ncheckpoints_done %llu\n",
-		(unsigned long long)s->checkpoints_done);
-	fprintf(f, "flows now=%llu created=%llu reclaimed=%llu\n",
-		(unsigned long long)s->flows,
-		(unsigned long long)s->flows_created,
-		(unsigned long long)s->flows_reclaimed);
-	fprintf(f, "flows limit=%llu refused_frames=%llu\n",
-		(unsigned long long)s->flow_limit,
-		(unsigned long long)s->flows_refused);
-	fprintf(f, "held frames=%llu bytes=%llu max_frames=%llu\n",
-		(unsigned long long)s->held_frames,
-		(unsigned long long)s->held_bytes,
-		(unsigned long long)s->held_frames_max);
-	fprintf(f, "secondary_buffered_bytes %llu\n",
-		(unsigned long long)s->secondary_buffered_bytes);
-	fprintf(f,
-		"memory ring_bytes=%llu cached_bytes=%llu trimmed_bytes=%llu\n",
-		(unsigned long long)s->ring_bytes,
-		(unsigned long long)s->cached_bytes,
-		(unsigned long long)s->trimmed_bytes);
+	for (size_t i = 0; i < sizeof(stats_lines) / sizeof(stats_lines[0]);
+	     i++) {
+		const struct stats_line *l = &stats_lines[i];
+
+		if (!l->label) {
+			print_causes(f, "checkpoint_requests",
+				     s->checkpoint_requests);
+			print_causes(f, "divergences", s->divergences);
+			continue;
+		}
+		fputs(l->label, f);
+		for (size_t k = 0; k < 4 && (k == 0 || l->f[k].name); k++) {
+			uint64_t v;
+
+			memcpy(&v, (const char *)s + l->f[k].off, sizeof(v));
+			if (l->f[k].name)
+				fprintf(f, " %s=%llu", l->f[k].name,
+					(unsigned long long)v);
+			else
+				fprintf(f, " %llu", (unsigned long long)v);
+		}
+		fputc('\n', f);
+	}
 }
 
 static int byte_str(int b, char *buf, size_t n)
