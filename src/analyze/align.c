@@ -21,15 +21,13 @@ void colo_align_config_default(struct colo_align_config *cfg)
 	cfg->skew_auto = true;
 }
 
-static const char *const how_names[] = {
-	[COLO_ALIGNED_HANDSHAKE] = "handshake",
-	[COLO_ALIGNED_INFERRED] = "inferred",
-	[COLO_ALIGN_AMBIGUOUS] = "ambiguous",
-	[COLO_ALIGN_NO_MATCH] = "no match",
-	[COLO_ALIGN_NO_DATA] = "no data",
-	[COLO_ALIGN_ONE_SIDE] = "one side",
-	[COLO_ALIGN_AS_CAPTURED] = "as captured"
-};
+/* In the order of enum colo_align_how. */
+static const char *const how_names[] = { "handshake",  "inferred", "ambiguous",
+					 "no match",   "no data",  "one side",
+					 "as captured" };
+_Static_assert(sizeof(how_names) / sizeof(how_names[0]) ==
+		       COLO_ALIGN_AS_CAPTURED + 1,
+	       "one name per alignment");
 
 const char *colo_align_how_name(enum colo_align_how how)
 {

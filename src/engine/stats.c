@@ -7,58 +7,40 @@
 
 #include "comparer.h"
 
-/* The report, one line per entry: a label, then up to four counters as
- * " name=value" (or " value" for a nameless one). A table keeps the text
- * format, which scripts parse, in one place. */
+/* The report, one printf format per line with up to four counters (named
+ * by their offsets; a NULL format stands for the per-cause lines). A
+ * table keeps the text, which scripts parse, in one place. */
 #define AT(m) offsetof(struct colo_stats, m)
 static const struct stats_line {
-	const char *label;
-	struct {
-		const char *name;
-		size_t off;
-	} f[4];
+	const char *fmt;
+	size_t off[4];
 } stats_lines[] = {
-	{ "frames_in",
-	  { { "primary", AT(frames_in[0]) },
-	    { "secondary", AT(frames_in[1]) } } },
-	{ "bytes_in",
-	  { { "primary", AT(bytes_in[0]) },
-	    { "secondary", AT(bytes_in[1]) } } },
-	{ "released",
-	  { { "frames", AT(released_frames) },
-	    { "bytes", AT(released_bytes) },
-	    { "at_checkpoint", AT(released_at_checkpoint) },
-	    { "parts_ahead", AT(released_parts) } } },
-	{ "matched",
-	  { { "tcp_bytes", AT(matched_bytes) },
-	    { "datagrams", AT(matched_datagrams) },
-	    { "retransmits", AT(retransmits) } } },
-	{ "non_ip",
-	  { { "primary_released", AT(non_ip[0]) },
-	    { "secondary_dropped", AT(non_ip[1]) } } },
-	{ "malformed",
-	  { { "primary", AT(malformed[0]) },
-	    { "secondary", AT(malformed[1]) } } },
-	{ "secondary_dropped", { { NULL, AT(secondary_dropped) } } },
-	{ NULL, { { NULL, 0 } } }, /* the per-cause counters go here */
-	{ "checkpoints_done", { { NULL, AT(checkpoints_done) } } },
-	{ "flows",
-	  { { "now", AT(flows) },
-	    { "created", AT(flows_created) },
-	    { "reclaimed", AT(flows_reclaimed) } } },
-	{ "flows",
-	  { { "limit", AT(flow_limit) },
-	    { "refused_frames", AT(flows_refused) } } },
-	{ "held",
-	  { { "frames", AT(held_frames) },
-	    { "bytes", AT(held_bytes) },
-	    { "max_frames", AT(held_frames_max) } } },
-	{ "secondary_buffered_bytes",
-	  { { NULL, AT(secondary_buffered_bytes) } } },
-	{ "memory",
-	  { { "ring_bytes", AT(ring_bytes) },
-	    { "cached_bytes", AT(cached_bytes) },
-	    { "trimmed_bytes", AT(trimmed_bytes) } } },
+	{ "frames_in primary=%llu secondary=%llu\n",
+	  { AT(frames_in[0]), AT(frames_in[1]) } },
+	{ "bytes_in primary=%llu secondary=%llu\n",
+	  { AT(bytes_in[0]), AT(bytes_in[1]) } },
+	{ "released frames=%llu bytes=%llu at_checkpoint=%llu "
+	  "parts_ahead=%llu\n",
+	  { AT(released_frames), AT(released_bytes), AT(released_at_checkpoint),
+	    AT(released_parts) } },
+	{ "matched tcp_bytes=%llu datagrams=%llu retransmits=%llu\n",
+	  { AT(matched_bytes), AT(matched_datagrams), AT(retransmits) } },
+	{ "non_ip primary_released=%llu secondary_dropped=%llu\n",
+	  { AT(non_ip[0]), AT(non_ip[1]) } },
+	{ "malformed primary=%llu secondary=%llu\n",
+	  { AT(malformed[0]), AT(malformed[1]) } },
+	{ "secondary_dropped %llu\n", { AT(secondary_dropped) } },
+	{ NULL, { 0 } },
+	{ "checkpoints_done %llu\n", { AT(checkpoints_done) } },
+	{ "flows now=%llu created=%llu reclaimed=%llu\n",
+	  { AT(flows), AT(flows_created), AT(flows_reclaimed) } },
+	{ "flows limit=%llu refused_frames=%llu\n",
+	  { AT(flow_limit), AT(flows_refused) } },
+	{ "held frames=%llu bytes=%llu max_frames=%llu\n",
+	  { AT(held_frames), AT(held_bytes), AT(held_frames_max) } },
+	{ "secondary_buffered_bytes %llu\n", { AT(secondary_buffered_bytes) } },
+	{ "memory ring_bytes=%llu cached_bytes=%llu trimmed_bytes=%llu\n",
+	  { AT(ring_bytes), AT(cached_bytes), AT(trimmed_bytes) } },
 };
 #undef AT
 
@@ -76,25 +58,22 @@ void colo_stats_print(const struct colo_stats *s, FILE *f)
 	for (size_t i = 0; i < sizeof(stats_lines) / sizeof(stats_lines[0]);
 	     i++) {
 		const struct stats_line *l = &stats_lines[i];
+		unsigned long long v[4];
 
-		if (!l->label) {
+		if (!l->fmt) {
 			print_causes(f, "checkpoint_requests",
 				     s->checkpoint_requests);
 			print_causes(f, "divergences", s->divergences);
 			continue;
 		}
-		fputs(l->label, f);
-		for (size_t k = 0; k < 4 && (k == 0 || l->f[k].name); k++) {
-			uint64_t v;
+		for (size_t k = 0; k < 4; k++) {
+			uint64_t x;
 
-			memcpy(&v, (const char *)s + l->f[k].off, sizeof(v));
-			if (l->f[k].name)
-				fprintf(f, " %s=%llu", l->f[k].name,
-					(unsigned long long)v);
-			else
-				fprintf(f, " %llu", (unsigned long long)v);
+			memcpy(&x, (const char *)s + l->off[k], sizeof(x));
+			v[k] = x;
 		}
-		fputc('\n', f);
+		/* A line with fewer than four counters ignores the rest. */
+		fprintf(f, l->fmt, v[0], v[1], v[2], v[3]);
 	}
 }
 
