@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -33,6 +34,26 @@ void colo_port_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+static struct colo_port *open_kind(const struct colo_port_ops *ops,
+				   const char *spec, const char *arg, char *err,
+				   size_t errlen)
+{
+	struct colo_port *p = calloc(1, ops->size);
+
+	if (!p) {
+		colo_port_err(err, errlen, "%s: out of memory", spec);
+		return NULL;
+	}
+	p->ops = ops;
+	p->vnet_hdr_len = ops->vnet_hdr_len;
+	p->fd = -1;
+	if (ops->setup(p, arg, err, errlen)) {
+		ops->close(p);
+		return NULL;
+	}
+	return p;
+}
+
 struct colo_port *colo_port_open(const char *spec, char *err, size_t errlen)
 {
 	const char *colon = spec ? strchr(spec, ':') : NULL;
@@ -49,7 +70,8 @@ struct colo_port *colo_port_open(const char *spec, char *err, size_t errlen)
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (strlen(kinds[i]->name) == n &&
 		    !strncmp(spec, kinds[i]->name, n))
-			return kinds[i]->open(colon + 1, err, errlen);
+			return open_kind(kinds[i], spec, colon + 1, err,
+					 errlen);
 	}
 	colo_port_err(err, errlen, "port '%s': unknown kind '%.*s'", spec,
 		      (int)n, spec);
@@ -64,7 +86,7 @@ void colo_port_close(struct colo_port *p)
 
 int colo_port_fd(const struct colo_port *p)
 {
-	return p->ops->fd(p);
+	return p->fd;
 }
 
 int colo_port_listen_fd(const struct colo_port *p)

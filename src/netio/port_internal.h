@@ -12,10 +12,14 @@
 
 struct colo_port_ops {
 	const char *name;
-	/* arg: what follows "kind:" in the spec */
-	struct colo_port *(*open)(const char *arg, char *err, size_t errlen);
+	size_t size;	     /* of the kind's struct, which starts with a
+				struct colo_port */
+	size_t vnet_hdr_len; /* what recv returns in front of a frame */
+	/* On a zeroed port of size bytes with fd -1; arg: what follows
+	 * "kind:" in the spec. On failure close is called. */
+	int (*setup)(struct colo_port *p, const char *arg, char *err,
+		     size_t errlen);
 	void (*close)(struct colo_port *p);
-	int (*fd)(const struct colo_port *p);
 	int (*listen_fd)(const struct colo_port *p);
 	int (*recv)(struct colo_port *p, struct colo_rx_batch *b);
 	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
@@ -28,6 +32,7 @@ struct colo_port_ops {
 struct colo_port {
 	const struct colo_port_ops *ops;
 	size_t vnet_hdr_len;
+	int fd; /* what the event loop waits on */
 	struct colo_port_stats stats;
 };
 

@@ -56,8 +56,8 @@ static void packet_close(struct colo_port *base)
 {
 	struct packet_port *p = (struct packet_port *)base;
 
-	if (p->fd >= 0)
-		close(p->fd);
+	if (p->base.fd >= 0)
+		close(p->base.fd);
 	if (p->rx_buf)
 		munmap(p->rx_buf, p->map_len);
 	free(p);
@@ -68,9 +68,10 @@ static int set_int(int fd, int level, int opt, int v)
 	return setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
-static int packet_setup(struct packet_port *p, const char *ifname, char *err,
+static int packet_setup(struct colo_port *base, const char *ifname, char *err,
 			size_t errlen)
 {
+	struct packet_port *p = (struct packet_port *)base;
 	struct sockaddr_ll sll;
 	struct packet_mreq mr;
 	unsigned int i;
@@ -82,30 +83,31 @@ static int packet_setup(struct packet_port *p, const char *ifname, char *err,
 		return -1;
 	}
 	/* Protocol 0 until bound: no frame of another interface sneaks in. */
-	p->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->fd < 0)
+	p->base.fd =
+		socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->base.fd < 0)
 		goto fail;
-	if (set_int(p->fd, SOL_PACKET, PACKET_VNET_HDR, 1))
+	if (set_int(p->base.fd, SOL_PACKET, PACKET_VNET_HDR, 1))
 		goto fail;
-	if (set_int(p->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1))
+	if (set_int(p->base.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1))
 		p->filter_outgoing = true;
 	/* Straight to the driver: the proxy is the only sender that matters
 	 * on this interface, and a veth has no queue anyway. */
-	set_int(p->fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1);
-	if (set_int(p->fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF))
-		set_int(p->fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
-	if (set_int(p->fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCK_BUF))
-		set_int(p->fd, SOL_SOCKET, SO_SNDBUF, SOCK_BUF);
+	set_int(p->base.fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+	if (set_int(p->base.fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF))
+		set_int(p->base.fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
+	if (set_int(p->base.fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCK_BUF))
+		set_int(p->base.fd, SOL_SOCKET, SO_SNDBUF, SOCK_BUF);
 	memset(&sll, 0, sizeof(sll));
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = p->ifindex;
-	if (bind(p->fd, (struct sockaddr *)&sll, sizeof(sll)))
+	if (bind(p->base.fd, (struct sockaddr *)&sll, sizeof(sll)))
 		goto fail;
 	memset(&mr, 0, sizeof(mr));
 	mr.mr_ifindex = p->ifindex;
 	mr.mr_type = PACKET_MR_PROMISC;
-	if (setsockopt(p->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr,
+	if (setsockopt(p->base.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr,
 		       sizeof(mr)))
 		goto fail;
 	if (colo_port_if_mac(ifname, p->mac))
@@ -134,30 +136,6 @@ fail:
 	return -1;
 }
 
-static struct colo_port *packet_open(const char *ifname, char *err,
-				     size_t errlen)
-{
-	struct packet_port *p = calloc(1, sizeof(*p));
-
-	if (!p) {
-		colo_port_err(err, errlen, "packet:%s: out of memory", ifname);
-		return NULL;
-	}
-	p->base.ops = &colo_port_packet_ops;
-	p->base.vnet_hdr_len = COLO_VNET_HDR_LEN;
-	p->fd = -1;
-	if (packet_setup(p, ifname, err, errlen)) {
-		packet_close(&p->base);
-		return NULL;
-	}
-	return &p->base;
-}
-
-static int packet_fd(const struct colo_port *base)
-{
-	return ((const struct packet_port *)base)->fd;
-}
-
 static int packet_recv(struct colo_port *base, struct colo_rx_batch *b)
 {
 	struct packet_port *p = (struct packet_port *)base;
@@ -174,8 +152,8 @@ static int packet_recv(struct colo_port *base, struct colo_rx_batch *b)
 		m->msg_flags = 0;
 	}
 	do {
-		r = recvmmsg(p->fd, p->rx_msg, COLO_PORT_BATCH, MSG_DONTWAIT,
-			     NULL);
+		r = recvmmsg(p->base.fd, p->rx_msg, COLO_PORT_BATCH,
+			     MSG_DONTWAIT, NULL);
 	} while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		if (errno == EAGAIN || errno == ENETDOWN)
@@ -235,7 +213,8 @@ static int packet_flush(struct colo_port *base)
 	int r, waited = 0;
 
 	while (i < p->tx_n) {
-		r = sendmmsg(p->fd, p->tx_msg + i, p->tx_n - i, MSG_DONTWAIT);
+		r = sendmmsg(p->base.fd, p->tx_msg + i, p->tx_n - i,
+			     MSG_DONTWAIT);
 		if (r > 0) {
 			i += (unsigned int)r;
 			base->stats.tx_calls++;
@@ -245,7 +224,8 @@ static int packet_flush(struct colo_port *base)
 			continue;
 		if ((errno == EAGAIN || errno == ENOBUFS) &&
 		    waited < TX_WAIT_MS) {
-			struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+			struct pollfd pfd = { .fd = p->base.fd,
+					      .events = POLLOUT };
 
 			poll(&pfd, 1, 1);
 			waited++;
@@ -272,9 +252,10 @@ static int packet_mac(const struct colo_port *base, uint8_t mac[6])
 
 const struct colo_port_ops colo_port_packet_ops = {
 	.name = "packet",
-	.open = packet_open,
+	.size = sizeof(struct packet_port),
+	.setup = packet_setup,
+	.vnet_hdr_len = COLO_VNET_HDR_LEN,
 	.close = packet_close,
-	.fd = packet_fd,
 	.recv = packet_recv,
 	.send = packet_send,
 	.flush = packet_flush,

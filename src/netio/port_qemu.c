@@ -44,8 +44,8 @@ static void qemu_close(struct colo_port *base)
 {
 	struct qemu_port *p = (struct qemu_port *)base;
 
-	if (p->fd >= 0)
-		close(p->fd);
+	if (p->base.fd >= 0)
+		close(p->base.fd);
 	if (p->listen_fd >= 0)
 		close(p->listen_fd);
 	colo_frame_reader_free(&p->rd);
@@ -53,12 +53,14 @@ static void qemu_close(struct colo_port *base)
 	free(p);
 }
 
-static int qemu_setup(struct qemu_port *p, const char *arg, char *err,
+static int qemu_setup(struct colo_port *base, const char *arg, char *err,
 		      size_t errlen)
 {
+	struct qemu_port *p = (struct qemu_port *)base;
 	struct colo_sock_addr a;
 	char why[256];
 
+	p->listen_fd = -1;
 	if (colo_sock_spec_parse(arg, &p->spec, why, sizeof(why)) ||
 	    colo_sock_resolve(&p->spec, &a, why, sizeof(why))) {
 		colo_port_err(err, errlen, "qemu:%s: %s", arg, why);
@@ -75,8 +77,8 @@ static int qemu_setup(struct qemu_port *p, const char *arg, char *err,
 		if (p->listen_fd < 0)
 			goto fail;
 	} else {
-		p->fd = colo_sock_connect(&a, &p->connecting);
-		if (p->fd < 0)
+		p->base.fd = colo_sock_connect(&a, &p->connecting);
+		if (p->base.fd < 0)
 			goto fail;
 	}
 	return 0;
@@ -85,42 +87,18 @@ fail:
 	return -1;
 }
 
-static struct colo_port *qemu_open(const char *arg, char *err, size_t errlen)
-{
-	struct qemu_port *p = calloc(1, sizeof(*p));
-
-	if (!p) {
-		colo_port_err(err, errlen, "qemu:%s: out of memory", arg);
-		return NULL;
-	}
-	p->base.ops = &colo_port_qemu_ops;
-	p->base.vnet_hdr_len = 0;
-	p->fd = -1;
-	p->listen_fd = -1;
-	if (qemu_setup(p, arg, err, errlen)) {
-		qemu_close(&p->base);
-		return NULL;
-	}
-	return &p->base;
-}
-
-static int qemu_fd(const struct colo_port *base)
-{
-	return ((const struct qemu_port *)base)->fd;
-}
-
 static int qemu_listen_fd(const struct colo_port *base)
 {
 	const struct qemu_port *p = (const struct qemu_port *)base;
 
-	return p->fd < 0 ? p->listen_fd : -1;
+	return p->base.fd < 0 ? p->listen_fd : -1;
 }
 
 /* The peer is gone (EOF, error or a desynchronised stream). */
 static void peer_lost(struct qemu_port *p)
 {
-	close(p->fd);
-	p->fd = -1;
+	close(p->base.fd);
+	p->base.fd = -1;
 	p->connecting = false;
 	colo_frame_reader_reset(&p->rd);
 	colo_outbuf_drop_partial(&p->out);
@@ -131,7 +109,7 @@ static void peer_lost(struct qemu_port *p)
 /* Finishes a non-blocking connect; false while it is still going on. */
 static bool connected(struct qemu_port *p)
 {
-	struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+	struct pollfd pfd = { .fd = p->base.fd, .events = POLLOUT };
 	int e = 0;
 	socklen_t l = sizeof(e);
 
@@ -139,7 +117,7 @@ static bool connected(struct qemu_port *p)
 		return true;
 	if (poll(&pfd, 1, 0) <= 0)
 		return false;
-	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &e, &l) || e) {
+	if (getsockopt(p->base.fd, SOL_SOCKET, SO_ERROR, &e, &l) || e) {
 		peer_lost(p);
 		return false;
 	}
@@ -156,9 +134,9 @@ static int qemu_recv(struct colo_port *base, struct colo_rx_batch *b)
 	size_t avail;
 	ssize_t r;
 
-	if (p->fd < 0 && p->listen_fd >= 0) {
-		p->fd = colo_sock_accept(p->listen_fd);
-		if (p->fd < 0)
+	if (p->base.fd < 0 && p->listen_fd >= 0) {
+		p->base.fd = colo_sock_accept(p->listen_fd);
+		if (p->base.fd < 0)
 			return 0;
 		colo_frame_reader_reset(&p->rd);
 	}
@@ -169,14 +147,14 @@ static int qemu_recv(struct colo_port *base, struct colo_rx_batch *b)
 	space = colo_frame_reader_space(&p->rd, &avail);
 	if (avail) {
 		do {
-			r = read(p->fd, space, avail);
+			r = read(p->base.fd, space, avail);
 		} while (r < 0 && errno == EINTR);
 		if (r > 0)
 			colo_frame_reader_commit(&p->rd, (size_t)r);
 		else if (r == 0 || errno != EAGAIN)
 			peer_lost(p);
 	}
-	while (p->fd >= 0 && n < COLO_PORT_BATCH) {
+	while (p->base.fd >= 0 && n < COLO_PORT_BATCH) {
 		switch (colo_frame_reader_next(&p->rd, &f)) {
 		case COLO_FRAME_OK:
 			b->f[n].data = (uint8_t *)f.data;
@@ -205,7 +183,7 @@ static int put_out(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
 	struct qemu_port *p = arg;
 
 	(void)vnet;
-	if (p->fd < 0 || colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
+	if (p->base.fd < 0 || colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
 	    colo_outbuf_append(&p->out, f, len, 0)) {
 		p->base.stats.tx_dropped++;
 		return 0;
@@ -229,12 +207,12 @@ static int qemu_flush(struct colo_port *base)
 	struct qemu_port *p = (struct qemu_port *)base;
 	int waited = 0;
 
-	while (p->fd >= 0 && colo_outbuf_pending(&p->out)) {
-		struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
+	while (p->base.fd >= 0 && colo_outbuf_pending(&p->out)) {
+		struct pollfd pfd = { .fd = p->base.fd, .events = POLLOUT };
 
 		if (!connected(p))
 			break;
-		if (colo_outbuf_flush(&p->out, p->fd)) {
+		if (colo_outbuf_flush(&p->out, p->base.fd)) {
 			peer_lost(p);
 			break;
 		}
@@ -251,9 +229,10 @@ static int qemu_flush(struct colo_port *base)
 
 const struct colo_port_ops colo_port_qemu_ops = {
 	.name = "qemu",
-	.open = qemu_open,
+	.size = sizeof(struct qemu_port),
+	.setup = qemu_setup,
+	.vnet_hdr_len = 0,
 	.close = qemu_close,
-	.fd = qemu_fd,
 	.listen_fd = qemu_listen_fd,
 	.recv = qemu_recv,
 	.send = qemu_send,

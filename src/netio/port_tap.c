@@ -48,8 +48,8 @@ static void tap_close(struct colo_port *base)
 {
 	struct tap_port *p = (struct tap_port *)base;
 
-	if (p->fd >= 0)
-		close(p->fd);
+	if (p->base.fd >= 0)
+		close(p->base.fd);
 	if (p->rx_buf)
 		munmap(p->rx_buf, p->map_len);
 	free(p);
@@ -109,9 +109,10 @@ static int tap_set_mac(const char *ifname, const uint8_t mac[6])
 	return rc;
 }
 
-static int tap_setup(struct tap_port *p, const char *spec, char *err,
+static int tap_setup(struct colo_port *base, const char *spec, char *err,
 		     size_t errlen)
 {
+	struct tap_port *p = (struct tap_port *)base;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];
 	int has_mac;
@@ -121,17 +122,17 @@ static int tap_setup(struct tap_port *p, const char *spec, char *err,
 
 	if (tap_parse(spec, ifname, mac, &has_mac, err, errlen))
 		return -1;
-	p->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (p->fd < 0)
+	p->base.fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (p->base.fd < 0)
 		goto fail;
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(p->fd, TUNSETIFF, &ifr))
+	if (ioctl(p->base.fd, TUNSETIFF, &ifr))
 		goto fail;
 	snprintf(p->ifname, sizeof(p->ifname), "%s", ifr.ifr_name);
-	if (ioctl(p->fd, TUNSETVNETHDRSZ, &hdr_sz) ||
-	    ioctl(p->fd, TUNSETOFFLOAD, offload))
+	if (ioctl(p->base.fd, TUNSETVNETHDRSZ, &hdr_sz) ||
+	    ioctl(p->base.fd, TUNSETOFFLOAD, offload))
 		goto fail;
 	if (has_mac && tap_set_mac(p->ifname, mac))
 		goto fail;
@@ -150,29 +151,6 @@ fail:
 	return -1;
 }
 
-static struct colo_port *tap_open(const char *ifname, char *err, size_t errlen)
-{
-	struct tap_port *p = calloc(1, sizeof(*p));
-
-	if (!p) {
-		colo_port_err(err, errlen, "tap:%s: out of memory", ifname);
-		return NULL;
-	}
-	p->base.ops = &colo_port_tap_ops;
-	p->base.vnet_hdr_len = COLO_VNET_HDR_LEN;
-	p->fd = -1;
-	if (tap_setup(p, ifname, err, errlen)) {
-		tap_close(&p->base);
-		return NULL;
-	}
-	return &p->base;
-}
-
-static int tap_fd(const struct colo_port *base)
-{
-	return ((const struct tap_port *)base)->fd;
-}
-
 static int tap_recv(struct colo_port *base, struct colo_rx_batch *b)
 {
 	struct tap_port *p = (struct tap_port *)base;
@@ -182,7 +160,7 @@ static int tap_recv(struct colo_port *base, struct colo_rx_batch *b)
 	while (n < COLO_PORT_BATCH) {
 		uint8_t *slot = p->rx_buf + (size_t)n * SLOT;
 
-		r = read(p->fd, slot, SLOT);
+		r = read(p->base.fd, slot, SLOT);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -211,7 +189,7 @@ static int put_tap(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
 	ssize_t r;
 
 	do {
-		r = writev(p->fd, iov, 2);
+		r = writev(p->base.fd, iov, 2);
 	} while (r < 0 && errno == EINTR);
 	if (r < 0) {
 		/* EBADFD/EIO: the device went away under us. */
@@ -247,9 +225,10 @@ static int tap_mac(const struct colo_port *base, uint8_t mac[6])
 
 const struct colo_port_ops colo_port_tap_ops = {
 	.name = "tap",
-	.open = tap_open,
+	.size = sizeof(struct tap_port),
+	.setup = tap_setup,
+	.vnet_hdr_len = COLO_VNET_HDR_LEN,
 	.close = tap_close,
-	.fd = tap_fd,
 	.recv = tap_recv,
 	.send = tap_send,
 	.flush = tap_flush,
