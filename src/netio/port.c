@@ -134,12 +134,15 @@ int colo_port_send(struct colo_port *p, const uint8_t *frame, size_t len,
 
 int colo_port_flush(struct colo_port *p)
 {
-	return p->ops->flush(p);
+	return p->ops->flush ? p->ops->flush(p) : 0;
 }
 
 int colo_port_mac(const struct colo_port *p, uint8_t mac[6])
 {
-	return p->ops->mac ? p->ops->mac(p, mac) : -1;
+	if (!p->ops->has_mac)
+		return -1;
+	memcpy(mac, p->mac, 6);
+	return 0;
 }
 
 const struct colo_port_stats *colo_port_stats(const struct colo_port *p)

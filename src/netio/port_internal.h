@@ -5,6 +5,7 @@
 #ifndef COLO_PORT_INTERNAL_H
 #define COLO_PORT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@ struct colo_port_ops {
 	const char *name;
 	size_t size;	     /* of the kind's struct, which starts with a
 				struct colo_port */
+	bool has_mac;	     /* setup fills the port's mac */
 	size_t vnet_hdr_len; /* what recv returns in front of a frame */
 	/* On a zeroed port of size bytes with fd -1; arg: what follows
 	 * "kind:" in the spec. On failure close is called. */
@@ -24,8 +26,7 @@ struct colo_port_ops {
 	int (*recv)(struct colo_port *p, struct colo_rx_batch *b);
 	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
 		    size_t vnet_len);
-	int (*flush)(struct colo_port *p);
-	int (*mac)(const struct colo_port *p, uint8_t mac[6]);
+	int (*flush)(struct colo_port *p); /* NULL: nothing is queued */
 };
 
 /* Every port struct starts with this. */
@@ -33,6 +34,7 @@ struct colo_port {
 	const struct colo_port_ops *ops;
 	size_t vnet_hdr_len;
 	int fd; /* what the event loop waits on */
+	uint8_t mac[6];
 	struct colo_port_stats stats;
 };
 

@@ -39,8 +39,7 @@ struct packet_port {
 	struct colo_port base;
 	int fd;
 	int ifindex;
-	bool filter_outgoing; /* no PACKET_IGNORE_OUTGOING */
-	uint8_t mac[6];
+	bool filter_outgoing;	  /* no PACKET_IGNORE_OUTGOING */
 	uint8_t *rx_buf, *tx_buf; /* COLO_PORT_BATCH slots each */
 	size_t map_len;
 	struct mmsghdr rx_msg[COLO_PORT_BATCH];
@@ -110,8 +109,8 @@ static int packet_setup(struct colo_port *base, const char *ifname, char *err,
 	if (setsockopt(p->base.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr,
 		       sizeof(mr)))
 		goto fail;
-	if (colo_port_if_mac(ifname, p->mac))
-		memset(p->mac, 0, sizeof(p->mac));
+	if (colo_port_if_mac(ifname, p->base.mac))
+		memset(p->base.mac, 0, sizeof(p->base.mac));
 
 	p->map_len = 2 * (size_t)COLO_PORT_BATCH * SLOT;
 	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
@@ -244,20 +243,14 @@ static int packet_flush(struct colo_port *base)
 	return 0;
 }
 
-static int packet_mac(const struct colo_port *base, uint8_t mac[6])
-{
-	memcpy(mac, ((const struct packet_port *)base)->mac, 6);
-	return 0;
-}
-
 const struct colo_port_ops colo_port_packet_ops = {
 	.name = "packet",
 	.size = sizeof(struct packet_port),
 	.setup = packet_setup,
+	.has_mac = true,
 	.vnet_hdr_len = COLO_VNET_HDR_LEN,
 	.close = packet_close,
 	.recv = packet_recv,
 	.send = packet_send,
 	.flush = packet_flush,
-	.mac = packet_mac,
 };

@@ -38,7 +38,6 @@ struct tap_port {
 	struct colo_port base;
 	int fd;
 	char ifname[IFNAMSIZ];
-	uint8_t mac[6];
 	uint8_t *rx_buf;
 	size_t map_len;
 	uint8_t scratch[COLO_GSO_SCRATCH];
@@ -136,7 +135,7 @@ static int tap_setup(struct colo_port *base, const char *spec, char *err,
 		goto fail;
 	if (has_mac && tap_set_mac(p->ifname, mac))
 		goto fail;
-	if (colo_port_if_mac(p->ifname, p->mac))
+	if (colo_port_if_mac(p->ifname, p->base.mac))
 		goto fail;
 	p->map_len = (size_t)COLO_PORT_BATCH * SLOT;
 	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
@@ -211,26 +210,13 @@ static int tap_send(struct colo_port *base, const uint8_t *frame, size_t len,
 				 put_tap, p, p->scratch);
 }
 
-static int tap_flush(struct colo_port *base)
-{
-	(void)base;
-	return 0;
-}
-
-static int tap_mac(const struct colo_port *base, uint8_t mac[6])
-{
-	memcpy(mac, ((const struct tap_port *)base)->mac, 6);
-	return 0;
-}
-
 const struct colo_port_ops colo_port_tap_ops = {
 	.name = "tap",
 	.size = sizeof(struct tap_port),
 	.setup = tap_setup,
+	.has_mac = true,
 	.vnet_hdr_len = COLO_VNET_HDR_LEN,
 	.close = tap_close,
 	.recv = tap_recv,
 	.send = tap_send,
-	.flush = tap_flush,
-	.mac = tap_mac,
 };
