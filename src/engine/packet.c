@@ -9,6 +9,7 @@
  * which the comparer still compares as raw bytes: nothing is ever dropped
  * on a parse failure.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "packet.h"
@@ -116,6 +117,23 @@ static enum colo_pkt_kind parse_ipv4(struct colo_packet *p, const uint8_t *ip,
 	return parse_l4(p);
 }
 
+/* Whether an IPv6 next-header value is an extension header the walk
+ * steps over (ESP and unknown ones end it). */
+static bool is_ext_header(uint8_t next)
+{
+	switch (next) {
+	case 0:	  /* hop-by-hop */
+	case 43:  /* routing */
+	case 60:  /* destination options */
+	case 135: /* mobility */
+	case 44:  /* fragment */
+	case 51:  /* AH */
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Walks the IPv6 extension header chain. ESP and unknown headers end the
  * walk: what follows is compared as opaque payload. */
 static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
@@ -137,49 +155,28 @@ static enum colo_pkt_kind parse_ipv6(struct colo_packet *p, const uint8_t *ip,
 
 	uint8_t next = ip[6];
 	size_t off = 40, end = 40 + plen;
-	for (int hops = 0; hops < 16; hops++) {
-		switch (next) {
-		case 0:	  /* hop-by-hop */
-		case 43:  /* routing */
-		case 60:  /* destination options */
-		case 135: /* mobility */
-			if (end - off < 8)
-				return COLO_PKT_MALFORMED;
-			{
-				size_t hl = ((size_t)ip[off + 1] + 1) * 8;
-				if (hl > end - off)
-					return COLO_PKT_MALFORMED;
-				next = ip[off];
-				off += hl;
-			}
-			continue;
-		case 44: /* fragment */
-			if (end - off < 8)
-				return COLO_PKT_MALFORMED;
-			{
-				uint16_t fo = colo_get_be16(ip + off + 2);
-				p->is_fragment = 1;
-				p->frag_offset = (uint32_t)(fo & 0xfff8);
-				p->more_fragments = fo & 1;
-				next = ip[off];
-				off += 8;
-			}
-			continue;
-		case 51: /* AH: length in 4-octet units, plus 2 */
-			if (end - off < 8)
-				return COLO_PKT_MALFORMED;
-			{
-				size_t hl = ((size_t)ip[off + 1] + 2) * 4;
-				if (hl > end - off)
-					return COLO_PKT_MALFORMED;
-				next = ip[off];
-				off += hl;
-			}
-			continue;
-		default:
-			break;
+	for (int hops = 0; hops < 16 && is_ext_header(next); hops++) {
+		size_t hl;
+
+		if (end - off < 8)
+			return COLO_PKT_MALFORMED;
+		if (next == 44)
+			hl = 8;
+		else if (next == 51)
+			hl = ((size_t)ip[off + 1] + 2) * 4;
+		else
+			hl = ((size_t)ip[off + 1] + 1) * 8;
+		if (hl > end - off)
+			return COLO_PKT_MALFORMED;
+		if (next == 44) {
+			uint16_t fo = colo_get_be16(ip + off + 2);
+
+			p->is_fragment = 1;
+			p->frag_offset = (uint32_t)(fo & 0xfff8);
+			p->more_fragments = fo & 1;
 		}
-		break;
+		next = ip[off];
+		off += hl;
 	}
 	p->proto = next;
 	p->l4 = ip + off;

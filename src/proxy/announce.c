@@ -14,28 +14,19 @@
 #include "checksum.h"
 #include "proxy.h"
 
-static void learn4(struct colo_guest_addrs *a, const uint8_t ip[4])
-{
-	if (!ip[0] || ip[0] == 127 || ip[0] >= 224)
-		return;
-	for (uint32_t i = 0; i < a->n4; i++)
-		if (memcmp(a->ip4[i], ip, 4) == 0)
-			return;
-	if (a->n4 < COLO_ANNOUNCE_ADDRS)
-		memcpy(a->ip4[a->n4++], ip, 4);
-}
-
-static void learn6(struct colo_guest_addrs *a, const uint8_t ip[16])
+/* Remembers a unicast address (len 4 or 16) the guest used, once. */
+static void learn(uint8_t *table, uint32_t *n, const uint8_t *ip, size_t len)
 {
 	static const uint8_t zero[16];
 
-	if (ip[0] == 0xff || memcmp(ip, zero, 16) == 0)
+	if (memcmp(ip, zero, len) == 0 || ip[0] == 0xff ||
+	    (len == 4 && (ip[0] == 127 || ip[0] >= 224)))
 		return;
-	for (uint32_t i = 0; i < a->n6; i++)
-		if (memcmp(a->ip6[i], ip, 16) == 0)
+	for (uint32_t i = 0; i < *n; i++)
+		if (memcmp(table + i * len, ip, len) == 0)
 			return;
-	if (a->n6 < COLO_ANNOUNCE_ADDRS)
-		memcpy(a->ip6[a->n6++], ip, 16);
+	if (*n < COLO_ANNOUNCE_ADDRS)
+		memcpy(table + (*n)++ * len, ip, len);
 }
 
 void colo_guest_addrs_learn(struct colo_guest_addrs *a, const uint8_t *eth,
@@ -57,12 +48,12 @@ void colo_guest_addrs_learn(struct colo_guest_addrs *a, const uint8_t *eth,
 	}
 	off += 2;
 	if (type == 0x0800 && len >= off + 20 && (eth[off] >> 4) == 4)
-		learn4(a, eth + off + 12);
+		learn(a->ip4[0], &a->n4, eth + off + 12, 4);
 	else if (type == 0x86dd && len >= off + 40 && (eth[off] >> 4) == 6)
-		learn6(a, eth + off + 8);
+		learn(a->ip6[0], &a->n6, eth + off + 8, 16);
 	else if (type == 0x0806 && len >= off + 28 && eth[off + 4] == 6 &&
 		 eth[off + 5] == 4)
-		learn4(a, eth + off + 14);
+		learn(a->ip4[0], &a->n4, eth + off + 14, 4);
 }
 
 size_t colo_announce_garp(uint8_t *out, const uint8_t mac[6],

@@ -97,9 +97,29 @@ static void ipv6_extension_headers(void **state)
 	assert_int_equal(p.ipver, 6);
 	assert_int_equal(p.proto, 6);
 	assert_int_equal(p.payload_len, 6);
+	/* one AH header in place of the two: its length field counts
+	 * 4-octet units minus 2, so 2 means 16 bytes */
+	uint8_t ah[16] = { 6, 2, 0, 0 };
+	memcpy(buf + l4, ah, 16);
+	buf[l3 + 6] = 51;
+	assert_int_equal(colo_packet_parse(buf, n + 16, &p), COLO_PKT_TCP);
+	assert_int_equal(p.payload_len, 6);
+	/* a first fragment header (8 bytes, MF set) then the destination
+	 * options: a fragment is not compared as TCP */
+	uint8_t frag[8] = { 60, 0, 0, 1, 0, 0, 0, 7 };
+	memcpy(buf + l4, frag, 8);
+	memcpy(buf + l4 + 8, dst, 8);
+	buf[l3 + 6] = 44;
+	colo_packet_parse(buf, n + 16, &p);
+	assert_true(p.is_fragment);
+	assert_true(p.more_fragments);
+	assert_int_equal(p.frag_offset, 0);
 	/* extension header longer than the datagram */
+	memcpy(buf + l4, hbh, 8);
+	buf[l3 + 6] = 0;
 	buf[l4 + 1] = 200;
-	assert_int_equal(colo_packet_parse(buf, n + 16, &p), COLO_PKT_MALFORMED);
+	assert_int_equal(colo_packet_parse(buf, n + 16, &p),
+			 COLO_PKT_MALFORMED);
 }
 
 static void vlan_tags(void **state)
@@ -121,7 +141,8 @@ static void vlan_tags(void **state)
 	assert_int_equal(p.vlan[1] & 0xfff, 20);
 	colo_flow_key_from_packet(&k, &p);
 	colo_flow_format(&k, txt, sizeof(txt));
-	assert_string_equal(txt, "udp 10.0.0.1:80 -> 10.0.0.2:40000 vlan 10.20");
+	assert_string_equal(txt,
+			    "udp 10.0.0.1:80 -> 10.0.0.2:40000 vlan 10.20");
 }
 
 static void icmpv6(void **state)
@@ -157,8 +178,8 @@ static void every_truncation_is_safe(void **state)
 			s.proto = protos[i];
 			s.vlan_outer = 5;
 			uint8_t frame[300];
-			size_t n = colo_pkt_build(&s, (const uint8_t *)"xyz",
-						  3, frame, sizeof(frame));
+			size_t n = colo_pkt_build(&s, (const uint8_t *)"xyz", 3,
+						  frame, sizeof(frame));
 			assert_true(n > 0);
 			for (size_t cut = 0; cut <= n; cut++) {
 				uint8_t *copy = malloc(cut ? cut : 1);
