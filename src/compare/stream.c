@@ -414,40 +414,53 @@ void colo_stream_set_reading(struct colo_stream *s, bool on)
 		update_epoll(s);
 }
 
+struct stream_counter {
+	const char *key;
+	uint64_t v;
+};
+
+/* Prints "NAME.key value" per counter; stops at the first NULL key. */
+static void print_counters(FILE *f, const char *name,
+			   const struct stream_counter *c)
+{
+	for (; c->key; c++)
+		fprintf(f, "%s.%s %llu\n", name, c->key,
+			(unsigned long long)c->v);
+}
+
 void colo_stream_print_stats(const struct colo_stream *s, FILE *f)
 {
-	fprintf(f, "%s.connects %llu\n", s->name,
-		(unsigned long long)s->connects);
-	if (s->spec.kind == COLO_SOCK_UNIX_LISTEN)
-		fprintf(f, "%s.peers_refused %llu\n", s->name,
-			(unsigned long long)s->refused);
-	if (s->has_reader) {
-		const struct colo_frame_counters *c = &s->reader.count;
+	const struct colo_frame_counters *rc = &s->reader.count;
 
-		fprintf(f, "%s.frames %llu\n", s->name,
-			(unsigned long long)c->frames);
-		fprintf(f, "%s.bytes %llu\n", s->name,
-			(unsigned long long)c->bytes);
-		fprintf(f, "%s.malformed_zero_length %llu\n", s->name,
-			(unsigned long long)c->zero_len);
-		fprintf(f, "%s.malformed_vnet_hdr_len %llu\n", s->name,
-			(unsigned long long)c->bad_vnet);
-		fprintf(f, "%s.malformed_oversize %llu\n", s->name,
-			(unsigned long long)c->oversize);
-		fprintf(f, "%s.malformed_truncated %llu\n", s->name,
-			(unsigned long long)c->truncated);
-	}
-	if (s->has_out) {
-		fprintf(f, "%s.frames_queued %llu\n", s->name,
-			(unsigned long long)s->out.frames);
-		fprintf(f, "%s.pending_bytes %zu\n", s->name,
-			colo_outbuf_pending(&s->out));
-		fprintf(f, "%s.frames_cut %llu\n", s->name,
-			(unsigned long long)s->out.truncated);
-		fprintf(f, "%s.frames_lost_no_memory %llu\n", s->name,
-			(unsigned long long)s->out.failed);
-		fprintf(f, "%s.buffer_bytes %zu\n", s->name, s->out.cap);
-		fprintf(f, "%s.buffer_shrinks %llu\n", s->name,
-			(unsigned long long)s->out.shrinks);
-	}
+	print_counters(f, s->name,
+		       (const struct stream_counter[]){
+			       { "connects", s->connects },
+			       { s->spec.kind == COLO_SOCK_UNIX_LISTEN
+					 ? "peers_refused"
+					 : NULL,
+				 s->refused },
+			       { NULL, 0 } });
+	if (s->has_reader)
+		print_counters(
+			f, s->name,
+			(const struct stream_counter[]){
+				{ "frames", rc->frames },
+				{ "bytes", rc->bytes },
+				{ "malformed_zero_length", rc->zero_len },
+				{ "malformed_vnet_hdr_len", rc->bad_vnet },
+				{ "malformed_oversize", rc->oversize },
+				{ "malformed_truncated", rc->truncated },
+				{ NULL, 0 } });
+	if (s->has_out)
+		print_counters(
+			f, s->name,
+			(const struct stream_counter[]){
+				{ "frames_queued", s->out.frames },
+				{ "pending_bytes",
+				  colo_outbuf_pending(&s->out) },
+				{ "frames_cut", s->out.truncated },
+				{ "frames_lost_no_memory", s->out.failed },
+				{ "buffer_bytes", s->out.cap },
+				{ "buffer_shrinks", s->out.shrinks },
+				{ NULL, 0 } });
 }
