@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "pcap_io.h"
+#include "log.h"
 
 #define COLO_PCAP_SNAPLEN 262144
 
@@ -23,17 +24,6 @@ struct colo_pcap_writer {
 	char *path;
 	int failed;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int read_frames(pcap_t *p, const char *path, struct colo_capture *c,
 		       char *err, size_t errlen)
@@ -47,20 +37,20 @@ static int read_frames(pcap_t *p, const char *path, struct colo_capture *c,
 			      (uint64_t)h->ts.tv_usec;
 
 		if (h->ts.tv_sec < 0) {
-			set_err(err, errlen,
+			colo_set_err(err, errlen,
 				"%s: frame %zu has a negative timestamp", path,
 				c->n + 1);
 			return -1;
 		}
 		if (colo_capture_add(c, ts, data, h->caplen, h->len)) {
-			set_err(err, errlen, "%s: out of memory at frame %zu",
+			colo_set_err(err, errlen, "%s: out of memory at frame %zu",
 				path, c->n + 1);
 			return -1;
 		}
 	}
 	if (rc == PCAP_ERROR_BREAK)
 		return 0;
-	set_err(err, errlen, "%s: after frame %zu: %s", path, c->n,
+	colo_set_err(err, errlen, "%s: after frame %zu: %s", path, c->n,
 		pcap_geterr(p));
 	return -1;
 }
@@ -75,7 +65,7 @@ int colo_pcap_read(const char *path, struct colo_capture *c, char *err,
 
 	f = fopen(path, "rb");
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		colo_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	/* The timestamps come back in nanoseconds (tv_usec holds ns) whatever
@@ -84,7 +74,7 @@ int colo_pcap_read(const char *path, struct colo_capture *c, char *err,
 		f, PCAP_TSTAMP_PRECISION_NANO, ebuf);
 	if (!p) {
 		fclose(f);
-		set_err(err, errlen, "%s: not a readable capture: %s", path,
+		colo_set_err(err, errlen, "%s: not a readable capture: %s", path,
 			ebuf[0] ? ebuf : "unknown error");
 		return -1;
 	}
@@ -92,7 +82,7 @@ int colo_pcap_read(const char *path, struct colo_capture *c, char *err,
 	if (dlt != DLT_EN10MB) {
 		const char *name = pcap_datalink_val_to_name(dlt);
 
-		set_err(err, errlen,
+		colo_set_err(err, errlen,
 			"%s: link type %s (%d) is not supported; "
 			"need Ethernet (EN10MB)",
 			path, name ? name : "unknown", dlt);
@@ -114,23 +104,23 @@ struct colo_pcap_writer *colo_pcap_writer_open(const char *path, char *err,
 	if (w)
 		w->path = strdup(path);
 	if (!w || !w->path) {
-		set_err(err, errlen, "%s: out of memory", path);
+		colo_set_err(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	w->dead = pcap_open_dead_with_tstamp_precision(
 		DLT_EN10MB, COLO_PCAP_SNAPLEN, PCAP_TSTAMP_PRECISION_MICRO);
 	if (!w->dead) {
-		set_err(err, errlen, "%s: out of memory", path);
+		colo_set_err(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
 	f = fopen(path, "wb");
 	if (!f) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		colo_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	w->dumper = pcap_dump_fopen(w->dead, f);
 	if (!w->dumper) {
-		set_err(err, errlen, "%s: %s", path, pcap_geterr(w->dead));
+		colo_set_err(err, errlen, "%s: %s", path, pcap_geterr(w->dead));
 		fclose(f);
 		goto fail;
 	}
@@ -172,7 +162,7 @@ int colo_pcap_writer_close(struct colo_pcap_writer *w, char *err,
 			w->failed = errno ? errno : EIO;
 	}
 	if (w->failed) {
-		set_err(err, errlen, "%s: write failed: %s", w->path,
+		colo_set_err(err, errlen, "%s: write failed: %s", w->path,
 			strerror(w->failed));
 		rc = -1;
 	}

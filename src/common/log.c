@@ -61,3 +61,14 @@ void colo_log_warn(const char *fmt, ...)
 	vlog("warning: ", fmt, ap);
 	va_end(ap);
 }
+
+void colo_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}

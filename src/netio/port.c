@@ -23,17 +23,6 @@ static const struct colo_port_ops *const kinds[] = {
 	&colo_port_qemu_ops,
 };
 
-void colo_port_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static struct colo_port *open_kind(const struct colo_port_ops *ops,
 				   const char *spec, const char *arg, char *err,
 				   size_t errlen)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
 #include "port.h"
 
 struct colo_port_ops {
@@ -43,8 +44,7 @@ extern const struct colo_port_ops colo_port_tap_ops;
 extern const struct colo_port_ops colo_port_qemu_ops;
 
 /* port.c helpers shared by the kinds: */
-void colo_port_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+#define colo_port_err colo_set_err
 /* ioctl on an interface of the current network namespace. */
 int colo_port_if_mac(const char *ifname, uint8_t mac[6]);
 /* Hands a frame given with vnet_len bytes of header to a port that wants
