@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ static struct colo_port *open_kind(const struct colo_port_ops *ops,
 	p->vnet_hdr_len = ops->vnet_hdr_len;
 	p->fd = -1;
 	if (ops->setup(p, arg, err, errlen)) {
-		ops->close(p);
+		colo_port_close(p);
 		return NULL;
 	}
 	return p;
@@ -69,8 +70,27 @@ struct colo_port *colo_port_open(const char *spec, char *err, size_t errlen)
 
 void colo_port_close(struct colo_port *p)
 {
-	if (p)
-		p->ops->close(p);
+	if (!p)
+		return;
+	if (p->ops->release)
+		p->ops->release(p);
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->map)
+		munmap(p->map, p->map_len);
+	free(p);
+}
+
+uint8_t *colo_port_map(struct colo_port *p, size_t len)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return NULL;
+	p->map = m;
+	p->map_len = len;
+	return m;
 }
 
 int colo_port_fd(const struct colo_port *p)

@@ -19,10 +19,11 @@ struct colo_port_ops {
 	bool has_mac;	     /* setup fills the port's mac */
 	size_t vnet_hdr_len; /* what recv returns in front of a frame */
 	/* On a zeroed port of size bytes with fd -1; arg: what follows
-	 * "kind:" in the spec. On failure close is called. */
+	 * "kind:" in the spec. On failure the port is closed. */
 	int (*setup)(struct colo_port *p, const char *arg, char *err,
 		     size_t errlen);
-	void (*close)(struct colo_port *p);
+	/* Frees what the kind holds besides fd and map; may be NULL. */
+	void (*release)(struct colo_port *p);
 	int (*listen_fd)(const struct colo_port *p);
 	int (*recv)(struct colo_port *p, struct colo_rx_batch *b);
 	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
@@ -36,6 +37,8 @@ struct colo_port {
 	size_t vnet_hdr_len;
 	int fd; /* what the event loop waits on */
 	uint8_t mac[6];
+	uint8_t *map; /* colo_port_map's buffers */
+	size_t map_len;
 	struct colo_port_stats stats;
 };
 
@@ -45,6 +48,9 @@ extern const struct colo_port_ops colo_port_qemu_ops;
 
 /* port.c helpers shared by the kinds: */
 #define colo_port_err colo_set_err
+/* Anonymous memory for a kind's frame slots, freed with the port;
+ * NULL with errno set on failure. */
+uint8_t *colo_port_map(struct colo_port *p, size_t len);
 /* ioctl on an interface of the current network namespace. */
 int colo_port_if_mac(const char *ifname, uint8_t mac[6]);
 /* Hands a frame given with vnet_len bytes of header to a port that wants

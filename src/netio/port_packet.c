@@ -19,7 +19,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,11 +36,9 @@
 
 struct packet_port {
 	struct colo_port base;
-	int fd;
 	int ifindex;
 	bool filter_outgoing;	  /* no PACKET_IGNORE_OUTGOING */
 	uint8_t *rx_buf, *tx_buf; /* COLO_PORT_BATCH slots each */
-	size_t map_len;
 	struct mmsghdr rx_msg[COLO_PORT_BATCH];
 	struct iovec rx_iov[COLO_PORT_BATCH];
 	struct sockaddr_ll rx_addr[COLO_PORT_BATCH];
@@ -50,17 +47,6 @@ struct packet_port {
 	unsigned int tx_n;
 	uint8_t scratch[COLO_GSO_SCRATCH];
 };
-
-static void packet_close(struct colo_port *base)
-{
-	struct packet_port *p = (struct packet_port *)base;
-
-	if (p->base.fd >= 0)
-		close(p->base.fd);
-	if (p->rx_buf)
-		munmap(p->rx_buf, p->map_len);
-	free(p);
-}
 
 static int set_int(int fd, int level, int opt, int v)
 {
@@ -112,13 +98,9 @@ static int packet_setup(struct colo_port *base, const char *ifname, char *err,
 	if (colo_port_if_mac(ifname, p->base.mac))
 		memset(p->base.mac, 0, sizeof(p->base.mac));
 
-	p->map_len = 2 * (size_t)COLO_PORT_BATCH * SLOT;
-	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->rx_buf == MAP_FAILED) {
-		p->rx_buf = NULL;
+	p->rx_buf = colo_port_map(base, 2 * (size_t)COLO_PORT_BATCH * SLOT);
+	if (!p->rx_buf)
 		goto fail;
-	}
 	p->tx_buf = p->rx_buf + (size_t)COLO_PORT_BATCH * SLOT;
 	for (i = 0; i < COLO_PORT_BATCH; i++) {
 		p->rx_iov[i].iov_base = p->rx_buf + (size_t)i * SLOT;
@@ -249,7 +231,6 @@ const struct colo_port_ops colo_port_packet_ops = {
 	.setup = packet_setup,
 	.has_mac = true,
 	.vnet_hdr_len = COLO_VNET_HDR_LEN,
-	.close = packet_close,
 	.recv = packet_recv,
 	.send = packet_send,
 	.flush = packet_flush,

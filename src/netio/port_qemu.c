@@ -32,7 +32,6 @@ struct qemu_port {
 	struct colo_port base;
 	struct colo_sock_spec spec;
 	int listen_fd;
-	int fd;
 	bool connecting;
 	bool dead; /* a connecting port lost its peer */
 	struct colo_frame_reader rd;
@@ -40,17 +39,14 @@ struct qemu_port {
 	uint8_t scratch[COLO_GSO_SCRATCH];
 };
 
-static void qemu_close(struct colo_port *base)
+static void qemu_release(struct colo_port *base)
 {
 	struct qemu_port *p = (struct qemu_port *)base;
 
-	if (p->base.fd >= 0)
-		close(p->base.fd);
 	if (p->listen_fd >= 0)
 		close(p->listen_fd);
 	colo_frame_reader_free(&p->rd);
 	colo_outbuf_free(&p->out);
-	free(p);
 }
 
 static int qemu_setup(struct colo_port *base, const char *arg, char *err,
@@ -232,7 +228,7 @@ const struct colo_port_ops colo_port_qemu_ops = {
 	.size = sizeof(struct qemu_port),
 	.setup = qemu_setup,
 	.vnet_hdr_len = 0,
-	.close = qemu_close,
+	.release = qemu_release,
 	.listen_fd = qemu_listen_fd,
 	.recv = qemu_recv,
 	.send = qemu_send,

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -36,23 +35,10 @@
 
 struct tap_port {
 	struct colo_port base;
-	int fd;
 	char ifname[IFNAMSIZ];
 	uint8_t *rx_buf;
-	size_t map_len;
 	uint8_t scratch[COLO_GSO_SCRATCH];
 };
-
-static void tap_close(struct colo_port *base)
-{
-	struct tap_port *p = (struct tap_port *)base;
-
-	if (p->base.fd >= 0)
-		close(p->base.fd);
-	if (p->rx_buf)
-		munmap(p->rx_buf, p->map_len);
-	free(p);
-}
 
 /* Splits "IFNAME[,mac=MAC]"; *has_mac says whether a MAC was given. */
 static int tap_parse(const char *spec, char ifname[IFNAMSIZ], uint8_t mac[6],
@@ -137,13 +123,9 @@ static int tap_setup(struct colo_port *base, const char *spec, char *err,
 		goto fail;
 	if (colo_port_if_mac(p->ifname, p->base.mac))
 		goto fail;
-	p->map_len = (size_t)COLO_PORT_BATCH * SLOT;
-	p->rx_buf = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p->rx_buf == MAP_FAILED) {
-		p->rx_buf = NULL;
+	p->rx_buf = colo_port_map(base, (size_t)COLO_PORT_BATCH * SLOT);
+	if (!p->rx_buf)
 		goto fail;
-	}
 	return 0;
 fail:
 	colo_port_err(err, errlen, "tap:%s: %s", ifname, strerror(errno));
@@ -216,7 +198,6 @@ const struct colo_port_ops colo_port_tap_ops = {
 	.setup = tap_setup,
 	.has_mac = true,
 	.vnet_hdr_len = COLO_VNET_HDR_LEN,
-	.close = tap_close,
 	.recv = tap_recv,
 	.send = tap_send,
 };
