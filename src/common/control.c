@@ -123,3 +123,11 @@ char *colo_control_handle(const struct colo_control_table *t, const char *line,
 	json_object_put(req);
 	return out;
 }
+
+void colo_control_add_counters(struct json_object *o,
+			       const struct colo_counter *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(o, c[i].name,
+				       json_object_new_int64((int64_t)c[i].v));
+}

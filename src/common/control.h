@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 struct colo_loop;
@@ -36,7 +37,20 @@ struct colo_control_table {
 
 #define COLO_CONTROL_LINE_MAX 65536
 
+/* A named counter of a status or stats reply. */
+struct colo_counter {
+	const char *name;
+	uint64_t v;
+};
+
 /* control.c APIs: */
+/* Adds each counter as an integer field of o. */
+void colo_control_add_counters(struct json_object *o,
+			       const struct colo_counter *c, size_t n);
+#define COLO_COUNTERS(...)                                                     \
+	(const struct colo_counter[]){ __VA_ARGS__ },                          \
+		sizeof((const struct colo_counter[]){ __VA_ARGS__ }) /         \
+			sizeof(struct colo_counter)
 /* One request line (without its newline) to one reply (malloc'd, no
  * newline). Any bytes are safe; NULL only when out of memory. */
 char *colo_control_handle(const struct colo_control_table *t, const char *line,

@@ -197,12 +197,13 @@ void colo_proxy_add_lease_stats(struct json_object *r,
 			       json_object_new_boolean(g->active));
 	json_object_object_add(o, "valid",
 			       json_object_new_boolean(lease_valid(g)));
-	colo_proxy_add_u64(o, "deadline_ns", g->deadline_ns);
-	colo_proxy_add_u64(o, "leases", g->leases);
-	colo_proxy_add_u64(o, "held_frames", g->held);
-	colo_proxy_add_u64(o, "holding_frames", g->held_now);
-	colo_proxy_add_u64(o, "holding_bytes", g->hold_len);
-	colo_proxy_add_u64(o, "released_after_hold", g->released_late);
-	colo_proxy_add_u64(o, "dropped", g->dropped);
+	colo_control_add_counters(
+		o, COLO_COUNTERS({ "deadline_ns", g->deadline_ns },
+				 { "leases", g->leases },
+				 { "held_frames", g->held },
+				 { "holding_frames", g->held_now },
+				 { "holding_bytes", g->hold_len },
+				 { "released_after_hold", g->released_late },
+				 { "dropped", g->dropped }));
 	json_object_object_add(r, "lease", o);
 }

@@ -355,10 +355,12 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	struct colo_primary *p = ctx;
 	const struct colo_stats *s = colo_comparer_stats(p->cmp);
 	uint64_t req_total = 0, div_total = 0;
-	const struct {
-		const char *name;
-		uint64_t v;
-	} c[] = {
+
+	for (int i = 0; i < COLO_CAUSE_COUNT; i++) {
+		req_total += s->checkpoint_requests[i];
+		div_total += s->divergences[i];
+	}
+	const struct colo_counter c[] = {
 		{ "client_frames", p->client_frames },
 		{ "client_ignored", p->client_ignored },
 		{ "mirrored", p->mirrored },
@@ -376,25 +378,20 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "matched_datagrams", s->matched_datagrams },
 		{ "secondary_frames", s->frames_in[COLO_SECONDARY] },
 		{ "held_frames", s->held_frames },
+		{ "divergences", div_total },
+		{ "checkpoint_requests", req_total },
+		{ "checkpoints_done", s->checkpoints_done },
+		{ "flows", s->flows },
+		{ "windows_clamped", p->clamped },
+		{ "peer_connects", p->peer_connects },
+		{ "peer_refused", p->peer_refused },
+		{ "peer_losses", p->peer_losses },
+		{ "link_bytes_tx", p->px.link.bytes_tx },
+		{ "link_bytes_rx", p->px.link.bytes_rx },
 	};
 
-	for (int i = 0; i < COLO_CAUSE_COUNT; i++) {
-		req_total += s->checkpoint_requests[i];
-		div_total += s->divergences[i];
-	}
 	cmd_status(ctx, req, r, err, errlen);
-	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
-		colo_proxy_add_u64(r, c[i].name, c[i].v);
-	colo_proxy_add_u64(r, "divergences", div_total);
-	colo_proxy_add_u64(r, "checkpoint_requests", req_total);
-	colo_proxy_add_u64(r, "checkpoints_done", s->checkpoints_done);
-	colo_proxy_add_u64(r, "flows", s->flows);
-	colo_proxy_add_u64(r, "windows_clamped", p->clamped);
-	colo_proxy_add_u64(r, "peer_connects", p->peer_connects);
-	colo_proxy_add_u64(r, "peer_refused", p->peer_refused);
-	colo_proxy_add_u64(r, "peer_losses", p->peer_losses);
-	colo_proxy_add_u64(r, "link_bytes_tx", p->px.link.bytes_tx);
-	colo_proxy_add_u64(r, "link_bytes_rx", p->px.link.bytes_rx);
+	colo_control_add_counters(r, c, sizeof(c) / sizeof(c[0]));
 	colo_proxy_add_lease_stats(r, &p->px);
 	colo_proxy_add_port_stats(r, "client_port", p->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", p->px.guest.port);

@@ -169,7 +169,6 @@ int colo_proxy_link_common(struct colo_proxy *px,
 /* One id per TCP/UDP connection, the same from either direction (the
  * client's address and port and the guest's port); never 0. */
 uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client);
-void colo_proxy_add_u64(struct json_object *o, const char *name, uint64_t v);
 void colo_proxy_add_port_stats(struct json_object *r, const char *name,
 			       const struct colo_port *port);
 /* The "quit" command of both roles. */

@@ -423,25 +423,21 @@ uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client)
 	return h | 1; /* 0 marks a free table entry */
 }
 
-void colo_proxy_add_u64(struct json_object *o, const char *name, uint64_t v)
-{
-	json_object_object_add(o, name, json_object_new_int64((int64_t)v));
-}
-
 void colo_proxy_add_port_stats(struct json_object *r, const char *name,
 			       const struct colo_port *port)
 {
 	const struct colo_port_stats *ps = colo_port_stats(port);
 	struct json_object *o = json_object_new_object();
 
-	colo_proxy_add_u64(o, "rx_frames", ps->rx_frames);
-	colo_proxy_add_u64(o, "rx_bytes", ps->rx_bytes);
-	colo_proxy_add_u64(o, "rx_gso", ps->rx_gso);
-	colo_proxy_add_u64(o, "rx_dropped", ps->rx_dropped);
-	colo_proxy_add_u64(o, "tx_frames", ps->tx_frames);
-	colo_proxy_add_u64(o, "tx_bytes", ps->tx_bytes);
-	colo_proxy_add_u64(o, "tx_gso", ps->tx_gso);
-	colo_proxy_add_u64(o, "tx_dropped", ps->tx_dropped);
+	colo_control_add_counters(
+		o, COLO_COUNTERS({ "rx_frames", ps->rx_frames },
+				 { "rx_bytes", ps->rx_bytes },
+				 { "rx_gso", ps->rx_gso },
+				 { "rx_dropped", ps->rx_dropped },
+				 { "tx_frames", ps->tx_frames },
+				 { "tx_bytes", ps->tx_bytes },
+				 { "tx_gso", ps->tx_gso },
+				 { "tx_dropped", ps->tx_dropped }));
 	json_object_object_add(r, name, o);
 }
 

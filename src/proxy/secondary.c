@@ -321,10 +321,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 {
 	struct colo_secondary *s = ctx;
 	const struct colo_rewriter_stats *rs = colo_rewriter_stats(s->rw);
-	const struct {
-		const char *name;
-		uint64_t v;
-	} c[] = {
+	const struct colo_counter c[] = {
 		{ "ingress", s->ingress },
 		{ "egress", s->egress },
 		{ "conn_meta", s->meta },
@@ -351,8 +348,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
-	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
-		colo_proxy_add_u64(r, c[i].name, c[i].v);
+	colo_control_add_counters(r, c, sizeof(c) / sizeof(c[0]));
 	colo_proxy_add_lease_stats(r, &s->px);
 	colo_proxy_add_port_stats(r, "client_port", s->px.client.port);
 	colo_proxy_add_port_stats(r, "guest_port", s->px.guest.port);
