@@ -97,6 +97,8 @@ struct colo_port_watch {
 struct colo_tls_creds;
 struct colo_sock_addr;
 
+#define COLO_PROXY_MAX_CMDS 12
+
 struct colo_proxy {
 	const struct colo_proxy_opts *o;
 	struct colo_tls_creds *creds; /* NULL: the link runs in the clear */
@@ -114,6 +116,7 @@ struct colo_proxy {
 	struct colo_timer *heartbeat;
 	struct colo_timer *rx_resume; /* TLS input left in the session */
 	struct colo_control_server *ctl;
+	struct colo_control_cmd cmds[COLO_PROXY_MAX_CMDS];
 	uint64_t session;
 	struct colo_lease_gate lease;
 	/* A frame could not be queued on the link: the peer's state would
@@ -134,8 +137,8 @@ struct colo_proxy {
 int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 		    void *role, colo_proxy_frame_fn client_fn,
 		    colo_proxy_frame_fn guest_fn, char *err, size_t errlen);
-/* The control socket (if --control) with the role's commands; 0, or -1
- * with a reason in err. */
+/* The control socket (if --control) with the role's commands and the
+ * ones both roles share (lease, quit); 0, or -1 with a reason in err. */
 int colo_proxy_control(struct colo_proxy *px,
 		       const struct colo_control_cmd *cmds, size_t n, char *err,
 		       size_t errlen);
@@ -169,11 +172,9 @@ int colo_proxy_link_common(struct colo_proxy *px,
 /* One id per TCP/UDP connection, the same from either direction (the
  * client's address and port and the guest's port); never 0. */
 uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client);
-void colo_proxy_add_port_stats(struct json_object *r, const char *name,
-			       const struct colo_port *port);
-/* The "quit" command of both roles. */
-int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
-			struct json_object *r, char *err, size_t errlen);
+/* A role's "stats" reply: its counters, then the lease and both ports. */
+void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
+			  const struct colo_counter *c, size_t n);
 
 /* lease.c APIs: every frame to the client port goes through these. */
 int colo_lease_gate_init(struct colo_lease_gate *g, bool required);

@@ -365,15 +365,36 @@ oom:
 	return -1;
 }
 
+static int quit(void *ctx, struct json_object *req, struct json_object *r,
+		char *err, size_t errlen)
+{
+	(void)req, (void)r, (void)err, (void)errlen;
+	colo_loop_stop(((struct colo_proxy *)ctx)->loop);
+	return 0;
+}
+
 int colo_proxy_control(struct colo_proxy *px,
 		       const struct colo_control_cmd *cmds, size_t n, char *err,
 		       size_t errlen)
 {
-	struct colo_control_table t = { cmds, n, px->role };
+	static const struct colo_control_cmd shared[] = {
+		{ "lease", colo_proxy_cmd_lease,
+		  "deadline_ns: release to the client only before it (0: "
+		  "never)" },
+		{ "quit", quit, "exit" },
+	};
+	const size_t ns = sizeof(shared) / sizeof(shared[0]);
+	struct colo_control_table t = { px->cmds, n + ns, px->role };
 	char e[256];
 
 	if (!px->o->control)
 		return 0;
+	if (n + ns > COLO_PROXY_MAX_CMDS) {
+		snprintf(err, errlen, "too many control commands");
+		return -1;
+	}
+	memcpy(px->cmds, cmds, n * sizeof(*cmds));
+	memcpy(px->cmds + n, shared, sizeof(shared));
 	px->ctl = colo_control_server_new(px->loop, px->o->control, &t, e,
 					  sizeof(e));
 	if (!px->ctl)
@@ -423,8 +444,8 @@ uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client)
 	return h | 1; /* 0 marks a free table entry */
 }
 
-void colo_proxy_add_port_stats(struct json_object *r, const char *name,
-			       const struct colo_port *port)
+static void add_port_stats(struct json_object *r, const char *name,
+			   const struct colo_port *port)
 {
 	const struct colo_port_stats *ps = colo_port_stats(port);
 	struct json_object *o = json_object_new_object();
@@ -441,10 +462,11 @@ void colo_proxy_add_port_stats(struct json_object *r, const char *name,
 	json_object_object_add(r, name, o);
 }
 
-int colo_proxy_cmd_quit(void *ctx, struct json_object *req,
-			struct json_object *r, char *err, size_t errlen)
+void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
+			  const struct colo_counter *c, size_t n)
 {
-	(void)req, (void)r, (void)err, (void)errlen;
-	colo_loop_stop(((struct colo_proxy *)ctx)->loop);
-	return 0;
+	colo_control_add_counters(r, c, n);
+	colo_proxy_add_lease_stats(r, px);
+	add_port_stats(r, "client_port", px->client.port);
+	add_port_stats(r, "guest_port", px->guest.port);
 }

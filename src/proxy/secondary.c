@@ -348,10 +348,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
-	colo_control_add_counters(r, c, sizeof(c) / sizeof(c[0]));
-	colo_proxy_add_lease_stats(r, &s->px);
-	colo_proxy_add_port_stats(r, "client_port", s->px.client.port);
-	colo_proxy_add_port_stats(r, "guest_port", s->px.guest.port);
+	colo_proxy_add_stats(r, &s->px, c, sizeof(c) / sizeof(c[0]));
 	return 0;
 }
 
@@ -378,9 +375,6 @@ static const struct colo_control_cmd commands[] = {
 	  "a checkpoint finished: rewriter offsets reset" },
 	{ "failover", cmd_failover,
 	  "take over: wire the guest to the client interface" },
-	{ "lease", colo_proxy_cmd_lease,
-	  "deadline_ns: release to the client only before it (0: never)" },
-	{ "quit", colo_proxy_cmd_quit, "exit" },
 };
 
 /* ---- set-up */
