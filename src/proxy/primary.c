@@ -386,8 +386,6 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "peer_connects", p->peer_connects },
 		{ "peer_refused", p->peer_refused },
 		{ "peer_losses", p->peer_losses },
-		{ "link_bytes_tx", p->px.link.bytes_tx },
-		{ "link_bytes_rx", p->px.link.bytes_rx },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);

@@ -172,7 +172,8 @@ int colo_proxy_link_common(struct colo_proxy *px,
 /* One id per TCP/UDP connection, the same from either direction (the
  * client's address and port and the guest's port); never 0. */
 uint64_t colo_proxy_conn_id(const struct colo_packet *p, bool from_client);
-/* A role's "stats" reply: its counters, then the lease and both ports. */
+/* A role's "stats" reply: its counters, then the link's, the lease's and
+ * both ports'. */
 void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
 			  const struct colo_counter *c, size_t n);
 

@@ -466,6 +466,9 @@ void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
 			  const struct colo_counter *c, size_t n)
 {
 	colo_control_add_counters(r, c, n);
+	colo_control_add_counters(
+		r, COLO_COUNTERS({ "link_bytes_tx", px->link.bytes_tx },
+				 { "link_bytes_rx", px->link.bytes_rx }));
 	colo_proxy_add_lease_stats(r, px);
 	add_port_stats(r, "client_port", px->client.port);
 	add_port_stats(r, "guest_port", px->guest.port);

@@ -343,8 +343,6 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
 		{ "checkpoints", rs->checkpoints },
-		{ "link_bytes_tx", s->px.link.bytes_tx },
-		{ "link_bytes_rx", s->px.link.bytes_rx },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
