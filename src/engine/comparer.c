@@ -14,13 +14,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
 #include "comparer_internal.h"
 #include "names.h"
+#include "dlist.h"
+#include "siphash.h"
 
 #define MS (1000000ULL)
 /* Free lists end a period this often (free_cache.h): what a burst left
@@ -84,13 +85,8 @@ struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,
 	colo_ring_pool_init(&c->rings);
 	key[0] = c->cfg.hash_key[0];
 	key[1] = c->cfg.hash_key[1];
-	if (!key[0] && !key[1] &&
-	    getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		/* No entropy yet (early boot): fall back to addresses and
-		 * time, still unknown to a remote sender. */
-		key[0] = (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL;
-		key[1] = (uint64_t)(uintptr_t)&key;
-	}
+	if (!key[0] && !key[1])
+		colo_siphash_key(key, c);
 	if (colo_flow_table_init(&c->table, key) < 0) {
 		free(c);
 		return NULL;
@@ -102,26 +98,13 @@ struct colo_comparer *colo_comparer_new(const struct colo_comparer_config *cfg,
 
 static void list_unlink(struct colo_flow_list *l, struct colo_flow *f)
 {
-	if (f->lru_prev)
-		f->lru_prev->lru_next = f->lru_next;
-	else
-		l->head = f->lru_next;
-	if (f->lru_next)
-		f->lru_next->lru_prev = f->lru_prev;
-	else
-		l->tail = f->lru_prev;
+	COLO_DL_UNLINK(l->head, l->tail, f, lru_prev, lru_next);
 	f->lru_next = f->lru_prev = NULL;
 }
 
 static void list_append(struct colo_flow_list *l, struct colo_flow *f)
 {
-	f->lru_next = NULL;
-	f->lru_prev = l->tail;
-	if (l->tail)
-		l->tail->lru_next = f;
-	else
-		l->head = f;
-	l->tail = f;
+	COLO_DL_APPEND(l->head, l->tail, f, lru_prev, lru_next);
 }
 
 static void touch(struct colo_comparer *c, struct colo_flow *f)
@@ -147,21 +130,9 @@ struct colo_frame *colo_cmp_hold(struct colo_comparer *c, struct colo_flow *fl,
 	f->flow = fl;
 	f->arrival_ns = c->now;
 	f->vnet_hdr_len = (uint16_t)in->vnet_hdr_len;
-	/* flow queue */
-	f->prev = fl->p_tail;
-	if (fl->p_tail)
-		fl->p_tail->next = f;
-	else
-		fl->p_head = f;
-	fl->p_tail = f;
+	COLO_DL_APPEND(fl->p_head, fl->p_tail, f, prev, next); /* flow queue */
 	fl->p_count++;
-	/* global arrival order */
-	f->g_prev = c->g_tail;
-	if (c->g_tail)
-		c->g_tail->g_next = f;
-	else
-		c->g_head = f;
-	c->g_tail = f;
+	COLO_DL_APPEND(c->g_head, c->g_tail, f, g_prev, g_next); /* arrival */
 	c->st.held_frames++;
 	c->st.held_bytes += f->len;
 	if (c->st.held_frames > c->st.held_frames_max)
@@ -176,23 +147,9 @@ static void unhold(struct colo_comparer *c, struct colo_frame *f)
 	if (fl->is_tcp && fl->u.tcp.pcur == f)
 		fl->u.tcp.pcur = NULL;
 
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		fl->p_head = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	else
-		fl->p_tail = f->prev;
+	COLO_DL_UNLINK(fl->p_head, fl->p_tail, f, prev, next);
 	fl->p_count--;
-	if (f->g_prev)
-		f->g_prev->g_next = f->g_next;
-	else
-		c->g_head = f->g_next;
-	if (f->g_next)
-		f->g_next->g_prev = f->g_prev;
-	else
-		c->g_tail = f->g_prev;
+	COLO_DL_UNLINK(c->g_head, c->g_tail, f, g_prev, g_next);
 	c->st.held_frames--;
 	c->st.held_bytes -= f->len;
 }

@@ -67,8 +67,7 @@ int colo_flow_format(const struct colo_flow_key *k, char *buf, size_t n)
 	int af = k->ipver == 6 ? AF_INET6 : AF_INET;
 
 	if (k->fragment == 2)
-		return snprintf(buf, n, "malformed ethertype 0x%04x",
-				k->sport);
+		return snprintf(buf, n, "malformed ethertype 0x%04x", k->sport);
 	if (!inet_ntop(af, k->src, s, sizeof(s)))
 		strcpy(s, "?");
 	if (!inet_ntop(af, k->dst, d, sizeof(d)))

@@ -14,7 +14,7 @@
 
 /* Entries kept for reuse beyond this are given back to the allocator. */
 #define FREE_LIST_MAX 4096
-#define MIN_BUCKETS 1024
+#define MIN_BUCKETS   1024
 
 static struct colo_hnode *node_of(const struct colo_keyed_table *t, void *e)
 {
@@ -112,8 +112,7 @@ static void resize(struct colo_keyed_table *t, size_t nb_count)
 	t->nbuckets = nb_count;
 }
 
-void *colo_kt_insert(struct colo_keyed_table *t, const void *key,
-		     uint64_t hash)
+void *colo_kt_insert(struct colo_keyed_table *t, const void *key, uint64_t hash)
 {
 	void *e = colo_fc_get(&t->free_entries);
 	struct colo_hnode *n;
@@ -156,8 +155,7 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry)
 	recycle(t, n);
 }
 
-size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
-		    uint32_t *budget)
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget)
 {
 	size_t freed, nb = t->nbuckets;
 

@@ -117,7 +117,8 @@ size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 		ip[9] = s->proto;
 		memcpy(ip + 12, s->src, 4);
 		memcpy(ip + 16, s->dst, 4);
-		colo_put_be16(ip + 10, colo_csum_fold(colo_csum_add(0, ip, 20)));
+		colo_put_be16(ip + 10,
+			      colo_csum_fold(colo_csum_add(0, ip, 20)));
 	}
 	p += l3;
 

@@ -1,28 +1,29 @@
 /*
  * siphash.c - SipHash-2-4 (Aumasson and Bernstein), written from the paper.
  */
+#include <sys/random.h>
 #include <string.h>
 
 #include "siphash.h"
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
-#define SIPROUND                                                              \
-	do {                                                                  \
-		v0 += v1;                                                     \
-		v1 = ROTL(v1, 13);                                            \
-		v1 ^= v0;                                                     \
-		v0 = ROTL(v0, 32);                                            \
-		v2 += v3;                                                     \
-		v3 = ROTL(v3, 16);                                            \
-		v3 ^= v2;                                                     \
-		v0 += v3;                                                     \
-		v3 = ROTL(v3, 21);                                            \
-		v3 ^= v0;                                                     \
-		v2 += v1;                                                     \
-		v1 = ROTL(v1, 17);                                            \
-		v1 ^= v2;                                                     \
-		v2 = ROTL(v2, 32);                                            \
+#define SIPROUND                                                               \
+	do {                                                                   \
+		v0 += v1;                                                      \
+		v1 = ROTL(v1, 13);                                             \
+		v1 ^= v0;                                                      \
+		v0 = ROTL(v0, 32);                                             \
+		v2 += v3;                                                      \
+		v3 = ROTL(v3, 16);                                             \
+		v3 ^= v2;                                                      \
+		v0 += v3;                                                      \
+		v3 = ROTL(v3, 21);                                             \
+		v3 ^= v0;                                                      \
+		v2 += v1;                                                      \
+		v1 = ROTL(v1, 17);                                             \
+		v1 ^= v2;                                                      \
+		v2 = ROTL(v2, 32);                                             \
 	} while (0)
 
 static uint64_t load_le64(const uint8_t *p)
@@ -63,4 +64,13 @@ uint64_t colo_siphash(const uint64_t key[2], const void *data, size_t len)
 	SIPROUND;
 	SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+void colo_siphash_key(uint64_t key[2], const void *salt)
+{
+	if (getrandom(key, 2 * sizeof(key[0]), 0) ==
+	    (ssize_t)(2 * sizeof(key[0])))
+		return;
+	key[0] = (uint64_t)(uintptr_t)salt ^ 0x9e3779b97f4a7c15ULL;
+	key[1] = (uint64_t)(uintptr_t)&key;
 }

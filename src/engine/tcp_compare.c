@@ -111,9 +111,9 @@ static size_t compare_held(struct colo_flow *fl, uint32_t e,
 
 /* Adds side's bytes [start, start+n) to its stream, comparing whatever
  * the other side already has there. */
-static enum add_result stream_add(struct colo_comparer *c,
-				  struct colo_flow *fl, int side,
-				  uint32_t start, const uint8_t *data, size_t n)
+static enum add_result stream_add(struct colo_comparer *c, struct colo_flow *fl,
+				  int side, uint32_t start, const uint8_t *data,
+				  size_t n)
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 	int other = !side;
@@ -140,9 +140,9 @@ static enum add_result stream_add(struct colo_comparer *c,
 		size_t avail = t->end[other] - e;
 		size_t k = n < avail ? n : avail;
 		int theirs = -1;
-		size_t d = other == COLO_SECONDARY ?
-				   colo_ring_compare(t->ring, data, k) :
-				   compare_held(fl, e, data, k, &theirs);
+		size_t d = other == COLO_SECONDARY
+				   ? colo_ring_compare(t->ring, data, k)
+				   : compare_held(fl, e, data, k, &theirs);
 		if (d < k) {
 			int mine = data[d];
 			if (other == COLO_SECONDARY)
@@ -167,8 +167,8 @@ static enum add_result stream_add(struct colo_comparer *c,
 		 * (every unmatched primary byte is in one), so only the
 		 * secondary's are copied. */
 		if (side == COLO_SECONDARY &&
-		    colo_ring_push(&c->rings, &t->ring, data, n,
-				   ring_max(c)) < 0) {
+		    colo_ring_push(&c->rings, &t->ring, data, n, ring_max(c)) <
+			    0) {
 			diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, t->end[side],
 				   -1, -1);
 			return ADD_DIVERGED;
@@ -187,8 +187,7 @@ static enum add_result stream_add(struct colo_comparer *c,
 
 /* Feeds segments that were waiting beyond a hole once the hole is filled.
  * Holes are rare (guests send in order), so a linear walk is fine. */
-static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
-		       int side)
+static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl, int side)
 {
 	struct colo_tcp_state *t = &fl->u.tcp;
 	bool progress = true;
@@ -196,7 +195,8 @@ static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
 	while (progress && t->nooo[side] && !fl->diverged) {
 		progress = false;
 		if (side == COLO_PRIMARY) {
-			for (struct colo_frame *f = fl->p_head; f; f = f->next) {
+			for (struct colo_frame *f = fl->p_head; f;
+			     f = f->next) {
 				if (!f->ooo || seq_gt(f->seq, t->end[side]))
 					continue;
 				f->ooo = 0;
@@ -219,10 +219,9 @@ static void absorb_ooo(struct colo_comparer *c, struct colo_flow *fl,
 			*pp = f->next;
 			t->nooo[side]--;
 			progress = true;
-			enum add_result r =
-				stream_add(c, fl, side, f->seq,
-					   f->data + f->payload_off,
-					   f->payload_len);
+			enum add_result r = stream_add(c, fl, side, f->seq,
+						       f->data + f->payload_off,
+						       f->payload_len);
 			colo_frame_put(&c->pool, f);
 			if (r == ADD_DIVERGED)
 				return;
@@ -316,8 +315,7 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 		if (r == ADD_GAP) {
 			struct colo_frame *f;
 			if (t->nooo[COLO_SECONDARY] >= c->cfg.max_queue ||
-			    !(f = colo_frame_get(&c->pool, in->raw,
-						 in->len))) {
+			    !(f = colo_frame_get(&c->pool, in->raw, in->len))) {
 				diverge_at(c, fl, COLO_CAUSE_QUEUE_FULL, start,
 					   -1, -1);
 				return;
@@ -478,7 +476,8 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	/* primary out-of-order frames were released with everything else */
 	t->nooo[0] = t->nooo[1] = 0;
 	if (t->synced)
-		t->m = t->end[COLO_SECONDARY] = t->end[COLO_PRIMARY] = t->p_high;
+		t->m = t->end[COLO_SECONDARY] = t->end[COLO_PRIMARY] =
+			t->p_high;
 	t->lead = COLO_PRIMARY;
 	t->have_ack[COLO_SECONDARY] = t->have_ack[COLO_PRIMARY];
 	t->max_ack[COLO_SECONDARY] = t->max_ack[COLO_PRIMARY];

@@ -13,7 +13,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "conn_table.h"
 #include "packet.h"
@@ -21,6 +20,7 @@
 #include "checksum.h"
 #include "tcp_offset.h"
 #include "tcp_rewriter.h"
+#include "siphash.h"
 
 #define NS_PER_S 1000000000ULL
 /* Long enough for the last ACK and any FIN retransmission after both
@@ -60,11 +60,7 @@ struct colo_rewriter *colo_rewriter_new(void)
 
 	if (!rw)
 		return NULL;
-	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		/* No entropy yet (early boot): still unknown to a client. */
-		key[0] = (uint64_t)(uintptr_t)rw ^ 0x9e3779b97f4a7c15ULL;
-		key[1] = (uint64_t)(uintptr_t)&key;
-	}
+	colo_siphash_key(key, rw);
 	if (colo_conn_table_init(&rw->table, key) < 0) {
 		free(rw);
 		return NULL;
