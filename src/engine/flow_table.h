@@ -11,55 +11,8 @@
 #include "flow_state.h"
 #include "keyed_table.h"
 
-struct colo_flow_table {
-	struct colo_keyed_table kt;
-};
-
-static inline int colo_flow_table_init(struct colo_flow_table *t,
-				       const uint64_t key[2])
-{
-	return colo_kt_init(&t->kt, key, sizeof(struct colo_flow),
-			    offsetof(struct colo_flow, hn),
-			    offsetof(struct colo_flow, key),
-			    sizeof(struct colo_flow_key));
-}
-
-static inline void colo_flow_table_destroy(struct colo_flow_table *t)
-{
-	colo_kt_destroy(&t->kt);
-}
-
-static inline size_t colo_flow_table_count(const struct colo_flow_table *t)
-{
-	return t->kt.count;
-}
-
-static inline uint64_t colo_flow_table_hash(const struct colo_flow_table *t,
-					    const struct colo_flow_key *k)
-{
-	return colo_kt_hash(&t->kt, k);
-}
-
-static inline struct colo_flow *
-colo_flow_table_find(struct colo_flow_table *t, const struct colo_flow_key *k,
-		     uint64_t hash)
-{
-	return colo_kt_find(&t->kt, k, hash);
-}
-
-/* Inserts a zeroed flow for k; NULL when memory is exhausted. */
-static inline struct colo_flow *
-colo_flow_table_insert(struct colo_flow_table *t,
-		       const struct colo_flow_key *k, uint64_t hash)
-{
-	return colo_kt_insert(&t->kt, k, hash);
-}
-
-/* Unlinks f and keeps its memory for reuse. */
-static inline void colo_flow_table_remove(struct colo_flow_table *t,
-					  struct colo_flow *f)
-{
-	colo_kt_remove(&t->kt, f);
-}
+/* colo_flow_table_init, _destroy, _count, _hash, _find, _insert, _remove
+ * and _sweep over struct colo_flow entries keyed by their 5-tuple. */
+COLO_KT_TYPED(colo_flow_table, struct colo_flow, hn, struct colo_flow_key, key)
 
 #endif

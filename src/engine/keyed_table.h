@@ -55,13 +55,61 @@ void colo_kt_remove(struct colo_keyed_table *t, void *entry);
  * is O(buckets) when it shrinks), first ends the period and halves the
  * bucket array while it has over four buckets per entry. Returns bytes
  * freed. */
-size_t colo_kt_trim(struct colo_keyed_table *t, bool period,
-		    uint32_t *budget);
+size_t colo_kt_trim(struct colo_keyed_table *t, bool period, uint32_t *budget);
 /* Bytes of entries cached for reuse. */
 size_t colo_kt_cached(const struct colo_keyed_table *t);
 /* Visits every entry; removes those for which fn returns true. Returns
  * how many were removed. */
 size_t colo_kt_sweep(struct colo_keyed_table *t, colo_kt_visit_fn fn,
 		     void *opaque);
+
+/* Typed wrappers for one kind of entry: struct NAME { kt }, and
+ * NAME_init, _destroy, _count, _hash, _find, _insert (a zeroed entry
+ * holding the key; NULL when memory is exhausted), _remove (the memory is
+ * kept for reuse) and _sweep, taking and returning ENTRY pointers. The
+ * entry holds its struct colo_hnode in NODE and its key (of type KEYTYPE)
+ * in KEY. */
+#define COLO_KT_TYPED(NAME, ENTRY, NODE, KEYTYPE, KEY)                         \
+	struct NAME {                                                          \
+		struct colo_keyed_table kt;                                    \
+	};                                                                     \
+	static inline int NAME##_init(struct NAME *t, const uint64_t k[2])     \
+	{                                                                      \
+		return colo_kt_init(&t->kt, k, sizeof(ENTRY),                  \
+				    offsetof(ENTRY, NODE),                     \
+				    offsetof(ENTRY, KEY), sizeof(KEYTYPE));    \
+	}                                                                      \
+	static inline void NAME##_destroy(struct NAME *t)                      \
+	{                                                                      \
+		colo_kt_destroy(&t->kt);                                       \
+	}                                                                      \
+	static inline size_t NAME##_count(const struct NAME *t)                \
+	{                                                                      \
+		return t->kt.count;                                            \
+	}                                                                      \
+	static inline uint64_t NAME##_hash(const struct NAME *t,               \
+					   const KEYTYPE *k)                   \
+	{                                                                      \
+		return colo_kt_hash(&t->kt, k);                                \
+	}                                                                      \
+	static inline ENTRY *NAME##_find(struct NAME *t, const KEYTYPE *k,     \
+					 uint64_t hash)                        \
+	{                                                                      \
+		return colo_kt_find(&t->kt, k, hash);                          \
+	}                                                                      \
+	static inline ENTRY *NAME##_insert(struct NAME *t, const KEYTYPE *k,   \
+					   uint64_t hash)                      \
+	{                                                                      \
+		return colo_kt_insert(&t->kt, k, hash);                        \
+	}                                                                      \
+	static inline void NAME##_remove(struct NAME *t, ENTRY *e)             \
+	{                                                                      \
+		colo_kt_remove(&t->kt, e);                                     \
+	}                                                                      \
+	static inline size_t NAME##_sweep(struct NAME *t, colo_kt_visit_fn fn, \
+					  void *opaque)                        \
+	{                                                                      \
+		return colo_kt_sweep(&t->kt, fn, opaque);                      \
+	}
 
 #endif

@@ -37,62 +37,11 @@ struct colo_rw_conn {
 	bool fin_out, fin_in, rst;
 };
 
-struct colo_conn_table {
-	struct colo_keyed_table kt;
-};
-
-static inline int colo_conn_table_init(struct colo_conn_table *t,
-				       const uint64_t key[2])
-{
-	return colo_kt_init(&t->kt, key, sizeof(struct colo_rw_conn),
-			    offsetof(struct colo_rw_conn, hn),
-			    offsetof(struct colo_rw_conn, key),
-			    sizeof(struct colo_flow_key));
-}
-
-static inline void colo_conn_table_destroy(struct colo_conn_table *t)
-{
-	colo_kt_destroy(&t->kt);
-}
-
-static inline size_t colo_conn_table_count(const struct colo_conn_table *t)
-{
-	return t->kt.count;
-}
-
-static inline uint64_t colo_conn_table_hash(const struct colo_conn_table *t,
-					    const struct colo_flow_key *k)
-{
-	return colo_kt_hash(&t->kt, k);
-}
-
-static inline struct colo_rw_conn *
-colo_conn_table_find(struct colo_conn_table *t, const struct colo_flow_key *k,
-		     uint64_t hash)
-{
-	return colo_kt_find(&t->kt, k, hash);
-}
-
-/* Inserts a zeroed entry for k; NULL when memory is exhausted. */
-static inline struct colo_rw_conn *
-colo_conn_table_insert(struct colo_conn_table *t,
-		       const struct colo_flow_key *k, uint64_t hash)
-{
-	return colo_kt_insert(&t->kt, k, hash);
-}
-
-static inline void colo_conn_table_remove(struct colo_conn_table *t,
-					  struct colo_rw_conn *c)
-{
-	colo_kt_remove(&t->kt, c);
-}
-
-/* Visits every entry (a struct colo_rw_conn *); removes those for which
- * fn returns true. Returns how many were removed. */
-static inline size_t colo_conn_table_sweep(struct colo_conn_table *t,
-					   colo_kt_visit_fn fn, void *opaque)
-{
-	return colo_kt_sweep(&t->kt, fn, opaque);
-}
+/* colo_conn_table_init, _destroy, _count, _hash, _find, _insert, _remove
+ * and _sweep (visits every struct colo_rw_conn; removes those for which
+ * fn returns true) over the connections keyed by the guest's egress
+ * direction. */
+COLO_KT_TYPED(colo_conn_table, struct colo_rw_conn, hn, struct colo_flow_key,
+	      key)
 
 #endif
