@@ -94,15 +94,18 @@ static void find_options(struct seg *s)
 	s->nsack = o.nsack;
 }
 
-static bool parse_seg(uint8_t *frame, size_t len, size_t vnet_len,
-		      struct seg *s)
+/* A TCP segment to look at, or false (counted as passed untouched). */
+static bool parse_seg(struct colo_rewriter *rw, uint8_t *frame, size_t len,
+		      size_t vnet_len, struct seg *s)
 {
 	memset(s, 0, sizeof(*s));
-	if (vnet_len > len)
+	if (vnet_len > len ||
+	    colo_packet_parse(frame + vnet_len, len - vnet_len, &s->p) !=
+		    COLO_PKT_TCP) {
+		rw->st.passed++;
 		return false;
+	}
 	const uint8_t *eth = frame + vnet_len;
-	if (colo_packet_parse(eth, len - vnet_len, &s->p) != COLO_PKT_TCP)
-		return false;
 	s->tcp = frame + vnet_len + (size_t)(s->p.l4 - eth);
 	s->doff = (size_t)(s->tcp[12] >> 4) * 4;
 	/* With NEEDS_CSUM the field holds only the pseudo-header sum, which
@@ -336,10 +339,8 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 	struct seg s;
 	uint64_t hash;
 
-	if (!parse_seg(frame, len, vnet_len, &s)) {
-		rw->st.passed++;
+	if (!parse_seg(rw, frame, len, vnet_len, &s))
 		return COLO_RW_PASS;
-	}
 	uint8_t flags = s.p.tcp_flags;
 	bool syn = (flags & COLO_TCP_SYN) && !(flags & COLO_TCP_RST);
 
@@ -385,10 +386,8 @@ void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame, size_t len,
 	struct seg s;
 	uint64_t hash;
 
-	if (!parse_seg(frame, len, vnet_len, &s)) {
-		rw->st.passed++;
+	if (!parse_seg(rw, frame, len, vnet_len, &s))
 		return;
-	}
 	key_reverse(&s.key);
 	c = conn_find(rw, &s.key, &hash);
 	if (!c) {
