@@ -203,6 +203,47 @@ static int parse_uint(const char *opt, const char *s, uint64_t min,
 	return 0;
 }
 
+/* The numeric options: name, range and where the value goes (a uint64_t
+ * or a uint32_t field of the daemon's config). */
+#define FIELD(f)                                                               \
+	offsetof(struct colo_daemon_config, f),                                \
+		sizeof(((struct colo_daemon_config *)0)->f)
+static const struct num_opt {
+	int id;
+	const char *name;
+	uint64_t min, max;
+	size_t off, size;
+} num_opts[] = {
+	{ OPT_TIMEOUT, "--compare-timeout", 1, 86400000,
+	  FIELD(compare_timeout_ms) },
+	{ OPT_SCAN, "--scan-interval", 1, 86400000, FIELD(scan_interval_ms) },
+	{ OPT_MAX_QUEUE, "--max-queue", 1, UINT32_MAX, FIELD(max_queue) },
+	{ OPT_MAX_FLOWS, "--max-flows", 1, UINT32_MAX, FIELD(max_flows) },
+	{ OPT_STATS, "--stats-interval", 0, 86400, FIELD(stats_interval_s) },
+};
+#undef FIELD
+
+/* 0 when id is a numeric option and arg is in its range; 2 when it is
+ * out of range or not a number (said on stderr); -1 for another id. */
+static int num_opt(int id, const char *arg, struct colo_daemon_config *cfg)
+{
+	for (size_t i = 0; i < sizeof(num_opts) / sizeof(num_opts[0]); i++) {
+		const struct num_opt *o = &num_opts[i];
+		uint64_t v;
+		uint32_t v32;
+
+		if (o->id != id)
+			continue;
+		if (parse_uint(o->name, arg, o->min, o->max, &v))
+			return 2;
+		v32 = (uint32_t)v;
+		memcpy((char *)cfg + o->off, o->size == 4 ? (void *)&v32 : &v,
+		       o->size);
+		return 0;
+	}
+	return -1;
+}
+
 static int parse_sock(const char *opt, const char *s,
 		      struct colo_sock_spec *spec)
 {
@@ -218,8 +259,7 @@ int colo_cmd_compare(int argc, char **argv)
 {
 	struct colo_daemon_config cfg;
 	bool have_p = false, have_s = false, have_o = false, insecure = false;
-	uint64_t v;
-	int c;
+	int c, r;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.compare_timeout_ms = 3000;
@@ -259,33 +299,6 @@ int colo_cmd_compare(int argc, char **argv)
 		case OPT_INSECURE:
 			insecure = true;
 			break;
-		case OPT_TIMEOUT:
-			if (parse_uint("--compare-timeout", optarg, 1, 86400000,
-				       &cfg.compare_timeout_ms))
-				return 2;
-			break;
-		case OPT_SCAN:
-			if (parse_uint("--scan-interval", optarg, 1, 86400000,
-				       &cfg.scan_interval_ms))
-				return 2;
-			break;
-		case OPT_MAX_QUEUE:
-			if (parse_uint("--max-queue", optarg, 1, UINT32_MAX,
-				       &v))
-				return 2;
-			cfg.max_queue = (uint32_t)v;
-			break;
-		case OPT_MAX_FLOWS:
-			if (parse_uint("--max-flows", optarg, 1, UINT32_MAX,
-				       &v))
-				return 2;
-			cfg.max_flows = (uint32_t)v;
-			break;
-		case OPT_STATS:
-			if (parse_uint("--stats-interval", optarg, 0, 86400,
-				       &cfg.stats_interval_s))
-				return 2;
-			break;
 		case OPT_QUIET:
 			cfg.quiet = true;
 			break;
@@ -296,6 +309,11 @@ int colo_cmd_compare(int argc, char **argv)
 			return usage_error("option %s needs an argument%s", opt,
 					   "");
 		default:
+			r = num_opt(c, optarg, &cfg);
+			if (r == 0)
+				break;
+			if (r > 0)
+				return r;
 			return usage_error("unknown option '%s'%s", opt, "");
 		}
 	}
