@@ -20,8 +20,8 @@
 
 /* Tue, 14 Nov 2023 22:13:20 GMT */
 #define SAMPLE_EPOCH_S 1700000000ull
-#define SAMPLE_SEED 0xc0105eedu
-#define SAMPLE_MSS 1448
+#define SAMPLE_SEED    0xc0105eedu
+#define SAMPLE_MSS     1448
 #define SAMPLE_GSO_LEN 16384
 
 enum { PRI = 0, SEC = 1 };
@@ -33,8 +33,8 @@ static const uint8_t client_ip4[4] = { 10, 0, 1, 100 };
 static const uint8_t vlan_guest_ip4[4] = { 10, 0, 2, 10 };
 static const uint8_t vlan_client_ip4[4] = { 10, 0, 2, 100 };
 static const uint8_t guest_ip6[16] = { 0xfd, 0x00, 0xc0, 0x10, [15] = 0x10 };
-static const uint8_t client_ip6[16] = { 0xfd, 0x00, 0xc0, 0x10, [15] = 0x01,
-					[14] = 0x01 };
+static const uint8_t client_ip6[16] = { 0xfd, 0x00,	   0xc0,
+					0x10, [15] = 0x01, [14] = 0x01 };
 
 struct gen {
 	struct colo_capture *out[2];
@@ -82,8 +82,8 @@ static void put(struct gen *g, int side, uint64_t t_us, const uint8_t *frame,
 {
 	if (g->failed)
 		return;
-	if (colo_capture_add(g->out[side], side_time(g, side, t_us), frame,
-			     len, len))
+	if (colo_capture_add(g->out[side], side_time(g, side, t_us), frame, len,
+			     len))
 		g->failed = 1;
 }
 
@@ -131,9 +131,8 @@ static void spec_ip6(struct colo_pkt_spec *s, uint8_t proto)
 }
 
 /* Sends one segment from one side at stream position seq. */
-static void tcp_emit(struct gen *g, struct tcp_conn *c, int side,
-		     uint64_t t_us, uint8_t flags, uint32_t seq,
-		     const void *data, size_t len)
+static void tcp_emit(struct gen *g, struct tcp_conn *c, int side, uint64_t t_us,
+		     uint8_t flags, uint32_t seq, const void *data, size_t len)
 {
 	c->spec.tcp_flags = flags;
 	c->spec.seq = seq;
@@ -199,7 +198,7 @@ static void arp_reply(struct gen *g, uint64_t t_us, int request)
 		memcpy(f, client_mac, 6);
 	memcpy(f + 6, guest_mac, 6);
 	f[12] = 0x08, f[13] = 0x06;
-	f[15] = 1;                /* Ethernet */
+	f[15] = 1;		    /* Ethernet */
 	f[16] = 0x08, f[17] = 0x00; /* IPv4 */
 	f[18] = 6, f[19] = 4;
 	f[21] = request ? 1 : 2;
@@ -225,6 +224,20 @@ static void http_body(struct gen *g, uint8_t *body, size_t len)
 
 /* (a) and (g): one response segmented differently by the two guests,
  * then a retransmission by the primary alone. */
+/* The guest's side of a sample HTTP connection from the client's port
+ * dport: its sequence number snd, the client's ack. */
+static void http_conn(struct tcp_conn *c, uint16_t dport, uint32_t snd,
+		      uint32_t ack)
+{
+	memset(c, 0, sizeof(*c));
+	spec_ip4(&c->spec, guest_ip4, client_ip4, 6);
+	c->spec.sport = 80;
+	c->spec.dport = dport;
+	c->spec.window = 64240;
+	c->snd = snd;
+	c->ack = ack;
+}
+
 static void conn_segmentation(struct gen *g)
 {
 	static const size_t p3_7[] = { 3, 7, 0 }, s10[] = { 10, 0 };
@@ -242,13 +255,7 @@ static void conn_segmentation(struct gen *g)
 	struct tcp_conn c;
 	uint32_t body_seq;
 
-	memset(&c, 0, sizeof(c));
-	spec_ip4(&c.spec, guest_ip4, client_ip4, 6);
-	c.spec.sport = 80;
-	c.spec.dport = 40001;
-	c.spec.window = 64240;
-	c.snd = 0x5eed0001;
-	c.ack = 0x00c11e01; /* client ISN + 1 */
+	http_conn(&c, 40001, 0x5eed0001, 0x00c11e01); /* client ISN + 1 */
 	http_body(g, body, sizeof(body));
 
 	tcp_control(g, &c, 2000, COLO_TCP_SYN | COLO_TCP_ACK);
@@ -272,11 +279,12 @@ static void conn_segmentation(struct gen *g)
 static void conn_ipv6(struct gen *g)
 {
 	static const size_t split[] = { 100, 0 }, whole[] = { 0 };
-	static const char resp[] = "HTTP/1.1 200 OK\r\n"
-				   "Content-Type: application/json\r\n"
-				   "Content-Length: 60\r\n\r\n"
-				   "{\"service\":\"colo-sample\",\"state\":\"running\","
-				   "\"replicas\":2}   \n";
+	static const char resp[] =
+		"HTTP/1.1 200 OK\r\n"
+		"Content-Type: application/json\r\n"
+		"Content-Length: 60\r\n\r\n"
+		"{\"service\":\"colo-sample\",\"state\":\"running\","
+		"\"replicas\":2}   \n";
 	struct tcp_conn c;
 
 	memset(&c, 0, sizeof(c));
@@ -302,11 +310,14 @@ static void conn_ipv6(struct gen *g)
 /* (c): a request/response protocol on VLAN 100, and DNS answers. */
 static void udp_flows(struct gen *g)
 {
-	static const uint8_t dns_tail[] = {
-		7, 's', 'e', 'r', 'v', 'i', 'c', 'e', 4, 'c', 'o', 'l', 'o',
-		4, 't', 'e', 's', 't', 0, 0, 1, 0, 1, /* question: A IN */
-		0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 10, 0, 1, 20,
-	};
+	static const uint8_t
+		dns_tail[] = {
+			7,    's',  'e', 'r', 'v', 'i', 'c', 'e',
+			4,    'c',  'o', 'l', 'o', 4,	't', 'e',
+			's',  't',  0,	 0,   1,   0,	1, /* question: A IN */
+			0xc0, 0x0c, 0,	 1,   0,   1,	0,   0,
+			0x01, 0x2c, 0,	 4,   10,  0,	1,   20,
+		};
 	struct colo_pkt_spec s;
 	char msg[64];
 	uint8_t dns[12 + sizeof(dns_tail)];
@@ -329,8 +340,8 @@ static void udp_flows(struct gen *g)
 	for (int i = 0; i < 2; i++) {
 		memset(dns, 0, 12);
 		dns[0] = 0x1a, dns[1] = (uint8_t)(0x2b + i); /* query id */
-		dns[2] = 0x81, dns[3] = 0x80;  /* response, RD, RA */
-		dns[5] = 1, dns[7] = 1;        /* 1 question, 1 answer */
+		dns[2] = 0x81, dns[3] = 0x80; /* response, RD, RA */
+		dns[5] = 1, dns[7] = 1;	      /* 1 question, 1 answer */
 		memcpy(dns + 12, dns_tail, sizeof(dns_tail));
 		next_event(g);
 		emit_both(g, 50000 + 1000 * (uint64_t)i, &s, dns, sizeof(dns));
@@ -371,13 +382,14 @@ static void icmp_echo(struct gen *g)
 static void conn_date(struct gen *g)
 {
 	static const size_t whole[] = { 0 };
-	static const char fmt[] = "HTTP/1.1 200 OK\r\n"
-				  "Date: Tue, 14 Nov 2023 22:13:2%d GMT\r\n"
-				  "Server: colo-sample\r\n"
-				  "Content-Type: text/html\r\n"
-				  "Content-Length: 44\r\n"
-				  "Connection: close\r\n\r\n"
-				  "<html><body>colo sample page</body></html>\r\n";
+	static const char fmt[] =
+		"HTTP/1.1 200 OK\r\n"
+		"Date: Tue, 14 Nov 2023 22:13:2%d GMT\r\n"
+		"Server: colo-sample\r\n"
+		"Content-Type: text/html\r\n"
+		"Content-Length: 44\r\n"
+		"Connection: close\r\n\r\n"
+		"<html><body>colo sample page</body></html>\r\n";
 	char resp[2][256];
 	int len = 0;
 	struct tcp_conn c;
@@ -385,13 +397,7 @@ static void conn_date(struct gen *g)
 	for (int side = PRI; side <= SEC; side++)
 		len = snprintf(resp[side], sizeof(resp[side]), fmt, 1 + side);
 
-	memset(&c, 0, sizeof(c));
-	spec_ip4(&c.spec, guest_ip4, client_ip4, 6);
-	c.spec.sport = 80;
-	c.spec.dport = 40002;
-	c.spec.window = 64240;
-	c.snd = 0x7a7e0001;
-	c.ack = 0x00c17a01;
+	http_conn(&c, 40002, 0x7a7e0001, 0x00c17a01);
 
 	tcp_control(g, &c, 1990000, COLO_TCP_SYN | COLO_TCP_ACK);
 	c.ack += 77;

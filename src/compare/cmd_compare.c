@@ -255,10 +255,42 @@ static int parse_sock(const char *opt, const char *s,
 	return usage_error("%s: %s", opt, msg);
 }
 
+/* The socket options, in the order of their bit in `given`. */
+static const struct sock_opt {
+	int id;
+	const char *name;
+	size_t off;
+} sock_opts[] = {
+	{ OPT_PRIMARY, "--primary-in",
+	  offsetof(struct colo_daemon_config, primary) },
+	{ OPT_SECONDARY, "--secondary-in",
+	  offsetof(struct colo_daemon_config, secondary) },
+	{ OPT_OUT, "--out", offsetof(struct colo_daemon_config, out) },
+	{ OPT_NOTIFY, "--notify", offsetof(struct colo_daemon_config, notify) },
+};
+
+/* Like num_opt, for the socket options; sets the option's bit in given. */
+static int sock_opt(int id, const char *arg, struct colo_daemon_config *cfg,
+		    unsigned int *given)
+{
+	for (size_t i = 0; i < sizeof(sock_opts) / sizeof(sock_opts[0]); i++) {
+		if (sock_opts[i].id != id)
+			continue;
+		if (parse_sock(sock_opts[i].name, arg,
+			       (struct colo_sock_spec *)((char *)cfg +
+							 sock_opts[i].off)))
+			return 2;
+		*given |= 1u << i;
+		return 0;
+	}
+	return -1;
+}
+
 int colo_cmd_compare(int argc, char **argv)
 {
 	struct colo_daemon_config cfg;
-	bool have_p = false, have_s = false, have_o = false, insecure = false;
+	bool insecure = false;
+	unsigned int given = 0;
 	int c, r;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -272,27 +304,6 @@ int colo_cmd_compare(int argc, char **argv)
 			optind > 1 && optind <= argc ? argv[optind - 1] : "?";
 
 		switch (c) {
-		case OPT_PRIMARY:
-			if (parse_sock("--primary-in", optarg, &cfg.primary))
-				return 2;
-			have_p = true;
-			break;
-		case OPT_SECONDARY:
-			if (parse_sock("--secondary-in", optarg,
-				       &cfg.secondary))
-				return 2;
-			have_s = true;
-			break;
-		case OPT_OUT:
-			if (parse_sock("--out", optarg, &cfg.out))
-				return 2;
-			have_o = true;
-			break;
-		case OPT_NOTIFY:
-			if (parse_sock("--notify", optarg, &cfg.notify))
-				return 2;
-			cfg.has_notify = true;
-			break;
 		case OPT_VNET:
 			cfg.vnet_hdr = true;
 			break;
@@ -309,7 +320,9 @@ int colo_cmd_compare(int argc, char **argv)
 			return usage_error("option %s needs an argument%s", opt,
 					   "");
 		default:
-			r = num_opt(c, optarg, &cfg);
+			r = sock_opt(c, optarg, &cfg, &given);
+			if (r < 0)
+				r = num_opt(c, optarg, &cfg);
 			if (r == 0)
 				break;
 			if (r > 0)
@@ -320,7 +333,8 @@ int colo_cmd_compare(int argc, char **argv)
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'%s", argv[optind],
 				   "");
-	if (!have_p || !have_s || !have_o)
+	cfg.has_notify = given & (1u << 3);
+	if ((given & 7) != 7)
 		return usage_error("%s%s",
 				   "--primary-in, --secondary-in and --out "
 				   "are required",
