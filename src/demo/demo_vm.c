@@ -730,49 +730,87 @@ static int same_file(const char *a, const char *b)
 	return r;
 }
 
+static int64_t vm_count(const char *sub, const char *name)
+{
+	json_object *o = colo_demo_request(vm_p, "status", 2000);
+	int64_t v = sub ? (int64_t)colo_demo_field_d(o, sub, name)
+			: colo_demo_field(o, name);
+
+	json_object_put(o);
+	return v;
+}
+
+/* The sequence number of the dump the primary wrote (the only one
+ * there: each is removed once compared), or -1. */
+static int64_t dumped_seq(void)
+{
+	char d[PATH_MAX];
+	struct dirent *e;
+	long long seq = -1;
+	DIR *dp;
+
+	snprintf(d, sizeof(d), "%s/phost-dump", dir);
+	dp = opendir(d);
+	if (!dp)
+		return -1;
+	while ((e = readdir(dp)))
+		if (sscanf(e->d_name, "ckpt-%lld.ram", &seq) == 1)
+			break;
+	closedir(dp);
+	return seq;
+}
+
 /* 1 equal, 0 different, -1 the checkpoint failed. */
 static int mem_check(void)
 {
-	json_object *o = NULL;
 	char a[PATH_MAX + 64], b[PATH_MAX + 64];
-	int64_t seq;
+	int64_t seq, cmd0 = vm_count("by_reason", "command"),
+		     fail0 = vm_count(NULL, "failures");
+	uint64_t end = colo_now_ns() + 120 * COLO_NS_PER_S;
+	json_object *o;
 	int r;
 
-	for (int i = 0; i < 20 && !colo_demo_interrupted; i++) {
-		json_object_put(o);
-		o = colo_demo_request_line(
-			vm_p, "{\"cmd\":\"checkpoint\",\"dump\":true}", 120000);
-		/* Too soon after the last one: the daemon defers it
-		 * (without reporting a sequence number); ask again. */
-		if (!o || colo_demo_field(o, "deferred") != 1)
-			break;
-		usleep(500000);
-		live_line(false);
-	}
-	if (!o || colo_demo_field(o, "ok") != 1 ||
-	    (seq = colo_demo_field(o, "seq")) < 0) {
+	o = colo_demo_request_line(
+		vm_p, "{\"cmd\":\"checkpoint\",\"dump\":true}", 120000);
+	if (!o || colo_demo_field(o, "ok") != 1) {
 		endline();
 		printf("memory check: the checkpoint failed: %s\n",
 		       o ? colo_demo_field_s(o, "error") : "no reply");
 		json_object_put(o);
 		return -1;
 	}
+	json_object_put(o);
+	/* Too soon after the last checkpoint the daemon defers the command
+	 * (dump included) and runs it by itself: wait for it rather than
+	 * ask again (each new request would be deferred in turn). */
+	while (vm_count("by_reason", "command") <= cmd0) {
+		if (colo_demo_interrupted || check_daemons() < 0 ||
+		    colo_now_ns() > end || vm_count(NULL, "failures") > fail0) {
+			endline();
+			printf("memory check: the deferred checkpoint did not "
+			       "complete\n");
+			return -1;
+		}
+		live_line(false);
+		usleep(100000);
+	}
+	seq = dumped_seq();
 	snprintf(a, sizeof(a), "%s/phost-dump/ckpt-%lld.ram", dir,
 		 (long long)seq);
 	snprintf(b, sizeof(b), "%s/shost-dump/ckpt-%lld.ram", dir,
 		 (long long)seq);
-	r = same_file(a, b);
+	r = seq < 0 ? -1 : same_file(a, b);
+	refresh();
 	endline();
 	printf("memory check: checkpoint %lld (pause %.0f ms): both VMs' RAM "
 	       "dumped while stopped: %s\n",
-	       (long long)seq, colo_demo_field_d(o, NULL, "pause_ms"),
+	       (long long)seq, vw.pause_last,
 	       r == 1	? "identical"
 	       : r == 0 ? "DIFFERENT"
 			: "dump missing");
 	unlink(a);
 	unlink(b);
-	json_object_put(o);
-	return r == 1 ? 1 : r == 0 ? 0 : -1;
+	return r;
 }
 
 /* ---- the divergence: the guest's clock service answers differently on
