@@ -69,7 +69,8 @@ cmd_run() {
 	ensure_packages "${RUN_PKGS[@]}"
 	say "the demo's guest: Debian's kernel (apt-get download, dpkg-deb -x)" \
 		"and a busybox initramfs (contrib/guest/build.sh)"
-	guest=$(contrib/guest/build.sh | tail -n 1)
+	# The demo's own cache (the tests use /var/cache/colo-test/guest).
+	guest=$(contrib/guest/build.sh /var/cache/colo/guest | tail -n 1)
 	say "building (build/)"
 	setup build -Dtests=false
 	say "colo demo"

@@ -39,11 +39,14 @@
 #include "demo_util.h"
 #include "demo_vm_client.h"
 
-#define GUEST_IP    "10.77.0.10"
-#define GUEST_MAC   "52:54:00:00:aa:01"
-#define ECHO_PORT   7000
-#define CLOCK_PORT  7001
-#define GUEST_CACHE "/var/cache/colo-test/guest"
+#define GUEST_IP   "10.77.0.10"
+#define GUEST_MAC  "52:54:00:00:aa:01"
+#define ECHO_PORT  7000
+#define CLOCK_PORT 7001
+/* The demo's own guest cache (./dev.sh run fills it): not the tests'
+ * (/var/cache/colo-test/guest), so a test tree with another guest /init
+ * never rebuilds the demo's guest under it. */
+#define GUEST_CACHE "/var/cache/colo/guest"
 
 static const char usage[] =
 	"Usage: colo demo [--vm] [--guest DIR] [--qemu BIN] [--mem MB]\n"
@@ -167,8 +170,6 @@ static bool find_in_cache(const char *cache)
 static int find_guest(const char *given)
 {
 	const char *env = getenv("COLO_GUEST_DIR");
-	const char *home = getenv("HOME");
-	char homecache[PATH_MAX];
 
 	if (given || (env && *env)) {
 		snprintf(guest, sizeof(guest), "%s", given ? given : env);
@@ -180,22 +181,16 @@ static int find_guest(const char *given)
 	} else {
 		if (find_in_cache(GUEST_CACHE))
 			return 0;
-		snprintf(homecache, sizeof(homecache),
-			 "%s/.cache/colo-test/guest", home ? home : "/");
-		if (find_in_cache(homecache))
-			return 0;
 		fprintf(stderr, "colo demo: no guest kernel found (looked in "
-				"$COLO_GUEST_DIR, " GUEST_CACHE
-				"/*/, ~/.cache/colo-test/guest/*/)\n");
+				"$COLO_GUEST_DIR and " GUEST_CACHE "/*/)\n");
 	}
 	fprintf(stderr,
 		"colo demo: ./dev.sh run prepares it, or run "
-		"contrib/guest/build.sh (Debian's kernel\n"
+		"contrib/guest/build.sh " GUEST_CACHE "\n(Debian's kernel "
 		"package fetched with apt-get download and unpacked with "
-		"dpkg-deb -x, never installed,\nplus a busybox-static "
-		"initramfs; needs busybox-static, xz-utils and zstd),\n"
-		"then: colo demo --guest DIR. Without QEMU: colo demo "
-		"--netns\n");
+		"dpkg-deb -x,\nnever installed, plus a busybox-static "
+		"initramfs; needs busybox-static, xz-utils\nand zstd). "
+		"Without QEMU: colo demo --netns\n");
 	return -1;
 }
 
@@ -843,7 +838,10 @@ static int diverge(int *repaired)
 		       (long long)vw.requests);
 		if (cl->probe_state != 1) {
 			printf("colo demo: the clock service's connection "
-			       "failed\n");
+			       "failed (%s); a guest built before colo_clock "
+			       "existed? Rebuild it: contrib/guest/build.sh "
+			       "DIR\n",
+			       cl->err[0] ? cl->err : "no answer");
 			return -1;
 		}
 		if (vw.requests > req0)
@@ -852,7 +850,7 @@ static int diverge(int *repaired)
 	if (vw.requests <= req0)
 		return 0;
 	/* The comparer's request becomes a checkpoint of reason "proxy". */
-	for (int i = 0; i < 100 && vw.by_proxy <= by0; i++) {
+	for (int i = 0; i < 300 && vw.by_proxy <= by0; i++) {
 		if (colo_demo_interrupted || check_daemons() < 0)
 			return -1;
 		usleep(100000);
@@ -1033,7 +1031,6 @@ static int run(const struct opts *o, struct result *res)
 {
 	uint64_t t_kill, t;
 	json_object *r;
-	int checks_before;
 
 	if (colo_demo_make_creds(dir, hosts, 2, cl->err, sizeof(cl->err)) < 0) {
 		fprintf(stderr, "colo demo: credentials: %s\n", cl->err);
@@ -1096,8 +1093,6 @@ static int run(const struct opts *o, struct result *res)
 			return -1;
 		res->diverged = d;
 	}
-	checks_before = res->mem_checks;
-	(void)checks_before;
 	probe_target = cl->rounds + 10;
 	if (wait_until(rounds_reached, 120, "echoes") < 0 || cl->state < 0)
 		goto client_failed;

@@ -133,6 +133,8 @@ void colo_demo_probe(struct colo_demo_client *c, const char *ip, int port)
 	int fd = dial(ip, port, 20);
 
 	if (fd < 0) {
+		snprintf(c->err, sizeof(c->err), "connect: %s",
+			 strerror(errno));
 		c->probe_state = -1;
 		_exit(1);
 	}
@@ -144,6 +146,8 @@ void colo_demo_probe(struct colo_demo_client *c, const char *ip, int port)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
+			snprintf(c->err, sizeof(c->err), "recv: %s",
+				 strerror(errno));
 			c->probe_state = -1;
 			_exit(1);
 		}

@@ -24,7 +24,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "vm"))
 
 
 def leftovers(prefix, tmp, state):
@@ -99,8 +98,13 @@ def main():
             if not shutil.which("qemu-system-x86_64"):
                 print("skipped: qemu-system-x86_64 missing")
                 return 77
-            import vmpair
-            guest = ["--guest", vmpair.guest_dir()]
+            # Built as ./dev.sh run builds it, in the demo's own cache.
+            build = os.path.join(HERE, "..", "..", "contrib", "guest",
+                                 "build.sh")
+            out = subprocess.run([build, "/var/cache/colo/guest"],
+                                 check=True, stdout=subprocess.PIPE,
+                                 text=True).stdout
+            guest = ["--guest", out.strip().splitlines()[-1]]
             if mode == "vm":
                 rc, text, prefix, state = run_demo(colo, ["--vm"] + guest,
                                                    tmp)
