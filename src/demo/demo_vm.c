@@ -14,6 +14,8 @@
  * while both are stopped), the primary host killed, and the secondary
  * failed over with the client's connection alive. The last line is a
  * machine-readable summary. Everything is torn down on every exit path.
+ * The stage (namespaces, daemons, teardown) is demo_vm_hosts.c, the
+ * client demo_vm_client.c; this file is the story and what it shows.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,15 +40,7 @@
 #include "demo_creds.h"
 #include "demo_util.h"
 #include "demo_vm_client.h"
-
-#define GUEST_IP   "10.77.0.10"
-#define GUEST_MAC  "52:54:00:00:aa:01"
-#define ECHO_PORT  7000
-#define CLOCK_PORT 7001
-/* The demo's own guest cache (./dev.sh run fills it): not the tests'
- * (/var/cache/colo-test/guest), so a test tree with another guest /init
- * never rebuilds the demo's guest under it. */
-#define GUEST_CACHE "/var/cache/colo/guest"
+#include "demo_vm_hosts.h"
 
 static const char usage[] =
 	"Usage: colo demo [--vm] [--guest DIR] [--qemu BIN] [--mem MB]\n"
@@ -75,7 +69,8 @@ static const char usage[] =
 	"\n"
 	"  --guest DIR      vmlinuz and initrd.cpio.gz of the tiny guest\n"
 	"                   (default $COLO_GUEST_DIR, else the newest in\n"
-	"                   " GUEST_CACHE "/); ./dev.sh run builds it\n"
+	"                   " COLO_DEMO_GUEST_CACHE
+	"/); ./dev.sh run builds it\n"
 	"                   with contrib/guest/build.sh\n"
 	"  --qemu BIN       QEMU binary (default qemu-system-x86_64)\n"
 	"  --mem MB         guest RAM (default 128)\n"
@@ -86,23 +81,11 @@ static const char usage[] =
 	"\n"
 	"Needs iproute2 and QEMU (qemu-system-x86). See doc/colo-demo.1.md.\n";
 
-enum { P_PPROXY, P_SPROXY, P_PVM, P_SVM, P_CLIENT, P_PROBE, P_MAX };
-static const char *const proc_names[P_MAX] = {
-	"primary-proxy", "secondary-proxy", "primary-vm",
-	"secondary-vm",	 "client",	    "probe"
-};
-static pid_t procs[P_MAX];
-static int exit_status[P_MAX];
-static bool expect_gone[P_MAX], started[P_MAX];
-
-static const char *const nss[] = { "client", "switch", "phost", "shost" };
-static const char *const hosts[] = { "phost", "shost" };
-static char prefix[32], dir[96], self[PATH_MAX], guest[1024];
-static bool topo_up, creds_made;
+static struct colo_demo_hosts hs;
 
 struct opts {
-	const char *qemu;
-	int mem_mb, interval_ms, mem_checks;
+	struct colo_demo_vm_args vm;
+	int mem_checks;
 };
 
 /* What the live line and the summary show, refreshed once a second. */
@@ -121,409 +104,7 @@ static uint64_t t_start;
 
 static void path_of(char *buf, size_t n, const char *name)
 {
-	snprintf(buf, n, "%s/%s", dir, name);
-}
-
-/* ---- the guest files and QEMU: fail fast with what to install */
-
-static bool guest_ok(const char *d)
-{
-	char p[PATH_MAX + 32];
-	struct stat st;
-
-	snprintf(p, sizeof(p), "%s/vmlinuz", d);
-	if (stat(p, &st) < 0 || st.st_size == 0)
-		return false;
-	snprintf(p, sizeof(p), "%s/initrd.cpio.gz", d);
-	return stat(p, &st) == 0 && st.st_size > 0;
-}
-
-/* The newest complete guest under a build.sh cache (one directory per
- * kernel version). */
-static bool find_in_cache(const char *cache)
-{
-	struct dirent *e;
-	time_t best = 0;
-	DIR *d = opendir(cache);
-
-	if (!d)
-		return false;
-	while ((e = readdir(d))) {
-		char p[sizeof(guest)];
-		struct stat st;
-
-		if (e->d_name[0] == '.')
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%s", cache, e->d_name) >=
-		    (int)sizeof(p))
-			continue;
-		if (stat(p, &st) == 0 && S_ISDIR(st.st_mode) && guest_ok(p) &&
-		    st.st_mtime >= best) {
-			best = st.st_mtime;
-			memcpy(guest, p, sizeof(guest));
-		}
-	}
-	closedir(d);
-	return guest[0] != '\0';
-}
-
-static int find_guest(const char *given)
-{
-	const char *env = getenv("COLO_GUEST_DIR");
-
-	if (given || (env && *env)) {
-		snprintf(guest, sizeof(guest), "%s", given ? given : env);
-		if (guest_ok(guest))
-			return 0;
-		fprintf(stderr,
-			"colo demo: %s has no vmlinuz and initrd.cpio.gz\n",
-			guest);
-	} else {
-		if (find_in_cache(GUEST_CACHE))
-			return 0;
-		fprintf(stderr, "colo demo: no guest kernel found (looked in "
-				"$COLO_GUEST_DIR and " GUEST_CACHE "/*/)\n");
-	}
-	fprintf(stderr,
-		"colo demo: ./dev.sh run prepares it, or run "
-		"contrib/guest/build.sh " GUEST_CACHE "\n(Debian's kernel "
-		"package fetched with apt-get download and unpacked with "
-		"dpkg-deb -x,\nnever installed, plus a busybox-static "
-		"initramfs; needs busybox-static, xz-utils\nand zstd). "
-		"Without QEMU: colo demo --netns\n");
-	return -1;
-}
-
-static bool in_path(const char *bin)
-{
-	const char *path = getenv("PATH");
-	char p[PATH_MAX];
-
-	if (strchr(bin, '/'))
-		return access(bin, X_OK) == 0;
-	if (!path)
-		path = "/usr/bin:/bin";
-	while (*path) {
-		const char *end = strchrnul(path, ':');
-
-		snprintf(p, sizeof(p), "%.*s/%s", (int)(end - path), path, bin);
-		if (access(p, X_OK) == 0)
-			return true;
-		path = *end ? end + 1 : end;
-	}
-	return false;
-}
-
-/* ---- topology: client, switch, two hosts (no guest namespaces: the
- * guests are VMs on the hosts) */
-
-#define NS(n) "ip netns exec %s" n " "
-
-static int topo_build(void)
-{
-	const char *P = prefix;
-
-	topo_up = true;
-	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
-		if (colo_demo_sh("ip netns add %s%s", P, nss[i]) ||
-		    colo_demo_sh(NS("%s") "ip link set lo up", P, nss[i]))
-			return -1;
-	if (colo_demo_sh(NS("switch") "ip link add br0 type bridge "
-				      "forward_delay 0",
-			 P) ||
-	    colo_demo_sh(NS("switch") "ip link set br0 up", P) ||
-	    colo_demo_sh("ip link add %sc type veth peer name %scs", P, P) ||
-	    colo_demo_sh("ip link set %sc netns %sclient name eth0", P, P) ||
-	    colo_demo_sh("ip link set %scs netns %sswitch name cl", P, P) ||
-	    colo_demo_sh("ip link add %sp type veth peer name %sps", P, P) ||
-	    colo_demo_sh("ip link set %sp netns %sphost name sw", P, P) ||
-	    colo_demo_sh("ip link set %sps netns %sswitch name ph", P, P) ||
-	    colo_demo_sh("ip link add %ss type veth peer name %sss", P, P) ||
-	    colo_demo_sh("ip link set %ss netns %sshost name sw", P, P) ||
-	    colo_demo_sh("ip link set %sss netns %sswitch name sh", P, P) ||
-	    colo_demo_sh("ip link add %sl type veth peer name %sls", P, P) ||
-	    colo_demo_sh("ip link set %sl netns %sphost name lnk", P, P) ||
-	    colo_demo_sh("ip link set %sls netns %sshost name lnk", P, P))
-		return -1;
-	for (int i = 0; i < 3; i++) {
-		static const char *const ports[] = { "cl", "ph", "sh" };
-
-		if (colo_demo_sh(NS("switch") "ip link set %s master br0 up", P,
-				 ports[i]))
-			return -1;
-	}
-	for (int i = 0; i < 2; i++) {
-		const char *h = hosts[i];
-
-		/* The hosts' own IPv6 chatter on sw would pass for guest
-		 * traffic; the link network is the hosts' only address. */
-		if (colo_demo_sh(NS("%s") "sysctl -qw "
-					  "net.ipv6.conf.all.disable_ipv6=1",
-				 P, h) ||
-		    colo_demo_sh(NS("%s") "ip addr add 10.78.0.%d/24 dev lnk",
-				 P, h, i + 1) ||
-		    colo_demo_sh(NS("%s") "ip link set lnk up", P, h) ||
-		    colo_demo_sh(NS("%s") "ip link set sw up promisc on", P, h))
-			return -1;
-	}
-	if (colo_demo_sh(NS("client") "sysctl -qw "
-				      "net.ipv6.conf.all.disable_ipv6=1",
-			 P) ||
-	    colo_demo_sh(NS("client") "ip addr add 10.77.0.1/24 dev eth0", P) ||
-	    colo_demo_sh(NS("client") "ip link set eth0 up", P))
-		return -1;
-	return 0;
-}
-
-static void topo_down(void)
-{
-	colo_demo_quiet = true;
-	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
-		colo_demo_sh("ip netns del %s%s 2>/dev/null", prefix, nss[i]);
-	topo_up = false;
-}
-
-/* ---- processes: each in its own session (process group), so one
- * kill(-pid) takes a daemon with its QEMUs, and Ctrl-C on the terminal
- * reaches only the demo, which then tears down in order. */
-
-static pid_t spawn(int slot, const char *ns, char *const argv[],
-		   void (*fn)(void))
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		char log[PATH_MAX + 32];
-		int fd;
-
-		setsid();
-		signal(SIGPIPE, SIG_DFL);
-		if (colo_demo_enter_ns(prefix, ns) < 0)
-			_exit(126);
-		snprintf(log, sizeof(log), "%s/%s.log", dir, proc_names[slot]);
-		fd = open(log,
-			  O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
-				  O_CLOEXEC,
-			  0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (fn)
-			fn();
-		execv(self, argv);
-		_exit(127);
-	}
-	procs[slot] = pid > 0 ? pid : 0;
-	started[slot] = pid > 0;
-	expect_gone[slot] = false;
-	return pid;
-}
-
-/* Whether slot's process still runs (reaps it when it ended). */
-static bool alive(int slot)
-{
-	int st;
-
-	if (procs[slot] <= 0)
-		return false;
-	if (waitpid(procs[slot], &st, WNOHANG) == 0)
-		return true;
-	exit_status[slot] = st;
-	procs[slot] = 0;
-	return false;
-}
-
-static void kill_slot(int slot, int sig)
-{
-	if (procs[slot] > 0) {
-		kill(-procs[slot], sig);
-		kill(procs[slot], sig);
-	}
-}
-
-static void reap(int slot)
-{
-	if (procs[slot] > 0) {
-		waitpid(procs[slot], NULL, 0);
-		procs[slot] = 0;
-	}
-}
-
-/* Any process whose command line names our directory (QEMUs of the
- * daemons, should one outlive its parent) is ours: SIGKILL it. */
-static void sweep(void)
-{
-	struct dirent *e;
-	DIR *d = opendir("/proc");
-
-	if (!d || !dir[0]) {
-		if (d)
-			closedir(d);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char p[64], buf[8192];
-		pid_t pid = (pid_t)atoi(e->d_name);
-		ssize_t n;
-		int fd;
-
-		if (pid <= 1 || pid == getpid())
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
-		fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] == '\0')
-				buf[i] = ' ';
-		if (strstr(buf, dir))
-			kill(pid, SIGKILL);
-	}
-	closedir(d);
-}
-
-static void teardown(void)
-{
-	uint64_t end = colo_now_ns() + 10 * COLO_NS_PER_S;
-	bool any = true;
-
-	if (cl)
-		cl->stop = 1;
-	/* Daemons first, politely: colo vm stops its QEMUs, the proxies
-	 * remove their sockets. */
-	for (int i = 0; i < P_MAX; i++)
-		kill_slot(i, i == P_CLIENT || i == P_PROBE ? SIGKILL : SIGTERM);
-	while (any && colo_now_ns() < end) {
-		any = false;
-		for (int i = 0; i < P_MAX; i++)
-			any |= alive(i);
-		if (any)
-			usleep(100000);
-	}
-	for (int i = 0; i < P_MAX; i++) {
-		kill_slot(i, SIGKILL);
-		reap(i);
-	}
-	sweep();
-	if (topo_up)
-		topo_down();
-	if (dir[0]) {
-		if (creds_made)
-			colo_demo_remove_creds(dir, hosts, 2);
-		colo_demo_rmtree(dir);
-		dir[0] = '\0';
-	}
-}
-
-/* ---- the two hosts' daemons */
-
-static int start_proxy(int slot, bool primary)
-{
-	char guest_port[PATH_MAX + 40], ctl[PATH_MAX], creds[PATH_MAX];
-	const char *host = primary ? "phost" : "shost";
-	char *argv[] = { "colo",
-			 "proxy",
-			 "--role",
-			 primary ? "primary" : "secondary",
-			 "--client",
-			 "packet:sw",
-			 "--guest",
-			 guest_port,
-			 primary ? "--link-listen" : "--link-connect",
-			 "10.78.0.1:7070",
-			 "--control",
-			 ctl,
-			 "--tls-creds",
-			 creds,
-			 "--tls-peer",
-			 primary ? "shost" : "phost",
-			 NULL };
-
-	snprintf(guest_port, sizeof(guest_port), "qemu:unix-listen:%s/%s.nic",
-		 dir, host);
-	snprintf(ctl, sizeof(ctl), "%s/%s-proxy.sock", dir, host);
-	snprintf(creds, sizeof(creds), "%s/%s", dir, host);
-	return spawn(slot, host, argv, NULL) > 0 ? 0 : -1;
-}
-
-static int start_vm(int slot, bool primary, const struct opts *o)
-{
-	const char *host = primary ? "phost" : "shost";
-	char vmdir[PATH_MAX], ctl[PATH_MAX], nic[PATH_MAX], pctl[PATH_MAX];
-	char dump[PATH_MAX], kernel[PATH_MAX + 16], initrd[PATH_MAX + 24];
-	char mem[16], interval[16], append[256], device[96];
-	char *argv[] = { "colo",
-			 "vm",
-			 "--role",
-			 primary ? "primary" : "secondary",
-			 "--dir",
-			 vmdir,
-			 primary ? "--link-listen" : "--link-connect",
-			 "10.78.0.1:7800",
-			 "--control",
-			 ctl,
-			 "--qemu",
-			 (char *)o->qemu,
-			 "--interval",
-			 interval,
-			 "--min-interval",
-			 "300",
-			 "--nic",
-			 nic,
-			 "--proxy-control",
-			 pctl,
-			 "--dump-dir",
-			 dump,
-			 "--",
-			 "-machine",
-			 "pc",
-			 "-accel",
-			 "tcg",
-			 "-m",
-			 mem,
-			 "-nodefaults",
-			 "-vga",
-			 "none",
-			 "-display",
-			 "none",
-			 "-serial",
-			 "stdio",
-			 "-kernel",
-			 kernel,
-			 "-initrd",
-			 initrd,
-			 "-append",
-			 append,
-			 "-device",
-			 device,
-			 NULL };
-
-	snprintf(vmdir, sizeof(vmdir), "%s/%s-vm", dir, host);
-	snprintf(ctl, sizeof(ctl), "%s/%s-vm.sock", dir, host);
-	snprintf(nic, sizeof(nic), "unix:%s/%s.nic", dir, host);
-	snprintf(pctl, sizeof(pctl), "%s/%s-proxy.sock", dir, host);
-	snprintf(dump, sizeof(dump), "%s/%s-dump", dir, host);
-	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", guest);
-	snprintf(initrd, sizeof(initrd), "%s/initrd.cpio.gz", guest);
-	snprintf(mem, sizeof(mem), "%dM", o->mem_mb);
-	snprintf(interval, sizeof(interval), "%d", o->interval_ms);
-	/* ipv6.disable: the two guests' IPv6 start-up chatter (random
-	 * DAD nonces) would diverge for no reason the demo wants to show. */
-	snprintf(append, sizeof(append),
-		 "console=ttyS0 quiet ipv6.disable=1 colo_ip=" GUEST_IP
-		 "/24 colo_echo=%d colo_clock=%d",
-		 ECHO_PORT, CLOCK_PORT);
-	snprintf(device, sizeof(device),
-		 "virtio-net-pci,netdev=colo-nic,mac=" GUEST_MAC);
-	if (mkdir(dump, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return spawn(slot, host, argv, NULL) > 0 ? 0 : -1;
+	snprintf(buf, n, "%s/%s", hs.dir, name);
 }
 
 static char sock_p[PATH_MAX], sock_s[PATH_MAX], vm_p[PATH_MAX], vm_s[PATH_MAX];
@@ -602,22 +183,23 @@ static void endline(void)
 /* A daemon that exits on its own is a failure the user must see. */
 static int check_daemons(void)
 {
-	for (int i = P_PPROXY; i <= P_SVM; i++)
-		if (started[i] && !expect_gone[i] && !alive(i)) {
+	for (int i = COLO_DEMO_PPROXY; i <= COLO_DEMO_SVM; i++)
+		if (hs.started[i] && !hs.expect_gone[i] &&
+		    !colo_demo_hosts_alive(&hs, i)) {
 			char log[PATH_MAX + 32];
 
 			endline();
 			fprintf(stderr,
 				"colo demo: %s exited unexpectedly (%s %d)\n",
-				proc_names[i],
-				WIFSIGNALED(exit_status[i]) ? "signal"
-							    : "status",
-				WIFSIGNALED(exit_status[i])
-					? WTERMSIG(exit_status[i])
-					: WEXITSTATUS(exit_status[i]));
-			snprintf(log, sizeof(log), "%s/%s.log", dir,
-				 proc_names[i]);
-			colo_demo_show_log(log, proc_names[i], 30);
+				colo_demo_proc_names[i],
+				WIFSIGNALED(hs.exit_status[i]) ? "signal"
+							       : "status",
+				WIFSIGNALED(hs.exit_status[i])
+					? WTERMSIG(hs.exit_status[i])
+					: WEXITSTATUS(hs.exit_status[i]));
+			snprintf(log, sizeof(log), "%s/%s.log", hs.dir,
+				 colo_demo_proc_names[i]);
+			colo_demo_show_log(log, colo_demo_proc_names[i], 30);
 			return -1;
 		}
 	return 0;
@@ -676,7 +258,8 @@ static bool echo_going(void)
 static uint64_t probe_target;
 static bool probe_done(void)
 {
-	return cl->probe_state != 0 || !alive(P_PROBE);
+	return cl->probe_state != 0 ||
+	       !colo_demo_hosts_alive(&hs, COLO_DEMO_PROBE);
 }
 
 static bool rounds_reached(void)
@@ -686,12 +269,12 @@ static bool rounds_reached(void)
 
 static void run_echo(void)
 {
-	colo_demo_echo_client(cl, GUEST_IP, ECHO_PORT, 180);
+	colo_demo_echo_client(cl, COLO_DEMO_GUEST_IP, COLO_DEMO_ECHO_PORT, 180);
 }
 
 static void run_probe(void)
 {
-	colo_demo_probe(cl, GUEST_IP, CLOCK_PORT);
+	colo_demo_probe(cl, COLO_DEMO_GUEST_IP, COLO_DEMO_CLOCK_PORT);
 }
 
 /* ---- memory check: an explicit checkpoint with RAM dumps */
@@ -744,7 +327,7 @@ static int64_t dumped_seq(void)
 	long long seq = -1;
 	DIR *dp;
 
-	snprintf(d, sizeof(d), "%s/phost-dump", dir);
+	snprintf(d, sizeof(d), "%s/phost-dump", hs.dir);
 	dp = opendir(d);
 	if (!dp)
 		return -1;
@@ -790,9 +373,9 @@ static int mem_check(void)
 		usleep(100000);
 	}
 	seq = dumped_seq();
-	snprintf(a, sizeof(a), "%s/phost-dump/ckpt-%lld.ram", dir,
+	snprintf(a, sizeof(a), "%s/phost-dump/ckpt-%lld.ram", hs.dir,
 		 (long long)seq);
-	snprintf(b, sizeof(b), "%s/shost-dump/ckpt-%lld.ram", dir,
+	snprintf(b, sizeof(b), "%s/shost-dump/ckpt-%lld.ram", hs.dir,
 		 (long long)seq);
 	r = seq < 0 ? -1 : same_file(a, b);
 	refresh();
@@ -823,12 +406,12 @@ static int diverge(int *repaired)
 	for (int i = 0; i < 3 && !colo_demo_interrupted; i++) {
 		cl->probe_state = 0;
 		cl->probe_len = 0;
-		if (spawn(P_PROBE, "client", (char *[]){ NULL }, run_probe) <=
-		    0)
+		if (colo_demo_hosts_spawn(&hs, COLO_DEMO_PROBE, "client",
+					  (char *[]){ NULL }, run_probe) <= 0)
 			return -1;
 		if (wait_until(probe_done, 90, "the clock service") < 0)
 			return -1;
-		reap(P_PROBE);
+		colo_demo_hosts_reap(&hs, COLO_DEMO_PROBE);
 		refresh();
 		endline();
 		printf("divergence probe %d: the guest's clock service "
@@ -904,7 +487,7 @@ static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 			*gdir = optarg;
 			break;
 		case 'q':
-			o->qemu = optarg;
+			o->vm.qemu = optarg;
 			break;
 		case 'm':
 			if (v < 64 || v > 4096) {
@@ -912,7 +495,7 @@ static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 						"and 4096\n");
 				return 2;
 			}
-			o->mem_mb = (int)v;
+			o->vm.mem_mb = (int)v;
 			break;
 		case 'i':
 			if (v < 500 || v > 600000) {
@@ -920,7 +503,7 @@ static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 						"500 and 600000\n");
 				return 2;
 			}
-			o->interval_ms = (int)v;
+			o->vm.interval_ms = (int)v;
 			break;
 		case 'c':
 			if (v < 1 || v > 100) {
@@ -963,23 +546,23 @@ static int preflight(const struct opts *o, const char *gdir)
 				"apt-get install iproute2\n");
 		return -1;
 	}
-	if (!in_path(o->qemu)) {
+	if (!colo_demo_in_path(o->vm.qemu)) {
 		fprintf(stderr,
 			"colo demo: %s not found: install QEMU (apt-get "
 			"install qemu-system-x86),\nor run ./dev.sh run. "
 			"The namespace demo needs no QEMU: colo demo "
 			"--netns\n",
-			o->qemu);
+			o->vm.qemu);
 		return -1;
 	}
-	if (find_guest(gdir) < 0)
+	if (colo_demo_hosts_find_guest(&hs, gdir) < 0)
 		return -1;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	n = readlink("/proc/self/exe", hs.self, sizeof(hs.self) - 1);
 	if (n <= 0) {
 		fprintf(stderr, "colo demo: cannot find my own binary\n");
 		return -1;
 	}
-	self[n] = '\0';
+	hs.self[n] = '\0';
 	return 0;
 }
 
@@ -998,26 +581,27 @@ static int make_dir(void)
 				"(48 characters at most)\n");
 		return -1;
 	}
-	snprintf(dir, sizeof(dir), "%s/colo-demo-XXXXXX", t);
-	if (!mkdtemp(dir)) {
-		fprintf(stderr, "colo demo: %s: %s\n", dir, strerror(errno));
-		dir[0] = '\0';
+	snprintf(hs.dir, sizeof(hs.dir), "%s/colo-demo-XXXXXX", t);
+	if (!mkdtemp(hs.dir)) {
+		fprintf(stderr, "colo demo: %s: %s\n", hs.dir, strerror(errno));
+		hs.dir[0] = '\0';
 		return -1;
 	}
-	snprintf(sock_p, sizeof(sock_p), "%s/phost-proxy.sock", dir);
-	snprintf(sock_s, sizeof(sock_s), "%s/shost-proxy.sock", dir);
-	snprintf(vm_p, sizeof(vm_p), "%s/phost-vm.sock", dir);
-	snprintf(vm_s, sizeof(vm_s), "%s/shost-vm.sock", dir);
+	snprintf(sock_p, sizeof(sock_p), "%s/phost-proxy.sock", hs.dir);
+	snprintf(sock_s, sizeof(sock_s), "%s/shost-proxy.sock", hs.dir);
+	snprintf(vm_p, sizeof(vm_p), "%s/phost-vm.sock", hs.dir);
+	snprintf(vm_s, sizeof(vm_s), "%s/shost-vm.sock", hs.dir);
 	return 0;
 }
 
 static void show_logs(void)
 {
-	for (int i = 0; i < P_MAX; i++) {
+	for (int i = 0; i < COLO_DEMO_NPROC; i++) {
 		char log[PATH_MAX + 32];
 
-		snprintf(log, sizeof(log), "%s/%s.log", dir, proc_names[i]);
-		colo_demo_show_log(log, proc_names[i], 15);
+		snprintf(log, sizeof(log), "%s/%s.log", hs.dir,
+			 colo_demo_proc_names[i]);
+		colo_demo_show_log(log, colo_demo_proc_names[i], 15);
 	}
 }
 
@@ -1032,20 +616,24 @@ static int run(const struct opts *o, struct result *res)
 	uint64_t t_kill, t;
 	json_object *r;
 
-	if (colo_demo_make_creds(dir, hosts, 2, cl->err, sizeof(cl->err)) < 0) {
+	if (colo_demo_make_creds(hs.dir, colo_demo_host_names, 2, cl->err,
+				 sizeof(cl->err)) < 0) {
 		fprintf(stderr, "colo demo: credentials: %s\n", cl->err);
 		return -1;
 	}
-	creds_made = true;
+	hs.creds_made = true;
 	printf("colo demo: state in %s (TLS credentials of a throwaway CA, "
 	       "sockets, logs, guest RAM)\n",
-	       dir);
-	printf("colo demo: guest %s (QEMU TCG, %d MiB)\n", guest, o->mem_mb);
-	printf("colo demo: building the topology (namespaces %s*)\n", prefix);
-	if (topo_build() < 0)
+	       hs.dir);
+	printf("colo demo: guest %s (QEMU TCG, %d MiB)\n", hs.guest,
+	       o->vm.mem_mb);
+	printf("colo demo: building the topology (namespaces %s*)\n",
+	       hs.prefix);
+	if (colo_demo_hosts_topo_build(&hs) < 0)
 		return -1;
 	printf("colo demo: colo proxy on hosts A and B (TLS link)\n");
-	if (start_proxy(P_SPROXY, false) < 0 || start_proxy(P_PPROXY, true) < 0)
+	if (colo_demo_hosts_start_proxy(&hs, COLO_DEMO_SPROXY, false) < 0 ||
+	    colo_demo_hosts_start_proxy(&hs, COLO_DEMO_PPROXY, true) < 0)
 		return -1;
 	if (wait_until(nics_ready, 20, "the proxies' guest ports") < 0 ||
 	    wait_until(proxies_up, 30, "the proxies' link") < 0)
@@ -1053,14 +641,16 @@ static int run(const struct opts *o, struct result *res)
 	printf("colo demo: colo vm on hosts A and B: booting both VMs, first "
 	       "checkpoint (full copy)\n");
 	t_start = colo_now_ns();
-	if (start_vm(P_SVM, false, o) < 0 || start_vm(P_PVM, true, o) < 0)
+	if (colo_demo_hosts_start_vm(&hs, COLO_DEMO_SVM, false, &o->vm) < 0 ||
+	    colo_demo_hosts_start_vm(&hs, COLO_DEMO_PVM, true, &o->vm) < 0)
 		return -1;
 	if (wait_until(protected, 240, "both VMs protected") < 0)
 		return -1;
 	endline();
 	printf("colo demo: protected; the client opens one TCP connection to "
 	       "the guest's echo service\n");
-	if (spawn(P_CLIENT, "client", (char *[]){ NULL }, run_echo) <= 0)
+	if (colo_demo_hosts_spawn(&hs, COLO_DEMO_CLIENT, "client",
+				  (char *[]){ NULL }, run_echo) <= 0)
 		return -1;
 	if (wait_until(echo_going, 240, "the guest's echo service") < 0)
 		return -1;
@@ -1106,12 +696,12 @@ static int run(const struct opts *o, struct result *res)
 	cl->kill_ns = t_kill;
 	res->rounds_at_kill = cl->rounds;
 	vw.primary_dead = true;
-	expect_gone[P_PVM] = expect_gone[P_PPROXY] = true;
-	kill_slot(P_PVM, SIGKILL);
-	kill_slot(P_PPROXY, SIGKILL);
-	reap(P_PVM);
-	reap(P_PPROXY);
-	colo_demo_sh(NS("phost") "ip link set sw down", prefix);
+	hs.expect_gone[COLO_DEMO_PVM] = hs.expect_gone[COLO_DEMO_PPROXY] = true;
+	colo_demo_hosts_kill(&hs, COLO_DEMO_PVM, SIGKILL);
+	colo_demo_hosts_kill(&hs, COLO_DEMO_PPROXY, SIGKILL);
+	colo_demo_hosts_reap(&hs, COLO_DEMO_PVM);
+	colo_demo_hosts_reap(&hs, COLO_DEMO_PPROXY);
+	colo_demo_sh(NS("phost") "ip link set sw down", hs.prefix);
 	r = colo_demo_request(sock_s, "failover", 5000);
 	t = colo_now_ns();
 	printf("*** failover on host B: colo proxy %s",
@@ -1130,7 +720,8 @@ static int run(const struct opts *o, struct result *res)
 	live_line(true);
 	endline();
 	cl->stop = 1;
-	for (int i = 0; i < 100 && alive(P_CLIENT); i++)
+	for (int i = 0; i < 100 && colo_demo_hosts_alive(&hs, COLO_DEMO_CLIENT);
+	     i++)
 		usleep(100000);
 	if (cl->state != 1)
 		goto client_failed;
@@ -1150,7 +741,7 @@ client_failed:
 
 int colo_demo_vm(int argc, char **argv)
 {
-	struct opts o = { "qemu-system-x86_64", 128, 3000, 3 };
+	struct opts o = { { "qemu-system-x86_64", 128, 3000 }, 3 };
 	struct result res;
 	const char *gdir = NULL;
 	int rc = parse(argc, argv, &o, &gdir);
@@ -1168,7 +759,8 @@ int colo_demo_vm(int argc, char **argv)
 		return 1;
 	memset(cl, 0, sizeof(*cl));
 	colo_demo_catch_signals();
-	snprintf(prefix, sizeof(prefix), "cvm%d-", (int)(getpid() % 100000));
+	snprintf(hs.prefix, sizeof(hs.prefix), "cvm%d-",
+		 (int)(getpid() % 100000));
 	if (make_dir() < 0) {
 		munmap(cl, sizeof(*cl));
 		return 1;
@@ -1209,7 +801,8 @@ int colo_demo_vm(int argc, char **argv)
 	}
 	printf("colo demo: tearing down\n");
 	fflush(stdout);
-	teardown();
+	cl->stop = 1;
+	colo_demo_hosts_teardown(&hs);
 	printf("demo checkpoints=%lld mem_equal=%d/%d diverged=%d "
 	       "repaired=%d conn_survived=%d stall_ms=%.0f failover_ms=%.0f "
 	       "pause_median_ms=%.0f ok=%d\n",
