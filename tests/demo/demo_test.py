@@ -10,9 +10,11 @@ left nothing behind (network namespaces, processes, temporary files).
   vm_interrupt  SIGINT while the VMs boot: the demo says "interrupted",
                 exits 1, and tears down as on success.
   netns         the namespace demo (`colo demo --netns`): summary, exit 0.
+  preflight     without QEMU or without a guest the demo stops at once
+                (exit 1, under 10 s) saying what to install.
 
 The demo runs with TMPDIR set to a fresh directory of this test, which
-must be empty afterwards. Usage: demo_test.py vm|vm_interrupt|netns COLO
+must be empty afterwards. Usage: demo_test.py vm|vm_interrupt|netns|preflight COLO
 """
 import os
 import re
@@ -89,6 +91,21 @@ def main():
     t0 = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="cdt-", dir="/dev/shm")
     try:
+        if mode == "preflight":
+            for args, want in ((["--qemu", "/nonexistent/qemu"],
+                                "apt-get install qemu-system-x86"),
+                               (["--guest", tmp], "./dev.sh run")):
+                t = time.monotonic()
+                r = subprocess.run([colo, "demo"] + args, timeout=60,
+                                   capture_output=True, text=True,
+                                   env=dict(os.environ, TMPDIR=tmp))
+                print(r.stderr.strip())
+                assert r.returncode == 1, r
+                assert want in r.stderr, r.stderr
+                assert time.monotonic() - t < 10, "slow to refuse"
+            assert not os.listdir(tmp), os.listdir(tmp)
+            print("preflight passed")
+            return 0
         if mode == "netns":
             rc, text, prefix, state = run_demo(colo, ["--netns",
                                                       "--seconds", "6"], tmp)
