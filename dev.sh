@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # dev.sh - the project's two entry points, usable on a fresh Debian 12:
 #
-#   ./dev.sh run    install what the build needs, build, and run the main
-#                   job on its embedded default: colo demo (a protected
-#                   service in network namespaces, failed over midway)
+#   ./dev.sh run    install what the build and the demo need, prepare the
+#                   demo's guest (contrib/guest/build.sh: Debian's kernel
+#                   fetched with apt-get download and unpacked with
+#                   dpkg-deb -x, never installed, so no initramfs or
+#                   boot-loader hook runs here; a busybox initramfs),
+#                   build, and run the main job on its embedded default:
+#                   colo demo (a QEMU VM pair under TCG, checkpointed,
+#                   a divergence repaired, the primary host killed and
+#                   failed over)
 #   ./dev.sh test   install everything the tests need, then build and run
 #                   every test: unit + integration + QEMU interop (release
 #                   build), the same under ASan+UBSan, and each libFuzzer
@@ -15,9 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The demo's part: QEMU runs the guests, busybox-static is the guest's
+# userland, xz-utils/zstd unpack the kernel's modules, util-linux's flock
+# serializes guest builds.
 RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 	libinih-dev libcpg-dev libquorum-dev libvotequorum-dev
-	libcorosync-common-dev libssl-dev iproute2 procps)
+	libcorosync-common-dev libssl-dev iproute2 procps
+	qemu-system-x86 busybox-static xz-utils zstd util-linux)
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
@@ -55,11 +65,16 @@ setup() { # dir, meson args...
 }
 
 cmd_run() {
+	local guest
 	ensure_packages "${RUN_PKGS[@]}"
+	say "the demo's guest: Debian's kernel (apt-get download, dpkg-deb -x)" \
+		"and a busybox initramfs (contrib/guest/build.sh)"
+	# The demo's own cache (the tests use /var/cache/colo-test/guest).
+	guest=$(contrib/guest/build.sh /var/cache/colo/guest | tail -n 1)
 	say "building (build/)"
 	setup build -Dtests=false
 	say "colo demo"
-	./build/src/colo demo
+	./build/src/colo demo --guest "$guest"
 }
 
 fuzz_run() {

@@ -19,7 +19,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "demo", colo_cmd_demo,
-	  "protect a real service end to end in network namespaces, fail over" },
+	  "COLO end to end: a QEMU VM pair, a divergence, failover (--netns: no VM)" },
 	{ "proxy", colo_cmd_proxy,
 	  "the network proxy of one host (--role primary|secondary)" },
 	{ "ctl", colo_cmd_ctl,

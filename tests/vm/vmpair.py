@@ -20,9 +20,11 @@ from testlib import free_port  # noqa: E402
 
 
 def guest_dir():
-    """Builds (once) and returns the tiny guest's directory."""
-    out = subprocess.run([os.path.join(HERE, "guest", "build.sh")],
-                         check=True, stdout=subprocess.PIPE, text=True)
+    """Builds (once) and returns the tiny guest's directory (the builder
+    is shared with `colo demo` and ./dev.sh run: contrib/guest/)."""
+    build = os.path.join(HERE, "..", "..", "contrib", "guest", "build.sh")
+    out = subprocess.run([build], check=True, stdout=subprocess.PIPE,
+                         text=True)
     return out.stdout.strip().splitlines()[-1]
 
 
