@@ -34,6 +34,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmpair  # noqa: E402
 
 DISK = 16 << 20
+T0 = time.monotonic()
+
+
+def step(what):
+    """Progress with the time since the start, for the test log."""
+    print("%6.1f s  %s" % (time.monotonic() - T0, what), flush=True)
 
 
 def console(pair, role):
@@ -110,9 +116,12 @@ def not_on_secondary(pair, after, last):
 def test_failover(colo):
     pair = new_pair(colo)
     try:
+        step("pair started")
         pair.wait_protected()
+        step("protected")
         wait_writes(pair, "primary", 2)
         r = pair.ctl("primary", "checkpoint")
+        step("checkpoint")
         assert r["ok"] and "seq" in r, r
         # An upper bound of the checkpoint's write number: read after.
         at_ckpt = last_write(console(pair, "primary"))
@@ -126,9 +135,11 @@ def test_failover(colo):
         prim_last = last_write(console(pair, "primary"))
         pair.kill("primary")
         pair.kill_blk("primary")
+        step("primary host killed")
         since = os.path.getsize(pair.status("secondary")["vm_log"])
         r = pair.ctl("secondary", "failover")
         assert r["ok"], r
+        step("failover")
         st = pair.blk_ctl("secondary", "status")
         assert st["state"] == "failed-over", st
         survivor_ok(pair, since, "after failover")
@@ -143,9 +154,12 @@ def test_failover(colo):
 def test_prepare_kill(colo):
     pair = new_pair(colo)
     try:
+        step("pair started")
         pair.wait_protected()
+        step("protected")
         wait_writes(pair, "primary", 2)
         assert pair.ctl("primary", "checkpoint")["ok"]
+        step("checkpoint")
         at_ckpt = last_write(console(pair, "primary"))
         wait_writes(pair, "primary", at_ckpt + 3)
         prim_last = last_write(console(pair, "primary"))
@@ -163,6 +177,7 @@ def test_prepare_kill(colo):
                 30, "blk prepare on the secondary")
             pair.kill("primary")
             pair.kill_blk("primary")
+            step("prepared, primary host killed")
         finally:
             os.kill(sec.pid, signal.SIGCONT)
         vmpair.wait_for(
@@ -172,9 +187,11 @@ def test_prepare_kill(colo):
         assert st["vm_gen"] == gen, ("the old VM must run on", st)
         b = pair.blk_ctl("secondary", "stats")
         assert b["checkpoints"] == commits and not b["prepared"], b
+        step("checkpoint aborted")
         since = os.path.getsize(vm_log)
         r = pair.ctl("secondary", "failover")
         assert r["ok"], r
+        step("failover")
         assert pair.blk_ctl("secondary", "status")["state"] == \
             "failed-over"
         survivor_ok(pair, since, "failover after an uncommitted prepare")
@@ -194,9 +211,8 @@ def main():
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         print(__doc__)
         return 2
-    t0 = time.monotonic()
     TESTS[sys.argv[1]](os.path.abspath(sys.argv[2]))
-    print("ok %s (%.1f s)" % (sys.argv[1], time.monotonic() - t0))
+    step("ok " + sys.argv[1])
     return 0
 
 
