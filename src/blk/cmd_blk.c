@@ -155,7 +155,9 @@ static const char secondary_help[] =
 	"                         none is prepared, and (dropping nothing)\n"
 	"                         when the primary wrote after the prepare.\n"
 	"                         colo vm --blk-control sends it once the\n"
-	"                         new secondary VM is loaded.\n"
+	"                         new secondary VM is loaded. Optional\n"
+	"                         \"id\" (a number): status then reports it\n"
+	"                         as \"commit_id\".\n"
 	"  {\"cmd\":\"abort\"}        forget the prepared checkpoint and keep\n"
 	"                         buffering (\"aborted\": whether one was)\n"
 	"  {\"cmd\":\"failover\"}     drop the link, fold the buffers into FILE\n"
@@ -219,6 +221,7 @@ struct blk_main {
 	struct colo_repl_primary *p;   /* primary */
 	struct colo_disk_buffer *db;   /* secondary */
 	struct colo_repl_secondary *s; /* secondary */
+	int64_t commit_id;	       /* secondary: the last commit's "id" */
 };
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
@@ -678,6 +681,8 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 			       json_object_new_boolean(bs.failed_over));
 	json_object_object_add(o, "prepared",
 			       json_object_new_boolean(bs.prepared));
+	json_object_object_add(o, "commit_id",
+			       json_object_new_int64(m->commit_id));
 	add_u64(o, "hidden_granules", bs.hidden_granules);
 	add_u64(o, "active_granules", bs.active_granules);
 	add_u64(o, "granularity", bs.granularity);
@@ -737,9 +742,21 @@ static int secondary_commit(void *ctx, struct json_object *req,
 			    struct json_object *reply, char *err, size_t errlen)
 {
 	struct blk_main *m = ctx;
-	int r = colo_disk_buffer_commit(m->db);
+	struct json_object *id = NULL;
+	int r;
 
-	(void)req;
+	/* The caller's name for this checkpoint, reported by status: a
+	 * caller whose reply was lost learns from it whether the commit
+	 * happened. */
+	if (json_object_object_get_ex(req, "id", &id) &&
+	    (!json_object_is_type(id, json_type_int) ||
+	     json_object_get_int64(id) < 0)) {
+		snprintf(err, errlen, "id: a number >= 0");
+		return -1;
+	}
+	r = colo_disk_buffer_commit(m->db);
+	if (r == 0)
+		m->commit_id = id ? json_object_get_int64(id) : 0;
 	if (r < 0) {
 		snprintf(err, errlen, "commit: %s",
 			 r == -ENOENT ? "no checkpoint is prepared"

@@ -271,8 +271,11 @@ def scenario_prepare_commit(tmp):
         r = ctl(pair.pctl, "prepare")
         assert not r["ok"] and "already holds a prepared" in r["error"], r
         assert ctl(pair.pctl, "status")["state"] == "protected"
-        r = ctl(pair.sctl, "commit")
+        r = ctl(pair.sctl, "commit", id="seven")
+        assert not r["ok"] and "id" in r["error"], r
+        r = ctl(pair.sctl, "commit", id=7)
         assert r["ok"] and r["prepared"] is False, r
+        assert ctl(pair.sctl, "status")["commit_id"] == 7
         assert r["hidden_granules"] == 0 and r["active_granules"] == 0, r
         m.view = bytearray(m.prim)
         assert_same(read_export(pair.sexp, os.path.join(tmp, "v2")),

@@ -127,6 +127,8 @@ def test_failover(colo):
         at_ckpt = last_write(console(pair, "primary"))
         st = pair.blk_ctl("secondary", "stats")
         assert st["prepares"] >= 2 and st["checkpoints"] >= 2, st
+        # the secondary's colo vm committed this very checkpoint
+        assert st["commit_id"] == r["seq"], (st, r)
         # The new secondary VM (loaded from this checkpoint) agrees.
         vmpair.wait_for(lambda: oks(console(pair, "secondary")), 60,
                         "the new secondary VM to check its disk")
