@@ -93,6 +93,15 @@ static const char primary_help[] =
 	"                         the secondary dropped its disk buffer at\n"
 	"                         that point; fails unless protected.\n"
 	"                         Optional \"timeout_ms\".\n"
+	"  {\"cmd\":\"prepare\"}      the first step of a two-step checkpoint:\n"
+	"                         returns once every write sent before it\n"
+	"                         is applied on the secondary, which keeps\n"
+	"                         its buffers until its own \"commit\" (or\n"
+	"                         \"abort\"). Fails unless protected, and\n"
+	"                         when the secondary already holds a\n"
+	"                         prepared checkpoint. Optional\n"
+	"                         \"timeout_ms\". colo vm --blk-control\n"
+	"                         sends it after stopping the VM.\n"
 	"  {\"cmd\":\"failover\"}     give up the secondary: stop replicating\n"
 	"  {\"cmd\":\"quit\"}         exit as on SIGTERM\n"
 	"\n"
@@ -140,12 +149,25 @@ static const char secondary_help[] =
 	"  {\"cmd\":\"checkpoint\"}   drop both buffers now. Prefer the\n"
 	"                         primary's checkpoint, which drops them at\n"
 	"                         the exact point of the write stream.\n"
+	"  {\"cmd\":\"commit\"}       the second step of a two-step checkpoint:\n"
+	"                         drop both buffers at the point the\n"
+	"                         primary's \"prepare\" marked. Fails when\n"
+	"                         none is prepared, and (dropping nothing)\n"
+	"                         when the primary wrote after the prepare.\n"
+	"                         colo vm --blk-control sends it once the\n"
+	"                         new secondary VM is loaded. Optional\n"
+	"                         \"id\" (a number): status then reports it\n"
+	"                         as \"commit_id\".\n"
+	"  {\"cmd\":\"abort\"}        forget the prepared checkpoint and keep\n"
+	"                         buffering (\"aborted\": whether one was)\n"
 	"  {\"cmd\":\"failover\"}     drop the link, fold the buffers into FILE\n"
 	"                         and serve FILE directly: FILE is what the\n"
 	"                         secondary guest saw, so the primary's\n"
 	"                         writes since the last checkpoint are\n"
 	"                         rolled back, as the secondary VM's state\n"
-	"                         is. With \"view\":\"primary\" the buffers\n"
+	"                         is. A prepared but uncommitted checkpoint\n"
+	"                         is rolled back too.\n"
+	"                         With \"view\":\"primary\" the buffers\n"
 	"                         are dropped instead: FILE keeps every write\n"
 	"                         the primary had acknowledged, for a\n"
 	"                         secondary VM that restarts from FILE (or\n"
@@ -199,6 +221,7 @@ struct blk_main {
 	struct colo_repl_primary *p;   /* primary */
 	struct colo_disk_buffer *db;   /* secondary */
 	struct colo_repl_secondary *s; /* secondary */
+	int64_t commit_id;	       /* secondary: the last commit's "id" */
 };
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
@@ -480,6 +503,7 @@ static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 	add_u64(o, "resyncs", st.resyncs);
 	add_u64(o, "total_resync_bytes", st.total_resync_bytes);
 	add_u64(o, "checkpoints", st.checkpoints);
+	add_u64(o, "prepares", st.prepares);
 	add_u64(o, "granularity", st.granularity);
 }
 
@@ -499,29 +523,61 @@ static int primary_stats(void *ctx, struct json_object *req,
 	return 0;
 }
 
+/* The optional "timeout_ms" of a barrier request: 0 (the link's
+ * timeout), the value, or -1 after an error. */
+static long barrier_timeout(struct json_object *req, char *err, size_t errlen)
+{
+	struct json_object *t;
+	int64_t v;
+
+	if (!json_object_object_get_ex(req, "timeout_ms", &t))
+		return 0;
+	v = json_object_get_int64(t);
+	if (!json_object_is_type(t, json_type_int) || v < 1 || v > 3600000) {
+		snprintf(err, errlen, "timeout_ms: 1..3600000");
+		return -1;
+	}
+	return (long)v;
+}
+
 static int primary_checkpoint(void *ctx, struct json_object *req,
 			      struct json_object *reply, char *err,
 			      size_t errlen)
 {
 	struct blk_main *m = ctx;
-	struct json_object *t;
-	unsigned int timeout_ms = 0;
+	long timeout_ms = barrier_timeout(req, err, errlen);
 	int r;
 
-	if (json_object_object_get_ex(req, "timeout_ms", &t)) {
-		int64_t v = json_object_get_int64(t);
-
-		if (!json_object_is_type(t, json_type_int) || v < 1 ||
-		    v > 3600000) {
-			snprintf(err, errlen, "timeout_ms: 1..3600000");
-			return -1;
-		}
-		timeout_ms = (unsigned int)v;
-	}
-	r = colo_repl_primary_checkpoint(m->p, timeout_ms);
+	if (timeout_ms < 0)
+		return -1;
+	r = colo_repl_primary_checkpoint(m->p, (unsigned int)timeout_ms);
 	if (r < 0) {
 		snprintf(err, errlen, "checkpoint: %s",
 			 r == -ENOTCONN ? "not protected" : strerror(-r));
+		return -1;
+	}
+	primary_fill(m->p, reply, false);
+	return 0;
+}
+
+static int primary_prepare(void *ctx, struct json_object *req,
+			   struct json_object *reply, char *err, size_t errlen)
+{
+	struct blk_main *m = ctx;
+	long timeout_ms = barrier_timeout(req, err, errlen);
+	int r;
+
+	if (timeout_ms < 0)
+		return -1;
+	r = colo_repl_primary_prepare(m->p, (unsigned int)timeout_ms);
+	if (r < 0) {
+		snprintf(err, errlen, "prepare: %s",
+			 r == -ENOTCONN ? "not protected"
+			 : r == -EALREADY
+				 ? "the secondary already holds a prepared "
+				   "checkpoint (commit or abort it there "
+				   "first)"
+				 : strerror(-r));
 		return -1;
 	}
 	primary_fill(m->p, reply, false);
@@ -544,6 +600,9 @@ static const struct colo_control_cmd primary_cmds[] = {
 	{ "stats", primary_stats, "replication counters" },
 	{ "checkpoint", primary_checkpoint,
 	  "barrier + secondary buffer drop; optional timeout_ms" },
+	{ "prepare", primary_prepare,
+	  "barrier; the secondary holds its buffers until its commit; "
+	  "optional timeout_ms" },
 	{ "failover", primary_failover, "stop replicating; serve alone" },
 	{ "quit", quit_cmd, "exit" },
 };
@@ -620,6 +679,10 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 			       json_object_new_boolean(ls.connected));
 	json_object_object_add(o, "failed_over",
 			       json_object_new_boolean(bs.failed_over));
+	json_object_object_add(o, "prepared",
+			       json_object_new_boolean(bs.prepared));
+	json_object_object_add(o, "commit_id",
+			       json_object_new_int64(m->commit_id));
 	add_u64(o, "hidden_granules", bs.hidden_granules);
 	add_u64(o, "active_granules", bs.active_granules);
 	add_u64(o, "granularity", bs.granularity);
@@ -633,6 +696,7 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 	add_u64(o, "guest_reads", bs.guest_reads);
 	add_u64(o, "barriers", ls.barriers);
 	add_u64(o, "checkpoints", bs.checkpoints);
+	add_u64(o, "prepares", ls.prepares);
 	add_u64(o, "connects", ls.connects);
 	add_u64(o, "resyncs", ls.resyncs);
 	add_u64(o, "resync_bytes", ls.resync_bytes);
@@ -674,6 +738,53 @@ static int secondary_checkpoint(void *ctx, struct json_object *req,
 	return 0;
 }
 
+static int secondary_commit(void *ctx, struct json_object *req,
+			    struct json_object *reply, char *err, size_t errlen)
+{
+	struct blk_main *m = ctx;
+	struct json_object *id = NULL;
+	int r;
+
+	/* The caller's name for this checkpoint, reported by status: a
+	 * caller whose reply was lost learns from it whether the commit
+	 * happened. */
+	if (json_object_object_get_ex(req, "id", &id) &&
+	    (!json_object_is_type(id, json_type_int) ||
+	     json_object_get_int64(id) < 0)) {
+		snprintf(err, errlen, "id: a number >= 0");
+		return -1;
+	}
+	r = colo_disk_buffer_commit(m->db);
+	if (r == 0)
+		m->commit_id = id ? json_object_get_int64(id) : 0;
+	if (r < 0) {
+		snprintf(err, errlen, "commit: %s",
+			 r == -ENOENT ? "no checkpoint is prepared"
+			 : r == -ESTALE
+				 ? "the primary wrote after the prepare; "
+				   "nothing dropped, prepare again"
+			 : r == -ESHUTDOWN ? "failed over"
+					   : strerror(-r));
+		return -1;
+	}
+	secondary_fill(m, reply, false);
+	return 0;
+}
+
+static int secondary_abort(void *ctx, struct json_object *req,
+			   struct json_object *reply, char *err, size_t errlen)
+{
+	struct blk_main *m = ctx;
+	bool was = colo_disk_buffer_abort(m->db);
+
+	(void)req, (void)err, (void)errlen;
+	if (was)
+		colo_log_info("blk secondary: prepared checkpoint aborted");
+	secondary_fill(m, reply, false);
+	json_object_object_add(reply, "aborted", json_object_new_boolean(was));
+	return 0;
+}
+
 static int secondary_failover(void *ctx, struct json_object *req,
 			      struct json_object *reply, char *err,
 			      size_t errlen)
@@ -707,6 +818,10 @@ static const struct colo_control_cmd secondary_cmds[] = {
 	{ "status", secondary_status, "link and buffer state" },
 	{ "stats", secondary_stats, "counters" },
 	{ "checkpoint", secondary_checkpoint, "drop both buffers now" },
+	{ "commit", secondary_commit,
+	  "drop both buffers at the point the primary prepared" },
+	{ "abort", secondary_abort,
+	  "forget the prepared checkpoint, keep buffering" },
 	{ "failover", secondary_failover,
 	  "fold the buffers into the image, serve it directly; "
 	  "view=primary: drop them instead" },

@@ -53,6 +53,8 @@ struct colo_disk_buffer {
 	uint8_t *tmp;  /* one granule, used under the write lock */
 	uint8_t *zero; /* one granule of zeroes */
 	bool failed_over;
+	bool prepared; /* colo_disk_buffer_prepare, not yet committed */
+	uint64_t writes_since_prepare;
 	struct colo_disk_buffer_stats st;
 };
 
@@ -422,6 +424,8 @@ int colo_disk_buffer_apply_primary_write(struct colo_disk_buffer *db,
 		db->st.originals_saved++;
 	}
 	r = image_write(db, data, len, off);
+	if (db->prepared)
+		db->writes_since_prepare++;
 	db->st.primary_writes++;
 	db->st.primary_bytes += len;
 out:
@@ -457,10 +461,68 @@ int colo_disk_buffer_checkpoint(struct colo_disk_buffer *db)
 	} else {
 		buffer_drop(&db->hidden);
 		buffer_drop(&db->active);
+		db->prepared = false;
 		db->st.checkpoints++;
 	}
 	pthread_rwlock_unlock(&db->lock);
 	return r;
+}
+
+int colo_disk_buffer_prepare(struct colo_disk_buffer *db)
+{
+	int r = 0;
+
+	pthread_rwlock_wrlock(&db->lock);
+	if (db->failed_over)
+		r = -ESHUTDOWN;
+	else if (db->prepared)
+		r = -EALREADY;
+	else {
+		db->prepared = true;
+		db->writes_since_prepare = 0;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return r;
+}
+
+/*
+ * Dropping the buffers is right only if they hold exactly the primary's
+ * writes up to the prepare point: a write after it saved an original
+ * that the next epoch's failover needs. The frame keeps the primary
+ * stopped from prepare to commit, so such a write means the caller's
+ * sequence broke; the checkpoint is refused rather than made wrong.
+ */
+int colo_disk_buffer_commit(struct colo_disk_buffer *db)
+{
+	int r = 0;
+
+	pthread_rwlock_wrlock(&db->lock);
+	if (db->failed_over) {
+		r = -ESHUTDOWN;
+	} else if (!db->prepared) {
+		r = -ENOENT;
+	} else if (db->writes_since_prepare) {
+		db->prepared = false;
+		r = -ESTALE;
+	} else {
+		buffer_drop(&db->hidden);
+		buffer_drop(&db->active);
+		db->prepared = false;
+		db->st.checkpoints++;
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return r;
+}
+
+bool colo_disk_buffer_abort(struct colo_disk_buffer *db)
+{
+	bool was;
+
+	pthread_rwlock_wrlock(&db->lock);
+	was = db->prepared;
+	db->prepared = false;
+	pthread_rwlock_unlock(&db->lock);
+	return was;
 }
 
 /* Copy every granule of b (skipping those in `skip`) into the image. */
@@ -491,7 +553,10 @@ static int fold(struct colo_disk_buffer *db, struct buffer *b,
  * The guest saw active, else hidden, else the image. The image holds the
  * primary's writes since the last checkpoint, which the guest never saw:
  * where hidden saved an original and active does not override it, the
- * original goes back; active goes over everything.
+ * original goes back; active goes over everything. A prepared checkpoint
+ * that was not committed dropped nothing, so its writes are rolled back
+ * too: the result is the last committed checkpoint plus the guest's own
+ * writes, matching a secondary VM that was not replaced.
  */
 int colo_disk_buffer_failover(struct colo_disk_buffer *db)
 {
@@ -508,6 +573,7 @@ int colo_disk_buffer_failover(struct colo_disk_buffer *db)
 	if (r == 0) {
 		buffer_drop(&db->hidden);
 		buffer_drop(&db->active);
+		db->prepared = false;
 		db->failed_over = true;
 	}
 out:
@@ -525,6 +591,7 @@ int colo_disk_buffer_takeover(struct colo_disk_buffer *db)
 	if (r == 0) {
 		buffer_drop(&db->hidden);
 		buffer_drop(&db->active);
+		db->prepared = false;
 		db->failed_over = true;
 	}
 	pthread_rwlock_unlock(&db->lock);
@@ -553,6 +620,8 @@ void colo_disk_buffer_get_stats(struct colo_disk_buffer *db,
 	st->map_bytes = (db->hidden.map.cap + db->active.map.cap) * 2 *
 			sizeof(uint64_t);
 	st->failed_over = db->failed_over;
+	st->prepared = db->prepared;
+	st->writes_since_prepare = db->writes_since_prepare;
 	pthread_rwlock_unlock(&db->lock);
 }
 

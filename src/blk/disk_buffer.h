@@ -37,6 +37,8 @@ struct colo_disk_buffer_stats {
 	uint64_t guest_reads;
 	uint64_t checkpoints;
 	bool failed_over;
+	bool prepared;		       /* a checkpoint awaits commit or abort */
+	uint64_t writes_since_prepare; /* primary writes after the prepare */
 };
 
 /* disk_buffer.c APIs: */
@@ -69,8 +71,24 @@ int colo_disk_buffer_apply_resync(struct colo_disk_buffer *db, uint64_t off,
 				  uint32_t len, const void *data);
 /* Make the primary's writes applied so far durable on the image. */
 int colo_disk_buffer_flush_image(struct colo_disk_buffer *db);
-/* Drop both buffers, guest requests held meanwhile. */
+/* Drop both buffers, guest requests held meanwhile (and forget a
+ * prepared checkpoint: this one covers it). */
 int colo_disk_buffer_checkpoint(struct colo_disk_buffer *db);
+/*
+ * A checkpoint in two steps, for a secondary VM that is replaced in
+ * between: prepare marks the point of the primary's write stream the
+ * checkpoint covers, dropping nothing (a failover meanwhile still folds
+ * back to the previous checkpoint); commit drops both buffers once the
+ * new secondary VM is loaded. prepare: -EALREADY when one is prepared,
+ * -ESHUTDOWN after failover. commit: -ENOENT when none is prepared,
+ * -ESTALE (nothing dropped, none prepared any more) when primary writes
+ * came after the prepare, which the checkpoint does not cover,
+ * -ESHUTDOWN after failover. abort forgets the prepared checkpoint and
+ * keeps buffering; true when there was one.
+ */
+int colo_disk_buffer_prepare(struct colo_disk_buffer *db);
+int colo_disk_buffer_commit(struct colo_disk_buffer *db);
+bool colo_disk_buffer_abort(struct colo_disk_buffer *db);
 /*
  * Make the image equal the guest's view and serve it directly from now
  * on. Idempotent; on error the buffers are kept and it may be retried.

@@ -38,9 +38,11 @@ static const struct {
 	[COLO_LINK_HELLO] = { 0, false },
 	[COLO_LINK_WRITE] = { COLO_LINK_F_ZERO | COLO_LINK_F_FUA, true },
 	[COLO_LINK_WRITE_ACK] = { COLO_LINK_F_ERROR, false },
-	[COLO_LINK_BARRIER] = { COLO_LINK_F_CHECKPOINT | COLO_LINK_F_FLUSH,
+	[COLO_LINK_BARRIER] = { COLO_LINK_F_CHECKPOINT | COLO_LINK_F_FLUSH |
+					COLO_LINK_F_PREPARE,
 				false },
-	[COLO_LINK_BARRIER_ACK] = { COLO_LINK_F_ERROR, false },
+	[COLO_LINK_BARRIER_ACK] = { COLO_LINK_F_ERROR | COLO_LINK_F_REFUSED,
+				    false },
 	[COLO_LINK_RESYNC_BEGIN] = { 0, false },
 	[COLO_LINK_RESYNC_DATA] = { COLO_LINK_F_ZERO, true },
 	[COLO_LINK_RESYNC_END] = { COLO_LINK_F_ERROR, false },
@@ -61,6 +63,10 @@ int colo_link_decode_hdr(const uint8_t in[COLO_LINK_HDR_LEN],
 	if (h->type == 0 || h->type > COLO_LINK_TYPE_MAX)
 		return -EPROTO;
 	if (h->flags & ~type_rules[h->type].flags)
+		return -EPROTO;
+	/* A barrier drops the buffers now or marks a later commit: not both. */
+	if ((h->flags & COLO_LINK_F_CHECKPOINT) &&
+	    (h->flags & COLO_LINK_F_PREPARE))
 		return -EPROTO;
 	if (h->type == COLO_LINK_HELLO)
 		return h->len == COLO_LINK_HELLO_LEN ? 0 : -EPROTO;

@@ -37,8 +37,8 @@ enum colo_link_type {
 	COLO_LINK_HELLO = 1,
 	COLO_LINK_WRITE = 2,	    /* off, len, data (F_ZERO: no data) */
 	COLO_LINK_WRITE_ACK = 3,    /* seq */
-	COLO_LINK_BARRIER = 4,	    /* seq; F_CHECKPOINT, F_FLUSH */
-	COLO_LINK_BARRIER_ACK = 5,  /* seq; flags: F_ERROR on failure */
+	COLO_LINK_BARRIER = 4,	    /* seq; F_CHECKPOINT, F_FLUSH, F_PREPARE */
+	COLO_LINK_BARRIER_ACK = 5,  /* seq; F_ERROR on failure, F_REFUSED */
 	COLO_LINK_RESYNC_BEGIN = 6, /* len = 0; off = bytes to come */
 	COLO_LINK_RESYNC_DATA = 7,  /* off, len, data (or F_ZERO) */
 	COLO_LINK_RESYNC_END = 8,   /* seq; answered by RESYNC_END */
@@ -52,7 +52,13 @@ enum colo_link_type {
 #define COLO_LINK_F_FUA	       0x0002 /* WRITE: durable before the ack */
 #define COLO_LINK_F_CHECKPOINT 0x0004 /* BARRIER: then drop the disk buffer */
 #define COLO_LINK_F_FLUSH      0x0008 /* BARRIER: then flush the image */
-#define COLO_LINK_F_ERROR      0x8000 /* acks: the request failed */
+/* BARRIER: mark the checkpoint's point in the write stream, drop nothing
+ * (the secondary's control socket commits it later) */
+#define COLO_LINK_F_PREPARE 0x0010
+/* BARRIER_ACK: applied in order but refused (a checkpoint is already
+ * prepared); unlike F_ERROR the link goes on */
+#define COLO_LINK_F_REFUSED 0x4000
+#define COLO_LINK_F_ERROR   0x8000 /* acks: the request failed */
 
 struct colo_link_hdr {
 	uint16_t type;

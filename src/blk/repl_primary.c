@@ -62,7 +62,8 @@ struct colo_repl_primary {
 	uint64_t epoch; /* bumped when a link is lost */
 	enum colo_repl_state state;
 	uint64_t next_seq, acked_seq;
-	struct pending *q; /* ring of unacknowledged frames */
+	uint64_t refused_seq; /* the last barrier the secondary refused */
+	struct pending *q;    /* ring of unacknowledged frames */
 	size_t qhead, qlen, qcap;
 	struct pending *lost; /* completions of a lost link, to run unlocked */
 	size_t nlost, lost_cap;
@@ -418,7 +419,14 @@ static int barrier(struct colo_repl_primary *p, uint16_t flags,
 	pthread_mutex_unlock(&p->order);
 	if (r < 0)
 		return -ECONNRESET;
-	return wait_ack(p, h.seq, epoch, timeout_ms);
+	r = wait_ack(p, h.seq, epoch, timeout_ms);
+	if (r == 0) {
+		pthread_mutex_lock(&p->lock);
+		if (p->refused_seq == h.seq)
+			r = -EALREADY;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return r;
 }
 
 static int prim_flush(struct colo_blk_dev *d)
@@ -449,6 +457,20 @@ int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
 	if (r == 0) {
 		pthread_mutex_lock(&p->lock);
 		p->st.checkpoints++;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return r;
+}
+
+int colo_repl_primary_prepare(struct colo_repl_primary *p,
+			      unsigned int timeout_ms)
+{
+	int r = barrier(p, COLO_LINK_F_PREPARE, true,
+			timeout_ms ? timeout_ms : p->timeout_ms);
+
+	if (r == 0) {
+		pthread_mutex_lock(&p->lock);
+		p->st.prepares++;
 		pthread_mutex_unlock(&p->lock);
 	}
 	return r;
@@ -579,6 +601,8 @@ static void *receiver_main(void *arg)
 			why = "ack out of order";
 			break;
 		}
+		if (h.flags & COLO_LINK_F_REFUSED)
+			p->refused_seq = h.seq;
 		p->acked_seq = h.seq;
 		pthread_cond_broadcast(&p->cond);
 		/* Completions run outside the lock, a batch at a time. */

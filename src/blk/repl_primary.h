@@ -55,6 +55,7 @@ struct colo_repl_primary_stats {
 	uint64_t last_resync_bytes;	 /* regions copied by the last resync */
 	uint64_t total_resync_bytes;
 	uint64_t checkpoints;
+	uint64_t prepares;
 	uint32_t granularity;
 	bool async;
 };
@@ -77,6 +78,15 @@ int colo_repl_primary_start(struct colo_repl_primary *p);
  */
 int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
 				 unsigned int timeout_ms);
+/*
+ * First step of a two-step checkpoint: returns 0 once every write
+ * forwarded before it is applied on the secondary, which holds them in
+ * its disk buffer until its control socket commits (or aborts) them.
+ * Errors as for checkpoint, plus -EALREADY when the secondary already
+ * holds a prepared checkpoint (the link goes on).
+ */
+int colo_repl_primary_prepare(struct colo_repl_primary *p,
+			      unsigned int timeout_ms);
 void colo_repl_primary_get_stats(struct colo_repl_primary *p,
 				 struct colo_repl_primary_stats *st);
 const char *colo_repl_state_name(enum colo_repl_state s);

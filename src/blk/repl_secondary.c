@@ -11,7 +11,9 @@
  * A checkpoint barrier drops the disk buffer between the writes before
  * it and those after it: dropped any later, the originals that writes
  * from the next epoch saved would be lost, and a failover would show the
- * guest primary data it never saw.
+ * guest primary data it never saw. A prepare barrier only marks that
+ * point; `colo vm` commits it through the control socket once the new
+ * secondary VM is loaded (the primary stays stopped until then).
  *
  * Acks are cumulative (an ack for seq N covers every frame up to N), so
  * a WRITE's ack waits while more bytes are already on the link: one ack
@@ -117,12 +119,29 @@ static int apply(struct colo_repl_secondary *s, int fd,
 			r = colo_disk_buffer_flush_image(s->db);
 		if (r == 0 && (h->flags & COLO_LINK_F_CHECKPOINT))
 			r = colo_disk_buffer_checkpoint(s->db);
+		if (r == 0 && (h->flags & COLO_LINK_F_PREPARE))
+			r = colo_disk_buffer_prepare(s->db);
 		pthread_mutex_lock(&s->lock);
 		s->st.barriers++;
 		if (h->flags & COLO_LINK_F_CHECKPOINT && r == 0)
 			s->st.checkpoints++;
+		if (h->flags & COLO_LINK_F_PREPARE && r == 0)
+			s->st.prepares++;
 		s->st.last_seq = h->seq;
 		pthread_mutex_unlock(&s->lock);
+		if (r == -EALREADY) {
+			/* A second prepare is the caller's mistake, not the
+			 * link's: refused, and the link goes on. */
+			struct colo_link_hdr a = {
+				.type = COLO_LINK_BARRIER_ACK,
+				.seq = h->seq,
+				.flags = COLO_LINK_F_REFUSED,
+			};
+
+			colo_log_warn("blk secondary: prepare refused: a "
+				      "checkpoint is already prepared");
+			return colo_link_send(fd, &a, NULL) < 0 ? -EIO : 0;
+		}
 		return ack(fd, COLO_LINK_BARRIER_ACK, h->seq, r) < 0 ? -EIO : r;
 	case COLO_LINK_RESYNC_BEGIN:
 		colo_log_info("blk secondary: resync of %llu bytes begins",
@@ -271,6 +290,11 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	if (r == 0)
 		r = alloc_buffers(s);
 	if (r == 0) {
+		/* A checkpoint prepared over an earlier link belongs to a
+		 * primary that is gone; this one starts with a resync. */
+		if (colo_disk_buffer_abort(s->db))
+			colo_log_warn("blk secondary: the prepared checkpoint "
+				      "of the previous link is abandoned");
 		colo_log_info("blk secondary: primary connected");
 		pthread_mutex_lock(&s->lock);
 		s->st.connected = true;

@@ -23,6 +23,7 @@ struct colo_repl_secondary_stats {
 	uint64_t write_bytes;
 	uint64_t barriers;
 	uint64_t checkpoints; /* buffer drops ordered by the primary */
+	uint64_t prepares;    /* two-step checkpoints the primary prepared */
 	uint64_t resyncs;     /* completed */
 	uint64_t resync_bytes;
 	uint64_t last_seq;

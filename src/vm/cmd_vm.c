@@ -314,6 +314,15 @@ static void usage(FILE *f)
 		"on its requests\n"
 		"                       (primary), checkpoint-done after "
 		"each checkpoint\n"
+		"  --disk SOCK          this host's colo blk export "
+		"(tcp:HOST:PORT, unix:PATH):\n"
+		"                       blockdev node colo-disk for the "
+		"guest's -device\n"
+		"  --blk-control PATH   this host's colo blk control socket: "
+		"prepare after\n"
+		"                       the stop (primary), commit once "
+		"loaded and blk failover\n"
+		"                       on failover (secondary)\n"
 		"  --dump-dir DIR       where "
 		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
 		"  -q, --quiet          warnings only\n");
@@ -347,6 +356,8 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "dump-dir", required_argument, NULL, 'D' },
 		{ "nic", required_argument, NULL, 'N' },
 		{ "proxy-control", required_argument, NULL, 'P' },
+		{ "blk-control", required_argument, NULL, 'B' },
+		{ "disk", required_argument, NULL, 'K' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -388,6 +399,16 @@ int colo_cmd_vm(int argc, char **argv)
 			break;
 		case 'P':
 			v.proxy_ctl = optarg;
+			break;
+		case 'B':
+			v.blk_ctl = optarg;
+			break;
+		case 'K':
+			if (colo_qemu_disk_arg(&v.qcfg, optarg, err,
+					       sizeof(err)) < 0) {
+				fprintf(stderr, "colo vm: %s\n", err);
+				return 2;
+			}
 			break;
 		case 'N':
 			if (colo_qemu_nic_arg(&v.qcfg, optarg, err,

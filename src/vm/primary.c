@@ -2,7 +2,8 @@
  * primary.c - the primary's side of the frame: it owns the guest that
  * serves, accepts the secondary's frame link, and runs each checkpoint:
  *
- *   stop VM -> BEGIN -> pages that changed since the last checkpoint
+ *   stop VM -> blk prepare -> BEGIN -> pages that changed since the last
+ * checkpoint
  *   -> (secondary: RAM_READY) -> device state by QEMU migration into the
  *   secondary's standby (x-ignore-shared) -> DEVICES_SENT
  *   -> (secondary: LOADED) -> proxy checkpoint-done -> RESUME -> cont VM
@@ -332,7 +333,10 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	    0)
 		return -1; /* the VM still runs; nothing was sent */
 	ph[PH_STOP] = colo_now_ns();
-	if (run_checkpoint(v, why, dump, &pages, ph, &migrating, why_failed,
+	/* blk_hook.c: the disk's part of the checkpoint, held on the
+	 * secondary from here until it commits. */
+	if (colo_vm_blk_prepare(v, why_failed, sizeof(why_failed)) < 0 ||
+	    run_checkpoint(v, why, dump, &pages, ph, &migrating, why_failed,
 			   sizeof(why_failed)) < 0) {
 		char e2[256];
 		struct colo_flink_msg m = { .seq = v->seq };

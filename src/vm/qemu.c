@@ -109,7 +109,7 @@ int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 		 (unsigned long long)cfg->ram_size, cfg->ram_path);
 	snprintf(qmparg, sizeof(qmparg), "unix:%s,server=on,wait=off", q->sock);
 	unlink(q->sock);
-	argv = calloc((size_t)cfg->nargs + 16, sizeof(*argv));
+	argv = calloc((size_t)cfg->nargs + 20, sizeof(*argv));
 	if (!argv) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -126,6 +126,10 @@ int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 	if (cfg->netdev[0]) {
 		argv[n++] = "-netdev";
 		argv[n++] = (char *)cfg->netdev;
+	}
+	if (cfg->blockdev[0]) {
+		argv[n++] = "-blockdev";
+		argv[n++] = (char *)cfg->blockdev;
 	}
 	if (standby) {
 		argv[n++] = "-S";

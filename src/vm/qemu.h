@@ -25,6 +25,9 @@ struct colo_qemu_cfg {
 	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
 	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
 	char netdev[256];
+	/* "-blockdev ..." value putting node colo-disk on this host's colo
+	 * blk NBD export, or "" for none (colo_qemu_disk_arg). */
+	char blockdev[512];
 };
 
 struct colo_qemu {
@@ -42,6 +45,10 @@ struct colo_qemu {
  * port) into the -netdev value of netdev "colo-nic" in cfg->netdev. */
 int colo_qemu_nic_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
 		      size_t errlen);
+/* Turns --disk SOCK (tcp:HOST:PORT or unix:PATH, the colo blk export)
+ * into the -blockdev value of node "colo-disk" in cfg->blockdev. */
+int colo_qemu_disk_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
+		       size_t errlen);
 /* Refuses arguments that cannot work under the frame and finds the guest
  * RAM size (-m; QEMU's 128 MiB default when absent). 0, or -1 with the
  * reason in err. */

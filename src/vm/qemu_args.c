@@ -170,3 +170,44 @@ int colo_qemu_nic_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
 	}
 	return 0;
 }
+
+/* The disk is wired by colo vm for the same reason as the NIC: every QEMU
+ * it starts opens the same colo blk export. A standby connects while the
+ * VM it will replace is still connected (the export serves several
+ * clients at once) and, started with -incoming, keeps the disk inactive
+ * until it has loaded the device state. No export name: colo blk serves
+ * its export to clients that ask for the default one. */
+int colo_qemu_disk_arg(struct colo_qemu_cfg *cfg, const char *sock, char *err,
+		       size_t errlen)
+{
+	struct colo_sock_spec spec;
+	char why[256];
+	int n;
+
+	if (colo_sock_spec_parse(sock, &spec, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "--disk %s: %s", sock, why);
+		return -1;
+	}
+	if (colo_sock_spec_is_listen(&spec) || strchr(sock, ',')) {
+		snprintf(err, errlen,
+			 "--disk %s: give colo blk's export as tcp:HOST:PORT "
+			 "or unix:PATH (no commas)",
+			 sock);
+		return -1;
+	}
+	if (spec.kind == COLO_SOCK_TCP_CONNECT)
+		n = snprintf(cfg->blockdev, sizeof(cfg->blockdev),
+			     "driver=nbd,node-name=colo-disk,server.type=inet,"
+			     "server.host=%s,server.port=%s",
+			     spec.host, spec.port);
+	else
+		n = snprintf(cfg->blockdev, sizeof(cfg->blockdev),
+			     "driver=nbd,node-name=colo-disk,server.type=unix,"
+			     "server.path=%s",
+			     spec.path);
+	if (n < 0 || (size_t)n >= sizeof(cfg->blockdev)) {
+		snprintf(err, errlen, "--disk %s: too long", sock);
+		return -1;
+	}
+	return 0;
+}

@@ -9,10 +9,10 @@
  *      cache, pages the primary changed are written (every overwritten
  *      page kept in an undo log) -> RAM_READY
  *   -> the standby loads the device state -> DEVICES_SENT
- *   -> commit: LOADED -> the old VM is retired (the proxy's guest port
- *      passes to the standby) -> RESUME from the primary (its proxy
- *      restarted comparing) -> the standby runs as the new secondary VM,
- *      the cache takes the new pages, the next standby starts.
+ *   -> commit: blk commit (disk buffers dropped) -> LOADED -> the old VM is
+ * retired (the proxy's guest port passes to the standby) -> RESUME from the
+ * primary (its proxy restarted comparing) -> the standby runs as the new
+ * secondary VM, the cache takes the new pages, the next standby starts.
  *
  * Until the commit, a failure undoes the RAM writes and resumes the old
  * secondary VM: the secondary stays at its previous checkpoint.
@@ -286,8 +286,12 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 
 	if ((flags & COLO_FLINK_F_DUMP) && !v->dump_dir)
 		flags &= ~(uint64_t)COLO_FLINK_F_DUMP;
-	if (run_checkpoint(v, flags, &staged, &undo, err, sizeof(err)) < 0) {
+	/* blk_hook.c: the disk follows once the new state is loaded, before
+	 * LOADED lets the primary run (and write) again. */
+	if (run_checkpoint(v, flags, &staged, &undo, err, sizeof(err)) < 0 ||
+	    colo_vm_blk_commit(v, err, sizeof(err)) < 0) {
 		/* Back to the previous checkpoint, whole. */
+		colo_vm_blk_abort(v);
 		undo_ram(v, &undo);
 		colo_qemu_stop(&v->standby);
 		if (v->vm.pid &&
@@ -367,6 +371,7 @@ static void link_readable(void *opaque, uint32_t events)
 		if (r > 0 && f.type == COLO_FLINK_ABORT &&
 		    colo_flink_parse_msg(&f, &m) == 0)
 			colo_log_warn("primary: %s", m.text);
+		colo_vm_blk_abort(v); /* it may have prepared one */
 		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm",
 				 r < 0 ? "primary lost"
 				       : "unexpected frame from the primary");
@@ -459,6 +464,7 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 	static char host[INET6_ADDRSTRLEN];
 
 	v->attach = colo_timer_new(v->loop, attach_fire, v);
+	colo_vm_blk_abort(v); /* left by an earlier secondary daemon */
 
 	if (connect_primary(v, connect, err, errlen) < 0)
 		return -1;
@@ -496,6 +502,10 @@ int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen)
 		snprintf(err, errlen, "no secondary VM yet (no checkpoint)");
 		return -1;
 	}
+	/* The disk first: if blk cannot fold, nothing changed here and the
+	 * command may be retried. */
+	if (colo_vm_blk_failover(v, err, errlen) < 0)
+		return -1;
 	if (v->link) {
 		struct colo_flink_msg m = { .seq = v->seq };
 

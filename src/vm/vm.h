@@ -77,6 +77,9 @@ struct colo_vm {
 	char proxy_buf[4096];
 	size_t proxy_n;
 
+	/* --blk-control: this host's colo blk (blk_hook.c) */
+	const char *blk_ctl;
+
 	struct colo_vm_stats st;
 	int exit_code; /* 1 once the primary's VM died under us */
 };
@@ -111,6 +114,16 @@ void colo_vm_proxy_stop(struct colo_vm *v);
 void colo_vm_proxy_done(struct colo_vm *v);
 /* Whether a line of the proxy's event stream is a checkpoint request. */
 bool colo_vm_proxy_is_request(const char *line);
+
+/* blk_hook.c APIs (no-ops without --blk-control): */
+/* Primary, VM stopped: every write it issued is held on the secondary. */
+int colo_vm_blk_prepare(struct colo_vm *v, char *err, size_t errlen);
+/* Secondary, new state loaded: its disk buffers are dropped. */
+int colo_vm_blk_commit(struct colo_vm *v, char *err, size_t errlen);
+/* Secondary: the prepared checkpoint will not be committed (best effort). */
+void colo_vm_blk_abort(struct colo_vm *v);
+/* Secondary: blk folds its buffers and serves the image directly. */
+int colo_vm_blk_failover(struct colo_vm *v, char *err, size_t errlen);
 
 /* secondary.c APIs: */
 int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,

@@ -6,6 +6,7 @@
  * writes the second, a checkpoint copies the first into the second, and
  * after failover the image must equal the second byte for byte.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,6 +181,81 @@ static void test_failover_restores_hidden(void **state)
 	model_free(&m);
 }
 
+/* Two-step checkpoint: prepare drops nothing, commit drops both
+ * buffers (the guest then sees the primary's disk), and the misuses get
+ * their own errors. */
+static void test_prepare_commit(void **state)
+{
+	struct model m;
+	struct colo_disk_buffer_stats st;
+
+	(void)state;
+	model_init(&m, 256 * 1024, 4096);
+	assert_int_equal(colo_disk_buffer_commit(m.db), -ENOENT);
+	primary_write(&m, 0, 20000, 1);
+	guest_write(&m, 10000, 5000, 2);
+	assert_int_equal(colo_disk_buffer_prepare(m.db), 0);
+	assert_int_equal(colo_disk_buffer_prepare(m.db), -EALREADY);
+	colo_disk_buffer_get_stats(m.db, &st);
+	assert_true(st.prepared);
+	assert_true(st.hidden_granules > 0 && st.active_granules > 0);
+	check_view(&m);			/* nothing dropped yet */
+	guest_write(&m, 30000, 100, 3); /* the old VM may still write */
+	assert_int_equal(colo_disk_buffer_commit(m.db), 0);
+	memcpy(m.view, m.prim, m.size);
+	check_view(&m);
+	colo_disk_buffer_get_stats(m.db, &st);
+	assert_false(st.prepared);
+	assert_int_equal(st.hidden_granules, 0);
+	assert_int_equal(st.active_granules, 0);
+	assert_int_equal(colo_disk_buffer_commit(m.db), -ENOENT);
+
+	/* A primary write after the prepare: the commit is refused and
+	 * drops nothing, so a failover still rolls every write back. */
+	primary_write(&m, 50000, 3000, 4);
+	assert_int_equal(colo_disk_buffer_prepare(m.db), 0);
+	primary_write(&m, 60000, 3000, 5);
+	assert_int_equal(colo_disk_buffer_commit(m.db), -ESTALE);
+	colo_disk_buffer_get_stats(m.db, &st);
+	assert_false(st.prepared);
+	check_view(&m);
+
+	/* abort: forgotten, buffers kept; a new prepare is accepted */
+	assert_int_equal(colo_disk_buffer_prepare(m.db), 0);
+	assert_true(colo_disk_buffer_abort(m.db));
+	assert_false(colo_disk_buffer_abort(m.db));
+	check_view(&m);
+	assert_int_equal(colo_disk_buffer_prepare(m.db), 0);
+	/* the one-step checkpoint covers a prepared one */
+	checkpoint(&m);
+	colo_disk_buffer_get_stats(m.db, &st);
+	assert_false(st.prepared);
+	model_free(&m);
+}
+
+/* The primary dies between prepare and commit: failover folds back to
+ * the last committed checkpoint (plus the guest's own writes), not to
+ * the prepared point. */
+static void test_failover_while_prepared(void **state)
+{
+	struct model m;
+
+	(void)state;
+	model_init(&m, 256 * 1024, 4096);
+	primary_write(&m, 0, 100000, 1);
+	checkpoint(&m); /* checkpoint N */
+	primary_write(&m, 5000, 30000, 2);
+	guest_write(&m, 20000, 4000, 3);
+	primary_write(&m, 90000, 20000, 4);
+	assert_int_equal(colo_disk_buffer_prepare(m.db), 0); /* N + 1 */
+	guest_write(&m, 95000, 100, 5);
+	check_view(&m);
+	check_image_after_failover(&m); /* N + the guest's writes */
+	assert_int_equal(colo_disk_buffer_prepare(m.db), -ESHUTDOWN);
+	assert_int_equal(colo_disk_buffer_commit(m.db), -ESHUTDOWN);
+	model_free(&m);
+}
+
 /* A disk whose size is not a multiple of the granularity. */
 static void test_tail_granule(void **state)
 {
@@ -320,6 +396,8 @@ int main(void)
 		cmocka_unit_test(test_overlap_scenario),
 		cmocka_unit_test(test_failover_restores_hidden),
 		cmocka_unit_test(test_tail_granule),
+		cmocka_unit_test(test_prepare_commit),
+		cmocka_unit_test(test_failover_while_prepared),
 		cmocka_unit_test(test_random_model),
 		cmocka_unit_test(test_large_sparse_bounded),
 		cmocka_unit_test(test_bad_granularity),

@@ -248,6 +248,69 @@ def scenario_buffer_rules(tmp):
         pair.stop()
 
 
+def scenario_prepare_commit(tmp):
+    """Two-step checkpoint over real daemons: prepare holds, commit drops,
+    misuse gets clear errors, and a primary lost between prepare and
+    commit leaves the secondary at the last committed checkpoint."""
+    pair = Pair(tmp)
+    try:
+        pair.start("secondary")
+        pair.start("primary")
+        pair.protected()
+        m = Model(read_file(pair.pimg))
+        r = ctl(pair.sctl, "commit")
+        assert not r["ok"] and "no checkpoint is prepared" in r["error"], r
+        m.primary_write(pair, 0, 100000, 0xA1)
+        m.guest_write(pair, 60000, 10000, 0xB2)
+        r = ctl(pair.pctl, "prepare")
+        assert r["ok"], r
+        assert ctl(pair.sctl, "status")["prepared"] is True
+        # nothing dropped yet: the guest still sees its own view
+        assert_same(read_export(pair.sexp, os.path.join(tmp, "v1")),
+                    m.view, "guest view after prepare")
+        r = ctl(pair.pctl, "prepare")
+        assert not r["ok"] and "already holds a prepared" in r["error"], r
+        assert ctl(pair.pctl, "status")["state"] == "protected"
+        r = ctl(pair.sctl, "commit", id="seven")
+        assert not r["ok"] and "id" in r["error"], r
+        r = ctl(pair.sctl, "commit", id=7)
+        assert r["ok"] and r["prepared"] is False, r
+        assert ctl(pair.sctl, "status")["commit_id"] == 7
+        assert r["hidden_granules"] == 0 and r["active_granules"] == 0, r
+        m.view = bytearray(m.prim)
+        assert_same(read_export(pair.sexp, os.path.join(tmp, "v2")),
+                    m.view, "guest view after commit")
+        st = ctl(pair.pctl, "stats")
+        assert st["prepares"] == 1, st
+        # a primary write after the prepare: commit refused, nothing lost
+        assert ctl(pair.pctl, "prepare")["ok"]
+        m.primary_write(pair, 200000, 5000, 0xA2)
+        r = ctl(pair.sctl, "commit")
+        assert not r["ok"] and "after the prepare" in r["error"], r
+        assert_same(read_export(pair.sexp, os.path.join(tmp, "v3")),
+                    m.view, "guest view after a refused commit")
+        # abort, then the old one-step checkpoint still works
+        assert ctl(pair.pctl, "prepare")["ok"]
+        r = ctl(pair.sctl, "abort")
+        assert r["ok"] and r["aborted"] is True, r
+        m.checkpoint(pair)
+        assert_same(read_export(pair.sexp, os.path.join(tmp, "v4")),
+                    m.view, "guest view after checkpoint")
+        # the primary dies between prepare and commit
+        m.primary_write(pair, 300000, 70000, 0xA3)
+        m.guest_write(pair, 320000, 1000, 0xB3)
+        assert ctl(pair.pctl, "prepare")["ok"]
+        pair.kill("primary")
+        r = ctl(pair.sctl, "failover")
+        assert r["ok"] and r["state"] == "failed-over", r
+        assert_same(read_file(pair.simg), m.view,
+                    "secondary image after failover while prepared")
+        r = ctl(pair.sctl, "commit")
+        assert not r["ok"] and "failed over" in r["error"], r
+    finally:
+        pair.stop()
+
+
 def scenario_degraded_resync(tmp):
     """Secondary lost: writes go on; it comes back: dirty regions only."""
     pair = Pair(tmp, prefill=False)
@@ -405,6 +468,7 @@ def scenario_control(tmp):
 
 SCENARIOS = {
     "buffer_rules": scenario_buffer_rules,
+    "prepare_commit": scenario_prepare_commit,
     "degraded_resync": scenario_degraded_resync,
     "crash": scenario_crash,
     "control": scenario_control,

@@ -77,6 +77,30 @@ static void test_hdr_rejects(void **state)
 	assert_int_equal(decode((struct colo_link_hdr){ .type = COLO_LINK_HELLO,
 							.len = 23 }),
 			 -EPROTO);
+	/* prepare: only on a barrier, never with checkpoint; refused: only
+	 * on a barrier's ack */
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_BARRIER,
+					       .flags = COLO_LINK_F_PREPARE }),
+		0);
+	assert_int_equal(decode((struct colo_link_hdr){
+				 .type = COLO_LINK_BARRIER,
+				 .flags = COLO_LINK_F_PREPARE |
+					  COLO_LINK_F_CHECKPOINT }),
+			 -EPROTO);
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_WRITE,
+					       .len = 1,
+					       .flags = COLO_LINK_F_PREPARE }),
+		-EPROTO);
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_BARRIER_ACK,
+					       .flags = COLO_LINK_F_REFUSED }),
+		0);
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_WRITE_ACK,
+					       .flags = COLO_LINK_F_REFUSED }),
+		-EPROTO);
 	/* bad magic, nonzero reserved word */
 	colo_link_encode_hdr(b,
 			     &(struct colo_link_hdr){ .type = COLO_LINK_PONG });

@@ -169,6 +169,36 @@ static void test_nic_arg(void **state)
 			 -1);
 }
 
+/* --disk: colo blk's export becomes blockdev node colo-disk. */
+static void test_disk_arg(void **state)
+{
+	struct colo_qemu_cfg cfg;
+	char err[256];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(
+		colo_qemu_disk_arg(&cfg, "unix:/run/b.nbd", err, sizeof(err)),
+		0);
+	assert_string_equal(cfg.blockdev,
+			    "driver=nbd,node-name=colo-disk,server.type=unix,"
+			    "server.path=/run/b.nbd");
+	assert_int_equal(
+		colo_qemu_disk_arg(&cfg, "tcp:[::1]:10809", err, sizeof(err)),
+		0);
+	assert_string_equal(cfg.blockdev,
+			    "driver=nbd,node-name=colo-disk,server.type=inet,"
+			    "server.host=::1,server.port=10809");
+	assert_int_equal(
+		colo_qemu_disk_arg(&cfg, "unix-listen:/x", err, sizeof(err)),
+		-1);
+	assert_int_equal(
+		colo_qemu_disk_arg(&cfg, "unix:/x,export=y", err, sizeof(err)),
+		-1);
+	assert_non_null(strstr(err, "no commas"));
+	assert_int_equal(colo_qemu_disk_arg(&cfg, "nbd", err, sizeof(err)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -177,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_pages_checked),
 		cmocka_unit_test(test_guest_args),
 		cmocka_unit_test(test_nic_arg),
+		cmocka_unit_test(test_disk_arg),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

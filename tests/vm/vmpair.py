@@ -2,7 +2,12 @@
 shared harness of the VM tests (tests/vm/vm_test.py) and the frame
 benchmark (bench/frame/). Each host gets its own directory (RAM file, QMP
 sockets, QEMU logs); RAM crosses only the frame link. Everything it starts
-is stopped by close(), also when a test fails."""
+is stopped by close(), also when a test fails.
+
+With disk=BYTES each host also gets a `colo blk` daemon (primary and
+secondary, replicating over loopback) and an image of that size, zeroed;
+both `colo vm` daemons get --disk (the blk NBD export) and --blk-control,
+and the guest a virtio-blk disk on node colo-disk."""
 import json
 import os
 import re
@@ -56,7 +61,7 @@ def wait_for(cond, timeout, what):
 class Pair:
     def __init__(self, colo, mem="128M", append="", extra=(), interval=0,
                  min_interval=0, base=None, secondary_extra=(),
-                 opts=None):
+                 opts=None, disk=None):
         self.colo = colo
         self.dir = tempfile.mkdtemp(prefix="colo-vm-test-",
                                     dir=base or "/dev/shm")
@@ -74,6 +79,9 @@ class Pair:
         self.secondary_extra = list(secondary_extra)
         self.opts = opts or {}  # role -> extra colo vm options
         self.starts = 0
+        self.blk = {}
+        if disk:
+            self.start_disk(disk)
         for role in ("primary", "secondary"):
             self.start(role)
 
@@ -96,6 +104,50 @@ class Pair:
             args + ["--"] + guest, stdout=log, stderr=log,
             start_new_session=True)
         log.close()
+
+    def blk_path(self, role, what):
+        """role's blk image ("img"), NBD export ("nbd") or control
+        socket ("ctl")."""
+        return os.path.join(self.dir, "blk-%s.%s" % (role, what))
+
+    def start_disk(self, size):
+        """Both blk daemons, protected, before any QEMU opens the disk;
+        then each colo vm is told where its host's blk is."""
+        for role in ("primary", "secondary"):
+            with open(self.blk_path(role, "img"), "wb") as f:
+                f.truncate(size)
+        port = free_port()
+        for role in ("secondary", "primary"):
+            args = [self.colo, "blk", role, "--image",
+                    self.blk_path(role, "img"), "--export",
+                    "unix-listen:" + self.blk_path(role, "nbd"),
+                    "--control", self.blk_path(role, "ctl")]
+            args += (["--listen", "127.0.0.1:%d" % port]
+                     if role == "secondary" else
+                     ["--secondary", "127.0.0.1:%d" % port])
+            log = open(os.path.join(self.dir, "blk-" + role + ".log"), "a")
+            self.blk[role] = subprocess.Popen(args, stdout=log, stderr=log,
+                                              start_new_session=True)
+            log.close()
+            wait_for(lambda: os.path.exists(self.blk_path(role, "ctl")),
+                     30, "blk " + role)
+            self.opts.setdefault(role, [])
+            self.opts[role] = list(self.opts[role]) + [
+                "--disk", "unix:" + self.blk_path(role, "nbd"),
+                "--blk-control", self.blk_path(role, "ctl")]
+        wait_for(lambda: self.blk_ctl("primary", "status")["state"] ==
+                 "protected", 60, "the blk pair to be protected")
+        self.guest += ["-device", "virtio-blk-pci,drive=colo-disk"]
+
+    def blk_ctl(self, role, cmd, **kw):
+        kw["cmd"] = cmd
+        return ctl(self.blk_path(role, "ctl"), kw)
+
+    def kill_blk(self, role):
+        p = self.blk.get(role)
+        if p and p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
     def ctl_path(self, role):
         return os.path.join(self.dir, role + ".ctl")
@@ -154,7 +206,9 @@ class Pair:
         """Stops both daemons; a daemon that does not exit cleanly on
         SIGTERM (sanitizer report, crash, hang) fails the test."""
         bad = []
-        for role, p in self.procs.items():
+        daemons = list(self.procs.items()) + [
+            ("blk " + r, p) for r, p in self.blk.items()]
+        for role, p in daemons:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
@@ -166,7 +220,7 @@ class Pair:
                     bad.append(role)
         for role in bad:
             print("--- %s daemon did not exit cleanly:\n%s"
-                  % (role, self.log(role)[-4000:]))
+                  % (role, self.log(role.replace(" ", "-"))[-4000:]))
         shutil.rmtree(self.dir, ignore_errors=True)
         if bad and sys.exc_info()[0] is None:
             raise AssertionError("unclean exit: " + ", ".join(bad))

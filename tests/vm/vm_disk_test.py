@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""vm_disk_test.py - the guest's disk inside the frame's checkpoint: two
+`colo vm` daemons with --disk/--blk-control, two real `colo blk` daemons
+(primary and secondary, replicating over loopback), TCG guests writing
+random blocks to a virtio-blk disk (guest switch colo_disk=1).
+
+The guest keeps in RAM what its disk must hold and after every write
+reads the disk back past its page cache: "disk ok N" or "disk BAD N" on
+its console. Since RAM is what a checkpoint restores, a guest that says
+ok after a checkpoint or a failover proves its disk is the one of the
+same checkpoint; the primary's writes since then must have been rolled
+back on the secondary (they are blocks the restored RAM has never seen
+written, so they read back as BAD otherwise).
+
+  failover     checkpoint, more writes on the primary, the primary host
+               (colo vm, its QEMU, colo blk primary) is killed, failover
+               on the secondary: the new secondary VM's guest keeps
+               saying ok, resumes from a write number below the last one
+               the primary made, and blk reports failed-over.
+  prepare_kill the primary host is killed between blk prepare and
+               commit (the secondary's colo vm is held with SIGSTOP so
+               it cannot commit): the secondary aborts the checkpoint,
+               its VM of the previous checkpoint runs on, no commit was
+               made, and after failover that guest's disk agrees with it.
+Usage: vm_disk_test.py TEST COLO_BINARY
+"""
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vmpair  # noqa: E402
+
+DISK = 16 << 20
+T0 = time.monotonic()
+
+
+def step(what):
+    """Progress with the time since the start, for the test log."""
+    print("%6.1f s  %s" % (time.monotonic() - T0, what), flush=True)
+
+
+def console(pair, role):
+    """role's current VM console text."""
+    with open(pair.status(role)["vm_log"], errors="replace") as f:
+        return f.read()
+
+
+def last_write(text):
+    w = re.findall(r"disk write (\d+)", text)
+    return int(w[-1]) if w else 0
+
+
+def oks(text):
+    return [int(n) for n in re.findall(r"disk ok (\d+)", text)]
+
+
+def assert_no_bad(text, what):
+    bad = re.findall(r"disk BAD \d+", text)
+    if bad:
+        print("--- the guest's console:\n" + text[-1500:])
+    assert not bad, "%s: the guest's disk disagrees with its RAM: %s" % (
+        what, bad[:5])
+
+
+def new_pair(colo):
+    return vmpair.Pair(colo, append="colo_disk=1", disk=DISK)
+
+
+def wait_writes(pair, role, n, timeout=60):
+    """Until role's guest made write n and said ok about one."""
+    vmpair.wait_for(lambda: last_write(console(pair, role)) >= n and
+                    oks(console(pair, role)), timeout,
+                    "%s's guest to write block %d" % (role, n))
+
+
+def survivor_ok(pair, since, what):
+    """After failover: two more writes on the surviving guest, each read
+    back ok, none BAD."""
+    path = pair.status("secondary")["vm_log"]
+
+    def tail():
+        with open(path, errors="replace") as f:
+            f.seek(since)
+            return f.read()
+    vmpair.wait_for(lambda: len(re.findall(r"disk (ok|BAD) ", tail())) >= 2,
+                    60, "the surviving guest to check its disk twice")
+    text = tail()
+    assert_no_bad(text, what)
+    return text
+
+
+def block_at(path, n):
+    with open(path, "rb") as f:
+        f.seek((n % 255 + 1) * 4096)
+        return f.read(4096)
+
+
+def not_on_secondary(pair, after, last):
+    """The primary's writes after..last (made after the checkpoint) are
+    on its image but not on the secondary's: rolled back there, or
+    overwritten by the surviving guest's own (different) blocks. This
+    also shows the two guests' blocks differ, so that the guest's "disk
+    ok" could not pass on the primary's data."""
+    n = 0
+    for w in range(after + 1, last + 1):
+        p = block_at(pair.blk_path("primary", "img"), w)
+        assert p.startswith(b"n=%d " % w), (w, p[:40])
+        s = block_at(pair.blk_path("secondary", "img"), w)
+        assert s != p, "primary write %d is on the secondary" % w
+        n += 1
+    assert n >= 2, (after, last)
+    return n
+
+
+def test_failover(colo):
+    pair = new_pair(colo)
+    try:
+        step("pair started")
+        pair.wait_protected()
+        step("protected")
+        wait_writes(pair, "primary", 2)
+        r = pair.ctl("primary", "checkpoint")
+        step("checkpoint")
+        assert r["ok"] and "seq" in r, r
+        # An upper bound of the checkpoint's write number: read after.
+        at_ckpt = last_write(console(pair, "primary"))
+        st = pair.blk_ctl("secondary", "stats")
+        assert st["prepares"] >= 2 and st["checkpoints"] >= 2, st
+        # the secondary's colo vm committed this very checkpoint
+        assert st["commit_id"] == r["seq"], (st, r)
+        # The new secondary VM (loaded from this checkpoint) agrees.
+        vmpair.wait_for(lambda: re.search(r"disk (ok|BAD) ",
+                                          console(pair, "secondary")),
+                        60, "the new secondary VM to check its disk")
+        assert_no_bad(console(pair, "secondary"), "after the checkpoint")
+        wait_writes(pair, "primary", at_ckpt + 3)
+        prim_last = last_write(console(pair, "primary"))
+        pair.kill("primary")
+        pair.kill_blk("primary")
+        step("primary host killed")
+        since = os.path.getsize(pair.status("secondary")["vm_log"])
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        step("failover")
+        st = pair.blk_ctl("secondary", "status")
+        assert st["state"] == "failed-over", st
+        survivor_ok(pair, since, "after failover")
+        n = not_on_secondary(pair, at_ckpt, prim_last)
+        print("checkpoint at write <= %d, primary reached %d: its %d "
+              "later blocks are not on the secondary, whose guest reads "
+              "its disk ok" % (at_ckpt, prim_last, n))
+    finally:
+        pair.close()
+
+
+def test_prepare_kill(colo):
+    pair = new_pair(colo)
+    try:
+        step("pair started")
+        pair.wait_protected()
+        step("protected")
+        wait_writes(pair, "primary", 2)
+        assert pair.ctl("primary", "checkpoint")["ok"]
+        step("checkpoint")
+        at_ckpt = last_write(console(pair, "primary"))
+        wait_writes(pair, "primary", at_ckpt + 3)
+        prim_last = last_write(console(pair, "primary"))
+        commits = pair.blk_ctl("secondary", "stats")["checkpoints"]
+        gen = pair.status("secondary")["vm_gen"]
+        vm_log = pair.status("secondary")["vm_log"]
+        sec = pair.procs["secondary"]
+        # The secondary's daemon is held: it cannot commit. Its VM (a
+        # separate process) runs on.
+        os.kill(sec.pid, signal.SIGSTOP)
+        try:
+            os.kill(pair.procs["primary"].pid, signal.SIGUSR1)
+            vmpair.wait_for(
+                lambda: pair.blk_ctl("secondary", "status")["prepared"],
+                30, "blk prepare on the secondary")
+            pair.kill("primary")
+            pair.kill_blk("primary")
+            step("prepared, primary host killed")
+        finally:
+            os.kill(sec.pid, signal.SIGCONT)
+        vmpair.wait_for(
+            lambda: pair.status("secondary")["mode"] == "primary-lost", 60,
+            "the secondary to abort the checkpoint")
+        st = pair.status("secondary")
+        assert st["vm_gen"] == gen, ("the old VM must run on", st)
+        b = pair.blk_ctl("secondary", "stats")
+        assert b["checkpoints"] == commits and not b["prepared"], b
+        step("checkpoint aborted")
+        since = os.path.getsize(vm_log)
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        step("failover")
+        assert pair.blk_ctl("secondary", "status")["state"] == \
+            "failed-over"
+        survivor_ok(pair, since, "failover after an uncommitted prepare")
+        n = not_on_secondary(pair, at_ckpt, prim_last)
+        print("prepared, primary killed before commit: %d commits before "
+              "and after, VM gen %d runs on, the primary's %d blocks since "
+              "the last commit are not on the secondary, disk ok" %
+              (commits, gen, n))
+    finally:
+        pair.close()
+
+
+TESTS = {"failover": test_failover, "prepare_kill": test_prepare_kill}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
+        print(__doc__)
+        return 2
+    TESTS[sys.argv[1]](os.path.abspath(sys.argv[2]))
+    step("ok " + sys.argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
