@@ -693,7 +693,7 @@ static void on_watch_timer(void *opaque)
  * protected pair (the secondary's guest must hold everything). */
 static int start_switchover(struct up *u, char *err, size_t errlen)
 {
-	char mode[32], e[256];
+	char mode[32] = "", e[256];
 
 	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover) {
 		snprintf(err, errlen, "%s is not the primary",
@@ -707,9 +707,11 @@ static int start_switchover(struct up *u, char *err, size_t errlen)
 	if (!u->peer_in_group || u->peer_role != COLO_ROLE_SECONDARY ||
 	    strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
 		snprintf(err, errlen,
-			 "the pair is not protected (%s: proxy %s): a "
-			 "switch-over would lose the guest",
+			 "the pair is not protected (%s %s, this host's proxy "
+			 "%s): a switch-over would lose the guest",
 			 u->cfg->host[!u->self].name,
+			 u->peer_in_group ? colo_role_name(u->peer_role)
+					  : "not in the group",
 			 mode[0] ? mode : "not answering");
 		return -1;
 	}
