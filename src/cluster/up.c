@@ -76,7 +76,9 @@ struct up {
 	bool protected_now;    /* the proxy's last mode was "protected" */
 	uint64_t reprotect_at; /* the peer came back as secondary: clock */
 	uint64_t reprotect_ms; /* the last re-protection took */
-	int64_t draining;      /* connections re-protection waits for; -1 */
+	/* Connections re-protection waits for; -1 none, -2 not possible
+	 * (a disk) */
+	int64_t draining;
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
@@ -450,6 +452,8 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 			      in ? "joined" : "left");
 	}
 	u->peer_in_group = in;
+	if (!in && u->draining > 0)
+		u->draining = -1; /* nobody waits for the re-protection */
 	/* After any membership change (a merge after a partition, or after
 	 * this host was frozen) the peer may hold a newer epoch: our own
 	 * renewal, delivered before its message, must not renew the lease
@@ -539,6 +543,10 @@ static void on_claim_msg(struct up *u, uint32_t from,
 		become_secondary(u);
 }
 
+/* The watcher's questions to the proxy wait at most this long: the
+ * supervisor's loop also renews the lease. */
+#define WATCH_MS 250
+
 static void restart_as_primary(struct up *u)
 {
 	uint64_t t0 = colo_now_ns();
@@ -560,8 +568,19 @@ static void try_reprotect(struct up *u)
 	struct json_object *o = NULL, *v;
 	int64_t n = -1;
 
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
+		/* colo blk cannot turn its failed-over secondary into a
+		 * primary in place, and a restart would cut the guest's
+		 * export and copy the whole image: not done, said once. */
+		if (u->draining != -2)
+			colo_log_warn("re-protection with a [guest] disk is "
+				      "not supported yet: staying degraded");
+		u->draining = -2;
+		return;
+	}
+
 	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
-				     "{\"cmd\":\"stats\"}", 1000, err,
+				     "{\"cmd\":\"stats\"}", WATCH_MS, err,
 				     sizeof(err));
 	if (reply)
 		o = json_tokener_parse(reply);
@@ -620,7 +639,7 @@ static const char *proxy_mode(struct up *u, char *buf, size_t len)
 
 	buf[0] = '\0';
 	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
-				     "{\"cmd\":\"status\"}", 1000, err,
+				     "{\"cmd\":\"status\"}", WATCH_MS, err,
 				     sizeof(err));
 	if (reply)
 		o = json_tokener_parse(reply);
@@ -644,7 +663,8 @@ static void on_watch_timer(void *opaque)
 	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
 	    u->child[COLO_DAEMON_PROXY] <= 0)
 		return;
-	proxy_mode(u, mode, sizeof(mode));
+	if (!proxy_mode(u, mode, sizeof(mode))[0])
+		return; /* no answer this time: no conclusion either */
 	if (u->switching) {
 		if (!strcmp(mode, "handed-over")) {
 			finish_switchover(u);
