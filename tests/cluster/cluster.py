@@ -679,7 +679,9 @@ def t_switchover(c):
     """The planned switch-over: `colo switchover` on a (primary) moves the
     role to b without losing a connection or a frame from two hosts; a
     rejoins as b's secondary and, once the connections that crossed are
-    closed, the pair is protected again. Refused while degraded."""
+    closed, the pair is protected again. Refused while degraded. Then
+    asked on a, now the secondary (the request crosses corosync), it
+    moves the role back."""
     c.start_pair("a")
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
@@ -711,10 +713,21 @@ def t_switchover(c):
     rd2 = e2e.Resp(c)
     check(rd2.cmd("SET", "k2", "v2") == "+OK" and
           rd2.cmd("GET", "k2") == "v2", "a new connection served by b")
+    r = subprocess.run(c.at("a") + [c.colo, "switchover", "--host", "a",
+                                    c.conf], capture_output=True,
+                       text=True, timeout=60)
+    log(r.stdout.strip())
+    check(r.returncode == 0 and c.state("a").get("role") == "primary",
+          "colo switchover on the secondary (a): a primary again (%s)"
+          % r.stderr.strip())
+    check(rd2.cmd("GET", "k2") == "v2",
+          "the connection opened after re-protection survives the way "
+          "back")
     rd2.close()
+    c.wait_protected("a", "b")
     ev = c.hook_events()
     for want in ("switchover a", "failover b", "secondary a",
-                 "protected b"):
+                 "protected b", "switchover b", "protected a"):
         check(want in ev, "hook event '%s'" % want)
     log("RESULT switchover_s %.2f client_stall_ms %s close_to_protected_s "
         "%.1f" % (t_switch, pr["max_gap_ms"], t_close))
