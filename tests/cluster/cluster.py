@@ -694,7 +694,9 @@ def t_switchover(c):
     t_switch = time.monotonic() - t0
     log(r.stdout.strip())
     check(r.returncode == 0, "colo switchover exit 0 (%s)" % r.stderr.strip())
-    check(c.state("b").get("role") == "primary", "b primary")
+    # a's state said so; b writes its own on the same claim
+    c.wait("b primary", lambda: c.state("b").get("role") == "primary",
+           timeout=10)
     a_frames = c.frames_from("ph")
     time.sleep(1)
     extra = c.frames_from("ph") - a_frames
