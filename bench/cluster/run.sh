@@ -43,7 +43,8 @@ run() { # scenario [TOKEN LEASE MARGIN]
 	rm -f "$out.log"
 }
 for s in primary_dies link_cut link_cut_b_primary secondary_dies \
-	witness_dies primary_isolated primary_frozen reprotect switchover; do
+	witness_dies primary_isolated primary_frozen reprotect switchover \
+	stale_secondary; do
 	echo "bench/cluster: $s" >&2
 	run $s
 done

@@ -73,7 +73,13 @@ struct up {
 	bool peer_yielded; /* the primary yielded at our epoch: claim now */
 	bool switching;	   /* our proxy is handing the client over */
 	uint64_t switch_at;
-	bool protected_now;    /* the proxy's last mode was "protected" */
+	bool protected_now; /* the proxy's last mode was "protected" */
+	/* Secondary: its proxy has linked with the primary's since it took
+	 * the role, so its guest gets the client's traffic. A secondary
+	 * that never did (a host back while the primary waits to
+	 * re-protect) holds a stale guest and must not take over. */
+	bool replica;
+	bool stale_logged;
 	uint64_t reprotect_at; /* the peer came back as secondary: clock */
 	uint64_t reprotect_ms; /* the last re-protection took */
 	/* Connections re-protection waits for; -1 none, -2 not possible
@@ -139,6 +145,8 @@ static void write_state(struct up *u)
 			       json_object_new_boolean(u->deposed));
 	json_object_object_add(o, "protected",
 			       json_object_new_boolean(u->protected_now));
+	json_object_object_add(o, "replica",
+			       json_object_new_boolean(u->replica));
 	json_object_object_add(o, "switching",
 			       json_object_new_boolean(u->switching));
 	json_object_object_add(o, "reprotect_waiting_conns",
@@ -352,6 +360,8 @@ static void become_secondary(struct up *u)
 		      (unsigned long long)u->epoch);
 	u->role = COLO_ROLE_SECONDARY;
 	u->yielded = false;
+	u->replica = false;
+	u->stale_logged = false;
 	run_hook(u, "secondary");
 	start_daemons(u, COLO_ROLE_SECONDARY);
 }
@@ -400,6 +410,14 @@ static void evaluate_takeover(struct up *u)
 	}
 	if (u->primary == u->peer && u->peer_in_group)
 		return;
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica) {
+		if (!u->stale_logged)
+			colo_log_warn("the primary is gone but this host's "
+				      "proxy never linked with it: its guest "
+				      "is stale, no takeover");
+		u->stale_logged = true;
+		return;
+	}
 	if (u->role == COLO_ROLE_NONE && u->peer_in_group &&
 	    u->peer_role == COLO_ROLE_SECONDARY)
 		return;
@@ -660,6 +678,13 @@ static void on_watch_timer(void *opaque)
 	bool prot;
 
 	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
+	    u->child[COLO_DAEMON_PROXY] > 0 &&
+	    !strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
+		u->replica = true;
+		colo_log_info("linked with the primary: a replica");
+		write_state(u);
+	}
 	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
 	    u->child[COLO_DAEMON_PROXY] <= 0)
 		return;

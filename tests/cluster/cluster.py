@@ -4,8 +4,8 @@
     cluster.py SCENARIO COLO_BINARY
 
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
-witness_dies, primary_isolated, primary_frozen, reprotect, switchover
-(see each function).
+witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
+stale_secondary (see each function).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
@@ -739,6 +739,34 @@ def t_switchover(c):
           reprotect_s=round(t_reprotect, 1))
 
 
+def t_stale_secondary(c):
+    """a fails, b takes over, a returns as secondary while b waits to
+    re-protect (a connection crossed the failover): a's guest never got
+    the client's traffic since. b then dies: a must not take over with
+    its stale guest (the service stops rather than serve old data)."""
+    c.start_pair("a")
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    fail_primary(c, "a")
+    check(rd.cmd("SET", "k", "v2") == "+OK", "b serves: SET k v2")
+    c.restart_node("a")
+    c.colo_up("a")
+    c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
+    c.wait("b waits to re-protect",
+           lambda: c.state("b").get("reprotect_waiting_conns", -1) >= 1)
+    check(not c.state("a").get("replica"), "a is not a replica")
+    c.run("shost", "ip", "link", "set", "gst", "down")
+    c.kill_node("b")
+    c.wait("a sees b leave", lambda: not c.state("a").get("peer", {}).get(
+        "in_group", True))
+    time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
+    check(c.state("a").get("role") == "secondary",
+          "a stays secondary: no takeover with a stale guest")
+    check(c.proxy("a").get("mode") != "failed-over", "a's proxy silent")
+    rd.close()
+    bench("stale_secondary", deposed_frames=0, conns_lost=0)
+
+
 # name: (scenario, (token, lease, margin, qdevice) or None: the defaults)
 TESTS = {"primary_dies": (t_primary_dies, None),
          "link_cut": (t_link_cut, None),
@@ -750,7 +778,8 @@ TESTS = {"primary_dies": (t_primary_dies, None),
          # b must decide within the 3 s freeze
          "primary_frozen": (t_primary_frozen, (300, 700, 200, 1000)),
          "reprotect": (t_reprotect, None),
-         "switchover": (t_switchover, None)}
+         "switchover": (t_switchover, None),
+         "stale_secondary": (t_stale_secondary, (300, 700, 200, 1000))}
 
 
 def main():
