@@ -533,8 +533,15 @@ static void on_state_msg(struct up *u, uint32_t from,
 	colo_lease_peer_renewed(&u->lease, colo_now_ns());
 	colo_lease_peer_joined(&u->lease);
 	u->primary_left_ns = 0;
-	if (u->role == COLO_ROLE_NONE && !u->deposed)
+	if (u->role == COLO_ROLE_NONE) {
+		/* A deposed host (frozen, cut off) rejoins the primary it
+		 * lost to as secondary; it stays "deposed", never claiming,
+		 * until its proxy links (its guest is stale until then). */
+		if (u->deposed)
+			colo_log_info("rejoining %s as secondary",
+				      u->cfg->host[!u->self].name);
 		become_secondary(u);
+	}
 }
 
 static void on_claim_msg(struct up *u, uint32_t from,
@@ -682,6 +689,7 @@ static void on_watch_timer(void *opaque)
 	    u->child[COLO_DAEMON_PROXY] > 0 &&
 	    !strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
 		u->replica = true;
+		u->deposed = false;
 		colo_log_info("linked with the primary: a replica");
 		write_state(u);
 	}

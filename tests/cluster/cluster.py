@@ -470,7 +470,8 @@ def t_secondary_dies(c):
 
 def t_primary_frozen(c):
     """4: every process of host a (primary) frozen with SIGSTOP for 3 s,
-    then resumed: b takes over, and not one frame leaves a after that.
+    then resumed: b takes over, and not one frame leaves a after that;
+    a then rejoins as b's secondary and the pair is protected again.
     Needs the proxy's lease hook (a resumed proxy must check its deadline
     before releasing anything); without it the scenario is reported and
     skipped (77)."""
@@ -510,6 +511,14 @@ def t_primary_frozen(c):
             "proxy releases without checking its lease")
         sys.exit(77)
     check(extra == 0, "not one frame from a after b took over")
+    # the deposed host rejoins as secondary by itself; the probe, which
+    # crossed the takeover, is closed, so b re-protects
+    c.wait("a rejoins as secondary", lambda: c.state("a").get("role") ==
+           "secondary")
+    c.wait_protected("b", "a")
+    c.wait("a a replica", lambda: c.state("a").get("replica"))
+    check(not c.state("a").get("deposed"),
+          "a re-protected after the freeze: b's replica, not deposed")
 
 
 def t_primary_isolated(c):
