@@ -36,6 +36,8 @@ static const struct command commands[] = {
 	  "run this host's part of a protected pair (PAIR.conf, corosync)" },
 	{ "status", colo_cmd_status,
 	  "show the pair (roles, protected/degraded, quorum) from this host" },
+	{ "switchover", colo_cmd_switchover,
+	  "planned move of the primary role to the secondary (colo up)" },
 	{ "sample", colo_cmd_sample,
 	  "write the built-in sample captures (primary.pcap, secondary.pcap)" },
 };

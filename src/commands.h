@@ -15,6 +15,7 @@ int colo_cmd_ctl(int argc, char **argv);     /* src/ctl/cmd_ctl.c */
 int colo_cmd_demo(int argc, char **argv);    /* src/demo/cmd_demo.c  */
 int colo_cmd_up(int argc, char **argv);      /* src/cluster/cmd_up.c */
 int colo_cmd_status(int argc, char **argv);  /* src/cluster/cmd_status.c */
+int colo_cmd_switchover(int argc, char **argv); /* src/cluster/ */
 int colo_cmd_vm(int argc, char **argv);      /* src/vm/cmd_vm.c */
 
 #endif

@@ -8,7 +8,11 @@
 # primary's death with shorter corosync tokens. Columns: detection to
 # decision (ms; for a cut, to the losing side's quorum loss), the client's
 # longest silence (a redis PING every 2 ms), frames from the deposed host
-# after the decision, connections lost. The namespace guests have no
+# after the decision, connections lost, and for reprotect (scenario 7)
+# and switchover the time to re-protect: from the returning host's
+# `colo up` (reprotect) or from the switch-over command (switchover) to
+# both hosts' `colo status` saying protected, the test closing at once
+# the connections re-protection waits for. The namespace guests have no
 # disk, so acknowledged writes are not measured here ("-"). Root only.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +43,8 @@ run() { # scenario [TOKEN LEASE MARGIN]
 	rm -f "$out.log"
 }
 for s in primary_dies link_cut link_cut_b_primary secondary_dies \
-	witness_dies primary_isolated primary_frozen; do
+	witness_dies primary_isolated primary_frozen reprotect switchover \
+	stale_secondary; do
 	echo "bench/cluster: $s" >&2
 	run $s
 done
@@ -55,8 +60,9 @@ for line in open(sys.argv[1]):
     rc, js = line.split(" ", 1)
     rows.append((int(rc), json.loads(js)))
 print("| scenario | token/lease/margin ms | result | decision ms | client "
-      "stall ms | frames from deposed host | conns lost | writes lost |")
-print("|---|---|---|---|---|---|---|---|")
+      "stall ms | frames from deposed host | conns lost | writes lost | "
+      "re-protect s |")
+print("|---|---|---|---|---|---|---|---|---|")
 passed = split = lost = 0
 for rc, r in rows:
     res = {0: "passed", 77: "skipped"}.get(rc, "FAILED")
@@ -65,11 +71,12 @@ for rc, r in rows:
     passed += rc == 0
     split += 1 if r.get("deposed_frames", 0) else 0
     lost += r.get("conns_lost", 0)
-    print("| %s | %s | %s | %s | %s | %s | %s | - |" % (
+    print("| %s | %s | %s | %s | %s | %s | %s | - | %s |" % (
         r.get("scenario"), "/".join(str(r.get(k, "?")) for k in
                                     ("token_ms", "lease_ms", "margin_ms")),
         res, r.get("decision_ms", "-"), r.get("stall_ms", "-"),
-        r.get("deposed_frames", "-"), r.get("conns_lost", "-")))
+        r.get("deposed_frames", "-"), r.get("conns_lost", "-"),
+        r.get("reprotect_s", "-")))
 print("scenarios=%d passed=%d split_brain=%d conns_lost=%d writes_lost=-"
       % (len(rows), passed, split, lost))
 PY

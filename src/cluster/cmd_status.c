@@ -172,6 +172,13 @@ int colo_cmd_status(int argc, char **argv)
 		       !strcmp(str(peer, "in_group", "false"), "true")
 			       ? "in the group"
 			       : "not in the group");
+		if (atoi(str(up, "reprotect_waiting_conns", "-1")) > 0)
+			printf("  re-protection waits for %s connection(s) "
+			       "that crossed the failover\n",
+			       str(up, "reprotect_waiting_conns", "?"));
+		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
+			printf("  no re-protection: not supported with a "
+			       "[guest] disk yet\n");
 	}
 	json_object_put(out);
 	json_object_put(up);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/uio.h>
 
 #include "evloop.h"
@@ -153,7 +154,14 @@ colo_membership_open(struct colo_loop *l, const char *name,
 				  CS_TRACK_CURRENT | CS_TRACK_CHANGES);
 	if (r != CS_OK)
 		return fail(m, err, errlen, "votequorum_trackstart", r);
-	if ((r = cpg_join(m->cpg, &m->group)) != CS_OK)
+	/* A corosync that has just (re)joined the cluster answers
+	 * TRY_AGAIN while it synchronises the groups: a host coming back
+	 * after a failure meets it; retried for up to 10 s. */
+	for (int i = 0;
+	     (r = cpg_join(m->cpg, &m->group)) == CS_ERR_TRY_AGAIN && i < 100;
+	     i++)
+		nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	if (r != CS_OK)
 		return fail(m, err, errlen, "cpg_join", r);
 	if ((r = cpg_fd_get(m->cpg, &fd)) != CS_OK ||
 	    !(m->cpg_fd = colo_loop_add_fd(l, fd, EPOLLIN, on_cpg_fd, m)))

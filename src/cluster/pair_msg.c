@@ -27,7 +27,7 @@ int colo_pair_msg_decode(const void *buf, size_t len, struct colo_pair_msg *m)
 
 	if (len != COLO_PAIR_MSG_LEN || memcmp(p, "CLUP", 4) || p[4] != 1)
 		return -1;
-	if (p[5] != COLO_MSG_STATE && p[5] != COLO_MSG_CLAIM)
+	if (p[5] < COLO_MSG_STATE || p[5] > COLO_MSG_YIELD)
 		return -1;
 	if (p[6] > COLO_ROLE_SECONDARY)
 		return -1;

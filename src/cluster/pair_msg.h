@@ -1,6 +1,6 @@
 /*
  * pair_msg.h - what two `colo up` processes say to each other through
- * corosync (CPG, agreed order). Two messages:
+ * corosync (CPG, agreed order). Four messages:
  *   STATE  every lease/4 from each host: its role and epoch; the
  *          primary's STATE is also its lease renewal (sent_ns is the
  *          sender's CLOCK_MONOTONIC, meaningful to the sender only).
@@ -16,7 +16,12 @@
 
 #define COLO_PAIR_MSG_LEN 24
 
-enum colo_pair_msg_type { COLO_MSG_STATE = 1, COLO_MSG_CLAIM = 2 };
+enum colo_pair_msg_type {
+	COLO_MSG_STATE = 1,
+	COLO_MSG_CLAIM = 2,
+	COLO_MSG_SWITCH = 3,
+	COLO_MSG_YIELD = 4,
+};
 
 struct colo_pair_msg {
 	uint8_t type;

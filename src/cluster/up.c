@@ -13,6 +13,19 @@
  * The primary's proxy must itself refuse to release after the deadline
  * (a frozen supervisor cannot stop it): each renewal pushes the deadline
  * to it ({"cmd":"lease","deadline_ns":N}, CLOCK_MONOTONIC).
+ *
+ * Re-protection: a host that joins while the peer is primary becomes its
+ * secondary. A survivor still runs the proxy it failed over with (a
+ * secondary proxy wired to the client); it restarts it as a primary, so
+ * the newcomer's proxy can link to it, once no connection that crossed
+ * the failover is open: those need that proxy's sequence offsets, which
+ * a new proxy would not have (it waits and says so, it never cuts one).
+ *
+ * Switch-over (`colo switchover`): the primary's proxy hands the client
+ * over on the link (FAILOVER and its echo), the supervisor stops its
+ * daemons, drops its lease and says YIELD; the secondary then claims at
+ * once, its lease gating output as in any failover, and the old primary
+ * joins it as secondary.
  */
 #include "up.h"
 
@@ -53,6 +66,27 @@ struct up {
 	 * change: only then may our own renewal extend the lease. */
 	bool peer_heard;
 	bool lease_hook_missing;
+	/* The role the running daemons were started in: a survivor's
+	 * stays secondary (failed over) until it re-protects. */
+	enum colo_role daemon_role;
+	bool yielded;	   /* handed the role over: claims nothing */
+	bool peer_yielded; /* the primary yielded at our epoch: claim now */
+	bool switching;	   /* our proxy is handing the client over */
+	uint64_t switch_at;
+	bool protected_now; /* the proxy's last mode was "protected" */
+	/* Secondary: its proxy has linked with the primary's since it took
+	 * the role, so its guest gets the client's traffic. A secondary
+	 * that never did (a host back while the primary waits to
+	 * re-protect) holds a stale guest and must not take over. */
+	bool replica;
+	bool stale_logged;
+	uint64_t reprotect_at; /* the peer came back as secondary: clock */
+	uint64_t reprotect_ms; /* the last re-protection took */
+	/* Connections re-protection waits for; -1 none, -2 not possible
+	 * (a disk) */
+	int64_t draining;
+	struct colo_control_server *ctl;
+	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
 	uint64_t epoch;
 	uint32_t me, peer, primary; /* node ids; primary 0: none known */
@@ -67,6 +101,12 @@ void colo_up_state_path(const struct colo_pair_config *cfg, int self, char *out,
 			size_t len)
 {
 	snprintf(out, len, "%s/%s-up.json", cfg->run_dir, cfg->host[self].name);
+}
+
+void colo_up_socket_path(const struct colo_pair_config *cfg, int self,
+			 char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s-up.sock", cfg->run_dir, cfg->host[self].name);
 }
 
 /* systemd's STATUS= line, sent when it changes. */
@@ -103,6 +143,16 @@ static void write_state(struct up *u)
 			       json_object_new_string(colo_role_name(u->role)));
 	json_object_object_add(o, "deposed",
 			       json_object_new_boolean(u->deposed));
+	json_object_object_add(o, "protected",
+			       json_object_new_boolean(u->protected_now));
+	json_object_object_add(o, "replica",
+			       json_object_new_boolean(u->replica));
+	json_object_object_add(o, "switching",
+			       json_object_new_boolean(u->switching));
+	json_object_object_add(o, "reprotect_waiting_conns",
+			       json_object_new_int64(u->draining));
+	json_object_object_add(o, "last_reprotect_ms",
+			       json_object_new_int64((int64_t)u->reprotect_ms));
 	json_object_object_add(o, "epoch",
 			       json_object_new_int64((int64_t)u->epoch));
 	json_object_object_add(o, "primary", json_object_new_string(pname));
@@ -179,19 +229,41 @@ static void push_lease(struct up *u)
 }
 
 /* The operator's hook: HOOK EVENT HOST PAIR, not waited for (reaped
- * with the daemons in on_sigchld). Events: primary, secondary, failover,
- * degraded, deposed, quorum-lost. */
-static void run_hook(struct up *u, const char *event)
+ * with the daemons in on_sigchld), with the details in its environment
+ * (COLO_EVENT, COLO_HOST, COLO_PEER, COLO_PAIR, COLO_ROLE, COLO_EPOCH,
+ * COLO_DETAIL). Events: primary, secondary, failover, degraded,
+ * protected, switchover, deposed, quorum-lost (doc/colo-up.1.md). The
+ * variables are set around the fork only: the daemons never see them. */
+static void run_hook_detail(struct up *u, const char *event, const char *detail)
 {
 	char *argv[] = { (char *)u->cfg->hook, (char *)event,
 			 (char *)u->cfg->host[u->self].name,
 			 (char *)u->cfg->name, NULL };
-	char err[256];
+	static const char *const vars[] = { "COLO_EVENT", "COLO_HOST",
+					    "COLO_PEER",  "COLO_PAIR",
+					    "COLO_ROLE",  "COLO_EPOCH",
+					    "COLO_DETAIL" };
+	char err[256], epoch[24];
 
 	if (!u->cfg->hook[0])
 		return;
+	snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)u->epoch);
+	setenv(vars[0], event, 1);
+	setenv(vars[1], u->cfg->host[u->self].name, 1);
+	setenv(vars[2], u->cfg->host[!u->self].name, 1);
+	setenv(vars[3], u->cfg->name, 1);
+	setenv(vars[4], colo_role_name(u->role), 1);
+	setenv(vars[5], epoch, 1);
+	setenv(vars[6], detail ? detail : "", 1);
 	if (colo_child_start(argv, err, sizeof(err)) < 0)
 		colo_log_warn("hook %s: %s", event, err);
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+}
+
+static void run_hook(struct up *u, const char *event)
+{
+	run_hook_detail(u, event, NULL);
 }
 
 static void stop_daemons(struct up *u)
@@ -202,6 +274,8 @@ static void stop_daemons(struct up *u)
 		u->child[d] = 0;
 		colo_child_stop(pid, 3000);
 	}
+	u->daemon_role = COLO_ROLE_NONE;
+	u->protected_now = false;
 }
 
 static void start_daemons(struct up *u, enum colo_role r)
@@ -225,6 +299,7 @@ static void start_daemons(struct up *u, enum colo_role r)
 		colo_log_info("started %s %s (pid %d)", a.argv[1],
 			      colo_role_name(r), (int)u->child[d]);
 	}
+	u->daemon_role = r;
 }
 
 static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
@@ -284,6 +359,9 @@ static void become_secondary(struct up *u)
 		      u->cfg->host[!u->self].name,
 		      (unsigned long long)u->epoch);
 	u->role = COLO_ROLE_SECONDARY;
+	u->yielded = false;
+	u->replica = false;
+	u->stale_logged = false;
 	run_hook(u, "secondary");
 	start_daemons(u, COLO_ROLE_SECONDARY);
 }
@@ -309,10 +387,37 @@ static void evaluate_takeover(struct up *u)
 	uint64_t at, now;
 	int q;
 
-	if (u->role == COLO_ROLE_PRIMARY || u->deposed || u->claim_sent)
+	if (u->role == COLO_ROLE_PRIMARY || u->deposed || u->claim_sent ||
+	    u->yielded)
 		return;
+	if (u->peer_yielded && u->role == COLO_ROLE_SECONDARY) {
+		/* The primary handed its output over and stopped its
+		 * daemons before saying so: no lease to wait for. */
+		if (colo_membership_quorate_now(u->mb) != 1) {
+			colo_log_info("the primary yielded but this host is "
+				      "not quorate: no takeover");
+			return;
+		}
+		colo_log_info("claiming the primary role (epoch %llu): the "
+			      "primary handed it over",
+			      (unsigned long long)u->epoch + 1);
+		u->claim_sent = true;
+		send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
+		if (!u->claim_sent)
+			colo_timer_arm_in(u->takeover_timer,
+					  50 * COLO_NS_PER_MS);
+		return;
+	}
 	if (u->primary == u->peer && u->peer_in_group)
 		return;
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica) {
+		if (!u->stale_logged)
+			colo_log_warn("the primary is gone but this host's "
+				      "proxy never linked with it: its guest "
+				      "is stale, no takeover");
+		u->stale_logged = true;
+		return;
+	}
 	if (u->role == COLO_ROLE_NONE && u->peer_in_group &&
 	    u->peer_role == COLO_ROLE_SECONDARY)
 		return;
@@ -363,10 +468,10 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 	if (in != u->peer_in_group) {
 		colo_log_info("%s %s the group", u->cfg->host[!u->self].name,
 			      in ? "joined" : "left");
-		if (!in && u->role == COLO_ROLE_PRIMARY)
-			run_hook(u, "degraded");
 	}
 	u->peer_in_group = in;
+	if (!in && u->draining > 0)
+		u->draining = -1; /* nobody waits for the re-protection */
 	/* After any membership change (a merge after a partition, or after
 	 * this host was frozen) the peer may hold a newer epoch: our own
 	 * renewal, delivered before its message, must not renew the lease
@@ -409,6 +514,10 @@ static void on_state_msg(struct up *u, uint32_t from,
 	}
 	u->peer_heard = true;
 	u->peer_role = (enum colo_role)m->role;
+	if (u->peer_role == COLO_ROLE_SECONDARY &&
+	    u->role == COLO_ROLE_PRIMARY && !u->protected_now &&
+	    !u->reprotect_at)
+		u->reprotect_at = colo_now_ns(); /* the re-protect clock */
 	if (m->epoch > u->epoch && u->role != COLO_ROLE_PRIMARY)
 		u->epoch = m->epoch;
 	if (m->role != COLO_ROLE_PRIMARY || m->epoch < u->epoch)
@@ -424,8 +533,15 @@ static void on_state_msg(struct up *u, uint32_t from,
 	colo_lease_peer_renewed(&u->lease, colo_now_ns());
 	colo_lease_peer_joined(&u->lease);
 	u->primary_left_ns = 0;
-	if (u->role == COLO_ROLE_NONE && !u->deposed)
+	if (u->role == COLO_ROLE_NONE) {
+		/* A deposed host (frozen, cut off) rejoins the primary it
+		 * lost to as secondary; it stays "deposed", never claiming,
+		 * until its proxy links (its guest is stale until then). */
+		if (u->deposed)
+			colo_log_info("rejoining %s as secondary",
+				      u->cfg->host[!u->self].name);
 		become_secondary(u);
+	}
 }
 
 static void on_claim_msg(struct up *u, uint32_t from,
@@ -438,6 +554,7 @@ static void on_claim_msg(struct up *u, uint32_t from,
 	if (m->epoch <= u->epoch)
 		return; /* a claim that lost the race, or an old one */
 	u->epoch = m->epoch;
+	u->peer_yielded = false;
 	u->primary = from;
 	if (from == u->me) {
 		become_primary(u);
@@ -451,6 +568,271 @@ static void on_claim_msg(struct up *u, uint32_t from,
 		become_secondary(u);
 }
 
+/* The watcher's questions to the proxy wait at most this long: the
+ * supervisor's loop also renews the lease. */
+#define WATCH_MS 250
+
+static void restart_as_primary(struct up *u)
+{
+	uint64_t t0 = colo_now_ns();
+
+	stop_daemons(u);
+	start_daemons(u, COLO_ROLE_PRIMARY);
+	colo_log_info(
+		"re-protecting: daemons restarted as primary in %llu "
+		"ms",
+		(unsigned long long)((colo_now_ns() - t0) / COLO_NS_PER_MS));
+}
+
+/* The survivor's proxy is a failed-over secondary: it may become a
+ * primary (for the peer waiting as secondary) only when no open
+ * connection depends on its sequence offsets. */
+static void try_reprotect(struct up *u)
+{
+	char *reply, err[256] = "no shifted_conns in its stats";
+	struct json_object *o = NULL, *v;
+	int64_t n = -1;
+
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
+		/* colo blk cannot turn its failed-over secondary into a
+		 * primary in place, and a restart would cut the guest's
+		 * export and copy the whole image: not done, said once. */
+		if (u->draining != -2)
+			colo_log_warn("re-protection with a [guest] disk is "
+				      "not supported yet: staying degraded");
+		u->draining = -2;
+		return;
+	}
+
+	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
+				     "{\"cmd\":\"stats\"}", WATCH_MS, err,
+				     sizeof(err));
+	if (reply)
+		o = json_tokener_parse(reply);
+	free(reply);
+	if (o && json_object_object_get_ex(o, "shifted_conns", &v))
+		n = json_object_get_int64(v);
+	json_object_put(o);
+	if (n < 0) {
+		colo_log_warn("re-protection: no connection count from the "
+			      "proxy (%s)",
+			      err);
+		return;
+	}
+	if (n > 0) {
+		if (n != u->draining)
+			colo_log_info("re-protection waits for %lld "
+				      "connection(s) that crossed the "
+				      "failover to close (only this proxy "
+				      "can keep them)",
+				      (long long)n);
+		u->draining = n;
+		write_state(u);
+		return;
+	}
+	u->draining = -1;
+	restart_as_primary(u);
+	push_lease(u);
+	write_state(u);
+}
+
+/* The switch-over's end on the old primary: the client is the peer's,
+ * our proxy is silent; stop everything, then say so. */
+static void finish_switchover(struct up *u)
+{
+	u->switching = false;
+	colo_lease_drop(&u->lease);
+	push_lease(u);
+	stop_daemons(u);
+	u->role = COLO_ROLE_NONE;
+	u->yielded = true;
+	u->primary = 0;
+	send_msg(u, COLO_MSG_YIELD, u->epoch);
+	colo_log_info("switch-over: the client is %s's, this host's daemons "
+		      "stopped (%llu ms); joining as its secondary",
+		      u->cfg->host[!u->self].name,
+		      (unsigned long long)((colo_now_ns() - u->switch_at) /
+					   COLO_NS_PER_MS));
+	run_hook(u, "switchover");
+	write_state(u);
+}
+
+static const char *proxy_mode(struct up *u, char *buf, size_t len)
+{
+	char *reply, err[256];
+	struct json_object *o = NULL, *v;
+
+	buf[0] = '\0';
+	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
+				     "{\"cmd\":\"status\"}", WATCH_MS, err,
+				     sizeof(err));
+	if (reply)
+		o = json_tokener_parse(reply);
+	free(reply);
+	if (o && json_object_object_get_ex(o, "mode", &v))
+		snprintf(buf, len, "%s", json_object_get_string(v));
+	json_object_put(o);
+	return buf;
+}
+
+/* Four times a second: the proxy's mode (hooks "protected" and
+ * "degraded" on its changes), a switch-over's progress, and the
+ * survivor's re-protection. */
+static void on_watch_timer(void *opaque)
+{
+	struct up *u = opaque;
+	char mode[32], detail[64];
+	bool prot;
+
+	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
+	    u->child[COLO_DAEMON_PROXY] > 0 &&
+	    !strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
+		u->replica = true;
+		u->deposed = false;
+		colo_log_info("linked with the primary: a replica");
+		write_state(u);
+	}
+	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
+	    u->child[COLO_DAEMON_PROXY] <= 0)
+		return;
+	if (!proxy_mode(u, mode, sizeof(mode))[0])
+		return; /* no answer this time: no conclusion either */
+	if (u->switching) {
+		if (!strcmp(mode, "handed-over")) {
+			finish_switchover(u);
+		} else if (strcmp(mode, "handing-over")) {
+			u->switching = false;
+			colo_log_warn("switch-over failed: the secondary did "
+				      "not confirm the hand-over; serving on "
+				      "(proxy %s)",
+				      mode);
+			write_state(u);
+		}
+		return;
+	}
+	prot = !strcmp(mode, "protected");
+	if (prot && !u->protected_now) {
+		u->protected_now = true;
+		if (u->reprotect_at) {
+			u->reprotect_ms = (colo_now_ns() - u->reprotect_at) /
+					  COLO_NS_PER_MS;
+			u->reprotect_at = 0;
+			colo_log_info("protected again: re-protected in %llu "
+				      "ms",
+				      (unsigned long long)u->reprotect_ms);
+			snprintf(detail, sizeof(detail),
+				 "re-protected in %llu ms",
+				 (unsigned long long)u->reprotect_ms);
+			run_hook_detail(u, "protected", detail);
+		} else {
+			colo_log_info("protected");
+			run_hook(u, "protected");
+		}
+		write_state(u);
+	} else if (!prot && u->protected_now) {
+		u->protected_now = false;
+		colo_log_warn("degraded: the proxy is %s", mode);
+		run_hook_detail(u, "degraded", mode);
+		write_state(u);
+	}
+	if (!prot && u->daemon_role == COLO_ROLE_SECONDARY &&
+	    u->peer_in_group && u->peer_heard &&
+	    u->peer_role == COLO_ROLE_SECONDARY)
+		try_reprotect(u);
+}
+
+/* The start of a planned switch-over on the primary: only from a
+ * protected pair (the secondary's guest must hold everything). */
+static int start_switchover(struct up *u, char *err, size_t errlen)
+{
+	char mode[32] = "", e[256];
+
+	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover) {
+		snprintf(err, errlen, "%s is not the primary",
+			 u->cfg->host[u->self].name);
+		return -1;
+	}
+	if (u->switching) {
+		snprintf(err, errlen, "a switch-over is already under way");
+		return -1;
+	}
+	if (!u->peer_in_group || u->peer_role != COLO_ROLE_SECONDARY ||
+	    strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
+		snprintf(err, errlen,
+			 "the pair is not protected (%s %s, this host's proxy "
+			 "%s): a switch-over would lose the guest",
+			 u->cfg->host[!u->self].name,
+			 u->peer_in_group ? colo_role_name(u->peer_role)
+					  : "not in the group",
+			 mode[0] ? mode : "not answering");
+		return -1;
+	}
+	if (request(u, COLO_DAEMON_PROXY, "{\"cmd\":\"failover\"}", e,
+		    sizeof(e))) {
+		snprintf(err, errlen, "proxy failover: %s", e);
+		return -1;
+	}
+	u->switching = true;
+	u->switch_at = colo_now_ns();
+	colo_log_info("switch-over to %s: the proxy hands the client over",
+		      u->cfg->host[!u->self].name);
+	colo_timer_arm_in(u->watch_timer, 20 * COLO_NS_PER_MS);
+	write_state(u);
+	return 0;
+}
+
+/* {"cmd":"switchover"} on RUN_DIR/NAME-up.sock (`colo switchover`):
+ * the primary starts it, a secondary asks the primary through corosync. */
+static int cmd_switchover(void *ctx, struct json_object *req,
+			  struct json_object *r, char *err, size_t errlen)
+{
+	struct up *u = ctx;
+	const char *old = u->primary == u->me	  ? u->cfg->host[u->self].name
+			  : u->primary == u->peer ? u->cfg->host[!u->self].name
+						  : "";
+
+	(void)req;
+	if (u->role == COLO_ROLE_SECONDARY && u->primary == u->peer &&
+	    u->peer_in_group) {
+		send_msg(u, COLO_MSG_SWITCH, u->epoch);
+	} else if (start_switchover(u, err, errlen)) {
+		return -1;
+	}
+	json_object_object_add(r, "from", json_object_new_string(old));
+	json_object_object_add(
+		r, "to",
+		json_object_new_string(u->primary == u->me
+					       ? u->cfg->host[!u->self].name
+					       : u->cfg->host[u->self].name));
+	json_object_object_add(r, "epoch",
+			       json_object_new_int64((int64_t)u->epoch));
+	return 0;
+}
+
+/* SWITCH from the secondary's host: as if asked here. YIELD from the
+ * primary of our epoch: it serves nothing any more, claim now. */
+static void on_handover_msg(struct up *u, uint32_t from,
+			    const struct colo_pair_msg *m)
+{
+	char err[256];
+
+	u->peer_heard = true;
+	if (m->type == COLO_MSG_SWITCH) {
+		if (start_switchover(u, err, sizeof(err)))
+			colo_log_warn("switch-over asked by %s: %s",
+				      u->cfg->host[!u->self].name, err);
+		return;
+	}
+	if (from != u->primary || m->epoch != u->epoch ||
+	    u->role != COLO_ROLE_SECONDARY)
+		return;
+	colo_log_info("%s handed the primary role over",
+		      u->cfg->host[!u->self].name);
+	u->peer_yielded = true;
+	evaluate_takeover(u);
+}
+
 static void on_message(void *opaque, uint32_t from, const void *buf, size_t len)
 {
 	struct up *u = opaque;
@@ -460,8 +842,10 @@ static void on_message(void *opaque, uint32_t from, const void *buf, size_t len)
 		return;
 	if (m.type == COLO_MSG_STATE)
 		on_state_msg(u, from, &m);
-	else
+	else if (m.type == COLO_MSG_CLAIM)
 		on_claim_msg(u, from, &m);
+	else if (from != u->me)
+		on_handover_msg(u, from, &m);
 	write_state(u);
 }
 
@@ -529,6 +913,11 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	static const struct colo_membership_ops ops = { on_members, on_message,
 							on_quorum, on_lost };
 	struct up u = { .cfg = cfg, .self = self, .colo = colo };
+	static const struct colo_control_cmd cmds[] = {
+		{ "switchover", cmd_switchover,
+		  "move the primary role to the secondary (planned)" },
+	};
+	const struct colo_control_table ctl_table = { cmds, 1, &u };
 	char err[512], path[512];
 
 	if (mkdir(cfg->run_dir, 0755) && errno != EEXIST) {
@@ -554,6 +943,8 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	colo_lease_peer_left(&u.lease, colo_now_ns());
 	u.takeover_timer = colo_timer_new(u.loop, on_takeover_timer, &u);
 	u.state_timer = colo_timer_new(u.loop, on_state_timer, &u);
+	u.watch_timer = colo_timer_new(u.loop, on_watch_timer, &u);
+	u.draining = -1;
 	u.mb = colo_membership_open(u.loop, cfg->name, &ops, &u, err,
 				    sizeof(err));
 	if (!u.mb) {
@@ -570,7 +961,14 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 		      "ms)",
 		      cfg->host[self].name, cfg->name, cfg->lease_ms,
 		      cfg->margin_ms);
+	colo_up_socket_path(cfg, self, path, sizeof(path));
+	u.ctl = colo_control_server_new(u.loop, path, &ctl_table, err,
+					sizeof(err));
+	if (!u.ctl)
+		colo_log_warn("%s: %s (no colo switchover on this host)", path,
+			      err);
 	colo_timer_arm_in(u.state_timer, 0);
+	colo_timer_arm_in(u.watch_timer, 250 * COLO_NS_PER_MS);
 	evaluate_takeover(&u);
 	write_state(&u);
 	colo_sd_notify("READY=1");
@@ -580,6 +978,7 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	colo_lease_drop(&u.lease);
 	push_lease(&u);
 	stop_daemons(&u);
+	colo_control_server_free(u.ctl);
 	colo_membership_close(u.mb);
 	colo_loop_free(u.loop);
 	colo_up_state_path(cfg, self, path, sizeof(path));

@@ -16,5 +16,9 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo);
  * change, read by `colo status`. */
 void colo_up_state_path(const struct colo_pair_config *cfg, int self, char *out,
 			size_t len);
+/* RUN_DIR/NAME-up.sock: the supervisor's control socket (`colo
+ * switchover` asks it). */
+void colo_up_socket_path(const struct colo_pair_config *cfg, int self,
+			 char *out, size_t len);
 
 #endif

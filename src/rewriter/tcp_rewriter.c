@@ -457,6 +457,7 @@ void colo_rewriter_failover(struct colo_rewriter *rw)
 struct sweep_ctx {
 	struct colo_rewriter *rw;
 	uint64_t now_ns;
+	uint64_t shifted;
 };
 
 static bool reclaimable(void *opaque, void *entry)
@@ -468,6 +469,8 @@ static bool reclaimable(void *opaque, void *entry)
 	conn_sync(x->rw, c);
 	if (conn_closed(c))
 		return idle >= CLOSED_LINGER_NS;
+	if (conn_shifts(c))
+		x->shifted++;
 	/* After failover a shifted connection lives until it closes: there
 	 * is no checkpoint any more to make its offset 0. */
 	if (x->rw->failed_over && conn_shifts(c))
@@ -477,9 +480,10 @@ static bool reclaimable(void *opaque, void *entry)
 
 void colo_rewriter_tick(struct colo_rewriter *rw, uint64_t now_ns)
 {
-	struct sweep_ctx x = { rw, now_ns };
+	struct sweep_ctx x = { rw, now_ns, 0 };
 
 	rw->st.conns_reclaimed +=
 		colo_conn_table_sweep(&rw->table, reclaimable, &x);
 	rw->st.conns = colo_conn_table_count(&rw->table);
+	rw->st.shifted = x.shifted;
 }

@@ -43,6 +43,9 @@ struct colo_rewriter_stats {
 	/* primary ISNs taken from the client's ACK (ack - 1) because the
 	 * metadata had not arrived: should stay 0 */
 	uint64_t fallback_learns;
+	/* Open connections whose offsets are not 0, counted at each tick:
+	 * after failover, the ones only this rewriter can keep alive. */
+	uint64_t shifted;
 };
 
 struct colo_rewriter;

@@ -4,7 +4,8 @@
     cluster.py SCENARIO COLO_BINARY
 
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
-witness_dies, primary_isolated, primary_frozen (see each function).
+witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
+stale_secondary (see each function).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
@@ -162,8 +163,13 @@ class Cluster(e2e.Net):
         # the operator's hook: appends "EVENT HOST" to a file
         self.hook_log = os.path.join(self.dir, "hook.log")
         hook = os.path.join(self.dir, "hook.sh")
+        # and its environment to hook-env.log, one line per event
+        self.hook_env = os.path.join(self.dir, "hook-env.log")
         with open(hook, "w") as f:
-            f.write("#!/bin/sh\necho \"$1 $2\" >> %s\n" % self.hook_log)
+            f.write("#!/bin/sh\necho \"$1 $2\" >> %s\n"
+                    "echo \"$COLO_EVENT $COLO_HOST $COLO_PEER $COLO_ROLE "
+                    "$COLO_EPOCH $COLO_DETAIL\" >> %s\n"
+                    % (self.hook_log, self.hook_env))
         os.chmod(hook, 0o755)
         with open(self.conf, "w") as f:
             f.write("[pair]\nname = %s\nlink_port = 7070\nrun_dir = %s\n"
@@ -275,6 +281,36 @@ class Cluster(e2e.Net):
                               "/sys/class/net/%s/statistics/rx_packets"
                               % host_port], capture_output=True, text=True)
         return int(out.stdout.strip() or 0)
+
+    def hook_events(self):
+        try:
+            with open(self.hook_log) as f:
+                return [e for e in f.read().split("\n") if e]
+        except OSError:
+            return []
+
+    def restart_node(self, n):
+        """A node killed by kill_node comes back: a new mount namespace,
+        corosync and qdevice (quorate with 3 votes), its guest's port up;
+        `colo up` is started by the caller."""
+        self.hold(n)
+        self.corosync(n)
+        self.wait("corosync in " + n, lambda: self.node_run(
+            n, "corosync-cfgtool", "-s", check=False).strip())
+        self.qdevice(n)
+        self.wait("quorum in " + n, lambda: self.quorum(n) == (True, 3))
+        self.run(NODE_NS[n], "ip", "link", "set", "gst", "up")
+
+    def wait_protected(self, prim, sec, timeout=60):
+        """Both hosts' colo status say protected, prim primary."""
+        def both():
+            sp, ss = self.status(prim), self.status(sec)
+            return (sp.get("state") == "protected" and
+                    sp.get("host", {}).get("role") == "primary" and
+                    ss.get("state") == "protected" and
+                    ss.get("host", {}).get("role") == "secondary")
+        self.wait("%s primary and %s secondary, protected" % (prim, sec),
+                  both, timeout=timeout, step=0.1)
 
     def kill_node(self, n):
         """SIGKILL every process of the node (its holder too)."""
@@ -434,7 +470,8 @@ def t_secondary_dies(c):
 
 def t_primary_frozen(c):
     """4: every process of host a (primary) frozen with SIGSTOP for 3 s,
-    then resumed: b takes over, and not one frame leaves a after that.
+    then resumed: b takes over, and not one frame leaves a after that;
+    a then rejoins as b's secondary and the pair is protected again.
     Needs the proxy's lease hook (a resumed proxy must check its deadline
     before releasing anything); without it the scenario is reported and
     skipped (77)."""
@@ -474,6 +511,14 @@ def t_primary_frozen(c):
             "proxy releases without checking its lease")
         sys.exit(77)
     check(extra == 0, "not one frame from a after b took over")
+    # the deposed host rejoins as secondary by itself; the probe, which
+    # crossed the takeover, is closed, so b re-protects
+    c.wait("a rejoins as secondary", lambda: c.state("a").get("role") ==
+           "secondary")
+    c.wait_protected("b", "a")
+    c.wait("a a replica", lambda: c.state("a").get("replica"))
+    check(not c.state("a").get("deposed"),
+          "a re-protected after the freeze: b's replica, not deposed")
 
 
 def t_primary_isolated(c):
@@ -541,6 +586,196 @@ def t_witness_dies(c):
     bench("witness_dies", deposed_frames=0, conns_lost=0)
 
 
+def fail_primary(c, n):
+    """Host n (the primary) dies, every process SIGKILLed; returns the
+    seconds from the kill to the other host's proxy serving."""
+    other = "b" if n == "a" else "a"
+    c.run(NODE_NS[n], "ip", "link", "set", "gst", "down")
+    t0 = time.monotonic()
+    c.kill_node(n)
+    log("killed every process of " + n)
+    c.wait(other + " primary", lambda: c.state(other).get("role") ==
+           "primary", step=0.01)
+    c.wait(other + " failed over", lambda: c.proxy(other).get("mode") ==
+           "failed-over", step=0.01)
+    return time.monotonic() - t0
+
+
+def reprotect_after_drain(c, prim, sec, rd):
+    """prim serves with the proxy it failed over (or was handed over)
+    with, sec has joined as its secondary: re-protection waits while rd,
+    a connection that crossed the hand-over, is open (only prim's proxy
+    has its sequence offsets); closing it lets it finish. Returns the
+    seconds from the close to both hosts reporting protected."""
+    c.wait(sec + " secondary", lambda: c.state(sec).get("role") ==
+           "secondary")
+    c.wait(prim + " waits for the crossing connection",
+           lambda: c.state(prim).get("reprotect_waiting_conns", -1) >= 1)
+    st = c.status(prim)
+    check(st.get("state") == "degraded",
+          "%s degraded while re-protection waits for %d connection(s)"
+          % (prim, c.state(prim)["reprotect_waiting_conns"]))
+    check(rd.cmd("PING") == "+PONG", "the crossing connection still served")
+    rd.close()
+    t0 = time.monotonic()
+    c.wait_protected(prim, sec)
+    return time.monotonic() - t0
+
+
+def t_reprotect(c):
+    """7: a fails, b takes over, a returns and is re-protected as b's
+    secondary, then b fails and a takes over again. With namespace guests
+    a connection opened before the first failover cannot live on a's new
+    secondary guest (a separate TCP stack that never saw it: carrying it
+    needs the VM frame's memory checkpoint): it survives the first
+    failover, re-protection waits for it to close, and a connection
+    opened after re-protection survives the second failover."""
+    c.start_pair("a")
+    rd1 = e2e.Resp(c)
+    check(rd1.cmd("SET", "k", "v1") == "+OK", "redis SET on connection 1")
+    t_fail1 = fail_primary(c, "a")
+    check(rd1.cmd("GET", "k") == "v1",
+          "connection 1 survives the first failover (%.1f s)" % t_fail1)
+    c.restart_node("a")
+    t0 = time.monotonic()
+    c.colo_up("a")
+    t_close = reprotect_after_drain(c, "b", "a", rd1)
+    t_reprotect = time.monotonic() - t0
+    # b's own figure: from a's first STATE as secondary to b's proxy
+    # protected (the watcher samples it four times a second)
+    up_ms = c.wait("b's re-protect time",
+                   lambda: c.state("b").get("last_reprotect_ms"))
+    log("RESULT a_back_to_protected_s %.1f close_to_protected_s %.1f "
+        "supervisor_reprotect_ms %s" % (t_reprotect, t_close, up_ms))
+    rd2 = e2e.Resp(c)
+    check(rd2.cmd("SET", "k2", "v2") == "+OK",
+          "redis SET on connection 2, opened after re-protection")
+    probe = Probe(c)
+    time.sleep(0.5)
+    t_fail2 = fail_primary(c, "b")
+    b_frames = c.frames_from("sh")
+    check(rd2.cmd("GET", "k2") == "v2",
+          "connection 2 survives the second failover (%.1f s)" % t_fail2)
+    check(rd2.cmd("SET", "k3", "v3") == "+OK", "a serves connection 2")
+    time.sleep(0.5)
+    extra = c.frames_from("sh") - b_frames
+    check(extra == 0, "not one frame from b after a took over")
+    pr = probe.stop()
+    check(pr["ok"], "PING connection (opened after re-protection) alive "
+          "throughout the second failover (%d pings)" % pr["pings"])
+    rd2.close()
+    st = c.status("a")
+    check(st.get("host", {}).get("role") == "primary" and
+          st.get("state") == "degraded", "a primary, degraded, alone")
+    ev = c.hook_events()
+    for want in ("primary a", "failover b", "secondary a", "protected b",
+                 "failover a"):
+        check(want in ev, "hook event '%s'" % want)
+    check(ev.index("failover b") < ev.index("protected b") <
+          ev.index("failover a"), "hook events in order")
+    with open(c.hook_env) as f:
+        env = f.read()
+    check("protected b a primary" in env and "re-protected in" in env,
+          "the hook's environment names the event, hosts, role and the "
+          "re-protect time")
+    bench("reprotect", decision_ms=round(t_fail2 * 1000),
+          stall_ms=pr["max_gap_ms"], deposed_frames=extra,
+          conns_lost=0 if pr["ok"] else 1,
+          reprotect_s=round(t_reprotect, 1), reprotect_up_ms=up_ms)
+
+
+def t_switchover(c):
+    """The planned switch-over: `colo switchover` on a (primary) moves the
+    role to b without losing a connection or a frame from two hosts; a
+    rejoins as b's secondary and, once the connections that crossed are
+    closed, the pair is protected again. Refused while degraded. Then
+    asked on a, now the secondary (the request crosses corosync), it
+    moves the role back."""
+    c.start_pair("a")
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    probe = Probe(c)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    r = subprocess.run(c.at("a") + [c.colo, "switchover", "--host", "a",
+                                    c.conf], capture_output=True,
+                       text=True, timeout=60)
+    t_switch = time.monotonic() - t0
+    log(r.stdout.strip())
+    check(r.returncode == 0, "colo switchover exit 0 (%s)" % r.stderr.strip())
+    # a's state said so; b writes its own on the same claim
+    c.wait("b primary", lambda: c.state("b").get("role") == "primary",
+           timeout=10)
+    a_frames = c.frames_from("ph")
+    time.sleep(1)
+    extra = c.frames_from("ph") - a_frames
+    check(extra == 0, "not one frame from a after the switch-over")
+    check(rd.cmd("GET", "k") == "v1", "redis connection survives")
+    pr = probe.stop()
+    check(pr["ok"], "PING connection alive through the switch-over "
+          "(%d pings, longest gap %s ms)" % (pr["pings"], pr["max_gap_ms"]))
+    r = subprocess.run(c.at("b") + [c.colo, "switchover", "--host", "b",
+                                    c.conf], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 1 and "not protected" in r.stderr,
+          "refused while not protected: %s" % r.stderr.strip())
+    t_close = reprotect_after_drain(c, "b", "a", rd)
+    t_reprotect = time.monotonic() - t0
+    rd2 = e2e.Resp(c)
+    check(rd2.cmd("SET", "k2", "v2") == "+OK" and
+          rd2.cmd("GET", "k2") == "v2", "a new connection served by b")
+    r = subprocess.run(c.at("a") + [c.colo, "switchover", "--host", "a",
+                                    c.conf], capture_output=True,
+                       text=True, timeout=60)
+    log(r.stdout.strip())
+    check(r.returncode == 0 and c.state("a").get("role") == "primary",
+          "colo switchover on the secondary (a): a primary again (%s)"
+          % r.stderr.strip())
+    check(rd2.cmd("GET", "k2") == "v2",
+          "the connection opened after re-protection survives the way "
+          "back")
+    rd2.close()
+    c.wait_protected("a", "b")
+    ev = c.hook_events()
+    for want in ("switchover a", "failover b", "secondary a",
+                 "protected b", "switchover b", "protected a"):
+        check(want in ev, "hook event '%s'" % want)
+    log("RESULT switchover_s %.2f client_stall_ms %s close_to_protected_s "
+        "%.1f" % (t_switch, pr["max_gap_ms"], t_close))
+    bench("switchover", decision_ms=round(t_switch * 1000),
+          stall_ms=pr["max_gap_ms"], deposed_frames=extra,
+          conns_lost=0 if pr["ok"] else 1,
+          reprotect_s=round(t_reprotect, 1))
+
+
+def t_stale_secondary(c):
+    """a fails, b takes over, a returns as secondary while b waits to
+    re-protect (a connection crossed the failover): a's guest never got
+    the client's traffic since. b then dies: a must not take over with
+    its stale guest (the service stops rather than serve old data)."""
+    c.start_pair("a")
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    fail_primary(c, "a")
+    check(rd.cmd("SET", "k", "v2") == "+OK", "b serves: SET k v2")
+    c.restart_node("a")
+    c.colo_up("a")
+    c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
+    c.wait("b waits to re-protect",
+           lambda: c.state("b").get("reprotect_waiting_conns", -1) >= 1)
+    check(not c.state("a").get("replica"), "a is not a replica")
+    c.run("shost", "ip", "link", "set", "gst", "down")
+    c.kill_node("b")
+    c.wait("a sees b leave", lambda: not c.state("a").get("peer", {}).get(
+        "in_group", True))
+    time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
+    check(c.state("a").get("role") == "secondary",
+          "a stays secondary: no takeover with a stale guest")
+    check(c.proxy("a").get("mode") != "failed-over", "a's proxy silent")
+    rd.close()
+    bench("stale_secondary", deposed_frames=0, conns_lost=0)
+
+
 # name: (scenario, (token, lease, margin, qdevice) or None: the defaults)
 TESTS = {"primary_dies": (t_primary_dies, None),
          "link_cut": (t_link_cut, None),
@@ -550,7 +785,10 @@ TESTS = {"primary_dies": (t_primary_dies, None),
          # qnetd notices a's silent qdevice only after its timeout
          "primary_isolated": (t_primary_isolated, (300, 700, 200, 1000)),
          # b must decide within the 3 s freeze
-         "primary_frozen": (t_primary_frozen, (300, 700, 200, 1000))}
+         "primary_frozen": (t_primary_frozen, (300, 700, 200, 1000)),
+         "reprotect": (t_reprotect, None),
+         "switchover": (t_switchover, None),
+         "stale_secondary": (t_stale_secondary, None)}
 
 
 def main():

@@ -643,6 +643,25 @@ static void reclaim(void **state)
 	colo_rewriter_free(rw);
 }
 
+/* shifted: the open connections whose offsets are not 0, what `colo up`
+ * waits for before it replaces a failed-over proxy (re-protection). */
+static void shifted_count(void **state)
+{
+	(void)state;
+	struct colo_rewriter *rw = colo_rewriter_new();
+	const struct colo_rewriter_stats *st = colo_rewriter_stats(rw);
+
+	passive_open(rw, V4, true);
+	colo_rewriter_failover(rw);
+	colo_rewriter_tick(rw, 2 * S_NS);
+	assert_int_equal(st->shifted, 1);
+	close_conn(rw, V4, false, 3 * S_NS);
+	colo_rewriter_tick(rw, 4 * S_NS);
+	assert_int_equal(st->shifted, 0); /* closed: lingers, not counted */
+	assert_int_equal(st->conns, 1);
+	colo_rewriter_free(rw);
+}
+
 /* The tuple is reused after close with new ISNs on both sides. */
 static void reopened_tuple_relearned(void **state)
 {
@@ -934,6 +953,7 @@ int main(void)
 		cmocka_unit_test(checkpoint_resets_offsets),
 		cmocka_unit_test(failover_behaviour),
 		cmocka_unit_test(reclaim),
+		cmocka_unit_test(shifted_count),
 		cmocka_unit_test(reopened_tuple_relearned),
 		cmocka_unit_test(fallback_from_client_ack),
 		cmocka_unit_test(non_tcp_untouched),
