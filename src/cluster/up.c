@@ -379,6 +379,9 @@ static void deposed(struct up *u)
 	stop_daemons(u);
 }
 
+static bool proxy_was_linked(struct up *u);
+static void became_replica(struct up *u);
+
 /* The takeover rule (lease.c) plus the protocol's: a deposed host never
  * claims (its guest is stale), nor does a fresh host while the peer is
  * a secondary (the secondary holds the replicated state). */
@@ -410,6 +413,9 @@ static void evaluate_takeover(struct up *u)
 	}
 	if (u->primary == u->peer && u->peer_in_group)
 		return;
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
+	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
+		became_replica(u);
 	if (u->role == COLO_ROLE_SECONDARY && !u->replica) {
 		if (!u->stale_logged)
 			colo_log_warn("the primary is gone but this host's "
@@ -675,6 +681,37 @@ static const char *proxy_mode(struct up *u, char *buf, size_t len)
 	return buf;
 }
 
+/* Whether this host's secondary proxy has been linked with the primary:
+ * linked now, or it counted a loss of the primary (a link that was up).
+ * The watcher may have missed a link that lasted less than its period. */
+static bool proxy_was_linked(struct up *u)
+{
+	char *reply, err[256], mode[32];
+	struct json_object *o = NULL, *v;
+	bool linked = false;
+
+	if (!strcmp(proxy_mode(u, mode, sizeof(mode)), "protected"))
+		return true;
+	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
+				     "{\"cmd\":\"stats\"}", WATCH_MS, err,
+				     sizeof(err));
+	if (reply)
+		o = json_tokener_parse(reply);
+	free(reply);
+	if (o && json_object_object_get_ex(o, "peer_losses", &v))
+		linked = json_object_get_int64(v) > 0;
+	json_object_put(o);
+	return linked;
+}
+
+static void became_replica(struct up *u)
+{
+	u->replica = true;
+	u->deposed = false;
+	colo_log_info("linked with the primary: a replica");
+	write_state(u);
+}
+
 /* Four times a second: the proxy's mode (hooks "protected" and
  * "degraded" on its changes), a switch-over's progress, and the
  * survivor's re-protection. */
@@ -686,13 +723,8 @@ static void on_watch_timer(void *opaque)
 
 	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
 	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
-	    u->child[COLO_DAEMON_PROXY] > 0 &&
-	    !strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
-		u->replica = true;
-		u->deposed = false;
-		colo_log_info("linked with the primary: a replica");
-		write_state(u);
-	}
+	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
+		became_replica(u);
 	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
 	    u->child[COLO_DAEMON_PROXY] <= 0)
 		return;
