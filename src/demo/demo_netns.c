@@ -41,6 +41,7 @@
 #include "demo_util.h"
 #include "demo.h"
 #include "evloop.h"
+#include "parse_num.h"
 
 #define GUEST_IP  "10.77.0.10"
 #define GUEST_MAC "02:c0:10:00:00:10"
@@ -136,36 +137,18 @@ static int topo_build(void)
 	static const char *const hosts[] = { "phost", "shost" };
 
 	topo_up = true;
-	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
-		if (sh("ip netns add %s%s", P, nss[i]) ||
-		    sh(NS("%s") "ip link set lo up", P, nss[i]))
-			return -1;
-	if (sh(NS("switch") "ip link add br0 type bridge forward_delay 0", P) ||
-	    sh(NS("switch") "ip link set br0 up", P) ||
-	    sh("ip link add %sc type veth peer name %scs", P, P) ||
-	    sh("ip link set %sc netns %sclient name eth0", P, P) ||
-	    sh("ip link set %scs netns %sswitch name cl", P, P) ||
-	    sh("ip link add %sp type veth peer name %sps", P, P) ||
-	    sh("ip link set %sp netns %sphost name sw", P, P) ||
-	    sh("ip link set %sps netns %sswitch name ph", P, P) ||
-	    sh("ip link add %ss type veth peer name %sss", P, P) ||
-	    sh("ip link set %ss netns %sshost name sw", P, P) ||
-	    sh("ip link set %sss netns %sswitch name sh", P, P) ||
-	    sh("ip link add %spg type veth peer name %spgh", P, P) ||
-	    sh("ip link set %spg netns %spguest name eth0", P, P) ||
-	    sh("ip link set %spgh netns %sphost name gst", P, P) ||
-	    sh("ip link add %ssg type veth peer name %ssgh", P, P) ||
-	    sh("ip link set %ssg netns %ssguest name eth0", P, P) ||
-	    sh("ip link set %ssgh netns %sshost name gst", P, P) ||
-	    sh("ip link add %sl type veth peer name %sls", P, P) ||
-	    sh("ip link set %sl netns %sphost name lnk", P, P) ||
-	    sh("ip link set %sls netns %sshost name lnk", P, P))
+	if (colo_demo_wire_switch(P, nss, sizeof(nss) / sizeof(nss[0])))
 		return -1;
-	for (int i = 0; i < 3; i++) {
-		static const char *const ports[] = { "cl", "ph", "sh" };
+	/* Each guest's veth: eth0 in the guest, gst on its host. */
+	for (int i = 0; i < 2; i++) {
+		char r = "ps"[i];
 
-		if (sh(NS("switch") "ip link set %s master br0 up", P,
-		       ports[i]))
+		if (sh("ip link add %s%cg type veth peer name %s%cgh", P, r, P,
+		       r) ||
+		    sh("ip link set %s%cg netns %s%cguest name eth0", P, r, P,
+		       r) ||
+		    sh("ip link set %s%cgh netns %s%chost name gst", P, r, P,
+		       r))
 			return -1;
 	}
 	for (int i = 0; i < 2; i++) {
@@ -286,15 +269,8 @@ static void client(struct shared *sh_)
 			sh_->state = -1;
 			_exit(1);
 		}
-		if (sh_->failover_ns && t > sh_->failover_ns) {
-			uint64_t from = sh_->last_rx_ns > sh_->failover_ns
-						? sh_->last_rx_ns
-						: sh_->failover_ns;
-
-			if (t - from > sh_->stall_after_ns)
-				sh_->stall_after_ns = t - from;
-		}
-		sh_->last_rx_ns = t;
+		colo_demo_note_rx(t, sh_->failover_ns, &sh_->last_rx_ns,
+				  &sh_->stall_after_ns);
 		off += (uint64_t)n;
 		sh_->bytes = off;
 	}
@@ -398,22 +374,11 @@ static void cleanup(void)
 
 static void show_log(const char *role)
 {
-	char p[128], line[512];
-	FILE *f;
-	int fd;
+	char p[128], title[64];
 
 	snprintf(p, sizeof(p), "%s/%s.log", dir, role);
-	fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	f = fd >= 0 ? fdopen(fd, "r") : NULL;
-	if (!f) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	fprintf(stderr, "--- %s proxy log:\n", role);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
+	snprintf(title, sizeof(title), "%s proxy log", role);
+	colo_demo_show_log(p, title, 256);
 }
 
 int colo_demo_netns(int argc, char **argv)
@@ -445,12 +410,8 @@ int colo_demo_netns(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			fputs(usage, stderr);
-			return 2;
+			return colo_cli_help_or_usage(c, usage);
 		}
 	}
 	if (optind < argc) {

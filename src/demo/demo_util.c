@@ -186,3 +186,50 @@ void colo_demo_show_log(const char *path, const char *title, int lines)
 	}
 	fclose(f);
 }
+
+int colo_demo_wire_switch(const char *P, const char *const *nss, size_t n)
+{
+#define IN_SWITCH "ip netns exec %sswitch "
+	static const char *const ports[] = { "cl", "ph", "sh" };
+
+	for (size_t i = 0; i < n; i++)
+		if (colo_demo_sh("ip netns add %s%s", P, nss[i]) ||
+		    colo_demo_sh("ip netns exec %s%s ip link set lo up", P,
+				 nss[i]))
+			return -1;
+	if (colo_demo_sh(IN_SWITCH "ip link add br0 type bridge "
+				   "forward_delay 0",
+			 P) ||
+	    colo_demo_sh(IN_SWITCH "ip link set br0 up", P) ||
+	    colo_demo_sh("ip link add %sc type veth peer name %scs", P, P) ||
+	    colo_demo_sh("ip link set %sc netns %sclient name eth0", P, P) ||
+	    colo_demo_sh("ip link set %scs netns %sswitch name cl", P, P) ||
+	    colo_demo_sh("ip link add %sp type veth peer name %sps", P, P) ||
+	    colo_demo_sh("ip link set %sp netns %sphost name sw", P, P) ||
+	    colo_demo_sh("ip link set %sps netns %sswitch name ph", P, P) ||
+	    colo_demo_sh("ip link add %ss type veth peer name %sss", P, P) ||
+	    colo_demo_sh("ip link set %ss netns %sshost name sw", P, P) ||
+	    colo_demo_sh("ip link set %sss netns %sswitch name sh", P, P) ||
+	    colo_demo_sh("ip link add %sl type veth peer name %sls", P, P) ||
+	    colo_demo_sh("ip link set %sl netns %sphost name lnk", P, P) ||
+	    colo_demo_sh("ip link set %sls netns %sshost name lnk", P, P))
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (colo_demo_sh(IN_SWITCH "ip link set %s master br0 up", P,
+				 ports[i]))
+			return -1;
+	return 0;
+#undef IN_SWITCH
+}
+
+void colo_demo_note_rx(uint64_t t, uint64_t since, volatile uint64_t *last_rx,
+		       volatile uint64_t *stall)
+{
+	if (since && t > since) {
+		uint64_t from = *last_rx > since ? *last_rx : since;
+
+		if (t - from > *stall)
+			*stall = t - from;
+	}
+	*last_rx = t;
+}

@@ -42,6 +42,15 @@ void colo_demo_rmtree(const char *dir);
 /* "1.23 MB" into buf. */
 void colo_demo_human(char *buf, unsigned long n, double bytes);
 /* Prints the last lines of a log file on stderr, headed by title. */
+/* Creates the namespaces PREFIX+nss[i] (loopback up), which include
+ * client, switch, phost and shost, and wires them: a bridge br0 in the
+ * switch joining the client's eth0 and each host's "sw", and a link veth
+ * "lnk" between the two hosts. 0, or -1 (said on stderr). */
+int colo_demo_wire_switch(const char *prefix, const char *const *nss, size_t n);
+/* The client received at t (ns): the longest wait for data since the
+ * event at `since` (the kill, the failover; 0: not yet) grows in *stall. */
+void colo_demo_note_rx(uint64_t t, uint64_t since, volatile uint64_t *last_rx,
+		       volatile uint64_t *stall);
 void colo_demo_show_log(const char *path, const char *title, int lines);
 
 #endif

@@ -41,6 +41,7 @@
 #include "demo_util.h"
 #include "demo_vm_client.h"
 #include "demo_vm_hosts.h"
+#include "parse_num.h"
 
 static const char usage[] =
 	"Usage: colo demo [--vm] [--guest DIR] [--qemu BIN] [--mem MB]\n"
@@ -451,6 +452,18 @@ static int diverge(int *repaired)
 
 /* ---- the run */
 
+/* The numeric options: their letter, range and int field of struct opts. */
+static const struct num_opt {
+	int c;
+	const char *name;
+	int min, max;
+	size_t off;
+} nums[] = {
+	{ 'm', "mem", 64, 4096, offsetof(struct opts, vm.mem_mb) },
+	{ 'i', "interval", 500, 600000, offsetof(struct opts, vm.interval_ms) },
+	{ 'c', "mem-checks", 1, 100, offsetof(struct opts, mem_checks) },
+};
+
 static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 {
 	static const struct option lopts[] = {
@@ -467,18 +480,23 @@ static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		char *end;
-		long v = 0;
+		const struct num_opt *n = NULL;
+		uint64_t v;
 
-		if (optarg) {
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (c != 'g' && c != 'q' &&
-			    (errno || *end || end == optarg)) {
-				fprintf(stderr, "colo demo: not a number: %s\n",
-					optarg);
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+			if (nums[k].c == c)
+				n = &nums[k];
+		if (n) {
+			if (colo_parse_u64(optarg, (uint64_t)n->max, &v) < 0 ||
+			    v < (uint64_t)n->min) {
+				fprintf(stderr,
+					"colo demo: --%s: a number from %d to "
+					"%d\n",
+					n->name, n->min, n->max);
 				return 2;
 			}
+			*(int *)((char *)o + n->off) = (int)v;
+			continue;
 		}
 		switch (c) {
 		case 'v':
@@ -489,36 +507,8 @@ static int parse(int argc, char **argv, struct opts *o, const char **gdir)
 		case 'q':
 			o->vm.qemu = optarg;
 			break;
-		case 'm':
-			if (v < 64 || v > 4096) {
-				fprintf(stderr, "colo demo: --mem between 64 "
-						"and 4096\n");
-				return 2;
-			}
-			o->vm.mem_mb = (int)v;
-			break;
-		case 'i':
-			if (v < 500 || v > 600000) {
-				fprintf(stderr, "colo demo: --interval between "
-						"500 and 600000\n");
-				return 2;
-			}
-			o->vm.interval_ms = (int)v;
-			break;
-		case 'c':
-			if (v < 1 || v > 100) {
-				fprintf(stderr, "colo demo: --mem-checks "
-						"between 1 and 100\n");
-				return 2;
-			}
-			o->mem_checks = (int)v;
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			fputs(usage, stderr);
-			return 2;
+			return colo_cli_help_or_usage(c, usage);
 		}
 	}
 	if (optind < argc) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "demo_util.h"
 #include "demo_vm_client.h"
 
 #define MSG_LEN 48
@@ -108,15 +109,7 @@ void colo_demo_echo_client(struct colo_demo_client *c, const char *ip, int port,
 		if (memcmp(msg, back, sizeof(msg)) != 0)
 			fail(c, "%s", "the echo came back with wrong bytes");
 		t = colo_now_ns();
-		if (c->kill_ns && t > c->kill_ns) {
-			uint64_t from = c->last_rx_ns > c->kill_ns
-						? c->last_rx_ns
-						: c->kill_ns;
-
-			if (t - from > c->stall_ns)
-				c->stall_ns = t - from;
-		}
-		c->last_rx_ns = t;
+		colo_demo_note_rx(t, c->kill_ns, &c->last_rx_ns, &c->stall_ns);
 		c->rounds = n + 1;
 		c->bytes += sizeof(msg);
 		nanosleep(&pace, NULL);

@@ -137,34 +137,8 @@ int colo_demo_hosts_topo_build(struct colo_demo_hosts *h)
 	const char *P = h->prefix;
 
 	h->topo_up = true;
-	for (size_t i = 0; i < sizeof(nss) / sizeof(nss[0]); i++)
-		if (colo_demo_sh("ip netns add %s%s", P, nss[i]) ||
-		    colo_demo_sh(NS("%s") "ip link set lo up", P, nss[i]))
-			return -1;
-	if (colo_demo_sh(NS("switch") "ip link add br0 type bridge "
-				      "forward_delay 0",
-			 P) ||
-	    colo_demo_sh(NS("switch") "ip link set br0 up", P) ||
-	    colo_demo_sh("ip link add %sc type veth peer name %scs", P, P) ||
-	    colo_demo_sh("ip link set %sc netns %sclient name eth0", P, P) ||
-	    colo_demo_sh("ip link set %scs netns %sswitch name cl", P, P) ||
-	    colo_demo_sh("ip link add %sp type veth peer name %sps", P, P) ||
-	    colo_demo_sh("ip link set %sp netns %sphost name sw", P, P) ||
-	    colo_demo_sh("ip link set %sps netns %sswitch name ph", P, P) ||
-	    colo_demo_sh("ip link add %ss type veth peer name %sss", P, P) ||
-	    colo_demo_sh("ip link set %ss netns %sshost name sw", P, P) ||
-	    colo_demo_sh("ip link set %sss netns %sswitch name sh", P, P) ||
-	    colo_demo_sh("ip link add %sl type veth peer name %sls", P, P) ||
-	    colo_demo_sh("ip link set %sl netns %sphost name lnk", P, P) ||
-	    colo_demo_sh("ip link set %sls netns %sshost name lnk", P, P))
+	if (colo_demo_wire_switch(P, nss, sizeof(nss) / sizeof(nss[0])))
 		return -1;
-	for (int i = 0; i < 3; i++) {
-		static const char *const ports[] = { "cl", "ph", "sh" };
-
-		if (colo_demo_sh(NS("switch") "ip link set %s master br0 up", P,
-				 ports[i]))
-			return -1;
-	}
 	for (int i = 0; i < 2; i++) {
 		const char *host = colo_demo_host_names[i];
 

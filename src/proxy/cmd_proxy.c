@@ -195,12 +195,8 @@ int colo_cmd_proxy(int argc, char **argv)
 		case 'q':
 			colo_log_quiet = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			fputs(usage, stderr);
-			return 2;
+			return colo_cli_help_or_usage(c, usage);
 		}
 	}
 	if (optind < argc || !role || !o.client_spec || !o.guest_spec) {
