@@ -92,7 +92,7 @@ int colo_cmd_status(int argc, char **argv)
 	const char *host = NULL;
 	bool as_json = false, is_primary = false;
 	struct colo_pair_config cfg;
-	char err[COLO_PAIR_ERR_MAX], path[512];
+	char path[512];
 	struct json_object *up, *proxy, *blk = NULL, *out, *peer;
 	int c, self;
 
@@ -115,11 +115,9 @@ int colo_cmd_status(int argc, char **argv)
 				"PAIR.conf\n");
 		return 2;
 	}
-	if (colo_pair_load(argv[optind], &cfg, err, sizeof(err)) ||
-	    (self = colo_pair_find_self(&cfg, host, err, sizeof(err))) < 0) {
-		fprintf(stderr, "colo status: %s\n", err);
+	self = colo_pair_open("colo status", argv[optind], host, &cfg);
+	if (self < 0)
 		return 1;
-	}
 	colo_up_state_path(&cfg, self, path, sizeof(path));
 	up = json_object_from_file(path);
 	if (is_primary)

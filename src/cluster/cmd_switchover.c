@@ -84,11 +84,9 @@ int colo_cmd_switchover(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (colo_pair_load(argv[optind], &cfg, err, sizeof(err)) ||
-	    (self = colo_pair_find_self(&cfg, host, err, sizeof(err))) < 0) {
-		fprintf(stderr, "colo switchover: %s\n", err);
+	self = colo_pair_open("colo switchover", argv[optind], host, &cfg);
+	if (self < 0)
 		return 1;
-	}
 	colo_up_socket_path(&cfg, self, sock, sizeof(sock));
 	colo_up_state_path(&cfg, self, state, sizeof(state));
 	t0 = colo_now_ns();

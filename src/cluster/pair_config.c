@@ -194,10 +194,8 @@ struct key {
 
 static const struct key pair_keys[] = {
 	CK(name, set_name, true),     CK(link_port, set_port, false),
-	CK(run_dir, set_path, false),
-	CK(authkey, set_path, false),
-	CK(hook, set_path, false),
-	{ NULL, NULL, 0, 0, false },
+	CK(run_dir, set_path, false), CK(authkey, set_path, false),
+	CK(hook, set_path, false),    { NULL, NULL, 0, 0, false },
 };
 static const struct key host_keys[] = {
 	HK("link", link, set_addr, true),
@@ -588,4 +586,18 @@ int colo_pair_find_self(const struct colo_pair_config *cfg, const char *name,
 			 "machine (--host NAME to say which)",
 			 cfg->file);
 	return found;
+}
+
+int colo_pair_open(const char *prog, const char *path, const char *host,
+		   struct colo_pair_config *cfg)
+{
+	char err[COLO_PAIR_ERR_MAX];
+	int self;
+
+	if (colo_pair_load(path, cfg, err, sizeof(err)) ||
+	    (self = colo_pair_find_self(cfg, host, err, sizeof(err))) < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return -1;
+	}
+	return self;
 }

@@ -71,5 +71,10 @@ int colo_pair_load(const char *path, struct colo_pair_config *cfg, char *err,
  * reason in err. */
 int colo_pair_find_self(const struct colo_pair_config *cfg, const char *name,
 			char *err, size_t errlen);
+/* Both, for a command: loads path and finds this host (named, or found),
+ * saying on stderr what failed as "PROG: reason". Returns 0 or 1, or
+ * -1. */
+int colo_pair_open(const char *prog, const char *path, const char *host,
+		   struct colo_pair_config *cfg);
 
 #endif

@@ -590,12 +590,30 @@ static void restart_as_primary(struct up *u)
 		(unsigned long long)((colo_now_ns() - t0) / COLO_NS_PER_MS));
 }
 
+/* A command to this host's proxy; its parsed reply, or NULL (the reason
+ * in err). WATCH_MS bounds the wait: the supervisor's loop must go on. */
+static struct json_object *ask_proxy(struct up *u, const char *cmd, char *err,
+				     size_t errlen)
+{
+	char req[64], *reply;
+	struct json_object *o;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY], req, WATCH_MS,
+				     err, errlen);
+	if (!reply)
+		return NULL;
+	o = json_tokener_parse(reply);
+	free(reply);
+	return o;
+}
+
 /* The survivor's proxy is a failed-over secondary: it may become a
  * primary (for the peer waiting as secondary) only when no open
  * connection depends on its sequence offsets. */
 static void try_reprotect(struct up *u)
 {
-	char *reply, err[256] = "no shifted_conns in its stats";
+	char err[256] = "no shifted_conns in its stats";
 	struct json_object *o = NULL, *v;
 	int64_t n = -1;
 
@@ -610,12 +628,7 @@ static void try_reprotect(struct up *u)
 		return;
 	}
 
-	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
-				     "{\"cmd\":\"stats\"}", WATCH_MS, err,
-				     sizeof(err));
-	if (reply)
-		o = json_tokener_parse(reply);
-	free(reply);
+	o = ask_proxy(u, "stats", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "shifted_conns", &v))
 		n = json_object_get_int64(v);
 	json_object_put(o);
@@ -665,16 +678,11 @@ static void finish_switchover(struct up *u)
 
 static const char *proxy_mode(struct up *u, char *buf, size_t len)
 {
-	char *reply, err[256];
+	char err[256];
 	struct json_object *o = NULL, *v;
 
 	buf[0] = '\0';
-	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
-				     "{\"cmd\":\"status\"}", WATCH_MS, err,
-				     sizeof(err));
-	if (reply)
-		o = json_tokener_parse(reply);
-	free(reply);
+	o = ask_proxy(u, "status", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "mode", &v))
 		snprintf(buf, len, "%s", json_object_get_string(v));
 	json_object_put(o);
@@ -686,18 +694,13 @@ static const char *proxy_mode(struct up *u, char *buf, size_t len)
  * The watcher may have missed a link that lasted less than its period. */
 static bool proxy_was_linked(struct up *u)
 {
-	char *reply, err[256], mode[32];
+	char err[256], mode[32];
 	struct json_object *o = NULL, *v;
 	bool linked = false;
 
 	if (!strcmp(proxy_mode(u, mode, sizeof(mode)), "protected"))
 		return true;
-	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY],
-				     "{\"cmd\":\"stats\"}", WATCH_MS, err,
-				     sizeof(err));
-	if (reply)
-		o = json_tokener_parse(reply);
-	free(reply);
+	o = ask_proxy(u, "stats", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "peer_losses", &v))
 		linked = json_object_get_int64(v) > 0;
 	json_object_put(o);
