@@ -85,26 +85,27 @@ static void gone(struct colo_membership *m)
 	m->ops->lost(m->opaque);
 }
 
+/* A dispatch that failed for good means corosync went away. */
+static void after_dispatch(struct colo_membership *m, cs_error_t r)
+{
+	if (r != CS_OK && r != CS_ERR_TRY_AGAIN)
+		gone(m);
+}
+
 static void on_cpg_fd(void *opaque, uint32_t events)
 {
 	struct colo_membership *m = opaque;
-	cs_error_t r;
 
 	(void)events;
-	r = cpg_dispatch(m->cpg, CS_DISPATCH_ALL);
-	if (r != CS_OK && r != CS_ERR_TRY_AGAIN)
-		gone(m);
+	after_dispatch(m, cpg_dispatch(m->cpg, CS_DISPATCH_ALL));
 }
 
 static void on_vq_fd(void *opaque, uint32_t events)
 {
 	struct colo_membership *m = opaque;
-	cs_error_t r;
 
 	(void)events;
-	r = votequorum_dispatch(m->vq, CS_DISPATCH_ALL);
-	if (r != CS_OK && r != CS_ERR_TRY_AGAIN)
-		gone(m);
+	after_dispatch(m, votequorum_dispatch(m->vq, CS_DISPATCH_ALL));
 }
 
 static struct colo_membership *fail(struct colo_membership *m, char *err,
