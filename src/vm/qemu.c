@@ -33,7 +33,9 @@ static struct json_object *capability(const char *name, bool on)
 }
 
 /* Both ends of every checkpoint's migration: RAM is on the shared file
- * backend and moved by the frame, so QEMU sends device state only; and
+ * backend and moved by the frame, so QEMU sends device state only (the
+ * source skips its shared block; a secondary's copy-on-write block just
+ * receives no pages, QEMU 7.2 checks only the block list); and
  * no bandwidth cap (QEMU's default would throttle the device state of a
  * stopped VM for nothing). */
 static int setup_migration(struct colo_qemu *q, char *err, size_t errlen)
@@ -105,8 +107,9 @@ int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 	snprintf(q->log, sizeof(q->log), "%s/qemu-%u.log", cfg->dir, gen);
 	snprintf(backend, sizeof(backend),
 		 "memory-backend-file,id=colo-ram,size=%llu,mem-path=%s,"
-		 "share=on",
-		 (unsigned long long)cfg->ram_size, cfg->ram_path);
+		 "share=%s",
+		 (unsigned long long)cfg->ram_size, cfg->ram_path,
+		 cfg->private_ram ? "off" : "on");
 	snprintf(qmparg, sizeof(qmparg), "unix:%s,server=on,wait=off", q->sock);
 	unlink(q->sock);
 	argv = calloc((size_t)cfg->nargs + 16, sizeof(*argv));

@@ -22,6 +22,9 @@ struct colo_qemu_cfg {
 	const char *ram_path;
 	uint64_t ram_size;
 	const char *migrate_host; /* standby listens here (secondary) */
+	/* Secondary: QEMU maps the RAM file copy-on-write (share=off), so
+	 * the file itself stays the last checkpoint while the VM runs. */
+	bool private_ram;
 	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
 	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
 	char netdev[256];
