@@ -284,7 +284,7 @@ static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why, bool dump,
 
 		snprintf(path, sizeof(path), "%s/ckpt-%llu.ram", v->dump_dir,
 			 (unsigned long long)v->seq);
-		if (colo_qemu_dump(&v->vm, v->ram.size, path, err, errlen) < 0)
+		if (colo_ram_dump(&v->ram, path, err, errlen) < 0)
 			return -1;
 	}
 	m.value = 0;

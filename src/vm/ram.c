@@ -74,17 +74,52 @@ struct colo_ram_scan {
 	pthread_t helpers[SCAN_THREADS_MAX];
 };
 
+static const uint8_t zero_page[COLO_RAM_PAGE];
+
+/* Where the next data (allocated pages) of the RAM file starts at or
+ * after off, and where that data ends; [off, *data) is a hole, which
+ * reads as zero. lseek takes the offset as given, so threads sharing the
+ * descriptor do not disturb each other. */
+static void next_data(int fd, uint64_t off, uint64_t size, uint64_t *data,
+		      uint64_t *hole)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA), h;
+
+	if (d < 0) {
+		/* ENXIO: only hole up to the end; anything else (no
+		 * SEEK_DATA here): treat all as data, which is always
+		 * safe. */
+		*data = errno == ENXIO ? size : off;
+		*hole = size;
+		return;
+	}
+	h = lseek(fd, d, SEEK_HOLE);
+	*data = (uint64_t)d;
+	*hole = h < 0 ? size : (uint64_t)h;
+}
+
+/* Compares one chunk. Pages in holes of the RAM file are zero and are
+ * only checked against the cache (whose never-written pages are the one
+ * zero page, so that costs no memory bandwidth): a guest that has not
+ * touched all its RAM is not charged for the rest, and reading a hole
+ * through the mapping would allocate it. */
 static void scan_chunk(struct colo_ram_scan *s, uint32_t c)
 {
 	const uint8_t *g = s->r->guest, *k = s->r->cache;
 	uint32_t first = c * SCAN_CHUNK, n = 0;
 	uint32_t end =
 		first + SCAN_CHUNK < s->npages ? first + SCAN_CHUNK : s->npages;
+	uint64_t data = 0, hole = 0;
 
 	for (uint32_t i = first; i < end; i++) {
 		size_t off = (size_t)i * COLO_RAM_PAGE;
+		const uint8_t *now = g + off;
 
-		if (memcmp(g + off, k + off, COLO_RAM_PAGE))
+		if (off >= hole)
+			next_data(s->r->fd, off, s->r->size, &data, &hole);
+		if (off < data)
+			now = zero_page;
+		if (memcmp(now, k + off, COLO_RAM_PAGE))
 			s->found[first + n++] = i;
 	}
 	s->count[c] = n;
@@ -231,6 +266,36 @@ long colo_ram_changed(const struct colo_ram *r, unsigned int threads,
 	colo_ram_scan_end(s);
 	*pages = out;
 	return total;
+}
+
+int colo_ram_dump(const struct colo_ram *r, const char *path, char *err,
+		  size_t errlen)
+{
+	static uint8_t buf[1 << 20];
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	uint64_t off = 0;
+
+	if (out < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* pread, not the mapping: a hole reads as zeros and stays a hole. */
+	while (off < r->size) {
+		ssize_t n = pread(r->fd, buf, sizeof(buf), (off_t)off);
+
+		if (n <= 0 || write(out, buf, (size_t)n) != n) {
+			snprintf(err, errlen, "dumping RAM to %s: %s", path,
+				 n == 0 ? "short file" : strerror(errno));
+			close(out);
+			return -1;
+		}
+		off += (uint64_t)n;
+	}
+	if (close(out) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 void colo_ram_forget(struct colo_ram *r)

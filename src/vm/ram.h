@@ -18,6 +18,11 @@
  * (rather than fixed halves) keeps a helper that the scheduler delays
  * from holding up the end of the scan on a busy host.
  *
+ * Pages in holes of the RAM file (never written by the guest) are known
+ * to be zero without reading them (SEEK_DATA), so the scan reads only
+ * the RAM the guest has touched; a guest that has touched all of it pays
+ * for all of it.
+ *
  * Only the primary uses the cache: the secondary's QEMUs map the file
  * copy-on-write, so its file is the last checkpoint (secondary.c).
  */
@@ -42,6 +47,12 @@ struct colo_ram {
 int colo_ram_open(struct colo_ram *r, const char *path, uint64_t size,
 		  char *err, size_t errlen);
 void colo_ram_close(struct colo_ram *r);
+/* Writes the guest RAM as it is into path (the primary's dump for the
+ * tests: its QEMU maps this very file shared, so these are the bytes its
+ * guest sees, and unlike QEMU's pmemsave it does not allocate the holes
+ * the scan skips). 0, or -1 with the reason in err. */
+int colo_ram_dump(const struct colo_ram *r, const char *path, char *err,
+		  size_t errlen);
 /* Forgets the last checkpoint (the cache reads as zero again): a new
  * secondary starts from a fresh RAM file, so everything must go. */
 void colo_ram_forget(struct colo_ram *r);

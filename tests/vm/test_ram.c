@@ -1,7 +1,9 @@
 /*
  * test_ram.c - the pipelined changed-page scan (ram.c) finds exactly the
  * pages that differ, each once, whatever the thread count and however
- * little the caller takes at a time; and colo_flink_sendv puts a gathered
+ * little the caller takes at a time, skipping holes of the RAM file
+ * without allocating them; the dump leaves them holes too; and
+ * colo_flink_sendv puts a gathered
  * PAGES frame on the wire byte for byte as the receiver parses it, also
  * when the socket takes it in many partial writes.
  */
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,6 +120,62 @@ static void test_scan_finds_exactly(void **state)
 	colo_ram_close(&r);
 }
 
+static uint64_t allocated(const struct colo_ram *r)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(r->fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* Holes of the RAM file are zero: skipped unless the cache says the page
+ * was not zero at the last checkpoint; neither the scan nor the dump
+ * allocates them. */
+static void test_holes(void **state)
+{
+	uint32_t npages;
+	struct colo_ram r;
+	unsigned char *want;
+	char path[64], err[256];
+
+	(void)state;
+	open_ram(&r);
+	npages = (uint32_t)(r.size / COLO_RAM_PAGE);
+	want = calloc(npages, 1);
+	/* Guest wrote pages 3 and 700; the cache had pages 5 (now a hole,
+	 * e.g. discarded) and 700 non-zero. */
+	r.guest[3 * COLO_RAM_PAGE + 9] = 1;
+	r.guest[700 * COLO_RAM_PAGE] = 2;
+	r.cache[700 * COLO_RAM_PAGE] = 3;
+	r.cache[5 * COLO_RAM_PAGE + 4095] = 4;
+	want[3] = want[5] = want[700] = 1;
+	assert_int_equal(allocated(&r), 2 * COLO_RAM_PAGE);
+	check_scan(&r, want, 2, 128);
+	assert_int_equal(allocated(&r), 2 * COLO_RAM_PAGE);
+	/* A page equal in both is not sent. */
+	r.cache[700 * COLO_RAM_PAGE] = 2;
+	want[700] = 0;
+	check_scan(&r, want, 1, 128);
+
+	snprintf(path, sizeof(path), "/dev/shm/colo-test-dump-%d", getpid());
+	assert_int_equal(colo_ram_dump(&r, path, err, sizeof(err)), 0);
+	assert_int_equal(allocated(&r), 2 * COLO_RAM_PAGE);
+	FILE *f = fopen(path, "rb");
+	uint8_t *back = malloc(r.size);
+	assert_non_null(f);
+	assert_int_equal(fread(back, 1, r.size, f), r.size);
+	fclose(f);
+	unlink(path);
+	assert_memory_equal(back, r.guest, r.size);
+	free(back);
+	/* An unwritable place is an error, not a crash. */
+	assert_int_equal(colo_ram_dump(&r, "/nonexistent/x", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "/nonexistent/x"));
+	free(want);
+	colo_ram_close(&r);
+}
+
 static void test_scan_ended_early(void **state)
 {
 	struct colo_ram r;
@@ -214,6 +273,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scan_finds_exactly),
+		cmocka_unit_test(test_holes),
 		cmocka_unit_test(test_scan_ended_early),
 		cmocka_unit_test(test_sendv_frame),
 	};
