@@ -64,6 +64,7 @@ struct colo_ram_scan {
 	uint32_t npages, nchunks;
 	atomic_uint next_chunk;	 /* next chunk to claim */
 	uint32_t *found;	 /* chunk c's finds at found[c * SCAN_CHUNK] */
+	uint64_t *data;		 /* bit per page: allocated in the file */
 	uint32_t *count;	 /* finds of chunk c, once ready[c] */
 	atomic_uchar *ready;	 /* chunk c compared (release/acquire) */
 	unsigned char *consumed; /* caller only: chunk given out whole */
@@ -76,26 +77,30 @@ struct colo_ram_scan {
 
 static const uint8_t zero_page[COLO_RAM_PAGE];
 
-/* Where the next data (allocated pages) of the RAM file starts at or
- * after off, and where that data ends; [off, *data) is a hole, which
- * reads as zero. lseek takes the offset as given, so threads sharing the
- * descriptor do not disturb each other. */
-static void next_data(int fd, uint64_t off, uint64_t size, uint64_t *data,
-		      uint64_t *hole)
+/* Marks in bits the pages of the RAM file that hold data; the rest are
+ * holes, which read as zero. One pass of SEEK_DATA/SEEK_HOLE over the
+ * file: each call walks the file's pages from the offset given, so asking
+ * per chunk would walk a dense file once per chunk. When the file system
+ * cannot tell, every page counts as data, which is always safe. */
+static void find_data(const struct colo_ram *r, uint64_t *bits, uint32_t npages)
 {
-	off_t d = lseek(fd, (off_t)off, SEEK_DATA), h;
+	uint64_t off = 0;
 
-	if (d < 0) {
-		/* ENXIO: only hole up to the end; anything else (no
-		 * SEEK_DATA here): treat all as data, which is always
-		 * safe. */
-		*data = errno == ENXIO ? size : off;
-		*hole = size;
-		return;
+	while (off < r->size) {
+		off_t d = lseek(r->fd, (off_t)off, SEEK_DATA), h;
+
+		if (d < 0 && errno == ENXIO)
+			return; /* hole to the end */
+		h = d < 0 ? -1 : lseek(r->fd, d, SEEK_HOLE);
+		if (d < 0 || h < 0) {
+			d = (off_t)off;
+			h = (off_t)r->size;
+		}
+		for (uint64_t p = (uint64_t)d / COLO_RAM_PAGE;
+		     p < npages && p * COLO_RAM_PAGE < (uint64_t)h; p++)
+			bits[p / 64] |= 1ull << (p % 64);
+		off = (uint64_t)h;
 	}
-	h = lseek(fd, d, SEEK_HOLE);
-	*data = (uint64_t)d;
-	*hole = h < 0 ? size : (uint64_t)h;
 }
 
 /* Compares one chunk. Pages in holes of the RAM file are zero and are
@@ -109,17 +114,12 @@ static void scan_chunk(struct colo_ram_scan *s, uint32_t c)
 	uint32_t first = c * SCAN_CHUNK, n = 0;
 	uint32_t end =
 		first + SCAN_CHUNK < s->npages ? first + SCAN_CHUNK : s->npages;
-	uint64_t data = 0, hole = 0;
 
 	for (uint32_t i = first; i < end; i++) {
 		size_t off = (size_t)i * COLO_RAM_PAGE;
-		const uint8_t *now = g + off;
+		bool data = s->data[i / 64] >> (i % 64) & 1;
 
-		if (off >= hole)
-			next_data(s->r->fd, off, s->r->size, &data, &hole);
-		if (off < data)
-			now = zero_page;
-		if (memcmp(now, k + off, COLO_RAM_PAGE))
+		if (memcmp(data ? g + off : zero_page, k + off, COLO_RAM_PAGE))
 			s->found[first + n++] = i;
 	}
 	s->count[c] = n;
@@ -157,10 +157,12 @@ struct colo_ram_scan *colo_ram_scan_start(const struct colo_ram *r,
 	s->count = malloc(((size_t)s->nchunks + 1) * sizeof(*s->count));
 	s->ready = calloc((size_t)s->nchunks + 1, sizeof(*s->ready));
 	s->consumed = calloc((size_t)s->nchunks + 1, 1);
-	if (!s->found || !s->count || !s->ready || !s->consumed) {
+	s->data = calloc((size_t)s->npages / 64 + 1, sizeof(*s->data));
+	if (!s->found || !s->count || !s->ready || !s->consumed || !s->data) {
 		colo_ram_scan_end(s);
 		return NULL;
 	}
+	find_data(r, s->data, s->npages);
 	atomic_init(&s->next_chunk, 0);
 	if (threads > SCAN_THREADS_MAX)
 		threads = SCAN_THREADS_MAX;
@@ -244,6 +246,7 @@ void colo_ram_scan_end(struct colo_ram_scan *s)
 	free(s->count);
 	free(s->ready);
 	free(s->consumed);
+	free(s->data);
 	free(s);
 }
 
