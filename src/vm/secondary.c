@@ -75,6 +75,19 @@ static void page_log_free(struct page_log *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* The undo log is emptied, not freed, between checkpoints of a usual
+ * size: fresh memory would cost a page fault per page logged inside the
+ * next pause. A big one (the first, full synchronization) is given
+ * back. */
+#define UNDO_KEEP_PAGES 16384u /* 64 MiB */
+
+static void page_log_reset(struct page_log *p)
+{
+	if (p->cap > UNDO_KEEP_PAGES)
+		page_log_free(p);
+	p->n = 0;
+}
+
 #define ATTACH_POLL_NS (200 * COLO_NS_PER_MS)
 
 /* Attaches to the booting standby once its QMP socket exists, so that
@@ -243,8 +256,8 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 
 static void checkpoint(struct colo_vm *v, uint64_t flags)
 {
+	static struct page_log undo; /* one checkpoint at a time */
 	uint64_t t0 = colo_now_ns();
-	struct page_log undo = { 0 };
 	struct colo_flink_msg m = { .seq = v->seq };
 	char err[256], e2[256];
 	struct colo_qemu old;
@@ -302,7 +315,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	if (spawn_standby(v, err, sizeof(err)) < 0)
 		colo_log_warn("no standby for the next checkpoint: %s", err);
 out:
-	page_log_free(&undo);
+	page_log_reset(&undo);
 }
 
 static void link_readable(void *opaque, uint32_t events)
