@@ -17,7 +17,8 @@ import vmpair  # noqa: E402
 
 N = int(os.environ.get("FRAME_BENCH_N", "20"))
 GAP = int(os.environ.get("FRAME_BENCH_GAP_MS", "1000")) / 1000.0
-MEM = "256M"
+SIZES = os.environ.get("FRAME_BENCH_SIZES", "256M 1G").split()
+MIGRATION = os.environ.get("FRAME_BENCH_MIGRATION", "1") != "0"
 
 
 def quantiles(xs):
@@ -26,12 +27,13 @@ def quantiles(xs):
             s[-1])
 
 
-def frame_run(colo, label, append):
-    pair = vmpair.Pair(colo, mem=MEM, append=append)
+def frame_run(colo, mem, label, append):
+    pair = vmpair.Pair(colo, mem=mem, append=append)
     try:
         pair.wait_protected()
         time.sleep(3)
         pauses, pages, equal, compared = [], [], 0, 0
+        phases = {}
         for i in range(1, N + 1):
             time.sleep(GAP)
             dump = i % 5 == 0
@@ -47,11 +49,17 @@ def frame_run(colo, label, append):
             else:
                 pauses.append(r["pause_ms"])
                 pages.append(r["pages"])
+                for k, ms in r.get("phases_ms", {}).items():
+                    phases.setdefault(k, []).append(ms)
         med, p99, mx = quantiles(pauses)
         mb = sum(pages) * 4096 / len(pages) / 1e6
-        print("%-28s pause med %6.1f  p99 %6.1f  max %6.1f ms   "
+        print("%-32s pause med %6.1f  p99 %6.1f  max %6.1f ms   "
               "%6.1f MB/checkpoint   mem_equal %d/%d"
               % (label, med, p99, mx, mb, equal, compared), flush=True)
+        # Median time from the start of the pause to each step's end.
+        print("%-32s phases (median ms from pause start): %s"
+              % ("", "  ".join("%s %.1f" % (k, quantiles(v)[0])
+                               for k, v in phases.items())), flush=True)
         return med, p99, equal, compared
     finally:
         pair.close()
@@ -83,12 +91,12 @@ class Qmp:
             return r
 
 
-def migration_run(append):
+def migration_run(mem, append):
     """QEMU's own stop-and-copy of all RAM into a fresh -incoming QEMU."""
     g = vmpair.guest_dir()
     d = tempfile.mkdtemp(prefix="colo-bench-mig-", dir="/dev/shm")
     guest = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg", "-m",
-             MEM, "-nodefaults", "-vga", "none", "-display", "none",
+             mem, "-nodefaults", "-vga", "none", "-display", "none",
              "-serial", "null", "-kernel", g + "/vmlinuz", "-initrd",
              g + "/initrd.cpio.gz", "-append",
              "console=ttyS0 quiet " + append]
@@ -133,7 +141,7 @@ def migration_run(append):
             dst.kill()
             dst.wait()
         med, p99, mx = quantiles(pauses)
-        print("%-28s pause med %6.1f  p99 %6.1f  max %6.1f ms   "
+        print("%-32s pause med %6.1f  p99 %6.1f  max %6.1f ms   "
               "%6.1f MB/checkpoint" % ("stop-and-copy migration, " +
                                         ("dirty" if append else "idle"),
                                         med, p99, mx,
@@ -149,13 +157,21 @@ def migration_run(append):
 def main():
     colo = sys.argv[1]
     print("frame benchmark: %s guest, %d checkpoints %.1f s apart, "
-          "QEMU TCG" % (MEM, N, GAP), flush=True)
-    frame_run(colo, "colo vm, idle", "")
-    migration_run("")
-    med, p99, eq, cmp_ = frame_run(colo, "colo vm, dirtying 24 MB", "colo_dirty=24")
-    migration_run("colo_dirty=24")
-    print("pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d"
-          % (med, p99, eq, cmp_))
+          "QEMU TCG" % (" and ".join(SIZES), N, GAP), flush=True)
+    last = None
+    for mem in SIZES:
+        frame_run(colo, mem, "colo vm %s, idle" % mem, "")
+        if MIGRATION:
+            migration_run(mem, "")
+        med, p99, eq, cmp_ = frame_run(colo, mem,
+                                       "colo vm %s, dirtying 24 MB" % mem,
+                                       "colo_dirty=24")
+        if MIGRATION:
+            migration_run(mem, "colo_dirty=24")
+        print("size=%s pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d"
+              % (mem, med, p99, eq, cmp_), flush=True)
+        last = last or (med, p99, eq, cmp_)
+    print("pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d" % last)
 
 
 if __name__ == "__main__":

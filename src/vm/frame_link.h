@@ -103,6 +103,12 @@ int colo_flink_fd(const struct colo_flink *l);
 /* Whole frame (header added) or -1 (link lost or deadline passed). */
 int colo_flink_send(struct colo_flink *l, uint8_t type, const void *payload,
 		    uint32_t len, uint64_t deadline_ns);
+/* The same, payload gathered from niov pieces (at most
+ * COLO_FLINK_IOV_MAX): PAGES go straight from guest RAM to the socket. */
+#define COLO_FLINK_IOV_MAX (2 * COLO_FLINK_PAGES_MAX + 2)
+struct iovec;
+int colo_flink_sendv(struct colo_flink *l, uint8_t type,
+		     const struct iovec *iov, int niov, uint64_t deadline_ns);
 int colo_flink_send_msg(struct colo_flink *l, uint8_t type,
 			const struct colo_flink_msg *m, uint64_t deadline_ns);
 /* Next frame; payload valid until the next receive. 1 with a frame, 0 when

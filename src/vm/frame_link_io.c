@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -97,6 +98,50 @@ int colo_flink_send(struct colo_flink *l, uint8_t type, const void *payload,
 	if (send_all(l, hdr, sizeof(hdr), deadline_ns) < 0)
 		return -1;
 	return len ? send_all(l, payload, len, deadline_ns) : 0;
+}
+
+int colo_flink_sendv(struct colo_flink *l, uint8_t type,
+		     const struct iovec *iov, int niov, uint64_t deadline_ns)
+{
+	uint8_t hdr[COLO_FLINK_HDR_LEN] = { type };
+	struct iovec v[COLO_FLINK_IOV_MAX + 1];
+	struct msghdr mh = { .msg_iov = v };
+	uint64_t len = 0;
+	int first = 0;
+
+	if (niov < 0 || niov > (int)COLO_FLINK_IOV_MAX)
+		return -1;
+	v[0] = (struct iovec){ .iov_base = hdr, .iov_len = sizeof(hdr) };
+	for (int i = 0; i < niov; i++) {
+		v[i + 1] = iov[i];
+		len += iov[i].iov_len;
+	}
+	if (len > COLO_FLINK_PAYLOAD_MAX)
+		return -1;
+	colo_put_be32(hdr + 4, (uint32_t)len);
+	niov++;
+	while (first < niov) {
+		ssize_t w;
+
+		mh.msg_iov = v + first;
+		mh.msg_iovlen = (size_t)(niov - first);
+		w = sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (wait_fd(l->fd, POLLOUT, deadline_ns) <= 0)
+				return -1;
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		/* Skip what went out; a piece sent in part is cut. */
+		while (first < niov && (size_t)w >= v[first].iov_len)
+			w -= (ssize_t)v[first++].iov_len;
+		if (first < niov) {
+			v[first].iov_base = (uint8_t *)v[first].iov_base + w;
+			v[first].iov_len -= (size_t)w;
+		}
+	}
+	return 0;
 }
 
 int colo_flink_send_msg(struct colo_flink *l, uint8_t type,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/byteorder.h"
@@ -177,36 +178,45 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 	return 0;
 }
 
-/* Sends every page that differs from the last checkpoint, updating the
- * cache as it goes. Returns the page count or -1. */
+/* Sends every page that differs from the last checkpoint as the scan
+ * finds it, straight from guest RAM (the VM is stopped), and updates the
+ * cache behind it. Returns the page count or -1. */
 static long send_pages(struct colo_vm *v, uint64_t deadline)
 {
-	static uint8_t frame[COLO_FLINK_PAYLOAD_MAX];
-	uint32_t *pages, n = 0;
-	long count = colo_ram_changed(&v->ram, v->scan_threads, &pages);
+	uint32_t pages[COLO_FLINK_PAGES_MAX], n;
+	uint8_t head[12], offs[COLO_FLINK_PAGES_MAX][8];
+	struct iovec iov[COLO_FLINK_IOV_MAX];
+	struct colo_ram_scan *s = colo_ram_scan_start(&v->ram, v->scan_threads);
+	long count = 0;
 
-	if (count < 0)
+	if (!s)
 		return -1;
-	colo_put_be64(frame, v->seq);
-	for (long i = 0; i < count; i++) {
-		size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
-		uint8_t *rec = frame + 12 + (size_t)n * COLO_FLINK_PAGE_REC;
+	colo_put_be64(head, v->seq);
+	iov[0] = (struct iovec){ .iov_base = head, .iov_len = sizeof(head) };
+	while ((n = colo_ram_scan_next(s, pages, COLO_FLINK_PAGES_MAX))) {
+		colo_put_be32(head + 8, n);
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t off = (uint64_t)pages[i] * COLO_RAM_PAGE;
 
-		colo_put_be64(rec, off);
-		memcpy(rec + 8, v->ram.guest + off, COLO_RAM_PAGE);
-		memcpy(v->ram.cache + off, rec + 8, COLO_RAM_PAGE);
-		if (++n == COLO_FLINK_PAGES_MAX || i + 1 == count) {
-			colo_put_be32(frame + 8, n);
-			if (colo_flink_send(v->link, COLO_FLINK_PAGES, frame,
-					    12 + n * COLO_FLINK_PAGE_REC,
-					    deadline) < 0) {
-				free(pages);
-				return -1;
-			}
-			n = 0;
+			colo_put_be64(offs[i], off);
+			iov[1 + 2 * i] = (struct iovec){ offs[i], 8 };
+			iov[2 + 2 * i] = (struct iovec){ v->ram.guest + off,
+							 COLO_RAM_PAGE };
 		}
+		if (colo_flink_sendv(v->link, COLO_FLINK_PAGES, iov,
+				     (int)(1 + 2 * n), deadline) < 0) {
+			colo_ram_scan_end(s);
+			return -1;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
+
+			memcpy(v->ram.cache + off, v->ram.guest + off,
+			       COLO_RAM_PAGE);
+		}
+		count += n;
 	}
-	free(pages);
+	colo_ram_scan_end(s);
 	return count;
 }
 
@@ -275,7 +285,7 @@ static int run_checkpoint(struct colo_vm *v, enum colo_vm_reason why, bool dump,
 
 		snprintf(path, sizeof(path), "%s/ckpt-%llu.ram", v->dump_dir,
 			 (unsigned long long)v->seq);
-		if (colo_qemu_dump(&v->vm, v->ram.size, path, err, errlen) < 0)
+		if (colo_ram_dump(&v->ram, path, err, errlen) < 0)
 			return -1;
 	}
 	m.value = 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ static struct json_object *capability(const char *name, bool on)
 }
 
 /* Both ends of every checkpoint's migration: RAM is on the shared file
- * backend and moved by the frame, so QEMU sends device state only; and
+ * backend and moved by the frame, so QEMU sends device state only (the
+ * source skips its shared block; a secondary's copy-on-write block just
+ * receives no pages, QEMU 7.2 checks only the block list); and
  * no bandwidth cap (QEMU's default would throttle the device state of a
  * stopped VM for nothing). */
 static int setup_migration(struct colo_qemu *q, char *err, size_t errlen)
@@ -42,7 +45,10 @@ static int setup_migration(struct colo_qemu *q, char *err, size_t errlen)
 
 	if (colo_qmp_exec(q->qmp, "migrate-set-capabilities",
 			  capability("x-ignore-shared", true), QMP_CMD_MS, NULL,
-			  err, errlen) < 0)
+			  err, errlen) < 0 ||
+	    colo_qmp_exec(q->qmp, "migrate-set-capabilities",
+			  capability("events", true), QMP_CMD_MS, NULL, err,
+			  errlen) < 0)
 		return -1;
 	p = json_object_new_object();
 	json_object_object_add(p, "max-bandwidth",
@@ -105,8 +111,9 @@ int colo_qemu_spawn(const struct colo_qemu_cfg *cfg, unsigned int gen,
 	snprintf(q->log, sizeof(q->log), "%s/qemu-%u.log", cfg->dir, gen);
 	snprintf(backend, sizeof(backend),
 		 "memory-backend-file,id=colo-ram,size=%llu,mem-path=%s,"
-		 "share=on",
-		 (unsigned long long)cfg->ram_size, cfg->ram_path);
+		 "share=%s",
+		 (unsigned long long)cfg->ram_size, cfg->ram_path,
+		 cfg->private_ram ? "off" : "on");
 	snprintf(qmparg, sizeof(qmparg), "unix:%s,server=on,wait=off", q->sock);
 	unlink(q->sock);
 	argv = calloc((size_t)cfg->nargs + 20, sizeof(*argv));
@@ -268,11 +275,30 @@ int colo_qemu_identity(struct colo_qemu *q, char *version, size_t vlen,
 	return 0;
 }
 
+/* Sleeps until QEMU says something or wait_ms passed. With the events
+ * capability each migration state change is a MIGRATION event, so the
+ * wait ends as the migration completes instead of at the next tick of a
+ * poll; queued events are dropped (query-migrate is what counts, and a
+ * stale event costs one more query). */
+static void nap(struct colo_qemu *q, int wait_ms)
+{
+	struct pollfd p = { .fd = colo_qmp_fd(q->qmp), .events = POLLIN };
+	struct json_object *ev;
+	bool had = false;
+
+	colo_qmp_poll_events(q->qmp);
+	while ((ev = colo_qmp_next_event(q->qmp))) {
+		json_object_put(ev);
+		had = true;
+	}
+	if (!had)
+		poll(&p, 1, wait_ms);
+}
+
 int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
 			     char *err, size_t errlen)
 {
 	uint64_t deadline = colo_now_ns() + timeout_ms * COLO_NS_PER_MS;
-	unsigned int pause_us = 100;
 
 	for (;;) {
 		struct json_object *ret, *st;
@@ -299,9 +325,7 @@ int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
 				 status);
 			return -1;
 		}
-		usleep(pause_us);
-		if (pause_us < 2000)
-			pause_us *= 2;
+		nap(q, 2);
 	}
 }
 

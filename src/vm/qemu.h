@@ -22,6 +22,9 @@ struct colo_qemu_cfg {
 	const char *ram_path;
 	uint64_t ram_size;
 	const char *migrate_host; /* standby listens here (secondary) */
+	/* Secondary: QEMU maps the RAM file copy-on-write (share=off), so
+	 * the file itself stays the last checkpoint while the VM runs. */
+	bool private_ram;
 	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
 	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
 	char netdev[256];
@@ -82,8 +85,8 @@ int colo_qemu_cont(struct colo_qemu *q, unsigned int timeout_ms, char *err,
 /* QEMU version ("7.2.22") and machine type, for the peers' check. */
 int colo_qemu_identity(struct colo_qemu *q, char *version, size_t vlen,
 		       char *machine, size_t mlen, char *err, size_t errlen);
-/* Polls query-migrate until completed (0) or failed/cancelled or the
- * timeout (-1 with err). */
+/* Asks query-migrate until completed (0) or failed/cancelled or the
+ * timeout (-1 with err), waking on QEMU's MIGRATION events. */
 int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
 			     char *err, size_t errlen);
 /* pmemsave of the whole guest RAM into path (tests). */

@@ -1,21 +1,23 @@
 /*
- * secondary.c - the secondary's side of the frame. It keeps the RAM cache
- * of the last checkpoint and a standby QEMU started ahead of time (same
- * RAM file, `-incoming`), and for each checkpoint:
+ * secondary.c - the secondary's side of the frame. Its QEMUs map the RAM
+ * file copy-on-write (share=off), so whatever the secondary VM writes
+ * stays in that QEMU's own memory and the file itself remains the last
+ * checkpoint: nothing the secondary VM did has to be found or reverted.
+ * A standby QEMU started ahead of time (same RAM file, `-incoming`) sees
+ * the file as it is. For each checkpoint:
  *
  *   BEGIN -> stop the secondary VM -> STOPPED (standby's address)
- *   -> stage the primary's pages until PAGES_END (RAM untouched so far)
- *   -> make RAM equal: pages the secondary changed come back from the
- *      cache, pages the primary changed are written (every overwritten
- *      page kept in an undo log) -> RAM_READY
+ *   -> write the primary's pages into the file as they arrive (every
+ *      overwritten page kept in an undo log) until PAGES_END -> RAM_READY
  *   -> the standby loads the device state -> DEVICES_SENT
- *   -> commit: blk commit (disk buffers dropped) -> LOADED -> the old VM is
- * retired (the proxy's guest port passes to the standby) -> RESUME from the
- * primary (its proxy restarted comparing) -> the standby runs as the new
- * secondary VM, the cache takes the new pages, the next standby starts.
+ *   -> commit: blk commit (disk buffers dropped) -> LOADED -> the old VM
+ *      is retired (the proxy's guest port passes to the standby) -> RESUME
+ *      from the primary (its proxy restarted comparing) -> the standby
+ *      runs as the new secondary VM, the next standby starts.
  *
- * Until the commit, a failure undoes the RAM writes and resumes the old
- * secondary VM: the secondary stays at its previous checkpoint.
+ * Until the commit, a failure undoes the file writes and resumes the old
+ * secondary VM (its own writes are in its private pages, untouched): the
+ * secondary stays at its previous checkpoint.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -73,6 +75,19 @@ static void page_log_free(struct page_log *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* The undo log is emptied, not freed, between checkpoints of a usual
+ * size: fresh memory would cost a page fault per page logged inside the
+ * next pause. A big one (the first, full synchronization) is given
+ * back. */
+#define UNDO_KEEP_PAGES 16384u /* 64 MiB */
+
+static void page_log_reset(struct page_log *p)
+{
+	if (p->cap > UNDO_KEEP_PAGES)
+		page_log_free(p);
+	p->n = 0;
+}
+
 #define ATTACH_POLL_NS (200 * COLO_NS_PER_MS)
 
 /* Attaches to the booting standby once its QMP socket exists, so that
@@ -127,8 +142,9 @@ static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
 				 "the primary", err, errlen);
 }
 
-/* Stages the primary's pages; RAM is not touched. */
-static int receive_pages(struct colo_vm *v, struct page_log *staged,
+/* Writes the primary's pages into the RAM file as they arrive, so that
+ * the copying overlaps the primary's scan; undo gets every page first. */
+static int receive_pages(struct colo_vm *v, struct page_log *undo,
 			 uint64_t deadline, char *err, size_t errlen)
 {
 	for (;;) {
@@ -155,11 +171,15 @@ static int receive_pages(struct colo_vm *v, struct page_log *staged,
 			for (uint32_t i = 0; i < n; i++) {
 				const uint8_t *rec =
 					recs + (size_t)i * COLO_FLINK_PAGE_REC;
-				if (page_log_add(staged, colo_get_be64(rec),
-						 rec + 8) < 0) {
+				uint64_t off = colo_get_be64(rec);
+
+				if (page_log_add(undo, off,
+						 v->ram.guest + off) < 0) {
 					snprintf(err, errlen, "out of memory");
 					return -1;
 				}
+				memcpy(v->ram.guest + off, rec + 8,
+				       COLO_RAM_PAGE);
 			}
 			continue;
 		}
@@ -171,41 +191,14 @@ static int receive_pages(struct colo_vm *v, struct page_log *staged,
 					 : "protocol error from the primary");
 			return -1;
 		}
-		if (m.value != staged->n) {
+		if (m.value != undo->n) {
 			snprintf(err, errlen,
-				 "RAM incomplete: %zu of %llu pages", staged->n,
+				 "RAM incomplete: %zu of %llu pages", undo->n,
 				 (unsigned long long)m.value);
 			return -1;
 		}
 		return 0;
 	}
-}
-
-/* RAM := last checkpoint + the primary's changes, every overwritten page
- * logged in undo (applied in reverse, it gives the old RAM back). */
-static int apply_ram(struct colo_vm *v, uint32_t *pages, long n,
-		     const struct page_log *staged, struct page_log *undo,
-		     char *err, size_t errlen)
-{
-	for (long i = 0; i < n; i++) {
-		size_t off = (size_t)pages[i] * COLO_RAM_PAGE;
-
-		if (page_log_add(undo, off, v->ram.guest + off) < 0)
-			goto oom;
-		memcpy(v->ram.guest + off, v->ram.cache + off, COLO_RAM_PAGE);
-	}
-	for (size_t i = 0; i < staged->n; i++) {
-		uint64_t off = staged->off[i];
-
-		if (page_log_add(undo, off, v->ram.guest + off) < 0)
-			goto oom;
-		memcpy(v->ram.guest + off, staged->data + i * COLO_RAM_PAGE,
-		       COLO_RAM_PAGE);
-	}
-	return 0;
-oom:
-	snprintf(err, errlen, "out of memory");
-	return -1;
 }
 
 static void undo_ram(struct colo_vm *v, const struct page_log *undo)
@@ -216,14 +209,10 @@ static void undo_ram(struct colo_vm *v, const struct page_log *undo)
 }
 
 static int run_checkpoint(struct colo_vm *v, uint64_t flags,
-			  struct page_log *staged, struct page_log *undo,
-			  char *err, size_t errlen)
+			  struct page_log *undo, char *err, size_t errlen)
 {
 	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
 	struct colo_flink_msg m = { .seq = v->seq }, ans;
-	uint32_t *mine = NULL;
-	long nmine;
-	int rc = -1;
 
 	if (v->vm.pid && colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL,
 				       err, errlen) < 0)
@@ -242,21 +231,10 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 		snprintf(err, errlen, "primary lost");
 		return -1;
 	}
-	/* Our VM is stopped: find what it changed while the primary
-	 * scans its side, then take the primary's pages. */
-	nmine = colo_ram_changed(&v->ram, v->scan_threads, &mine);
-	if (nmine < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	if (receive_pages(v, staged, deadline, err, errlen) == 0 &&
-	    apply_ram(v, mine, nmine, staged, undo, err, errlen) == 0)
-		rc = 0;
-	free(mine);
-	if (rc < 0)
+	if (receive_pages(v, undo, deadline, err, errlen) < 0)
 		return -1;
 	m.text[0] = '\0';
-	m.value = (uint64_t)nmine;
+	m.value = 0;
 	if (colo_flink_send_msg(v->link, COLO_FLINK_RAM_READY, &m, deadline) <
 		    0 ||
 	    expect(v, COLO_FLINK_DEVICES_SENT, &ans, deadline, err, errlen) <
@@ -278,8 +256,8 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 
 static void checkpoint(struct colo_vm *v, uint64_t flags)
 {
+	static struct page_log undo; /* one checkpoint at a time */
 	uint64_t t0 = colo_now_ns();
-	struct page_log staged = { 0 }, undo = { 0 };
 	struct colo_flink_msg m = { .seq = v->seq };
 	char err[256], e2[256];
 	struct colo_qemu old;
@@ -288,7 +266,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		flags &= ~(uint64_t)COLO_FLINK_F_DUMP;
 	/* blk_hook.c: the disk follows once the new state is loaded, before
 	 * LOADED lets the primary run (and write) again. */
-	if (run_checkpoint(v, flags, &staged, &undo, err, sizeof(err)) < 0 ||
+	if (run_checkpoint(v, flags, &undo, err, sizeof(err)) < 0 ||
 	    colo_vm_blk_commit(v, err, sizeof(err)) < 0) {
 		/* Back to the previous checkpoint, whole. */
 		colo_vm_blk_abort(v);
@@ -309,9 +287,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			colo_log_warn("no standby: %s", e2);
 		goto out;
 	}
-	/* Committed: the new VM runs from here whatever happens next. The
-	 * cache takes the new pages after the primary was released (it is
-	 * read again only at the next checkpoint). */
+	/* Committed: the new VM runs from here whatever happens next. */
 	if (colo_flink_send_msg(v->link, COLO_FLINK_LOADED, &m,
 				colo_now_ns() +
 					v->timeout_ms * COLO_NS_PER_MS) < 0)
@@ -333,21 +309,17 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			      (unsigned long long)v->seq, err);
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
-	for (size_t i = 0; i < staged.n; i++)
-		memcpy(v->ram.cache + staged.off[i],
-		       staged.data + i * COLO_RAM_PAGE, COLO_RAM_PAGE);
 	unlink(old.log); /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,
 		       why < COLO_VM_REASON_MAX ? (enum colo_vm_reason)why
 						: COLO_VM_REASON_COMMAND,
-		       colo_now_ns() - t0, staged.n);
+		       colo_now_ns() - t0, undo.n);
 	colo_vm_set_mode(v, "protected", "");
 	if (spawn_standby(v, err, sizeof(err)) < 0)
 		colo_log_warn("no standby for the next checkpoint: %s", err);
 out:
-	page_log_free(&staged);
-	page_log_free(&undo);
+	page_log_reset(&undo);
 }
 
 static void link_readable(void *opaque, uint32_t events)
@@ -465,6 +437,7 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 
 	v->attach = colo_timer_new(v->loop, attach_fire, v);
 	colo_vm_blk_abort(v); /* left by an earlier secondary daemon */
+	v->qcfg.private_ram = true;
 
 	if (connect_primary(v, connect, err, errlen) < 0)
 		return -1;
