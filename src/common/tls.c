@@ -298,3 +298,8 @@ ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len)
 	r = SSL_write_ex(t->ssl, buf, len, &n);
 	return r == 1 ? (ssize_t)n : io_fail(t, r);
 }
+
+bool colo_tls_pending(const struct colo_tls *t)
+{
+	return SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl);
+}

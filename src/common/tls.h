@@ -57,5 +57,9 @@ bool colo_tls_established(const struct colo_tls *t);
  * memory). */
 ssize_t colo_tls_read(struct colo_tls *t, void *buf, size_t len);
 ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len);
+/* Whether the session holds bytes read from the socket that no read has
+ * returned yet (a whole or partial record): epoll cannot see them, so an
+ * event-driven reader asks before it goes back to waiting. */
+bool colo_tls_pending(const struct colo_tls *t);
 
 #endif

@@ -22,6 +22,10 @@ struct colo_qemu_cfg {
 	const char *ram_path;
 	uint64_t ram_size;
 	const char *migrate_host; /* standby listens here (secondary) */
+	/* --tls-creds (absolute) and --tls-peer: every migration in TLS,
+	 * the standby accepting only the peer host's QEMU. NULL: plain. */
+	const char *tls_dir;
+	const char *tls_peer;
 	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
 	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
 	char netdev[256];
