@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "repl_link.h"
+#include "repl_link_tls.h"
 #include "byteorder.h"
 
 void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
@@ -133,6 +134,27 @@ const char *colo_link_type_name(uint16_t type)
 
 /* ---- socket I/O */
 
+/* Under TLS a small frame leaves as one record, not two. */
+#define TLS_COALESCE 16384
+
+static int tls_send(struct colo_link_tls *t, const struct colo_link_hdr *h,
+		    const void *payload)
+{
+	uint32_t plen = colo_link_payload_len(h);
+	uint8_t buf[TLS_COALESCE];
+	int r;
+
+	colo_link_encode_hdr(buf, h);
+	if (plen <= sizeof(buf) - COLO_LINK_HDR_LEN) {
+		if (plen)
+			memcpy(buf + COLO_LINK_HDR_LEN, payload, plen);
+		return colo_link_tls_write_all(t, buf,
+					       COLO_LINK_HDR_LEN + plen);
+	}
+	r = colo_link_tls_write_all(t, buf, COLO_LINK_HDR_LEN);
+	return r < 0 ? r : colo_link_tls_write_all(t, payload, plen);
+}
+
 int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 {
 	uint8_t hdr[COLO_LINK_HDR_LEN];
@@ -141,7 +163,10 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 		{ (void *)payload, colo_link_payload_len(h) },
 	};
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct colo_link_tls *t = colo_link_tls_find(fd);
 
+	if (t)
+		return tls_send(t, h, payload);
 	colo_link_encode_hdr(hdr, h);
 	while (msg.msg_iovlen) {
 		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
@@ -164,19 +189,33 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 	return 0;
 }
 
+/* Like recv(fd, buf, len, 0), but through fd's TLS session if it has
+ * one; returns bytes, or -errno (-EAGAIN at the receive timeout, 0 never:
+ * the end is -ECONNRESET). */
+static ssize_t link_recv(int fd, void *buf, size_t len)
+{
+	struct colo_link_tls *t = colo_link_tls_find(fd);
+	ssize_t n;
+
+	if (t)
+		return colo_link_tls_read_some(t, buf, len);
+	do
+		n = recv(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n == 0 ? -ECONNRESET : n;
+}
+
 static int recv_full(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
+		ssize_t n = link_recv(fd, p, len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		if (n == 0)
-			return -ECONNRESET;
+			return (int)n;
 		p += n;
 		len -= (size_t)n;
 	}
@@ -236,14 +275,10 @@ static int reader_fill(struct colo_link_reader *r, int fd, size_t need)
 		r->head = 0;
 	}
 	while (r->tail - r->head < need) {
-		ssize_t n = recv(fd, r->buf + r->tail, r->cap - r->tail, 0);
+		ssize_t n = link_recv(fd, r->buf + r->tail, r->cap - r->tail);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		if (n == 0)
-			return -ECONNRESET;
+			return (int)n;
 		r->tail += (size_t)n;
 	}
 	return 0;
