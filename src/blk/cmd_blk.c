@@ -502,6 +502,9 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 		fprintf(stderr, "colo blk %s: out of memory\n", a->cmd);
 		return 1;
 	}
+	/* TCP exports in TLS with the same credentials; any client
+	 * certificate of the CA (the client is this host's QEMU). */
+	colo_nbd_server_set_tls(s, a->creds, NULL, a->insecure);
 	for (int i = 0; i < a->n_exports; i++) {
 		if (colo_nbd_server_listen(s, a->exports[i], err, sizeof(err)) <
 		    0) {

@@ -17,6 +17,7 @@
 
 #include "repl_link.h"
 #include "repl_link_tls.h"
+#include "tls_stream.h"
 #include "byteorder.h"
 
 void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
@@ -137,7 +138,7 @@ const char *colo_link_type_name(uint16_t type)
 /* Under TLS a small frame leaves as one record, not two. */
 #define TLS_COALESCE 16384
 
-static int tls_send(struct colo_link_tls *t, const struct colo_link_hdr *h,
+static int tls_send(struct colo_tls_stream *t, const struct colo_link_hdr *h,
 		    const void *payload)
 {
 	uint32_t plen = colo_link_payload_len(h);
@@ -148,11 +149,11 @@ static int tls_send(struct colo_link_tls *t, const struct colo_link_hdr *h,
 	if (plen <= sizeof(buf) - COLO_LINK_HDR_LEN) {
 		if (plen)
 			memcpy(buf + COLO_LINK_HDR_LEN, payload, plen);
-		return colo_link_tls_write_all(t, buf,
-					       COLO_LINK_HDR_LEN + plen);
+		return colo_tls_stream_write_all(t, buf,
+						 COLO_LINK_HDR_LEN + plen);
 	}
-	r = colo_link_tls_write_all(t, buf, COLO_LINK_HDR_LEN);
-	return r < 0 ? r : colo_link_tls_write_all(t, payload, plen);
+	r = colo_tls_stream_write_all(t, buf, COLO_LINK_HDR_LEN);
+	return r < 0 ? r : colo_tls_stream_write_all(t, payload, plen);
 }
 
 int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
@@ -163,7 +164,7 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 		{ (void *)payload, colo_link_payload_len(h) },
 	};
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-	struct colo_link_tls *t = colo_link_tls_find(fd);
+	struct colo_tls_stream *t = colo_link_tls_find(fd);
 
 	if (t)
 		return tls_send(t, h, payload);
@@ -194,11 +195,11 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
  * the end is -ECONNRESET). */
 static ssize_t link_recv(int fd, void *buf, size_t len)
 {
-	struct colo_link_tls *t = colo_link_tls_find(fd);
+	struct colo_tls_stream *t = colo_link_tls_find(fd);
 	ssize_t n;
 
 	if (t)
-		return colo_link_tls_read_some(t, buf, len);
+		return colo_tls_stream_read_some(t, buf, len);
 	do
 		n = recv(fd, buf, len, 0);
 	while (n < 0 && errno == EINTR);

@@ -187,7 +187,11 @@ struct colo_tls *colo_tls_new(const struct colo_tls_creds *c, int fd,
 	 * listener accepts exactly its pair's host, not any holder of a
 	 * certificate from the CA. */
 	SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (!SSL_set1_host(t->ssl, peer_host)) {
+	if (!peer_host && !server) {
+		snprintf(err, errlen, "a TLS client must name the peer host");
+		goto fail;
+	}
+	if (peer_host && !SSL_set1_host(t->ssl, peer_host)) {
 		ssl_err(err, errlen, "peer host");
 		goto fail;
 	}

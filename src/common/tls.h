@@ -34,7 +34,9 @@ bool colo_tls_creds_can(const struct colo_tls_creds *c, bool server);
 
 /* A TLS session over the connected socket fd (not owned: the caller
  * closes it after colo_tls_free). server: we accepted the connection.
- * peer_host: the name the peer's certificate must carry. */
+ * peer_host: the name the peer's certificate must carry; a server may
+ * pass NULL to take any client certificate of the CA (NBD exports, whose
+ * client is a QEMU the pair does not name). */
 struct colo_tls *colo_tls_new(const struct colo_tls_creds *c, int fd,
 			      bool server, const char *peer_host, char *err,
 			      size_t errlen);
