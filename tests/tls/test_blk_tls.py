@@ -257,7 +257,8 @@ def main():
                 not st["connected"]:
             fail("attackers behind the primary: %s" % st)
         prim.send_signal(signal.SIGTERM)
-        prim.wait(20)
+        if prim.wait(20) != 0:
+            fail("the TLS primary did not exit cleanly on SIGTERM")
         tr.wait_for(lambda: tr.ctl(sctl, "stats")["refused"] >=
                     st0["refused"] + 4, "four refusals", timeout=60)
         for t in threads:
@@ -326,6 +327,13 @@ def main():
                      % (what, st, len(data)))
             print("ok: fake secondary (%s): no connection, no frame"
                   % what, flush=True)
+
+        # The TLS secondary (threads, sessions) exits cleanly too.
+        sec = procs[0]
+        sec.send_signal(signal.SIGTERM)
+        if sec.wait(20) != 0:
+            fail("the TLS secondary did not exit cleanly on SIGTERM")
+        print("ok: both TLS daemons exited cleanly on SIGTERM", flush=True)
 
         # 6. Safe default.
         for role, link in (("secondary", "0.0.0.0:%d" % free_port()),

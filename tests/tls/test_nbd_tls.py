@@ -225,14 +225,20 @@ def main():
                 pass
         raise
     finally:
+        bad = []
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(10)
+                    if p.wait(10) != 0:
+                        bad.append(p.args[0])
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+                    bad.append(p.args[0])
+        if bad and sys.exc_info()[0] is None:
+            subprocess.run(["rm", "-rf", d])
+            fail("colo blk serve did not exit cleanly on SIGTERM")
         subprocess.run(["rm", "-rf", d])
     print("nbd_tls passed")
 
