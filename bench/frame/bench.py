@@ -26,8 +26,8 @@ def quantiles(xs):
             s[-1])
 
 
-def frame_run(colo, label, append):
-    pair = vmpair.Pair(colo, mem=MEM, append=append)
+def frame_run(colo, label, append, opts=None):
+    pair = vmpair.Pair(colo, mem=MEM, append=append, opts=opts)
     try:
         pair.wait_protected()
         time.sleep(3)
@@ -146,6 +146,17 @@ def migration_run(append):
         subprocess.run(["rm", "-rf", d])
 
 
+def tls_opts(d):
+    """Per-run credentials: the frame link and the migration in TLS."""
+    mk = os.path.join(ROOT, "tests", "tls", "mkcreds.sh")
+    subprocess.run([mk, "ca", d + "/ca"], check=True)
+    for h in ("phost", "shost"):
+        subprocess.run([mk, "host", d + "/ca", d + "/" + h, h], check=True)
+    return {"primary": ["--tls-creds", d + "/phost", "--tls-peer", "shost"],
+            "secondary": ["--tls-creds", d + "/shost", "--tls-peer",
+                          "phost"]}
+
+
 def main():
     colo = sys.argv[1]
     print("frame benchmark: %s guest, %d checkpoints %.1f s apart, "
@@ -153,6 +164,13 @@ def main():
     frame_run(colo, "colo vm, idle", "")
     migration_run("")
     med, p99, eq, cmp_ = frame_run(colo, "colo vm, dirtying 24 MB", "colo_dirty=24")
+    if os.environ.get("FRAME_BENCH_TLS", "1") != "0":
+        d = tempfile.mkdtemp(prefix="colo-bench-tls-")
+        try:
+            frame_run(colo, "colo vm, dirtying 24 MB, TLS", "colo_dirty=24",
+                      tls_opts(d))
+        finally:
+            subprocess.run(["rm", "-rf", d])
     migration_run("colo_dirty=24")
     print("pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d"
           % (med, p99, eq, cmp_))
