@@ -25,6 +25,7 @@ credentials (tests/tls/mkcreds.sh).
      without credentials is refused (safe default).
 Usage: vm_tls_test.py COLO_BINARY MKCREDS_SH
 """
+import glob
 import os
 import re
 import socket
@@ -354,9 +355,23 @@ def main():
                 s.close()
                 if got:
                     fail("the standby answered %s: %r" % (creds, got[:32]))
+        # Refused, not taken and broken: the same standby still waits
+        # (a connection it accepted would start, fail and end it), and
+        # its QEMU says why it turned the wrong host away.
+        time.sleep(1)
+        gen = pair.status("secondary")["standby_gen"]
+        logs = glob.glob(os.path.join(pair.dir, "secondary-*",
+                                      "qemu-%d.log" % gen))
+        qlog = open(logs[0], errors="replace").read() if logs else ""
+        if "authz check for CN=mallory is denied" not in qlog:
+            fail("standby %d's QEMU log does not show the refusal: %r"
+                 % (gen, qlog[-500:]))
         print("ok: the standby (port %d) refused plain, foreign-CA and "
-              "wrong-host clients" % sp, flush=True)
+              "wrong-host clients (QEMU: authz for CN=mallory denied)"
+              % sp, flush=True)
         checkpoint_equal(pair, "after attacking the standby")
+        if "standby gone" in pair.log("secondary"):
+            fail("an attacker killed the standby")
 
         # 4. The secondary gone: nobody else may take its place.
         pair.kill("secondary")
