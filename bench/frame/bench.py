@@ -152,9 +152,12 @@ def tls_opts(d):
     subprocess.run([mk, "ca", d + "/ca"], check=True)
     for h in ("phost", "shost"):
         subprocess.run([mk, "host", d + "/ca", d + "/" + h, h], check=True)
-    return {"primary": ["--tls-creds", d + "/phost", "--tls-peer", "shost"],
+    # A longer deadline: the RAM-dump checkpoints (pmemsave on both
+    # hosts) came close to the 10 s default on the loaded test machine.
+    return {"primary": ["--tls-creds", d + "/phost", "--tls-peer", "shost",
+                        "--timeout", "30000"],
             "secondary": ["--tls-creds", d + "/shost", "--tls-peer",
-                          "phost"]}
+                          "phost", "--timeout", "30000"]}
 
 
 def main():

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <poll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,13 @@ int colo_flink_tls_begin(struct colo_flink *l, const struct colo_tls_creds *c,
 			 bool server, const char *peer_host, char *err,
 			 size_t errlen)
 {
+	int one = 1;
+
+	/* Each TLS record (16 KiB) leaves in its own write, smaller than a
+	 * loopback or jumbo MSS: Nagle would hold each one until the last
+	 * was acknowledged (measured: a 24 MB checkpoint's RAM step went
+	 * from 100 ms to seconds). Plain sends are large enough not to. */
+	(void)setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l->tls = colo_tls_new(c, l->fd, server, peer_host, err, errlen);
 	return l->tls ? 0 : -1;
 }
