@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh - qemu-nbd, `colo blk serve` and the replicating `colo blk
-# primary` (with a local `colo blk secondary`), side by side, same load.
+# primary` (with a local `colo blk secondary`), the link plain and in TLS
+# (a second pair with --tls-creds), side by side, same load.
 #
 # usage: bench/blk/run.sh [-b BUILD_DIR] [-n RUNS] [-s SIZE] [-d DEPTH]
 #   BUILD_DIR  meson build directory holding src/colo (default ./build)
@@ -10,7 +11,9 @@
 # Environment: COLO (the colo binary, overrides BUILD_DIR), PRIMARY_OPTS
 # (extra options of colo blk primary, e.g. --async), TMPDIR (where
 # the two images go: 2 x SIZE), TRANSPORT (unix or tcp, default unix),
-# CASES (subset of: write-4k write-64k read-4k read-64k).
+# CASES (subset of: write-4k write-64k read-4k read-64k), TLS (0: leave
+# out the TLS pair). The TLS pair's credentials are made per run by
+# tests/tls/mkcreds.sh (openssl).
 # Each server gets its own raw image; writes run first and cover the
 # image, so reads come from the page cache for all. The primary is measured
 # only once the pair reports "protected" (initial copy done), so every
@@ -32,6 +35,8 @@ while getopts b:n:s:d: opt; do
 done
 colo=${COLO:-$build/src/colo}
 transport=${TRANSPORT:-unix}
+tls=${TLS:-1}
+mkcreds=$(dirname "$0")/../../tests/tls/mkcreds.sh
 cases=${CASES:-"write-64k write-4k read-4k read-64k"}
 [ -x "$colo" ] || { echo "run.sh: $colo not built" >&2; exit 1; }
 for t in qemu-img qemu-nbd; do
@@ -62,7 +67,9 @@ uri_of() {
 }
 
 start_servers() {
-	for s in qemu colo prim sec; do
+	servers="qemu colo prim sec"
+	[ "$tls" = 0 ] || servers="$servers ptls stls"
+	for s in $servers; do
 		qemu-img create -q -f raw "$tmp/$s.img" "$size"
 		if [ "$transport" = tcp ]; then
 			free_port >"$tmp/$s.port"
@@ -73,7 +80,11 @@ start_servers() {
 		colo_addr="tcp-listen:127.0.0.1:$(cat "$tmp/colo.port")"
 		prim_addr="tcp-listen:127.0.0.1:$(cat "$tmp/prim.port")"
 		sec_addr="tcp-listen:127.0.0.1:$(cat "$tmp/sec.port")"
+		[ "$tls" = 0 ] || ptls_addr="tcp-listen:127.0.0.1:$(cat "$tmp/ptls.port")"
+		[ "$tls" = 0 ] || stls_addr="tcp-listen:127.0.0.1:$(cat "$tmp/stls.port")"
 	else
+		ptls_addr="unix-listen:$tmp/ptls.sock"
+		stls_addr="unix-listen:$tmp/stls.sock"
 		qemu_addr="-k $tmp/qemu.sock"
 		colo_addr="unix-listen:$tmp/colo.sock"
 		prim_addr="unix-listen:$tmp/prim.sock"
@@ -96,14 +107,34 @@ start_servers() {
 		--secondary "127.0.0.1:$link_port" --control "$tmp/prim.ctl" \
 		2>"$tmp/prim.log" &
 	pids="$pids $!"
-	i=0
-	until "$colo" ctl "$tmp/prim.ctl" status 2>/dev/null |
-		grep -q '"state":"protected"'; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "run.sh: the pair never became protected" >&2; cat "$tmp/prim.log" >&2; exit 1; }
-		sleep 0.1
+	pairs=prim
+	if [ "$tls" != 0 ]; then
+		"$mkcreds" ca "$tmp/ca"
+		"$mkcreds" host "$tmp/ca" "$tmp/phost" phost
+		"$mkcreds" host "$tmp/ca" "$tmp/shost" shost
+		tls_port=$(free_port)
+		"$colo" blk secondary --image "$tmp/stls.img" \
+			--listen "127.0.0.1:$tls_port" --export "$stls_addr" \
+			--tls-creds "$tmp/shost" --tls-peer phost \
+			2>"$tmp/stls.log" &
+		pids="$pids $!"
+		"$colo" blk primary ${PRIMARY_OPTS:-} --image "$tmp/ptls.img" \
+			--export "$ptls_addr" --secondary "127.0.0.1:$tls_port" \
+			--control "$tmp/ptls.ctl" --tls-creds "$tmp/phost" \
+			--tls-peer shost 2>"$tmp/ptls.log" &
+		pids="$pids $!"
+		pairs="prim ptls"
+	fi
+	for pr in $pairs; do
+		i=0
+		until "$colo" ctl "$tmp/$pr.ctl" status 2>/dev/null |
+			grep -q '"state":"protected"'; do
+			i=$((i + 1))
+			[ $i -lt 600 ] || { echo "run.sh: the pair never became protected" >&2; cat "$tmp/$pr.log" >&2; exit 1; }
+			sleep 0.1
+		done
 	done
-	for s in qemu colo prim; do
+	for s in qemu colo $pairs; do
 		i=0
 		until qemu-img info "$(uri_of $s)" >/dev/null 2>&1; do
 			i=$((i + 1))
@@ -142,13 +173,24 @@ print('%.1f' % max(v, $best))")
 start_servers
 echo "qemu-img bench, queue depth $depth, $size raw images, $transport sockets, best of $runs"
 echo "serve: colo blk serve; primary: colo blk primary replicating (sync) to a local colo blk secondary"
-printf '%-10s %10s %10s %10s %12s %14s\n' case 'qemu-nbd' 'serve' 'primary' 'serve/qemu' 'primary/qemu'
+if [ "$tls" = 0 ]; then
+	printf '%-10s %10s %10s %10s %12s %14s\n' case 'qemu-nbd' 'serve' 'primary' 'serve/qemu' 'primary/qemu'
+else
+	echo "primary+tls: the same with the replication link in TLS 1.3 (--tls-creds)"
+	printf '%-10s %10s %10s %10s %12s %12s %14s %12s\n' case 'qemu-nbd' 'serve' 'primary' 'primary+tls' 'serve/qemu' 'primary/qemu' 'tls/plain'
+fi
 for c in $cases; do
 	q=$(bench qemu "$c")
 	o=$(bench colo "$c")
 	p=$(bench prim "$c")
 	r1=$(python3 -c "print('%.2f' % ($o / $q))")
 	r2=$(python3 -c "print('%.2f' % ($p / $q))")
-	printf '%-10s %10s %10s %10s %12s %14s\n' "$c" "$q" "$o" "$p" "${r1}x" "${r2}x"
+	if [ "$tls" = 0 ]; then
+		printf '%-10s %10s %10s %10s %12s %14s\n' "$c" "$q" "$o" "$p" "${r1}x" "${r2}x"
+	else
+		t=$(bench ptls "$c")
+		r3=$(python3 -c "print('%.2f' % ($t / $p))")
+		printf '%-10s %10s %10s %10s %12s %12s %14s %12s\n' "$c" "$q" "$o" "$p" "$t" "${r1}x" "${r2}x" "${r3}x"
+	fi
 done
 echo "(MiB/s)"

@@ -18,6 +18,7 @@ import vmpair  # noqa: E402
 N = int(os.environ.get("FRAME_BENCH_N", "20"))
 GAP = int(os.environ.get("FRAME_BENCH_GAP_MS", "1000")) / 1000.0
 SIZES = os.environ.get("FRAME_BENCH_SIZES", "256M 1G").split()
+TLS = os.environ.get("FRAME_BENCH_TLS", "1") != "0"
 MIGRATION = os.environ.get("FRAME_BENCH_MIGRATION", "1") != "0"
 
 
@@ -27,8 +28,8 @@ def quantiles(xs):
             s[-1])
 
 
-def frame_run(colo, mem, label, append):
-    pair = vmpair.Pair(colo, mem=mem, append=append)
+def frame_run(colo, mem, label, append, opts=None):
+    pair = vmpair.Pair(colo, mem=mem, append=append, opts=opts)
     try:
         pair.wait_protected()
         time.sleep(3)
@@ -154,6 +155,20 @@ def migration_run(mem, append):
         subprocess.run(["rm", "-rf", d])
 
 
+def tls_opts(d):
+    """Per-run credentials: the frame link and the migration in TLS."""
+    mk = os.path.join(ROOT, "tests", "tls", "mkcreds.sh")
+    subprocess.run([mk, "ca", d + "/ca"], check=True)
+    for h in ("phost", "shost"):
+        subprocess.run([mk, "host", d + "/ca", d + "/" + h, h], check=True)
+    # A longer deadline: the RAM-dump checkpoints (pmemsave on both
+    # hosts) came close to the 10 s default on the loaded test machine.
+    return {"primary": ["--tls-creds", d + "/phost", "--tls-peer", "shost",
+                        "--timeout", "30000"],
+            "secondary": ["--tls-creds", d + "/shost", "--tls-peer",
+                          "phost", "--timeout", "30000"]}
+
+
 def main():
     colo = sys.argv[1]
     print("frame benchmark: %s guest, %d checkpoints %.1f s apart, "
@@ -166,6 +181,13 @@ def main():
         med, p99, eq, cmp_ = frame_run(colo, mem,
                                        "colo vm %s, dirtying 24 MB" % mem,
                                        "colo_dirty=24")
+        if TLS:
+            d = tempfile.mkdtemp(prefix="colo-bench-tls-")
+            try:
+                frame_run(colo, mem, "colo vm %s, dirtying 24 MB, TLS" % mem,
+                          "colo_dirty=24", tls_opts(d))
+            finally:
+                subprocess.run(["rm", "-rf", d])
         if MIGRATION:
             migration_run(mem, "colo_dirty=24")
         print("size=%s pause_med_ms=%.1f pause_p99_ms=%.1f mem_equal=%d/%d"

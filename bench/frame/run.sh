@@ -2,7 +2,8 @@
 # run.sh - the frame's checkpoint benchmark: pause (median, p99, max),
 # where it goes (median time from the pause's start to the end of each
 # step) and MB moved per checkpoint, for a 256 MB and a 1 GB guest, idle
-# and dirtying about 24 MB between checkpoints, side by side with QEMU's
+# and dirtying about 24 MB between checkpoints (and that load again with
+# the frame link and the migration in TLS), side by side with QEMU's
 # full-RAM stop-and-copy migration of the same guest; first the floor under
 # the pause on this machine (bench/frame/scan_floor.c: the changed-page
 # scan with 1 and 2 threads beside one plain read of the RAM).
@@ -12,6 +13,7 @@
 #   FRAME_BENCH_N          checkpoints per row (default 20)
 #   FRAME_BENCH_GAP_MS     between checkpoints (default 1000)
 #   FRAME_BENCH_MIGRATION  0: leave out the stop-and-copy rows
+#   FRAME_BENCH_TLS        0: leave out the TLS rows
 # A line size=S pause_med_ms=... per size; the last line is the dirtying
 # run of the first size:
 #   pause_med_ms=X pause_p99_ms=Y mem_equal=N/M

@@ -31,6 +31,8 @@
 #include "repl_primary.h"
 #include "repl_secondary.h"
 #include "parse_num.h"
+#include "sock_spec.h"
+#include "tls.h"
 
 /* clang-format off */
 static const char blk_help[] =
@@ -82,6 +84,14 @@ static const char primary_help[] =
 	"                        there are lost with the primary\n"
 	"  --timeout MS          link silence that means the secondary is\n"
 	"                        lost (default 5000)\n"
+	"  --tls-creds DIR       run the replication link in TLS 1.3 with\n"
+	"                        mutual x509 authentication; DIR as QEMU's\n"
+	"                        tls-creds-x509: ca-cert.pem and the client pair\n"
+	"                        (client-cert.pem, client-key.pem)\n"
+	"  --tls-peer HOST       the secondary host's name in its certificate\n"
+	"                        (required with --tls-creds)\n"
+	"  --insecure            allow the link off loopback without TLS\n"
+	"                        (anyone reaching it can write the secondary's image)\n"
 	"  --quiet               log warnings only\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -139,7 +149,17 @@ static const char secondary_help[] =
 	"  --buffer-dir DIR      where the buffer files live (unnamed files;\n"
 	"                        default: FILE's directory)\n"
 	"  --timeout MS          primary silence that ends the link\n"
-	"                        (default 10000)\n"
+	"                        (default 10000); also the time a new\n"
+	"                        connection has for its TLS handshake (or,\n"
+	"                        without TLS, its HELLO)\n"
+	"  --tls-creds DIR       run the replication link in TLS 1.3 with\n"
+	"                        mutual x509 authentication; DIR as QEMU's\n"
+	"                        tls-creds-x509: ca-cert.pem and the server pair\n"
+	"                        (server-cert.pem, server-key.pem)\n"
+	"  --tls-peer HOST       the primary host's name in its certificate\n"
+	"                        (required with --tls-creds)\n"
+	"  --insecure            allow the link off loopback without TLS\n"
+	"                        (anyone reaching it can write the image)\n"
 	"  --quiet               log warnings only\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -209,6 +229,9 @@ struct blk_args {
 	uint32_t granularity;
 	unsigned int timeout_ms;
 	bool async;
+	const char *tls_dir, *tls_peer;
+	bool insecure;
+	struct colo_tls_creds *creds; /* loaded by link_setup */
 };
 
 /* The main thread's loop (signals and the control socket) and the role
@@ -243,6 +266,9 @@ enum {
 	OPT_ASYNC,
 	OPT_TIMEOUT,
 	OPT_QUIET,
+	OPT_TLS_CREDS,
+	OPT_TLS_PEER,
+	OPT_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -257,6 +283,9 @@ static const struct option long_options[] = {
 	{ "async", no_argument, NULL, OPT_ASYNC },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+	{ "tls-peer", required_argument, NULL, OPT_TLS_PEER },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -339,6 +368,15 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 		case OPT_QUIET:
 			colo_log_quiet = true;
 			break;
+		case OPT_TLS_CREDS:
+			a->tls_dir = optarg;
+			break;
+		case OPT_TLS_PEER:
+			a->tls_peer = optarg;
+			break;
+		case OPT_INSECURE:
+			a->insecure = true;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return 1;
@@ -358,7 +396,58 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 				   primary ? "--secondary HOST:PORT is required"
 					   : "--listen HOST:PORT is required",
 				   NULL);
+	if (!a->tls_dir != !a->tls_peer || (a->tls_dir && a->insecure))
+		return usage_error(a->cmd,
+				   "--tls-creds and --tls-peer go together, "
+				   "and not with --insecure",
+				   NULL);
 	return 0;
+}
+
+/* The link's security, decided before anything starts: credentials
+ * loaded (with the pair this role uses: the primary connects, the
+ * secondary listens), or the safe default that a plain link stays on
+ * loopback unless --insecure. 0, or 2 (bad arguments) after a message. */
+static int link_setup(struct blk_args *a, const char *spec, bool server)
+{
+	struct colo_sock_spec sp;
+	struct colo_sock_addr addr;
+	char err[512];
+
+	if (a->tls_dir) {
+		a->creds = colo_tls_creds_load(a->tls_dir, err, sizeof(err));
+		if (!a->creds) {
+			fprintf(stderr, "colo blk %s: --tls-creds: %s\n",
+				a->cmd, err);
+			return 2;
+		}
+		if (!colo_tls_creds_can(a->creds, server)) {
+			fprintf(stderr,
+				"colo blk %s: --tls-creds %s: no %s-cert.pem "
+				"/ %s-key.pem\n",
+				a->cmd, a->tls_dir,
+				server ? "server" : "client",
+				server ? "server" : "client");
+			return 2;
+		}
+		return 0;
+	}
+	if (a->insecure)
+		return 0;
+	if (colo_sock_spec_parse(spec, &sp, err, sizeof(err)) < 0 ||
+	    colo_sock_resolve(&sp, &addr, err, sizeof(err)) < 0) {
+		fprintf(stderr, "colo blk %s: %s: %s\n", a->cmd,
+			server ? "--listen" : "--secondary", err);
+		return 2;
+	}
+	if (colo_sock_addr_is_loopback(&addr))
+		return 0;
+	fprintf(stderr,
+		"colo blk %s: %s %s is not a loopback address: the "
+		"replication link needs --tls-creds DIR and --tls-peer HOST "
+		"(or --insecure to run it in the clear)\n",
+		a->cmd, server ? "--listen" : "--secondary", a->peer);
+	return 2;
 }
 
 /* HOST:PORT -> tcp[-listen]:HOST:PORT; full SOCK strings pass as is. */
@@ -436,6 +525,9 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 		fprintf(stderr, "colo blk %s: out of memory\n", a->cmd);
 		return 1;
 	}
+	/* TCP exports in TLS with the same credentials; any client
+	 * certificate of the CA (the client is this host's QEMU). */
+	colo_nbd_server_set_tls(s, a->creds, NULL, a->insecure);
 	for (int i = 0; i < a->n_exports; i++) {
 		if (colo_nbd_server_listen(s, a->exports[i], err, sizeof(err)) <
 		    0) {
@@ -636,6 +728,14 @@ static int cmd_primary(int argc, char **argv)
 		return 1;
 	}
 	peer_spec(a.peer, false, spec, sizeof(spec));
+	rc = link_setup(&a, spec, false);
+	if (rc) {
+		colo_file_dev_close(image);
+		blk_main_destroy(&m);
+		return rc;
+	}
+	cfg.creds = a.creds;
+	cfg.tls_peer = a.tls_peer;
 	cfg.image = image;
 	cfg.secondary = spec;
 	cfg.granularity = a.granularity;
@@ -654,6 +754,7 @@ static int cmd_primary(int argc, char **argv)
 	};
 	rc = run(&a, &m, colo_repl_primary_dev(p), &ctl, primary_start, p);
 	colo_repl_primary_free(p);
+	colo_tls_creds_free(a.creds);
 	colo_file_dev_close(image);
 	blk_main_destroy(&m);
 	return rc;
@@ -702,6 +803,7 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 	add_u64(o, "resync_bytes", ls.resync_bytes);
 	add_u64(o, "last_seq", ls.last_seq);
 	add_u64(o, "hello_timeouts", ls.hello_timeouts);
+	add_u64(o, "refused", ls.refused);
 	add_u64(o, "link_buffer_bytes", ls.buffer_bytes);
 }
 
@@ -876,6 +978,11 @@ static int cmd_secondary(int argc, char **argv)
 	}
 	s = colo_repl_secondary_new(db, a.timeout_ms, err, sizeof(err));
 	peer_spec(a.peer, true, spec, sizeof(spec));
+	if (s && (rc = link_setup(&a, spec, true)) != 0)
+		goto out;
+	rc = 1;
+	if (s)
+		colo_repl_secondary_set_tls(s, a.creds, a.tls_peer);
 	if (!s || colo_repl_secondary_listen(s, spec, err, sizeof(err)) < 0) {
 		fprintf(stderr, "colo blk secondary: --listen %s\n", err);
 		goto out;
@@ -889,6 +996,7 @@ static int cmd_secondary(int argc, char **argv)
 	rc = run(&a, &m, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
 out:
 	colo_repl_secondary_free(s);
+	colo_tls_creds_free(a.creds);
 	colo_disk_buffer_free(db);
 	colo_file_dev_close(image);
 	blk_main_destroy(&m);

@@ -15,6 +15,7 @@
 #include "file_dev.h"
 #include "log.h"
 #include "nbd_server.h"
+#include "tls.h"
 
 /* clang-format off: the text is laid out as printed */
 static const char help_text[] =
@@ -22,6 +23,8 @@ static const char help_text[] =
 	"                      [--name NAME] [--description TEXT] "
 	"[--read-only]\n"
 	"                      [--max-clients N] [--quiet]\n"
+	"                      [--tls-creds DIR [--tls-peer HOST] | "
+	"--insecure]\n"
 	"\n"
 	"Export a raw image file (or block device) over NBD, as qemu-nbd "
 	"would,\n"
@@ -49,9 +52,17 @@ static const char help_text[] =
 	"  --max-clients N     connections served at once (default 64); more\n"
 	"                      are closed at once.\n"
 	"  --quiet             do not log connects and disconnects.\n"
+	"  --tls-creds DIR     TLS 1.3 with x509 client certificates (NBD\n"
+	"                      STARTTLS, as qemu-nbd --tls-creds): DIR holds\n"
+	"                      ca-cert.pem, server-cert.pem, server-key.pem\n"
+	"                      (QEMU's tls-creds-x509 layout). Required on\n"
+	"                      TCP exports, offered on UNIX ones.\n"
+	"  --tls-peer HOST     only a client whose certificate names HOST\n"
+	"                      (default: any certificate of the CA)\n"
+	"  --insecure          allow a TCP export off loopback without TLS\n"
 	"  -h, --help          show this help.\n"
 	"\n"
-	"Protocol: NBD fixed newstyle (no oldstyle, no TLS), options\n"
+	"Protocol: NBD fixed newstyle (no oldstyle), options STARTTLS,\n"
 	"EXPORT_NAME, INFO, GO, LIST and ABORT; others are answered "
 	"ERR_UNSUP, so\n"
 	"clients use simple replies. Commands READ, WRITE (FUA), FLUSH, TRIM,\n"
@@ -82,6 +93,9 @@ enum {
 	OPT_READ_ONLY,
 	OPT_MAX_CLIENTS,
 	OPT_QUIET,
+	OPT_TLS_CREDS,
+	OPT_TLS_PEER,
+	OPT_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -92,6 +106,9 @@ static const struct option long_options[] = {
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
+	{ "tls-peer", required_argument, NULL, OPT_TLS_PEER },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -111,6 +128,8 @@ struct serve_args {
 	int n_exports;
 	bool read_only;
 	unsigned max_clients;
+	const char *tls_dir, *tls_peer;
+	bool insecure;
 };
 
 static int parse_args(int argc, char **argv, struct serve_args *a)
@@ -149,6 +168,15 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 			a->max_clients = (unsigned)v;
 			break;
 		}
+		case OPT_TLS_CREDS:
+			a->tls_dir = optarg;
+			break;
+		case OPT_TLS_PEER:
+			a->tls_peer = optarg;
+			break;
+		case OPT_INSECURE:
+			a->insecure = true;
+			break;
 		case OPT_QUIET:
 			colo_log_quiet = true;
 			break;
@@ -170,6 +198,10 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 	if (a->description && strlen(a->description) > 4096)
 		return usage_error("--description: longer than 4096 bytes",
 				   NULL);
+	if ((a->tls_peer && !a->tls_dir) || (a->tls_dir && a->insecure))
+		return usage_error("--tls-peer needs --tls-creds, and "
+				   "--insecure goes without them",
+				   NULL);
 	return 0;
 }
 
@@ -182,6 +214,7 @@ static void on_stop_signal(void *opaque, const struct signalfd_siginfo *si)
 static int serve(const struct serve_args *a)
 {
 	struct colo_nbd_server *s = NULL;
+	struct colo_tls_creds *creds = NULL;
 	struct colo_loop *loop;
 	struct colo_blk_dev *dev;
 	char err[512];
@@ -212,6 +245,15 @@ static int serve(const struct serve_args *a)
 		fprintf(stderr, "colo blk serve: out of memory\n");
 		goto out;
 	}
+	if (a->tls_dir) {
+		creds = colo_tls_creds_load(a->tls_dir, err, sizeof(err));
+		if (!creds) {
+			fprintf(stderr, "colo blk serve: --tls-creds: %s\n",
+				err);
+			goto out;
+		}
+	}
+	colo_nbd_server_set_tls(s, creds, a->tls_peer, a->insecure);
 	colo_nbd_server_set_multi_conn(s, true);
 	if (a->max_clients)
 		colo_nbd_server_set_max_clients(s, a->max_clients);
@@ -235,6 +277,7 @@ static int serve(const struct serve_args *a)
 		rc = 0;
 out:
 	colo_nbd_server_free(s);
+	colo_tls_creds_free(creds);
 	colo_file_dev_close(dev);
 	colo_loop_free(loop);
 	return rc;

@@ -16,6 +16,8 @@
 #include <sys/uio.h>
 
 #include "repl_link.h"
+#include "repl_link_tls.h"
+#include "tls_stream.h"
 #include "byteorder.h"
 
 void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
@@ -139,6 +141,28 @@ const char *colo_link_type_name(uint16_t type)
 
 /* ---- socket I/O */
 
+/* Under TLS a frame up to this size leaves in one SSL_write (records
+ * filled to 16 KiB), not a header record and then the payload. */
+#define TLS_COALESCE (COLO_LINK_HDR_LEN + 65536)
+
+static int tls_send(struct colo_tls_stream *t, const struct colo_link_hdr *h,
+		    const void *payload)
+{
+	static __thread uint8_t buf[TLS_COALESCE];
+	uint32_t plen = colo_link_payload_len(h);
+	int r;
+
+	colo_link_encode_hdr(buf, h);
+	if (plen <= sizeof(buf) - COLO_LINK_HDR_LEN) {
+		if (plen)
+			memcpy(buf + COLO_LINK_HDR_LEN, payload, plen);
+		return colo_tls_stream_write_all(t, buf,
+						 COLO_LINK_HDR_LEN + plen);
+	}
+	r = colo_tls_stream_write_all(t, buf, COLO_LINK_HDR_LEN);
+	return r < 0 ? r : colo_tls_stream_write_all(t, payload, plen);
+}
+
 int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 {
 	uint8_t hdr[COLO_LINK_HDR_LEN];
@@ -147,7 +171,10 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 		{ (void *)payload, colo_link_payload_len(h) },
 	};
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct colo_tls_stream *t = colo_link_tls_find(fd);
 
+	if (t)
+		return tls_send(t, h, payload);
 	colo_link_encode_hdr(hdr, h);
 	while (msg.msg_iovlen) {
 		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
@@ -170,19 +197,46 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 	return 0;
 }
 
+/* Like recv(fd, buf, len, 0), but through fd's TLS session if it has
+ * one; returns bytes, or -errno (-EAGAIN at the receive timeout, 0 never:
+ * the end is -ECONNRESET). */
+static ssize_t link_recv(int fd, void *buf, size_t len)
+{
+	struct colo_tls_stream *t = colo_link_tls_find(fd);
+	ssize_t n;
+
+	if (t) {
+		/* A TLS read returns one record: take whatever else the
+		 * session and the socket hold too, as one recv() would, so
+		 * the secondary sees a burst and acks it once. */
+		n = colo_tls_stream_read_some(t, buf, len);
+		while (n > 0 && (size_t)n < len) {
+			ssize_t m = colo_tls_stream_try_read(
+				t, (uint8_t *)buf + n, len - (size_t)n);
+
+			if (m <= 0)
+				break;
+			n += m;
+		}
+		return n;
+	}
+	do
+		n = recv(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n == 0 ? -ECONNRESET : n;
+}
+
 static int recv_full(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
+		ssize_t n = link_recv(fd, p, len);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		if (n == 0)
-			return -ECONNRESET;
+			return (int)n;
 		p += n;
 		len -= (size_t)n;
 	}
@@ -242,14 +296,10 @@ static int reader_fill(struct colo_link_reader *r, int fd, size_t need)
 		r->head = 0;
 	}
 	while (r->tail - r->head < need) {
-		ssize_t n = recv(fd, r->buf + r->tail, r->cap - r->tail, 0);
+		ssize_t n = link_recv(fd, r->buf + r->tail, r->cap - r->tail);
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
-			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		if (n == 0)
-			return -ECONNRESET;
+			return (int)n;
 		r->tail += (size_t)n;
 	}
 	return 0;

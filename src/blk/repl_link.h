@@ -13,12 +13,11 @@
  * order and answers WRITE_ACK / BARRIER_ACK / RESYNC_END / PONG with the
  * same number. Acks therefore arrive in order and are cumulative.
  *
- * Authentication and encryption are not done yet, but have a place: HELLO
- * carries a protocol version and an `auth` word (0 = none). A later
- * version can offer an auth method there and run its exchange (or a TLS
- * upgrade) right after HELLO, before any data frame, without changing
- * the frame format; a peer that does not know the method refuses the
- * HELLO instead of misreading what follows.
+ * With credentials the whole connection is TLS 1.3 with mutual x509
+ * authentication from its first byte (colo_link_tls_start, before the
+ * HELLO), and the HELLO's `auth` word says so (COLO_LINK_AUTH_TLS): a
+ * peer configured otherwise is refused at the HELLO instead of
+ * misreading what follows.
  */
 #ifndef COLO_BLK_REPL_LINK_H
 #define COLO_BLK_REPL_LINK_H
@@ -70,9 +69,12 @@ struct colo_link_hdr {
 	uint32_t len;
 };
 
+#define COLO_LINK_AUTH_NONE 0
+#define COLO_LINK_AUTH_TLS  1
+
 struct colo_link_hello {
 	uint32_t version;
-	uint32_t auth; /* 0: none; reserved for an auth/TLS method */
+	uint32_t auth; /* COLO_LINK_AUTH_NONE or _TLS */
 	uint64_t size; /* image bytes */
 	uint32_t granularity;
 	uint32_t features; /* 0 for now */
@@ -138,5 +140,21 @@ size_t colo_link_reader_buffered(const struct colo_link_reader *r);
 /* Keepalive, NODELAY and timeouts on a link socket (ms; 0 = none). */
 void colo_link_tune(int fd, unsigned int send_timeout_ms,
 		    unsigned int recv_timeout_ms);
+
+/*
+ * TLS on a link socket, after colo_link_tune (its timeouts carry over):
+ * runs the handshake within timeout_ms (server: we accepted; peer_host:
+ * the name the peer's certificate must carry), then every colo_link_send,
+ * colo_link_recv and reader call on fd goes through the session. The
+ * socket becomes non-blocking; two threads may use it at once (one
+ * sending, one receiving). 0, or -1 with the reason in err (the socket
+ * is then plain and should be closed).
+ */
+struct colo_tls_creds;
+int colo_link_tls_start(int fd, const struct colo_tls_creds *c, bool server,
+			const char *peer_host, unsigned int timeout_ms,
+			char *err, size_t errlen);
+/* Ends fd's TLS session, if any, and closes fd. */
+void colo_link_close(int fd);
 
 #endif

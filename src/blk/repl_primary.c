@@ -54,6 +54,9 @@ struct colo_repl_primary {
 	struct colo_sock_spec spec;
 	bool async;
 	unsigned int reconnect_ms, timeout_ms;
+	const struct colo_tls_creds *creds; /* NULL: plain link */
+	const char *tls_peer;
+	char tls_err[256]; /* the last TLS failure, logged once */
 
 	pthread_mutex_t order;
 	pthread_mutex_t lock;
@@ -517,6 +520,18 @@ static int connect_link(struct colo_repl_primary *p)
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	colo_link_tune(fd, p->timeout_ms, p->timeout_ms);
+	/* TLS before the HELLO: the secondary must prove its host first. */
+	if (p->creds &&
+	    colo_link_tls_start(fd, p->creds, false, p->tls_peer, p->timeout_ms,
+				err, sizeof(err)) < 0) {
+		if (strcmp(err, p->tls_err))
+			colo_log_warn("blk primary: link to the secondary: %s",
+				      err);
+		snprintf(p->tls_err, sizeof(p->tls_err), "%s", err);
+		close(fd);
+		return -EACCES;
+	}
+	p->tls_err[0] = '\0';
 	return fd;
 }
 
@@ -526,6 +541,7 @@ static int handshake(struct colo_repl_primary *p, int fd)
 				   .len = COLO_LINK_HELLO_LEN };
 	struct colo_link_hello hello = {
 		.version = COLO_LINK_VERSION,
+		.auth = p->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE,
 		.size = p->image->size,
 		.granularity = p->dirty.gran,
 	};
@@ -541,7 +557,9 @@ static int handshake(struct colo_repl_primary *p, int fd)
 	if (h.type != COLO_LINK_HELLO ||
 	    colo_link_decode_hello(buf, h.len, &hello) < 0)
 		return -EPROTO;
-	if (hello.version != COLO_LINK_VERSION || hello.auth != 0) {
+	if (hello.version != COLO_LINK_VERSION ||
+	    hello.auth !=
+		    (p->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE)) {
 		colo_log_warn("blk primary: secondary speaks version %u auth "
 			      "%u",
 			      hello.version, hello.auth);
@@ -784,7 +802,7 @@ out:
 	p->fd = -1;
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->order);
-	close(fd);
+	colo_link_close(fd);
 }
 
 static void *link_main(void *arg)
@@ -811,7 +829,7 @@ static void *link_main(void *arg)
 				last_err = 0;
 				continue;
 			}
-			close(fd);
+			colo_link_close(fd);
 			fd = r;
 		}
 		if (fd != last_err)
@@ -866,6 +884,8 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 	p->async = cfg->async;
 	p->reconnect_ms = cfg->reconnect_ms ? cfg->reconnect_ms : 1000;
 	p->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
+	p->creds = cfg->creds;
+	p->tls_peer = cfg->tls_peer;
 	p->fd = -1;
 	p->state = COLO_REPL_DEGRADED;
 	p->st.granularity = gran;

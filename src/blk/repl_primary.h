@@ -30,6 +30,8 @@ enum colo_repl_state {
 	COLO_REPL_PROTECTED, /* linked and in sync */
 };
 
+struct colo_tls_creds;
+
 struct colo_repl_primary_cfg {
 	struct colo_blk_dev *image; /* not owned */
 	const char *secondary;	    /* tcp:HOST:PORT or unix:PATH */
@@ -37,6 +39,10 @@ struct colo_repl_primary_cfg {
 	bool async;		    /* ack writes before the secondary does */
 	unsigned int reconnect_ms;  /* 0 = 1000 */
 	unsigned int timeout_ms;    /* link silence that means lost; 0 = 5000 */
+	/* TLS on the link (not owned; NULL: plain): the secondary's
+	 * certificate must name tls_peer. */
+	const struct colo_tls_creds *creds;
+	const char *tls_peer;
 };
 
 struct colo_repl_primary_stats {

@@ -50,6 +50,8 @@ struct colo_repl_secondary {
 	struct colo_repl_secondary_stats st;
 	struct colo_link_reader rd; /* frames from the primary */
 	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
+	const struct colo_tls_creds *creds; /* NULL: plain link */
+	const char *tls_peer;
 };
 
 static int ack(int fd, uint16_t type, uint64_t seq, int result)
@@ -196,11 +198,13 @@ static int handshake(struct colo_repl_secondary *s, int fd)
 	if (h.type != COLO_LINK_HELLO ||
 	    colo_link_decode_hello(hb, h.len, &hello) < 0)
 		return -EPROTO;
-	if (hello.version != COLO_LINK_VERSION || hello.auth != 0)
+	if (hello.version != COLO_LINK_VERSION ||
+	    hello.auth != (s->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE))
 		return -EPROTONOSUPPORT;
 	colo_disk_buffer_get_stats(s->db, &dst);
 	hello = (struct colo_link_hello){
 		.version = COLO_LINK_VERSION,
+		.auth = s->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE,
 		.size = guest->size,
 		.granularity = dst.granularity,
 	};
@@ -254,6 +258,24 @@ static int await_hello(struct colo_repl_secondary *s, int fd)
 	return -ETIMEDOUT;
 }
 
+/* With credentials the connection proves its host by TLS before a byte
+ * of HELLO is read; the handshake has recv_timeout_ms in all, so a
+ * stranger holds the one slot no longer than await_hello allows. The
+ * HELLO that follows comes from the proven primary. */
+static int start_tls(struct colo_repl_secondary *s, int fd)
+{
+	char err[256];
+
+	if (colo_link_tls_start(fd, s->creds, true, s->tls_peer,
+				s->recv_timeout_ms, err, sizeof(err)) == 0)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	s->st.refused++;
+	pthread_mutex_unlock(&s->lock);
+	colo_log_warn("blk secondary: connection refused: %s", err);
+	return -EACCES;
+}
+
 /* The frame reader's 32 MiB buffer is only worth having for a peer that
  * said a valid HELLO: a stranger's connection costs nothing. Kept for
  * the next connections. */
@@ -284,9 +306,14 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	colo_link_reader_reset(&s->rd);
 	pthread_mutex_unlock(&s->lock);
 
-	r = await_hello(s, fd);
+	r = s->creds ? start_tls(s, fd) : await_hello(s, fd);
 	if (r == 0)
 		r = handshake(s, fd);
+	if (r == -EPROTO || r == -EPROTONOSUPPORT) {
+		pthread_mutex_lock(&s->lock);
+		s->st.refused++;
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (r == 0)
 		r = alloc_buffers(s);
 	if (r == 0) {
@@ -345,7 +372,7 @@ static void *accept_main(void *arg)
 		if (fd < 0)
 			continue;
 		serve(s, fd);
-		close(fd);
+		colo_link_close(fd);
 	}
 	return NULL;
 }
@@ -367,6 +394,14 @@ colo_repl_secondary_new(struct colo_disk_buffer *db,
 	s->conn_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	return s;
+}
+
+void colo_repl_secondary_set_tls(struct colo_repl_secondary *s,
+				 const struct colo_tls_creds *creds,
+				 const char *peer_host)
+{
+	s->creds = creds;
+	s->tls_peer = peer_host;
 }
 
 int colo_repl_secondary_listen(struct colo_repl_secondary *s,

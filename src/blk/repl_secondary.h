@@ -28,6 +28,7 @@ struct colo_repl_secondary_stats {
 	uint64_t resync_bytes;
 	uint64_t last_seq;
 	uint64_t hello_timeouts; /* connections without a HELLO in time */
+	uint64_t refused;	 /* failed TLS, bad HELLO */
 	uint64_t buffer_bytes;	 /* link buffers, allocated after a HELLO */
 };
 
@@ -37,6 +38,12 @@ struct colo_repl_secondary_stats {
 struct colo_repl_secondary *
 colo_repl_secondary_new(struct colo_disk_buffer *db,
 			unsigned int recv_timeout_ms, char *err, size_t errlen);
+/* TLS on the link (before start; creds not owned): the primary's
+ * certificate must name peer_host. Without, the link is plain. */
+struct colo_tls_creds;
+void colo_repl_secondary_set_tls(struct colo_repl_secondary *s,
+				 const struct colo_tls_creds *creds,
+				 const char *peer_host);
 /* sock_spec: tcp-listen:HOST:PORT or unix-listen:PATH. */
 int colo_repl_secondary_listen(struct colo_repl_secondary *s,
 			       const char *sock_spec, char *err, size_t errlen);

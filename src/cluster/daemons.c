@@ -110,6 +110,13 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add(out, "--listen");
 		add_hostport(out, me->link, cfg->link_port + 1u);
 	}
+	/* The replication link with the same credentials as the proxy's. */
+	if (me->credentials[0]) {
+		add(out, "--tls-creds");
+		add(out, "%s", me->credentials);
+		add(out, "--tls-peer");
+		add(out, "%s", peer->name);
+	}
 	add(out, "--export");
 	add(out, "unix-listen:%s/%s-disk.sock", cfg->run_dir, me->name);
 	add(out, "--control");

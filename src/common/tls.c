@@ -187,7 +187,11 @@ struct colo_tls *colo_tls_new(const struct colo_tls_creds *c, int fd,
 	 * listener accepts exactly its pair's host, not any holder of a
 	 * certificate from the CA. */
 	SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (!SSL_set1_host(t->ssl, peer_host)) {
+	if (!peer_host && !server) {
+		snprintf(err, errlen, "a TLS client must name the peer host");
+		goto fail;
+	}
+	if (peer_host && !SSL_set1_host(t->ssl, peer_host)) {
 		ssl_err(err, errlen, "peer host");
 		goto fail;
 	}
@@ -297,4 +301,9 @@ ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len)
 	errno = 0;
 	r = SSL_write_ex(t->ssl, buf, len, &n);
 	return r == 1 ? (ssize_t)n : io_fail(t, r);
+}
+
+bool colo_tls_pending(const struct colo_tls *t)
+{
+	return SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl);
 }

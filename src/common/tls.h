@@ -34,7 +34,9 @@ bool colo_tls_creds_can(const struct colo_tls_creds *c, bool server);
 
 /* A TLS session over the connected socket fd (not owned: the caller
  * closes it after colo_tls_free). server: we accepted the connection.
- * peer_host: the name the peer's certificate must carry. */
+ * peer_host: the name the peer's certificate must carry; a server may
+ * pass NULL to take any client certificate of the CA (NBD exports, whose
+ * client is a QEMU the pair does not name). */
 struct colo_tls *colo_tls_new(const struct colo_tls_creds *c, int fd,
 			      bool server, const char *peer_host, char *err,
 			      size_t errlen);
@@ -57,5 +59,9 @@ bool colo_tls_established(const struct colo_tls *t);
  * memory). */
 ssize_t colo_tls_read(struct colo_tls *t, void *buf, size_t len);
 ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len);
+/* Whether the session holds bytes read from the socket that no read has
+ * returned yet (a whole or partial record): epoll cannot see them, so an
+ * event-driven reader asks before it goes back to waiting. */
+bool colo_tls_pending(const struct colo_tls *t);
 
 #endif

@@ -233,6 +233,30 @@ enum colo_nbd_opt_verdict colo_nbd_opt_handle(const struct colo_nbd_export *e,
 	}
 }
 
+enum colo_nbd_tls_verdict colo_nbd_opt_tls(bool can_tls, bool must_tls,
+					   bool tls_on, uint32_t opt,
+					   uint32_t len,
+					   struct colo_nbd_out *out)
+{
+	if (len > COLO_NBD_OPT_DATA_MAX)
+		return COLO_NBD_TLS_PASS;
+	if (opt == NBD_OPT_STARTTLS) {
+		uint32_t rep = !can_tls	       ? NBD_REP_ERR_POLICY
+			       : tls_on || len ? NBD_REP_ERR_INVALID
+					       : NBD_REP_ACK;
+
+		colo_nbd_opt_reply(out, opt, rep, NULL, 0);
+		return rep == NBD_REP_ACK ? COLO_NBD_TLS_START
+					  : COLO_NBD_TLS_REPLIED;
+	}
+	if (!must_tls || tls_on || opt == NBD_OPT_ABORT)
+		return COLO_NBD_TLS_PASS;
+	if (opt == NBD_OPT_EXPORT_NAME)
+		return COLO_NBD_TLS_CLOSE;
+	colo_nbd_opt_reply(out, opt, NBD_REP_ERR_TLS_REQD, NULL, 0);
+	return COLO_NBD_TLS_REPLIED;
+}
+
 int colo_nbd_req_decode(const uint8_t in[NBD_REQUEST_LEN],
 			struct colo_nbd_req *r)
 {

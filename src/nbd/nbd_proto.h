@@ -164,6 +164,27 @@ enum colo_nbd_opt_verdict colo_nbd_opt_handle(const struct colo_nbd_export *e,
 					      bool no_zeroes, uint32_t opt,
 					      const uint8_t *data, uint32_t len,
 					      struct colo_nbd_out *out);
+/* What the STARTTLS policy makes of one option (before
+ * colo_nbd_opt_handle sees it). */
+enum colo_nbd_tls_verdict {
+	COLO_NBD_TLS_PASS,    /* not TLS's business: colo_nbd_opt_handle */
+	COLO_NBD_TLS_REPLIED, /* refused in out; read the next option */
+	COLO_NBD_TLS_START,   /* ACK in out: send it, then the TLS handshake */
+	COLO_NBD_TLS_CLOSE,   /* close without a reply (EXPORT_NAME) */
+};
+/*
+ * The STARTTLS rules, as qemu-nbd keeps them: with TLS configured
+ * (can_tls) and required on this connection (must_tls) but not running
+ * yet (tls_on false), every option but STARTTLS and ABORT is refused with
+ * NBD_REP_ERR_TLS_REQD (EXPORT_NAME, which has no error reply, closes);
+ * STARTTLS with data, or once TLS runs, is NBD_REP_ERR_INVALID; without
+ * TLS configured it is NBD_REP_ERR_POLICY. len is the option's data
+ * length; options too long to have been read pass (they close).
+ */
+enum colo_nbd_tls_verdict colo_nbd_opt_tls(bool can_tls, bool must_tls,
+					   bool tls_on, uint32_t opt,
+					   uint32_t len,
+					   struct colo_nbd_out *out);
 /* A bare option reply (header and data) appended to out. */
 void colo_nbd_opt_reply(struct colo_nbd_out *out, uint32_t opt, uint32_t type,
 			const void *data, uint32_t len);

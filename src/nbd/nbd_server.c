@@ -33,6 +33,10 @@
  * A gate counts device calls in flight so that a checkpoint can hold the
  * guest's I/O: pause waits for the count to drop to zero and keeps new
  * calls out until resume.
+ *
+ * With TLS (STARTTLS during the handshake) a connection's bytes go
+ * through a common/tls_stream.c session, which the reader, the workers
+ * and the async completions may use at once, like the plain socket.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +59,8 @@
 #include "nbd_proto.h"
 #include "nbd_server.h"
 #include "sock_spec.h"
+#include "tls.h"
+#include "tls_stream.h"
 
 #define MAX_LISTEN	  4
 #define IN_CAP		  (128 * 1024)
@@ -104,6 +110,8 @@ enum lat_class { LAT_READ, LAT_WRITE, LAT_CLASSES };
 struct conn {
 	struct colo_nbd_server *s;
 	int fd;
+	bool tcp;		     /* TLS required on it (with creds) */
+	struct colo_tls_stream *tls; /* NULL: plain */
 	pthread_t thread;
 	bool done; /* the thread has finished; under s->lock */
 	struct conn *next;
@@ -140,6 +148,9 @@ struct conn {
 struct colo_nbd_server {
 	struct colo_blk_dev *dev;
 	char *name, *description;
+	const struct colo_tls_creds *creds; /* NULL: no STARTTLS */
+	const char *tls_peer;
+	bool insecure;
 	struct colo_nbd_export exp;
 	bool multi_conn;
 	unsigned max_clients;
@@ -230,6 +241,15 @@ static int send_iov(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+static int send_tls(struct colo_tls_stream *st, const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (colo_tls_stream_write_all(st, iov[i].iov_base,
+					      iov[i].iov_len) < 0)
+			return -1;
+	return 0;
+}
+
 /*
  * The reader's gathered replies and the workers' replies share the
  * socket: each goes out whole under send_lock. A failed send shuts the
@@ -241,7 +261,8 @@ static int send_locked(struct conn *c, struct iovec *iov, int n)
 
 	pthread_mutex_lock(&c->send_lock);
 	if (!c->broken) {
-		rc = send_iov(c->fd, iov, n);
+		rc = c->tls ? send_tls(c->tls, iov, n)
+			    : send_iov(c->fd, iov, n);
 		if (rc) {
 			c->broken = true;
 			shutdown(c->fd, SHUT_RDWR);
@@ -295,9 +316,24 @@ static int reply(struct conn *c, uint32_t err, uint64_t cookie,
  * waiting for them before it sends more. Returns >0, or 0 on EOF, error
  * or timeout.
  */
+static ssize_t recv_tls(struct conn *c, void *buf, size_t n)
+{
+	ssize_t r = colo_tls_stream_try_read(c->tls, buf, n);
+
+	if (r > 0)
+		return r;
+	if (r != -EAGAIN || flush_out(c))
+		return 0;
+	r = colo_tls_stream_read_some(c->tls, buf, n);
+	return r > 0 ? r : 0;
+}
+
 static ssize_t recv_some(struct conn *c, void *buf, size_t n)
 {
 	ssize_t r;
+
+	if (c->tls)
+		return recv_tls(c, buf, n);
 
 	do {
 		r = recv(c->fd, buf, n, MSG_DONTWAIT);
@@ -387,6 +423,30 @@ static void set_rcv_timeout(int fd, int seconds)
 
 /* ---- handshake ---- */
 
+/* After the ACK of STARTTLS: nothing may have come after the option in
+ * the clear (it would be taken as sent under TLS), then the handshake. */
+static int start_tls(struct conn *c)
+{
+	char err[256];
+
+	if (c->in_end != c->in_start) {
+		colo_log_warn("nbd %s: bytes after STARTTLS before the TLS "
+			      "handshake, closing",
+			      c->peer);
+		return -1;
+	}
+	c->tls = colo_tls_stream_start(c->fd, c->s->creds, true, c->s->tls_peer,
+				       HANDSHAKE_TIMEOUT * 1000, 0,
+				       HANDSHAKE_TIMEOUT * 1000, err,
+				       sizeof(err));
+	if (!c->tls) {
+		colo_log_warn("nbd %s: %s", c->peer, err);
+		return -1;
+	}
+	colo_log_info("nbd %s: TLS", c->peer);
+	return 0;
+}
+
 /* Returns 0 to go on to transmission, -1 to close. */
 static int handshake(struct conn *c)
 {
@@ -419,6 +479,26 @@ static int handshake(struct conn *c)
 			if (in_read(c, c->data, len))
 				return -1;
 			data = c->data;
+		}
+		switch (colo_nbd_opt_tls(s->creds != NULL, s->creds && c->tcp,
+					 c->tls != NULL, opt, len, &out)) {
+		case COLO_NBD_TLS_CLOSE:
+			colo_log_warn(
+				"nbd %s: export name without TLS, closing",
+				c->peer);
+			return -1;
+		case COLO_NBD_TLS_REPLIED:
+			c->out_len = out.len;
+			if (flush_out(c))
+				return -1;
+			continue;
+		case COLO_NBD_TLS_START:
+			c->out_len = out.len;
+			if (flush_out(c) || start_tls(c))
+				return -1;
+			continue;
+		case COLO_NBD_TLS_PASS:
+			break;
 		}
 		v = colo_nbd_opt_handle(&s->exp, c->no_zeroes, opt, data, len,
 					&out);
@@ -896,6 +976,8 @@ static void *conn_main(void *arg)
 	if (c->in && c->out && !data_reserve(c, COLO_NBD_OPT_DATA_MAX) &&
 	    !handshake(c)) {
 		set_rcv_timeout(c->fd, 0); /* clients may idle for hours */
+		if (c->tls)
+			colo_tls_stream_set_recv_timeout(c->tls, 0);
 		colo_log_info("nbd %s: connected", c->peer);
 		aw_init(c);
 		if (pool_init(c, s->workers) == 0)
@@ -908,6 +990,8 @@ static void *conn_main(void *arg)
 	free(c->data);
 	c->in = c->out = c->data = NULL;
 	pthread_mutex_destroy(&c->send_lock);
+	colo_tls_stream_free(c->tls);
+	c->tls = NULL;
 	pthread_mutex_lock(&s->lock);
 	/* Under the lock so that stop never shuts down a reused fd. */
 	close(c->fd);
@@ -990,6 +1074,7 @@ static void accept_one(struct colo_nbd_server *s, int lfd)
 	c->s = s;
 	c->fd = fd;
 	describe_peer(fd, c->peer, sizeof(c->peer));
+	c->tcp = strncmp(c->peer, "unix#", 5) != 0;
 	pthread_mutex_lock(&s->lock);
 	if (pthread_create(&c->thread, NULL, conn_main, c)) {
 		pthread_mutex_unlock(&s->lock);
@@ -1084,6 +1169,15 @@ void colo_nbd_server_set_workers(struct colo_nbd_server *s, unsigned n)
 	s->workers = n < MAX_WORKERS ? n : MAX_WORKERS;
 }
 
+void colo_nbd_server_set_tls(struct colo_nbd_server *s,
+			     const struct colo_tls_creds *creds,
+			     const char *peer_host, bool insecure)
+{
+	s->creds = creds;
+	s->tls_peer = peer_host;
+	s->insecure = insecure;
+}
+
 int colo_nbd_server_listen(struct colo_nbd_server *s, const char *sock_spec,
 			   char *err, size_t errlen)
 {
@@ -1107,6 +1201,23 @@ int colo_nbd_server_listen(struct colo_nbd_server *s, const char *sock_spec,
 			err, errlen,
 			"%s: expected tcp-listen:HOST:PORT or unix-listen:PATH",
 			sock_spec);
+		return -1;
+	}
+	if (spec.kind == COLO_SOCK_TCP_LISTEN && !s->creds && !s->insecure &&
+	    !colo_sock_addr_is_loopback(&addr)) {
+		snprintf(err, errlen,
+			 "%s is not a loopback address: an NBD export over "
+			 "TCP needs --tls-creds DIR (STARTTLS; or --insecure "
+			 "to serve it in the clear)",
+			 sock_spec);
+		return -1;
+	}
+	if (spec.kind == COLO_SOCK_TCP_LISTEN && s->creds &&
+	    !colo_tls_creds_can(s->creds, true)) {
+		snprintf(err, errlen,
+			 "%s: TLS needs server-cert.pem and server-key.pem in "
+			 "the credentials",
+			 sock_spec);
 		return -1;
 	}
 	fd = colo_sock_listen(&addr);

@@ -35,6 +35,18 @@ struct colo_nbd_server *colo_nbd_server_new(struct colo_blk_dev *dev,
  * Before colo_nbd_server_start.
  */
 void colo_nbd_server_set_multi_conn(struct colo_nbd_server *s, bool on);
+/*
+ * NBD over TLS (the STARTTLS option, as qemu-nbd): with creds (not owned;
+ * needs the server pair) every TCP connection must start TLS before any
+ * other option; UNIX connections may. peer_host: the name the client's
+ * certificate must carry (NULL: any certificate of the CA). Without
+ * creds, a TCP export may only listen on loopback unless insecure.
+ * Before colo_nbd_server_listen.
+ */
+struct colo_tls_creds;
+void colo_nbd_server_set_tls(struct colo_nbd_server *s,
+			     const struct colo_tls_creds *creds,
+			     const char *peer_host, bool insecure);
 /* Extra connections beyond this are closed at once (default 64). */
 void colo_nbd_server_set_max_clients(struct colo_nbd_server *s, unsigned n);
 /*

@@ -20,6 +20,8 @@
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/parse_num.h"
+#include "common/sock_spec.h"
+#include "common/tls.h"
 #include "vm.h"
 
 static const char *const reason_names[COLO_VM_REASON_MAX] = {
@@ -135,6 +137,20 @@ void colo_vm_drop_link(struct colo_vm *v)
 	v->link = NULL;
 }
 
+int colo_vm_addr_allowed(const struct colo_vm *v,
+			 const struct colo_sock_addr *a, const char *what,
+			 char *err, size_t errlen)
+{
+	if (v->creds || v->insecure || colo_sock_addr_is_loopback(a))
+		return 0;
+	snprintf(err, errlen,
+		 "%s is not a loopback address: the frame link and the "
+		 "migration stream need --tls-creds DIR and --tls-peer HOST "
+		 "(or --insecure to run them in the clear)",
+		 what);
+	return -1;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -195,6 +211,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("vm_pid", json_object_new_int64(v->vm.pid));
 	ADD("vm_log", json_object_new_string(v->vm.log));
 	ADD("standby_gen", json_object_new_int64(v->standby.gen));
+	ADD("tls", json_object_new_boolean(v->creds != NULL));
+	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
 #undef ADD
 	return 0;
 }
@@ -326,6 +344,21 @@ static void usage(FILE *f)
 		"                       on failover (secondary)\n"
 		"  --dump-dir DIR       where "
 		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
+		"  --tls-creds DIR      the frame link and QEMU's migration "
+		"stream in TLS 1.3\n"
+		"                       with mutual x509 authentication; DIR "
+		"holds ca-cert.pem,\n"
+		"                       server-cert.pem/-key.pem and "
+		"client-cert.pem/-key.pem\n"
+		"                       (QEMU's tls-creds-x509 layout; "
+		"both pairs on each host)\n"
+		"  --tls-peer HOST      the other host's name in its "
+		"certificate (required\n"
+		"                       with --tls-creds)\n"
+		"  --insecure           allow a frame link or standby address "
+		"off loopback\n"
+		"                       without TLS (anyone reaching it owns "
+		"the guest)\n"
 		"  -q, --quiet          warnings only\n");
 }
 
@@ -359,16 +392,20 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "proxy-control", required_argument, NULL, 'P' },
 		{ "blk-control", required_argument, NULL, 'B' },
 		{ "disk", required_argument, NULL, 'K' },
+		{ "tls-creds", required_argument, NULL, 'T' },
+		{ "tls-peer", required_argument, NULL, 'p' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct colo_vm v = { .next_gen = 1, .listen_fd = -1, .proxy_fd = -1 };
 	const char *role = NULL, *dir = NULL, *listen = NULL, *connect = NULL;
-	const char *control = NULL;
+	const char *control = NULL, *tls_creds = NULL;
 	uint64_t interval = 20000, min_interval = 100, timeout = 10000,
 		 threads = 2;
 	char ram_path[4096], err[512];
+	static char tls_abs[4096];
 	int c, rc = 1;
 
 	v.qcfg.binary = "qemu-system-x86_64";
@@ -410,6 +447,15 @@ int colo_cmd_vm(int argc, char **argv)
 				fprintf(stderr, "colo vm: %s\n", err);
 				return 2;
 			}
+			break;
+		case 'T':
+			tls_creds = optarg;
+			break;
+		case 'p':
+			v.tls_peer = optarg;
+			break;
+		case 'I':
+			v.insecure = true;
 			break;
 		case 'N':
 			if (colo_qemu_nic_arg(&v.qcfg, optarg, err,
@@ -467,6 +513,40 @@ int colo_cmd_vm(int argc, char **argv)
 			"colo vm: the guest's QEMU arguments follow --\n");
 		return 2;
 	}
+	if (!tls_creds != !v.tls_peer || (tls_creds && v.insecure)) {
+		fprintf(stderr, "colo vm: --tls-creds and --tls-peer go "
+				"together, and not with --insecure\n");
+		return 2;
+	}
+	if (tls_creds) {
+		/* The primary accepts the link and its QEMU connects to the
+		 * standby; the secondary the other way round: each host
+		 * needs both pairs. */
+		v.creds = colo_tls_creds_load(tls_creds, err, sizeof(err));
+		if (!v.creds) {
+			fprintf(stderr, "colo vm: --tls-creds: %s\n", err);
+			return 2;
+		}
+		if (!colo_tls_creds_can(v.creds, true) ||
+		    !colo_tls_creds_can(v.creds, false)) {
+			fprintf(stderr,
+				"colo vm: --tls-creds %s: needs both "
+				"server-cert.pem and client-cert.pem (with "
+				"their keys)\n",
+				tls_creds);
+			colo_tls_creds_free(v.creds);
+			return 2;
+		}
+		/* QEMU reads the directory too: give it an absolute path. */
+		if (!realpath(tls_creds, tls_abs)) {
+			fprintf(stderr, "colo vm: --tls-creds %s: %s\n",
+				tls_creds, strerror(errno));
+			colo_tls_creds_free(v.creds);
+			return 2;
+		}
+		v.qcfg.tls_dir = tls_abs;
+		v.qcfg.tls_peer = v.tls_peer;
+	}
 	v.qcfg.args = argv + optind;
 	v.qcfg.nargs = argc - optind;
 	if (colo_qemu_check_args(v.qcfg.args, v.qcfg.nargs, &v.qcfg.ram_size,
@@ -518,6 +598,7 @@ out:
 	if (err[0])
 		fprintf(stderr, "colo vm: %s\n", err);
 	colo_vm_proxy_stop(&v);
+	colo_vm_lobby_stop(&v);
 	colo_vm_drop_link(&v);
 	colo_qemu_stop(&v.standby);
 	colo_qemu_stop(&v.vm);
@@ -531,6 +612,7 @@ out:
 	colo_timer_free(v.attach);
 	colo_loop_free(v.loop);
 	colo_ram_close(&v.ram);
+	colo_tls_creds_free(v.creds);
 	unlink(ram_path);
 	free(v.st.pause_us);
 	return rc;

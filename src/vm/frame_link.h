@@ -97,9 +97,24 @@ size_t colo_flink_encode_msg(uint8_t *buf, uint8_t type,
 /* frame_link_io.c APIs: blocking sends and receives with deadlines on a
  * connected socket. */
 struct colo_flink;
+struct colo_tls_creds;
 struct colo_flink *colo_flink_new(int fd);
 void colo_flink_free(struct colo_flink *l); /* closes the socket */
 int colo_flink_fd(const struct colo_flink *l);
+/* TLS before the first frame: begin sets the session up (server: we
+ * accepted; peer_host: the name the peer's certificate must carry), then
+ * either step (non-blocking, for an event loop: 1 verified, 0 call again
+ * when *want is ready, -1 failed) or handshake (blocking until the
+ * deadline: 0 verified, -1 with the reason). Without begin the link is
+ * plain and step says done. */
+int colo_flink_tls_begin(struct colo_flink *l, const struct colo_tls_creds *c,
+			 bool server, const char *peer_host, char *err,
+			 size_t errlen);
+int colo_flink_tls_step(struct colo_flink *l, uint32_t *want, char *err,
+			size_t errlen);
+int colo_flink_tls_handshake(struct colo_flink *l, uint64_t deadline_ns,
+			     char *err, size_t errlen);
+bool colo_flink_secure(const struct colo_flink *l);
 /* Whole frame (header added) or -1 (link lost or deadline passed). */
 int colo_flink_send(struct colo_flink *l, uint8_t type, const void *payload,
 		    uint32_t len, uint64_t deadline_ns);
@@ -115,7 +130,9 @@ int colo_flink_send_msg(struct colo_flink *l, uint8_t type,
  * the deadline passed, -1 when the link is lost or broke the protocol. */
 int colo_flink_recv(struct colo_flink *l, struct colo_flink_frame *f,
 		    uint64_t deadline_ns);
-/* Whether a whole frame is already buffered (no need to wait for the fd). */
+/* Whether a whole frame (or, under TLS, any received byte) is already
+ * buffered: an event-driven reader calls recv again before it waits for
+ * the fd, which does not show bytes the session has read ahead. */
 bool colo_flink_pending(const struct colo_flink *l);
 /* Waits for the peer's message of type want for checkpoint seq (or its
  * ABORT) and parses it into m. 0, or -1 with a reason naming peer ("the

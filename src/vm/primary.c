@@ -52,26 +52,16 @@ static void link_readable(void *opaque, uint32_t events)
 	colo_vm_drop_link(v);
 }
 
-/* The handshake: versions, QEMU and machine type, RAM size. */
-static int handshake(struct colo_vm *v, char *err, size_t errlen)
+/* The rest of the handshake with a proven secondary (peer_accept.c): our
+ * HELLO back, then versions, QEMU and machine type, RAM size. */
+static int handshake(struct colo_vm *v, const struct colo_flink_hello *peer,
+		     char *err, size_t errlen)
 {
 	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
 	uint8_t buf[COLO_FLINK_HDR_LEN + COLO_FLINK_HELLO_LEN];
-	struct colo_flink_hello mine, peer;
-	struct colo_flink_frame f;
+	struct colo_flink_hello mine;
 	size_t n;
 
-	/* The secondary starts its first standby before it says HELLO. */
-	deadline += 60 * COLO_NS_PER_S;
-	if (colo_flink_recv(v->link, &f, deadline) <= 0 ||
-	    colo_flink_parse_hello(&f, &peer) < 0) {
-		snprintf(err, errlen, "no valid HELLO from the secondary");
-		return -1;
-	}
-	if (peer.role != COLO_FLINK_SECONDARY) {
-		snprintf(err, errlen, "the peer is not a secondary");
-		return -1;
-	}
 	colo_vm_hello(v, &mine);
 	n = colo_flink_encode_hello(buf, &mine);
 	if (colo_flink_send(v->link, COLO_FLINK_HELLO, buf + COLO_FLINK_HDR_LEN,
@@ -79,31 +69,16 @@ static int handshake(struct colo_vm *v, char *err, size_t errlen)
 		snprintf(err, errlen, "link lost during the handshake");
 		return -1;
 	}
-	return colo_vm_check_peer(v, &peer, err, errlen);
+	return colo_vm_check_peer(v, peer, err, errlen);
 }
 
-static void accept_secondary(void *opaque, uint32_t events)
+void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
+			    const struct colo_flink_hello *peer)
 {
-	struct colo_vm *v = opaque;
 	char err[256];
-	int fd;
 
-	(void)events;
-	fd = colo_sock_accept(v->listen_fd);
-	if (fd < 0)
-		return;
-	if (v->link) {
-		/* One pair at a time: a second secondary is told why. */
-		colo_log_warn("refusing a second secondary");
-		close(fd);
-		return;
-	}
-	v->link = colo_flink_new(fd);
-	if (!v->link) {
-		close(fd);
-		return;
-	}
-	if (handshake(v, err, sizeof(err)) < 0) {
+	v->link = link;
+	if (handshake(v, peer, err, sizeof(err)) < 0) {
 		struct colo_flink_msg m = { 0 };
 
 		snprintf(m.text, sizeof(m.text), "%s", err);
@@ -114,9 +89,11 @@ static void accept_secondary(void *opaque, uint32_t events)
 		colo_vm_drop_link(v);
 		return;
 	}
-	v->link_h = colo_loop_add_fd(v->loop, fd, EPOLLIN, link_readable, v);
+	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(link), EPOLLIN,
+				     link_readable, v);
 	colo_ram_forget(&v->ram);
-	colo_log_info("secondary connected; first checkpoint (full sync)");
+	colo_log_info("secondary connected%s; first checkpoint (full sync)",
+		      colo_flink_secure(link) ? " (TLS)" : "");
 	if (colo_vm_primary_checkpoint(v, COLO_VM_REASON_INITIAL, false, NULL,
 				       err, sizeof(err)) < 0)
 		colo_log_warn("initial checkpoint: %s", err);
@@ -154,7 +131,8 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 
 	snprintf(spec_text, sizeof(spec_text), "tcp-listen:%s", listen);
 	if (colo_sock_spec_parse(spec_text, &spec, err, errlen) < 0 ||
-	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0 ||
+	    colo_vm_addr_allowed(v, &a, "--link-listen", err, errlen) < 0)
 		return -1;
 	v->listen_fd = colo_sock_listen(&a);
 	if (v->listen_fd < 0) {
@@ -166,15 +144,16 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 	    colo_qemu_identity(&v->vm, v->qemu_version, sizeof(v->qemu_version),
 			       v->machine, sizeof(v->machine), err, errlen) < 0)
 		return -1;
-	v->listen_h = colo_loop_add_fd(v->loop, v->listen_fd, EPOLLIN,
-				       accept_secondary, v);
+	if (colo_vm_lobby_start(v, err, errlen) < 0)
+		return -1;
 	v->periodic = colo_timer_new(v->loop, periodic_fire, v);
 	v->deferred = colo_timer_new(v->loop, deferred_fire, v);
 	if (v->interval_ns)
 		colo_timer_arm_in(v->periodic, v->interval_ns);
 	colo_vm_set_mode(v, "unprotected", "waiting for the secondary");
-	colo_log_info("primary VM running (QEMU %s, %s); frame link on %s",
-		      v->qemu_version, v->machine, listen);
+	colo_log_info("primary VM running (QEMU %s, %s); frame link on %s%s",
+		      v->qemu_version, v->machine, listen,
+		      v->creds ? " (TLS)" : "");
 	return 0;
 }
 

@@ -39,7 +39,67 @@ static struct json_object *capability(const char *name, bool on)
  * receives no pages, QEMU 7.2 checks only the block list); and
  * no bandwidth cap (QEMU's default would throttle the device state of a
  * stopped VM for nothing). */
-static int setup_migration(struct colo_qemu *q, char *err, size_t errlen)
+static struct json_object *authz_rule(const char *match, const char *format)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "match", json_object_new_string(match));
+	json_object_object_add(r, "policy", json_object_new_string("allow"));
+	json_object_object_add(r, "format", json_object_new_string(format));
+	return r;
+}
+
+/* The TLS side of the migration stream, with the same credentials as the
+ * frame link: the running VM (whose migration goes out) is the client and
+ * checks the standby's certificate names the peer host; a standby is the
+ * server, asks for a client certificate of the CA and lets only the peer
+ * host's in. QEMU (GnuTLS) matches that by the certificate's distinguished
+ * name, most specific part first, so the rule is CN=HOST, alone or first. */
+static int setup_tls(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
+		     struct json_object *params, char *err, size_t errlen)
+{
+	struct json_object *o = json_object_new_object();
+	char cn[300], glob[310];
+
+	json_object_object_add(o, "qom-type",
+			       json_object_new_string("tls-creds-x509"));
+	json_object_object_add(o, "id", json_object_new_string("colo-tls"));
+	json_object_object_add(o, "dir", json_object_new_string(cfg->tls_dir));
+	json_object_object_add(
+		o, "endpoint",
+		json_object_new_string(q->standby ? "server" : "client"));
+	json_object_object_add(o, "verify-peer", json_object_new_boolean(1));
+	if (colo_qmp_exec(q->qmp, "object-add", o, QMP_CMD_MS, NULL, err,
+			  errlen) < 0)
+		return -1;
+	json_object_object_add(params, "tls-creds",
+			       json_object_new_string("colo-tls"));
+	if (!q->standby) {
+		json_object_object_add(params, "tls-hostname",
+				       json_object_new_string(cfg->tls_peer));
+		return 0;
+	}
+	snprintf(cn, sizeof(cn), "CN=%s", cfg->tls_peer);
+	snprintf(glob, sizeof(glob), "CN=%s,*", cfg->tls_peer);
+	struct json_object *rules = json_object_new_array();
+	json_object_array_add(rules, authz_rule(cn, "exact"));
+	json_object_array_add(rules, authz_rule(glob, "glob"));
+	o = json_object_new_object();
+	json_object_object_add(o, "qom-type",
+			       json_object_new_string("authz-list"));
+	json_object_object_add(o, "id", json_object_new_string("colo-authz"));
+	json_object_object_add(o, "policy", json_object_new_string("deny"));
+	json_object_object_add(o, "rules", rules);
+	if (colo_qmp_exec(q->qmp, "object-add", o, QMP_CMD_MS, NULL, err,
+			  errlen) < 0)
+		return -1;
+	json_object_object_add(params, "tls-authz",
+			       json_object_new_string("colo-authz"));
+	return 0;
+}
+
+static int setup_migration(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
+			   char *err, size_t errlen)
 {
 	struct json_object *p;
 
@@ -53,6 +113,10 @@ static int setup_migration(struct colo_qemu *q, char *err, size_t errlen)
 	p = json_object_new_object();
 	json_object_object_add(p, "max-bandwidth",
 			       json_object_new_int64(1ll << 40));
+	if (cfg->tls_dir && setup_tls(q, cfg, p, err, errlen) < 0) {
+		json_object_put(p);
+		return -1;
+	}
 	return colo_qmp_exec(q->qmp, "migrate-set-parameters", p, QMP_CMD_MS,
 			     NULL, err, errlen);
 }
@@ -181,7 +245,7 @@ int colo_qemu_attach(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
 	if (q->qmp)
 		return 0;
 	q->qmp = colo_qmp_connect(q->sock, QMP_START_MS, err, errlen);
-	if (!q->qmp || setup_migration(q, err, errlen) < 0 ||
+	if (!q->qmp || setup_migration(q, cfg, err, errlen) < 0 ||
 	    (q->standby &&
 	     listen_incoming(q, cfg->migrate_host, err, errlen) < 0)) {
 		size_t l = strlen(err);

@@ -25,6 +25,10 @@ struct colo_qemu_cfg {
 	/* Secondary: QEMU maps the RAM file copy-on-write (share=off), so
 	 * the file itself stays the last checkpoint while the VM runs. */
 	bool private_ram;
+	/* --tls-creds (absolute) and --tls-peer: every migration in TLS,
+	 * the standby accepting only the peer host's QEMU. NULL: plain. */
+	const char *tls_dir;
+	const char *tls_peer;
 	/* "-netdev ..." value putting netdev colo-nic on this host's proxy
 	 * guest port, or "" for no NIC wiring (colo_qemu_nic_arg). */
 	char netdev[256];

@@ -374,12 +374,55 @@ static int handshake(struct colo_vm *v, char *err, size_t errlen)
 		snprintf(err, errlen, "primary refused: %s", m.text);
 		return -1;
 	}
+	if (r < 0 && v->creds) {
+		snprintf(err, errlen,
+			 "the primary closed the link (did its TLS check "
+			 "refuse our certificate?)");
+		return -1;
+	}
 	if (r <= 0 || colo_flink_parse_hello(&f, &peer) < 0 ||
 	    peer.role != COLO_FLINK_PRIMARY) {
 		snprintf(err, errlen, "no valid HELLO from the primary");
 		return -1;
 	}
 	return colo_vm_check_peer(v, &peer, err, errlen);
+}
+
+/* With credentials, TLS comes before any frame: the primary must prove
+ * it is the --tls-peer host before we say HELLO or take any order. */
+static int start_tls(struct colo_vm *v, char *err, size_t errlen)
+{
+	char e[200];
+
+	if (!v->creds)
+		return 0;
+	if (colo_flink_tls_begin(v->link, v->creds, false, v->tls_peer, e,
+				 sizeof(e)) < 0 ||
+	    colo_flink_tls_handshake(
+		    v->link, colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS, e,
+		    sizeof(e)) < 0) {
+		snprintf(err, errlen, "frame link to the primary: %s", e);
+		return -1;
+	}
+	colo_log_info("frame link: TLS peer verified as %s", v->tls_peer);
+	return 0;
+}
+
+/* Where our standbys listen must obey the same rule as the link: the
+ * device state crosses it. */
+static int migrate_host_allowed(struct colo_vm *v, char *err, size_t errlen)
+{
+	const char *h = v->qcfg.migrate_host;
+	struct colo_sock_spec spec;
+	struct colo_sock_addr a;
+	char text[300];
+
+	snprintf(text, sizeof(text), strchr(h, ':') ? "tcp:[%s]:1" : "tcp:%s:1",
+		 h);
+	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+		return -1;
+	return colo_vm_addr_allowed(v, &a, "--migrate-host", err, errlen);
 }
 
 /* Connects to the primary, retrying while it is not listening yet. */
@@ -393,7 +436,8 @@ static int connect_primary(struct colo_vm *v, const char *connect, char *err,
 
 	snprintf(text, sizeof(text), "tcp:%s", connect);
 	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
-	    colo_sock_resolve(&spec, &a, err, errlen) < 0)
+	    colo_sock_resolve(&spec, &a, err, errlen) < 0 ||
+	    colo_vm_addr_allowed(v, &a, "--link-connect", err, errlen) < 0)
 		return -1;
 	for (;;) {
 		bool busy;
@@ -419,7 +463,7 @@ static int connect_primary(struct colo_vm *v, const char *connect, char *err,
 				snprintf(err, errlen, "out of memory");
 				return -1;
 			}
-			return 0;
+			return start_tls(v, err, errlen);
 		}
 		if (colo_now_ns() > deadline) {
 			snprintf(err, errlen, "connect %s: %s", connect,
@@ -455,6 +499,8 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 		}
 		v->qcfg.migrate_host = host;
 	}
+	if (migrate_host_allowed(v, err, errlen) < 0)
+		return -1;
 	if (start_standby(v, err, errlen) < 0 ||
 	    colo_qemu_identity(&v->standby, v->qemu_version,
 			       sizeof(v->qemu_version), v->machine,
@@ -464,8 +510,8 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(v->link), EPOLLIN,
 				     link_readable, v);
 	colo_vm_set_mode(v, "no-vm", "waiting for the first checkpoint");
-	colo_log_info("connected to the primary (QEMU %s, %s)", v->qemu_version,
-		      v->machine);
+	colo_log_info("connected to the primary (QEMU %s, %s)%s",
+		      v->qemu_version, v->machine, v->creds ? " over TLS" : "");
 	return 0;
 }
 

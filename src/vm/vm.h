@@ -18,6 +18,9 @@ struct colo_loop;
 struct colo_loop_fd;
 struct colo_timer;
 struct colo_control_server;
+struct colo_sock_addr;
+struct colo_tls_creds;
+struct colo_vm_lobby;
 struct json_object;
 
 enum colo_vm_reason {
@@ -79,6 +82,12 @@ struct colo_vm {
 
 	/* --blk-control: this host's colo blk (blk_hook.c) */
 	const char *blk_ctl;
+	/* --tls-creds: the frame link and the migration stream in TLS */
+	struct colo_tls_creds *creds; /* NULL: plain (loopback, --insecure) */
+	const char *tls_peer;	      /* the other host's certificate name */
+	bool insecure;
+	struct colo_vm_lobby *lobby; /* primary: connections not yet proven */
+	uint64_t link_refused;	     /* connections turned away */
 
 	struct colo_vm_stats st;
 	int exit_code; /* 1 once the primary's VM died under us */
@@ -96,6 +105,23 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 		    uint64_t pause_ns, uint64_t pages);
 void colo_vm_drop_link(struct colo_vm *v);
 const char *colo_vm_reason_name(enum colo_vm_reason r);
+/* The safe default: without --tls-creds a link (or a standby's migration
+ * socket) may only use a loopback address, unless --insecure. what names
+ * the option in the message. 0, or -1 with the reason in err. */
+int colo_vm_addr_allowed(const struct colo_vm *v,
+			 const struct colo_sock_addr *a, const char *what,
+			 char *err, size_t errlen);
+
+/* peer_accept.c APIs (primary): the frame link's listener. A connection
+ * counts as the secondary only after TLS proved its host (with
+ * credentials) and it sent a HELLO of a secondary; until then it waits in
+ * the lobby, bounded in number and time, and never displaces a link that
+ * is up. */
+int colo_vm_lobby_start(struct colo_vm *v, char *err, size_t errlen);
+void colo_vm_lobby_stop(struct colo_vm *v);
+/* primary.c: a proven secondary (link and its HELLO) joins. */
+void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
+			    const struct colo_flink_hello *peer);
 
 /* primary.c APIs: */
 int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,

@@ -41,6 +41,9 @@ static const uint8_t *take(const uint8_t **p, size_t *n, size_t k)
 /* Returns false when the server would close. */
 static bool handshake(const uint8_t **p, size_t *n)
 {
+	/* Half the inputs meet a server that requires STARTTLS; a START
+	 * counts as a completed handshake, so later options run "in TLS". */
+	bool must_tls = *n & 1, tls_on = false;
 	const uint8_t *b = take(p, n, NBD_CLIENT_FLAGS_LEN);
 	bool no_zeroes;
 
@@ -61,6 +64,23 @@ static bool handshake(const uint8_t **p, size_t *n)
 			if (!data)
 				return false;
 		}
+		switch (colo_nbd_opt_tls(true, must_tls, tls_on, opt, len,
+					 &out)) {
+		case COLO_NBD_TLS_CLOSE:
+			return false;
+		case COLO_NBD_TLS_START:
+			tls_on = true;
+			/* fall through */
+		case COLO_NBD_TLS_REPLIED:
+			if (out.overflow || out.len > out.cap)
+				abort();
+			continue;
+		case COLO_NBD_TLS_PASS:
+			break;
+		}
+		if (must_tls && !tls_on && opt != NBD_OPT_ABORT &&
+		    len <= COLO_NBD_OPT_DATA_MAX)
+			abort(); /* the gate let an option through */
 		v = colo_nbd_opt_handle(&export, no_zeroes, opt, data, len,
 					&out);
 		if (out.overflow || out.len > out.cap)

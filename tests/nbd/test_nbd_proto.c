@@ -251,6 +251,58 @@ static void test_list_abort_unknown(void **state)
 	assert_int_equal(out.len, 0);
 }
 
+/* The STARTTLS gate: what is refused before TLS, and STARTTLS itself. */
+static enum colo_nbd_tls_verdict tls(bool can, bool must, bool on, uint32_t o,
+				     uint32_t len, struct colo_nbd_out *out)
+{
+	*out = (struct colo_nbd_out){ .buf = outbuf, .cap = sizeof(outbuf) };
+	return colo_nbd_opt_tls(can, must, on, o, len, out);
+}
+
+static void test_starttls_gate(void **state)
+{
+	struct colo_nbd_out out;
+	size_t pos = 0;
+	uint32_t len;
+
+	(void)state;
+	/* required, not running: only STARTTLS and ABORT get through */
+	assert_int_equal(tls(true, true, false, NBD_OPT_GO, 6, &out),
+			 COLO_NBD_TLS_REPLIED);
+	next_reply(&out, &pos, NBD_OPT_GO, NBD_REP_ERR_TLS_REQD, &len);
+	assert_int_equal(tls(true, true, false, NBD_OPT_EXPORT_NAME, 0, &out),
+			 COLO_NBD_TLS_CLOSE);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(tls(true, true, false, NBD_OPT_ABORT, 0, &out),
+			 COLO_NBD_TLS_PASS);
+	pos = 0;
+	assert_int_equal(tls(true, true, false, NBD_OPT_STARTTLS, 0, &out),
+			 COLO_NBD_TLS_START);
+	next_reply(&out, &pos, NBD_OPT_STARTTLS, NBD_REP_ACK, &len);
+	pos = 0;
+	assert_int_equal(tls(true, true, false, NBD_OPT_STARTTLS, 1, &out),
+			 COLO_NBD_TLS_REPLIED);
+	next_reply(&out, &pos, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, &len);
+	/* running: everything passes, a second STARTTLS is invalid */
+	assert_int_equal(tls(true, true, true, NBD_OPT_GO, 6, &out),
+			 COLO_NBD_TLS_PASS);
+	pos = 0;
+	assert_int_equal(tls(true, true, true, NBD_OPT_STARTTLS, 0, &out),
+			 COLO_NBD_TLS_REPLIED);
+	next_reply(&out, &pos, NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, &len);
+	/* offered, not required (UNIX): plain options pass */
+	assert_int_equal(tls(true, false, false, NBD_OPT_GO, 6, &out),
+			 COLO_NBD_TLS_PASS);
+	/* not configured: STARTTLS is refused by policy */
+	pos = 0;
+	assert_int_equal(tls(false, false, false, NBD_OPT_STARTTLS, 0, &out),
+			 COLO_NBD_TLS_REPLIED);
+	next_reply(&out, &pos, NBD_OPT_STARTTLS, NBD_REP_ERR_POLICY, &len);
+	/* too long to have been read: the option handler closes */
+	assert_int_equal(tls(true, true, false, NBD_OPT_GO, 1u << 30, &out),
+			 COLO_NBD_TLS_PASS);
+}
+
 static void test_out_overflow(void **state)
 {
 	uint8_t small[30];
@@ -412,6 +464,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_greeting_and_flags),
+		cmocka_unit_test(test_starttls_gate),
 		cmocka_unit_test(test_export_name),
 		cmocka_unit_test(test_go_and_info),
 		cmocka_unit_test(test_go_errors),

@@ -61,7 +61,8 @@ def wait_for(cond, timeout, what):
 class Pair:
     def __init__(self, colo, mem="128M", append="", extra=(), interval=0,
                  min_interval=0, base=None, secondary_extra=(),
-                 opts=None, disk=None):
+                 opts=None, disk=None, link_port=None,
+                 link_connect_port=None):
         self.colo = colo
         self.dir = tempfile.mkdtemp(prefix="colo-vm-test-",
                                     dir=base or "/dev/shm")
@@ -73,7 +74,9 @@ class Pair:
                       "console=ttyS0 quiet colo_beat=1 " + append]
         self.guest += list(extra)
         self.procs = {}
-        self.port = free_port()
+        self.port = link_port or free_port()
+        # Where the secondary connects: the primary's port, or a relay.
+        self.connect_port = link_connect_port or self.port
         self.common = ["--interval", str(interval), "--min-interval",
                        str(min_interval)]
         self.secondary_extra = list(secondary_extra)
@@ -95,7 +98,7 @@ class Pair:
                 self.ctl_path(role), "--dump-dir", dump] + self.common
         args += (["--link-listen", "127.0.0.1:%d" % self.port]
                  if role == "primary" else
-                 ["--link-connect", "127.0.0.1:%d" % self.port])
+                 ["--link-connect", "127.0.0.1:%d" % self.connect_port])
         args += list(self.opts.get(role, ()))
         guest = self.guest + (self.secondary_extra
                               if role == "secondary" else [])
