@@ -351,58 +351,28 @@ int colo_demo_hosts_start_vm(struct colo_demo_hosts *h, int slot, bool primary,
 	const char *host = primary ? "phost" : "shost";
 	char vmdir[PATH_MAX], ctl[PATH_MAX], nic[PATH_MAX], pctl[PATH_MAX];
 	char dump[PATH_MAX], kernel[PATH_MAX + 16], initrd[PATH_MAX + 24];
-	char mem[16], interval[16], append[256], device[96];
-	char *argv[] = { "colo",
-			 "vm",
-			 "--role",
-			 primary ? "primary" : "secondary",
-			 "--dir",
-			 vmdir,
-			 primary ? "--link-listen" : "--link-connect",
-			 "10.78.0.1:7800",
-			 "--control",
-			 ctl,
-			 "--qemu",
-			 (char *)o->qemu,
-			 "--interval",
-			 interval,
-			 "--min-interval",
-			 "300",
-			 "--nic",
-			 nic,
-			 "--proxy-control",
-			 pctl,
-			 "--dump-dir",
-			 dump,
-			 "--",
-			 "-machine",
-			 "pc",
-			 "-accel",
-			 "tcg",
-			 "-m",
-			 mem,
-			 "-nodefaults",
-			 "-vga",
-			 "none",
-			 "-display",
-			 "none",
-			 "-serial",
-			 "stdio",
-			 "-kernel",
-			 kernel,
-			 "-initrd",
-			 initrd,
-			 "-append",
-			 append,
-			 "-device",
-			 device,
-			 NULL };
+	char mem[16], interval[16], append[256], device[96], creds[PATH_MAX];
+	char *argv[] = {
+		"colo", "vm", "--role", primary ? "primary" : "secondary",
+		"--dir", vmdir, primary ? "--link-listen" : "--link-connect",
+		"10.78.0.1:7800", "--control", ctl, "--qemu", (char *)o->qemu,
+		"--interval", interval, "--min-interval", "300", "--nic", nic,
+		"--proxy-control", pctl, "--dump-dir", dump,
+		/* the frame link and the migration stream in TLS, with
+		 * the proxies' credentials */
+		"--tls-creds", creds, "--tls-peer", primary ? "shost" : "phost",
+		"--", "-machine", "pc", "-accel", "tcg", "-m", mem,
+		"-nodefaults", "-vga", "none", "-display", "none", "-serial",
+		"stdio", "-kernel", kernel, "-initrd", initrd, "-append",
+		append, "-device", device, NULL
+	};
 
 	snprintf(vmdir, sizeof(vmdir), "%s/%s-vm", h->dir, host);
 	snprintf(ctl, sizeof(ctl), "%s/%s-vm.sock", h->dir, host);
 	snprintf(nic, sizeof(nic), "unix:%s/%s.nic", h->dir, host);
 	snprintf(pctl, sizeof(pctl), "%s/%s-proxy.sock", h->dir, host);
 	snprintf(dump, sizeof(dump), "%s/%s-dump", h->dir, host);
+	snprintf(creds, sizeof(creds), "%s/%s", h->dir, host);
 	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", h->guest);
 	snprintf(initrd, sizeof(initrd), "%s/initrd.cpio.gz", h->guest);
 	snprintf(mem, sizeof(mem), "%dM", o->mem_mb);
