@@ -33,6 +33,7 @@
 #include "parse_num.h"
 #include "sock_spec.h"
 #include "tls.h"
+#include "tls_args.h"
 
 /* clang-format off */
 static const char blk_help[] =
@@ -266,9 +267,6 @@ enum {
 	OPT_ASYNC,
 	OPT_TIMEOUT,
 	OPT_QUIET,
-	OPT_TLS_CREDS,
-	OPT_TLS_PEER,
-	OPT_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -283,9 +281,7 @@ static const struct option long_options[] = {
 	{ "async", no_argument, NULL, OPT_ASYNC },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
-	{ "tls-peer", required_argument, NULL, OPT_TLS_PEER },
-	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	COLO_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -302,6 +298,9 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 	a->granularity = COLO_DISK_BUFFER_DEFAULT_GRAN;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		if (colo_tls_arg(c, optarg, &a->tls_dir, &a->tls_peer,
+				 &a->insecure))
+			continue;
 		switch (c) {
 		case OPT_IMAGE:
 			a->image = optarg;
@@ -368,15 +367,6 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 		case OPT_QUIET:
 			colo_log_quiet = true;
 			break;
-		case OPT_TLS_CREDS:
-			a->tls_dir = optarg;
-			break;
-		case OPT_TLS_PEER:
-			a->tls_peer = optarg;
-			break;
-		case OPT_INSECURE:
-			a->insecure = true;
-			break;
 		case 'h':
 			fputs(help, stdout);
 			return 1;
@@ -396,10 +386,10 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 				   primary ? "--secondary HOST:PORT is required"
 					   : "--listen HOST:PORT is required",
 				   NULL);
-	if (!a->tls_dir != !a->tls_peer || (a->tls_dir && a->insecure))
+	if (colo_tls_args_error(a->tls_dir, a->tls_peer, a->insecure, false))
 		return usage_error(a->cmd,
-				   "--tls-creds and --tls-peer go together, "
-				   "and not with --insecure",
+				   colo_tls_args_error(a->tls_dir, a->tls_peer,
+						       a->insecure, false),
 				   NULL);
 	return 0;
 }

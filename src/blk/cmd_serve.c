@@ -16,6 +16,7 @@
 #include "log.h"
 #include "nbd_server.h"
 #include "tls.h"
+#include "tls_args.h"
 
 /* clang-format off: the text is laid out as printed */
 static const char help_text[] =
@@ -93,9 +94,6 @@ enum {
 	OPT_READ_ONLY,
 	OPT_MAX_CLIENTS,
 	OPT_QUIET,
-	OPT_TLS_CREDS,
-	OPT_TLS_PEER,
-	OPT_INSECURE,
 };
 
 static const struct option long_options[] = {
@@ -106,9 +104,7 @@ static const struct option long_options[] = {
 	{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 	{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "tls-creds", required_argument, NULL, OPT_TLS_CREDS },
-	{ "tls-peer", required_argument, NULL, OPT_TLS_PEER },
-	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	COLO_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -138,6 +134,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		if (colo_tls_arg(c, optarg, &a->tls_dir, &a->tls_peer,
+				 &a->insecure))
+			continue;
 		switch (c) {
 		case OPT_IMAGE:
 			a->image = optarg;
@@ -168,15 +167,6 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 			a->max_clients = (unsigned)v;
 			break;
 		}
-		case OPT_TLS_CREDS:
-			a->tls_dir = optarg;
-			break;
-		case OPT_TLS_PEER:
-			a->tls_peer = optarg;
-			break;
-		case OPT_INSECURE:
-			a->insecure = true;
-			break;
 		case OPT_QUIET:
 			colo_log_quiet = true;
 			break;
@@ -198,9 +188,9 @@ static int parse_args(int argc, char **argv, struct serve_args *a)
 	if (a->description && strlen(a->description) > 4096)
 		return usage_error("--description: longer than 4096 bytes",
 				   NULL);
-	if ((a->tls_peer && !a->tls_dir) || (a->tls_dir && a->insecure))
-		return usage_error("--tls-peer needs --tls-creds, and "
-				   "--insecure goes without them",
+	if (colo_tls_args_error(a->tls_dir, a->tls_peer, a->insecure, true))
+		return usage_error(colo_tls_args_error(a->tls_dir, a->tls_peer,
+						       a->insecure, true),
 				   NULL);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "parse_num.h"
+#include "tls_args.h"
 
 static const char usage[] =
 	"Usage:\n"
@@ -103,9 +104,6 @@ int colo_cmd_proxy(int argc, char **argv)
 		O_MQ,
 		O_PING,
 		O_PT,
-		O_TLS,
-		O_PEER,
-		O_INSECURE,
 		O_LEASE
 	};
 	static const struct option lopts[] = {
@@ -119,9 +117,7 @@ int colo_cmd_proxy(int argc, char **argv)
 		{ "max-queue", required_argument, NULL, O_MQ },
 		{ "ping", required_argument, NULL, O_PING },
 		{ "peer-timeout", required_argument, NULL, O_PT },
-		{ "tls-creds", required_argument, NULL, O_TLS },
-		{ "tls-peer", required_argument, NULL, O_PEER },
-		{ "insecure", no_argument, NULL, O_INSECURE },
+		COLO_TLS_LONG_OPTIONS,
 		{ "lease-required", no_argument, NULL, O_LEASE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -134,6 +130,9 @@ int colo_cmd_proxy(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "qh", lopts, NULL)) != -1) {
+		if (colo_tls_arg(c, optarg, &o.tls_creds, &o.tls_peer,
+				 &o.insecure))
+			continue;
 		switch (c) {
 		case O_ROLE:
 			role = optarg;
@@ -180,15 +179,6 @@ int colo_cmd_proxy(int argc, char **argv)
 			}
 			o.max_queue = (uint32_t)v;
 			break;
-		case O_TLS:
-			o.tls_creds = optarg;
-			break;
-		case O_PEER:
-			o.tls_peer = optarg;
-			break;
-		case O_INSECURE:
-			o.insecure = true;
-			break;
 		case O_LEASE:
 			o.lease_required = true;
 			break;
@@ -206,9 +196,10 @@ int colo_cmd_proxy(int argc, char **argv)
 			usage);
 		return 2;
 	}
-	if (!o.tls_creds != !o.tls_peer || (o.tls_creds && o.insecure)) {
-		fprintf(stderr, "colo proxy: --tls-creds and --tls-peer go "
-				"together, and not with --insecure\n");
+	if (colo_tls_args_error(o.tls_creds, o.tls_peer, o.insecure, false)) {
+		fprintf(stderr, "colo proxy: %s\n",
+			colo_tls_args_error(o.tls_creds, o.tls_peer, o.insecure,
+					    false));
 		return 2;
 	}
 	if (strcmp(role, "primary") == 0) {

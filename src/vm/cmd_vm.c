@@ -23,6 +23,7 @@
 #include "common/sock_spec.h"
 #include "common/tls.h"
 #include "vm.h"
+#include "tls_args.h"
 
 static const char *const reason_names[COLO_VM_REASON_MAX] = {
 	"initial", "periodic", "command", "proxy"
@@ -392,9 +393,7 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "proxy-control", required_argument, NULL, 'P' },
 		{ "blk-control", required_argument, NULL, 'B' },
 		{ "disk", required_argument, NULL, 'K' },
-		{ "tls-creds", required_argument, NULL, 'T' },
-		{ "tls-peer", required_argument, NULL, 'p' },
-		{ "insecure", no_argument, NULL, 'I' },
+		COLO_TLS_LONG_OPTIONS,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -410,6 +409,9 @@ int colo_cmd_vm(int argc, char **argv)
 
 	v.qcfg.binary = "qemu-system-x86_64";
 	while ((c = getopt_long(argc, argv, "+qh", lopts, NULL)) != -1) {
+		if (colo_tls_arg(c, optarg, &tls_creds, &v.tls_peer,
+				 &v.insecure))
+			continue;
 		switch (c) {
 		case 'r':
 			role = optarg;
@@ -447,15 +449,6 @@ int colo_cmd_vm(int argc, char **argv)
 				fprintf(stderr, "colo vm: %s\n", err);
 				return 2;
 			}
-			break;
-		case 'T':
-			tls_creds = optarg;
-			break;
-		case 'p':
-			v.tls_peer = optarg;
-			break;
-		case 'I':
-			v.insecure = true;
 			break;
 		case 'N':
 			if (colo_qemu_nic_arg(&v.qcfg, optarg, err,
@@ -513,9 +506,10 @@ int colo_cmd_vm(int argc, char **argv)
 			"colo vm: the guest's QEMU arguments follow --\n");
 		return 2;
 	}
-	if (!tls_creds != !v.tls_peer || (tls_creds && v.insecure)) {
-		fprintf(stderr, "colo vm: --tls-creds and --tls-peer go "
-				"together, and not with --insecure\n");
+	if (colo_tls_args_error(tls_creds, v.tls_peer, v.insecure, false)) {
+		fprintf(stderr, "colo vm: %s\n",
+			colo_tls_args_error(tls_creds, v.tls_peer, v.insecure,
+					    false));
 		return 2;
 	}
 	if (tls_creds) {
