@@ -694,6 +694,32 @@ static int primary_start(void *arg)
 	return colo_repl_primary_start(arg);
 }
 
+/* What both roles do first: their arguments, the main loop, the image.
+ * -1 to go on (the caller then closes *image and destroys m), else the
+ * exit status (0 after --help). */
+static int blk_start(int argc, char **argv, const char *help, bool primary,
+		     struct blk_args *a, struct blk_main *m,
+		     struct colo_blk_dev **image)
+{
+	char err[512];
+	int rc = parse_args(argc, argv, a, help, primary);
+
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (blk_main_init(m, a->cmd)) {
+		blk_main_destroy(m);
+		return 1;
+	}
+	*image = colo_file_dev_open(a->image, false, err, sizeof(err));
+	if (!*image) {
+		fprintf(stderr, "colo blk %s: %s\n",
+			primary ? "primary" : "secondary", err);
+		blk_main_destroy(m);
+		return 1;
+	}
+	return -1;
+}
+
 static int cmd_primary(int argc, char **argv)
 {
 	struct blk_args a = { 0 };
@@ -703,20 +729,10 @@ static int cmd_primary(int argc, char **argv)
 	struct colo_blk_dev *image;
 	struct blk_main m = { 0 };
 	char spec[512], err[512];
-	int rc = parse_args(argc, argv, &a, primary_help, true);
+	int rc = blk_start(argc, argv, primary_help, true, &a, &m, &image);
 
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	if (blk_main_init(&m, a.cmd)) {
-		blk_main_destroy(&m);
-		return 1;
-	}
-	image = colo_file_dev_open(a.image, false, err, sizeof(err));
-	if (!image) {
-		fprintf(stderr, "colo blk primary: %s\n", err);
-		blk_main_destroy(&m);
-		return 1;
-	}
+	if (rc >= 0)
+		return rc;
 	peer_spec(a.peer, false, spec, sizeof(spec));
 	rc = link_setup(&a, spec, false);
 	if (rc) {
@@ -934,20 +950,10 @@ static int cmd_secondary(int argc, char **argv)
 	struct colo_blk_dev *image;
 	struct blk_main m = { 0 };
 	char spec[512], err[512], dir[4096];
-	int rc = parse_args(argc, argv, &a, secondary_help, false);
+	int rc = blk_start(argc, argv, secondary_help, false, &a, &m, &image);
 
-	if (rc)
-		return rc == 1 ? 0 : rc;
-	if (blk_main_init(&m, a.cmd)) {
-		blk_main_destroy(&m);
-		return 1;
-	}
-	image = colo_file_dev_open(a.image, false, err, sizeof(err));
-	if (!image) {
-		fprintf(stderr, "colo blk secondary: %s\n", err);
-		blk_main_destroy(&m);
-		return 1;
-	}
+	if (rc >= 0)
+		return rc;
 	if (!a.buffer_dir) {
 		const char *slash = strrchr(a.image, '/');
 
