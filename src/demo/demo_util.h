@@ -24,6 +24,9 @@ int colo_demo_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int colo_demo_enter_ns(const char *prefix, const char *name);
 /* SIGINT, SIGTERM and SIGHUP set colo_demo_interrupted; SIGPIPE ignored. */
 void colo_demo_catch_signals(void);
+/* SIGPIPE's disposition: ignored in the demo, the default again in the
+ * daemons it starts. */
+void colo_demo_sigpipe(void (*handler)(int));
 /* {"cmd": cmd} to a control socket; the parsed reply, or NULL. */
 struct json_object *colo_demo_request(const char *path, const char *cmd,
 				      unsigned int timeout_ms);

@@ -186,7 +186,7 @@ pid_t colo_demo_hosts_spawn(struct colo_demo_hosts *h, int slot, const char *ns,
 		int fd;
 
 		setsid();
-		signal(SIGPIPE, SIG_DFL);
+		colo_demo_sigpipe(SIG_DFL);
 		if (colo_demo_enter_ns(h->prefix, ns) < 0)
 			_exit(126);
 		snprintf(log, sizeof(log), "%s/%s.log", h->dir,
