@@ -715,37 +715,15 @@ static void became_replica(struct up *u)
 	write_state(u);
 }
 
-/* Four times a second: the proxy's mode (hooks "protected" and
- * "degraded" on its changes), a switch-over's progress, and the
- * survivor's re-protection. */
-static void on_watch_timer(void *opaque)
+/* The proxy said mode: hooks "protected" and "degraded" on a change.
+ * Called by the watcher and before a switch-over (which may come before
+ * the watcher's next look), so that no change goes unreported. Returns
+ * whether the pair is protected. */
+static bool note_mode(struct up *u, const char *mode)
 {
-	struct up *u = opaque;
-	char mode[32], detail[64];
+	char detail[64];
 	bool prot;
 
-	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
-	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
-	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
-		became_replica(u);
-	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
-	    u->child[COLO_DAEMON_PROXY] <= 0)
-		return;
-	if (!proxy_mode(u, mode, sizeof(mode))[0])
-		return; /* no answer this time: no conclusion either */
-	if (u->switching) {
-		if (!strcmp(mode, "handed-over")) {
-			finish_switchover(u);
-		} else if (strcmp(mode, "handing-over")) {
-			u->switching = false;
-			colo_log_warn("switch-over failed: the secondary did "
-				      "not confirm the hand-over; serving on "
-				      "(proxy %s)",
-				      mode);
-			write_state(u);
-		}
-		return;
-	}
 	prot = !strcmp(mode, "protected");
 	if (prot && !u->protected_now) {
 		u->protected_now = true;
@@ -771,6 +749,41 @@ static void on_watch_timer(void *opaque)
 		run_hook_detail(u, "degraded", mode);
 		write_state(u);
 	}
+	return prot;
+}
+
+/* Four times a second: the proxy's mode (hooks "protected" and
+ * "degraded" on its changes), a switch-over's progress, and the
+ * survivor's re-protection. */
+static void on_watch_timer(void *opaque)
+{
+	struct up *u = opaque;
+	char mode[32];
+	bool prot;
+
+	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
+	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
+	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
+		became_replica(u);
+	if (u->role != COLO_ROLE_PRIMARY || u->pending_failover ||
+	    u->child[COLO_DAEMON_PROXY] <= 0)
+		return;
+	if (!proxy_mode(u, mode, sizeof(mode))[0])
+		return; /* no answer this time: no conclusion either */
+	if (u->switching) {
+		if (!strcmp(mode, "handed-over")) {
+			finish_switchover(u);
+		} else if (strcmp(mode, "handing-over")) {
+			u->switching = false;
+			colo_log_warn("switch-over failed: the secondary did "
+				      "not confirm the hand-over; serving on "
+				      "(proxy %s)",
+				      mode);
+			write_state(u);
+		}
+		return;
+	}
+	prot = note_mode(u, mode);
 	if (!prot && u->daemon_role == COLO_ROLE_SECONDARY &&
 	    u->peer_in_group && u->peer_heard &&
 	    u->peer_role == COLO_ROLE_SECONDARY)
@@ -793,7 +806,7 @@ static int start_switchover(struct up *u, char *err, size_t errlen)
 		return -1;
 	}
 	if (!u->peer_in_group || u->peer_role != COLO_ROLE_SECONDARY ||
-	    strcmp(proxy_mode(u, mode, sizeof(mode)), "protected")) {
+	    !proxy_mode(u, mode, sizeof(mode))[0] || !note_mode(u, mode)) {
 		snprintf(err, errlen,
 			 "the pair is not protected (%s %s, this host's proxy "
 			 "%s): a switch-over would lose the guest",

@@ -320,7 +320,12 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		     char *err, size_t errlen)
 {
 	struct colo_secondary *s = ctx;
-	const struct colo_rewriter_stats *rs = colo_rewriter_stats(s->rw);
+	const struct colo_rewriter_stats *rs;
+
+	/* Counted now: the last tick's figure may predate a connection, and
+	 * colo up restarts this proxy only when the count is 0. */
+	colo_rewriter_count_shifted(s->rw);
+	rs = colo_rewriter_stats(s->rw);
 	const struct colo_counter c[] = {
 		{ "ingress", s->ingress },
 		{ "egress", s->egress },

@@ -478,6 +478,26 @@ static bool reclaimable(void *opaque, void *entry)
 	return idle >= IDLE_NS;
 }
 
+static bool count_shifted(void *opaque, void *entry)
+{
+	struct sweep_ctx *x = opaque;
+	struct colo_rw_conn *c = entry;
+
+	conn_sync(x->rw, c);
+	if (!conn_closed(c) && conn_shifts(c))
+		x->shifted++;
+	return false;
+}
+
+uint64_t colo_rewriter_count_shifted(struct colo_rewriter *rw)
+{
+	struct sweep_ctx x = { rw, 0, 0 };
+
+	colo_conn_table_sweep(&rw->table, count_shifted, &x);
+	rw->st.shifted = x.shifted;
+	return x.shifted;
+}
+
 void colo_rewriter_tick(struct colo_rewriter *rw, uint64_t now_ns)
 {
 	struct sweep_ctx x = { rw, now_ns, 0 };

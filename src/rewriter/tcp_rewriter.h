@@ -25,15 +25,15 @@
 /* What the primary proxy learns from its guest's SYN or SYN/ACK. */
 struct colo_conn_meta {
 	struct colo_flow_key key; /* the guest's egress direction */
-	uint32_t isn;             /* the guest's initial sequence number */
-	uint32_t tsval;           /* TSval in that SYN(/ACK), if has_ts */
+	uint32_t isn;		  /* the guest's initial sequence number */
+	uint32_t tsval;		  /* TSval in that SYN(/ACK), if has_ts */
 	bool has_ts;
 };
 
 enum colo_rw_verdict {
-	COLO_RW_PASS,    /* forward the (possibly rewritten) frame */
-	COLO_RW_WAIT,    /* egress of a connection whose primary ISN is not
-			    known yet: queue it, retry after learn() */
+	COLO_RW_PASS, /* forward the (possibly rewritten) frame */
+	COLO_RW_WAIT, /* egress of a connection whose primary ISN is not
+			 known yet: queue it, retry after learn() */
 };
 
 struct colo_rewriter_stats {
@@ -66,8 +66,8 @@ enum colo_rw_verdict colo_rewriter_egress(struct colo_rewriter *rw,
 					  size_t vnet_len, uint64_t now_ns);
 /* Client -> secondary guest: ack, SACK edges (and TSecr) into the
  * secondary's space. */
-void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame,
-			   size_t len, size_t vnet_len, uint64_t now_ns);
+void colo_rewriter_ingress(struct colo_rewriter *rw, uint8_t *frame, size_t len,
+			   size_t vnet_len, uint64_t now_ns);
 /* A checkpoint made the secondary a copy of the primary: offsets are 0. */
 void colo_rewriter_checkpoint(struct colo_rewriter *rw);
 /* Failover: connections with an offset keep being rewritten for life;
@@ -75,6 +75,11 @@ void colo_rewriter_checkpoint(struct colo_rewriter *rw);
 void colo_rewriter_failover(struct colo_rewriter *rw);
 /* Reclaims closed and idle connections. */
 void colo_rewriter_tick(struct colo_rewriter *rw, uint64_t now_ns);
+/* Counts the open shifted connections now (O(connections): for a
+ * control command, not per packet) and stores it in stats' shifted. A
+ * tick's count can be up to a tick old: too old to decide whether a
+ * restart would cut a connection. */
+uint64_t colo_rewriter_count_shifted(struct colo_rewriter *rw);
 const struct colo_rewriter_stats *
 colo_rewriter_stats(const struct colo_rewriter *rw);
 

@@ -653,9 +653,15 @@ static void shifted_count(void **state)
 
 	passive_open(rw, V4, true);
 	colo_rewriter_failover(rw);
+	/* Counted on demand, before any tick has seen the connection (colo
+	 * up asks right after a switch-over). */
+	assert_int_equal(st->shifted, 0);
+	assert_int_equal(colo_rewriter_count_shifted(rw), 1);
+	assert_int_equal(st->shifted, 1);
 	colo_rewriter_tick(rw, 2 * S_NS);
 	assert_int_equal(st->shifted, 1);
 	close_conn(rw, V4, false, 3 * S_NS);
+	assert_int_equal(colo_rewriter_count_shifted(rw), 0);
 	colo_rewriter_tick(rw, 4 * S_NS);
 	assert_int_equal(st->shifted, 0); /* closed: lingers, not counted */
 	assert_int_equal(st->conns, 1);
