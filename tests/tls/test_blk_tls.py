@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "blk"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import free_port  # noqa: E402
 import test_repl as tr  # noqa: E402
+from relay import Relay  # noqa: E402
 
 SIZE = 4 << 20
 GRAN = 65536
@@ -65,50 +66,6 @@ def forged_primary():
             frame(6, seq=2, off=GRAN) +
             frame(7, seq=3, off=GRAN, length=4096, payload=data) +
             frame(8, seq=4) + frame(4, flags=4, seq=5))
-
-
-class Relay:
-    """Forwards the primary's link to the secondary, recording what the
-    primary sends in its first session."""
-
-    def __init__(self, to_port):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.port = self.ls.getsockname()[1]
-        self.to = to_port
-        self.rec = bytearray()
-        self.first = True
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-                b = socket.create_connection(("127.0.0.1", self.to))
-            except OSError:
-                continue
-            record, self.first = self.first, False
-            for s, d, r in ((a, b, record), (b, a, False)):
-                threading.Thread(target=self.pump, args=(s, d, r),
-                                 daemon=True).start()
-
-    def pump(self, s, d, record):
-        try:
-            while True:
-                x = s.recv(65536)
-                if not x:
-                    break
-                if record and len(self.rec) < (16 << 20):
-                    self.rec += x
-                d.sendall(x)
-        except OSError:
-            pass
-        for z in (s, d):
-            try:
-                z.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def tls_client(port, creds):
@@ -215,7 +172,7 @@ def main():
         with open(simg, "wb") as f:
             f.truncate(SIZE)
         port = free_port()
-        relay = Relay(port)
+        relay = Relay(port, cap=16 << 20)
         sctl, pctl = d + "/s.ctl", d + "/p.ctl"
 
         # 1. The pair over TLS.

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import test_roles as tr  # noqa: E402
 from testlib import free_port  # noqa: E402
+from relay import Relay  # noqa: E402
 
 COLO = os.path.abspath(sys.argv[1])
 MKCREDS = os.path.abspath(sys.argv[2])
@@ -54,51 +55,6 @@ def forged_frames(role):
     if role == 2:  # as a secondary: guest output, to cause a divergence
         return hello(2) + frame(3, eth)
     return hello(1) + frame(2, eth) + frame(6, b"")  # ingress, FAILOVER
-
-
-class Relay:
-    """Forwards the secondary's link to the primary, recording the bytes
-    of the first session (client to server) for the replay attacker."""
-
-    def __init__(self, listen_port, to_port):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", listen_port))
-        self.ls.listen(4)
-        self.to = to_port
-        self.rec = bytearray()
-        self.first = True
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.to))
-            record = self.first
-            self.first = False
-            for s, d, r in ((a, b, record), (b, a, False)):
-                threading.Thread(target=self.pump, args=(s, d, r),
-                                 daemon=True).start()
-
-    def pump(self, s, d, record):
-        try:
-            while True:
-                x = s.recv(65536)
-                if not x:
-                    break
-                if record and len(self.rec) < (1 << 20):
-                    self.rec += x
-                d.sendall(x)
-        except OSError:
-            pass
-        for z in (s, d):
-            try:
-                z.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def drain(s, secs=1.0):
@@ -214,7 +170,7 @@ def main():
         proxy("primary", "--link-listen", "127.0.0.1:%d" % port, "p",
               d + "/phost", "shost")
         pc, pg = tr.Port(d + "/pc"), tr.Port(d + "/pg")
-        relay = Relay(rport, port)
+        relay = Relay(port, listen_port=rport)
         sec = proxy("secondary", "--link-connect", "127.0.0.1:%d" % rport,
                     "s", d + "/shost", "phost")
         sc, sg = tr.Port(d + "/sc"), tr.Port(d + "/sg")

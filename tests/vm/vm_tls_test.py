@@ -39,8 +39,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tls"))
 import vmpair  # noqa: E402
 from testlib import free_port  # noqa: E402
+from relay import Relay  # noqa: E402
 
 COLO = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
 MKCREDS = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
@@ -72,59 +74,6 @@ def forged_secondary():
 def forged_primary():
     """A primary's HELLO, then a BEGIN of checkpoint 1."""
     return hello(1) + msg(2, 1)
-
-
-class Relay:
-    """Forwards the secondary's frame link to the primary, recording what
-    the secondary sends in its first session."""
-
-    def __init__(self, to_port):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.port = self.ls.getsockname()[1]
-        self.to = to_port
-        self.rec = bytearray()
-        self.first = True
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            b = None
-            for _ in range(300):  # the primary may not listen yet
-                try:
-                    b = socket.create_connection(("127.0.0.1", self.to))
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            if b is None:
-                a.close()
-                continue
-            record, self.first = self.first, False
-            for s, d, r in ((a, b, record), (b, a, False)):
-                threading.Thread(target=self.pump, args=(s, d, r),
-                                 daemon=True).start()
-
-    def pump(self, s, d, record):
-        try:
-            while True:
-                x = s.recv(65536)
-                if not x:
-                    break
-                if record and len(self.rec) < (1 << 20):
-                    self.rec += x
-                d.sendall(x)
-        except OSError:
-            pass
-        for z in (s, d):
-            try:
-                z.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def tls_client(port, creds):
