@@ -42,10 +42,16 @@ void colo_vm_set_mode(struct colo_vm *v, const char *mode, const char *reason)
 		return;
 	snprintf(v->mode, sizeof(v->mode), "%s", mode);
 	snprintf(v->reason, sizeof(v->reason), "%s", reason);
-	colo_log_info("mode %s%s%s", mode, *reason ? ": " : "", reason);
+	/* A reason may carry the peer's words (an ABORT's text) or a
+	 * library's: printable ASCII only, so that status stays valid JSON
+	 * and the log one line. */
+	for (char *c = v->reason; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+	colo_log_info("mode %s%s%s", mode, *v->reason ? ": " : "", v->reason);
 	ev = json_object_new_object();
 	json_object_object_add(ev, "mode", json_object_new_string(mode));
-	json_object_object_add(ev, "reason", json_object_new_string(reason));
+	json_object_object_add(ev, "reason", json_object_new_string(v->reason));
 	colo_control_server_emit(v->ctl, "mode", ev);
 }
 

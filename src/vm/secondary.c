@@ -259,7 +259,7 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	static struct page_log undo; /* one checkpoint at a time */
 	uint64_t t0 = colo_now_ns();
 	struct colo_flink_msg m = { .seq = v->seq };
-	char err[256], e2[256];
+	char err[256] = "checkpoint failed", e2[256] = "";
 	struct colo_qemu old;
 
 	if ((flags & COLO_FLINK_F_DUMP) && !v->dump_dir)

@@ -27,6 +27,7 @@ Usage: vm_test.py TEST COLO_BINARY
 """
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -129,25 +130,20 @@ def test_primary_lost(colo):
     try:
         pair.wait_protected()
         gen = pair.status("secondary")["vm_gen"]
-        # With a dump the primary's pmemsave comes after the secondary
-        # applied the RAM and before the device state: kill it there.
-        res = {}
-
-        def run():
-            try:
-                res["r"] = pair.ctl("primary", "checkpoint", dump=True)
-            except (OSError, ValueError) as e:
-                res["r"] = e
-        # Read the sequence number before asking: the secondary answers
-        # status from the loop that applies a checkpoint, so asked later it
-        # may already report this checkpoint's number.
-        dump = pair.dump_paths(pair.status("secondary")["seq"] + 1)[0]
-        t = threading.Thread(target=run)
-        t.start()
-        vmpair.wait_for(lambda: os.path.exists(dump), 60,
-                        "the primary's dump to start")
-        pair.kill("primary")
-        t.join()
+        # Killed inside a checkpoint, every time: the secondary's daemon
+        # is held (SIGSTOP; its VM, another process, runs on), so the
+        # primary, once it has stopped its VM and sent BEGIN, waits for an
+        # answer that cannot come; it dies there. (Waiting for the primary's
+        # dump raced: a dump that is a file copy can end, and the checkpoint
+        # with it, before the kill.)
+        sec = pair.procs["secondary"]
+        os.kill(sec.pid, signal.SIGSTOP)
+        try:
+            os.kill(pair.procs["primary"].pid, signal.SIGUSR1)
+            time.sleep(2)  # stop + BEGIN take milliseconds
+            pair.kill("primary")
+        finally:
+            os.kill(sec.pid, signal.SIGCONT)
         st = vmpair.wait_for(
             lambda: (lambda s: s if s["mode"] == "primary-lost" else None)(
                 pair.status("secondary")), 30, "the secondary to notice")
