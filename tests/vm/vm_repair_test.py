@@ -38,7 +38,16 @@ CONNECTIONS = 3
 CLIENT = r"""
 import json, socket, sys, time
 port, send = int(sys.argv[1]), sys.argv[2].encode()
-s = socket.create_connection((sys.argv[3], port), timeout=120)
+# The guest's one-shot services listen again a moment after each
+# connection: a refusal in that gap is retried (a reset later is not).
+for attempt in range(50):
+    try:
+        s = socket.create_connection((sys.argv[3], port), timeout=120)
+        break
+    except ConnectionRefusedError:
+        if attempt == 49:
+            raise
+        time.sleep(0.1)
 s.sendall(send)
 want = len(send) if send else 64
 got, err = b"", None
