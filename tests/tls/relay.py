@@ -5,6 +5,7 @@ and keeps the bytes the connecting side sent in its first session (up to
 cap), so that a test can check that nothing travels in the clear and
 replay a real session's bytes as an attacker."""
 import socket
+import ssl
 import threading
 import time
 
@@ -62,3 +63,21 @@ class Relay:
                 z.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def fake_server(port, creds, plain):
+    """What an impostor answering on port needs: a listening socket (0.2 s
+    accept timeout, so that a stop flag is seen) and, unless plain, a TLS
+    server context presenting creds' server certificate."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(4)
+    ls.settimeout(0.2)
+    c = None
+    if not plain:
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.load_cert_chain(creds + "/server-cert.pem",
+                          creds + "/server-key.pem")
+        c.verify_mode = ssl.CERT_NONE
+    return ls, c

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "blk"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from testlib import free_port  # noqa: E402
 import test_repl as tr  # noqa: E402
-from relay import Relay  # noqa: E402
+from relay import Relay, fake_server  # noqa: E402
 
 SIZE = 4 << 20
 GRAN = 65536
@@ -103,17 +103,7 @@ def attacker(port, what, data, creds, results):
 def fake_secondary(port, creds, plain, stop, seen):
     """Answers a primary's connect: plain (with a HELLO), or TLS with
     creds' server certificate; records what the primary sent."""
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
-    ls.listen(4)
-    ls.settimeout(0.2)
-    c = None
-    if not plain:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        c.load_cert_chain(creds + "/server-cert.pem",
-                          creds + "/server-key.pem")
-        c.verify_mode = ssl.CERT_NONE
+    ls, c = fake_server(port, creds, plain)
     while not stop.is_set():
         try:
             a, _ = ls.accept()

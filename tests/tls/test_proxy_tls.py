@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import test_roles as tr  # noqa: E402
 from testlib import free_port  # noqa: E402
-from relay import Relay  # noqa: E402
+from relay import Relay, fake_server  # noqa: E402
 
 COLO = os.path.abspath(sys.argv[1])
 MKCREDS = os.path.abspath(sys.argv[2])
@@ -113,17 +113,7 @@ def check_attacker(s, marker, what):
 def fake_primary(port, creds, plain, stop):
     """Answers a secondary's connect: plain, or TLS with creds' server
     certificate; then sends INGRESS and FAILOVER."""
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
-    ls.listen(4)
-    ls.settimeout(0.2)
-    c = None
-    if not plain:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        c.load_cert_chain(creds + "/server-cert.pem",
-                          creds + "/server-key.pem")
-        c.verify_mode = ssl.CERT_NONE
+    ls, c = fake_server(port, creds, plain)
     while not stop.is_set():
         try:
             a, _ = ls.accept()

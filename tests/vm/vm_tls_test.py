@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tls"))
 import vmpair  # noqa: E402
 from testlib import free_port  # noqa: E402
-from relay import Relay  # noqa: E402
+from relay import Relay, fake_server  # noqa: E402
 
 COLO = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
 MKCREDS = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
@@ -168,17 +168,7 @@ def standby_port(pair):
 
 
 def fake_primary(port, creds, plain, stop):
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
-    ls.listen(4)
-    ls.settimeout(0.2)
-    c = None
-    if not plain:
-        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        c.load_cert_chain(creds + "/server-cert.pem",
-                          creds + "/server-key.pem")
-        c.verify_mode = ssl.CERT_NONE
+    ls, c = fake_server(port, creds, plain)
     while not stop.is_set():
         try:
             a, _ = ls.accept()
