@@ -146,6 +146,11 @@ int colo_port_flush(struct colo_port *p)
 	return p->ops->flush ? p->ops->flush(p) : 0;
 }
 
+size_t colo_port_unsent(const struct colo_port *p)
+{
+	return p->ops->unsent ? p->ops->unsent(p) : 0;
+}
+
 int colo_port_mac(const struct colo_port *p, uint8_t mac[6])
 {
 	if (!p->ops->has_mac)

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define COLO_VNET_HDR_LEN 10
-#define COLO_PORT_BATCH 64
+#define COLO_PORT_BATCH	  64
 /* A GSO super-frame plus its virtio-net header. */
 #define COLO_PORT_FRAME_MAX (65536 + 14 + 8 + COLO_VNET_HDR_LEN)
 
@@ -66,6 +66,10 @@ int colo_port_mac(const struct colo_port *p, uint8_t mac[6]);
  * colo_port_fd again (it changes on accept and when the peer goes away).
  * -1 for every other port. */
 int colo_port_listen_fd(const struct colo_port *p);
+/* Bytes sent to the port that its peer has not read yet (a qemu: port:
+ * its own queue plus its socket's, SIOCOUTQ); 0 for other kinds. A
+ * checkpoint's cut waits for 0 so that the VM has what was sent. */
+size_t colo_port_unsent(const struct colo_port *p);
 
 struct colo_port_stats {
 	uint64_t rx_frames, rx_bytes; /* bytes without vnet headers */

@@ -29,6 +29,7 @@ struct colo_port_ops {
 	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
 		    size_t vnet_len);
 	int (*flush)(struct colo_port *p); /* NULL: nothing is queued */
+	size_t (*unsent)(const struct colo_port *p); /* may be NULL */
 };
 
 /* Every port struct starts with this. */

@@ -15,6 +15,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -196,7 +198,10 @@ static int put_out(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
 	struct qemu_port *p = arg;
 
 	(void)vnet;
-	if (p->base.fd < 0 || colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
+	/* A listening port between peers keeps frames for the next one:
+	 * colo vm's new VM takes over the port right after the old left. */
+	if ((p->base.fd < 0 && p->listen_fd < 0) ||
+	    colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
 	    colo_outbuf_append(&p->out, f, len, 0)) {
 		p->base.stats.tx_dropped++;
 		return 0;
@@ -240,6 +245,20 @@ static int qemu_flush(struct colo_port *base)
 	return p->dead ? -1 : 0;
 }
 
+/* For unix sockets SIOCOUTQ counts what the peer has not consumed yet,
+ * for TCP what it has not acknowledged. */
+static size_t qemu_unsent(const struct colo_port *base)
+{
+	const struct qemu_port *p = (const struct qemu_port *)base;
+	int q = 0;
+
+	if (p->base.fd < 0)
+		return 0;
+	if (ioctl(p->base.fd, SIOCOUTQ, &q) < 0 || q < 0)
+		q = 0;
+	return colo_outbuf_pending(&p->out) + (size_t)q;
+}
+
 const struct colo_port_ops colo_port_qemu_ops = {
 	.name = "qemu",
 	.size = sizeof(struct qemu_port),
@@ -250,4 +269,5 @@ const struct colo_port_ops colo_port_qemu_ops = {
 	.recv = qemu_recv,
 	.send = qemu_send,
 	.flush = qemu_flush,
+	.unsent = qemu_unsent,
 };

@@ -47,6 +47,7 @@ const char *colo_plink_type_name(uint8_t type)
 		[COLO_PLINK_FAILOVER] = "failover",
 		[COLO_PLINK_PING] = "ping",
 		[COLO_PLINK_PONG] = "pong",
+		[COLO_PLINK_CUT] = "cut",
 	};
 
 	if (type == 0 || type > COLO_PLINK_TYPE_MAX)
@@ -80,6 +81,7 @@ static bool len_ok(uint8_t type, uint32_t len)
 		return len <= 64; /* may carry a timestamp */
 	case COLO_PLINK_CHECKPOINT_DONE:
 	case COLO_PLINK_FAILOVER:
+	case COLO_PLINK_CUT:
 		return len == 0;
 	default:
 		return false;

@@ -52,7 +52,8 @@ enum colo_plink_type {
 	COLO_PLINK_FAILOVER = 6,	/* primary -> secondary */
 	COLO_PLINK_PING = 7,
 	COLO_PLINK_PONG = 8,
-	COLO_PLINK_TYPE_MAX = 8,
+	COLO_PLINK_CUT = 9, /* primary -> secondary: ingress cut (checkpoint) */
+	COLO_PLINK_TYPE_MAX = 9,
 };
 
 /* INGRESS/EGRESS: the payload starts with a COLO_VNET_HDR_LEN-byte

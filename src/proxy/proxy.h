@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "comparer.h"
+#include "ingress_hold.h"
 #include "control.h"
 #include "evloop.h"
 #include "link.h"
@@ -266,6 +267,7 @@ struct colo_primary {
 		uint16_t win;
 	} win[COLO_PRIMARY_WINDOWS];
 	uint8_t *scratch; /* a released frame with its window clamped */
+	struct colo_ingress_hold hold; /* for the guest, cut to done */
 };
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
@@ -328,6 +330,7 @@ struct colo_secondary {
 	uint64_t ingress, egress, client_in, client_dropped, to_client;
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
 	uint64_t neigh_answers, ingress_bad_vnet;
+	struct colo_ingress_hold hold; /* ingress after the cut, to done */
 };
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the

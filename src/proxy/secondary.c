@@ -113,6 +113,22 @@ static void to_guest(struct colo_secondary *s, uint8_t *f, size_t len, size_t v)
 	colo_port_send(s->px.guest.port, f, len, v);
 }
 
+static void hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v)
+{
+	to_guest(ctx, f, len, v);
+}
+
+/* The guest is (again) a copy of the primary: offsets 0, then what came
+ * after the cut goes to it. Said by the local colo vm before the new VM
+ * runs and again by the primary over the link; the second finds nothing
+ * to do. */
+static void checkpoint_done(struct colo_secondary *s)
+{
+	colo_rewriter_checkpoint(s->rw);
+	if (s->hold.active)
+		colo_hold_release(&s->hold, hold_to_guest, s);
+}
+
 /* The client port: silent until failover, then the guest's ingress. */
 static void client_frame(void *opaque, uint8_t *f, size_t len)
 {
@@ -171,6 +187,9 @@ static void failover(struct colo_secondary *s, const char *why)
 		return;
 	s->failed_over = true;
 	s->failover_at = colo_now_ns();
+	/* A checkpoint cut short: the VM that runs on gets what was held. */
+	if (s->hold.active)
+		colo_hold_release(&s->hold, hold_to_guest, s);
 	colo_timer_disarm(s->retry);
 	colo_rewriter_failover(s->rw);
 	if (colo_plink_up(&s->px.link))
@@ -236,9 +255,18 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		colo_replay_ack(s->replay, f->payload, f->len, v);
 		if (f->len > v)
 			colo_neigh_learn(&s->neigh, f->payload + v, f->len - v);
+		/* After a cut the frame waits for the VM the checkpoint
+		 * makes (rewritten then, with that checkpoint's offsets). */
+		if (s->hold.active) {
+			colo_hold_add(&s->hold, f->payload, f->len, v);
+			return 0;
+		}
 		/* The payload sits in the link's own input buffer: rewriting
 		 * it in place is safe. */
 		to_guest(s, (uint8_t *)f->payload, f->len, v);
+		return 0;
+	case COLO_PLINK_CUT:
+		s->hold.active = true;
 		return 0;
 	case COLO_PLINK_CONN_META:
 		if (colo_plink_meta_decode(f->payload, f->len, &m) < 0)
@@ -249,7 +277,7 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 			colo_redirector_retry(s);
 		return 0;
 	case COLO_PLINK_CHECKPOINT_DONE:
-		colo_rewriter_checkpoint(s->rw);
+		checkpoint_done(s);
 		colo_control_server_emit(s->px.ctl, "checkpoint-done", NULL);
 		return 0;
 	case COLO_PLINK_FAILOVER:
@@ -349,6 +377,8 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
 		{ "checkpoints", rs->checkpoints },
+		{ "cut_held", s->hold.held },
+		{ "cut_dropped", s->hold.dropped },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
@@ -360,7 +390,7 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 			       struct json_object *r, char *err, size_t errlen)
 {
 	(void)req, (void)r, (void)err, (void)errlen;
-	colo_rewriter_checkpoint(((struct colo_secondary *)ctx)->rw);
+	checkpoint_done(ctx);
 	return 0;
 }
 
@@ -448,6 +478,7 @@ out:
 	colo_proxy_close(&s->px);
 	colo_rewriter_free(s->rw);
 	colo_replay_free(s->replay);
+	colo_hold_free(&s->hold);
 	free(s);
 	return rc;
 }

@@ -318,9 +318,12 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	}
 	colo_timer_disarm(v->deferred);
 	v->seq++;
+	colo_vm_proxy_cut(v);
 	if (colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) <
-	    0)
-		return -1; /* the VM still runs; nothing was sent */
+	    0) {
+		colo_vm_proxy_done(v); /* ends the cut */
+		return -1;	       /* the VM still runs; nothing was sent */
+	}
 	ph[PH_STOP] = colo_now_ns();
 	/* blk_hook.c: the disk's part of the checkpoint, held on the
 	 * secondary from here until it commits. */
@@ -336,6 +339,8 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		snprintf(m.text, sizeof(m.text), "%s", why_failed);
 		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
+		/* Ends the cut: the primary serves on with what came. */
+		colo_vm_proxy_done(v);
 		if (colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("primary VM did not resume: %s", e2);
 		v->st.failures++;

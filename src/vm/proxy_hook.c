@@ -4,6 +4,10 @@
  *   - the primary follows the proxy's events and checkpoints on each
  *     checkpoint-request (divergence, compare timeout, queue bound): a
  *     divergence is repaired without anyone sending a command;
+ *   - the primary says checkpoint-cut right before it stops its VM: the
+ *     client's frames from there on wait, on both proxies, for
+ *     checkpoint-done, so the new secondary VM gets exactly the frames
+ *     the primary VM gets after the checkpoint;
  *   - both roles say checkpoint-done to their proxy once the new state is
  *     loaded and before their VM runs again: the primary's comparer
  *     releases what it held and restarts, the secondary's rewriter sets
@@ -161,19 +165,31 @@ void colo_vm_proxy_stop(struct colo_vm *v)
 	v->proxy_retry = NULL;
 }
 
+/* One command to the proxy, answered within DONE_MS; a failure is only
+ * logged: the checkpoint itself does not depend on the proxy. */
+static void proxy_command(struct colo_vm *v, const char *cmd)
+{
+	char req[64], err[256], *reply;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	reply = colo_control_request(v->proxy_ctl, req, DONE_MS, err,
+				     sizeof(err));
+	if (!reply)
+		colo_log_warn("proxy %s: %s: %s", v->proxy_ctl, cmd, err);
+	free(reply);
+}
+
+void colo_vm_proxy_cut(struct colo_vm *v)
+{
+	if (v->proxy_ctl && v->primary)
+		proxy_command(v, "checkpoint-cut");
+}
+
 void colo_vm_proxy_done(struct colo_vm *v)
 {
-	char err[256], *reply;
-
 	if (!v->proxy_ctl)
 		return;
-	reply = colo_control_request(v->proxy_ctl,
-				     "{\"cmd\":\"checkpoint-done\"}", DONE_MS,
-				     err, sizeof(err));
-	if (!reply)
-		colo_log_warn("proxy %s: checkpoint-done: %s", v->proxy_ctl,
-			      err);
-	free(reply);
+	proxy_command(v, "checkpoint-done");
 	/* Requests already queued were about the state the checkpoint just
 	 * replaced: drop them, the proxy's comparer started over. */
 	if (v->proxy_fd >= 0) {

@@ -136,7 +136,10 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 /* Primary: subscribes to the proxy's checkpoint requests. */
 int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen);
 void colo_vm_proxy_stop(struct colo_vm *v);
-/* The new state is loaded: the proxy releases / resets (blocking, short). */
+/* Primary, right before the stop: the proxies cut the ingress stream. */
+void colo_vm_proxy_cut(struct colo_vm *v);
+/* The new state is loaded (or the checkpoint failed): the proxy releases
+ * what it held and resets (blocking, short). */
 void colo_vm_proxy_done(struct colo_vm *v);
 /* Whether a line of the proxy's event stream is a checkpoint request. */
 bool colo_vm_proxy_is_request(const char *line);
