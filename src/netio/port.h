@@ -70,6 +70,12 @@ int colo_port_listen_fd(const struct colo_port *p);
  * its own queue plus its socket's, SIOCOUTQ); 0 for other kinds. A
  * checkpoint's cut waits for 0 so that the VM has what was sent. */
 size_t colo_port_unsent(const struct colo_port *p);
+/* The port's peer is being retired and the next one in its listen queue
+ * takes over (colo vm's secondary at a checkpoint): frames queued for the
+ * current peer are dropped, what it still sends is discarded, and frames
+ * sent from here on wait for the next peer. 0, or -1 for ports that
+ * cannot (every kind but a listening qemu: port). */
+int colo_port_hand_over(struct colo_port *p);
 
 struct colo_port_stats {
 	uint64_t rx_frames, rx_bytes; /* bytes without vnet headers */

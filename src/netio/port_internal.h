@@ -30,6 +30,7 @@ struct colo_port_ops {
 		    size_t vnet_len);
 	int (*flush)(struct colo_port *p); /* NULL: nothing is queued */
 	size_t (*unsent)(const struct colo_port *p); /* may be NULL */
+	int (*hand_over)(struct colo_port *p);	     /* may be NULL */
 };
 
 /* Every port struct starts with this. */

@@ -1,15 +1,21 @@
 /*
- * ingress_hold.c - the ingress cut of a checkpoint. When `colo vm` is
- * about to stop the primary VM, the primary proxy cuts the mirrored
- * ingress stream (a CUT on the link): frames before the cut were given to
- * the primary VM while it ran and are in the state the checkpoint copies
- * (at worst in its receive ring, which is guest RAM); frames after it are
- * held, on the primary for the primary VM and on the secondary for the
- * VM that the checkpoint makes, and released at checkpoint-done, when
- * both VMs are at the checkpoint and before they run. So the new
- * secondary VM gets exactly the frames after the cut, as the primary VM
- * does. Frames are kept as [be32 len][u8 vnet_len][bytes] in one buffer
- * that grows by doubling, so holding costs no malloc per frame.
+ * ingress_hold.c - the ingress cut of a checkpoint. Right before `colo vm`
+ * stops the primary VM, the primary proxy cuts the mirrored ingress
+ * stream (a CUT carrying the checkpoint's number on the link, in order
+ * with the mirrored frames). Frames before the cut were given to the
+ * primary VM while it ran (the cut waits until its socket is drained), so
+ * they are in the state the checkpoint copies; frames after it are held,
+ * on the primary for the primary VM and on the secondary for the VM the
+ * checkpoint makes, and released at checkpoint-done. So the new secondary
+ * VM gets exactly the frames after the cut, as the primary VM does.
+ *
+ * The secondary's checkpoint-done (from its colo vm, seq attached) may
+ * come before the CUT does: the link and the frame link are two streams.
+ * Then the frames still in front of the CUT were for the retired VM, and
+ * are dropped until it comes (COLO_CUT_DROP).
+ *
+ * Frames are kept as [be32 len][u8 vnet_len][bytes] in one buffer that
+ * grows by doubling: no malloc per frame once it has grown.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +25,15 @@
 
 #define REC_HDR 5
 
-int colo_hold_add(struct colo_ingress_hold *h, const uint8_t *frame, size_t len,
-		  size_t vnet_len)
+static bool hold_add(struct colo_ingress_hold *h, const uint8_t *frame,
+		     size_t len, size_t vnet_len)
 {
 	size_t need = REC_HDR + len;
 
 	if (vnet_len > 255 || len > UINT32_MAX ||
 	    h->len + need > COLO_HOLD_MAX) {
 		h->dropped++;
-		return -1;
+		return true;
 	}
 	if (h->len + need > h->cap) {
 		size_t cap = h->cap ? h->cap : 64 * 1024;
@@ -38,7 +44,7 @@ int colo_hold_add(struct colo_ingress_hold *h, const uint8_t *frame, size_t len,
 		b = realloc(h->buf, cap);
 		if (!b) {
 			h->dropped++;
-			return -1;
+			return true;
 		}
 		h->buf = b;
 		h->cap = cap;
@@ -48,13 +54,20 @@ int colo_hold_add(struct colo_ingress_hold *h, const uint8_t *frame, size_t len,
 	memcpy(h->buf + h->len + REC_HDR, frame, len);
 	h->len += need;
 	h->held++;
-	return 0;
+	return true;
 }
 
-void colo_hold_release(struct colo_ingress_hold *h,
-		       void (*fn)(void *ctx, uint8_t *f, size_t len,
-				  size_t vnet_len),
-		       void *ctx)
+bool colo_hold_take_slow(struct colo_ingress_hold *h, const uint8_t *f,
+			 size_t len, size_t vnet_len)
+{
+	if (h->state == COLO_CUT_DROP) {
+		h->stale++;
+		return true;
+	}
+	return hold_add(h, f, len, vnet_len);
+}
+
+static void release(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
 {
 	size_t off = 0;
 
@@ -65,7 +78,38 @@ void colo_hold_release(struct colo_ingress_hold *h,
 		off += REC_HDR + len;
 	}
 	h->len = 0;
-	h->active = false;
+	h->state = COLO_CUT_PASS;
+}
+
+void colo_hold_cut(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
+		   void *ctx)
+{
+	h->cuts++;
+	h->cut_seq = seq;
+	if (h->state == COLO_CUT_DROP && seq == h->done_seq) {
+		h->state = COLO_CUT_PASS; /* the new VM has been waiting */
+		return;
+	}
+	release(h, fn, ctx);
+	h->state = COLO_CUT_HOLD;
+}
+
+void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
+		    void *ctx)
+{
+	h->done_seq = seq;
+	if (h->state == COLO_CUT_HOLD) {
+		release(h, fn, ctx);
+		return;
+	}
+	if (h->secondary && h->cut_seq && seq && seq != h->cut_seq)
+		h->state = COLO_CUT_DROP;
+}
+
+void colo_hold_reset(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
+{
+	release(h, fn, ctx);
+	h->cut_seq = h->done_seq = 0;
 }
 
 void colo_hold_free(struct colo_ingress_hold *h)

@@ -79,9 +79,10 @@ static bool len_ok(uint8_t type, uint32_t len)
 	case COLO_PLINK_PING:
 	case COLO_PLINK_PONG:
 		return len <= 64; /* may carry a timestamp */
+	case COLO_PLINK_CUT:
+		return len == COLO_PLINK_CUT_LEN;
 	case COLO_PLINK_CHECKPOINT_DONE:
 	case COLO_PLINK_FAILOVER:
-	case COLO_PLINK_CUT:
 		return len == 0;
 	default:
 		return false;

@@ -42,6 +42,7 @@
 #define COLO_PLINK_PAYLOAD_MAX (128 * 1024)
 #define COLO_PLINK_HELLO_LEN   20
 #define COLO_PLINK_META_LEN    56
+#define COLO_PLINK_CUT_LEN     8 /* be64: the checkpoint's number */
 
 enum colo_plink_type {
 	COLO_PLINK_HELLO = 1,

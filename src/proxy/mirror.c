@@ -29,8 +29,6 @@ void colo_mirror_client_frame(void *primary, uint8_t *f, size_t len)
 		else
 			p->mirrored++;
 	}
-	if (p->hold.active)
-		colo_hold_add(&p->hold, f, len, v); /* after the cut */
-	else
+	if (!colo_hold_take(&p->hold, f, len, v)) /* after a cut: held */
 		colo_port_send(p->px.guest.port, f, len, v);
 }

@@ -386,6 +386,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "peer_connects", p->peer_connects },
 		{ "peer_refused", p->peer_refused },
 		{ "peer_losses", p->peer_losses },
+		{ "cuts", p->hold.cuts },
 		{ "cut_held", p->hold.held },
 		{ "cut_dropped", p->hold.dropped },
 	};
@@ -395,52 +396,14 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	return 0;
 }
 
-#define CUT_DRAIN_MS 50
-
-static void hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v)
-{
-	struct colo_primary *p = ctx;
-
-	colo_port_send(p->px.guest.port, f, len, v);
-}
-
-/* colo vm is about to stop the primary VM: what the client sends from
- * here on waits for checkpoint-done on both sides (ingress_hold.c). */
-static int cmd_checkpoint_cut(void *ctx, struct json_object *req,
-			      struct json_object *r, char *err, size_t errlen)
-{
-	struct colo_primary *p = ctx;
-
-	(void)req, (void)err, (void)errlen;
-	if (p->hold.active)
-		return 0;
-	p->hold.active = true;
-	if (colo_proxy_link_up(&p->px))
-		colo_proxy_queue(&p->px, COLO_PLINK_CUT, 0, NULL, 0, NULL, 0);
-	/* What the guest was sent before the cut must be in the VM (its
-	 * receive ring is guest RAM) before colo vm stops it, not in a
-	 * socket: the VM would get it after the checkpoint, the new
-	 * secondary never. A short wait, only at a checkpoint. */
-	for (int i = 0; i < CUT_DRAIN_MS * 10; i++) {
-		colo_port_flush(p->px.guest.port);
-		if (!colo_port_unsent(p->px.guest.port))
-			break;
-		usleep(100);
-	}
-	json_object_object_add(
-		r, "drained",
-		json_object_new_boolean(!colo_port_unsent(p->px.guest.port)));
-	return 0;
-}
-
 static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 			       struct json_object *r, char *err, size_t errlen)
 {
 	struct colo_primary *p = ctx;
 
-	(void)req, (void)r, (void)err, (void)errlen;
-	if (p->hold.active)
-		colo_hold_release(&p->hold, hold_to_guest, p);
+	(void)r, (void)err, (void)errlen;
+	colo_hold_done(&p->hold, colo_cut_req_seq(req),
+		       colo_primary_hold_to_guest, p);
 	colo_comparer_checkpoint_done(p->cmp, colo_now_ns());
 	if (colo_proxy_link_up(&p->px))
 		colo_proxy_queue(&p->px, COLO_PLINK_CHECKPOINT_DONE, 0, NULL, 0,
@@ -478,7 +441,7 @@ static int cmd_failover(void *ctx, struct json_object *req,
 static const struct colo_control_cmd commands[] = {
 	{ "status", cmd_status, "role, mode (protected/degraded), peer" },
 	{ "stats", cmd_stats, "counters of ports, comparer and link" },
-	{ "checkpoint-cut", cmd_checkpoint_cut,
+	{ "checkpoint-cut", colo_primary_cmd_cut,
 	  "hold the guest's ingress from here to checkpoint-done (cut)" },
 	{ "checkpoint-done", cmd_checkpoint_done,
 	  "a checkpoint finished: release held frames, reset offsets" },

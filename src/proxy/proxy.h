@@ -331,7 +331,18 @@ struct colo_secondary {
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
 	uint64_t neigh_answers, ingress_bad_vnet;
 	struct colo_ingress_hold hold; /* ingress after the cut, to done */
+	uint64_t handovers;	       /* guest port passed to a new VM */
 };
+/* cut.c APIs: the checkpoint's ingress cut (ingress_hold.c holds). */
+/* A command's "seq" (the checkpoint's number), 0 when absent. */
+uint64_t colo_cut_req_seq(struct json_object *req);
+/* The checkpoint number of a link CUT; -1 when malformed. */
+int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq);
+/* Primary: checkpoint-cut {seq}: hold, CUT on the link, then wait a
+ * little for the VM to read its socket ("drained"; repeat until true). */
+int colo_primary_cmd_cut(void *ctx, struct json_object *req,
+			 struct json_object *r, char *err, size_t errlen);
+void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the
  * client after failover. */

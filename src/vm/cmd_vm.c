@@ -204,6 +204,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 			json_object_new_int64((int64_t)s->by_reason[i]));
 	ADD("by_reason", by);
 	ADD("failures", json_object_new_int64((int64_t)s->failures));
+	ADD("cut_undrained", json_object_new_int64((int64_t)s->cut_undrained));
+	ADD("cut_max_ms", json_object_new_double(s->cut_max_us / 1e3));
 	ADD("deferred", json_object_new_int64((int64_t)s->deferred));
 	ADD("pause_last_ms", json_object_new_double(s->last_us / 1e3));
 	ADD("pause_median_ms", json_object_new_double(pause_quantile(s, 0.5)));
@@ -340,6 +342,8 @@ static void usage(FILE *f)
 		"on its requests\n"
 		"                       (primary), checkpoint-done after "
 		"each checkpoint\n"
+		"  --no-ingress-cut     primary: no checkpoint-cut before "
+		"the stop (see colo-vm(1))\n"
 		"  --disk SOCK          this host's colo blk export "
 		"(tcp:HOST:PORT, unix:PATH):\n"
 		"                       blockdev node colo-disk for the "
@@ -397,6 +401,7 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "dump-dir", required_argument, NULL, 'D' },
 		{ "nic", required_argument, NULL, 'N' },
 		{ "proxy-control", required_argument, NULL, 'P' },
+		{ "no-ingress-cut", no_argument, NULL, 'X' },
 		{ "blk-control", required_argument, NULL, 'B' },
 		{ "disk", required_argument, NULL, 'K' },
 		COLO_TLS_LONG_OPTIONS,
@@ -445,6 +450,9 @@ int colo_cmd_vm(int argc, char **argv)
 			break;
 		case 'P':
 			v.proxy_ctl = optarg;
+			break;
+		case 'X':
+			v.no_cut = true;
 			break;
 		case 'B':
 			v.blk_ctl = optarg;

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/control.h"
 #include "common/evloop.h"
 #include "common/log.h"
@@ -31,6 +32,7 @@
 
 #define RETRY_NS    (1000ull * 1000 * 1000)
 #define DONE_MS	    2000u
+#define CUT_WAIT_MS 2000u
 #define EVENTS_LINE "{\"cmd\":\"events\"}\n"
 
 static void unsubscribe(struct colo_vm *v)
@@ -165,31 +167,73 @@ void colo_vm_proxy_stop(struct colo_vm *v)
 	v->proxy_retry = NULL;
 }
 
-/* One command to the proxy, answered within DONE_MS; a failure is only
- * logged: the checkpoint itself does not depend on the proxy. */
-static void proxy_command(struct colo_vm *v, const char *cmd)
+/* One command to the proxy about checkpoint v->seq (extra: more JSON
+ * members), answered within timeout_ms; a failure is only logged: the
+ * checkpoint itself does not depend on the proxy. Returns the reply. */
+static struct json_object *proxy_command(struct colo_vm *v, const char *cmd,
+					 const char *extra,
+					 unsigned int timeout_ms)
 {
-	char req[64], err[256], *reply;
+	char req[160], err[256], *reply;
+	struct json_object *o;
 
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	reply = colo_control_request(v->proxy_ctl, req, DONE_MS, err,
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"seq\":%llu%s}", cmd,
+		 (unsigned long long)v->seq, extra);
+	reply = colo_control_request(v->proxy_ctl, req, timeout_ms, err,
 				     sizeof(err));
 	if (!reply)
 		colo_log_warn("proxy %s: %s: %s", v->proxy_ctl, cmd, err);
+	o = reply ? json_tokener_parse(reply) : NULL;
 	free(reply);
+	return o;
 }
 
+/* The proxy holds the client's frames from here and waits a little for
+ * the VM to read what it had before; asked again until it has, up to
+ * CUT_WAIT_MS (a QEMU under TCG on a loaded host may be slow to run). */
 void colo_vm_proxy_cut(struct colo_vm *v)
 {
-	if (v->proxy_ctl && v->primary)
-		proxy_command(v, "checkpoint-cut");
+	uint64_t t0 = colo_now_ns(), waited;
+	bool drained = false;
+
+	if (!v->proxy_ctl || !v->primary || v->no_cut)
+		return;
+	do {
+		struct json_object *r, *d;
+
+		r = proxy_command(v, "checkpoint-cut", "", DONE_MS);
+		if (!r)
+			break;
+		drained = json_object_object_get_ex(r, "drained", &d) &&
+			  json_object_get_boolean(d);
+		json_object_put(r);
+	} while (!drained && colo_now_ns() - t0 < CUT_WAIT_MS * COLO_NS_PER_MS);
+	waited = (colo_now_ns() - t0) / 1000;
+	if (waited > v->st.cut_max_us)
+		v->st.cut_max_us = waited;
+	if (!drained) {
+		v->st.cut_undrained++;
+		colo_log_warn("checkpoint %llu: the primary VM did not read "
+			      "its ingress before the stop: the cut is not "
+			      "exact",
+			      (unsigned long long)v->seq);
+	}
+}
+
+/* The secondary's commit: the VM on the proxy's guest port is retired
+ * next, the standby takes over the port. */
+void colo_vm_proxy_retire(struct colo_vm *v)
+{
+	if (v->proxy_ctl)
+		json_object_put(proxy_command(v, "checkpoint-done",
+					      ",\"retire\":true", DONE_MS));
 }
 
 void colo_vm_proxy_done(struct colo_vm *v)
 {
 	if (!v->proxy_ctl)
 		return;
-	proxy_command(v, "checkpoint-done");
+	json_object_put(proxy_command(v, "checkpoint-done", "", DONE_MS));
 	/* Requests already queued were about the state the checkpoint just
 	 * replaced: drop them, the proxy's comparer started over. */
 	if (v->proxy_fd >= 0) {

@@ -33,6 +33,8 @@ enum colo_vm_reason {
 
 struct colo_vm_stats {
 	uint64_t checkpoints, failures, deferred;
+	uint64_t cut_undrained; /* cuts the proxy could not make exact */
+	uint64_t cut_max_us;	/* longest checkpoint-cut (its drain) */
 	uint64_t by_reason[COLO_VM_REASON_MAX];
 	uint64_t pages_last, pages_total;
 	uint32_t *pause_us; /* every successful checkpoint's pause */
@@ -74,6 +76,7 @@ struct colo_vm {
 
 	/* --proxy-control: this host's colo proxy (proxy_hook.c) */
 	const char *proxy_ctl;
+	bool no_cut;  /* --no-ingress-cut: no checkpoint-cut (primary) */
 	int proxy_fd; /* primary: events subscription */
 	struct colo_loop_fd *proxy_h;
 	struct colo_timer *proxy_retry;
@@ -141,6 +144,9 @@ void colo_vm_proxy_cut(struct colo_vm *v);
 /* The new state is loaded (or the checkpoint failed): the proxy releases
  * what it held and resets (blocking, short). */
 void colo_vm_proxy_done(struct colo_vm *v);
+/* Secondary, after LOADED and before the old VM is retired: done, and
+ * the proxy's guest port passes to the next VM (colo_port_hand_over). */
+void colo_vm_proxy_retire(struct colo_vm *v);
 /* Whether a line of the proxy's event stream is a checkpoint request. */
 bool colo_vm_proxy_is_request(const char *line);
 
