@@ -21,10 +21,13 @@ later answer of that VM. So:
   - the cut did happen: both proxies cut at every checkpoint and held
     datagrams that arrived during one.
 
+  - every QEMU records the frames its NIC was handed (QEMU's filter-dump):
+    the secondary VMs, one after the other, were handed every datagram
+    exactly once, in order (each new VM starts right after its cut).
+
 With COLO_CUT_OFF=1 the primary runs with --no-ingress-cut: the test is
 expected to fail then (how it was checked against sabotage).
-With COLO_CUT_DUMP=DIR every QEMU records its NIC's frames in DIR
-(filter-dump), for finding out where a datagram went.
+With COLO_CUT_DUMP=DIR the recordings are kept in DIR.
 
 Usage: vm_cut_test.py COLO_BINARY
 """
@@ -122,6 +125,29 @@ def qemu_wrapper(d, dump, role):
     return ["--qemu", path]
 
 
+def pcap_datagrams(path):
+    """The numbers of the test's datagrams in a filter-dump recording."""
+    with open(path, "rb") as f:
+        d = f.read()
+    out, off = [], 24
+    while off + 16 <= len(d):
+        incl = struct.unpack("<I", d[off + 8:off + 12])[0]
+        fr, off = d[off + 16:off + 16 + incl], off + 16 + incl
+        if len(fr) > 42 and fr[12:14] == b"\x08\x00" and fr[23] == 17:
+            udp = fr[14 + (fr[14] & 15) * 4:]
+            if struct.unpack("!H", udp[2:4])[0] == UDP_PORT:
+                out.append(int(udp[8:20].split()[1]))
+    return out
+
+
+def secondary_datagrams(dump):
+    """The datagrams each secondary QEMU was handed, in start (pid)
+    order: secondary-PID.pcap."""
+    runs = sorted((int(f[10:-5]), f) for f in os.listdir(dump)
+                  if f.startswith("secondary-"))
+    return [pcap_datagrams(os.path.join(dump, f)) for _, f in runs]
+
+
 def main():
     colo = sys.argv[1]
     t0 = time.monotonic()
@@ -129,16 +155,15 @@ def main():
                          dir="/dev/shm")
     procs, pair, answers = [], None, None
     cut_off = os.environ.get("COLO_CUT_OFF") == "1"
-    dump = os.environ.get("COLO_CUT_DUMP")
+    dump = os.environ.get("COLO_CUT_DUMP") or os.path.join(d, "dump")
     try:
         start_proxies(colo, d, procs)
         opts = {}
         for role, tag in (("primary", "p"), ("secondary", "s")):
             opts[role] = ["--nic", "unix:%s/%sg" % (d, tag),
                           "--proxy-control", "%s/%s.sock" % (d, tag)]
-            if dump:
-                os.makedirs(dump, exist_ok=True)
-                opts[role] += qemu_wrapper(d, dump, role)
+            os.makedirs(dump, exist_ok=True)
+            opts[role] += qemu_wrapper(d, dump, role)
         if cut_off:
             opts["primary"].append("--no-ingress-cut")
         mac = ":".join("%02x" % b for b in GUEST_MAC)
@@ -199,6 +224,9 @@ def main():
         wrong = [k for k, a in answers.got.items() if a[0] != expect.get(k)]
         st, ss = proxy_stats(colo, d), proxy_stats(colo, d, "s")
         ps, sst = pair.status("primary"), pair.status("secondary")
+        pair.close()  # the recordings are complete once QEMUs are gone
+        pair = None
+        seen = [k for run in secondary_datagrams(dump) for k in run]
         ckpts = ps["checkpoints"] - before["primary"]
         div = st["divergences"] - s0["divergences"]
         req = st["checkpoint_requests"] - s0["checkpoint_requests"]
@@ -206,20 +234,26 @@ def main():
               "%d answered, %d missing, %d doubled, %d wrong; "
               "divergences %d, checkpoint requests %d; cuts p %d s %d, "
               "held p %d s %d, stale s %d, handovers %d, undrained %d; "
-              "pause ms last %s max %s"
+              "secondary VMs handed %d datagrams (%d distinct); "
+              "matched %d; pause ms last %s max %s, cut max %s"
               % ("off" if cut_off else "on", n, SEND_EVERY * 1000, ckpts,
                  len(answers.got), len(missing), len(doubled), len(wrong),
                  div, req, st["cuts"] - s0["cuts"], ss["cuts"] - ss0["cuts"],
                  st["cut_held"] - s0["cut_held"],
                  ss["cut_held"] - ss0["cut_held"], ss["cut_stale"],
-                 ss["handovers"], ps.get("cut_undrained", -1),
-                 ps.get("pause_last_ms"), ps.get("pause_max_ms")),
+                 ss["handovers"], ps.get("cut_undrained", -1), len(seen),
+                 len(set(seen)),
+                 st["matched_datagrams"] - s0["matched_datagrams"],
+                 ps.get("pause_last_ms"), ps.get("pause_max_ms"),
+                 ps.get("cut_max_ms")),
               flush=True)
         assert ckpts >= CHECKPOINTS, ckpts
         assert sst["checkpoints"] - before["secondary"] >= CHECKPOINTS, sst
         assert not missing and not doubled and not wrong, \
             (missing[:10], doubled[:10], wrong[:10])
         assert div == 0 and req == 0, st
+        assert seen == list(range(1, n + 1)), \
+            [k for k in range(1, n + 1) if seen.count(k) != 1][:20]
         assert st["cuts"] - s0["cuts"] >= CHECKPOINTS, st
         assert ss["cuts"] - ss0["cuts"] >= CHECKPOINTS, ss
         assert ss["cut_held"] - ss0["cut_held"] > 0, ss
