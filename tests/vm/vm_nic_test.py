@@ -112,9 +112,10 @@ def is_echo_reply(seq, payload):
     return pred
 
 
-def start_proxies(colo, d, procs):
+def start_proxies(colo, d, procs, extra=()):
     """The two proxies, linked, every port a unix socket in d: client
-    d/pc, guest ports d/pg and d/sg, control d/p.sock and d/s.sock."""
+    d/pc, guest ports d/pg and d/sg, control d/p.sock and d/s.sock;
+    extra: more options for both."""
     port = vmpair.free_port()
     for role, link, tag in (("primary", "--link-listen", "p"),
                             ("secondary", "--link-connect", "s")):
@@ -124,7 +125,7 @@ def start_proxies(colo, d, procs):
              "--client", "qemu:unix-listen:%s/%sc" % (d, tag),
              "--guest", "qemu:unix-listen:%s/%sg" % (d, tag),
              link, "127.0.0.1:%d" % port,
-             "--control", "%s/%s.sock" % (d, tag)],
+             "--control", "%s/%s.sock" % (d, tag)] + list(extra),
             stdout=log, stderr=subprocess.STDOUT))
         log.close()
     for tag in ("pg", "sg"):
