@@ -89,3 +89,14 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 			       json_object_new_int64((int64_t)waited));
 	return 0;
 }
+
+int colo_primary_cmd_resume(void *ctx, struct json_object *req,
+			    struct json_object *r, char *err, size_t errlen)
+{
+	struct colo_primary *p = ctx;
+
+	(void)r, (void)err, (void)errlen;
+	colo_hold_done(&p->hold, colo_cut_req_seq(req),
+		       colo_primary_hold_to_guest, p);
+	return 0;
+}

@@ -7,9 +7,11 @@
  * they are in the state the checkpoint copies; frames after it are held,
  * on the primary for the primary VM and on the secondary for the VM the
  * checkpoint makes, and released at checkpoint-done. So the new secondary
- * VM gets exactly the frames after the cut, as the primary VM does.
+ * VM gets exactly the frames after the cut, as the primary VM does. They
+ * are released once the VM runs (checkpoint-resume): QEMU keeps frames
+ * for a stopped VM in a queue that it drops at the VM's next stop.
  *
- * The secondary's checkpoint-done (from its colo vm, seq attached) may
+ * The secondary's checkpoint-resume (from its colo vm, seq attached) may
  * come before the CUT does: the link and the frame link are two streams.
  * Then the frames still in front of the CUT were for the retired VM, and
  * are dropped until it comes (COLO_CUT_DROP).
@@ -54,6 +56,7 @@ static bool hold_add(struct colo_ingress_hold *h, const uint8_t *frame,
 	memcpy(h->buf + h->len + REC_HDR, frame, len);
 	h->len += need;
 	h->held++;
+	h->held_now++;
 	return true;
 }
 
@@ -78,6 +81,7 @@ static void release(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
 		off += REC_HDR + len;
 	}
 	h->len = 0;
+	h->held_now = 0;
 	h->state = COLO_CUT_PASS;
 }
 
@@ -94,16 +98,28 @@ void colo_hold_cut(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
 	h->state = COLO_CUT_HOLD;
 }
 
+/* A done names its checkpoint: one for an earlier checkpoint than the
+ * cut being held (it came late, after the next CUT) must not release the
+ * next checkpoint's frames to the VM that checkpoint retires. */
 void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
 		    void *ctx)
 {
+	if (seq && h->cut_seq && seq < h->cut_seq)
+		return;
 	h->done_seq = seq;
-	if (h->state == COLO_CUT_HOLD) {
+	if (h->state == COLO_CUT_HOLD &&
+	    !(h->secondary && seq && seq > h->cut_seq)) {
 		release(h, fn, ctx);
 		return;
 	}
-	if (h->secondary && h->cut_seq && seq && seq != h->cut_seq)
+	if (h->secondary && h->cut_seq && seq && seq != h->cut_seq) {
+		/* Its CUT is still to come: what is held or comes until
+		 * then was for the VM this checkpoint retired. */
+		h->stale += h->held_now;
+		h->len = 0;
+		h->held_now = 0;
 		h->state = COLO_CUT_DROP;
+	}
 }
 
 void colo_hold_reset(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)

@@ -27,6 +27,7 @@ struct colo_ingress_hold {
 	uint8_t *buf;	   /* [be32 len][u8 vnet_len][frame]... */
 	size_t len, cap;
 	uint64_t cuts, held, dropped, stale;
+	uint64_t held_now; /* frames in buf */
 };
 
 /* Where released frames go; fn may rewrite the frame in place. */

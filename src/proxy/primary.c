@@ -401,9 +401,7 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 {
 	struct colo_primary *p = ctx;
 
-	(void)r, (void)err, (void)errlen;
-	colo_hold_done(&p->hold, colo_cut_req_seq(req),
-		       colo_primary_hold_to_guest, p);
+	(void)req, (void)r, (void)err, (void)errlen;
 	colo_comparer_checkpoint_done(p->cmp, colo_now_ns());
 	if (colo_proxy_link_up(&p->px))
 		colo_proxy_queue(&p->px, COLO_PLINK_CHECKPOINT_DONE, 0, NULL, 0,
@@ -441,6 +439,8 @@ static int cmd_failover(void *ctx, struct json_object *req,
 static const struct colo_control_cmd commands[] = {
 	{ "status", cmd_status, "role, mode (protected/degraded), peer" },
 	{ "stats", cmd_stats, "counters of ports, comparer and link" },
+	{ "checkpoint-resume", colo_primary_cmd_resume,
+	  "the VM runs again: the ingress held since the cut goes to it" },
 	{ "checkpoint-cut", colo_primary_cmd_cut,
 	  "hold the guest's ingress from here to checkpoint-done (cut)" },
 	{ "checkpoint-done", cmd_checkpoint_done,

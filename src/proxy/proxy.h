@@ -342,6 +342,9 @@ int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq);
  * little for the VM to read its socket ("drained"; repeat until true). */
 int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 			 struct json_object *r, char *err, size_t errlen);
+/* Primary: checkpoint-resume {seq}: the VM runs, the held frames go. */
+int colo_primary_cmd_resume(void *ctx, struct json_object *req,
+			    struct json_object *r, char *err, size_t errlen);
 void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the

@@ -399,6 +399,19 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 	    json_object_get_boolean(o) &&
 	    colo_port_hand_over(s->px.guest.port) == 0)
 		s->handovers++;
+	return 0;
+}
+
+/* From the local colo vm: the (new) VM runs; the frames held since the
+ * cut go to it (sent to a VM not yet running, they would wait in its
+ * QEMU, which drops them at its next stop). */
+static int cmd_checkpoint_resume(void *ctx, struct json_object *req,
+				 struct json_object *r, char *err,
+				 size_t errlen)
+{
+	struct colo_secondary *s = ctx;
+
+	(void)r, (void)err, (void)errlen;
 	colo_hold_done(&s->hold, colo_cut_req_seq(req), hold_to_guest, s);
 	return 0;
 }
@@ -414,6 +427,8 @@ static int cmd_failover(void *ctx, struct json_object *req,
 static const struct colo_control_cmd commands[] = {
 	{ "status", cmd_status, "role, mode (protected/failed-over), peer" },
 	{ "stats", cmd_stats, "counters of the rewriter and the link" },
+	{ "checkpoint-resume", cmd_checkpoint_resume,
+	  "the VM runs: the ingress held since the cut goes to it" },
 	{ "checkpoint-done", cmd_checkpoint_done,
 	  "a checkpoint finished: rewriter offsets reset" },
 	{ "failover", cmd_failover,

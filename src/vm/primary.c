@@ -322,7 +322,8 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	if (colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) <
 	    0) {
 		colo_vm_proxy_done(v); /* ends the cut */
-		return -1;	       /* the VM still runs; nothing was sent */
+		colo_vm_proxy_resume(v);
+		return -1; /* the VM still runs; nothing was sent */
 	}
 	ph[PH_STOP] = colo_now_ns();
 	/* blk_hook.c: the disk's part of the checkpoint, held on the
@@ -343,6 +344,7 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		colo_vm_proxy_done(v);
 		if (colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("primary VM did not resume: %s", e2);
+		colo_vm_proxy_resume(v);
 		v->st.failures++;
 		snprintf(err, errlen, "checkpoint %llu failed: %s",
 			 (unsigned long long)v->seq, why_failed);
@@ -361,9 +363,13 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		colo_log_warn("secondary lost after checkpoint %llu",
 			      (unsigned long long)v->seq);
 	if (colo_qemu_cont(&v->vm, 5000, err, errlen) < 0) {
+		colo_vm_proxy_resume(v);
 		colo_vm_set_mode(v, "degraded", err);
 		return -1;
 	}
+	/* The ingress held since the cut goes to a running VM: QEMU queues
+	 * what a stopped VM is sent, and drops its queue at a stop. */
+	colo_vm_proxy_resume(v);
 	v->last_end_ns = colo_now_ns();
 	pause = v->last_end_ns - t0;
 	colo_vm_record(v, why, pause, pages);

@@ -6,12 +6,15 @@
  *     divergence is repaired without anyone sending a command;
  *   - the primary says checkpoint-cut right before it stops its VM: the
  *     client's frames from there on wait, on both proxies, for
- *     checkpoint-done, so the new secondary VM gets exactly the frames
+ *     checkpoint-resume, so the new secondary VM gets exactly the frames
  *     the primary VM gets after the checkpoint;
  *   - both roles say checkpoint-done to their proxy once the new state is
  *     loaded and before their VM runs again: the primary's comparer
  *     releases what it held and restarts, the secondary's rewriter sets
- *     its offsets to 0 before the new secondary VM sends anything.
+ *     its offsets to 0 before the new secondary VM sends anything (the
+ *     secondary says it with "retire", before it kills the old VM);
+ *   - both say checkpoint-resume once their VM runs: the held frames go
+ *     to it.
  * Lines from the proxy are outside input: a line that is too long or not
  * JSON drops the subscription, which is made again a second later.
  */
@@ -227,6 +230,15 @@ void colo_vm_proxy_retire(struct colo_vm *v)
 	if (v->proxy_ctl)
 		json_object_put(proxy_command(v, "checkpoint-done",
 					      ",\"retire\":true", DONE_MS));
+}
+
+/* The VM runs again (or the checkpoint failed and it runs on): the
+ * proxy passes it the ingress held since the cut. */
+void colo_vm_proxy_resume(struct colo_vm *v)
+{
+	if (v->proxy_ctl)
+		json_object_put(
+			proxy_command(v, "checkpoint-resume", "", DONE_MS));
 }
 
 void colo_vm_proxy_done(struct colo_vm *v)

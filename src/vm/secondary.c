@@ -275,7 +275,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		if (v->vm.pid &&
 		    colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("secondary VM did not resume: %s", e2);
-		colo_vm_proxy_done(v); /* the old VM gets the held ingress */
+		colo_vm_proxy_done(v);
+		colo_vm_proxy_resume(v); /* the old VM gets the held ingress */
 		snprintf(m.text, sizeof(m.text), "%s", err);
 		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
@@ -315,7 +316,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			      (unsigned long long)v->seq, err);
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
-	unlink(old.log); /* its console is the new VM's history now */
+	colo_vm_proxy_resume(v); /* the ingress after the cut, to it */
+	unlink(old.log);	 /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,
 		       why < COLO_VM_REASON_MAX ? (enum colo_vm_reason)why

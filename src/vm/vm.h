@@ -147,6 +147,10 @@ void colo_vm_proxy_done(struct colo_vm *v);
 /* Secondary, after LOADED and before the old VM is retired: done, and
  * the proxy's guest port passes to the next VM (colo_port_hand_over). */
 void colo_vm_proxy_retire(struct colo_vm *v);
+/* After the VM runs again: the proxy releases the ingress it held since
+ * the cut (frames sent to a stopped VM wait in its QEMU, which drops
+ * them at its next stop). */
+void colo_vm_proxy_resume(struct colo_vm *v);
 /* Whether a line of the proxy's event stream is a checkpoint request. */
 bool colo_vm_proxy_is_request(const char *line);
 

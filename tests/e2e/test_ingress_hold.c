@@ -73,6 +73,25 @@ static void test_done_before_cut(void **state)
 	colo_hold_free(&h);
 }
 
+/* The resume of checkpoint 1 comes after CUT 2 (a slow secondary): it
+ * must not release checkpoint 2's frames to the VM checkpoint 2 retires;
+ * checkpoint 1's frames go on at CUT 2, checkpoint 2's at its resume. */
+static void test_late_done(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+
+	(void)state;
+	colo_hold_cut(&h, 1, to_guest, NULL);
+	frame(&h, 1);
+	colo_hold_cut(&h, 2, to_guest, NULL);
+	frame(&h, 2);
+	colo_hold_done(&h, 1, to_guest, NULL);
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_done(&h, 2, to_guest, NULL);
+	expect((const uint8_t[]){ 2 }, 1);
+	colo_hold_free(&h);
+}
+
 /* A primary never drops, and a second cut without a done (the checkpoint
  * failed before anyone said done) hands the first cut's frames on first. */
 static void test_primary_and_repeated_cut(void **state)
@@ -100,6 +119,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cut_then_done),
 		cmocka_unit_test(test_done_before_cut),
+		cmocka_unit_test(test_late_done),
 		cmocka_unit_test(test_primary_and_repeated_cut),
 	};
 

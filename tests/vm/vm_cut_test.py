@@ -203,11 +203,14 @@ def main():
         t = threading.Thread(target=sender)
         t.start()
         try:
+            # Apart enough for the comparer to match answers in between
+            # (a checkpoint releases what it holds unmatched), and a last
+            # stretch without one.
             for i in range(CHECKPOINTS):
-                time.sleep(0.2)
+                time.sleep(0.5)
                 r = pair.ctl("primary", "checkpoint")
                 assert r.get("ok"), r
-            time.sleep(0.5)
+            time.sleep(2)
         finally:
             done.set()
             t.join()
@@ -238,7 +241,7 @@ def main():
               "divergences %d, checkpoint requests %d; cuts p %d s %d, "
               "held p %d s %d, stale s %d, handovers %d, undrained %d; "
               "secondary VMs handed %d datagrams (%d distinct); "
-              "matched %d; pause ms median %s max %s, cut max %s"
+              "matched %d; guest port tx_dropped p %d s %d; pause ms median %s max %s, cut max %s"
               % ("off" if cut_off else "on", n, SEND_EVERY * 1000, ckpts,
                  len(answers.got), len(missing), len(doubled), len(wrong),
                  div, req, st["cuts"] - s0["cuts"], ss["cuts"] - ss0["cuts"],
@@ -247,6 +250,8 @@ def main():
                  ss["handovers"], ps.get("cut_undrained", -1), len(seen),
                  len(set(seen)),
                  st["matched_datagrams"] - s0["matched_datagrams"],
+                 st["guest_port"]["tx_dropped"],
+                 ss["guest_port"]["tx_dropped"],
                  ps.get("pause_median_ms"), ps.get("pause_max_ms"),
                  ps.get("cut_max_ms")),
               flush=True)
