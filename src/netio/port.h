@@ -89,5 +89,9 @@ struct colo_port_stats {
 	uint64_t tx_dropped;	      /* malformed, refused or no peer */
 };
 const struct colo_port_stats *colo_port_stats(const struct colo_port *p);
+/* When the kernel received the last frame colo_port_recv returned
+ * (CLOCK_REALTIME ns), for latency stamps; 0 when the kind cannot say
+ * (only packet: can). One syscall: call it only when measuring. */
+uint64_t colo_port_rx_stamp(const struct colo_port *p);
 
 #endif

@@ -396,6 +396,33 @@ int colo_plink_flush(struct colo_plink *l, uint64_t now_ns)
 	return 0;
 }
 
+uint64_t colo_plink_rx_stamp(const struct colo_plink *l)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(struct timespec))];
+	} ctl;
+	uint8_t byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.b,
+			    .msg_controllen = sizeof(ctl.b) };
+	struct timespec ts;
+
+	if (l->fd < 0 || recvmsg(l->fd, &m, MSG_PEEK | MSG_DONTWAIT) <= 0)
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(ts))) {
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			return (uint64_t)ts.tv_sec * 1000000000ull +
+			       (uint64_t)ts.tv_nsec;
+		}
+	return 0;
+}
+
 static int parse(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		 char *err, size_t errlen)
 {
@@ -522,9 +549,12 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 			return -1;
 		/* A short read drained the socket: the next recv would only
 		 * say EAGAIN (one syscall per wake-up saved; epoll is level
-		 * triggered, so nothing that arrives later is missed). */
-		if ((size_t)n < room && !l->tls)
-			break;
+		 * triggered, so nothing that arrives later is missed). With
+		 * TLS the same holds once the session keeps no bytes it read
+		 * ahead: that EAGAIN read sat on the echo path, between the
+		 * frame's arrival and its delivery. */
+		if ((size_t)n < room && (!l->tls || !colo_tls_pending(l->tls)))
+			return 0;
 	}
 	/* Stopped by the bound, not by EAGAIN: the TLS session may hold
 	 * bytes it read ahead, which epoll will not report again. */

@@ -164,4 +164,10 @@ typedef int (*colo_plink_frame_fn)(void *opaque,
 int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		    uint64_t now_ns, char *err, size_t errlen);
 
+/* For latency stamps only (a syscall): the kernel's receive time
+ * (CLOCK_REALTIME ns) of the next unread bytes on the socket, 0 when none
+ * wait there (TLS may have read them ahead) or the socket has no
+ * timestamps (SO_TIMESTAMPNS, set by the owner). */
+uint64_t colo_plink_rx_stamp(const struct colo_plink *l);
+
 #endif

@@ -100,6 +100,7 @@ static void release(void *opaque, const uint8_t *frame, size_t len,
 	struct colo_primary *p = opaque;
 
 	p->released++;
+	colo_stamps_release(&p->px.st);
 	if (p->handed_over || p->handing_over) {
 		p->silent++;
 		return;
@@ -309,6 +310,7 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 	}
 	colo_comparer_input(p->cmp, COLO_PRIMARY, f, len, v,
 			    colo_loop_now(p->px.loop));
+	colo_stamps_hold(&p->px.st, colo_comparer_stats(p->cmp)->held_frames);
 	housekeeping_soon(p);
 }
 

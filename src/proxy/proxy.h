@@ -33,6 +33,7 @@
 #include "link.h"
 #include "port.h"
 #include "sock_spec.h"
+#include "stamps.h"
 #include "tcp_rewriter.h"
 
 struct json_object;
@@ -51,6 +52,7 @@ struct colo_proxy_opts {
 	const char *tls_creds, *tls_peer;
 	bool insecure;
 	bool lease_required; /* release nothing before the first lease */
+	bool stamps;	     /* per-stage latency stamps (stamps.h) */
 };
 
 /* The lease the client port obeys (lease.c). */
@@ -86,7 +88,8 @@ typedef void (*colo_proxy_frame_fn)(void *role, uint8_t *f, size_t len);
 struct colo_port_watch {
 	struct colo_proxy *px;
 	struct colo_port *port;
-	size_t vnet; /* vnet header length of its frames */
+	enum colo_stamp_io io; /* its name in the stamps */
+	size_t vnet;	       /* vnet header length of its frames */
 	colo_proxy_frame_fn on_frame;
 	struct colo_loop_fd *h;
 	int fd;
@@ -125,7 +128,8 @@ struct colo_proxy {
 	 * wake-up (never inside the link's own read callback). */
 	bool link_broken;
 	uint64_t queue_failed;
-	bool failed; /* a descriptor could not be watched: exit 1 */
+	bool failed;	       /* a descriptor could not be watched: exit 1 */
+	struct colo_stamps st; /* --stamps: where frames wait */
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -65,6 +66,10 @@ static void port_ready(void *opaque, uint32_t events)
 		if (n < 0)
 			colo_log_warn("%s port failed",
 				      w == &w->px->client ? "client" : "guest");
+		if (b.n && w->px->st.on)
+			colo_stamps_read(&w->px->st, w->io,
+					 colo_loop_now(w->px->loop),
+					 colo_port_rx_stamp(w->port));
 		for (uint32_t k = 0; k < b.n; k++)
 			w->on_frame(role, b.f[k].data, b.f[k].len);
 		if (b.n < COLO_PORT_BATCH)
@@ -104,6 +109,7 @@ static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
 		      size_t errlen)
 {
 	w->px = px;
+	w->io = w == &px->client ? COLO_STAMP_CLIENT : COLO_STAMP_GUEST;
 	w->fd = -1;
 	w->on_frame = fn;
 	w->port = colo_port_open(spec, err, errlen);
@@ -116,11 +122,25 @@ static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
 
 /* ---- the link */
 
+/* With --stamps: when the link's next bytes reached the kernel, taken
+ * before they are read, and the read itself. */
+static void link_stamped(struct colo_proxy *px, uint32_t events)
+{
+	uint64_t k = colo_plink_rx_stamp(&px->link), rx = px->link.frames_rx;
+
+	px->on_link(px->role, events);
+	if (px->link.frames_rx != rx)
+		colo_stamps_read(&px->st, COLO_STAMP_LINK,
+				 colo_loop_now(px->loop), k);
+}
+
 static void link_ready(void *opaque, uint32_t events)
 {
 	struct colo_proxy *px = opaque;
 
-	if (colo_plink_up(&px->link))
+	if (colo_plink_up(&px->link) && px->st.on)
+		link_stamped(px, events);
+	else if (colo_plink_up(&px->link))
 		px->on_link(px->role, events);
 	/* Come back right after the ports had their turn. */
 	if (colo_plink_up(&px->link) && px->link.rx_more)
@@ -212,6 +232,11 @@ int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 		}
 	}
 	colo_plink_attach(&px->link, fd, role, px->session, now, tls);
+	if (px->st.on) {
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+	}
 	px->connecting = connecting;
 	px->link_since = now;
 	px->link_h = colo_loop_add_fd(px->loop, fd, EPOLLIN | EPOLLOUT,
@@ -289,6 +314,7 @@ static void flush_all(void *opaque)
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
 		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
 							: strerror(errno));
+	colo_stamps_tx(&px->st, COLO_STAMP_LINK, px->link.bytes_tx);
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h &&
 	    colo_loop_mod_fd(
@@ -298,7 +324,12 @@ static void flush_all(void *opaque)
 				       : 0)) < 0)
 		px->link_lost(px->role, "cannot watch the link");
 	colo_port_flush(px->guest.port);
+	colo_stamps_tx(&px->st, COLO_STAMP_GUEST,
+		       colo_port_stats(px->guest.port)->tx_calls);
 	colo_proxy_flush_client(px);
+	colo_stamps_tx(&px->st, COLO_STAMP_CLIENT,
+		       colo_port_stats(px->client.port)->tx_calls);
+	colo_stamps_sleep(&px->st);
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
 		watch_sync(w);
@@ -325,6 +356,7 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 {
 	px->o = o;
 	px->role = role;
+	px->st.on = o->stamps;
 	px->client.fd = px->guest.fd = -1;
 	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
 	if (o->tls_creds) {
@@ -470,6 +502,7 @@ void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
 		r, COLO_COUNTERS({ "link_bytes_tx", px->link.bytes_tx },
 				 { "link_bytes_rx", px->link.bytes_rx }));
 	colo_proxy_add_lease_stats(r, px);
+	colo_stamps_add_stats(r, &px->st);
 	add_port_stats(r, "client_port", px->client.port);
 	add_port_stats(r, "guest_port", px->guest.port);
 }
