@@ -51,8 +51,9 @@ struct colo_proxy_opts {
 	 * prove; without, only loopback unless insecure. */
 	const char *tls_creds, *tls_peer;
 	bool insecure;
-	bool lease_required; /* release nothing before the first lease */
-	bool stamps;	     /* per-stage latency stamps (stamps.h) */
+	bool lease_required;   /* release nothing before the first lease */
+	bool stamps;	       /* per-stage latency stamps (stamps.h) */
+	uint32_t busy_poll_us; /* evloop busy polling after work; 0 off */
 };
 
 /* The lease the client port obeys (lease.c). */

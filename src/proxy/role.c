@@ -127,11 +127,19 @@ static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
 static void link_stamped(struct colo_proxy *px, uint32_t events)
 {
 	uint64_t k = colo_plink_rx_stamp(&px->link), rx = px->link.frames_rx;
+	uint64_t t0;
 
-	px->on_link(px->role, events);
-	if (px->link.frames_rx != rx)
+	/* Bytes waited in the socket: read now. Else TLS may hold records
+	 * it read ahead, counted if frames come out of them. */
+	if (k)
 		colo_stamps_read(&px->st, COLO_STAMP_LINK,
 				 colo_loop_now(px->loop), k);
+	t0 = colo_stamps_begin(&px->st);
+	px->on_link(px->role, events);
+	colo_stamps_end(&px->st, COLO_CALL_LINK_READ, t0);
+	if (!k && px->link.frames_rx != rx)
+		colo_stamps_read(&px->st, COLO_STAMP_LINK,
+				 colo_loop_now(px->loop), 0);
 }
 
 static void link_ready(void *opaque, uint32_t events)
@@ -301,6 +309,7 @@ static void flush_all(void *opaque)
 	struct colo_proxy *px = opaque;
 	struct colo_port_watch *w = px->throttled;
 	size_t pending;
+	uint64_t t0;
 
 	if (px->link_broken) {
 		px->link_broken = false;
@@ -310,10 +319,12 @@ static void flush_all(void *opaque)
 				"a frame could not be queued on the link");
 	}
 	/* Flushing also drives the TLS handshake of an unverified link. */
+	t0 = colo_plink_pending(&px->link) ? colo_stamps_begin(&px->st) : 0;
 	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
 		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
 							: strerror(errno));
+	colo_stamps_end(&px->st, COLO_CALL_LINK_WRITE, t0);
 	colo_stamps_tx(&px->st, COLO_STAMP_LINK, px->link.bytes_tx);
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h &&
@@ -323,12 +334,16 @@ static void flush_all(void *opaque)
 				       ? EPOLLOUT
 				       : 0)) < 0)
 		px->link_lost(px->role, "cannot watch the link");
+	t0 = colo_stamps_begin(&px->st);
 	colo_port_flush(px->guest.port);
-	colo_stamps_tx(&px->st, COLO_STAMP_GUEST,
-		       colo_port_stats(px->guest.port)->tx_calls);
+	if (colo_stamps_tx(&px->st, COLO_STAMP_GUEST,
+			   colo_port_stats(px->guest.port)->tx_calls))
+		colo_stamps_end(&px->st, COLO_CALL_GUEST_WRITE, t0);
+	t0 = colo_stamps_begin(&px->st);
 	colo_proxy_flush_client(px);
-	colo_stamps_tx(&px->st, COLO_STAMP_CLIENT,
-		       colo_port_stats(px->client.port)->tx_calls);
+	if (colo_stamps_tx(&px->st, COLO_STAMP_CLIENT,
+			   colo_port_stats(px->client.port)->tx_calls))
+		colo_stamps_end(&px->st, COLO_CALL_CLIENT_WRITE, t0);
 	colo_stamps_sleep(&px->st);
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
@@ -377,6 +392,7 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 		goto oom;
 	px->heartbeat = colo_timer_new(px->loop, heartbeat, px);
 	px->rx_resume = colo_timer_new(px->loop, rx_resume, px);
+	colo_loop_set_busy_poll(px->loop, (uint64_t)o->busy_poll_us * 1000);
 	if (!px->heartbeat || !px->rx_resume ||
 	    colo_loop_before_sleep(px->loop, flush_all, px) < 0)
 		goto oom;

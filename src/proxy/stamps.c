@@ -93,19 +93,20 @@ void colo_stamps_read(struct colo_stamps *s, enum colo_stamp_io io,
 	}
 }
 
-void colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
+bool colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
 		    uint64_t tx_count)
 {
 	uint64_t now;
 
 	if (!s->on || tx_count == s->tx_seen[io])
-		return;
+		return false;
 	s->tx_seen[io] = tx_count;
 	now = colo_now_ns();
 	for (unsigned in = 0; in < COLO_STAMP_IO_N; in++)
 		if (s->read_mask & (1u << in))
 			colo_lat_add(&s->through[in][io], now - s->wake_ns);
 	s->last_out_ns[io] = now;
+	return true;
 }
 
 void colo_stamps_hold(struct colo_stamps *s, bool held)
@@ -120,6 +121,17 @@ void colo_stamps_release(struct colo_stamps *s)
 		return;
 	colo_lat_add(&s->held, colo_now_ns() - s->hold_since);
 	s->hold_since = 0;
+}
+
+uint64_t colo_stamps_begin(const struct colo_stamps *s)
+{
+	return s->on ? colo_now_ns() : 0;
+}
+
+void colo_stamps_end(struct colo_stamps *s, enum colo_stamp_call c, uint64_t t0)
+{
+	if (s->on && t0)
+		colo_lat_add(&s->call[c], colo_now_ns() - t0);
 }
 
 void colo_stamps_sleep(struct colo_stamps *s)
@@ -158,6 +170,9 @@ static void add_hist(struct json_object *r, const char *name,
 void colo_stamps_add_stats(struct json_object *r, const struct colo_stamps *s)
 {
 	static const char *const io[] = { "client", "guest", "link" };
+	static const char *const call[] = { "call_link_read", "call_link_write",
+					    "call_guest_write",
+					    "call_client_write" };
 	struct json_object *o;
 	char name[48];
 
@@ -176,5 +191,7 @@ void colo_stamps_add_stats(struct json_object *r, const struct colo_stamps *s)
 	}
 	add_hist(o, "held", &s->held);
 	add_hist(o, "wake", &s->wake);
+	for (unsigned c = 0; c < COLO_CALL_N; c++)
+		add_hist(o, call[c], &s->call[c]);
 	json_object_object_add(r, "stamps", o);
 }

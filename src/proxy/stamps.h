@@ -15,6 +15,10 @@
  *   held         primary: its guest's frame held by the comparer -> the
  *                release the secondary's copy triggered
  *   wake         epoll returned -> everything flushed
+ *   call_*       how long one call took: reading the link (TLS record
+ *                decryption, parsing, the frames' handling), writing it,
+ *                writing a port (on a veth the receiver's stack runs in
+ *                that call)
  *
  * Off by default (--stamps): then every hook is one predictable branch
  * and no clock is read. Nothing allocates after colo_stamps_init.
@@ -38,6 +42,14 @@ enum colo_stamp_io {
 #define COLO_LAT_LINEAR_US 256
 #define COLO_LAT_LOG	   24
 #define COLO_LAT_BUCKETS   (COLO_LAT_LINEAR_US + COLO_LAT_LOG)
+
+enum colo_stamp_call {
+	COLO_CALL_LINK_READ,
+	COLO_CALL_LINK_WRITE,
+	COLO_CALL_GUEST_WRITE,
+	COLO_CALL_CLIENT_WRITE,
+	COLO_CALL_N
+};
 
 struct colo_lat_hist {
 	uint64_t n, sum_ns, max_ns;
@@ -63,6 +75,7 @@ struct colo_stamps {
 	struct colo_lat_hist through[COLO_STAMP_IO_N][COLO_STAMP_IO_N];
 	struct colo_lat_hist answer[COLO_STAMP_IO_N];
 	struct colo_lat_hist held, wake;
+	struct colo_lat_hist call[COLO_CALL_N];
 };
 
 /* The hooks; each returns at once when stamps are off. */
@@ -72,13 +85,19 @@ struct colo_stamps {
 void colo_stamps_read(struct colo_stamps *s, enum colo_stamp_io io,
 		      uint64_t wake_ns, uint64_t kernel_real_ns);
 /* After flushing output io: tx_count is its running count of bytes or
- * send calls; a change since the last call means it took frames now. */
-void colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
+ * send calls; a change since the last call means it took frames now
+ * (then true). */
+bool colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
 		    uint64_t tx_count);
 /* Primary: the comparer holds frames (held) after its guest's frame. */
 void colo_stamps_hold(struct colo_stamps *s, bool held);
 /* Primary: the comparer released a frame. */
 void colo_stamps_release(struct colo_stamps *s);
+/* Times one call: t0 = colo_stamps_begin() before it (0 when off),
+ * colo_stamps_end() after. */
+uint64_t colo_stamps_begin(const struct colo_stamps *s);
+void colo_stamps_end(struct colo_stamps *s, enum colo_stamp_call c,
+		     uint64_t t0);
 /* The wake-up's work is flushed: closes it. */
 void colo_stamps_sleep(struct colo_stamps *s);
 /* {"stage": {"n", "mean_us", "p50_us", "p99_us", "max_us"}, ...} for

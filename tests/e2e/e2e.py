@@ -543,11 +543,15 @@ def t_echo(net):
         confs.append(("B", os.path.abspath(os.environ["BENCH_COLO_B"]), ()))
     if os.environ.get("BENCH_STAMPS") == "1":
         confs.append(("A+stamps", net.colo, ("--stamps",)))
+    if os.environ.get("BENCH_BUSY_POLL"):
+        us = os.environ["BENCH_BUSY_POLL"]
+        confs.append(("A+busy-poll %s us" % us, net.colo,
+                      ("--busy-poll", us)))
     res, stamps = {}, {}
 
-    def add(key, r):
-        res.setdefault(key, []).append((r["p50_us"], r["p99_us"]))
-        log(key, r["p50_us"], r["p99_us"])
+    def add(key, r, cpu=(0, 0)):
+        res.setdefault(key, []).append((r["p50_us"], r["p99_us"]) + cpu)
+        log(key, r["p50_us"], r["p99_us"], cpu)
 
     for _ in range(rounds):
         subprocess.run([TOPO, "native-on", net.p], check=True)
@@ -559,8 +563,15 @@ def t_echo(net):
             for tls in (False, True):
                 net.proxies(tls=tls, colo=colo, extra=extra)
                 key = "%s %s" % (label, "TLS" if tls else "clear")
-                add(key, net.client("echo", GUEST, "5002", n, "64"))
-                if extra:
+                # CPU per round trip: both proxies, and all CPUs
+                pids = [net.procs[k].pid for k in ("pproxy", "sproxy")]
+                c0, a0 = sum(proc_cpu_s(p) for p in pids), cpu_busy_s()
+                r = net.client("echo", GUEST, "5002", n, "64")
+                add(key, r, (
+                    round((sum(proc_cpu_s(p) for p in pids) - c0) / int(n)
+                          * 1e6, 1),
+                    round((cpu_busy_s() - a0) / int(n) * 1e6, 1)))
+                if "--stamps" in extra:
                     stamps[key] = {r: net.request(r, "stats").get("stamps")
                                    for r in ("primary", "secondary")}
                 net.kill("pproxy")
@@ -575,15 +586,17 @@ def t_echo(net):
           % (n, rounds, net.colo))
     if len(confs) > 1 and confs[1][0] == "B":
         print("B = %s" % confs[1][1])
-    print("\n| run | p50 us | p99 us | added p50 | beyond floor |\n"
-          "| --- | --- | --- | --- | --- |")
+    print("\n| run | p50 us | p99 us | added p50 | beyond floor | proxies' "
+          "CPU us per trip | all CPUs us per trip |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for key in res:
         p50, p99 = med(key, 0), med(key, 1)
         if key in ("native", "floor (link echo)"):
-            print("| %s | %.1f | %.1f | | |" % (key, p50, p99))
+            print("| %s | %.1f | %.1f | | | | |" % (key, p50, p99))
         else:
-            print("| %s | %.1f | %.1f | %.1f | %.1f |" % (
-                key, p50, p99, p50 - nat, p50 - nat - fl))
+            print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+                key, p50, p99, p50 - nat, p50 - nat - fl, med(key, 2),
+                med(key, 3)))
     for key, st in stamps.items():
         print("\nStages, %s (last round):" % key)
         for role, stages in st.items():
