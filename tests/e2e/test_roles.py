@@ -157,7 +157,7 @@ def main():
                  "--guest", "qemu:unix-listen:%s/%sg" % (d, tag),
                  link_opt, "127.0.0.1:%d" % port,
                  "--control", "%s/%s.sock" % (d, tag),
-                 "--ping", "50", "--peer-timeout", "300"],
+                 "--ping", "50", "--peer-timeout", "300", "--stamps"],
                 stdout=open("%s/%s.log" % (d, tag), "w"),
                 stderr=subprocess.STDOUT)
             procs.append(p)
@@ -198,6 +198,19 @@ def main():
         if st.get("matched_datagrams", 0) < 1 or st.get("divergences"):
             fail("comparer stats: %s" % st)
         print("ok: redirector and comparer", flush=True)
+
+        # --stamps: the stages this exchange went through moved (each
+        # counted at least once; qemu: ports have no kernel stamps).
+        pst = st.get("stamps", {})
+        sst = ctl(sctl, "stats").get("stamps", {})
+        for name, got in (("client_to_link", pst), ("client_to_guest", pst),
+                          ("held", pst), ("link_to_client", pst),
+                          ("answer_guest", pst), ("call_link_read", pst),
+                          ("link_to_guest", sst), ("guest_to_link", sst),
+                          ("kernel_link", sst), ("call_link_write", sst)):
+            if got.get(name, {}).get("n", 0) < 1:
+                fail("stamp %s did not move: %s / %s" % (name, pst, sst))
+        print("ok: stamps", flush=True)
 
         # The lease: a deadline in the past holds matched output (counted),
         # a valid one releases it.
