@@ -121,16 +121,18 @@ class Net:
         time.sleep(1.0)
 
     def proxies(self, primary=True, secondary=True, tls=True, colo=None,
-                extra=()):
+                extra=(), prefix=()):
         colo = colo or self.colo
         if secondary:
-            self.spawn("sproxy", "shost", colo, "proxy", *extra, "--role",
+            self.spawn("sproxy", "shost", *prefix, colo, "proxy", *extra,
+                       "--role",
                        "secondary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-connect", "10.78.0.1:7070",
                        "--control", self.ctl["secondary"],
                        *self.link_opts("shost", "phost", tls))
         if primary:
-            self.spawn("pproxy", "phost", colo, "proxy", *extra, "--role",
+            self.spawn("pproxy", "phost", *prefix, colo, "proxy", *extra,
+                       "--role",
                        "primary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-listen", "10.78.0.1:7070",
                        "--control", self.ctl["primary"],
@@ -535,18 +537,24 @@ def t_echo(net):
     link floor, and COLO with a clear and a TLS link for this binary and,
     A/B in the same run, $BENCH_COLO_B (another build), interleaved for
     $BENCH_ROUNDS rounds; medians printed. BENCH_STAMPS=1 adds a run of
-    this binary with --stamps and prints both proxies' stage histograms."""
+    this binary with --stamps and prints both proxies' stage histograms;
+    BENCH_BUSY_POLL=US one with --busy-poll US, BENCH_CHRT=1 one with both
+    proxies under chrt -f 10 (the scheduler's share of the wait)."""
     n = os.environ.get("BENCH_ECHO_N", "5000")
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    confs = [("A", net.colo, ())]
+    confs = [("A", net.colo, (), ())]
     if os.environ.get("BENCH_COLO_B"):
-        confs.append(("B", os.path.abspath(os.environ["BENCH_COLO_B"]), ()))
+        confs.append(("B", os.path.abspath(os.environ["BENCH_COLO_B"]), (),
+                      ()))
     if os.environ.get("BENCH_STAMPS") == "1":
-        confs.append(("A+stamps", net.colo, ("--stamps",)))
+        confs.append(("A+stamps", net.colo, ("--stamps",), ()))
     if os.environ.get("BENCH_BUSY_POLL"):
         us = os.environ["BENCH_BUSY_POLL"]
         confs.append(("A+busy-poll %s us" % us, net.colo,
-                      ("--busy-poll", us)))
+                      ("--busy-poll", us), ()))
+    if os.environ.get("BENCH_CHRT") == "1":
+        # the scheduler's share: both proxies at real-time priority
+        confs.append(("A+SCHED_FIFO", net.colo, (), ("chrt", "-f", "10")))
     res, stamps = {}, {}
 
     def add(key, r, cpu=(0, 0)):
@@ -559,9 +567,9 @@ def t_echo(net):
         add("native", net.client("echo", GUEST, "5002", n, "64"))
         add("floor (link echo)", link_echo(net, n))
         subprocess.run([TOPO, "native-off", net.p], check=True)
-        for label, colo, extra in confs:
+        for label, colo, extra, prefix in confs:
             for tls in (False, True):
-                net.proxies(tls=tls, colo=colo, extra=extra)
+                net.proxies(tls=tls, colo=colo, extra=extra, prefix=prefix)
                 key = "%s %s" % (label, "TLS" if tls else "clear")
                 # CPU per round trip: both proxies, and all CPUs
                 pids = [net.procs[k].pid for k in ("pproxy", "sproxy")]
