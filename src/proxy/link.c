@@ -35,6 +35,8 @@ static const uint8_t hello_magic[8] = {
  * only when less than one largest frame fits behind it. */
 #define IN_ROOM (COLO_PLINK_HDR_LEN + COLO_PLINK_PAYLOAD_MAX)
 #define IN_CAP	(2 * 1024 * 1024 + IN_ROOM)
+/* Less than one full TLS record (16 KiB) read in a wake-up. */
+#define TLS_LONE_MAX 16384
 
 const char *colo_plink_type_name(uint8_t type)
 {
@@ -549,11 +551,15 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 			return -1;
 		/* A short read drained the socket: the next recv would only
 		 * say EAGAIN (one syscall per wake-up saved; epoll is level
-		 * triggered, so nothing that arrives later is missed). With
-		 * TLS the same holds once the session keeps no bytes it read
-		 * ahead: that EAGAIN read sat on the echo path, between the
-		 * frame's arrival and its delivery. */
-		if ((size_t)n < room && (!l->tls || !colo_tls_pending(l->tls)))
+		 * triggered, so nothing that arrives later is missed). A TLS
+		 * read returns one record at most, so only less than a full
+		 * record in this wake-up, with nothing read ahead left in the
+		 * session, says the same: a lone small message (an echo's),
+		 * whose EAGAIN read sat between its arrival and its delivery.
+		 * Streams read on until EAGAIN, as before. */
+		if ((size_t)n < room &&
+		    (!l->tls ||
+		     (total < TLS_LONE_MAX && !colo_tls_pending(l->tls))))
 			return 0;
 	}
 	/* Stopped by the bound, not by EAGAIN: the TLS session may hold
