@@ -72,6 +72,7 @@ struct colo_loop {
 	struct colo_timer *dead_timers;
 	uint64_t now;
 	uint64_t busy_ns, busy_until; /* colo_loop_set_busy_poll */
+	uint64_t busy_empty;	      /* polls that found nothing */
 	bool stop;
 };
 
@@ -391,8 +392,10 @@ int colo_loop_run_once(struct colo_loop *l, int timeout_ms)
 	if (n > 0)
 		l->busy_until = l->now + l->busy_ns;
 	else if (timeout_ms == 0 &&
-		 !(l->armed_deadline && l->armed_deadline <= l->now))
+		 !(l->armed_deadline && l->armed_deadline <= l->now)) {
+		l->busy_empty++;
 		return 0; /* a busy poll found nothing: no hook to run */
+	}
 	for (int i = 0; i < n; i++) {
 		struct colo_loop_fd *h = ev[i].data.ptr;
 
@@ -418,6 +421,11 @@ int colo_loop_run_once(struct colo_loop *l, int timeout_ms)
 void colo_loop_set_busy_poll(struct colo_loop *l, uint64_t ns)
 {
 	l->busy_ns = ns;
+}
+
+uint64_t colo_loop_busy_empty(const struct colo_loop *l)
+{
+	return l->busy_empty;
 }
 
 /* With busy polling, the loop keeps asking epoll without sleeping until

@@ -519,6 +519,10 @@ void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
 				 { "link_bytes_rx", px->link.bytes_rx }));
 	colo_proxy_add_lease_stats(r, px);
 	colo_stamps_add_stats(r, &px->st);
+	if (px->o->busy_poll_us)
+		colo_control_add_counters(
+			r, COLO_COUNTERS({ "busy_polls_empty",
+					   colo_loop_busy_empty(px->loop) }));
 	add_port_stats(r, "client_port", px->client.port);
 	add_port_stats(r, "guest_port", px->guest.port);
 }
