@@ -304,6 +304,15 @@ int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
 
 /* ---- once per wake-up */
 
+/* --stamps: output io took frames since t0 if its running count moved:
+ * the stages ending there, and the write call's duration. */
+static void stamp_out(struct colo_proxy *px, enum colo_stamp_io io,
+		      enum colo_stamp_call c, uint64_t count, uint64_t t0)
+{
+	if (colo_stamps_tx(&px->st, io, count))
+		colo_stamps_end(&px->st, c, t0);
+}
+
 static void flush_all(void *opaque)
 {
 	struct colo_proxy *px = opaque;
@@ -319,13 +328,14 @@ static void flush_all(void *opaque)
 				"a frame could not be queued on the link");
 	}
 	/* Flushing also drives the TLS handshake of an unverified link. */
-	t0 = colo_plink_pending(&px->link) ? colo_stamps_begin(&px->st) : 0;
+	t0 = colo_stamps_begin(&px->st);
 	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
 		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
 							: strerror(errno));
-	colo_stamps_end(&px->st, COLO_CALL_LINK_WRITE, t0);
-	colo_stamps_tx(&px->st, COLO_STAMP_LINK, px->link.bytes_tx);
+	if (t0)
+		stamp_out(px, COLO_STAMP_LINK, COLO_CALL_LINK_WRITE,
+			  px->link.bytes_tx, t0);
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h &&
 	    colo_loop_mod_fd(
@@ -336,15 +346,16 @@ static void flush_all(void *opaque)
 		px->link_lost(px->role, "cannot watch the link");
 	t0 = colo_stamps_begin(&px->st);
 	colo_port_flush(px->guest.port);
-	if (colo_stamps_tx(&px->st, COLO_STAMP_GUEST,
-			   colo_port_stats(px->guest.port)->tx_calls))
-		colo_stamps_end(&px->st, COLO_CALL_GUEST_WRITE, t0);
+	if (t0)
+		stamp_out(px, COLO_STAMP_GUEST, COLO_CALL_GUEST_WRITE,
+			  colo_port_stats(px->guest.port)->tx_calls, t0);
 	t0 = colo_stamps_begin(&px->st);
 	colo_proxy_flush_client(px);
-	if (colo_stamps_tx(&px->st, COLO_STAMP_CLIENT,
-			   colo_port_stats(px->client.port)->tx_calls))
-		colo_stamps_end(&px->st, COLO_CALL_CLIENT_WRITE, t0);
-	colo_stamps_sleep(&px->st);
+	if (t0) {
+		stamp_out(px, COLO_STAMP_CLIENT, COLO_CALL_CLIENT_WRITE,
+			  colo_port_stats(px->client.port)->tx_calls, t0);
+		colo_stamps_sleep(&px->st);
+	}
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
 		watch_sync(w);

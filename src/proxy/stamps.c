@@ -109,25 +109,6 @@ bool colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
 	return true;
 }
 
-void colo_stamps_hold(struct colo_stamps *s, bool held)
-{
-	if (s->on && held && !s->hold_since)
-		s->hold_since = colo_now_ns();
-}
-
-void colo_stamps_release(struct colo_stamps *s)
-{
-	if (!s->on || !s->hold_since)
-		return;
-	colo_lat_add(&s->held, colo_now_ns() - s->hold_since);
-	s->hold_since = 0;
-}
-
-uint64_t colo_stamps_begin(const struct colo_stamps *s)
-{
-	return s->on ? colo_now_ns() : 0;
-}
-
 void colo_stamps_end(struct colo_stamps *s, enum colo_stamp_call c, uint64_t t0)
 {
 	if (s->on && t0)

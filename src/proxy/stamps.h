@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 struct json_object;
 
 enum colo_stamp_io {
@@ -90,12 +92,25 @@ void colo_stamps_read(struct colo_stamps *s, enum colo_stamp_io io,
 bool colo_stamps_tx(struct colo_stamps *s, enum colo_stamp_io io,
 		    uint64_t tx_count);
 /* Primary: the comparer holds frames (held) after its guest's frame. */
-void colo_stamps_hold(struct colo_stamps *s, bool held);
+static inline void colo_stamps_hold(struct colo_stamps *s, bool held)
+{
+	if (s->on && held && !s->hold_since)
+		s->hold_since = colo_now_ns();
+}
 /* Primary: the comparer released a frame. */
-void colo_stamps_release(struct colo_stamps *s);
+static inline void colo_stamps_release(struct colo_stamps *s)
+{
+	if (s->on && s->hold_since) {
+		colo_lat_add(&s->held, colo_now_ns() - s->hold_since);
+		s->hold_since = 0;
+	}
+}
 /* Times one call: t0 = colo_stamps_begin() before it (0 when off),
  * colo_stamps_end() after. */
-uint64_t colo_stamps_begin(const struct colo_stamps *s);
+static inline uint64_t colo_stamps_begin(const struct colo_stamps *s)
+{
+	return s->on ? colo_now_ns() : 0;
+}
 void colo_stamps_end(struct colo_stamps *s, enum colo_stamp_call c,
 		     uint64_t t0);
 /* The wake-up's work is flushed: closes it. */
