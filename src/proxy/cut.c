@@ -8,12 +8,17 @@
 
 #include "common/byteorder.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "proxy.h"
 
 /* Longest wait, per command, for the primary VM to read what it was sent
  * before the cut: colo vm repeats the command until it is drained, and
  * the loop (link pings included) runs in between. */
 #define CUT_DRAIN_MS 50
+/* How long a cut may hold the guest's ingress when the request does not
+ * say (hold_ms): longer than any checkpoint colo vm lets run by default. */
+#define CUT_HOLD_DEFAULT_MS 30000
+#define CUT_HOLD_MAX_MS	    600000
 
 uint64_t colo_cut_req_seq(struct json_object *req)
 {
@@ -24,6 +29,32 @@ uint64_t colo_cut_req_seq(struct json_object *req)
 		return 0;
 	v = json_object_get_int64(o);
 	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The request's hold_ms: colo vm passes its own checkpoint deadline. */
+static uint64_t cut_req_hold_ms(struct json_object *req)
+{
+	struct json_object *o;
+	int64_t v;
+
+	if (!req || !json_object_object_get_ex(req, "hold_ms", &o))
+		return CUT_HOLD_DEFAULT_MS;
+	v = json_object_get_int64(o);
+	if (v <= 0)
+		return CUT_HOLD_DEFAULT_MS;
+	return v > CUT_HOLD_MAX_MS ? CUT_HOLD_MAX_MS : (uint64_t)v;
+}
+
+void colo_primary_cut_expire(struct colo_primary *p, uint64_t now)
+{
+	if (p->hold.state != COLO_CUT_HOLD || now < p->hold_deadline)
+		return;
+	colo_log_warn("checkpoint %llu: no resume before the cut's deadline "
+		      "(colo vm gone?): %llu held frames go to the guest",
+		      (unsigned long long)p->hold.cut_seq,
+		      (unsigned long long)p->hold.held_now);
+	p->cut_expired++;
+	colo_hold_reset(&p->hold, colo_primary_hold_to_guest, p);
 }
 
 int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq)
@@ -77,6 +108,8 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 	if (!(p->hold.state == COLO_CUT_HOLD && seq &&
 	      p->hold.cut_seq == seq)) {
 		colo_hold_cut(&p->hold, seq, colo_primary_hold_to_guest, p);
+		p->hold_deadline = colo_loop_now(p->px.loop) +
+				   cut_req_hold_ms(req) * COLO_NS_PER_MS;
 		if (colo_proxy_link_up(&p->px)) {
 			colo_put_be64(b, seq);
 			colo_proxy_queue(&p->px, COLO_PLINK_CUT, 0, b,

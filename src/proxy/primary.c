@@ -128,6 +128,7 @@ static void housekeeping(void *opaque)
 	uint64_t now = colo_loop_now(p->px.loop);
 
 	colo_comparer_tick(p->cmp, now);
+	colo_primary_cut_expire(p, now);
 	p->housekeeping_at = now + HOUSEKEEPING_IDLE_NS;
 	colo_timer_arm_at(p->housekeeping, p->housekeeping_at);
 	if (colo_comparer_stats(p->cmp)->held_frames)
@@ -391,6 +392,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "cuts", p->hold.cuts },
 		{ "cut_held", p->hold.held },
 		{ "cut_dropped", p->hold.dropped },
+		{ "cut_expired", p->cut_expired },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);

@@ -273,6 +273,10 @@ struct colo_primary {
 	} win[COLO_PRIMARY_WINDOWS];
 	uint8_t *scratch; /* a released frame with its window clamped */
 	struct colo_ingress_hold hold; /* for the guest, cut to done */
+	/* A hold whose checkpoint never ends (its colo vm died mid-cut) is
+	 * given up at this time (loop clock), so the client is served on. */
+	uint64_t hold_deadline;
+	uint64_t cut_expired;
 };
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
@@ -351,6 +355,9 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 int colo_primary_cmd_resume(void *ctx, struct json_object *req,
 			    struct json_object *r, char *err, size_t errlen);
 void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
+/* Primary housekeeping: a cut held past its deadline (hold_ms of the
+ * checkpoint-cut, 30 s by default) lets the guest's ingress go. */
+void colo_primary_cut_expire(struct colo_primary *p, uint64_t now);
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the
  * client after failover. */

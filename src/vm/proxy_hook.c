@@ -198,13 +198,18 @@ void colo_vm_proxy_cut(struct colo_vm *v)
 {
 	uint64_t t0 = colo_now_ns(), waited;
 	bool drained = false;
+	char hold[48];
 
 	if (!v->proxy_ctl || !v->primary || v->no_cut)
 		return;
+	/* Should this daemon die mid-checkpoint, the proxy lets the held
+	 * ingress go once the checkpoint could no longer be running. */
+	snprintf(hold, sizeof(hold), ",\"hold_ms\":%u",
+		 v->timeout_ms + CUT_WAIT_MS + 5000);
 	do {
 		struct json_object *r, *d;
 
-		r = proxy_command(v, "checkpoint-cut", "", DONE_MS);
+		r = proxy_command(v, "checkpoint-cut", hold, DONE_MS);
 		if (!r)
 			break;
 		drained = json_object_object_get_ex(r, "drained", &d) &&

@@ -11,6 +11,8 @@ the seed's split end to end through the real daemons:
   - redirector + comparer: the same UDP datagram from both guests leaves
     once on the primary's client port; a datagram from the primary guest
     alone is held;
+  - the ingress cut: a checkpoint-cut that is never resumed lets the
+    primary guest's ingress go at its deadline (hold_ms);
   - control socket: status, an events subscriber gets peer-lost;
   - heartbeat timers: a stopped secondary is declared lost after the peer
     timeout and a resumed one reconnects; SIGTERM exits 0;
@@ -183,6 +185,30 @@ def main():
         if not sg.recv_matching(q):
             fail("client frame did not reach the secondary guest")
         print("ok: mirror", flush=True)
+
+        # The ingress cut: checkpoint-cut holds the guest's ingress on
+        # both sides. A cut whose checkpoint never resumes (its colo vm
+        # died mid-checkpoint) lets go at its deadline, hold_ms, so the
+        # primary guest is served on; the secondary's goes at its resume.
+        r = request(pctl, {"cmd": "checkpoint-cut", "seq": 1,
+                           "hold_ms": 300})
+        if not r.get("ok"):
+            fail("checkpoint-cut: %s" % r)
+        q2 = udp_frame(CLIENT_MAC, b"\xff" * 6, "10.0.0.1", "10.0.0.255",
+                       5000, 6000, b"after the cut")
+        pc.send(q2)
+        if pg.recv_matching(q2, timeout=0.15):
+            fail("a frame reached the primary guest inside the cut")
+        if not pg.recv_matching(q2, timeout=5.0):
+            fail("the cut held the primary guest's ingress past hold_ms")
+        if ctl(pctl, "stats").get("cut_expired") != 1:
+            fail("cut_expired not counted: %s" % ctl(pctl, "stats"))
+        if sg.recv_matching(q2, timeout=0.15):
+            fail("the secondary guest got a frame before its resume")
+        request(sctl, {"cmd": "checkpoint-resume", "seq": 1})
+        if not sg.recv_matching(q2):
+            fail("the secondary's resume did not release the held frame")
+        print("ok: a cut that never resumes expires", flush=True)
 
         # redirector + comparer: identical answers leave once.
         a = udp_frame(GUEST_MAC, CLIENT_MAC, "10.0.0.2", "10.0.0.1", 6000,
