@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -72,6 +73,9 @@ struct up {
 	bool yielded;	   /* handed the role over: claims nothing */
 	bool peer_yielded; /* the primary yielded at our epoch: claim now */
 	bool switching;	   /* our proxy is handing the client over */
+	/* colo vm did not confirm its failover yet: asked again by the
+	 * watcher until it does */
+	bool vm_failover_pending;
 	uint64_t switch_at;
 	bool protected_now; /* the proxy's last mode was "protected" */
 	/* Secondary: its proxy has linked with the primary's since it took
@@ -187,8 +191,14 @@ static void write_state(struct up *u)
 static int request(struct up *u, enum colo_daemon d, const char *req,
 		   char *reply_err, size_t errlen)
 {
-	char *reply =
-		colo_control_request(u->sock[d], req, 1000, reply_err, errlen);
+	char *reply;
+
+	if (u->child[d] <= 0) {
+		snprintf(reply_err, errlen, "%s not running",
+			 colo_daemon_name(d));
+		return -1;
+	}
+	reply = colo_control_request(u->sock[d], req, 1000, reply_err, errlen);
 	struct json_object *o, *ok, *e;
 	int r = -1;
 
@@ -276,6 +286,23 @@ static void stop_daemons(struct up *u)
 	}
 	u->daemon_role = COLO_ROLE_NONE;
 	u->protected_now = false;
+	u->vm_failover_pending = false;
+}
+
+/* colo vm's QEMU connects to the proxy's guest port at once: wait (a
+ * few ms, bounded) until the proxy listens on it. */
+static void wait_guest_port(struct up *u)
+{
+	char path[COLO_ARG_LEN];
+	struct timespec ts = { 0, 10 * 1000000L };
+
+	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	for (int i = 0; i < 500; i++) {
+		if (access(path, F_OK) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	colo_log_warn("%s: the proxy's guest port did not appear", path);
 }
 
 static void start_daemons(struct up *u, enum colo_role r)
@@ -286,6 +313,8 @@ static void start_daemons(struct up *u, enum colo_role r)
 	for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
 		if (!colo_daemon_wanted(u->cfg, (enum colo_daemon)d))
 			continue;
+		if (d == COLO_DAEMON_VM)
+			wait_guest_port(u);
 		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
 				 u->colo, &a);
 		u->child[d] = colo_child_start(a.argv, err, sizeof(err));
@@ -316,12 +345,34 @@ static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
 		u->claim_sent = false; /* retried at the next evaluation */
 }
 
+/* The secondary VM runs on alone (it leaves the frame link): asked
+ * before the proxy releases its output, and again by the watcher while
+ * colo vm has not said yes (busy in a checkpoint the dead primary left
+ * unfinished, until its --timeout). */
+static void vm_failover(struct up *u)
+{
+	char err[256];
+
+	if (!request(u, COLO_DAEMON_VM, "{\"cmd\":\"failover\"}", err,
+		     sizeof(err))) {
+		if (u->vm_failover_pending)
+			colo_log_info("vm failed over");
+		u->vm_failover_pending = false;
+		return;
+	}
+	if (!u->vm_failover_pending)
+		colo_log_warn("vm failover: %s (asking again)", err);
+	u->vm_failover_pending = true;
+}
+
 static void do_failover(struct up *u)
 {
 	char err[256];
 	uint64_t now = colo_now_ns();
 
 	u->pending_failover = false;
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+		vm_failover(u);
 	if (request(u, COLO_DAEMON_PROXY, "{\"cmd\":\"failover\"}", err,
 		    sizeof(err)))
 		colo_log_warn("proxy failover: %s", err);
@@ -627,6 +678,15 @@ static void try_reprotect(struct up *u)
 		u->draining = -2;
 		return;
 	}
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM)) {
+		/* The survivor's VM maps its RAM copy-on-write: it cannot
+		 * be a primary's without a promote (not done yet). */
+		if (u->draining != -3)
+			colo_log_warn("re-protection of a VM guest is not "
+				      "supported yet: staying degraded");
+		u->draining = -3;
+		return;
+	}
 
 	o = ask_proxy(u, "stats", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "shifted_conns", &v))
@@ -762,6 +822,8 @@ static void on_watch_timer(void *opaque)
 	bool prot;
 
 	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
+	if (u->vm_failover_pending)
+		vm_failover(u);
 	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
 	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
 		became_replica(u);
@@ -937,11 +999,10 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 			if (u->child[d] == pid) {
 				u->child[d] = 0;
-				colo_log_warn("%s exited (status %d): stopping",
-					      d == COLO_DAEMON_PROXY ? "proxy"
-								     : "blk",
-					      WIFEXITED(st)
-						      ? WEXITSTATUS(st)
+				colo_log_warn(
+					"%s exited (status %d): stopping",
+					colo_daemon_name((enum colo_daemon)d),
+					WIFEXITED(st) ? WEXITSTATUS(st)
 						      : 128 + WTERMSIG(st));
 				u->exit_code = 1;
 				colo_loop_stop(u->loop);
