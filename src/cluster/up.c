@@ -1033,6 +1033,13 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 		colo_log_warn("%s: %s", cfg->run_dir, strerror(errno));
 		return 1;
 	}
+	/* colo vm makes its own RAM_DIR/HOST, not the parents */
+	if (colo_daemon_wanted(cfg, COLO_DAEMON_VM) &&
+	    mkdir(cfg->ram_dir, 0700) && errno != EEXIST) {
+		colo_log_warn("[guest] ram_dir %s: %s", cfg->ram_dir,
+			      strerror(errno));
+		return 1;
+	}
 	for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 		colo_daemon_socket(cfg, self, (enum colo_daemon)d, u.sock[d],
 				   sizeof(u.sock[d]));
