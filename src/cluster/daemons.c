@@ -95,23 +95,32 @@ static void add_tls(struct colo_argv *a, const struct colo_pair_host *me,
 
 /* colo vm: the frame link on the same addresses as the proxy's, the NIC
  * on the proxy's guest port, checkpoints on the proxy's requests. */
-static void vm_argv(const struct colo_pair_config *cfg, int self,
-		    enum colo_role r, const char *sock, struct colo_argv *out)
+void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
+			 enum colo_role r, const char *colo,
+			 unsigned int dir_gen, const char *promote_from,
+			 struct colo_argv *out)
 {
 	const struct colo_pair_host *me = &cfg->host[self];
 	const struct colo_pair_host *peer = &cfg->host[!self];
 	bool primary = r == COLO_ROLE_PRIMARY;
 	char path[COLO_ARG_LEN];
 
+	out->argc = 0;
+	out->argv[0] = NULL;
+	add(out, "%s", colo);
 	add(out, "vm");
 	add(out, "--role");
 	add(out, "%s", colo_role_name(r));
 	add(out, "--dir");
-	add(out, "%s/%s", cfg->ram_dir, me->name);
+	if (dir_gen)
+		add(out, "%s/%s.%u", cfg->ram_dir, me->name, dir_gen);
+	else
+		add(out, "%s/%s", cfg->ram_dir, me->name);
 	add(out, primary ? "--link-listen" : "--link-connect");
 	add_hostport(out, primary ? me->link : peer->link, cfg->vm_port);
 	add(out, "--control");
-	add(out, "%s", sock);
+	colo_daemon_socket(cfg, self, COLO_DAEMON_VM, path, sizeof(path));
+	add(out, "%s", path);
 	colo_daemon_guest_socket(cfg, self, path, sizeof(path));
 	add(out, "--nic");
 	add(out, "unix:%s", path);
@@ -125,6 +134,10 @@ static void vm_argv(const struct colo_pair_config *cfg, int self,
 	}
 	add(out, "--interval");
 	add(out, "%u", cfg->interval_ms);
+	if (promote_from) {
+		add(out, "--promote");
+		add(out, "%s", promote_from);
+	}
 	add(out, "--");
 	for (unsigned int i = 0; i < cfg->qemu_args.n; i++)
 		add(out, "%s", colo_words_at(&cfg->qemu_args, i));
@@ -139,14 +152,14 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 	bool primary = r == COLO_ROLE_PRIMARY;
 	char sock[COLO_ARG_LEN];
 
+	if (d == COLO_DAEMON_VM) {
+		colo_daemon_vm_argv(cfg, self, r, colo, 0, NULL, out);
+		return;
+	}
 	out->argc = 0;
 	out->argv[0] = NULL;
 	add(out, "%s", colo);
 	colo_daemon_socket(cfg, self, d, sock, sizeof(sock));
-	if (d == COLO_DAEMON_VM) {
-		vm_argv(cfg, self, r, sock, out);
-		return;
-	}
 	if (d == COLO_DAEMON_PROXY) {
 		add(out, "proxy");
 		add(out, "--role");

@@ -49,5 +49,12 @@ bool colo_daemon_wanted(const struct colo_pair_config *cfg, enum colo_daemon d);
 void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		      enum colo_role r, enum colo_daemon d, const char *colo,
 		      struct colo_argv *out);
+/* colo vm's argv as colo_daemon_argv gives it, in RAM directory
+ * generation dir_gen (RAM_DIR/HOST, RAM_DIR/HOST.N: a promoted primary
+ * must not touch the RAM file its predecessor's VM still maps) and with
+ * --promote promote_from unless NULL. */
+void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
+			 enum colo_role r, const char *colo, unsigned int dir_gen,
+			 const char *promote_from, struct colo_argv *out);
 
 #endif

@@ -76,6 +76,12 @@ struct up {
 	/* colo vm did not confirm its failover yet: asked again by the
 	 * watcher until it does */
 	bool vm_failover_pending;
+	/* Re-protection of a VM guest (promote): the failed-over colo vm,
+	 * which hands its guest to the new primary one and exits; the RAM
+	 * directory generation of the next colo vm; its --promote. */
+	pid_t old_vm;
+	unsigned int vm_dir_gen;
+	char promote_from[COLO_ARG_LEN + 8];
 	uint64_t switch_at;
 	bool protected_now; /* the proxy's last mode was "protected" */
 	/* Secondary: its proxy has linked with the primary's since it took
@@ -284,9 +290,20 @@ static void stop_daemons(struct up *u)
 		u->child[d] = 0;
 		colo_child_stop(pid, 3000);
 	}
+	colo_child_stop(u->old_vm, 3000);
+	u->old_vm = 0;
 	u->daemon_role = COLO_ROLE_NONE;
 	u->protected_now = false;
 	u->vm_failover_pending = false;
+}
+
+/* A guest port left by an earlier proxy would pass for the new one's. */
+static void unlink_guest_port(struct up *u)
+{
+	char path[COLO_ARG_LEN];
+
+	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	unlink(path);
 }
 
 /* colo vm's QEMU connects to the proxy's guest port at once: wait (a
@@ -313,10 +330,19 @@ static void start_daemons(struct up *u, enum colo_role r)
 	for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
 		if (!colo_daemon_wanted(u->cfg, (enum colo_daemon)d))
 			continue;
-		if (d == COLO_DAEMON_VM)
+		if (d == COLO_DAEMON_VM) {
 			wait_guest_port(u);
-		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
-				 u->colo, &a);
+			colo_daemon_vm_argv(
+				u->cfg, u->self, r, u->colo, u->vm_dir_gen,
+				u->promote_from[0] ? u->promote_from : NULL,
+				&a);
+		} else {
+			if (d == COLO_DAEMON_PROXY &&
+			    colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+				unlink_guest_port(u);
+			colo_daemon_argv(u->cfg, u->self, r,
+					 (enum colo_daemon)d, u->colo, &a);
+		}
 		u->child[d] = colo_child_start(a.argv, err, sizeof(err));
 		if (u->child[d] < 0) {
 			u->child[d] = 0;
@@ -629,12 +655,38 @@ static void on_claim_msg(struct up *u, uint32_t from,
  * supervisor's loop also renews the lease. */
 #define WATCH_MS 250
 
+/* A VM guest lives on through re-protection: the failed-over colo vm
+ * keeps running while a primary proxy replaces the failed-over one, then
+ * a primary colo vm (--promote, in a fresh RAM directory) takes the
+ * guest over from it (promote.c) and the old one exits. Its control
+ * socket moves aside first: the new daemon's takes its name. */
+static void promote_vm(struct up *u)
+{
+	u->old_vm = u->child[COLO_DAEMON_VM];
+	u->child[COLO_DAEMON_VM] = 0;
+	snprintf(u->promote_from, sizeof(u->promote_from), "%s.old",
+		 u->sock[COLO_DAEMON_VM]);
+	if (rename(u->sock[COLO_DAEMON_VM], u->promote_from))
+		colo_log_warn("%s: %s", u->sock[COLO_DAEMON_VM],
+			      strerror(errno));
+	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
+	u->child[COLO_DAEMON_PROXY] = 0;
+	u->vm_dir_gen++;
+	start_daemons(u, COLO_ROLE_PRIMARY);
+	u->promote_from[0] = '\0';
+}
+
 static void restart_as_primary(struct up *u)
 {
 	uint64_t t0 = colo_now_ns();
 
-	stop_daemons(u);
-	start_daemons(u, COLO_ROLE_PRIMARY);
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
+	    u->child[COLO_DAEMON_VM] > 0) {
+		promote_vm(u);
+	} else {
+		stop_daemons(u);
+		start_daemons(u, COLO_ROLE_PRIMARY);
+	}
 	colo_log_info(
 		"re-protecting: daemons restarted as primary in %llu "
 		"ms",
@@ -676,15 +728,6 @@ static void try_reprotect(struct up *u)
 			colo_log_warn("re-protection with a [guest] disk is "
 				      "not supported yet: staying degraded");
 		u->draining = -2;
-		return;
-	}
-	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM)) {
-		/* The survivor's VM maps its RAM copy-on-write: it cannot
-		 * be a primary's without a promote (not done yet). */
-		if (u->draining != -3)
-			colo_log_warn("re-protection of a VM guest is not "
-				      "supported yet: staying degraded");
-		u->draining = -3;
 		return;
 	}
 
@@ -995,7 +1038,14 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 	int st;
 
 	(void)si;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == u->old_vm) {
+			colo_log_info("the failed-over vm exited (status %d): "
+				      "it handed its guest over",
+				      WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			u->old_vm = 0;
+		}
 		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 			if (u->child[d] == pid) {
 				u->child[d] = 0;
@@ -1007,6 +1057,7 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 				u->exit_code = 1;
 				colo_loop_stop(u->loop);
 			}
+	}
 }
 
 static void on_stop(void *opaque, const struct signalfd_siginfo *si)

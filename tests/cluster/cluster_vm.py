@@ -144,10 +144,13 @@ def forced_checkpoint(c, prim, sec):
                   vm(c, sec)["checkpoints"], timeout=60)
 
 
-def echo_until(c, echo, n):
-    """Waits for n echoes in all; the last report, with the longest gap
-    since the previous call (the stall) and the connection's verdict."""
-    gap = [0.0]
+def echo_until(c, echo, more):
+    """Waits for more echoes than there are now; the last report, with
+    the longest gap since the echo client's previous report (the stall of
+    whatever happened since) and the connection's verdict."""
+    first = echo.report()
+    gap = [first["max_gap_ms"]]
+    n = first["echoes"] + more
 
     def enough():
         r = echo.report()
@@ -178,11 +181,10 @@ def t_vm_primary_dies(c):
              "colo status on a: protected, vm protected, %d checkpoints"
              % st.get("vm", {}).get("checkpoints", 0))
     cl.log("b's VM has %d checkpoints" % n)
-    before = r["echoes"]
     t_fail = cl.fail_primary(c, "a")
     a_frames = c.frames_from("ph")
     c.wait("b's VM failed over", lambda: vm_mode(c, "b") == "failover")
-    r = echo_until(c, echo, before + 50)
+    r = echo_until(c, echo, 50)
     extra = c.frames_from("ph") - a_frames
     cl.check(r["ok"], "the echo connection survives the failover with the "
              "right bytes (%d echoes, longest gap %.0f ms, %s)"
@@ -204,4 +206,73 @@ def t_vm_primary_dies(c):
              conns_lost=0 if r["ok"] else 1)
 
 
-TESTS = {"vm_primary_dies": (t_vm_primary_dies, None)}
+def t_vm_reprotect(c):
+    """7 with a VM guest: a fails, b takes over, a returns and is
+    re-protected as b's secondary (b's VM promoted onto shared RAM, a's
+    VM a checkpoint of it), then b fails and a takes over again: one
+    echo connection, opened at the start, survives both failovers with
+    the right bytes, and no frame leaves a deposed host."""
+    c.start_pair("a")
+    wait_vm_protected(c, "a", "b")
+    echo = Echo(c)
+    echo_until(c, echo, 20)
+    forced_checkpoint(c, "a", "b")
+    echo.report()  # the stalls below count from here
+    t_fail1 = cl.fail_primary(c, "a")
+    c.wait("b's VM failed over", lambda: vm_mode(c, "b") == "failover")
+    r1 = echo_until(c, echo, 30)
+    cl.check(r1["ok"], "the echo connection survives the first failover "
+             "(%.1f s, longest gap %.0f ms)" % (t_fail1, r1["max_gap_ms"]))
+    c.restart_node("a")
+    t0 = time.monotonic()
+    c.colo_up("a")
+    c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
+    try:
+        c.wait_protected("b", "a", timeout=120)
+    except RuntimeError:
+        cl.log("status b: %s" % json.dumps(c.status("b")))
+        cl.log("status a: %s" % json.dumps(c.status("a")))
+        raise
+    t_reprotect = time.monotonic() - t0
+    vb, va = vm(c, "b"), vm(c, "a")
+    cl.check(vb["role"] == "primary" and vb["promote_pause_ms"] > 0,
+             "b's guest promoted onto shared RAM (paused %.0f ms)"
+             % vb["promote_pause_ms"])
+    cl.check(va["mode"] == "protected" and va["checkpoints"] >= 1,
+             "a's VM is a checkpoint of b's (%d checkpoint(s))"
+             % va["checkpoints"])
+    up_ms = c.state("b").get("last_reprotect_ms")
+    r2 = echo_until(c, echo, 30)
+    cl.check(r2["ok"], "the echo connection lives on through the "
+             "re-protection (longest gap %.0f ms)" % r2["max_gap_ms"])
+    forced_checkpoint(c, "b", "a")
+    echo.report()
+    t_fail2 = cl.fail_primary(c, "b")
+    b_frames = c.frames_from("sh")
+    c.wait("a's VM failed over", lambda: vm_mode(c, "a") == "failover")
+    r3 = echo_until(c, echo, 30)
+    extra = c.frames_from("sh") - b_frames
+    r = echo.stop()
+    cl.check(r3["ok"] and r["ok"],
+             "the echo connection opened before the first failover "
+             "survives the second (%d echoes in all, longest gap %.0f ms, "
+             "%s)" % (r["echoes"], r3["max_gap_ms"], r["why"]))
+    cl.check(extra == 0, "not one frame from b after a took over")
+    st = c.status("a")
+    cl.check(st.get("host", {}).get("role") == "primary" and
+             st.get("vm", {}).get("mode") == "failover",
+             "a primary, its VM failed over")
+    cl.log("RESULT vm_reprotect a_back_to_protected_s %.1f "
+           "supervisor_reprotect_ms %s promote_pause_ms %.0f "
+           "stall1_ms %.0f stall_reprotect_ms %.0f stall2_ms %.0f"
+           % (t_reprotect, up_ms, vb["promote_pause_ms"],
+              r1["max_gap_ms"], r2["max_gap_ms"], r3["max_gap_ms"]))
+    cl.bench("vm_reprotect", decision_ms=round(t_fail2 * 1000),
+             stall_ms=r3["max_gap_ms"], deposed_frames=extra,
+             conns_lost=0 if r["ok"] else 1,
+             reprotect_s=round(t_reprotect, 1), reprotect_up_ms=up_ms,
+             promote_pause_ms=round(vb["promote_pause_ms"]))
+
+
+TESTS = {"vm_primary_dies": (t_vm_primary_dies, None),
+         "vm_reprotect": (t_vm_reprotect, None)}
