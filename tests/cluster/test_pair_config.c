@@ -455,6 +455,26 @@ static void test_vm_argv(void **state)
 			 &a);
 	assert_string_equal(a.argv[6], "--link-listen");
 	assert_string_equal(a.argv[7], "10.78.0.2:7072");
+	/* a promote: a fresh RAM directory and --promote before "--" */
+	colo_daemon_vm_argv(&cfg, 1, COLO_ROLE_PRIMARY, "colo", 2,
+			    "/run/c/beta-vm.sock.old", &a);
+	assert_string_equal(a.argv[5], "/dev/shm/colo/beta.2");
+	assert_string_equal(a.argv[a.argc - 7], "--promote");
+	assert_string_equal(a.argv[a.argc - 6], "/run/c/beta-vm.sock.old");
+	assert_string_equal(a.argv[a.argc - 5], "--");
+	/* the most words qemu_args takes all fit, with every option */
+	{
+		char buf[4096] = "[guest]\nkind = vm\nqemu = q\nqemu_args =";
+
+		for (int i = 0; i < 60; i++)
+			strcat(buf, i == 59 ? " last" : " w");
+		strcat(buf, "\n");
+		assert_int_equal(parse_vm(buf), 0);
+		colo_daemon_vm_argv(&cfg, 0, COLO_ROLE_PRIMARY, "colo", 1,
+				    "/run/c/alpha-vm.sock.old", &a);
+		assert_true(a.argc < COLO_ARGV_MAX);
+		assert_string_equal(a.argv[a.argc - 1], "last");
+	}
 }
 
 int main(void)
