@@ -197,9 +197,7 @@ int colo_cmd_status(int argc, char **argv)
 		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
 			printf("  no re-protection: not supported with a "
 			       "[guest] disk yet\n");
-		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -3)
-			printf("  no re-protection: not supported with a "
-			       "VM guest yet\n");
+
 	}
 	json_object_put(out);
 	json_object_put(up);

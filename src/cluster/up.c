@@ -197,30 +197,12 @@ static void write_state(struct up *u)
 static int request(struct up *u, enum colo_daemon d, const char *req,
 		   char *reply_err, size_t errlen)
 {
-	char *reply;
-
 	if (u->child[d] <= 0) {
 		snprintf(reply_err, errlen, "%s not running",
 			 colo_daemon_name(d));
 		return -1;
 	}
-	reply = colo_control_request(u->sock[d], req, 1000, reply_err, errlen);
-	struct json_object *o, *ok, *e;
-	int r = -1;
-
-	if (!reply)
-		return -1;
-	o = json_tokener_parse(reply);
-	if (o && json_object_object_get_ex(o, "ok", &ok) &&
-	    json_object_get_boolean(ok))
-		r = 0;
-	else if (o && json_object_object_get_ex(o, "error", &e))
-		snprintf(reply_err, errlen, "%s", json_object_get_string(e));
-	else
-		snprintf(reply_err, errlen, "bad reply");
-	json_object_put(o);
-	free(reply);
-	return r;
+	return colo_control_command(u->sock[d], req, 1000, reply_err, errlen);
 }
 
 /* The deadline to the primary's proxy. A proxy without the hook answers

@@ -103,27 +103,14 @@ resume:
 static int ask_migrate_out(const char *from, const char *uri, char *err,
 			   size_t errlen)
 {
-	char req[512], *reply;
-	struct json_object *o, *ok, *e;
-	int r = -1;
+	char req[512], why[256];
 
 	snprintf(req, sizeof(req), "{\"cmd\":\"migrate-out\",\"uri\":\"%s\"}",
 		 uri);
-	reply = colo_control_request(from, req, PROMOTE_MS, err, errlen);
-	if (!reply)
-		return -1;
-	o = json_tokener_parse(reply);
-	if (o && json_object_object_get_ex(o, "ok", &ok) &&
-	    json_object_get_boolean(ok))
-		r = 0;
-	else if (o && json_object_object_get_ex(o, "error", &e))
-		snprintf(err, errlen, "%s: %s", from,
-			 json_object_get_string(e));
-	else
-		snprintf(err, errlen, "%s: bad reply", from);
-	json_object_put(o);
-	free(reply);
-	return r;
+	if (colo_control_command(from, req, PROMOTE_MS, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: %s", from, why);
+	return -1;
 }
 
 int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen)
