@@ -103,7 +103,7 @@ struct up {
 	uint64_t primary_left_ns;   /* for the logs: when it left */
 	pid_t child[COLO_DAEMON_COUNT];
 	char sock[COLO_DAEMON_COUNT][COLO_ARG_LEN];
-	struct colo_timer *state_timer, *takeover_timer;
+	struct colo_timer *state_timer, *takeover_timer, *vm_restart_timer;
 	int exit_code;
 };
 
@@ -304,39 +304,57 @@ static void wait_guest_port(struct up *u)
 	colo_log_warn("%s: the proxy's guest port did not appear", path);
 }
 
-static void start_daemons(struct up *u, enum colo_role r)
+/* Starts daemon d in role r; false (and colo up stops) if it cannot. */
+static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
 {
 	struct colo_argv a;
 	char err[256];
 
-	for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
-		if (!colo_daemon_wanted(u->cfg, (enum colo_daemon)d))
-			continue;
-		if (d == COLO_DAEMON_VM) {
-			wait_guest_port(u);
-			colo_daemon_vm_argv(
-				u->cfg, u->self, r, u->colo, u->vm_dir_gen,
-				u->promote_from[0] ? u->promote_from : NULL,
-				&a);
-		} else {
-			if (d == COLO_DAEMON_PROXY &&
-			    colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
-				unlink_guest_port(u);
-			colo_daemon_argv(u->cfg, u->self, r,
-					 (enum colo_daemon)d, u->colo, &a);
-		}
-		u->child[d] = colo_child_start(a.argv, err, sizeof(err));
-		if (u->child[d] < 0) {
-			u->child[d] = 0;
-			colo_log_warn("%s", err);
-			u->exit_code = 1;
-			colo_loop_stop(u->loop);
-			return;
-		}
-		colo_log_info("started %s %s (pid %d)", a.argv[1],
-			      colo_role_name(r), (int)u->child[d]);
+	if (d == COLO_DAEMON_VM) {
+		wait_guest_port(u);
+		colo_daemon_vm_argv(u->cfg, u->self, r, u->colo, u->vm_dir_gen,
+				    u->promote_from[0] ? u->promote_from : NULL,
+				    &a);
+	} else {
+		if (d == COLO_DAEMON_PROXY &&
+		    colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+			unlink_guest_port(u);
+		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
+				 u->colo, &a);
 	}
+	u->child[d] = colo_child_start(a.argv, err, sizeof(err));
+	if (u->child[d] < 0) {
+		u->child[d] = 0;
+		colo_log_warn("%s", err);
+		u->exit_code = 1;
+		colo_loop_stop(u->loop);
+		return false;
+	}
+	colo_log_info("started %s %s (pid %d)", a.argv[1], colo_role_name(r),
+		      (int)u->child[d]);
+	return true;
+}
+
+static void start_daemons(struct up *u, enum colo_role r)
+{
+	for (int d = 0; d < COLO_DAEMON_COUNT; d++)
+		if (colo_daemon_wanted(u->cfg, (enum colo_daemon)d) &&
+		    !start_daemon(u, (enum colo_daemon)d, r))
+			return;
 	u->daemon_role = r;
+}
+
+/* A secondary's colo vm gives up when the primary's frame link stays
+ * away (a survivor that has not re-protected yet): it is started again
+ * rather than stopping the host; its first checkpoint is a full one. */
+static void on_vm_restart_timer(void *opaque)
+{
+	struct up *u = opaque;
+
+	if (u->daemon_role == COLO_ROLE_SECONDARY &&
+	    u->role == COLO_ROLE_SECONDARY && !u->child[COLO_DAEMON_VM] &&
+	    u->child[COLO_DAEMON_PROXY] > 0)
+		start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_SECONDARY);
 }
 
 static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
@@ -1028,6 +1046,17 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 						    : 128 + WTERMSIG(st));
 			u->old_vm = 0;
 		}
+		if (pid == u->child[COLO_DAEMON_VM] &&
+		    u->daemon_role == COLO_ROLE_SECONDARY &&
+		    u->role == COLO_ROLE_SECONDARY) {
+			u->child[COLO_DAEMON_VM] = 0;
+			colo_log_warn("secondary vm exited (status %d): "
+				      "starting it again in 1 s",
+				      WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			colo_timer_arm_in(u->vm_restart_timer, COLO_NS_PER_S);
+			continue;
+		}
 		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 			if (u->child[d] == pid) {
 				u->child[d] = 0;
@@ -1091,6 +1120,7 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	 * started: nobody claims before lease + margin from now. */
 	colo_lease_peer_left(&u.lease, colo_now_ns());
 	u.takeover_timer = colo_timer_new(u.loop, on_takeover_timer, &u);
+	u.vm_restart_timer = colo_timer_new(u.loop, on_vm_restart_timer, &u);
 	u.state_timer = colo_timer_new(u.loop, on_state_timer, &u);
 	u.watch_timer = colo_timer_new(u.loop, on_watch_timer, &u);
 	u.draining = -1;

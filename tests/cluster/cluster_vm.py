@@ -274,5 +274,54 @@ def t_vm_reprotect(c):
              promote_pause_ms=round(vb["promote_pause_ms"]))
 
 
+def t_vm_switchover(c):
+    """The planned switch-over with a VM guest: `colo switchover` on a
+    moves the primary role to b, whose VM (a checkpoint of a's) runs on;
+    a rejoins as b's secondary and b re-protects by a promote. The echo
+    connection keeps its bytes throughout, and a releases nothing after
+    the switch."""
+    c.start_pair("a")
+    wait_vm_protected(c, "a", "b")
+    echo = Echo(c)
+    echo_until(c, echo, 20)
+    # the connection's sequence offsets are 0 from a checkpoint on: only
+    # then can b re-protect while it is open
+    forced_checkpoint(c, "a", "b")
+    echo.report()
+    t0 = time.monotonic()
+    r = subprocess.run(c.at("a") + [c.colo, "switchover", "--host", "a",
+                                    c.conf], capture_output=True,
+                       text=True, timeout=60)
+    t_switch = time.monotonic() - t0
+    cl.check(r.returncode == 0, "colo switchover exit 0 (%s)"
+             % r.stderr.strip())
+    c.wait("b primary", lambda: c.state("b").get("role") == "primary")
+    a_frames = c.frames_from("ph")
+    c.wait("b's VM failed over", lambda: vm_mode(c, "b") == "failover")
+    r1 = echo_until(c, echo, 30)
+    cl.check(r1["ok"], "the echo connection survives the switch-over "
+             "(longest gap %.0f ms)" % r1["max_gap_ms"])
+    c.wait_protected("b", "a", timeout=120)
+    t_reprotect = time.monotonic() - t0
+    r2 = echo_until(c, echo, 30)
+    extra = c.frames_from("ph") - a_frames
+    r = echo.stop()
+    cl.check(r2["ok"] and r["ok"], "the echo connection lives on through "
+             "the re-protection (longest gap %.0f ms, %s)"
+             % (r2["max_gap_ms"], r["why"]))
+    cl.check(extra == 0, "not one frame from a after the switch-over")
+    cl.check(vm(c, "b")["promote_pause_ms"] > 0 and
+             vm(c, "a")["mode"] == "protected",
+             "b promoted, a's VM a checkpoint of b's")
+    cl.log("RESULT vm_switchover switchover_s %.2f stall_ms %.0f "
+           "to_protected_s %.1f stall_reprotect_ms %.0f"
+           % (t_switch, r1["max_gap_ms"], t_reprotect, r2["max_gap_ms"]))
+    cl.bench("vm_switchover", decision_ms=round(t_switch * 1000),
+             stall_ms=r1["max_gap_ms"], deposed_frames=extra,
+             conns_lost=0 if r["ok"] else 1,
+             reprotect_s=round(t_reprotect, 1))
+
+
 TESTS = {"vm_primary_dies": (t_vm_primary_dies, None),
-         "vm_reprotect": (t_vm_reprotect, None)}
+         "vm_reprotect": (t_vm_reprotect, None),
+         "vm_switchover": (t_vm_switchover, None)}
