@@ -322,6 +322,45 @@ def t_vm_switchover(c):
              reprotect_s=round(t_reprotect, 1))
 
 
+def daemon_pid(c, ns, role):
+    """The pid of host ns's `colo vm --role ROLE` daemon."""
+    pids = subprocess.run(["ip", "netns", "pids", c.p + ns],
+                          capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"vm", b"--role", role.encode()]:
+            return int(pid)
+    return None
+
+
+def t_vm_secondary_restart(c):
+    """b's colo vm (secondary) dies alone: b's colo up starts it again
+    instead of stopping the host, a's frame takes the new secondary with
+    a full first checkpoint, and the pair is protected again."""
+    c.start_pair("a")
+    wait_vm_protected(c, "a", "b")
+    echo = Echo(c)
+    echo_until(c, echo, 10)
+    pid = daemon_pid(c, "shost", "secondary")
+    cl.check(pid is not None, "b's colo vm found (pid %s)" % pid)
+    os.kill(pid, 9)
+    c.wait("a new colo vm on b", lambda: daemon_pid(c, "shost", "secondary")
+           not in (None, pid), timeout=30)
+    wait_vm_protected(c, "a", "b")
+    cl.check(c.procs["up-b"].poll() is None and
+             c.state("b").get("role") == "secondary",
+             "b's colo up still runs, b secondary")
+    cl.check(vm(c, "b")["checkpoints"] >= 1, "b's new VM is a checkpoint")
+    r = echo_until(c, echo, 10)
+    echo.stop()
+    cl.check(r["ok"], "the echo connection served throughout")
+
+
 TESTS = {"vm_primary_dies": (t_vm_primary_dies, None),
+         "vm_secondary_restart": (t_vm_secondary_restart, None),
          "vm_reprotect": (t_vm_reprotect, None),
          "vm_switchover": (t_vm_switchover, None)}
