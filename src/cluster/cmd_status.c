@@ -197,7 +197,6 @@ int colo_cmd_status(int argc, char **argv)
 		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
 			printf("  no re-protection: not supported with a "
 			       "[guest] disk yet\n");
-
 	}
 	json_object_put(out);
 	json_object_put(up);

@@ -54,7 +54,8 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
  * must not touch the RAM file its predecessor's VM still maps) and with
  * --promote promote_from unless NULL. */
 void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
-			 enum colo_role r, const char *colo, unsigned int dir_gen,
-			 const char *promote_from, struct colo_argv *out);
+			 enum colo_role r, const char *colo,
+			 unsigned int dir_gen, const char *promote_from,
+			 struct colo_argv *out);
 
 #endif
