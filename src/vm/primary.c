@@ -139,8 +139,9 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 		snprintf(err, errlen, "listen %s: %s", listen, strerror(errno));
 		return -1;
 	}
-	if (colo_qemu_start(&v->qcfg, v->next_gen++, false, &v->vm, err,
-			    errlen) < 0 ||
+	if ((v->promote_from ? colo_vm_promote_in(v, err, errlen)
+			     : colo_qemu_start(&v->qcfg, v->next_gen++, false,
+					       &v->vm, err, errlen)) < 0 ||
 	    colo_qemu_identity(&v->vm, v->qemu_version, sizeof(v->qemu_version),
 			       v->machine, sizeof(v->machine), err, errlen) < 0)
 		return -1;

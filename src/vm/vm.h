@@ -94,6 +94,11 @@ struct colo_vm {
 
 	struct colo_vm_stats st;
 	int exit_code; /* 1 once the primary's VM died under us */
+
+	/* --promote PATH (primary): the failed-over secondary daemon whose
+	 * VM this primary takes over (promote.c) */
+	const char *promote_from;
+	uint64_t promote_pause_ns; /* the guest stopped while it moved */
 };
 
 /* cmd_vm.c APIs (shared by the roles): */
@@ -163,6 +168,16 @@ int colo_vm_blk_commit(struct colo_vm *v, char *err, size_t errlen);
 void colo_vm_blk_abort(struct colo_vm *v);
 /* Secondary: blk folds its buffers and serves the image directly. */
 int colo_vm_blk_failover(struct colo_vm *v, char *err, size_t errlen);
+
+/* promote.c APIs: */
+/* Primary with --promote: starts the VM as the failed-over daemon's
+ * guest, moved by a stop-and-copy migration onto shared RAM. 0, or -1. */
+int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen);
+/* Failed-over secondary: stops its VM and migrates it (RAM included) to
+ * uri (unix:PATH); on success the daemon ends. 0, or -1 (the VM runs
+ * on). */
+int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
+			size_t errlen);
 
 /* secondary.c APIs: */
 int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
