@@ -20,6 +20,11 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted); the
                events stream reports checkpoints.
+  silent       the frame link's idle timeout between checkpoints: the
+               secondary's daemon is held (SIGSTOP): the primary degrades
+               with "link silent" without any checkpoint; a new secondary
+               joins; the primary's daemon is held: the secondary
+               notices (primary-lost, "link silent").
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -222,6 +227,40 @@ def test_refused(colo):
         pair.close()
 
 
+def test_silent(colo):
+    # --timeout 3000: the link is given up after 6 s of silence; no
+    # checkpoint runs meanwhile (--interval 0).
+    opts = {r: ["--timeout", "3000"] for r in ("primary", "secondary")}
+    pair = vmpair.Pair(colo, opts=opts)
+    held = None
+    try:
+        pair.wait_protected()
+        held = pair.procs["secondary"].pid
+        os.kill(held, signal.SIGSTOP)
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["mode"] == "degraded" else None)(
+                pair.status("primary")), 60, "the primary to degrade")
+        print("primary:", st["mode"], "-", st["reason"])
+        assert "silent" in st["reason"], st
+        assert st["failures"] == 0, st  # no checkpoint was tried
+        os.kill(held, signal.SIGCONT)
+        held = None
+        pair.kill("secondary")
+        pair.start("secondary")
+        pair.wait_protected()
+        held = pair.procs["primary"].pid
+        os.kill(held, signal.SIGSTOP)
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["mode"] == "primary-lost" else None)(
+                pair.status("secondary")), 60, "the secondary to notice")
+        print("secondary:", st["mode"], "-", st["reason"])
+        assert "silent" in st["reason"], st
+    finally:
+        if held:
+            os.kill(held, signal.SIGCONT)
+        pair.close()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -231,6 +270,7 @@ def main():
      "secondary_lost": test_secondary_lost,
      "primary_lost": test_primary_lost,
      "periodic": test_periodic,
+     "silent": test_silent,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
