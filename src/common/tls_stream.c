@@ -19,6 +19,8 @@
 #include "tls.h"
 #include "tls_stream.h"
 
+#define RECORD_MAX 16384 /* TLS plaintext per record */
+
 struct colo_tls_stream {
 	int fd;
 	struct colo_tls *tls;
@@ -126,8 +128,24 @@ int colo_tls_stream_fd(const struct colo_tls_stream *st)
 static int queue_and_flush(struct colo_tls_stream *st, const struct iovec *iov,
 			   int iovcnt, bool *queued)
 {
+	uint8_t one[RECORD_MAX];
+	struct iovec joined = { one, 0 };
+	size_t total = 0;
 	int r;
 
+	/* Pieces that fit one record are joined first: one record, not one
+	 * per piece (a 4 KiB write's header and payload). */
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (!*queued && iovcnt > 1 && total <= sizeof(one)) {
+		for (int i = 0; i < iovcnt; i++) {
+			memcpy(one + joined.iov_len, iov[i].iov_base,
+			       iov[i].iov_len);
+			joined.iov_len += iov[i].iov_len;
+		}
+		iov = &joined;
+		iovcnt = 1;
+	}
 	pthread_mutex_lock(&st->mu);
 	r = colo_tls_flush(st->tls);
 	if (r == 0 && !*queued) {
