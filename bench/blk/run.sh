@@ -103,10 +103,12 @@ start_servers() {
 		--listen "127.0.0.1:$link_port" --export "$sec_addr" \
 		2>"$tmp/sec.log" &
 	pids="$pids $!"
+	echo $! >"$tmp/sec.pid"
 	"$colo" blk primary ${PRIMARY_OPTS:-} --image "$tmp/prim.img" --export "$prim_addr" \
 		--secondary "127.0.0.1:$link_port" --control "$tmp/prim.ctl" \
 		2>"$tmp/prim.log" &
 	pids="$pids $!"
+	echo "$(cat "$tmp/sec.pid") $!" >"$tmp/prim.pids"
 	pairs=prim
 	if [ "$tls" != 0 ]; then
 		"$mkcreds" ca "$tmp/ca"
@@ -118,11 +120,13 @@ start_servers() {
 			--tls-creds "$tmp/shost" --tls-peer phost \
 			2>"$tmp/stls.log" &
 		pids="$pids $!"
+		echo $! >"$tmp/stls.pid"
 		"$colo" blk primary ${PRIMARY_OPTS:-} --image "$tmp/ptls.img" \
 			--export "$ptls_addr" --secondary "127.0.0.1:$tls_port" \
 			--control "$tmp/ptls.ctl" --tls-creds "$tmp/phost" \
 			--tls-peer shost 2>"$tmp/ptls.log" &
 		pids="$pids $!"
+		echo "$(cat "$tmp/stls.pid") $!" >"$tmp/ptls.pids"
 		pairs="prim ptls"
 	fi
 	for pr in $pairs; do
@@ -144,7 +148,20 @@ start_servers() {
 	done
 }
 
-# bench NAME CASE: prints MiB/s of the best of $runs runs
+# cpu_ticks NAME: user+system clock ticks so far of pair NAME's two
+# processes (primary and secondary), 0 for a server alone
+cpu_ticks() {
+	t=0
+	if [ -f "$tmp/$1.pids" ]; then
+		for p in $(cat "$tmp/$1.pids"); do
+			t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+		done
+	fi
+	echo $t
+}
+
+# bench NAME CASE: prints MiB/s of the best of $runs runs; the pair's CPU
+# seconds per GiB over all runs go to $tmp/NAME.cpu
 bench() {
 	op=${2%-*}
 	bs=${2#*-}
@@ -156,6 +173,7 @@ bench() {
 	[ "$op" = write ] && wflag=-w
 	best=0
 	r=0
+	t0=$(cpu_ticks "$1")
 	while [ $r -lt "$runs" ]; do
 		# shellcheck disable=SC2086
 		secs=$(qemu-img bench -f raw $wflag -c $count -d "$depth" -s "$bs" \
@@ -167,6 +185,9 @@ v = $count * bs / 1048576 / $secs
 print('%.1f' % max(v, $best))")
 		r=$((r + 1))
 	done
+	python3 -c "
+gib = $runs * $count * {'4k': 4096, '64k': 65536}['$bs'] / 2**30
+print('%.2f' % (($(cpu_ticks "$1") - $t0) / $(getconf CLK_TCK) / gib))" >"$tmp/$1.cpu"
 	echo "$best"
 }
 
@@ -177,7 +198,8 @@ if [ "$tls" = 0 ]; then
 	printf '%-10s %10s %10s %10s %12s %14s\n' case 'qemu-nbd' 'serve' 'primary' 'serve/qemu' 'primary/qemu'
 else
 	echo "primary+tls: the same with the replication link in TLS 1.3 (--tls-creds)"
-	printf '%-10s %10s %10s %10s %12s %12s %14s %12s\n' case 'qemu-nbd' 'serve' 'primary' 'primary+tls' 'serve/qemu' 'primary/qemu' 'tls/plain'
+	echo "cpu: CPU seconds per GiB written or read, primary + secondary processes"
+	printf '%-10s %10s %10s %10s %12s %12s %14s %12s %9s %9s\n' case 'qemu-nbd' 'serve' 'primary' 'primary+tls' 'serve/qemu' 'primary/qemu' 'tls/plain' 'cpu' 'cpu+tls'
 fi
 for c in $cases; do
 	q=$(bench qemu "$c")
@@ -190,7 +212,7 @@ for c in $cases; do
 	else
 		t=$(bench ptls "$c")
 		r3=$(python3 -c "print('%.2f' % ($t / $p))")
-		printf '%-10s %10s %10s %10s %12s %12s %14s %12s\n' "$c" "$q" "$o" "$p" "$t" "${r1}x" "${r2}x" "${r3}x"
+		printf '%-10s %10s %10s %10s %12s %12s %14s %12s %9s %9s\n' "$c" "$q" "$o" "$p" "$t" "${r1}x" "${r2}x" "${r3}x" "$(cat "$tmp/prim.cpu")" "$(cat "$tmp/ptls.cpu")"
 	fi
 done
 echo "(MiB/s)"

@@ -91,6 +91,9 @@ static const char primary_help[] =
 	"                        (client-cert.pem, client-key.pem)\n"
 	"  --tls-peer HOST       the secondary host's name in its certificate\n"
 	"                        (required with --tls-creds)\n"
+	"  --export-tls-peer HOST  TCP exports serve only an NBD client whose\n"
+	"                        certificate names HOST (default: any of the\n"
+	"                        CA; needs --tls-creds)\n"
 	"  --insecure            allow the link off loopback without TLS\n"
 	"                        (anyone reaching it can write the secondary's image)\n"
 	"  --quiet               log warnings only\n"
@@ -159,6 +162,9 @@ static const char secondary_help[] =
 	"                        (server-cert.pem, server-key.pem)\n"
 	"  --tls-peer HOST       the primary host's name in its certificate\n"
 	"                        (required with --tls-creds)\n"
+	"  --export-tls-peer HOST  TCP exports serve only an NBD client whose\n"
+	"                        certificate names HOST (default: any of the\n"
+	"                        CA; needs --tls-creds)\n"
 	"  --insecure            allow the link off loopback without TLS\n"
 	"                        (anyone reaching it can write the image)\n"
 	"  --quiet               log warnings only\n"
@@ -231,6 +237,7 @@ struct blk_args {
 	unsigned int timeout_ms;
 	bool async;
 	const char *tls_dir, *tls_peer;
+	const char *export_peer; /* NULL: any NBD client certificate */
 	bool insecure;
 	struct colo_tls_creds *creds; /* loaded by link_setup */
 };
@@ -267,6 +274,7 @@ enum {
 	OPT_ASYNC,
 	OPT_TIMEOUT,
 	OPT_QUIET,
+	OPT_EXPORT_TLS_PEER,
 };
 
 static const struct option long_options[] = {
@@ -281,6 +289,7 @@ static const struct option long_options[] = {
 	{ "async", no_argument, NULL, OPT_ASYNC },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "export-tls-peer", required_argument, NULL, OPT_EXPORT_TLS_PEER },
 	COLO_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -367,6 +376,9 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 		case OPT_QUIET:
 			colo_log_quiet = true;
 			break;
+		case OPT_EXPORT_TLS_PEER:
+			a->export_peer = optarg;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return 1;
@@ -391,6 +403,9 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 				   colo_tls_args_error(a->tls_dir, a->tls_peer,
 						       a->insecure, false),
 				   NULL);
+	if (a->export_peer && !a->tls_dir)
+		return usage_error(a->cmd,
+				   "--export-tls-peer needs --tls-creds", NULL);
 	return 0;
 }
 
@@ -515,9 +530,9 @@ static int run(struct blk_args *a, struct blk_main *m, struct colo_blk_dev *dev,
 		fprintf(stderr, "colo blk %s: out of memory\n", a->cmd);
 		return 1;
 	}
-	/* TCP exports in TLS with the same credentials; any client
-	 * certificate of the CA (the client is this host's QEMU). */
-	colo_nbd_server_set_tls(s, a->creds, NULL, a->insecure);
+	/* TCP exports in TLS with the same credentials; the client is this
+	 * host's QEMU: any certificate of the CA unless --export-tls-peer. */
+	colo_nbd_server_set_tls(s, a->creds, a->export_peer, a->insecure);
 	for (int i = 0; i < a->n_exports; i++) {
 		if (colo_nbd_server_listen(s, a->exports[i], err, sizeof(err)) <
 		    0) {

@@ -141,28 +141,6 @@ const char *colo_link_type_name(uint16_t type)
 
 /* ---- socket I/O */
 
-/* Under TLS a frame up to this size leaves in one SSL_write (records
- * filled to 16 KiB), not a header record and then the payload. */
-#define TLS_COALESCE (COLO_LINK_HDR_LEN + 65536)
-
-static int tls_send(struct colo_tls_stream *t, const struct colo_link_hdr *h,
-		    const void *payload)
-{
-	static __thread uint8_t buf[TLS_COALESCE];
-	uint32_t plen = colo_link_payload_len(h);
-	int r;
-
-	colo_link_encode_hdr(buf, h);
-	if (plen <= sizeof(buf) - COLO_LINK_HDR_LEN) {
-		if (plen)
-			memcpy(buf + COLO_LINK_HDR_LEN, payload, plen);
-		return colo_tls_stream_write_all(t, buf,
-						 COLO_LINK_HDR_LEN + plen);
-	}
-	r = colo_tls_stream_write_all(t, buf, COLO_LINK_HDR_LEN);
-	return r < 0 ? r : colo_tls_stream_write_all(t, payload, plen);
-}
-
 int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 {
 	uint8_t hdr[COLO_LINK_HDR_LEN];
@@ -173,9 +151,11 @@ int colo_link_send(int fd, const struct colo_link_hdr *h, const void *payload)
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 	struct colo_tls_stream *t = colo_link_tls_find(fd);
 
-	if (t)
-		return tls_send(t, h, payload);
 	colo_link_encode_hdr(hdr, h);
+	/* Under TLS the header and payload records leave in one send(). */
+	if (t)
+		return colo_tls_stream_writev_all(t, iov,
+						  iov[1].iov_len ? 2 : 1);
 	while (msg.msg_iovlen) {
 		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
 

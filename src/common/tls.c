@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+#include "tls_gather.h"
 
 #define READ_AHEAD (256 * 1024)
 
@@ -35,6 +36,7 @@ struct colo_tls_creds {
 struct colo_tls {
 	SSL *ssl;
 	bool done;
+	struct colo_tls_gather *gather; /* NULL: records go straight out */
 };
 
 static void ssl_err(char *err, size_t errlen, const char *what)
@@ -214,6 +216,7 @@ void colo_tls_free(struct colo_tls *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
+	colo_tls_gather_free(t->gather);
 	free(t);
 }
 
@@ -292,15 +295,51 @@ ssize_t colo_tls_read(struct colo_tls *t, void *buf, size_t len)
 
 ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len)
 {
-	size_t n = 0;
+	size_t n = 0, done = 0;
 	int r;
 
 	if (len == 0)
 		return 0;
 	ERR_clear_error();
 	errno = 0;
-	r = SSL_write_ex(t->ssl, buf, len, &n);
-	return r == 1 ? (ssize_t)n : io_fail(t, r);
+	if (!t->gather) {
+		r = SSL_write_ex(t->ssl, buf, len, &n);
+		return r == 1 ? (ssize_t)n : io_fail(t, r);
+	}
+	/* Partial writes return record by record: take all of buf. */
+	while (done < len) {
+		r = SSL_write_ex(t->ssl, (const uint8_t *)buf + done,
+				 len - done, &n);
+		if (r != 1)
+			return done ? (ssize_t)done : io_fail(t, r);
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+int colo_tls_gather(struct colo_tls *t)
+{
+	BIO *b;
+
+	if (t->gather)
+		return 0;
+	t->gather = colo_tls_gather_new(SSL_get_fd(t->ssl), &b);
+	if (!t->gather) {
+		errno = ENOMEM;
+		return -1;
+	}
+	SSL_set0_wbio(t->ssl, b);
+	return 0;
+}
+
+int colo_tls_flush(struct colo_tls *t)
+{
+	return t->gather ? colo_tls_gather_flush(t->gather) : 0;
+}
+
+bool colo_tls_unflushed(const struct colo_tls *t)
+{
+	return t->gather && colo_tls_gather_unsent(t->gather) > 0;
 }
 
 bool colo_tls_pending(const struct colo_tls *t)

@@ -64,4 +64,17 @@ ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len);
  * event-driven reader asks before it goes back to waiting. */
 bool colo_tls_pending(const struct colo_tls *t);
 
+/* Gather mode, after the handshake: colo_tls_write only encrypts (it
+ * takes all of buf, never EAGAIN) and the records wait in memory until
+ * colo_tls_flush sends them in one send(), instead of one write() per
+ * 16 KiB record (see tls_gather.c for the measurement). For owners that
+ * flush before they wait: tls_stream.c. Kernel TLS is then not used for
+ * sending. 0, or -1 with errno. */
+int colo_tls_gather(struct colo_tls *t);
+/* Sends the gathered records without blocking: 0 all sent, -1 with errno
+ * (EAGAIN: some remain; wait for EPOLLOUT and flush again). 0 at once
+ * outside gather mode. */
+int colo_tls_flush(struct colo_tls *t);
+bool colo_tls_unflushed(const struct colo_tls *t);
+
 #endif

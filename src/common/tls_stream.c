@@ -13,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 
 #include "clock.h"
 #include "tls.h"
 #include "tls_stream.h"
+
+#define RECORD_MAX 16384 /* TLS plaintext per record */
 
 struct colo_tls_stream {
 	int fd;
@@ -88,7 +91,8 @@ colo_tls_stream_start(int fd, const struct colo_tls_creds *c, bool server,
 		return NULL;
 	}
 	st = calloc(1, sizeof(*st));
-	if (!st) {
+	if (!st || colo_tls_gather(tls) < 0) {
+		free(st);
 		snprintf(err, errlen, "out of memory");
 		colo_tls_free(tls);
 		return NULL;
@@ -115,34 +119,78 @@ int colo_tls_stream_fd(const struct colo_tls_stream *st)
 	return st->fd;
 }
 
+/* Under the lock: flushes what earlier writes left, then, if that all
+ * went and iov is not queued yet, encrypts all of iov and sends it in
+ * one send(). 0 everything sent, -1 with errno (EAGAIN: bytes wait). The
+ * session's buffer so holds at most one writer's frame beyond what the
+ * socket took, and one writer's pieces are never interleaved with
+ * another's. */
+static int queue_and_flush(struct colo_tls_stream *st, const struct iovec *iov,
+			   int iovcnt, bool *queued)
+{
+	uint8_t one[RECORD_MAX];
+	struct iovec joined = { one, 0 };
+	size_t total = 0;
+	int r;
+
+	/* Pieces that fit one record are joined first: one record, not one
+	 * per piece (a 4 KiB write's header and payload). */
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (!*queued && iovcnt > 1 && total <= sizeof(one)) {
+		for (int i = 0; i < iovcnt; i++) {
+			memcpy(one + joined.iov_len, iov[i].iov_base,
+			       iov[i].iov_len);
+			joined.iov_len += iov[i].iov_len;
+		}
+		iov = &joined;
+		iovcnt = 1;
+	}
+	pthread_mutex_lock(&st->mu);
+	r = colo_tls_flush(st->tls);
+	if (r == 0 && !*queued) {
+		*queued = true;
+		for (int i = 0; i < iovcnt && r == 0; i++)
+			if (colo_tls_write(st->tls, iov[i].iov_base,
+					   iov[i].iov_len) < 0)
+				r = -1;
+		if (r == 0)
+			r = colo_tls_flush(st->tls);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+int colo_tls_stream_writev_all(struct colo_tls_stream *st,
+			       const struct iovec *iov, int iovcnt)
+{
+	bool queued = false;
+
+	for (;;) {
+		int r = queue_and_flush(st, iov, iovcnt, &queued);
+
+		if (r == 0 && queued)
+			return 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN)
+			return errno == EPROTO ? -EPROTO : -ECONNRESET;
+		if (r < 0) {
+			r = wait_for(st->fd, POLLOUT, st->snd_ms);
+			if (r == 0)
+				return -ETIMEDOUT;
+			if (r < 0)
+				return r;
+		}
+	}
+}
+
 int colo_tls_stream_write_all(struct colo_tls_stream *st, const void *buf,
 			      size_t len)
 {
-	const uint8_t *p = buf;
+	struct iovec iov = { (void *)buf, len };
 
-	while (len) {
-		ssize_t n;
-		int r;
-
-		pthread_mutex_lock(&st->mu);
-		n = colo_tls_write(st->tls, p, len);
-		pthread_mutex_unlock(&st->mu);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return errno == EPROTO ? -EPROTO : -ECONNRESET;
-		r = wait_for(st->fd, POLLOUT, st->snd_ms);
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return colo_tls_stream_writev_all(st, &iov, 1);
 }
 
 /* One read under the lock: bytes, -ECONNRESET, -EPROTO or -EAGAIN. */
@@ -153,6 +201,9 @@ static ssize_t read_once(struct colo_tls_stream *st, void *buf, size_t len)
 	do {
 		pthread_mutex_lock(&st->mu);
 		n = colo_tls_read(st->tls, buf, len);
+		/* A read may answer the peer (a key update): send it on. */
+		if (colo_tls_unflushed(st->tls))
+			(void)colo_tls_flush(st->tls);
 		pthread_mutex_unlock(&st->mu);
 	} while (n < 0 && errno == EINTR);
 	if (n > 0)

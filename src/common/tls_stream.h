@@ -38,6 +38,11 @@ int colo_tls_stream_fd(const struct colo_tls_stream *st);
 /* All of buf: 0, -ETIMEDOUT (send timeout), -ECONNRESET, -EPROTO. */
 int colo_tls_stream_write_all(struct colo_tls_stream *st, const void *buf,
 			      size_t len);
+/* All of the iovcnt pieces, in order and not interleaved with another
+ * thread's write; their records leave in one send(). Like write_all. */
+struct iovec;
+int colo_tls_stream_writev_all(struct colo_tls_stream *st,
+			       const struct iovec *iov, int iovcnt);
 /* Some bytes (>0), -ECONNRESET at the end, -EAGAIN at the receive
  * timeout, -EPROTO or -errno. Never 0. */
 ssize_t colo_tls_stream_read_some(struct colo_tls_stream *st, void *buf,

@@ -139,6 +139,37 @@ static int host_pair(const char *out, const char *host, const char *kind,
 	return r;
 }
 
+static int write_params(FILE *f, EVP_PKEY *p)
+{
+	BIO *b = BIO_new_fp(f, BIO_NOCLOSE);
+	int r = b && PEM_write_bio_Parameters(b, p) == 1 ? 0 : -1;
+
+	BIO_free(b);
+	return r;
+}
+
+/* dh-params.pem: without it each standby QEMU of colo vm generates DH
+ * parameters (seconds, inside a checkpoint's wait; doc/security.md). The
+ * RFC 7919 group is public and made at once. */
+static int write_dh_params(const char *dir)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL);
+	EVP_PKEY *p = NULL;
+	FILE *f = NULL;
+	int r = -1;
+
+	if (ctx && EVP_PKEY_paramgen_init(ctx) > 0 &&
+	    EVP_PKEY_CTX_set_group_name(ctx, "ffdhe2048") > 0 &&
+	    EVP_PKEY_paramgen(ctx, &p) > 0 &&
+	    (f = create(dir, "dh-params.pem")))
+		r = write_params(f, p);
+	if (f && fclose(f) != 0)
+		r = -1;
+	EVP_PKEY_free(p);
+	EVP_PKEY_CTX_free(ctx);
+	return r;
+}
+
 int colo_demo_make_creds(const char *dir, const char *const *hosts, size_t n,
 			 char *err, size_t errlen)
 {
@@ -159,7 +190,8 @@ int colo_demo_make_creds(const char *dir, const char *const *hosts, size_t n,
 		if (mkdir(out, 0700) < 0 ||
 		    write_pem(out, "ca-cert.pem", ca, NULL) < 0 ||
 		    host_pair(out, hosts[i], "server", ca, ca_key) < 0 ||
-		    host_pair(out, hosts[i], "client", ca, ca_key) < 0) {
+		    host_pair(out, hosts[i], "client", ca, ca_key) < 0 ||
+		    write_dh_params(out) < 0) {
 			snprintf(err, errlen, "%s: %s", out,
 				 errno ? strerror(errno) : "OpenSSL error");
 			goto out;
@@ -175,10 +207,10 @@ out:
 
 void colo_demo_remove_creds(const char *dir, const char *const *hosts, size_t n)
 {
-	static const char *const files[] = { "ca-cert.pem", "server-cert.pem",
-					     "server-key.pem",
-					     "client-cert.pem",
-					     "client-key.pem" };
+	static const char *const files[] = {
+		"ca-cert.pem",	   "server-cert.pem", "server-key.pem",
+		"client-cert.pem", "client-key.pem",  "dh-params.pem"
+	};
 
 	for (size_t i = 0; i < n; i++) {
 		char p[512];

@@ -46,7 +46,8 @@ enum colo_flink_type {
 	COLO_FLINK_LOADED = 8,	     /* S->P: seq: new secondary committed */
 	COLO_FLINK_ABORT = 9,	     /* either: seq, reason text */
 	COLO_FLINK_RESUME = 10,	     /* P->S: seq: proxies done, run the VM */
-	COLO_FLINK_TYPE_MAX = 10,
+	COLO_FLINK_HEARTBEAT = 11,   /* either, no payload: still here */
+	COLO_FLINK_TYPE_MAX = 11,
 };
 
 /* BEGIN flags. */
@@ -140,5 +141,28 @@ bool colo_flink_pending(const struct colo_flink *l);
 int colo_flink_expect(struct colo_flink *l, uint64_t seq, uint8_t want,
 		      struct colo_flink_msg *m, uint64_t deadline_ns,
 		      const char *peer, char *err, size_t errlen);
+
+/* When the peer last sent us bytes, when we last sent it a whole frame
+ * (colo_now_ns; both start at colo_flink_new). */
+uint64_t colo_flink_last_rx(const struct colo_flink *l);
+uint64_t colo_flink_last_tx(const struct colo_flink *l);
+
+/* frame_link_watch.c APIs: heartbeat and idle timeout between
+ * checkpoints. After colo_flink_watch, the loop sends a HEARTBEAT when
+ * nothing was sent for idle_ms / 4 and calls dead (once, with the
+ * reason) when nothing was received for idle_ms; dead may free the link.
+ * The owner must keep reading the link (colo_flink_recv consumes
+ * heartbeats). The watch ends with colo_flink_free. 0, or -1 without
+ * memory. */
+struct colo_loop;
+struct colo_flink_watch;
+typedef void (*colo_flink_dead_fn)(void *opaque, const char *why);
+int colo_flink_watch(struct colo_flink *l, struct colo_loop *loop,
+		     unsigned int idle_ms, colo_flink_dead_fn dead,
+		     void *opaque);
+void colo_flink_watch_free(struct colo_flink_watch *w);
+/* frame_link_io.c: the link's watch slot (for frame_link_watch.c). */
+struct colo_flink_watch *colo_flink_get_watch(const struct colo_flink *l);
+void colo_flink_set_watch(struct colo_flink *l, struct colo_flink_watch *w);
 
 #endif

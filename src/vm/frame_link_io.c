@@ -34,10 +34,12 @@ struct colo_flink {
 	uint8_t *rbuf;
 	size_t rstart, rlen; /* unread bytes: rbuf[rstart, rstart + rlen) */
 	uint8_t *stage;	     /* TLS: pieces of a sendv gathered (STAGE_CAP) */
+	uint64_t last_rx, last_tx;	/* colo_now_ns of the last bytes */
+	struct colo_flink_watch *watch; /* NULL: no heartbeat */
 };
 
-/* A TLS write of many small pieces would make a record (and a syscall)
- * per 4 KiB page: gather them into writes of up to this many bytes. */
+/* A TLS write of many small pieces would make a record per piece (an
+ * 8-byte offset, a 4 KiB page): stage them into writes of this size. */
 #define STAGE_CAP (64 * 1024)
 
 struct colo_flink *colo_flink_new(int fd)
@@ -52,13 +54,35 @@ struct colo_flink *colo_flink_new(int fd)
 		return NULL;
 	}
 	l->fd = fd;
+	l->last_rx = l->last_tx = colo_now_ns();
 	return l;
+}
+
+uint64_t colo_flink_last_rx(const struct colo_flink *l)
+{
+	return l->last_rx;
+}
+
+uint64_t colo_flink_last_tx(const struct colo_flink *l)
+{
+	return l->last_tx;
+}
+
+struct colo_flink_watch *colo_flink_get_watch(const struct colo_flink *l)
+{
+	return l->watch;
+}
+
+void colo_flink_set_watch(struct colo_flink *l, struct colo_flink_watch *w)
+{
+	l->watch = w;
 }
 
 void colo_flink_free(struct colo_flink *l)
 {
 	if (!l)
 		return;
+	colo_flink_watch_free(l->watch);
 	colo_tls_free(l->tls);
 	close(l->fd);
 	free(l->rbuf);
@@ -91,10 +115,10 @@ int colo_flink_tls_begin(struct colo_flink *l, const struct colo_tls_creds *c,
 {
 	int one = 1;
 
-	/* Each TLS record (16 KiB) leaves in its own write, smaller than a
-	 * loopback or jumbo MSS: Nagle would hold each one until the last
-	 * was acknowledged (measured: a 24 MB checkpoint's RAM step went
-	 * from 100 ms to seconds). Plain sends are large enough not to. */
+	/* A small control frame's records would wait for the peer's ACK of
+	 * the last segment under Nagle (measured before records were
+	 * gathered per frame: a 24 MB checkpoint's RAM step went from 100
+	 * ms to seconds). Plain sends are large enough not to. */
 	(void)setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l->tls = colo_tls_new(c, l->fd, server, peer_host, err, errlen);
 	return l->tls ? 0 : -1;
@@ -103,9 +127,18 @@ int colo_flink_tls_begin(struct colo_flink *l, const struct colo_tls_creds *c,
 int colo_flink_tls_step(struct colo_flink *l, uint32_t *want, char *err,
 			size_t errlen)
 {
+	int r;
+
 	if (!l->tls)
 		return 1;
-	return colo_tls_handshake(l->tls, want, err, errlen);
+	r = colo_tls_handshake(l->tls, want, err, errlen);
+	/* From here records are gathered and a frame leaves in one send()
+	 * (common/tls_gather.c): send_all and send_gathered flush. */
+	if (r > 0 && colo_tls_gather(l->tls) < 0) {
+		snprintf(err, errlen, "TLS: out of memory");
+		return -1;
+	}
+	return r;
 }
 
 int colo_flink_tls_handshake(struct colo_flink *l, uint64_t deadline_ns,
@@ -132,13 +165,6 @@ bool colo_flink_secure(const struct colo_flink *l)
 	return l->tls != NULL;
 }
 
-static ssize_t link_send(struct colo_flink *l, const uint8_t *p, size_t n)
-{
-	if (l->tls)
-		return colo_tls_write(l->tls, p, n);
-	return send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 static ssize_t link_recv(struct colo_flink *l, uint8_t *p, size_t n)
 {
 	if (l->tls)
@@ -146,11 +172,27 @@ static ssize_t link_recv(struct colo_flink *l, uint8_t *p, size_t n)
 	return recv(l->fd, p, n, MSG_DONTWAIT);
 }
 
-static int send_all(struct colo_flink *l, const uint8_t *p, size_t n,
-		    uint64_t deadline)
+/* Sends the records gathered in the TLS session by the deadline. */
+static int flush_all(struct colo_flink *l, uint64_t deadline)
 {
+	while (colo_tls_flush(l->tls) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (wait_fd(l->fd, POLLOUT, deadline) <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Under TLS: encrypts n bytes into the session's gathered records,
+ * sent later by flush_all; plain: sends them by the deadline. */
+static int put(struct colo_flink *l, const uint8_t *p, size_t n,
+	       uint64_t deadline)
+{
+	if (l->tls)
+		return colo_tls_write(l->tls, p, n) == (ssize_t)n ? 0 : -1;
 	while (n) {
-		ssize_t w = link_send(l, p, n);
+		ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w > 0) {
 			p += w;
@@ -167,19 +209,38 @@ static int send_all(struct colo_flink *l, const uint8_t *p, size_t n,
 	return 0;
 }
 
+/* The end of every frame sent: 0 with the time noted, or -1. */
+static int sent(struct colo_flink *l, int r)
+{
+	if (r == 0)
+		l->last_tx = colo_now_ns();
+	return r;
+}
+
+static int send_all(struct colo_flink *l, const uint8_t *p, size_t n,
+		    uint64_t deadline)
+{
+	if (put(l, p, n, deadline) < 0)
+		return -1;
+	return sent(l, l->tls ? flush_all(l, deadline) : 0);
+}
+
 int colo_flink_send(struct colo_flink *l, uint8_t type, const void *payload,
 		    uint32_t len, uint64_t deadline_ns)
 {
 	uint8_t hdr[COLO_FLINK_HDR_LEN] = { type };
 
 	colo_put_be32(hdr + 4, len);
-	if (send_all(l, hdr, sizeof(hdr), deadline_ns) < 0)
+	if (put(l, hdr, sizeof(hdr), deadline_ns) < 0 ||
+	    (len && put(l, payload, len, deadline_ns) < 0))
 		return -1;
-	return len ? send_all(l, payload, len, deadline_ns) : 0;
+	return sent(l, l->tls ? flush_all(l, deadline_ns) : 0);
 }
 
 /* sendv inside TLS: the pieces copied into the link's stage buffer and
- * written in STAGE_CAP chunks (sendmsg would bypass the session). */
+ * encrypted in STAGE_CAP chunks (full records, not one per 8-byte page
+ * offset; sendmsg would bypass the session), the frame's records then
+ * sent together. */
 static int send_gathered(struct colo_flink *l, const struct iovec *v, int n,
 			 uint64_t deadline)
 {
@@ -200,13 +261,15 @@ static int send_gathered(struct colo_flink *l, const struct iovec *v, int n,
 			p += k;
 			left -= k;
 			if (fill == STAGE_CAP) {
-				if (send_all(l, l->stage, fill, deadline) < 0)
+				if (put(l, l->stage, fill, deadline) < 0)
 					return -1;
 				fill = 0;
 			}
 		}
 	}
-	return fill ? send_all(l, l->stage, fill, deadline) : 0;
+	if (fill && put(l, l->stage, fill, deadline) < 0)
+		return -1;
+	return flush_all(l, deadline);
 }
 
 int colo_flink_sendv(struct colo_flink *l, uint8_t type,
@@ -230,7 +293,7 @@ int colo_flink_sendv(struct colo_flink *l, uint8_t type,
 	colo_put_be32(hdr + 4, (uint32_t)len);
 	niov++;
 	if (l->tls)
-		return send_gathered(l, v, niov, deadline_ns);
+		return sent(l, send_gathered(l, v, niov, deadline_ns));
 	while (first < niov) {
 		ssize_t w;
 
@@ -252,7 +315,7 @@ int colo_flink_sendv(struct colo_flink *l, uint8_t type,
 			v[first].iov_len -= (size_t)w;
 		}
 	}
-	return 0;
+	return sent(l, 0);
 }
 
 int colo_flink_send_msg(struct colo_flink *l, uint8_t type,
@@ -287,6 +350,10 @@ int colo_flink_recv(struct colo_flink *l, struct colo_flink_frame *f,
 		if (r > 0) {
 			l->rstart += used;
 			l->rlen -= used;
+			/* The peer's heartbeat (frame_link_watch.c) only
+			 * proves it alive: no reader sees it. */
+			if (f->type == COLO_FLINK_HEARTBEAT && f->len == 0)
+				continue;
 			return 1;
 		}
 		/* Keep room for one whole frame after the unread bytes. */
@@ -299,6 +366,7 @@ int colo_flink_recv(struct colo_flink *l, struct colo_flink_frame *f,
 				      RBUF_CAP - l->rstart - l->rlen);
 		if (n > 0) {
 			l->rlen += (size_t)n;
+			l->last_rx = colo_now_ns();
 			continue;
 		}
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))

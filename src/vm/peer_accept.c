@@ -25,7 +25,8 @@
 #include "vm.h"
 
 /* Few slots: a pair has one secondary; the rest absorb strangers and a
- * secondary that reconnects before its old connection timed out. */
+ * secondary that reconnects before its old connection timed out. When
+ * they are full, the oldest unproven connection gives way. */
 #define LOBBY_SLOTS 8
 /* The secondary starts its first standby (a QEMU boot) between the TLS
  * handshake and its HELLO. */
@@ -36,7 +37,8 @@ struct slot {
 	struct colo_flink *link; /* NULL: free */
 	struct colo_loop_fd *h;
 	struct colo_timer *timer;
-	bool verified; /* TLS done (always true without credentials) */
+	bool verified;	/* TLS done (always true without credentials) */
+	uint64_t since; /* accepted at (colo_now_ns) */
 	uint64_t hello_by;
 };
 
@@ -130,6 +132,30 @@ static void slot_event(void *opaque, uint32_t events)
 	colo_vm_primary_joined(v, link, &peer);
 }
 
+/* A slot for a newcomer: a free one, else the one whose unproven
+ * connection came first (it is closed). A flood of idle connections so
+ * keeps no one out: the real secondary's connection gets a slot at once
+ * and holds it once its TLS handshake proves the host, which no flood
+ * can undo (measured in doc/security.md). NULL when every slot holds a
+ * proven host. */
+static struct slot *free_or_evict(struct colo_vm *v)
+{
+	struct slot *oldest = NULL;
+
+	for (int i = 0; i < LOBBY_SLOTS; i++) {
+		struct slot *s = &v->lobby->s[i];
+
+		if (!s->link)
+			return s;
+		if (!s->verified && (!oldest || s->since < oldest->since))
+			oldest = s;
+	}
+	if (oldest)
+		slot_refuse(oldest, "TLS handshake unfinished, slot taken by "
+				    "a newer connection (lobby full)");
+	return oldest;
+}
+
 static void on_accept(void *opaque, uint32_t events)
 {
 	struct colo_vm *v = opaque;
@@ -149,13 +175,11 @@ static void on_accept(void *opaque, uint32_t events)
 		close(fd);
 		return;
 	}
-	for (int i = 0; i < LOBBY_SLOTS && !s; i++)
-		if (!v->lobby->s[i].link)
-			s = &v->lobby->s[i];
+	s = free_or_evict(v);
 	if (!s) {
 		v->link_refused++;
-		colo_log_warn("frame link: refusing a connection: %d others "
-			      "are still in their handshake",
+		colo_log_warn("frame link: refusing a connection: %d proven "
+			      "hosts wait for their HELLO",
 			      LOBBY_SLOTS);
 		close(fd);
 		return;
@@ -166,6 +190,7 @@ static void on_accept(void *opaque, uint32_t events)
 		return;
 	}
 	s->verified = !v->creds;
+	s->since = colo_now_ns();
 	if (v->creds &&
 	    colo_flink_tls_begin(s->link, v->creds, true, v->tls_peer, err,
 				 sizeof(err)) < 0) {

@@ -52,6 +52,18 @@ static void link_readable(void *opaque, uint32_t events)
 	colo_vm_drop_link(v);
 }
 
+/* The frame link's idle timeout (frame_link_watch.c) between
+ * checkpoints: the secondary stopped answering heartbeats. */
+static void secondary_silent(void *opaque, const char *why)
+{
+	struct colo_vm *v = opaque;
+	char reason[128];
+
+	snprintf(reason, sizeof(reason), "secondary lost: %s", why);
+	colo_vm_set_mode(v, "degraded", reason);
+	colo_vm_drop_link(v);
+}
+
 /* The rest of the handshake with a proven secondary (peer_accept.c): our
  * HELLO back, then versions, QEMU and machine type, RAM size. */
 static int handshake(struct colo_vm *v, const struct colo_flink_hello *peer,
@@ -91,6 +103,8 @@ void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
 	}
 	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(link), EPOLLIN,
 				     link_readable, v);
+	colo_flink_watch(link, v->loop, COLO_VM_IDLE_MS(v), secondary_silent,
+			 v);
 	colo_ram_forget(&v->ram);
 	colo_log_info("secondary connected%s; first checkpoint (full sync)",
 		      colo_flink_secure(link) ? " (TLS)" : "");

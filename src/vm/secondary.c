@@ -359,6 +359,19 @@ static void link_readable(void *opaque, uint32_t events)
 	} while (v->link && colo_flink_pending(v->link));
 }
 
+/* The frame link's idle timeout (frame_link_watch.c) between
+ * checkpoints: the primary stopped sending heartbeats. */
+static void primary_silent(void *opaque, const char *why)
+{
+	struct colo_vm *v = opaque;
+	char reason[128];
+
+	snprintf(reason, sizeof(reason), "primary lost: %s", why);
+	colo_vm_blk_abort(v); /* it may have prepared one */
+	colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", reason);
+	colo_vm_drop_link(v);
+}
+
 static int handshake(struct colo_vm *v, char *err, size_t errlen)
 {
 	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
@@ -517,6 +530,8 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 		return -1;
 	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(v->link), EPOLLIN,
 				     link_readable, v);
+	colo_flink_watch(v->link, v->loop, COLO_VM_IDLE_MS(v), primary_silent,
+			 v);
 	colo_vm_set_mode(v, "no-vm", "waiting for the first checkpoint");
 	colo_log_info("connected to the primary (QEMU %s, %s)%s",
 		      v->qemu_version, v->machine, v->creds ? " over TLS" : "");

@@ -101,6 +101,11 @@ struct colo_vm {
 	uint64_t promote_pause_ns; /* the guest stopped while it moved */
 };
 
+/* Frame link silence between checkpoints that means the peer is lost
+ * (frame_link_watch.c): twice a checkpoint's deadline, so a loop busy
+ * with one slow step (a standby's start) is not taken for dead. */
+#define COLO_VM_IDLE_MS(v) (2 * (v)->timeout_ms)
+
 /* cmd_vm.c APIs (shared by the roles): */
 void colo_vm_set_mode(struct colo_vm *v, const char *mode, const char *reason);
 /* The peers' identities must match before the first checkpoint. 0, or -1

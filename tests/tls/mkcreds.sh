@@ -3,8 +3,13 @@
 #
 #   mkcreds.sh ca DIR              a new CA: DIR/ca-cert.pem, DIR/ca-key.pem
 #   mkcreds.sh host CADIR OUT NAME OUT/ gets ca-cert.pem and a server and a
-#                                  client certificate (and keys) for host NAME
+#                                  client certificate (and keys) for host NAME,
+#                                  and dh-params.pem (RFC 7919 ffdhe2048)
 #
+# dh-params.pem: without it every QEMU that creates a tls-creds-x509 server
+# object (each standby of colo vm) generates DH parameters first, which
+# took 0.7-6 s here and stalled the checkpoint behind it (doc/security.md).
+# A named group is public and made at once.
 # EC P-256 keys (quick to make), one day of validity: throwaway test PKI.
 set -eu
 umask 077
@@ -38,6 +43,8 @@ host)
 			-extfile "$out/$kind.ext" 2>/dev/null
 		rm -f "$out/$kind.csr" "$out/$kind.ext"
 	done
+	openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 \
+		-out "$out/dh-params.pem" 2>/dev/null
 	;;
 *)
 	echo "usage: mkcreds.sh ca DIR | host CADIR OUT NAME" >&2

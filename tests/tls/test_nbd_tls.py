@@ -17,7 +17,9 @@ the clients.
      sent in the clear may count as sent under TLS), STARTTLS with data
      (NBD_REP_ERR_INVALID).
   3. qemu-io with a certificate of another CA is refused; with
-     --tls-peer, a valid certificate of another host is refused too.
+     --tls-peer, a valid certificate of another host is refused too;
+     the same for `colo blk secondary --export-tls-peer` (the
+     replicating roles' exports).
   4. The UNIX export still serves a plain client.
   5. Safe default: a TCP export off loopback without credentials is
      refused at start.
@@ -101,10 +103,11 @@ def raw_session(port, send):
     return types, closed
 
 
-def serve(colo, d, tag, extra):
+def serve(colo, d, tag, extra, role=("serve",)):
     port = free_port()
     log = open("%s/%s.log" % (d, tag), "w")
-    p = subprocess.Popen([colo, "blk", "serve", "--image", d + "/img",
+    p = subprocess.Popen([colo, "blk"] + list(role) +
+                         ["--image", d + "/img",
                           "--export", "tcp-listen:127.0.0.1:%d" % port,
                           "--export", "unix-listen:%s/%s.sock" % (d, tag)]
                          + extra, stdout=log, stderr=log)
@@ -197,6 +200,20 @@ def main():
             fail("--tls-peer qclient served mallory")
         print("ok: with --tls-peer, only that host's certificate is served",
               flush=True)
+        # The replicating roles' exports: a secondary (no primary yet).
+        p3, port3 = serve(colo, d, "c", [
+            "--listen", "127.0.0.1:%d" % free_port(), "--tls-creds",
+            d + "/srv", "--tls-peer", "primhost", "--export-tls-peer",
+            "qclient"], role=("secondary",))
+        procs.append(p3)
+        qemu_io(port3, d + "/cli", "nbdhost", "read -P 0x5a 65536 4096")
+        ok, out = qemu_io(port3, d + "/mallory", "nbdhost", "read 0 512",
+                          check=False)
+        if ok:
+            fail("colo blk secondary --export-tls-peer qclient served "
+                 "mallory")
+        print("ok: colo blk secondary --export-tls-peer: only that host's "
+              "certificate is served", flush=True)
 
         # 4. UNIX: TLS offered, not required.
         r = subprocess.run(["qemu-io", "-f", "raw",
@@ -217,7 +234,7 @@ def main():
         print("ok: TCP export off loopback without --tls-creds refused",
               flush=True)
     except BaseException:
-        for tag in ("a", "b"):
+        for tag in ("a", "b", "c"):
             try:
                 with open("%s/%s.log" % (d, tag)) as f:
                     sys.stdout.write("--- %s:\n%s" % (tag, f.read()))

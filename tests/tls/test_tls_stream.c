@@ -5,7 +5,8 @@
  * 16 MiB at the same time; every byte arrives in order. Also: a read
  * with nothing to read ends at the receive timeout (-EAGAIN), try_read
  * does not wait, the end of the peer reads as an error, and a
- * handshake with a silent peer times out.
+ * handshake with a silent peer times out, and a frame of several records
+ * leaves in one send().
  *
  * The credentials are made per run by mkcreds.sh (its path is argv[1]).
  */
@@ -20,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,14 +115,19 @@ static void *server_start(void *p)
 	return NULL;
 }
 
-static void streams(int fds[2], struct colo_tls_stream *st[2],
-		    unsigned int recv_ms)
+static uint8_t byte_at(unsigned int side, size_t i)
+{
+	return (uint8_t)(i * 31 + (i >> 13) + side * 101);
+}
+
+/* TLS streams on both ends of the connected pair fds. */
+static void streams_on(int fds[2], struct colo_tls_stream *st[2],
+		       unsigned int recv_ms)
 {
 	struct start_arg sa;
 	pthread_t t;
 	char err[256];
 
-	tcp_pair(fds);
 	sa = (struct start_arg){ .fd = fds[0] };
 	assert_int_equal(pthread_create(&t, NULL, server_start, &sa), 0);
 	st[1] = colo_tls_stream_start(fds[1], beta, false, "alpha", 5000, 5000,
@@ -135,9 +143,104 @@ static void streams(int fds[2], struct colo_tls_stream *st[2],
 	colo_tls_stream_set_recv_timeout(st[0], recv_ms);
 }
 
-static uint8_t byte_at(unsigned int side, size_t i)
+static void streams(int fds[2], struct colo_tls_stream *st[2],
+		    unsigned int recv_ms)
 {
-	return (uint8_t)(i * 31 + (i >> 13) + side * 101);
+	tcp_pair(fds);
+	streams_on(fds, st, recv_ms);
+}
+
+/* A relay between a SOCK_SEQPACKET pair (the client's end: every send()
+ * stays one message) and a stream pair (the server's end), counting the
+ * client's messages: that is the client's count of send() calls. */
+struct relay {
+	int client_side, server_side; /* the relay's ends */
+	unsigned long msgs;	      /* client -> server, atomic */
+};
+
+static void *relay_main(void *p)
+{
+	struct relay *r = p;
+	static uint8_t buf[1 << 19];
+
+	for (;;) {
+		struct pollfd pf[2] = { { r->client_side, POLLIN, 0 },
+					{ r->server_side, POLLIN, 0 } };
+
+		if (poll(pf, 2, -1) < 0)
+			return NULL;
+		for (int i = 0; i < 2; i++) {
+			int from = i ? r->server_side : r->client_side;
+			int to = i ? r->client_side : r->server_side;
+			ssize_t n;
+
+			if (!pf[i].revents)
+				continue;
+			n = recv(from, buf, sizeof(buf), 0);
+			if (n <= 0)
+				return NULL;
+			if (!i)
+				__atomic_add_fetch(&r->msgs, 1,
+						   __ATOMIC_RELAXED);
+			if (send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				return NULL;
+		}
+	}
+}
+
+/* Under TLS one frame (a header and a 64 KiB payload: five records)
+ * leaves in one send(), not one write() per record: the cost measured on
+ * the blk link (bench/blk/README.md). */
+static void test_frame_leaves_in_one_send(void **state)
+{
+	enum { FRAMES = 8, PAYLOAD = 65536 };
+	static uint8_t payload[PAYLOAD], got[PAYLOAD + 32];
+	struct colo_tls_stream *st[2];
+	struct relay r = { 0 };
+	int a[2], b[2], fds[2];
+	unsigned long before;
+	uint8_t hdr[32];
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	r.client_side = a[0];
+	r.server_side = b[0];
+	assert_int_equal(pthread_create(&t, NULL, relay_main, &r), 0);
+	fds[0] = b[1];
+	fds[1] = a[1];
+	streams_on(fds, st, 5000);
+	before = __atomic_load_n(&r.msgs, __ATOMIC_RELAXED);
+	memset(hdr, 0xc0, sizeof(hdr));
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = byte_at(1, i);
+	for (int f = 0; f < FRAMES; f++) {
+		struct iovec iov[2] = { { hdr, sizeof(hdr) },
+					{ payload, sizeof(payload) } };
+		size_t have = 0;
+
+		assert_int_equal(colo_tls_stream_writev_all(st[1], iov, 2), 0);
+		while (have < sizeof(got)) {
+			ssize_t n = colo_tls_stream_read_some(
+				st[0], got + have, sizeof(got) - have);
+
+			assert_true(n > 0);
+			have += (size_t)n;
+		}
+		assert_memory_equal(got, hdr, sizeof(hdr));
+		assert_memory_equal(got + sizeof(hdr), payload,
+				    sizeof(payload));
+	}
+	assert_int_equal(__atomic_load_n(&r.msgs, __ATOMIC_RELAXED) - before,
+			 FRAMES);
+	for (int i = 0; i < 2; i++) {
+		colo_tls_stream_free(st[i]);
+		close(fds[i]);
+	}
+	pthread_join(t, NULL);
+	close(a[0]);
+	close(b[0]);
 }
 
 struct writer {
@@ -281,6 +384,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_full_duplex_threads),
 		cmocka_unit_test(test_timeouts_and_end),
 		cmocka_unit_test(test_silent_peer_times_out),
+		cmocka_unit_test(test_frame_leaves_in_one_send),
 	};
 
 	if (argc < 2) {

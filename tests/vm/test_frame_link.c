@@ -1,16 +1,22 @@
 /*
  * test_frame_link.c - the frame link's encoding round trips and its
  * refusals (bad lengths, pages outside RAM, mismatched identities), and
- * which guest arguments colo vm accepts. Pure functions, no QEMU.
+ * which guest arguments colo vm accepts. Pure functions, no QEMU; and the
+ * link's heartbeat and idle timeout over a socket pair in one event loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
+#include "clock.h"
+#include "evloop.h"
 #include "byteorder.h"
 #include "frame_link.h"
 #include "qemu.h"
@@ -199,6 +205,86 @@ static void test_disk_arg(void **state)
 	assert_int_equal(colo_qemu_disk_arg(&cfg, "nbd", err, sizeof(err)), -1);
 }
 
+/* One end of a watched link, driven like the daemons drive theirs: the
+ * fd's handler reads frames between checkpoints. */
+struct watched {
+	struct colo_flink *link;
+	struct colo_loop_fd *h;
+	int frames; /* frames a reader saw (a heartbeat must not count) */
+	int dead;
+	char why[96];
+};
+
+static void watched_readable(void *opaque, uint32_t events)
+{
+	struct watched *w = opaque;
+	struct colo_flink_frame f;
+
+	(void)events;
+	while (colo_flink_recv(w->link, &f, colo_now_ns()) > 0)
+		w->frames++;
+}
+
+static void watched_dead(void *opaque, const char *why)
+{
+	struct watched *w = opaque;
+
+	w->dead++;
+	snprintf(w->why, sizeof(w->why), "%s", why);
+	colo_loop_del_fd(w->h);
+	w->h = NULL;
+	colo_flink_free(w->link); /* as colo_vm_drop_link does */
+	w->link = NULL;
+}
+
+static void run_for(struct colo_loop *loop, uint64_t ms)
+{
+	uint64_t end = colo_now_ns() + ms * COLO_NS_PER_MS;
+
+	while (colo_now_ns() < end)
+		colo_loop_run_once(loop, 20);
+}
+
+/* Two idle ends keep each other alive with heartbeats (no reader sees
+ * one); when one end stops (its daemon hung, the kernel still up), the
+ * other gives the link up within its idle timeout, with the reason. */
+static void test_heartbeat_and_idle_timeout(void **state)
+{
+	enum { IDLE_MS = 400 };
+	struct colo_loop *loop = colo_loop_new();
+	struct watched w[2] = { 0 };
+	int fds[2];
+
+	(void)state;
+	assert_non_null(loop);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	for (int i = 0; i < 2; i++) {
+		w[i].link = colo_flink_new(fds[i]);
+		assert_non_null(w[i].link);
+		w[i].h = colo_loop_add_fd(loop, fds[i], EPOLLIN,
+					  watched_readable, &w[i]);
+		assert_int_equal(colo_flink_watch(w[i].link, loop, IDLE_MS,
+						  watched_dead, &w[i]),
+				 0);
+	}
+	run_for(loop, 3 * IDLE_MS);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(w[i].dead, 0);
+		assert_int_equal(w[i].frames, 0);
+	}
+	/* End 1 hangs: no more reading, no more heartbeats. */
+	colo_loop_del_fd(w[1].h);
+	w[1].h = NULL;
+	colo_flink_watch_free(colo_flink_get_watch(w[1].link));
+	colo_flink_set_watch(w[1].link, NULL);
+	run_for(loop, 3 * IDLE_MS);
+	assert_int_equal(w[0].dead, 1);
+	assert_non_null(strstr(w[0].why, "silent"));
+	assert_null(w[0].link);
+	colo_flink_free(w[1].link);
+	colo_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_guest_args),
 		cmocka_unit_test(test_nic_arg),
 		cmocka_unit_test(test_disk_arg),
+		cmocka_unit_test(test_heartbeat_and_idle_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,15 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted); the
                events stream reports checkpoints.
+  silent       the frame link's idle timeout between checkpoints: the
+               secondary's daemon is held (SIGSTOP): the primary degrades
+               with "link silent" without any checkpoint; a new secondary
+               joins; the primary's daemon is held: the secondary
+               notices (primary-lost, "link silent").
+  flood        with TLS, 200 idle connections on the primary's frame link
+               port (the 8 lobby slots full), then the same kept up (each
+               closed one reopened at once): a joining secondary still
+               gets in (the oldest unproven connection gives way).
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -27,9 +36,12 @@ Usage: vm_test.py TEST COLO_BINARY
 """
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -222,6 +234,118 @@ def test_refused(colo):
         pair.close()
 
 
+def test_silent(colo):
+    # --timeout 3000: the link is given up after 6 s of silence; no
+    # checkpoint runs meanwhile (--interval 0).
+    opts = {r: ["--timeout", "3000"] for r in ("primary", "secondary")}
+    pair = vmpair.Pair(colo, opts=opts)
+    held = None
+    try:
+        pair.wait_protected()
+        held = pair.procs["secondary"].pid
+        os.kill(held, signal.SIGSTOP)
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["mode"] == "degraded" else None)(
+                pair.status("primary")), 60, "the primary to degrade")
+        print("primary:", st["mode"], "-", st["reason"])
+        assert "silent" in st["reason"], st
+        assert st["failures"] == 0, st  # no checkpoint was tried
+        os.kill(held, signal.SIGCONT)
+        held = None
+        pair.kill("secondary")
+        pair.start("secondary")
+        pair.wait_protected()
+        held = pair.procs["primary"].pid
+        os.kill(held, signal.SIGSTOP)
+        st = vmpair.wait_for(
+            lambda: (lambda s: s if s["mode"] == "primary-lost" else None)(
+                pair.status("secondary")), 60, "the secondary to notice")
+        print("secondary:", st["mode"], "-", st["reason"])
+        assert "silent" in st["reason"], st
+    finally:
+        if held:
+            os.kill(held, signal.SIGCONT)
+        pair.close()
+
+
+def tls_pair(colo, d):
+    """A pair whose frame link and migration run in TLS (per-run PKI)."""
+    mk = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                      "tls", "mkcreds.sh")
+    subprocess.run([mk, "ca", d + "/ca"], check=True)
+    for h in ("phost", "shost"):
+        subprocess.run([mk, "host", d + "/ca", d + "/" + h, h], check=True)
+    return vmpair.Pair(colo, opts={
+        "primary": ["--tls-creds", d + "/phost", "--tls-peer", "shost"],
+        "secondary": ["--tls-creds", d + "/shost", "--tls-peer", "phost"]})
+
+
+class Flood:
+    """n idle TCP connections to port; keep: reopen each one closed."""
+
+    def __init__(self, port, n, keep):
+        self.port, self.keep, self.stop = port, keep, False
+        self.socks = [self.conn() for _ in range(n)]
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def conn(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+            s.setblocking(False)
+            return s
+        except OSError:
+            return None
+
+    def run(self):
+        while not self.stop:
+            time.sleep(0.01)
+            for i, s in enumerate(self.socks if self.keep else ()):
+                try:
+                    if s is None or s.recv(1) == b"":
+                        raise OSError
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    if s:
+                        s.close()
+                    self.socks[i] = self.conn()
+
+    def close(self):
+        self.stop = True
+        self.t.join()
+        for s in self.socks:
+            if s:
+                s.close()
+
+
+def test_flood(colo):
+    d = tempfile.mkdtemp(prefix="colo-vm-flood-")
+    pair = tls_pair(colo, d)
+    try:
+        pair.wait_protected()
+        for keep in (False, True):
+            pair.kill("secondary")
+            vmpair.wait_for(lambda: pair.status("primary")["mode"] !=
+                            "protected" or None, 60, "the primary to notice")
+            flood = Flood(pair.port, 200, keep)
+            try:
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                pair.start("secondary")
+                pair.wait_protected()
+                print("flood of 200 (%s): secondary protected after %.1f s, "
+                      "link_refused=%d" % ("kept up" if keep else "idle",
+                                           time.monotonic() - t0,
+                                           pair.status("primary")
+                                           ["link_refused"]), flush=True)
+            finally:
+                flood.close()
+    finally:
+        pair.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -231,6 +355,8 @@ def main():
      "secondary_lost": test_secondary_lost,
      "primary_lost": test_primary_lost,
      "periodic": test_periodic,
+     "silent": test_silent,
+     "flood": test_flood,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
