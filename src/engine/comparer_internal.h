@@ -17,7 +17,7 @@ struct colo_flow_list {
 	struct colo_flow *head, *tail;
 };
 
-/* A datagram flow one side opened lately (dgram_ports.c). */
+/* A flow one side opened lately (opened_ports.c). */
 #define COLO_OPENED_SLOTS 8
 struct colo_opened {
 	struct colo_flow_key key;
@@ -84,8 +84,9 @@ void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in);
 void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl);
 
-/* dgram_ports.c APIs: */
-void colo_dgram_opened(struct colo_comparer *c, struct colo_flow *fl,
-		       const struct colo_input *in);
+/* opened_ports.c APIs: side sent its first datagram or TCP SYN (without
+ * ACK) on fl this epoch; other_too: the other side already sent on fl. */
+void colo_flow_opened(struct colo_comparer *c, struct colo_flow *fl, int side,
+		      bool other_too);
 
 #endif

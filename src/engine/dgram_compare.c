@@ -143,9 +143,11 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in)
 {
-	if (!(fl->u.dgram.seen & (1u << in->side))) {
+	if (in->pkt->kind == COLO_PKT_UDP &&
+	    !(fl->u.dgram.seen & (1u << in->side))) {
 		fl->u.dgram.seen |= (uint8_t)(1u << in->side);
-		colo_dgram_opened(c, fl, in);
+		colo_flow_opened(c, fl, in->side,
+				 fl->u.dgram.seen & (1u << !in->side));
 	}
 	if (in->side == COLO_SECONDARY)
 		secondary_input(c, fl, in);

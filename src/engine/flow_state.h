@@ -51,7 +51,7 @@ struct colo_tcp_state {
 struct colo_dgram_state {
 	struct colo_frame *s_head, *s_tail; /* unmatched secondary datagrams */
 	uint32_t s_count;
-	uint8_t seen; /* sides that sent on it this epoch (dgram_ports.c) */
+	uint8_t seen; /* sides that sent on it this epoch (opened_ports.c) */
 };
 
 struct colo_flow {

@@ -453,8 +453,10 @@ void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
 
 	if (side == COLO_PRIMARY && opens && fl->closed && !fl->p_head)
 		reincarnate(c, fl);
-	if (opens)
+	if (opens && !t->syn_seen[side]) {
 		t->syn_seen[side] = true;
+		colo_flow_opened(c, fl, side, t->syn_seen[!side]);
+	}
 	before = secondary_bytes(t);
 	if ((p->tcp_flags & COLO_TCP_ACK) &&
 	    (!t->have_ack[side] || seq_gt(p->ack, t->max_ack[side]))) {

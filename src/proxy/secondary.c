@@ -361,6 +361,9 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 {
 	(void)req, (void)r, (void)err, (void)errlen;
 	colo_rewriter_checkpoint(((struct colo_secondary *)ctx)->rw);
+	/* What waited for an ISN came from the VM just retired: retried,
+	 * its SYNs would pass for the new VM's (opened_ports.c). */
+	colo_redirector_free(ctx);
 	return 0;
 }
 

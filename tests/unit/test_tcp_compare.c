@@ -444,6 +444,30 @@ static void active_open_unmatched_waits_for_checkpoint(void **state)
 	h_free(h);
 }
 
+/* The two guests opened the connection from different source ports: the
+ * checkpoint is asked for when the second SYN comes, not at the compare
+ * timeout; with equal ports the SYNs pair and nothing is asked. */
+static void active_open_other_source_port(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec p = flow_spec(18), s = flow_spec(18);
+
+	p.sport = 40001;
+	s.sport = 40002;
+
+	h_tcp(h, P, &p, 777, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nev, 0);
+	h_tcp(h, S, &s, 999, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_SOURCE_PORT);
+	assert_int_equal(h->last.other_sport, p.sport);
+	assert_int_equal(h->nrel, 0);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	assert_int_equal(h->nrel, 1);
+	h_free(h);
+}
+
 static uint32_t rng_state = 12345;
 static uint32_t rnd(void)
 {
@@ -573,6 +597,7 @@ int main(void)
 		cmocka_unit_test(handshake_with_unrewritten_secondary_isn),
 		cmocka_unit_test(active_open_syn),
 		cmocka_unit_test(active_open_unmatched_waits_for_checkpoint),
+		cmocka_unit_test(active_open_other_source_port),
 		cmocka_unit_test(random_segmentation_1mb),
 		cmocka_unit_test(random_flip_found_exactly),
 	};

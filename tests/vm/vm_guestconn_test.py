@@ -88,6 +88,7 @@ def tcp():
     ls.listen(16)
     while True:
         s, peer = ls.accept()
+        accepted = time.monotonic()
         s.settimeout(30)
         got = b""
         try:
@@ -100,7 +101,8 @@ def tcp():
         except OSError as e:
             log(kind="tcp-error", port=peer[1], err=repr(e))
         s.close()
-        log(kind="tcp", port=peer[1], data=got.decode(errors="replace"))
+        log(kind="tcp", port=peer[1], data=got.decode(errors="replace"),
+            accepted=accepted)
 def qname(d):
     labels, i = [], 12
     while i < len(d) and d[i]:
@@ -183,14 +185,18 @@ def main():
             return [json.loads(line) for line in f if line.strip()]
 
     def requests():
-        """The checkpoint requests the primary proxy logged, by cause,
-        and how long each timed-out frame had been held."""
+        """The checkpoint requests the primary proxy logged: each one's
+        line, cause and (timeouts) how long the frame had been held."""
         with open(os.path.join(d, "p.log"), errors="replace") as f:
-            text = f.read()
-        causes = re.findall(r"checkpoint-request (\w[\w-]*)", text)
-        held = [int(x) for x in re.findall(
-            r"checkpoint-request timeout .*?unmatched for (\d+) ms", text)]
-        return causes, held
+            lines = [x.split(": ", 1)[-1] for x in f
+                     if "checkpoint-request" in x]
+        out = []
+        for x in lines:
+            m = re.search(r"checkpoint-request (\w[\w-]*)", x)
+            h = re.search(r"unmatched for (\d+) ms", x)
+            out.append((x.strip(), m.group(1) if m else "?",
+                        int(h.group(1)) if h else None))
+        return out
 
     def quiet():
         """Waits until the comparer asks for no more checkpoints (a
@@ -251,13 +257,14 @@ def main():
         got, err = connect(ECHO_PORT, "warm-up")
         assert err is None and got == b"warm-up", (err, got)
         base = quiet()
-        base_causes = len(requests()[0])
+        base_reqs = len(requests())
 
         for proto in ("tcp", "udp"):
             for i in range(N):
                 text = "%s-query-%d-%d" % (proto, os.getpid(), i)
                 before = len(events())
                 c0 = stats()["checkpoint_requests"]
+                r0 = len(requests())
                 t = time.monotonic()
                 got = trigger("%s %s %d %s\n"
                               % (proto, CLIENT_IP, TCP_PORT if proto == "tcp"
@@ -269,12 +276,17 @@ def main():
                 else:  # nslookup's output holds the TXT record
                     assert got.count(b'"' + want + b'"') == 1, (got, want)
                 seen = [e for e in events()[before:] if e["kind"] == proto]
+                # Both clocks are CLOCK_MONOTONIC, namespaces or not.
+                first = min(e.get("accepted", e["t"]) for e in seen) - t
                 print("%s %d: answer right; the server saw %d "
-                      "connection(s)/query(ies); checkpoints asked %d; "
-                      "trigger to answer %.1f s"
-                      % (proto, i, len(seen),
+                      "connection(s)/query(ies), the first %.2f s after "
+                      "the trigger; checkpoints asked %d; trigger to "
+                      "answer %.1f s"
+                      % (proto, i, len(seen), first,
                          stats()["checkpoint_requests"] - c0, took),
                       flush=True)
+                for line, _, _ in requests()[r0:]:
+                    print("    " + line[:200], flush=True)
 
         s1 = quiet()
         evs = events()
@@ -288,10 +300,17 @@ def main():
                     assert seen[0]["data"] == text + "\n", seen
         errs = [e for e in evs if e["kind"] == "tcp-error"]
         assert not errs, errs
-        causes, held = requests()
-        causes = causes[base_causes:]
-        held = held[-len([c for c in causes if c == "timeout"]) or len(held):]
+        reqs = requests()[base_reqs:]
+        causes = [c for _, c, _ in reqs]
+        held = [h for _, _, h in reqs if h is not None]
         by = {c: causes.count(c) for c in sorted(set(causes))}
+        # The two guests' SYNs or queries from different source ports ask
+        # for the checkpoint as soon as both are seen (opened_ports.c):
+        # none of the dialed flows waits for the compare timeout.
+        waited = [x for x, c, _ in reqs if c == "timeout" and re.search(
+            r"-> %s:(%d|%d):" % (re.escape(CLIENT_IP), TCP_PORT, UDP_PORT),
+            x)]
+        assert not waited, waited
         print("%d TCP connections and %d UDP queries, each seen once by "
               "the server" % (N, N))
         print("checkpoint requests for them: %d (%s), %.2f per connection; "

@@ -1,20 +1,21 @@
 /*
- * dgram_ports.c - datagram flows the two guests opened from different
- * source ports.
+ * opened_ports.c - flows the two guests opened from different source
+ * ports.
  *
- * A guest that sends a query (DNS, NTP, ...) binds a random source port,
- * and the two guests' kernels pick different ones: the comparer sees two
- * flows that can never match, and the primary's query would wait for the
- * compare timeout before its checkpoint (long enough for the guest to
- * send it again, and the server to see it twice). Each side's flows that
- * it opened lately (its first datagram on the flow this epoch) sit in a
- * small ring. When one side opens a flow to the same destination as a
- * flow the other side opened and this side has not, only the source port
- * differs: the checkpoint is asked for at once. The two flows pair up
- * when both sides send on one: with equal ports nothing is asked.
+ * A guest that opens a connection (a TCP SYN) or sends a query (DNS, NTP)
+ * binds a source port of its choice, and the two guests' kernels may pick
+ * different ones: the comparer then sees two flows that can never match,
+ * and the primary's SYN or query would wait for the compare timeout before
+ * its checkpoint (long enough for the guest to send it again, and the
+ * server to see it twice). Each side's flows that it opened lately (its
+ * first datagram or SYN on the flow this epoch) sit in a small ring. When
+ * one side opens a flow to the same destination as a flow the other side
+ * opened and this side has not, only the source port differs: the
+ * checkpoint is asked for at once. Two flows with equal ports pair up
+ * when both sides send on one, and nothing is asked.
  *
  * The work is one scan of a few slots per flow, side and epoch, not per
- * datagram, and nothing is allocated.
+ * packet, and nothing is allocated.
  */
 #include <string.h>
 
@@ -30,14 +31,11 @@ static bool same_place(const struct colo_flow_key *a,
 	return !memcmp(&x, &y, sizeof(x));
 }
 
-void colo_dgram_opened(struct colo_comparer *c, struct colo_flow *fl,
-		       const struct colo_input *in)
+void colo_flow_opened(struct colo_comparer *c, struct colo_flow *fl, int side,
+		      bool other_too)
 {
-	int side = in->side, other = !side;
-	struct colo_opened *theirs = c->opened[other], *odd = NULL;
+	struct colo_opened *theirs = c->opened[!side], *odd = NULL;
 
-	if (in->pkt->kind != COLO_PKT_UDP)
-		return;
 	for (int i = 0; i < COLO_OPENED_SLOTS; i++) {
 		struct colo_opened *o = &theirs[i];
 
@@ -51,11 +49,12 @@ void colo_dgram_opened(struct colo_comparer *c, struct colo_flow *fl,
 		if (!odd)
 			odd = o;
 	}
-	if (fl->u.dgram.seen & (1u << other))
+	if (other_too)
 		return; /* both sides use this flow already */
 	if (odd && !fl->diverged) {
 		struct colo_divergence d = { .cause = COLO_CAUSE_SOURCE_PORT,
-					     .kind = COLO_PKT_UDP,
+					     .kind = fl->is_tcp ? COLO_PKT_TCP
+								: COLO_PKT_UDP,
 					     .primary_byte = -1,
 					     .secondary_byte = -1,
 					     .other_sport = odd->key.sport };
