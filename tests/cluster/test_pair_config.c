@@ -219,6 +219,8 @@ static void test_corosync_conf(void **state)
 	assert_non_null(strstr(text, "crypto_hash: sha256\n"));
 	assert_non_null(strstr(text, "keyfile: /etc/corosync/authkey\n"));
 	assert_non_null(strstr(text, "token: 800\n"));
+	/* knet's link pings do not follow a short token */
+	assert_non_null(strstr(text, "knet_ping_timeout: 1000\n"));
 	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
 	assert_non_null(strstr(text, "host: 10.79.0.3\n"));
 	assert_non_null(strstr(text, "algorithm: ffsplit\n"));
