@@ -2,13 +2,23 @@
 # bench/e2e/run.sh - native vs COLO-protected, side by side in one run.
 #
 #   bench/e2e/run.sh [COLO_BINARY]
+#   bench/e2e/run.sh --echo [COLO_BINARY]   echo round trips only, A/B
 #
 # Builds the namespace topology of tests/e2e (client, switch, primary and
 # secondary hosts and guests), measures with the primary host bridging its
 # guest to the switch (native: proxy bypassed), then with `colo proxy` on
 # both hosts (COLO), and prints a table with ratios. Root only.
 # BENCH_BYTES (default 2000000000) and BENCH_REDIS_N (100000) size it.
+# --echo: native, the link floor and COLO (clear and TLS link) echo only,
+# for COLO_BINARY and BENCH_COLO_B (an older build) interleaved over
+# BENCH_ROUNDS rounds (3) of BENCH_ECHO_N round trips (5000), medians;
+# BENCH_STAMPS=1 adds a --stamps run and prints its stage histograms.
 set -eu
+mode=bench
+if [ "${1:-}" = --echo ]; then
+	mode=echo
+	shift
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 colo=${1:-$root/build/src/colo}
@@ -20,4 +30,4 @@ if [ ! -x "$colo" ]; then
 	echo "bench/e2e: no colo binary at $colo (build first, or pass its path)" >&2
 	exit 1
 fi
-exec python3 "$root/tests/e2e/e2e.py" bench "$colo"
+exec python3 "$root/tests/e2e/e2e.py" "$mode" "$colo"

@@ -37,7 +37,8 @@ kver=${kpkg#linux-image-}
 out="$cache/$kver"
 
 # Rebuilt whenever this script or /init changes.
-stamp="$out/.built-$(cat "$here/init" "$0" | cksum | cut -d" " -f1)"
+stamp="$out/.built-$(cat "$here/init" "$here/udpsum.c" "$0" | cksum |
+	cut -d" " -f1)"
 if [ -f "$stamp" ] && [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.cpio.gz" ]; then
 	echo "$out"
 	exit 0
@@ -77,6 +78,9 @@ for app in $("$root/bin/busybox" --list); do
 	[ "$app" = busybox ] || ln -s busybox "$root/bin/$app"
 done
 cp "$here/init" "$root/init"
+# The UDP service (udpsum.c): busybox has no UDP server. Static, so it
+# needs nothing else from the host.
+cc -static -Os -o "$root/bin/colo-udpsum" "$here/udpsum.c"
 chmod 755 "$root/init"
 
 moddir="$work/pkg/lib/modules/$kver/kernel"

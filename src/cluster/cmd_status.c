@@ -1,8 +1,9 @@
 /*
  * cmd_status.c - `colo status PAIR.conf`: the pair as this host sees it,
  * from its own daemons only: the supervisor's state file (role, epoch,
- * quorum, the peer as corosync shows it) and the proxy's and blk's
- * control sockets (protected, degraded or failed over).
+ * quorum, the peer as corosync shows it) and the proxy's, blk's and
+ * colo vm's control sockets (protected, degraded or failed over; the VM's
+ * last checkpoint).
  *
  *   colo status [--host NAME] [--json] PAIR.conf
  *   colo status [--host NAME] --is-primary PAIR.conf
@@ -50,12 +51,17 @@ static const char *str(struct json_object *o, const char *key, const char *dflt)
 		       : dflt;
 }
 
-/* protected: a primary whose proxy compares with a live secondary;
- * degraded: a primary serving alone; down: nobody serves from here. */
-static const char *pair_state(struct json_object *up, struct json_object *proxy)
+/* protected: a primary whose proxy compares with a live secondary (and,
+ * with a VM guest, whose frame keeps the secondary VM a copy); degraded:
+ * a primary serving alone; down: nobody serves from here. */
+static const char *pair_state(struct json_object *up, struct json_object *proxy,
+			      struct json_object *vm, bool want_vm)
 {
 	const char *role = str(up, "role", "none");
 	const char *mode = str(proxy, "mode", "");
+
+	if (want_vm && strcmp(str(vm, "mode", ""), "protected"))
+		mode = "";
 
 	if (strcmp(role, "primary")) {
 		if (!strcmp(role, "secondary") && !strcmp(mode, "protected"))
@@ -93,7 +99,8 @@ int colo_cmd_status(int argc, char **argv)
 	bool as_json = false, is_primary = false;
 	struct colo_pair_config cfg;
 	char path[512];
-	struct json_object *up, *proxy, *blk = NULL, *out, *peer;
+	struct json_object *up, *proxy, *blk = NULL, *vm = NULL, *out, *peer;
+	bool want_vm;
 	int c, self;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -132,11 +139,15 @@ int colo_cmd_status(int argc, char **argv)
 	proxy = ask(&cfg, self, COLO_DAEMON_PROXY);
 	if (colo_daemon_wanted(&cfg, COLO_DAEMON_BLK))
 		blk = ask(&cfg, self, COLO_DAEMON_BLK);
+	want_vm = colo_daemon_wanted(&cfg, COLO_DAEMON_VM);
+	if (want_vm)
+		vm = ask(&cfg, self, COLO_DAEMON_VM);
 
 	out = json_object_new_object();
 	json_object_object_add(out, "pair", json_object_new_string(cfg.name));
-	json_object_object_add(out, "state",
-			       json_object_new_string(pair_state(up, proxy)));
+	json_object_object_add(
+		out, "state",
+		json_object_new_string(pair_state(up, proxy, vm, want_vm)));
 	json_object_object_add(out, "host", json_object_get(up));
 	{
 		struct json_object *v;
@@ -153,11 +164,14 @@ int colo_cmd_status(int argc, char **argv)
 	json_object_object_add(out, "proxy", proxy ? proxy : NULL);
 	if (blk)
 		json_object_object_add(out, "blk", blk);
+	if (want_vm)
+		json_object_object_add(out, "vm", vm);
 	if (as_json) {
 		printf("%s\n", json_object_to_json_string(out));
 	} else {
 		json_object_object_get_ex(up, "peer", &peer);
-		printf("pair %s: %s\n", cfg.name, pair_state(up, proxy));
+		printf("pair %s: %s\n", cfg.name,
+		       pair_state(up, proxy, vm, want_vm));
 		printf("  %-12s %-10s %s, epoch %s, proxy %s\n",
 		       cfg.host[self].name, str(up, "role", "?"),
 		       !strcmp(str(up, "quorate", "false"), "true")
@@ -165,6 +179,12 @@ int colo_cmd_status(int argc, char **argv)
 			       : "NOT quorate",
 		       str(up, "epoch", "?"),
 		       str(proxy, "mode", "not running"));
+		if (want_vm)
+			printf("  vm %s, checkpoint %s (%s in all, last pause "
+			       "%s ms)\n",
+			       str(vm, "mode", "not running"),
+			       str(vm, "seq", "-"), str(vm, "checkpoints", "0"),
+			       str(vm, "pause_last_ms", "-"));
 		printf("  %-12s %-10s %s\n", cfg.host[!self].name,
 		       str(peer, "role", "?"),
 		       !strcmp(str(peer, "in_group", "false"), "true")

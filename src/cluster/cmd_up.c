@@ -73,10 +73,25 @@ static int heuristic_cmd(const char *conf, char *out, size_t len, char *err,
 	return 0;
 }
 
+/* Words as a shell would read them back: quoted when they need it. */
 static void print_argv(const struct colo_argv *a)
 {
-	for (int i = 0; i < a->argc; i++)
-		printf("%s%s", i ? " " : "    ", a->argv[i]);
+	for (int i = 0; i < a->argc; i++) {
+		const char *w = a->argv[i];
+
+		printf("%s", i ? " " : "    ");
+		if (*w && !strpbrk(w, " \t\n'\"\\$`;&|<>()*?[]#~{}")) {
+			printf("%s", w);
+			continue;
+		}
+		putchar('\'');
+		for (; *w; w++)
+			if (*w == '\'')
+				printf("'\\''");
+			else
+				putchar(*w);
+		putchar('\'');
+	}
 	printf("\n");
 }
 

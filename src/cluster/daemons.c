@@ -4,7 +4,9 @@
  * The primary's proxy listens on its own link address and the secondary's
  * connects to the primary's: the addresses come from the host sections,
  * the direction from the role decided at run time, never from the order
- * of the hosts in the file.
+ * of the hosts in the file. With kind = vm the proxy's guest port is a
+ * socket that colo vm's QEMUs connect to, and colo vm (the frame) runs
+ * the guest, its frame link in TLS with the host's credentials.
  */
 #include "daemons.h"
 
@@ -24,15 +26,32 @@ const char *colo_role_name(enum colo_role r)
 	}
 }
 
+const char *colo_daemon_name(enum colo_daemon d)
+{
+	static const char *const names[COLO_DAEMON_COUNT] = { "proxy", "blk",
+							      "vm" };
+
+	return d < COLO_DAEMON_COUNT ? names[d] : "?";
+}
+
 void colo_daemon_socket(const struct colo_pair_config *cfg, int self,
 			enum colo_daemon d, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%s-%s.sock", cfg->run_dir, cfg->host[self].name,
-		 d == COLO_DAEMON_PROXY ? "proxy" : "blk");
+		 colo_daemon_name(d));
+}
+
+void colo_daemon_guest_socket(const struct colo_pair_config *cfg, int self,
+			      char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s-guest.sock", cfg->run_dir,
+		 cfg->host[self].name);
 }
 
 bool colo_daemon_wanted(const struct colo_pair_config *cfg, enum colo_daemon d)
 {
+	if (d == COLO_DAEMON_VM)
+		return cfg->guest_kind == COLO_GUEST_VM;
 	return d == COLO_DAEMON_PROXY || cfg->disk[0];
 }
 
@@ -61,6 +80,69 @@ static void add_hostport(struct colo_argv *a, const char *addr,
 		add(a, "%s:%u", addr, port);
 }
 
+/* A link in TLS: identity is the host, so the peer's certificate must
+ * carry its [host NAME]. */
+static void add_tls(struct colo_argv *a, const struct colo_pair_host *me,
+		    const struct colo_pair_host *peer)
+{
+	if (!me->credentials[0])
+		return;
+	add(a, "--tls-creds");
+	add(a, "%s", me->credentials);
+	add(a, "--tls-peer");
+	add(a, "%s", peer->name);
+}
+
+/* colo vm: the frame link on the same addresses as the proxy's, the NIC
+ * on the proxy's guest port, checkpoints on the proxy's requests. */
+void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
+			 enum colo_role r, const char *colo,
+			 unsigned int dir_gen, const char *promote_from,
+			 struct colo_argv *out)
+{
+	const struct colo_pair_host *me = &cfg->host[self];
+	const struct colo_pair_host *peer = &cfg->host[!self];
+	bool primary = r == COLO_ROLE_PRIMARY;
+	char path[COLO_ARG_LEN];
+
+	out->argc = 0;
+	out->argv[0] = NULL;
+	add(out, "%s", colo);
+	add(out, "vm");
+	add(out, "--role");
+	add(out, "%s", colo_role_name(r));
+	add(out, "--dir");
+	if (dir_gen)
+		add(out, "%s/%s.%u", cfg->ram_dir, me->name, dir_gen);
+	else
+		add(out, "%s/%s", cfg->ram_dir, me->name);
+	add(out, primary ? "--link-listen" : "--link-connect");
+	add_hostport(out, primary ? me->link : peer->link, cfg->vm_port);
+	add(out, "--control");
+	colo_daemon_socket(cfg, self, COLO_DAEMON_VM, path, sizeof(path));
+	add(out, "%s", path);
+	colo_daemon_guest_socket(cfg, self, path, sizeof(path));
+	add(out, "--nic");
+	add(out, "unix:%s", path);
+	colo_daemon_socket(cfg, self, COLO_DAEMON_PROXY, path, sizeof(path));
+	add(out, "--proxy-control");
+	add(out, "%s", path);
+	add_tls(out, me, peer);
+	if (cfg->qemu[0]) {
+		add(out, "--qemu");
+		add(out, "%s", cfg->qemu);
+	}
+	add(out, "--interval");
+	add(out, "%u", cfg->interval_ms);
+	if (promote_from) {
+		add(out, "--promote");
+		add(out, "%s", promote_from);
+	}
+	add(out, "--");
+	for (unsigned int i = 0; i < cfg->qemu_args.n; i++)
+		add(out, "%s", colo_words_at(&cfg->qemu_args, i));
+}
+
 void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		      enum colo_role r, enum colo_daemon d, const char *colo,
 		      struct colo_argv *out)
@@ -70,6 +152,10 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 	bool primary = r == COLO_ROLE_PRIMARY;
 	char sock[COLO_ARG_LEN];
 
+	if (d == COLO_DAEMON_VM) {
+		colo_daemon_vm_argv(cfg, self, r, colo, 0, NULL, out);
+		return;
+	}
 	out->argc = 0;
 	out->argv[0] = NULL;
 	add(out, "%s", colo);
@@ -81,7 +167,14 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add(out, "--client");
 		add(out, "packet:%s", me->client_if);
 		add(out, "--guest");
-		add(out, "packet:%s", me->guest_if);
+		if (cfg->guest_kind == COLO_GUEST_VM) {
+			char path[COLO_ARG_LEN];
+
+			colo_daemon_guest_socket(cfg, self, path, sizeof(path));
+			add(out, "qemu:unix-listen:%s", path);
+		} else {
+			add(out, "packet:%s", me->guest_if);
+		}
 		add(out, primary ? "--link-listen" : "--link-connect");
 		add_hostport(out, primary ? me->link : peer->link,
 			     cfg->link_port);
@@ -89,14 +182,7 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add(out, "%s", sock);
 		/* colo up pushes the lease; nothing leaves before it */
 		add(out, "--lease-required");
-		/* The link in TLS: identity is the host, so the peer's
-		 * certificate must carry its [host NAME]. */
-		if (me->credentials[0]) {
-			add(out, "--tls-creds");
-			add(out, "%s", me->credentials);
-			add(out, "--tls-peer");
-			add(out, "%s", peer->name);
-		}
+		add_tls(out, me, peer);
 		return;
 	}
 	add(out, "blk");
@@ -111,12 +197,7 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add_hostport(out, me->link, cfg->link_port + 1u);
 	}
 	/* The replication link with the same credentials as the proxy's. */
-	if (me->credentials[0]) {
-		add(out, "--tls-creds");
-		add(out, "%s", me->credentials);
-		add(out, "--tls-peer");
-		add(out, "%s", peer->name);
-	}
+	add_tls(out, me, peer);
 	add(out, "--export");
 	add(out, "unix-listen:%s/%s-disk.sock", cfg->run_dir, me->name);
 	add(out, "--control");

@@ -12,9 +12,15 @@
 
 enum colo_role { COLO_ROLE_NONE, COLO_ROLE_PRIMARY, COLO_ROLE_SECONDARY };
 
-enum colo_daemon { COLO_DAEMON_PROXY, COLO_DAEMON_BLK, COLO_DAEMON_COUNT };
+/* In start order: colo vm's QEMU connects to the proxy's guest port. */
+enum colo_daemon {
+	COLO_DAEMON_PROXY,
+	COLO_DAEMON_BLK,
+	COLO_DAEMON_VM,
+	COLO_DAEMON_COUNT
+};
 
-#define COLO_ARGV_MAX 24
+#define COLO_ARGV_MAX 96 /* colo vm's own options and the guest's words */
 #define COLO_ARG_LEN  256
 
 struct colo_argv {
@@ -25,16 +31,31 @@ struct colo_argv {
 
 /* daemons.c APIs: */
 const char *colo_role_name(enum colo_role r);
-/* The control socket of a daemon of this host: RUN_DIR/NAME-proxy.sock
- * or RUN_DIR/NAME-blk.sock (the host's name keeps two hosts sharing a
- * run directory, as in tests, apart). */
+/* "proxy", "blk" or "vm". */
+const char *colo_daemon_name(enum colo_daemon d);
+/* The control socket of a daemon of this host: RUN_DIR/NAME-proxy.sock,
+ * RUN_DIR/NAME-blk.sock or RUN_DIR/NAME-vm.sock (the host's name keeps
+ * two hosts sharing a run directory, as in tests, apart). */
 void colo_daemon_socket(const struct colo_pair_config *cfg, int self,
 			enum colo_daemon d, char *out, size_t len);
-/* Whether this pair runs daemon d at all (blk only with a [guest] disk). */
+/* kind = vm: the proxy's guest port, RUN_DIR/NAME-guest.sock, that every
+ * QEMU of colo vm connects to. */
+void colo_daemon_guest_socket(const struct colo_pair_config *cfg, int self,
+			      char *out, size_t len);
+/* Whether this pair runs daemon d at all (blk only with a [guest] disk,
+ * vm only with kind = vm). */
 bool colo_daemon_wanted(const struct colo_pair_config *cfg, enum colo_daemon d);
 /* argv for daemon d of host self in role r, colo being the binary. */
 void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		      enum colo_role r, enum colo_daemon d, const char *colo,
 		      struct colo_argv *out);
+/* colo vm's argv as colo_daemon_argv gives it, in RAM directory
+ * generation dir_gen (RAM_DIR/HOST, RAM_DIR/HOST.N: a promoted primary
+ * must not touch the RAM file its predecessor's VM still maps) and with
+ * --promote promote_from unless NULL. */
+void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
+			 enum colo_role r, const char *colo,
+			 unsigned int dir_gen, const char *promote_from,
+			 struct colo_argv *out);
 
 #endif

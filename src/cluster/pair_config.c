@@ -45,6 +45,8 @@ struct parse {
 	enum section sec;
 	struct colo_pair_host *host;
 	unsigned int sec_line[SEC_COUNT];
+	bool indented;	      /* inih's line starts with a blank */
+	const char *last_key; /* the key of the last key line */
 	char err[COLO_PAIR_ERR_MAX];
 };
 
@@ -168,61 +170,104 @@ static int set_kind(const char *v, void *dst, size_t size, const char **why)
 		*(enum colo_guest_kind *)dst = COLO_GUEST_NETNS;
 		return 0;
 	}
-	*why = !strcmp(v, "vm") ? "'vm' is not supported yet (the VM frame "
-				  "adds it); use 'netns'"
-				: "unknown guest kind (known: netns)";
+	if (!strcmp(v, "vm")) {
+		*(enum colo_guest_kind *)dst = COLO_GUEST_VM;
+		return 0;
+	}
+	*why = "unknown guest kind (known: netns, vm)";
 	return -1;
 }
+
+/* A QEMU binary: a name looked up in PATH, or an absolute path. */
+static int set_program(const char *v, void *dst, size_t size, const char **why)
+{
+	if (v[0] != '/' && strchr(v, '/')) {
+		*why = "a program name or an absolute path";
+		return -1;
+	}
+	return set_str(v, dst, size, why);
+}
+
+/* The checkpoint interval: as set_ms, and 0 turns it off. */
+static int set_interval(const char *v, void *dst, size_t size, const char **why)
+{
+	if (!strcmp(v, "0")) {
+		*(uint32_t *)dst = 0;
+		return 0;
+	}
+	return set_ms(v, dst, size, why);
+}
+
+/* One line of words, added to those of the lines before it. */
+static int add_words(const char *v, void *dst, size_t size, const char **why)
+{
+	(void)size;
+	return colo_words_append(dst, v, why);
+}
+
+/* Who must give a key: every kind of guest, or one. */
+enum need { OPTIONAL, REQUIRED, NETNS_ONLY };
 
 struct key {
 	const char *name;
 	check_fn set;
 	size_t off, size;
-	bool required;
+	enum need required;
+	bool lines; /* indented lines after it continue it */
 };
 
 #define CK(f, fn, req)                                                         \
 	{                                                                      \
 #f, fn, offsetof(struct colo_pair_config, f),                  \
-			sizeof(((struct colo_pair_config *)0)->f), req         \
+			sizeof(((struct colo_pair_config *)0)->f), req, false  \
 	}
 #define HK(k, f, fn, req)                                                      \
 	{                                                                      \
 		k, fn, offsetof(struct colo_pair_host, f),                     \
-			sizeof(((struct colo_pair_host *)0)->f), req           \
+			sizeof(((struct colo_pair_host *)0)->f), req, false    \
 	}
 
 static const struct key pair_keys[] = {
-	CK(name, set_name, true),     CK(link_port, set_port, false),
-	CK(run_dir, set_path, false), CK(authkey, set_path, false),
-	CK(hook, set_path, false),    { NULL, NULL, 0, 0, false },
+	CK(name, set_name, REQUIRED),	 CK(link_port, set_port, OPTIONAL),
+	CK(run_dir, set_path, OPTIONAL), CK(authkey, set_path, OPTIONAL),
+	CK(hook, set_path, OPTIONAL),	 { NULL, NULL, 0, 0, OPTIONAL, false },
 };
 static const struct key host_keys[] = {
-	HK("link", link, set_addr, true),
-	HK("ring", ring, set_addr, true),
-	HK("client", client_if, set_ifname, true),
-	HK("guest", guest_if, set_ifname, true),
-	HK("credentials", credentials, set_path, false),
-	{ NULL, NULL, 0, 0, false },
+	HK("link", link, set_addr, REQUIRED),
+	HK("ring", ring, set_addr, REQUIRED),
+	HK("client", client_if, set_ifname, REQUIRED),
+	/* a VM's NIC is on the proxy's own socket, not an interface */
+	HK("guest", guest_if, set_ifname, NETNS_ONLY),
+	HK("credentials", credentials, set_path, OPTIONAL),
+	{ NULL, NULL, 0, 0, OPTIONAL, false },
 };
 static const struct key witness_keys[] = {
 	{ "address", set_addr, offsetof(struct colo_pair_config, witness),
-	  COLO_PAIR_ADDR_MAX, true },
+	  COLO_PAIR_ADDR_MAX, REQUIRED, false },
 	{ "port", set_port, offsetof(struct colo_pair_config, witness_port),
-	  sizeof(uint16_t), false },
-	{ NULL, NULL, 0, 0, false },
+	  sizeof(uint16_t), OPTIONAL, false },
+	{ NULL, NULL, 0, 0, OPTIONAL, false },
 };
 static const struct key timeout_keys[] = {
-	CK(lease_ms, set_ms, false), CK(margin_ms, set_ms, false),
-	CK(token_ms, set_ms, false), CK(qdevice_ms, set_ms, false),
-	{ NULL, NULL, 0, 0, false },
+	CK(lease_ms, set_ms, OPTIONAL),	       CK(margin_ms, set_ms, OPTIONAL),
+	CK(token_ms, set_ms, OPTIONAL),	       CK(qdevice_ms, set_ms, OPTIONAL),
+	{ NULL, NULL, 0, 0, OPTIONAL, false },
 };
+/* The keys after disk are kind = vm's (validate() refuses them with
+ * netns): keep them last. */
 static const struct key guest_keys[] = {
 	{ "kind", set_kind, offsetof(struct colo_pair_config, guest_kind),
-	  sizeof(enum colo_guest_kind), false },
-	CK(disk, set_path, false),
-	{ NULL, NULL, 0, 0, false },
+	  sizeof(enum colo_guest_kind), OPTIONAL, false },
+	CK(disk, set_path, OPTIONAL),
+	{ "qemu_args", add_words, offsetof(struct colo_pair_config, qemu_args),
+	  sizeof(struct colo_words), OPTIONAL, true },
+	CK(ram_dir, set_path, OPTIONAL),
+	CK(vm_port, set_port, OPTIONAL),
+	CK(qemu, set_program, OPTIONAL),
+	CK(interval_ms, set_interval, OPTIONAL),
+	{ NULL, NULL, 0, 0, OPTIONAL, false },
 };
+#define GUEST_VM_KEYS 2 /* index of the first key of kind = vm only */
 
 static const struct {
 	const char *name;
@@ -335,11 +380,15 @@ static int on_key(void *user, const char *section, const char *name,
 		bit += sec_shift(p->sec);
 		base = (char *)p->cfg;
 	}
-	if (*seen & (1ull << bit)) {
+	/* inih hands an indented line after a key over as that key again:
+	 * a continuation for a key of several lines, a repeat otherwise */
+	if ((*seen & (1ull << bit)) &&
+	    !(k->lines && p->indented && p->last_key == k->name)) {
 		fail(p, p->line, "[%s] %s: key given twice", section, name);
 		return 0;
 	}
 	*seen |= 1ull << bit;
+	p->last_key = k->name;
 	if (k->set(value, base + k->off, k->size, &why)) {
 		fail(p, p->line, "[%s] %s: %s", section, name, why);
 		return 0;
@@ -364,6 +413,7 @@ static char *read_line(char *str, int num, void *stream)
 	nl = memchr(s, '\n', left);
 	n = nl ? (size_t)(nl - s) : left;
 	p->pos += nl ? n + 1 : n;
+	p->indented = n && (s[0] == ' ' || s[0] == '\t');
 	if (n > max) {
 		fail(p, p->line, "line longer than %zu bytes", max);
 		n = max;
@@ -391,11 +441,55 @@ static void need(struct parse *p, unsigned int line, const char *section,
 		 const struct key *keys, uint64_t seen, unsigned int shift)
 {
 	unsigned int bit = 0;
+	bool netns = p->cfg->guest_kind == COLO_GUEST_NETNS;
 
 	for (const struct key *k = keys; k->name; k++, bit++)
-		if (k->required && !(seen & (1ull << (bit + shift))))
+		if ((k->required == REQUIRED ||
+		     (k->required == NETNS_ONLY && netns)) &&
+		    !(seen & (1ull << (bit + shift))))
 			fail(p, line, "[%s]: missing key '%s'", section,
 			     k->name);
+}
+
+/* kind = vm's own rules; netns refuses vm's keys. */
+static void validate_guest(struct parse *p, unsigned int line)
+{
+	struct colo_pair_config *cfg = p->cfg;
+	unsigned int shift = sec_shift(SEC_GUEST), bit = GUEST_VM_KEYS;
+
+	if (cfg->guest_kind == COLO_GUEST_NETNS) {
+		for (const struct key *k = &guest_keys[bit]; k->name;
+		     k++, bit++)
+			if (cfg->seen & (1ull << (bit + shift)))
+				fail(p, line, "[guest] %s: only with kind = vm",
+				     k->name);
+		return;
+	}
+	if (!cfg->qemu_args.n)
+		fail(p, line,
+		     "[guest]: missing key 'qemu_args' (kind = vm: the "
+		     "guest's QEMU arguments)");
+	if (cfg->disk[0])
+		fail(p, line,
+		     "[guest] disk: not with kind = vm yet (see colo-up(1) "
+		     "NOT DONE YET)");
+	/* whoever reaches the frame link owns the guest: TLS, always */
+	for (unsigned int i = 0; i < cfg->nhosts; i++)
+		if (!cfg->host[i].credentials[0])
+			fail(p, cfg->host[i].line,
+			     "[host %s]: missing key 'credentials' (kind = "
+			     "vm runs the frame link and migration in TLS)",
+			     cfg->host[i].name);
+	if (!cfg->vm_port && cfg->link_port + 2u > 65535u)
+		fail(p, line, "[guest]: link_port + 2 is no port: set vm_port");
+	else if (!cfg->vm_port)
+		cfg->vm_port = (uint16_t)(cfg->link_port + 2u);
+	if (cfg->vm_port == cfg->link_port ||
+	    cfg->vm_port == cfg->link_port + 1u)
+		fail(p, line,
+		     "[guest] vm_port: %u is the proxy's or blk's link "
+		     "(link_port, link_port + 1)",
+		     cfg->vm_port);
 }
 
 /* Whole-file rules, checked once every key is in. */
@@ -429,6 +523,8 @@ static void validate(struct parse *p)
 		     cfg->nhosts);
 		return;
 	}
+	validate_guest(p,
+		       p->sec_line[SEC_GUEST] ? p->sec_line[SEC_GUEST] : end);
 	if (!strcmp(cfg->host[0].ring, cfg->host[1].ring))
 		fail(p, cfg->host[1].line,
 		     "[host %s] ring: same address as host %s",
@@ -475,6 +571,8 @@ int colo_pair_parse(const char *file, const char *text, size_t len,
 	cfg->lease_ms = 400;
 	cfg->token_ms = 150;
 	cfg->guest_kind = COLO_GUEST_NETNS;
+	snprintf(cfg->ram_dir, sizeof(cfg->ram_dir), "/dev/shm/colo");
+	cfg->interval_ms = 20000; /* colo vm's (and QEMU's COLO's) */
 
 	r = ini_parse_stream(read_line, &p, on_key, &p);
 	if (r == -2) {

@@ -7,7 +7,8 @@
  *   [host NAME]   exactly two: link, ring, client, guest, credentials
  *   [witness]     address, port
  *   [timeouts]    lease_ms, margin_ms, token_ms, qdevice_ms
- *   [guest]       kind (netns today), disk
+ *   [guest]       kind (netns or vm), disk; for vm: qemu_args (may go on
+ *                 over indented lines), ram_dir, vm_port, qemu, interval_ms
  *
  * Every error names the file, the line and the key (or, for a missing key,
  * the section), so a typo is found without reading this code.
@@ -19,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shell_words.h"
+
 #define COLO_PAIR_NAME_MAX 32  /* corosync's cluster_name limit is 31 */
 #define COLO_PAIR_ADDR_MAX 64  /* textual IPv4 or IPv6 address */
 #define COLO_PAIR_PATH_MAX 200 /* inih's lines are 200 bytes anyway */
@@ -26,6 +29,7 @@
 
 enum colo_guest_kind {
 	COLO_GUEST_NETNS, /* the guest is already there (tests/e2e's netns) */
+	COLO_GUEST_VM,	  /* colo up runs it under colo vm (the frame) */
 };
 
 struct colo_pair_host {
@@ -55,7 +59,13 @@ struct colo_pair_config {
 	uint32_t qdevice_ms; /* qdevice's timeout; 0: corosync's default */
 	enum colo_guest_kind guest_kind;
 	char disk[COLO_PAIR_PATH_MAX]; /* empty: no block replication */
-	uint64_t seen;		       /* keys met, 8 bits per section */
+	/* kind = vm: what colo vm needs */
+	struct colo_words qemu_args;	  /* the guest's, after "--" */
+	char ram_dir[COLO_PAIR_PATH_MAX]; /* RAM_DIR/HOST is colo vm's --dir */
+	uint16_t vm_port;		  /* frame link; 0: link_port + 2 */
+	char qemu[COLO_PAIR_PATH_MAX];	  /* "": colo vm's default binary */
+	uint32_t interval_ms;		  /* periodic checkpoints; 0: off */
+	uint64_t seen;			  /* keys met, 8 bits per section */
 };
 
 /* pair_config.c APIs: */

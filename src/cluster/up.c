@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "children.h"
@@ -72,6 +73,15 @@ struct up {
 	bool yielded;	   /* handed the role over: claims nothing */
 	bool peer_yielded; /* the primary yielded at our epoch: claim now */
 	bool switching;	   /* our proxy is handing the client over */
+	/* colo vm did not confirm its failover yet: asked again by the
+	 * watcher until it does */
+	bool vm_failover_pending;
+	/* Re-protection of a VM guest (promote): the failed-over colo vm,
+	 * which hands its guest to the new primary one and exits; the RAM
+	 * directory generation of the next colo vm; its --promote. */
+	pid_t old_vm;
+	unsigned int vm_dir_gen;
+	char promote_from[COLO_ARG_LEN + 8];
 	uint64_t switch_at;
 	bool protected_now; /* the proxy's last mode was "protected" */
 	/* Secondary: its proxy has linked with the primary's since it took
@@ -94,7 +104,7 @@ struct up {
 	uint64_t primary_left_ns;   /* for the logs: when it left */
 	pid_t child[COLO_DAEMON_COUNT];
 	char sock[COLO_DAEMON_COUNT][COLO_ARG_LEN];
-	struct colo_timer *state_timer, *takeover_timer;
+	struct colo_timer *state_timer, *takeover_timer, *vm_restart_timer;
 	int exit_code;
 };
 
@@ -188,24 +198,12 @@ static void write_state(struct up *u)
 static int request(struct up *u, enum colo_daemon d, const char *req,
 		   char *reply_err, size_t errlen)
 {
-	char *reply =
-		colo_control_request(u->sock[d], req, 1000, reply_err, errlen);
-	struct json_object *o, *ok, *e;
-	int r = -1;
-
-	if (!reply)
+	if (u->child[d] <= 0) {
+		snprintf(reply_err, errlen, "%s not running",
+			 colo_daemon_name(d));
 		return -1;
-	o = json_tokener_parse(reply);
-	if (o && json_object_object_get_ex(o, "ok", &ok) &&
-	    json_object_get_boolean(ok))
-		r = 0;
-	else if (o && json_object_object_get_ex(o, "error", &e))
-		snprintf(reply_err, errlen, "%s", json_object_get_string(e));
-	else
-		snprintf(reply_err, errlen, "bad reply");
-	json_object_put(o);
-	free(reply);
-	return r;
+	}
+	return colo_control_command(u->sock[d], req, 1000, reply_err, errlen);
 }
 
 /* The deadline to the primary's proxy. A proxy without the hook answers
@@ -275,32 +273,89 @@ static void stop_daemons(struct up *u)
 		u->child[d] = 0;
 		colo_child_stop(pid, 3000);
 	}
+	colo_child_stop(u->old_vm, 3000);
+	u->old_vm = 0;
 	u->daemon_role = COLO_ROLE_NONE;
 	u->protected_now = false;
+	u->vm_failover_pending = false;
 }
 
-static void start_daemons(struct up *u, enum colo_role r)
+/* A guest port left by an earlier proxy would pass for the new one's. */
+static void unlink_guest_port(struct up *u)
+{
+	char path[COLO_ARG_LEN];
+
+	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	unlink(path);
+}
+
+/* colo vm's QEMU connects to the proxy's guest port at once: wait (a
+ * few ms, bounded) until the proxy listens on it. */
+static void wait_guest_port(struct up *u)
+{
+	char path[COLO_ARG_LEN];
+	struct timespec ts = { 0, 10 * 1000000L };
+
+	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	for (int i = 0; i < 500; i++) {
+		if (access(path, F_OK) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	colo_log_warn("%s: the proxy's guest port did not appear", path);
+}
+
+/* Starts daemon d in role r; false (and colo up stops) if it cannot. */
+static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
 {
 	struct colo_argv a;
 	char err[256];
 
-	for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
-		if (!colo_daemon_wanted(u->cfg, (enum colo_daemon)d))
-			continue;
+	if (d == COLO_DAEMON_VM) {
+		wait_guest_port(u);
+		colo_daemon_vm_argv(u->cfg, u->self, r, u->colo, u->vm_dir_gen,
+				    u->promote_from[0] ? u->promote_from : NULL,
+				    &a);
+	} else {
+		if (d == COLO_DAEMON_PROXY &&
+		    colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+			unlink_guest_port(u);
 		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
 				 u->colo, &a);
-		u->child[d] = colo_child_start(a.argv, err, sizeof(err));
-		if (u->child[d] < 0) {
-			u->child[d] = 0;
-			colo_log_warn("%s", err);
-			u->exit_code = 1;
-			colo_loop_stop(u->loop);
-			return;
-		}
-		colo_log_info("started %s %s (pid %d)", a.argv[1],
-			      colo_role_name(r), (int)u->child[d]);
 	}
+	u->child[d] = colo_child_start(a.argv, err, sizeof(err));
+	if (u->child[d] < 0) {
+		u->child[d] = 0;
+		colo_log_warn("%s", err);
+		u->exit_code = 1;
+		colo_loop_stop(u->loop);
+		return false;
+	}
+	colo_log_info("started %s %s (pid %d)", a.argv[1], colo_role_name(r),
+		      (int)u->child[d]);
+	return true;
+}
+
+static void start_daemons(struct up *u, enum colo_role r)
+{
+	for (int d = 0; d < COLO_DAEMON_COUNT; d++)
+		if (colo_daemon_wanted(u->cfg, (enum colo_daemon)d) &&
+		    !start_daemon(u, (enum colo_daemon)d, r))
+			return;
 	u->daemon_role = r;
+}
+
+/* A secondary's colo vm gives up when the primary's frame link stays
+ * away (a survivor that has not re-protected yet): it is started again
+ * rather than stopping the host; its first checkpoint is a full one. */
+static void on_vm_restart_timer(void *opaque)
+{
+	struct up *u = opaque;
+
+	if (u->daemon_role == COLO_ROLE_SECONDARY &&
+	    u->role == COLO_ROLE_SECONDARY && !u->child[COLO_DAEMON_VM] &&
+	    u->child[COLO_DAEMON_PROXY] > 0)
+		start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_SECONDARY);
 }
 
 static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
@@ -317,12 +372,34 @@ static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
 		u->claim_sent = false; /* retried at the next evaluation */
 }
 
+/* The secondary VM runs on alone (it leaves the frame link): asked
+ * before the proxy releases its output, and again by the watcher while
+ * colo vm has not said yes (busy in a checkpoint the dead primary left
+ * unfinished, until its --timeout). */
+static void vm_failover(struct up *u)
+{
+	char err[256];
+
+	if (!request(u, COLO_DAEMON_VM, "{\"cmd\":\"failover\"}", err,
+		     sizeof(err))) {
+		if (u->vm_failover_pending)
+			colo_log_info("vm failed over");
+		u->vm_failover_pending = false;
+		return;
+	}
+	if (!u->vm_failover_pending)
+		colo_log_warn("vm failover: %s (asking again)", err);
+	u->vm_failover_pending = true;
+}
+
 static void do_failover(struct up *u)
 {
 	char err[256];
 	uint64_t now = colo_now_ns();
 
 	u->pending_failover = false;
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+		vm_failover(u);
 	if (request(u, COLO_DAEMON_PROXY, "{\"cmd\":\"failover\"}", err,
 		    sizeof(err)))
 		colo_log_warn("proxy failover: %s", err);
@@ -581,12 +658,38 @@ static void on_claim_msg(struct up *u, uint32_t from,
  * supervisor's loop also renews the lease. */
 #define WATCH_MS 250
 
+/* A VM guest lives on through re-protection: the failed-over colo vm
+ * keeps running while a primary proxy replaces the failed-over one, then
+ * a primary colo vm (--promote, in a fresh RAM directory) takes the
+ * guest over from it (promote.c) and the old one exits. Its control
+ * socket moves aside first: the new daemon's takes its name. */
+static void promote_vm(struct up *u)
+{
+	u->old_vm = u->child[COLO_DAEMON_VM];
+	u->child[COLO_DAEMON_VM] = 0;
+	snprintf(u->promote_from, sizeof(u->promote_from), "%s.old",
+		 u->sock[COLO_DAEMON_VM]);
+	if (rename(u->sock[COLO_DAEMON_VM], u->promote_from))
+		colo_log_warn("%s: %s", u->sock[COLO_DAEMON_VM],
+			      strerror(errno));
+	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
+	u->child[COLO_DAEMON_PROXY] = 0;
+	u->vm_dir_gen++;
+	start_daemons(u, COLO_ROLE_PRIMARY);
+	u->promote_from[0] = '\0';
+}
+
 static void restart_as_primary(struct up *u)
 {
 	uint64_t t0 = colo_now_ns();
 
-	stop_daemons(u);
-	start_daemons(u, COLO_ROLE_PRIMARY);
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
+	    u->child[COLO_DAEMON_VM] > 0) {
+		promote_vm(u);
+	} else {
+		stop_daemons(u);
+		start_daemons(u, COLO_ROLE_PRIMARY);
+	}
 	colo_log_info(
 		"re-protecting: daemons restarted as primary in %llu "
 		"ms",
@@ -793,6 +896,8 @@ static void on_watch_timer(void *opaque)
 	bool prot;
 
 	colo_timer_arm_in(u->watch_timer, 250 * COLO_NS_PER_MS);
+	if (u->vm_failover_pending)
+		vm_failover(u);
 	if (u->role == COLO_ROLE_SECONDARY && !u->replica &&
 	    u->child[COLO_DAEMON_PROXY] > 0 && proxy_was_linked(u))
 		became_replica(u);
@@ -964,19 +1069,37 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 	int st;
 
 	(void)si;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == u->old_vm) {
+			colo_log_info("the failed-over vm exited (status %d): "
+				      "it handed its guest over",
+				      WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			u->old_vm = 0;
+		}
+		if (pid == u->child[COLO_DAEMON_VM] &&
+		    u->daemon_role == COLO_ROLE_SECONDARY &&
+		    u->role == COLO_ROLE_SECONDARY) {
+			u->child[COLO_DAEMON_VM] = 0;
+			colo_log_warn("secondary vm exited (status %d): "
+				      "starting it again in 1 s",
+				      WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			colo_timer_arm_in(u->vm_restart_timer, COLO_NS_PER_S);
+			continue;
+		}
 		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 			if (u->child[d] == pid) {
 				u->child[d] = 0;
-				colo_log_warn("%s exited (status %d): stopping",
-					      d == COLO_DAEMON_PROXY ? "proxy"
-								     : "blk",
-					      WIFEXITED(st)
-						      ? WEXITSTATUS(st)
+				colo_log_warn(
+					"%s exited (status %d): stopping",
+					colo_daemon_name((enum colo_daemon)d),
+					WIFEXITED(st) ? WEXITSTATUS(st)
 						      : 128 + WTERMSIG(st));
 				u->exit_code = 1;
 				colo_loop_stop(u->loop);
 			}
+	}
 }
 
 static void on_stop(void *opaque, const struct signalfd_siginfo *si)
@@ -1006,6 +1129,13 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 		colo_log_warn("%s: %s", cfg->run_dir, strerror(errno));
 		return 1;
 	}
+	/* colo vm makes its own RAM_DIR/HOST, not the parents */
+	if (colo_daemon_wanted(cfg, COLO_DAEMON_VM) &&
+	    mkdir(cfg->ram_dir, 0700) && errno != EEXIST) {
+		colo_log_warn("[guest] ram_dir %s: %s", cfg->ram_dir,
+			      strerror(errno));
+		return 1;
+	}
 	for (int d = 0; d < COLO_DAEMON_COUNT; d++)
 		colo_daemon_socket(cfg, self, (enum colo_daemon)d, u.sock[d],
 				   sizeof(u.sock[d]));
@@ -1024,6 +1154,7 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	 * started: nobody claims before lease + margin from now. */
 	colo_lease_peer_left(&u.lease, colo_now_ns());
 	u.takeover_timer = colo_timer_new(u.loop, on_takeover_timer, &u);
+	u.vm_restart_timer = colo_timer_new(u.loop, on_vm_restart_timer, &u);
 	u.state_timer = colo_timer_new(u.loop, on_state_timer, &u);
 	u.watch_timer = colo_timer_new(u.loop, on_watch_timer, &u);
 	u.draining = -1;

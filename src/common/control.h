@@ -83,6 +83,10 @@ void colo_control_server_emit(struct colo_control_server *s, const char *name,
  * no newline), or NULL with a reason in err. */
 char *colo_control_request(const char *path, const char *request,
 			   unsigned int timeout_ms, char *err, size_t errlen);
+/* A command that must succeed: 0 when the reply says "ok": true;
+ * otherwise -1 with the daemon's "error" (or why no reply came) in err. */
+int colo_control_command(const char *path, const char *request,
+			 unsigned int timeout_ms, char *err, size_t errlen);
 /* For the command-line clients (colo ctl, colo blk ctl): sends req (and
  * releases it), prints the reply line on stdout, and returns the exit
  * status: 0 when the reply says "ok": true, 1 otherwise or when no reply

@@ -173,6 +173,29 @@ int colo_control_call(const char *path, struct json_object *req,
 	return rc;
 }
 
+int colo_control_command(const char *path, const char *request,
+			 unsigned int timeout_ms, char *err, size_t errlen)
+{
+	char *line =
+		colo_control_request(path, request, timeout_ms, err, errlen);
+	struct json_object *o, *ok, *e;
+	int r = -1;
+
+	if (!line)
+		return -1;
+	o = json_tokener_parse(line);
+	if (o && json_object_object_get_ex(o, "ok", &ok) &&
+	    json_object_get_boolean(ok))
+		r = 0;
+	else if (o && json_object_object_get_ex(o, "error", &e))
+		snprintf(err, errlen, "%s", json_object_get_string(e));
+	else
+		snprintf(err, errlen, "bad reply");
+	json_object_put(o);
+	free(line);
+	return r;
+}
+
 int colo_control_subscribe(const char *path, unsigned int timeout_ms,
 			   colo_control_event_fn fn, void *opaque, char *err,
 			   size_t errlen)

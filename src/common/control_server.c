@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -42,6 +43,10 @@ struct colo_control_server {
 	int listen_fd;
 	struct colo_loop_fd *lh;
 	char path[COLO_SOCK_PATH_MAX];
+	/* the socket file we made: removed at the end only if path still
+	 * names it (a successor may own path by then: colo up's promote) */
+	dev_t dev;
+	ino_t ino;
 	struct client cl[CLIENTS_MAX];
 };
 
@@ -237,6 +242,7 @@ colo_control_server_new(struct colo_loop *l, const char *path,
 	struct colo_sock_spec spec;
 	struct colo_sock_addr a;
 	char spec_s[COLO_SOCK_PATH_MAX + 16];
+	struct stat st;
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -263,6 +269,10 @@ colo_control_server_new(struct colo_loop *l, const char *path,
 		goto fail;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
+	if (stat(path, &st) == 0) {
+		s->dev = st.st_dev;
+		s->ino = st.st_ino;
+	}
 	s->lh = colo_loop_add_fd(l, s->listen_fd, EPOLLIN, accept_clients, s);
 	if (!s->lh) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -276,6 +286,8 @@ fail:
 
 void colo_control_server_free(struct colo_control_server *s)
 {
+	struct stat st;
+
 	if (!s)
 		return;
 	for (int i = 0; i < CLIENTS_MAX; i++) {
@@ -291,7 +303,8 @@ void colo_control_server_free(struct colo_control_server *s)
 	if (s->listen_fd >= 0) {
 		colo_loop_del_fd(s->lh);
 		close(s->listen_fd);
-		if (s->path[0])
+		if (s->path[0] && stat(s->path, &st) == 0 &&
+		    st.st_dev == s->dev && st.st_ino == s->ino)
 			unlink(s->path);
 	}
 	free(s);

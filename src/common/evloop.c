@@ -71,6 +71,8 @@ struct colo_loop {
 	struct colo_loop_fd *dead_fds;
 	struct colo_timer *dead_timers;
 	uint64_t now;
+	uint64_t busy_ns, busy_until; /* colo_loop_set_busy_poll */
+	uint64_t busy_empty;	      /* polls that found nothing */
 	bool stop;
 };
 
@@ -387,6 +389,13 @@ int colo_loop_run_once(struct colo_loop *l, int timeout_ms)
 		n = 0;
 	}
 	l->now = colo_now_ns();
+	if (n > 0)
+		l->busy_until = l->now + l->busy_ns;
+	else if (timeout_ms == 0 &&
+		 !(l->armed_deadline && l->armed_deadline <= l->now)) {
+		l->busy_empty++;
+		return 0; /* a busy poll found nothing: no hook to run */
+	}
 	for (int i = 0; i < n; i++) {
 		struct colo_loop_fd *h = ev[i].data.ptr;
 
@@ -409,12 +418,29 @@ int colo_loop_run_once(struct colo_loop *l, int timeout_ms)
 	return 0;
 }
 
+void colo_loop_set_busy_poll(struct colo_loop *l, uint64_t ns)
+{
+	l->busy_ns = ns;
+}
+
+uint64_t colo_loop_busy_empty(const struct colo_loop *l)
+{
+	return l->busy_empty;
+}
+
+/* With busy polling, the loop keeps asking epoll without sleeping until
+ * busy_ns after the last wake-up that had work: a frame arriving then is
+ * served without the scheduler's wake-up, at the price of a CPU spinning
+ * meanwhile (the caller's choice; off by default). */
 int colo_loop_run(struct colo_loop *l)
 {
 	l->stop = false;
-	while (!l->stop)
-		if (colo_loop_run_once(l, -1) < 0)
+	while (!l->stop) {
+		int t = l->busy_ns && colo_now_ns() < l->busy_until ? 0 : -1;
+
+		if (colo_loop_run_once(l, t) < 0)
 			return -1;
+	}
 	return 0;
 }
 

@@ -65,6 +65,12 @@ int colo_loop_on_signal(struct colo_loop *l, int sig, colo_signal_fn fn,
 /* Called once per wake-up after every ready descriptor and due timer. */
 int colo_loop_before_sleep(struct colo_loop *l, colo_hook_fn fn, void *opaque);
 
+/* Busy polling for colo_loop_run: after a wake-up with work, poll
+ * without sleeping for up to ns before sleeping again (0: off). Trades
+ * a spinning CPU for the scheduler's wake-up latency. */
+void colo_loop_set_busy_poll(struct colo_loop *l, uint64_t ns);
+/* Busy polls that found nothing: the spinning busy polling cost. */
+uint64_t colo_loop_busy_empty(const struct colo_loop *l);
 /* Runs until colo_loop_stop(); returns 0, or -1 when epoll fails. */
 int colo_loop_run(struct colo_loop *l);
 /* One wake-up: waits at most timeout_ms (-1: until something happens). */

@@ -26,9 +26,14 @@
 static FILE *create(const char *dir, const char *name)
 {
 	char path[512];
-	int fd;
+	int fd, n;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	/* A path that does not fit is refused, never cut short. */
+	n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		  0600);
 	return fd < 0 ? NULL : fdopen(fd, "w");

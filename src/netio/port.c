@@ -146,6 +146,21 @@ int colo_port_flush(struct colo_port *p)
 	return p->ops->flush ? p->ops->flush(p) : 0;
 }
 
+size_t colo_port_unsent(const struct colo_port *p)
+{
+	return p->ops->unsent ? p->ops->unsent(p) : 0;
+}
+
+int colo_port_hand_over(struct colo_port *p)
+{
+	return p->ops->hand_over ? p->ops->hand_over(p) : -1;
+}
+
+uint64_t colo_port_rx_stamp(const struct colo_port *p)
+{
+	return p->ops->rx_stamp ? p->ops->rx_stamp(p) : 0;
+}
+
 int colo_port_mac(const struct colo_port *p, uint8_t mac[6])
 {
 	if (!p->ops->has_mac)

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define COLO_VNET_HDR_LEN 10
-#define COLO_PORT_BATCH 64
+#define COLO_PORT_BATCH	  64
 /* A GSO super-frame plus its virtio-net header. */
 #define COLO_PORT_FRAME_MAX (65536 + 14 + 8 + COLO_VNET_HDR_LEN)
 
@@ -66,6 +66,16 @@ int colo_port_mac(const struct colo_port *p, uint8_t mac[6]);
  * colo_port_fd again (it changes on accept and when the peer goes away).
  * -1 for every other port. */
 int colo_port_listen_fd(const struct colo_port *p);
+/* Bytes sent to the port that its peer has not read yet (a qemu: port:
+ * its own queue plus its socket's, SIOCOUTQ); 0 for other kinds. A
+ * checkpoint's cut waits for 0 so that the VM has what was sent. */
+size_t colo_port_unsent(const struct colo_port *p);
+/* The port's peer is being retired and the next one in its listen queue
+ * takes over (colo vm's secondary at a checkpoint): frames queued for the
+ * current peer are dropped, what it still sends is discarded, and frames
+ * sent from here on wait for the next peer. 0, or -1 for ports that
+ * cannot (every kind but a listening qemu: port). */
+int colo_port_hand_over(struct colo_port *p);
 
 struct colo_port_stats {
 	uint64_t rx_frames, rx_bytes; /* bytes without vnet headers */
@@ -79,5 +89,9 @@ struct colo_port_stats {
 	uint64_t tx_dropped;	      /* malformed, refused or no peer */
 };
 const struct colo_port_stats *colo_port_stats(const struct colo_port *p);
+/* When the kernel received the last frame colo_port_recv returned
+ * (CLOCK_REALTIME ns), for latency stamps; 0 when the kind cannot say
+ * (only packet: can). One syscall: call it only when measuring. */
+uint64_t colo_port_rx_stamp(const struct colo_port *p);
 
 #endif

@@ -29,6 +29,10 @@ struct colo_port_ops {
 	int (*send)(struct colo_port *p, const uint8_t *frame, size_t len,
 		    size_t vnet_len);
 	int (*flush)(struct colo_port *p); /* NULL: nothing is queued */
+	size_t (*unsent)(const struct colo_port *p); /* may be NULL */
+	int (*hand_over)(struct colo_port *p);	     /* may be NULL */
+	/* Kernel receive time of the last frame read; NULL: unknown. */
+	uint64_t (*rx_stamp)(const struct colo_port *p);
 };
 
 /* Every port struct starts with this. */

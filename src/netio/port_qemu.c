@@ -9,12 +9,17 @@
  * when it leaves, as QEMU's own socket netdev does; a connecting port
  * reports the loss of its peer as a fatal error. `colo vm` relies on the
  * listen queue: a standby QEMU connects while the VM it will replace is
- * attached, waits there, and is accepted once that VM is retired.
+ * attached, waits there, and is accepted once that VM is retired. At a
+ * checkpoint's commit the port is handed over (colo_port_hand_over): what
+ * the retiring VM still sends is discarded, and frames sent from then on
+ * wait for the next peer instead of reaching the retiring one.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,7 +38,9 @@ struct qemu_port {
 	struct colo_sock_spec spec;
 	int listen_fd;
 	bool connecting;
-	bool dead; /* a connecting port lost its peer */
+	bool dead;     /* a connecting port lost its peer */
+	bool handover; /* frames wait for the next peer, the current one's
+			* input is discarded */
 	struct colo_frame_reader rd;
 	struct colo_outbuf out;
 	uint8_t scratch[COLO_GSO_SCRATCH];
@@ -152,6 +159,7 @@ static int qemu_recv(struct colo_port *base, struct colo_rx_batch *b)
 			return 0;
 		no_delay(p);
 		colo_frame_reader_reset(&p->rd);
+		p->handover = false;
 	}
 	if (p->dead)
 		return -1;
@@ -162,7 +170,9 @@ static int qemu_recv(struct colo_port *base, struct colo_rx_batch *b)
 		do {
 			r = read(p->base.fd, space, avail);
 		} while (r < 0 && errno == EINTR);
-		if (r > 0)
+		if (r > 0 && p->handover)
+			base->stats.rx_dropped++; /* the retiring VM's */
+		else if (r > 0)
 			colo_frame_reader_commit(&p->rd, (size_t)r);
 		else if (r == 0 || errno != EAGAIN)
 			peer_lost(p);
@@ -196,7 +206,9 @@ static int put_out(void *arg, const uint8_t *vnet, const uint8_t *f, size_t len)
 	struct qemu_port *p = arg;
 
 	(void)vnet;
-	if (p->base.fd < 0 || colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
+	/* After a hand-over frames wait for the next peer. */
+	if ((p->base.fd < 0 && !p->handover) ||
+	    colo_outbuf_pending(&p->out) > TX_HIGH_WATER ||
 	    colo_outbuf_append(&p->out, f, len, 0)) {
 		p->base.stats.tx_dropped++;
 		return 0;
@@ -220,7 +232,8 @@ static int qemu_flush(struct colo_port *base)
 	struct qemu_port *p = (struct qemu_port *)base;
 	int waited = 0;
 
-	while (p->base.fd >= 0 && colo_outbuf_pending(&p->out)) {
+	while (p->base.fd >= 0 && !p->handover &&
+	       colo_outbuf_pending(&p->out)) {
 		struct pollfd pfd = { .fd = p->base.fd, .events = POLLOUT };
 
 		if (!connected(p))
@@ -240,6 +253,35 @@ static int qemu_flush(struct colo_port *base)
 	return p->dead ? -1 : 0;
 }
 
+/* For unix sockets SIOCOUTQ counts what the peer has not consumed yet,
+ * for TCP what it has not acknowledged. */
+static size_t qemu_unsent(const struct colo_port *base)
+{
+	const struct qemu_port *p = (const struct qemu_port *)base;
+	int q = 0;
+
+	if (p->base.fd < 0)
+		return 0;
+	if (ioctl(p->base.fd, SIOCOUTQ, &q) < 0 || q < 0)
+		q = 0;
+	return colo_outbuf_pending(&p->out) + (size_t)q;
+}
+
+/* colo vm retires the VM on a listening port: frames queued for it are
+ * dropped (they were the retired VM's), later ones go to the next peer. */
+static int qemu_hand_over(struct colo_port *base)
+{
+	struct qemu_port *p = (struct qemu_port *)base;
+
+	if (p->listen_fd < 0)
+		return -1;
+	colo_outbuf_free(&p->out);
+	if (colo_outbuf_init(&p->out, 1 << 20, false))
+		return -1;
+	p->handover = true;
+	return 0;
+}
+
 const struct colo_port_ops colo_port_qemu_ops = {
 	.name = "qemu",
 	.size = sizeof(struct qemu_port),
@@ -250,4 +292,6 @@ const struct colo_port_ops colo_port_qemu_ops = {
 	.recv = qemu_recv,
 	.send = qemu_send,
 	.flush = qemu_flush,
+	.unsent = qemu_unsent,
+	.hand_over = qemu_hand_over,
 };

@@ -85,6 +85,13 @@ static const char usage[] =
 	"  --lease-required        release nothing to the client before the\n"
 	"                          first lease command, nor after its "
 	"deadline\n"
+	"  --stamps                time every stage of the path (kernel to\n"
+	"                          read, read to write, answers, comparer\n"
+	"                          hold); histograms under \"stamps\" in\n"
+	"                          stats (off: no cost)\n"
+	"  --busy-poll US          after work, poll this long without\n"
+	"                          sleeping (lower latency, a CPU spinning;\n"
+	"                          0: off, the default)\n"
 	"  -q, --quiet             log warnings only\n"
 	"  -h, --help              this text\n"
 	"\n"
@@ -104,7 +111,9 @@ int colo_cmd_proxy(int argc, char **argv)
 		O_MQ,
 		O_PING,
 		O_PT,
-		O_LEASE
+		O_LEASE,
+		O_STAMPS,
+		O_BUSY
 	};
 	static const struct option lopts[] = {
 		{ "role", required_argument, NULL, O_ROLE },
@@ -119,6 +128,8 @@ int colo_cmd_proxy(int argc, char **argv)
 		{ "peer-timeout", required_argument, NULL, O_PT },
 		COLO_TLS_LONG_OPTIONS,
 		{ "lease-required", no_argument, NULL, O_LEASE },
+		{ "stamps", no_argument, NULL, O_STAMPS },
+		{ "busy-poll", required_argument, NULL, O_BUSY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -178,6 +189,17 @@ int colo_cmd_proxy(int argc, char **argv)
 				return 2;
 			}
 			o.max_queue = (uint32_t)v;
+			break;
+		case O_BUSY:
+			if (colo_parse_u64(optarg, 1000000, &v) < 0) {
+				fprintf(stderr, "colo proxy: --busy-poll: 0 to "
+						"1000000 us\n");
+				return 2;
+			}
+			o.busy_poll_us = (uint32_t)v;
+			break;
+		case O_STAMPS:
+			o.stamps = true;
 			break;
 		case O_LEASE:
 			o.lease_required = true;

@@ -35,6 +35,8 @@ static const uint8_t hello_magic[8] = {
  * only when less than one largest frame fits behind it. */
 #define IN_ROOM (COLO_PLINK_HDR_LEN + COLO_PLINK_PAYLOAD_MAX)
 #define IN_CAP	(2 * 1024 * 1024 + IN_ROOM)
+/* Less than one full TLS record (16 KiB) read in a wake-up. */
+#define TLS_LONE_MAX 16384
 
 const char *colo_plink_type_name(uint8_t type)
 {
@@ -47,6 +49,7 @@ const char *colo_plink_type_name(uint8_t type)
 		[COLO_PLINK_FAILOVER] = "failover",
 		[COLO_PLINK_PING] = "ping",
 		[COLO_PLINK_PONG] = "pong",
+		[COLO_PLINK_CUT] = "cut",
 	};
 
 	if (type == 0 || type > COLO_PLINK_TYPE_MAX)
@@ -78,6 +81,8 @@ static bool len_ok(uint8_t type, uint32_t len)
 	case COLO_PLINK_PING:
 	case COLO_PLINK_PONG:
 		return len <= 64; /* may carry a timestamp */
+	case COLO_PLINK_CUT:
+		return len == COLO_PLINK_CUT_LEN;
 	case COLO_PLINK_CHECKPOINT_DONE:
 	case COLO_PLINK_FAILOVER:
 		return len == 0;
@@ -393,6 +398,33 @@ int colo_plink_flush(struct colo_plink *l, uint64_t now_ns)
 	return 0;
 }
 
+uint64_t colo_plink_rx_stamp(const struct colo_plink *l)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(struct timespec))];
+	} ctl;
+	uint8_t byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.b,
+			    .msg_controllen = sizeof(ctl.b) };
+	struct timespec ts;
+
+	if (l->fd < 0 || recvmsg(l->fd, &m, MSG_PEEK | MSG_DONTWAIT) <= 0)
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(ts))) {
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			return (uint64_t)ts.tv_sec * 1000000000ull +
+			       (uint64_t)ts.tv_nsec;
+		}
+	return 0;
+}
+
 static int parse(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		 char *err, size_t errlen)
 {
@@ -519,9 +551,16 @@ int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 			return -1;
 		/* A short read drained the socket: the next recv would only
 		 * say EAGAIN (one syscall per wake-up saved; epoll is level
-		 * triggered, so nothing that arrives later is missed). */
-		if ((size_t)n < room && !l->tls)
-			break;
+		 * triggered, so nothing that arrives later is missed). A TLS
+		 * read returns one record at most, so only less than a full
+		 * record in this wake-up, with nothing read ahead left in the
+		 * session, says the same: a lone small message (an echo's),
+		 * whose EAGAIN read sat between its arrival and its delivery.
+		 * Streams read on until EAGAIN, as before. */
+		if ((size_t)n < room &&
+		    (!l->tls ||
+		     (total < TLS_LONE_MAX && !colo_tls_pending(l->tls))))
+			return 0;
 	}
 	/* Stopped by the bound, not by EAGAIN: the TLS session may hold
 	 * bytes it read ahead, which epoll will not report again. */

@@ -42,6 +42,7 @@
 #define COLO_PLINK_PAYLOAD_MAX (128 * 1024)
 #define COLO_PLINK_HELLO_LEN   20
 #define COLO_PLINK_META_LEN    56
+#define COLO_PLINK_CUT_LEN     8 /* be64: the checkpoint's number */
 
 enum colo_plink_type {
 	COLO_PLINK_HELLO = 1,
@@ -52,7 +53,8 @@ enum colo_plink_type {
 	COLO_PLINK_FAILOVER = 6,	/* primary -> secondary */
 	COLO_PLINK_PING = 7,
 	COLO_PLINK_PONG = 8,
-	COLO_PLINK_TYPE_MAX = 8,
+	COLO_PLINK_CUT = 9, /* primary -> secondary: ingress cut (checkpoint) */
+	COLO_PLINK_TYPE_MAX = 9,
 };
 
 /* INGRESS/EGRESS: the payload starts with a COLO_VNET_HDR_LEN-byte
@@ -161,5 +163,11 @@ typedef int (*colo_plink_frame_fn)(void *opaque,
 				   const struct colo_plink_frame *f);
 int colo_plink_read(struct colo_plink *l, colo_plink_frame_fn fn, void *opaque,
 		    uint64_t now_ns, char *err, size_t errlen);
+
+/* For latency stamps only (a syscall): the kernel's receive time
+ * (CLOCK_REALTIME ns) of the next unread bytes on the socket, 0 when none
+ * wait there (TLS may have read them ahead) or the socket has no
+ * timestamps (SO_TIMESTAMPNS, set by the owner). */
+uint64_t colo_plink_rx_stamp(const struct colo_plink *l);
 
 #endif

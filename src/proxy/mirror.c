@@ -5,7 +5,8 @@
  * The copy is queued before the delivery, so the secondary guest never
  * sees less than the primary guest did; both leave when the wake-up's
  * frames are flushed. Frames not for the guest (another host's unicast
- * on a shared segment) go to neither.
+ * on a shared segment) go to neither. Between a checkpoint's cut and
+ * checkpoint-done the primary guest's copy is held (ingress_hold.c).
  */
 #include "proxy.h"
 
@@ -28,5 +29,6 @@ void colo_mirror_client_frame(void *primary, uint8_t *f, size_t len)
 		else
 			p->mirrored++;
 	}
-	colo_port_send(p->px.guest.port, f, len, v);
+	if (!colo_hold_take(&p->hold, f, len, v)) /* after a cut: held */
+		colo_port_send(p->px.guest.port, f, len, v);
 }

@@ -100,6 +100,7 @@ static void release(void *opaque, const uint8_t *frame, size_t len,
 	struct colo_primary *p = opaque;
 
 	p->released++;
+	colo_stamps_release(&p->px.st);
 	if (p->handed_over || p->handing_over) {
 		p->silent++;
 		return;
@@ -127,6 +128,7 @@ static void housekeeping(void *opaque)
 	uint64_t now = colo_loop_now(p->px.loop);
 
 	colo_comparer_tick(p->cmp, now);
+	colo_primary_cut_expire(p, now);
 	p->housekeeping_at = now + HOUSEKEEPING_IDLE_NS;
 	colo_timer_arm_at(p->housekeeping, p->housekeeping_at);
 	if (colo_comparer_stats(p->cmp)->held_frames)
@@ -309,6 +311,7 @@ static void guest_frame(void *opaque, uint8_t *f, size_t len)
 	}
 	colo_comparer_input(p->cmp, COLO_PRIMARY, f, len, v,
 			    colo_loop_now(p->px.loop));
+	colo_stamps_hold(&p->px.st, colo_comparer_stats(p->cmp)->held_frames);
 	housekeeping_soon(p);
 }
 
@@ -386,6 +389,10 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "peer_connects", p->peer_connects },
 		{ "peer_refused", p->peer_refused },
 		{ "peer_losses", p->peer_losses },
+		{ "cuts", p->hold.cuts },
+		{ "cut_held", p->hold.held },
+		{ "cut_dropped", p->hold.dropped },
+		{ "cut_expired", p->cut_expired },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
@@ -436,6 +443,10 @@ static int cmd_failover(void *ctx, struct json_object *req,
 static const struct colo_control_cmd commands[] = {
 	{ "status", cmd_status, "role, mode (protected/degraded), peer" },
 	{ "stats", cmd_stats, "counters of ports, comparer and link" },
+	{ "checkpoint-resume", colo_primary_cmd_resume,
+	  "the VM runs again: the ingress held since the cut goes to it" },
+	{ "checkpoint-cut", colo_primary_cmd_cut,
+	  "hold the guest's ingress from here to checkpoint-done (cut)" },
 	{ "checkpoint-done", cmd_checkpoint_done,
 	  "a checkpoint finished: release held frames, reset offsets" },
 	{ "failover", cmd_failover,
@@ -539,6 +550,7 @@ out:
 	colo_proxy_close(&p->px);
 	colo_comparer_free(p->cmp);
 	free(p->scratch);
+	colo_hold_free(&p->hold);
 	free(p);
 	return rc;
 }

@@ -27,11 +27,13 @@
 #include <stdint.h>
 
 #include "comparer.h"
+#include "ingress_hold.h"
 #include "control.h"
 #include "evloop.h"
 #include "link.h"
 #include "port.h"
 #include "sock_spec.h"
+#include "stamps.h"
 #include "tcp_rewriter.h"
 
 struct json_object;
@@ -49,7 +51,9 @@ struct colo_proxy_opts {
 	 * prove; without, only loopback unless insecure. */
 	const char *tls_creds, *tls_peer;
 	bool insecure;
-	bool lease_required; /* release nothing before the first lease */
+	bool lease_required;   /* release nothing before the first lease */
+	bool stamps;	       /* per-stage latency stamps (stamps.h) */
+	uint32_t busy_poll_us; /* evloop busy polling after work; 0 off */
 };
 
 /* The lease the client port obeys (lease.c). */
@@ -85,7 +89,8 @@ typedef void (*colo_proxy_frame_fn)(void *role, uint8_t *f, size_t len);
 struct colo_port_watch {
 	struct colo_proxy *px;
 	struct colo_port *port;
-	size_t vnet; /* vnet header length of its frames */
+	enum colo_stamp_io io; /* its name in the stamps */
+	size_t vnet;	       /* vnet header length of its frames */
 	colo_proxy_frame_fn on_frame;
 	struct colo_loop_fd *h;
 	int fd;
@@ -124,7 +129,8 @@ struct colo_proxy {
 	 * wake-up (never inside the link's own read callback). */
 	bool link_broken;
 	uint64_t queue_failed;
-	bool failed; /* a descriptor could not be watched: exit 1 */
+	bool failed;	       /* a descriptor could not be watched: exit 1 */
+	struct colo_stamps st; /* --stamps: where frames wait */
 	/* Set by the role: the link's fd is ready; the link is gone. */
 	colo_io_fn on_link;
 	void (*link_lost)(void *role, const char *why);
@@ -266,6 +272,11 @@ struct colo_primary {
 		uint16_t win;
 	} win[COLO_PRIMARY_WINDOWS];
 	uint8_t *scratch; /* a released frame with its window clamped */
+	struct colo_ingress_hold hold; /* for the guest, cut to done */
+	/* A hold whose checkpoint never ends (its colo vm died mid-cut) is
+	 * given up at this time (loop clock), so the client is served on. */
+	uint64_t hold_deadline;
+	uint64_t cut_expired;
 };
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
@@ -328,7 +339,25 @@ struct colo_secondary {
 	uint64_t ingress, egress, client_in, client_dropped, to_client;
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
 	uint64_t neigh_answers, ingress_bad_vnet;
+	struct colo_ingress_hold hold; /* ingress after the cut, to done */
+	uint64_t handovers;	       /* guest port passed to a new VM */
 };
+/* cut.c APIs: the checkpoint's ingress cut (ingress_hold.c holds). */
+/* A command's "seq" (the checkpoint's number), 0 when absent. */
+uint64_t colo_cut_req_seq(struct json_object *req);
+/* The checkpoint number of a link CUT; -1 when malformed. */
+int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq);
+/* Primary: checkpoint-cut {seq}: hold, CUT on the link, then wait a
+ * little for the VM to read its socket ("drained"; repeat until true). */
+int colo_primary_cmd_cut(void *ctx, struct json_object *req,
+			 struct json_object *r, char *err, size_t errlen);
+/* Primary: checkpoint-resume {seq}: the VM runs, the held frames go. */
+int colo_primary_cmd_resume(void *ctx, struct json_object *req,
+			    struct json_object *r, char *err, size_t errlen);
+void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
+/* Primary housekeeping: a cut held past its deadline (hold_ms of the
+ * checkpoint-cut, 30 s by default) lets the guest's ingress go. */
+void colo_primary_cut_expire(struct colo_primary *p, uint64_t now);
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the
  * client after failover. */

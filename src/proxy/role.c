@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -65,6 +66,10 @@ static void port_ready(void *opaque, uint32_t events)
 		if (n < 0)
 			colo_log_warn("%s port failed",
 				      w == &w->px->client ? "client" : "guest");
+		if (b.n && w->px->st.on)
+			colo_stamps_read(&w->px->st, w->io,
+					 colo_loop_now(w->px->loop),
+					 colo_port_rx_stamp(w->port));
 		for (uint32_t k = 0; k < b.n; k++)
 			w->on_frame(role, b.f[k].data, b.f[k].len);
 		if (b.n < COLO_PORT_BATCH)
@@ -104,6 +109,7 @@ static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
 		      size_t errlen)
 {
 	w->px = px;
+	w->io = w == &px->client ? COLO_STAMP_CLIENT : COLO_STAMP_GUEST;
 	w->fd = -1;
 	w->on_frame = fn;
 	w->port = colo_port_open(spec, err, errlen);
@@ -116,11 +122,33 @@ static int watch_open(struct colo_proxy *px, struct colo_port_watch *w,
 
 /* ---- the link */
 
+/* With --stamps: when the link's next bytes reached the kernel, taken
+ * before they are read, and the read itself. */
+static void link_stamped(struct colo_proxy *px, uint32_t events)
+{
+	uint64_t k = colo_plink_rx_stamp(&px->link), rx = px->link.frames_rx;
+	uint64_t t0;
+
+	/* Bytes waited in the socket: read now. Else TLS may hold records
+	 * it read ahead, counted if frames come out of them. */
+	if (k)
+		colo_stamps_read(&px->st, COLO_STAMP_LINK,
+				 colo_loop_now(px->loop), k);
+	t0 = colo_stamps_begin(&px->st);
+	px->on_link(px->role, events);
+	colo_stamps_end(&px->st, COLO_CALL_LINK_READ, t0);
+	if (!k && px->link.frames_rx != rx)
+		colo_stamps_read(&px->st, COLO_STAMP_LINK,
+				 colo_loop_now(px->loop), 0);
+}
+
 static void link_ready(void *opaque, uint32_t events)
 {
 	struct colo_proxy *px = opaque;
 
-	if (colo_plink_up(&px->link))
+	if (colo_plink_up(&px->link) && px->st.on)
+		link_stamped(px, events);
+	else if (colo_plink_up(&px->link))
 		px->on_link(px->role, events);
 	/* Come back right after the ports had their turn. */
 	if (colo_plink_up(&px->link) && px->link.rx_more)
@@ -212,6 +240,11 @@ int colo_proxy_link_attach(struct colo_proxy *px, int fd, uint8_t role,
 		}
 	}
 	colo_plink_attach(&px->link, fd, role, px->session, now, tls);
+	if (px->st.on) {
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+	}
 	px->connecting = connecting;
 	px->link_since = now;
 	px->link_h = colo_loop_add_fd(px->loop, fd, EPOLLIN | EPOLLOUT,
@@ -271,11 +304,21 @@ int colo_proxy_queue(struct colo_proxy *px, uint8_t type, uint8_t flags,
 
 /* ---- once per wake-up */
 
+/* --stamps: output io took frames since t0 if its running count moved:
+ * the stages ending there, and the write call's duration. */
+static void stamp_out(struct colo_proxy *px, enum colo_stamp_io io,
+		      enum colo_stamp_call c, uint64_t count, uint64_t t0)
+{
+	if (colo_stamps_tx(&px->st, io, count))
+		colo_stamps_end(&px->st, c, t0);
+}
+
 static void flush_all(void *opaque)
 {
 	struct colo_proxy *px = opaque;
 	struct colo_port_watch *w = px->throttled;
 	size_t pending;
+	uint64_t t0;
 
 	if (px->link_broken) {
 		px->link_broken = false;
@@ -285,10 +328,14 @@ static void flush_all(void *opaque)
 				"a frame could not be queued on the link");
 	}
 	/* Flushing also drives the TLS handshake of an unverified link. */
+	t0 = colo_stamps_begin(&px->st);
 	if (colo_plink_up(&px->link) && !px->connecting &&
 	    colo_plink_flush(&px->link, colo_loop_now(px->loop)) < 0)
 		px->link_lost(px->role, errno == EACCES ? "TLS handshake failed"
 							: strerror(errno));
+	if (t0)
+		stamp_out(px, COLO_STAMP_LINK, COLO_CALL_LINK_WRITE,
+			  px->link.bytes_tx, t0);
 	pending = colo_plink_pending(&px->link);
 	if (px->link_h &&
 	    colo_loop_mod_fd(
@@ -297,8 +344,18 @@ static void flush_all(void *opaque)
 				       ? EPOLLOUT
 				       : 0)) < 0)
 		px->link_lost(px->role, "cannot watch the link");
+	t0 = colo_stamps_begin(&px->st);
 	colo_port_flush(px->guest.port);
+	if (t0)
+		stamp_out(px, COLO_STAMP_GUEST, COLO_CALL_GUEST_WRITE,
+			  colo_port_stats(px->guest.port)->tx_calls, t0);
+	t0 = colo_stamps_begin(&px->st);
 	colo_proxy_flush_client(px);
+	if (t0) {
+		stamp_out(px, COLO_STAMP_CLIENT, COLO_CALL_CLIENT_WRITE,
+			  colo_port_stats(px->client.port)->tx_calls, t0);
+		colo_stamps_sleep(&px->st);
+	}
 	if (w && !w->paused && pending > LINK_HIGH) {
 		w->paused = true;
 		watch_sync(w);
@@ -325,6 +382,7 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 {
 	px->o = o;
 	px->role = role;
+	px->st.on = o->stamps;
 	px->client.fd = px->guest.fd = -1;
 	px->session = colo_now_ns() ^ ((uint64_t)getpid() << 32);
 	if (o->tls_creds) {
@@ -345,6 +403,7 @@ int colo_proxy_open(struct colo_proxy *px, const struct colo_proxy_opts *o,
 		goto oom;
 	px->heartbeat = colo_timer_new(px->loop, heartbeat, px);
 	px->rx_resume = colo_timer_new(px->loop, rx_resume, px);
+	colo_loop_set_busy_poll(px->loop, (uint64_t)o->busy_poll_us * 1000);
 	if (!px->heartbeat || !px->rx_resume ||
 	    colo_loop_before_sleep(px->loop, flush_all, px) < 0)
 		goto oom;
@@ -470,6 +529,11 @@ void colo_proxy_add_stats(struct json_object *r, const struct colo_proxy *px,
 		r, COLO_COUNTERS({ "link_bytes_tx", px->link.bytes_tx },
 				 { "link_bytes_rx", px->link.bytes_rx }));
 	colo_proxy_add_lease_stats(r, px);
+	colo_stamps_add_stats(r, &px->st);
+	if (px->o->busy_poll_us)
+		colo_control_add_counters(
+			r, COLO_COUNTERS({ "busy_polls_empty",
+					   colo_loop_busy_empty(px->loop) }));
 	add_port_stats(r, "client_port", px->client.port);
 	add_port_stats(r, "guest_port", px->guest.port);
 }

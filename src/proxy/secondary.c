@@ -33,11 +33,15 @@
 static const uint32_t announce_at_ms[] = { 0, 20, 100, 500 };
 #define ANNOUNCES (sizeof(announce_at_ms) / sizeof(announce_at_ms[0]))
 
+static void hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
+
 static void link_down(struct colo_secondary *s, const char *why)
 {
 	bool was_up = colo_proxy_link_up(&s->px);
 
 	colo_proxy_link_detach(&s->px);
+	/* A new primary numbers its checkpoints anew. */
+	colo_hold_reset(&s->hold, hold_to_guest, s);
 	if (!s->failed_over)
 		colo_timer_arm_in(s->retry, RETRY_NS);
 	if (was_up) {
@@ -113,6 +117,11 @@ static void to_guest(struct colo_secondary *s, uint8_t *f, size_t len, size_t v)
 	colo_port_send(s->px.guest.port, f, len, v);
 }
 
+static void hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v)
+{
+	to_guest(ctx, f, len, v);
+}
+
 /* The client port: silent until failover, then the guest's ingress. */
 static void client_frame(void *opaque, uint8_t *f, size_t len)
 {
@@ -171,6 +180,8 @@ static void failover(struct colo_secondary *s, const char *why)
 		return;
 	s->failed_over = true;
 	s->failover_at = colo_now_ns();
+	/* A checkpoint cut short: the VM that runs on gets what was held. */
+	colo_hold_reset(&s->hold, hold_to_guest, s);
 	colo_timer_disarm(s->retry);
 	colo_rewriter_failover(s->rw);
 	if (colo_plink_up(&s->px.link))
@@ -236,10 +247,22 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 		colo_replay_ack(s->replay, f->payload, f->len, v);
 		if (f->len > v)
 			colo_neigh_learn(&s->neigh, f->payload + v, f->len - v);
+		/* After a cut the frame waits for the VM the checkpoint
+		 * makes (rewritten then, with that checkpoint's offsets). */
+		if (colo_hold_take(&s->hold, f->payload, f->len, v))
+			return 0;
 		/* The payload sits in the link's own input buffer: rewriting
 		 * it in place is safe. */
 		to_guest(s, (uint8_t *)f->payload, f->len, v);
 		return 0;
+	case COLO_PLINK_CUT: {
+		uint64_t seq;
+
+		if (colo_cut_link_seq(f, &seq) < 0)
+			return -1;
+		colo_hold_cut(&s->hold, seq, hold_to_guest, s);
+		return 0;
+	}
 	case COLO_PLINK_CONN_META:
 		if (colo_plink_meta_decode(f->payload, f->len, &m) < 0)
 			return -1;
@@ -349,6 +372,11 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "egress_rewritten", rs->egress_rewritten },
 		{ "ingress_rewritten", rs->ingress_rewritten },
 		{ "checkpoints", rs->checkpoints },
+		{ "cuts", s->hold.cuts },
+		{ "cut_held", s->hold.held },
+		{ "cut_dropped", s->hold.dropped },
+		{ "cut_stale", s->hold.stale },
+		{ "handovers", s->handovers },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);
@@ -356,14 +384,38 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 	return 0;
 }
 
+/* From the local colo vm: the checkpoint is loaded (before the new VM
+ * runs) or failed. "retire": true: the VM on the guest port is about to
+ * be retired for the new one (ingress_hold.c, colo_port_hand_over). */
 static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 			       struct json_object *r, char *err, size_t errlen)
 {
-	(void)req, (void)r, (void)err, (void)errlen;
-	colo_rewriter_checkpoint(((struct colo_secondary *)ctx)->rw);
+	struct colo_secondary *s = ctx;
+	struct json_object *o;
+
+	(void)r, (void)err, (void)errlen;
+	colo_rewriter_checkpoint(s->rw);
 	/* What waited for an ISN came from the VM just retired: retried,
 	 * its SYNs would pass for the new VM's (opened_ports.c). */
-	colo_redirector_free(ctx);
+	colo_redirector_free(s);
+	if (req && json_object_object_get_ex(req, "retire", &o) &&
+	    json_object_get_boolean(o) &&
+	    colo_port_hand_over(s->px.guest.port) == 0)
+		s->handovers++;
+	return 0;
+}
+
+/* From the local colo vm: the (new) VM runs; the frames held since the
+ * cut go to it (sent to a VM not yet running, they would wait in its
+ * QEMU, which drops them at its next stop). */
+static int cmd_checkpoint_resume(void *ctx, struct json_object *req,
+				 struct json_object *r, char *err,
+				 size_t errlen)
+{
+	struct colo_secondary *s = ctx;
+
+	(void)r, (void)err, (void)errlen;
+	colo_hold_done(&s->hold, colo_cut_req_seq(req), hold_to_guest, s);
 	return 0;
 }
 
@@ -378,6 +430,8 @@ static int cmd_failover(void *ctx, struct json_object *req,
 static const struct colo_control_cmd commands[] = {
 	{ "status", cmd_status, "role, mode (protected/failed-over), peer" },
 	{ "stats", cmd_stats, "counters of the rewriter and the link" },
+	{ "checkpoint-resume", cmd_checkpoint_resume,
+	  "the VM runs: the ingress held since the cut goes to it" },
 	{ "checkpoint-done", cmd_checkpoint_done,
 	  "a checkpoint finished: rewriter offsets reset" },
 	{ "failover", cmd_failover,
@@ -434,6 +488,7 @@ int colo_proxy_secondary_run(const struct colo_proxy_opts *o)
 		fprintf(stderr, "colo proxy: out of memory\n");
 		return 1;
 	}
+	s->hold.secondary = true;
 	if (setup(s, o, err, sizeof(err)) < 0) {
 		fprintf(stderr, "colo proxy: %s\n", err);
 		goto out;
@@ -451,6 +506,7 @@ out:
 	colo_proxy_close(&s->px);
 	colo_rewriter_free(s->rw);
 	colo_replay_free(s->replay);
+	colo_hold_free(&s->hold);
 	free(s);
 	return rc;
 }

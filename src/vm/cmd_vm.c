@@ -204,6 +204,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 			json_object_new_int64((int64_t)s->by_reason[i]));
 	ADD("by_reason", by);
 	ADD("failures", json_object_new_int64((int64_t)s->failures));
+	ADD("cut_undrained", json_object_new_int64((int64_t)s->cut_undrained));
+	ADD("cut_max_ms", json_object_new_double(s->cut_max_us / 1e3));
 	ADD("deferred", json_object_new_int64((int64_t)s->deferred));
 	ADD("pause_last_ms", json_object_new_double(s->last_us / 1e3));
 	ADD("pause_median_ms", json_object_new_double(pause_quantile(s, 0.5)));
@@ -220,6 +222,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("standby_gen", json_object_new_int64(v->standby.gen));
 	ADD("tls", json_object_new_boolean(v->creds != NULL));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
+	ADD("promote_pause_ms",
+	    json_object_new_double(v->promote_pause_ns / 1e6));
 #undef ADD
 	return 0;
 }
@@ -253,6 +257,20 @@ static int ctl_failover(void *ctx, struct json_object *req,
 	return colo_vm_secondary_failover(v, err, errlen);
 }
 
+static int ctl_migrate_out(void *ctx, struct json_object *req,
+			   struct json_object *reply, char *err, size_t errlen)
+{
+	struct json_object *u;
+
+	(void)reply;
+	if (!json_object_object_get_ex(req, "uri", &u) ||
+	    !json_object_is_type(u, json_type_string)) {
+		snprintf(err, errlen, "migrate-out needs \"uri\"");
+		return -1;
+	}
+	return colo_vm_migrate_out(ctx, json_object_get_string(u), err, errlen);
+}
+
 static const struct colo_control_cmd ctl_cmds[] = {
 	{ "status", ctl_status,
 	  "mode, pauses (last/median/p99/max), pages moved, checkpoints by "
@@ -261,6 +279,9 @@ static const struct colo_control_cmd ctl_cmds[] = {
 	  "primary: checkpoint now ({\"dump\": true}: both sides pmemsave "
 	  "into --dump-dir)" },
 	{ "failover", ctl_failover, "secondary: its VM runs on alone" },
+	{ "migrate-out", ctl_migrate_out,
+	  "failed-over secondary: hand the VM to a --promote primary "
+	  "({\"uri\": \"unix:PATH\"}), then exit" },
 };
 
 static void on_stop(void *opaque, const struct signalfd_siginfo *si)
@@ -340,6 +361,8 @@ static void usage(FILE *f)
 		"on its requests\n"
 		"                       (primary), checkpoint-done after "
 		"each checkpoint\n"
+		"  --no-ingress-cut     primary: no checkpoint-cut before "
+		"the stop (see colo-vm(1))\n"
 		"  --disk SOCK          this host's colo blk export "
 		"(tcp:HOST:PORT, unix:PATH):\n"
 		"                       blockdev node colo-disk for the "
@@ -349,6 +372,10 @@ static void usage(FILE *f)
 		"                       the stop (primary), commit once "
 		"loaded and blk failover\n"
 		"                       on failover (secondary)\n"
+		"  --promote PATH       primary: take the guest over from the "
+		"failed-over\n"
+		"                       secondary daemon whose control "
+		"socket is PATH\n"
 		"  --dump-dir DIR       where "
 		"{\"cmd\":\"checkpoint\",\"dump\":true} writes RAM dumps\n"
 		"  --tls-creds DIR      the frame link and QEMU's migration "
@@ -397,8 +424,10 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "dump-dir", required_argument, NULL, 'D' },
 		{ "nic", required_argument, NULL, 'N' },
 		{ "proxy-control", required_argument, NULL, 'P' },
+		{ "no-ingress-cut", no_argument, NULL, 'X' },
 		{ "blk-control", required_argument, NULL, 'B' },
 		{ "disk", required_argument, NULL, 'K' },
+		{ "promote", required_argument, NULL, 'O' },
 		COLO_TLS_LONG_OPTIONS,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -446,8 +475,14 @@ int colo_cmd_vm(int argc, char **argv)
 		case 'P':
 			v.proxy_ctl = optarg;
 			break;
+		case 'X':
+			v.no_cut = true;
+			break;
 		case 'B':
 			v.blk_ctl = optarg;
+			break;
+		case 'O':
+			v.promote_from = optarg;
 			break;
 		case 'K':
 			if (colo_qemu_disk_arg(&v.qcfg, optarg, err,
@@ -502,6 +537,10 @@ int colo_cmd_vm(int argc, char **argv)
 		return 2;
 	}
 	v.primary = !strcmp(role, "primary");
+	if (v.promote_from && !v.primary) {
+		fprintf(stderr, "colo vm: --promote is the primary's\n");
+		return 2;
+	}
 	if (!dir || (v.primary && !listen) || (!v.primary && !connect)) {
 		fprintf(stderr, "colo vm: --dir and %s are required\n",
 			v.primary ? "--link-listen" : "--link-connect");

@@ -139,8 +139,9 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 		snprintf(err, errlen, "listen %s: %s", listen, strerror(errno));
 		return -1;
 	}
-	if (colo_qemu_start(&v->qcfg, v->next_gen++, false, &v->vm, err,
-			    errlen) < 0 ||
+	if ((v->promote_from ? colo_vm_promote_in(v, err, errlen)
+			     : colo_qemu_start(&v->qcfg, v->next_gen++, false,
+					       &v->vm, err, errlen)) < 0 ||
 	    colo_qemu_identity(&v->vm, v->qemu_version, sizeof(v->qemu_version),
 			       v->machine, sizeof(v->machine), err, errlen) < 0)
 		return -1;
@@ -318,9 +319,13 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 	}
 	colo_timer_disarm(v->deferred);
 	v->seq++;
+	colo_vm_proxy_cut(v);
 	if (colo_qmp_exec(v->vm.qmp, "stop", NULL, 10000, NULL, err, errlen) <
-	    0)
+	    0) {
+		colo_vm_proxy_done(v); /* ends the cut */
+		colo_vm_proxy_resume(v);
 		return -1; /* the VM still runs; nothing was sent */
+	}
 	ph[PH_STOP] = colo_now_ns();
 	/* blk_hook.c: the disk's part of the checkpoint, held on the
 	 * secondary from here until it commits. */
@@ -336,8 +341,11 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		snprintf(m.text, sizeof(m.text), "%s", why_failed);
 		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
+		/* Ends the cut: the primary serves on with what came. */
+		colo_vm_proxy_done(v);
 		if (colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("primary VM did not resume: %s", e2);
+		colo_vm_proxy_resume(v);
 		v->st.failures++;
 		snprintf(err, errlen, "checkpoint %llu failed: %s",
 			 (unsigned long long)v->seq, why_failed);
@@ -356,9 +364,13 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 		colo_log_warn("secondary lost after checkpoint %llu",
 			      (unsigned long long)v->seq);
 	if (colo_qemu_cont(&v->vm, 5000, err, errlen) < 0) {
+		colo_vm_proxy_resume(v);
 		colo_vm_set_mode(v, "degraded", err);
 		return -1;
 	}
+	/* The ingress held since the cut goes to a running VM: QEMU queues
+	 * what a stopped VM is sent, and drops its queue at a stop. */
+	colo_vm_proxy_resume(v);
 	v->last_end_ns = colo_now_ns();
 	pause = v->last_end_ns - t0;
 	colo_vm_record(v, why, pause, pages);

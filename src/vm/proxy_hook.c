@@ -4,10 +4,17 @@
  *   - the primary follows the proxy's events and checkpoints on each
  *     checkpoint-request (divergence, compare timeout, queue bound): a
  *     divergence is repaired without anyone sending a command;
+ *   - the primary says checkpoint-cut right before it stops its VM: the
+ *     client's frames from there on wait, on both proxies, for
+ *     checkpoint-resume, so the new secondary VM gets exactly the frames
+ *     the primary VM gets after the checkpoint;
  *   - both roles say checkpoint-done to their proxy once the new state is
  *     loaded and before their VM runs again: the primary's comparer
  *     releases what it held and restarts, the secondary's rewriter sets
- *     its offsets to 0 before the new secondary VM sends anything.
+ *     its offsets to 0 before the new secondary VM sends anything (the
+ *     secondary says it with "retire", before it kills the old VM);
+ *   - both say checkpoint-resume once their VM runs: the held frames go
+ *     to it.
  * Lines from the proxy are outside input: a line that is too long or not
  * JSON drops the subscription, which is made again a second later.
  */
@@ -19,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/control.h"
 #include "common/evloop.h"
 #include "common/log.h"
@@ -27,6 +35,7 @@
 
 #define RETRY_NS    (1000ull * 1000 * 1000)
 #define DONE_MS	    2000u
+#define CUT_WAIT_MS 2000u
 #define EVENTS_LINE "{\"cmd\":\"events\"}\n"
 
 static void unsubscribe(struct colo_vm *v)
@@ -161,19 +170,87 @@ void colo_vm_proxy_stop(struct colo_vm *v)
 	v->proxy_retry = NULL;
 }
 
+/* One command to the proxy about checkpoint v->seq (extra: more JSON
+ * members), answered within timeout_ms; a failure is only logged: the
+ * checkpoint itself does not depend on the proxy. Returns the reply. */
+static struct json_object *proxy_command(struct colo_vm *v, const char *cmd,
+					 const char *extra,
+					 unsigned int timeout_ms)
+{
+	char req[160], err[256], *reply;
+	struct json_object *o;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"seq\":%llu%s}", cmd,
+		 (unsigned long long)v->seq, extra);
+	reply = colo_control_request(v->proxy_ctl, req, timeout_ms, err,
+				     sizeof(err));
+	if (!reply)
+		colo_log_warn("proxy %s: %s: %s", v->proxy_ctl, cmd, err);
+	o = reply ? json_tokener_parse(reply) : NULL;
+	free(reply);
+	return o;
+}
+
+/* The proxy holds the client's frames from here and waits a little for
+ * the VM to read what it had before; asked again until it has, up to
+ * CUT_WAIT_MS (a QEMU under TCG on a loaded host may be slow to run). */
+void colo_vm_proxy_cut(struct colo_vm *v)
+{
+	uint64_t t0 = colo_now_ns(), waited;
+	bool drained = false;
+	char hold[48];
+
+	if (!v->proxy_ctl || !v->primary || v->no_cut)
+		return;
+	/* Should this daemon die mid-checkpoint, the proxy lets the held
+	 * ingress go once the checkpoint could no longer be running. */
+	snprintf(hold, sizeof(hold), ",\"hold_ms\":%u",
+		 v->timeout_ms + CUT_WAIT_MS + 5000);
+	do {
+		struct json_object *r, *d;
+
+		r = proxy_command(v, "checkpoint-cut", hold, DONE_MS);
+		if (!r)
+			break;
+		drained = json_object_object_get_ex(r, "drained", &d) &&
+			  json_object_get_boolean(d);
+		json_object_put(r);
+	} while (!drained && colo_now_ns() - t0 < CUT_WAIT_MS * COLO_NS_PER_MS);
+	waited = (colo_now_ns() - t0) / 1000;
+	if (waited > v->st.cut_max_us)
+		v->st.cut_max_us = waited;
+	if (!drained) {
+		v->st.cut_undrained++;
+		colo_log_warn("checkpoint %llu: the primary VM did not read "
+			      "its ingress before the stop: the cut is not "
+			      "exact",
+			      (unsigned long long)v->seq);
+	}
+}
+
+/* The secondary's commit: the VM on the proxy's guest port is retired
+ * next, the standby takes over the port. */
+void colo_vm_proxy_retire(struct colo_vm *v)
+{
+	if (v->proxy_ctl)
+		json_object_put(proxy_command(v, "checkpoint-done",
+					      ",\"retire\":true", DONE_MS));
+}
+
+/* The VM runs again (or the checkpoint failed and it runs on): the
+ * proxy passes it the ingress held since the cut. */
+void colo_vm_proxy_resume(struct colo_vm *v)
+{
+	if (v->proxy_ctl)
+		json_object_put(
+			proxy_command(v, "checkpoint-resume", "", DONE_MS));
+}
+
 void colo_vm_proxy_done(struct colo_vm *v)
 {
-	char err[256], *reply;
-
 	if (!v->proxy_ctl)
 		return;
-	reply = colo_control_request(v->proxy_ctl,
-				     "{\"cmd\":\"checkpoint-done\"}", DONE_MS,
-				     err, sizeof(err));
-	if (!reply)
-		colo_log_warn("proxy %s: checkpoint-done: %s", v->proxy_ctl,
-			      err);
-	free(reply);
+	json_object_put(proxy_command(v, "checkpoint-done", "", DONE_MS));
 	/* Requests already queued were about the state the checkpoint just
 	 * replaced: drop them, the proxy's comparer started over. */
 	if (v->proxy_fd >= 0) {

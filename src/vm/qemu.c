@@ -98,17 +98,22 @@ static int setup_tls(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
 	return 0;
 }
 
+int colo_qemu_set_capability(struct colo_qemu *q, const char *name, bool on,
+			     char *err, size_t errlen)
+{
+	return colo_qmp_exec(q->qmp, "migrate-set-capabilities",
+			     capability(name, on), QMP_CMD_MS, NULL, err,
+			     errlen);
+}
+
 static int setup_migration(struct colo_qemu *q, const struct colo_qemu_cfg *cfg,
 			   char *err, size_t errlen)
 {
 	struct json_object *p;
 
-	if (colo_qmp_exec(q->qmp, "migrate-set-capabilities",
-			  capability("x-ignore-shared", true), QMP_CMD_MS, NULL,
-			  err, errlen) < 0 ||
-	    colo_qmp_exec(q->qmp, "migrate-set-capabilities",
-			  capability("events", true), QMP_CMD_MS, NULL, err,
-			  errlen) < 0)
+	if (colo_qemu_set_capability(q, "x-ignore-shared", true, err, errlen) <
+		    0 ||
+	    colo_qemu_set_capability(q, "events", true, err, errlen) < 0)
 		return -1;
 	p = json_object_new_object();
 	json_object_object_add(p, "max-bandwidth",

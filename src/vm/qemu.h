@@ -89,6 +89,9 @@ int colo_qemu_cont(struct colo_qemu *q, unsigned int timeout_ms, char *err,
 /* QEMU version ("7.2.22") and machine type, for the peers' check. */
 int colo_qemu_identity(struct colo_qemu *q, char *version, size_t vlen,
 		       char *machine, size_t mlen, char *err, size_t errlen);
+/* migrate-set-capabilities of one capability. */
+int colo_qemu_set_capability(struct colo_qemu *q, const char *name, bool on,
+			     char *err, size_t errlen);
 /* Asks query-migrate until completed (0) or failed/cancelled or the
  * timeout (-1 with err), waking on QEMU's MIGRATION events. */
 int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,

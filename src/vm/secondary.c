@@ -275,6 +275,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		if (v->vm.pid &&
 		    colo_qemu_cont(&v->vm, 5000, e2, sizeof(e2)) < 0)
 			colo_log_warn("secondary VM did not resume: %s", e2);
+		colo_vm_proxy_done(v);
+		colo_vm_proxy_resume(v); /* the old VM gets the held ingress */
 		snprintf(m.text, sizeof(m.text), "%s", err);
 		colo_flink_send_msg(v->link, COLO_FLINK_ABORT, &m,
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
@@ -296,11 +298,16 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 	old = v->vm;
 	v->vm = v->standby;
 	memset(&v->standby, 0, sizeof(v->standby));
-	/* The old VM goes first: closing its NIC socket is what moves the
-	 * proxy's guest port to the standby waiting in its listen queue, so
-	 * the new VM's NIC is attached by the time it runs. */
+	/* The proxy first (rewriter offsets 0 before the new VM sends; the
+	 * frames after the cut go to the next peer of its guest port, not
+	 * to the old VM), then the old VM: closing its NIC socket is what
+	 * moves the port to the standby waiting in its listen queue, so the
+	 * new VM's NIC is attached by the time it runs. */
+	if (old.pid > 0)
+		colo_vm_proxy_retire(v);
+	else
+		colo_vm_proxy_done(v); /* the first VM: nobody to retire */
 	colo_qemu_stop(&old);
-	colo_vm_proxy_done(v); /* rewriter offsets 0 before it sends */
 	/* Committed: without RESUME (primary lost) the new VM runs anyway. */
 	if (expect(v, COLO_FLINK_RESUME, &m,
 		   colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS, err,
@@ -309,7 +316,8 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 			      (unsigned long long)v->seq, err);
 	if (colo_qemu_cont(&v->vm, 5000, err, sizeof(err)) < 0)
 		colo_log_warn("new secondary VM did not start: %s", err);
-	unlink(old.log); /* its console is the new VM's history now */
+	colo_vm_proxy_resume(v); /* the ingress after the cut, to it */
+	unlink(old.log);	 /* its console is the new VM's history now */
 	uint64_t why = flags >> 8;
 	colo_vm_record(v,
 		       why < COLO_VM_REASON_MAX ? (enum colo_vm_reason)why

@@ -33,6 +33,8 @@ enum colo_vm_reason {
 
 struct colo_vm_stats {
 	uint64_t checkpoints, failures, deferred;
+	uint64_t cut_undrained; /* cuts the proxy could not make exact */
+	uint64_t cut_max_us;	/* longest checkpoint-cut (its drain) */
 	uint64_t by_reason[COLO_VM_REASON_MAX];
 	uint64_t pages_last, pages_total;
 	uint32_t *pause_us; /* every successful checkpoint's pause */
@@ -74,6 +76,7 @@ struct colo_vm {
 
 	/* --proxy-control: this host's colo proxy (proxy_hook.c) */
 	const char *proxy_ctl;
+	bool no_cut;  /* --no-ingress-cut: no checkpoint-cut (primary) */
 	int proxy_fd; /* primary: events subscription */
 	struct colo_loop_fd *proxy_h;
 	struct colo_timer *proxy_retry;
@@ -91,6 +94,11 @@ struct colo_vm {
 
 	struct colo_vm_stats st;
 	int exit_code; /* 1 once the primary's VM died under us */
+
+	/* --promote PATH (primary): the failed-over secondary daemon whose
+	 * VM this primary takes over (promote.c) */
+	const char *promote_from;
+	uint64_t promote_pause_ns; /* the guest stopped while it moved */
 };
 
 /* cmd_vm.c APIs (shared by the roles): */
@@ -136,8 +144,18 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 /* Primary: subscribes to the proxy's checkpoint requests. */
 int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen);
 void colo_vm_proxy_stop(struct colo_vm *v);
-/* The new state is loaded: the proxy releases / resets (blocking, short). */
+/* Primary, right before the stop: the proxies cut the ingress stream. */
+void colo_vm_proxy_cut(struct colo_vm *v);
+/* The new state is loaded (or the checkpoint failed): the proxy releases
+ * what it held and resets (blocking, short). */
 void colo_vm_proxy_done(struct colo_vm *v);
+/* Secondary, after LOADED and before the old VM is retired: done, and
+ * the proxy's guest port passes to the next VM (colo_port_hand_over). */
+void colo_vm_proxy_retire(struct colo_vm *v);
+/* After the VM runs again: the proxy releases the ingress it held since
+ * the cut (frames sent to a stopped VM wait in its QEMU, which drops
+ * them at its next stop). */
+void colo_vm_proxy_resume(struct colo_vm *v);
 /* Whether a line of the proxy's event stream is a checkpoint request. */
 bool colo_vm_proxy_is_request(const char *line);
 
@@ -150,6 +168,16 @@ int colo_vm_blk_commit(struct colo_vm *v, char *err, size_t errlen);
 void colo_vm_blk_abort(struct colo_vm *v);
 /* Secondary: blk folds its buffers and serves the image directly. */
 int colo_vm_blk_failover(struct colo_vm *v, char *err, size_t errlen);
+
+/* promote.c APIs: */
+/* Primary with --promote: starts the VM as the failed-over daemon's
+ * guest, moved by a stop-and-copy migration onto shared RAM. 0, or -1. */
+int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen);
+/* Failed-over secondary: stops its VM and migrates it (RAM included) to
+ * uri (unix:PATH); on success the daemon ends. 0, or -1 (the VM runs
+ * on). */
+int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
+			size_t errlen);
 
 /* secondary.c APIs: */
 int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,

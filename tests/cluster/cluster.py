@@ -5,7 +5,8 @@
 
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
 witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
-stale_secondary, reprotect_forced (see each function).
+stale_secondary, reprotect_forced (see each function); vm_* with a VM
+guest under colo vm (cluster_vm.py).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
@@ -59,6 +60,8 @@ class Cluster(e2e.Net):
         self.holder = {}
         self.conf = os.path.join(self.dir, "pair.conf")
         self.run_dir = os.path.join(self.dir, "run")
+        # PAIR.conf's [guest] (cluster_vm.py), or "": the netns guests
+        self.guest_conf = ""
 
     # ---- namespaces and per-node mount namespaces
     def up(self):
@@ -182,13 +185,15 @@ class Cluster(e2e.Net):
                                 os.path.join(self.dir, "ca"), creds, n],
                                check=True)
                 f.write("[host %s]\nlink = %s\nring = %s\nclient = sw\n"
-                        "guest = gst\ncredentials = %s\n"
-                        % (n, link, RING[n], creds))
+                        "credentials = %s\n" % (n, link, RING[n], creds))
+                if not self.guest_conf:
+                    f.write("guest = gst\n")
             f.write("[witness]\naddress = %s\n[timeouts]\ntoken_ms = %d\n"
                     "lease_ms = %d\nmargin_ms = %d\n"
                     % (RING["w"], TOKEN, LEASE, MARGIN))
             if QDEVICE:
                 f.write("qdevice_ms = %d\n" % QDEVICE)
+            f.write(self.guest_conf)
         for n in ("a", "b"):
             r = subprocess.run([self.colo, "up", "--write-corosync",
                                 os.path.join(self.dir, "node-" + n, "etc"),
@@ -838,13 +843,17 @@ TESTS = {"primary_dies": (t_primary_dies, None),
 
 def main():
     global TOKEN, LEASE, MARGIN, QDEVICE
+    import cluster_vm  # its scenarios (vm_*) use this file's helpers
+    TESTS.update(cluster_vm.TESTS)
+    is_vm = sys.argv[1:2] and sys.argv[1].startswith("vm_")
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         sys.exit(__doc__)
     if os.geteuid() != 0:
         print("skip: needs root (network namespaces)")
         sys.exit(77)
     for tool in ("ip", "nsenter", "unshare", "corosync", "corosync-qdevice",
-                 "corosync-qnetd", "redis-server"):
+                 "corosync-qnetd",
+                 "qemu-system-x86_64" if is_vm else "redis-server"):
         if not shutil.which(tool):
             print("skip: %s not installed" % tool)
             sys.exit(77)
@@ -853,7 +862,10 @@ def main():
     ok = False
     try:
         c.up()
-        c.services(("pguest", "sguest"))
+        if is_vm:
+            c.guest_conf = cluster_vm.guest_conf()
+        else:
+            c.services(("pguest", "sguest"))
         fn, times = TESTS[sys.argv[1]]
         if times:
             TOKEN, LEASE, MARGIN, QDEVICE = times

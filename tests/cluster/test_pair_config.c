@@ -163,14 +163,143 @@ static void test_guest_kind(void **state)
 	char buf[4096];
 
 	(void)state;
-	snprintf(buf, sizeof(buf), "%s[guest]\nkind = vm\n", good);
+	snprintf(buf, sizeof(buf), "%s[guest]\nkind = vmm\n", good);
 	assert_int_equal(parse(buf), -1);
-	assert_non_null(strstr(err, "t.conf:23: [guest] kind: 'vm' is not "
-				    "supported yet"));
+	assert_non_null(strstr(err, "t.conf:23: [guest] kind: unknown guest "
+				    "kind (known: netns, vm)"));
 	snprintf(buf, sizeof(buf), "%s[guest]\nkind = netns\ndisk = /d.img\n",
 		 good);
 	assert_int_equal(parse(buf), 0);
 	assert_string_equal(cfg.disk, "/d.img");
+	/* netns refuses the VM's keys */
+	snprintf(buf, sizeof(buf), "%s[guest]\nqemu_args = -m 128M\n", good);
+	assert_int_equal(parse(buf), -1);
+	assert_non_null(strstr(
+		err, "t.conf:22: [guest] qemu_args: only with kind = vm"));
+}
+
+/* A VM guest: both hosts with credentials, no guest interface. */
+static const char vm_hosts[] = "[pair]\nname = shop\nrun_dir = /run/c\n"
+			       "[host alpha]\nlink = 10.78.0.1\n"
+			       "ring = 10.79.0.1\nclient = eth1\n"
+			       "credentials = /etc/colo/alpha\n"
+			       "[host beta]\nlink = 10.78.0.2\n"
+			       "ring = 10.79.0.2\nclient = eth1\n"
+			       "credentials = /etc/colo/beta\n"
+			       "[witness]\naddress = 10.79.0.3\n";
+
+/* vm_hosts (lines 1-15) and then guest (from line 16). */
+static int parse_vm(const char *guest)
+{
+	char buf[4096];
+
+	snprintf(buf, sizeof(buf), "%s%s", vm_hosts, guest);
+	return parse(buf);
+}
+
+static void expect_vm(const char *guest, const char *msg)
+{
+	assert_int_equal(parse_vm(guest), -1);
+	if (!strstr(err, msg))
+		fail_msg("expected '%s' in '%s'", msg, err);
+}
+
+static void test_guest_vm(void **state)
+{
+	(void)state;
+	/* qemu_args goes on over indented lines, split like a shell */
+	assert_int_equal(
+		parse_vm("[guest]\nkind = vm\n"
+			 "qemu_args = -m 128M -kernel /g/vmlinuz\n"
+			 "  -append 'console=ttyS0 colo_echo=5000'\n"
+			 "\t-device \"virtio-net-pci,mac=\\\"x\\\"\" a\\ b "
+			 "''\n"
+			 "ram_dir = /dev/shm/vms\n"
+			 "qemu = qemu-system-x86_64\n"
+			 "interval_ms = 0\n"),
+		0);
+	assert_int_equal(cfg.guest_kind, COLO_GUEST_VM);
+	assert_int_equal(cfg.qemu_args.n, 10);
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 0), "-m");
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 4), "-append");
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 5),
+			    "console=ttyS0 colo_echo=5000");
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 6), "-device");
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 7),
+			    "virtio-net-pci,mac=\"x\"");
+	/* the words after: a\ b is one word "a b", '' an empty one */
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 8), "a b");
+	assert_string_equal(colo_words_at(&cfg.qemu_args, 9), "");
+	assert_string_equal(cfg.ram_dir, "/dev/shm/vms");
+	assert_int_equal(cfg.interval_ms, 0);
+	/* defaults: the frame link on link_port + 2 */
+	assert_int_equal(cfg.vm_port, 7072);
+	assert_int_equal(parse_vm("[guest]\nkind = vm\nqemu_args = -m 1G\n"),
+			 0);
+	assert_string_equal(cfg.ram_dir, "/dev/shm/colo");
+	assert_int_equal(cfg.interval_ms, 20000);
+	assert_string_equal(cfg.qemu, "");
+
+	expect_vm("[guest]\nkind = vm\n",
+		  "t.conf:16: [guest]: missing key 'qemu_args'");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\n"
+		  "  -append 'console=ttyS0\n",
+		  "t.conf:19: [guest] qemu_args: unterminated quote");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\n"
+		  "qemu_args = -smp 2\n",
+		  "t.conf:19: [guest] qemu_args: key given twice");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G \\\n",
+		  "t.conf:18: [guest] qemu_args: backslash at the end");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\ndisk = /d.img\n",
+		  "t.conf:16: [guest] disk: not with kind = vm yet");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\nvm_port = 7071\n",
+		  "[guest] vm_port: 7071 is the proxy's or blk's link");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\nqemu = bin/q\n",
+		  "t.conf:19: [guest] qemu: a program name or an absolute");
+	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\ninterval_ms = 5\n",
+		  "t.conf:19: [guest] interval_ms: not a number");
+	/* the frame link is always in TLS: credentials on both hosts */
+	assert_int_equal(parse_edit(11, ""), 0); /* netns: optional */
+	{
+		char buf[4096];
+
+		snprintf(buf, sizeof(buf), "%s", vm_hosts);
+		*strstr(buf, "credentials = /etc/colo/beta\n") = '\0';
+		strcat(buf, "[witness]\naddress = 10.79.0.3\n[guest]\n"
+			    "kind = vm\nqemu_args = -m 1G\n");
+		assert_int_equal(parse(buf), -1);
+		assert_non_null(strstr(err, "t.conf:9: [host beta]: missing "
+					    "key 'credentials'"));
+	}
+}
+
+/* The shell's rules, and that a refused line leaves the words as they
+ * were. */
+static void test_shell_words(void **state)
+{
+	struct colo_words w = { .n = 0 };
+	const char *why = NULL;
+	char big[300];
+
+	(void)state;
+	assert_int_equal(
+		colo_words_append(&w, "a \"b c\"d 'e\\' \"\\$\\q\"", &why), 0);
+	assert_int_equal(w.n, 4);
+	assert_string_equal(colo_words_at(&w, 1), "b cd");
+	assert_string_equal(colo_words_at(&w, 2), "e\\");
+	assert_string_equal(colo_words_at(&w, 3), "$\\q");
+	assert_int_equal(colo_words_append(&w, "x 'y", &why), -1);
+	assert_string_equal(why, "unterminated quote");
+	assert_int_equal(w.n, 4);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(colo_words_append(&w, big, &why), -1);
+	assert_non_null(strstr(why, "longer than 255"));
+	for (int i = 0; i < 56; i++)
+		assert_int_equal(colo_words_append(&w, "w", &why), 0);
+	assert_int_equal(colo_words_append(&w, "w", &why), -1);
+	assert_non_null(strstr(why, "more than 60 words"));
+	assert_int_equal(w.n, 60);
 }
 
 /* Lines longer than inih's buffer are refused on their own line, and the
@@ -266,6 +395,89 @@ static void test_daemon_argv(void **state)
 	assert_string_equal(a.argv[16], "beta");
 	assert_int_equal(a.argc, 17);
 	assert_false(colo_daemon_wanted(&cfg, COLO_DAEMON_BLK));
+	assert_false(colo_daemon_wanted(&cfg, COLO_DAEMON_VM));
+}
+
+/* kind = vm: the proxy's guest port is colo vm's NIC; colo vm gets the
+ * frame link, the proxy's control socket, TLS and the guest's words. */
+static void test_vm_argv(void **state)
+{
+	struct colo_argv a;
+
+	(void)state;
+	assert_int_equal(parse_vm("[guest]\nkind = vm\n"
+				  "qemu_args = -m 128M -append 'a b'\n"
+				  "qemu = /usr/bin/qemu-system-x86_64\n"),
+			 0);
+	assert_true(colo_daemon_wanted(&cfg, COLO_DAEMON_VM));
+	colo_daemon_argv(&cfg, 1, COLO_ROLE_PRIMARY, COLO_DAEMON_PROXY, "colo",
+			 &a);
+	assert_string_equal(a.argv[6], "--guest");
+	assert_string_equal(a.argv[7],
+			    "qemu:unix-listen:/run/c/beta-guest.sock");
+	colo_daemon_argv(&cfg, 1, COLO_ROLE_SECONDARY, COLO_DAEMON_VM, "colo",
+			 &a);
+	{
+		static const char *const want[] = {
+			"colo",
+			"vm",
+			"--role",
+			"secondary",
+			"--dir",
+			"/dev/shm/colo/beta",
+			"--link-connect",
+			"10.78.0.1:7072",
+			"--control",
+			"/run/c/beta-vm.sock",
+			"--nic",
+			"unix:/run/c/beta-guest.sock",
+			"--proxy-control",
+			"/run/c/beta-proxy.sock",
+			"--tls-creds",
+			"/etc/colo/beta",
+			"--tls-peer",
+			"alpha",
+			"--qemu",
+			"/usr/bin/qemu-system-x86_64",
+			"--interval",
+			"20000",
+			"--",
+			"-m",
+			"128M",
+			"-append",
+			"a b",
+		};
+		size_t n = sizeof(want) / sizeof(want[0]);
+
+		assert_int_equal(a.argc, (int)n);
+		for (size_t i = 0; i < n; i++)
+			assert_string_equal(a.argv[i], want[i]);
+		assert_null(a.argv[n]);
+	}
+	colo_daemon_argv(&cfg, 1, COLO_ROLE_PRIMARY, COLO_DAEMON_VM, "colo",
+			 &a);
+	assert_string_equal(a.argv[6], "--link-listen");
+	assert_string_equal(a.argv[7], "10.78.0.2:7072");
+	/* a promote: a fresh RAM directory and --promote before "--" */
+	colo_daemon_vm_argv(&cfg, 1, COLO_ROLE_PRIMARY, "colo", 2,
+			    "/run/c/beta-vm.sock.old", &a);
+	assert_string_equal(a.argv[5], "/dev/shm/colo/beta.2");
+	assert_string_equal(a.argv[a.argc - 7], "--promote");
+	assert_string_equal(a.argv[a.argc - 6], "/run/c/beta-vm.sock.old");
+	assert_string_equal(a.argv[a.argc - 5], "--");
+	/* the most words qemu_args takes all fit, with every option */
+	{
+		char buf[4096] = "[guest]\nkind = vm\nqemu = q\nqemu_args =";
+
+		for (int i = 0; i < 60; i++)
+			strcat(buf, i == 59 ? " last" : " w");
+		strcat(buf, "\n");
+		assert_int_equal(parse_vm(buf), 0);
+		colo_daemon_vm_argv(&cfg, 0, COLO_ROLE_PRIMARY, "colo", 1,
+				    "/run/c/alpha-vm.sock.old", &a);
+		assert_true(a.argc < COLO_ARGV_MAX);
+		assert_string_equal(a.argv[a.argc - 1], "last");
+	}
 }
 
 int main(void)
@@ -276,6 +488,9 @@ int main(void)
 		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_whole_file_rules),
 		cmocka_unit_test(test_guest_kind),
+		cmocka_unit_test(test_guest_vm),
+		cmocka_unit_test(test_shell_words),
+		cmocka_unit_test(test_vm_argv),
 		cmocka_unit_test(test_long_line_keeps_numbering),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_corosync_conf),

@@ -145,10 +145,71 @@ static void test_signal(void **state)
 	colo_loop_free(l);
 }
 
+static int hooks;
+
+static void count_hook(void *opaque)
+{
+	(void)opaque;
+	hooks++;
+}
+
+static void stop_loop(void *opaque)
+{
+	colo_loop_stop(opaque);
+}
+
+static void drain(void *opaque, uint32_t events)
+{
+	char b[8];
+
+	(void)events;
+	assert_true(read(*(int *)opaque, b, sizeof(b)) > 0);
+}
+
+/* One byte on a pipe, then a timer stopping the loop 30 ms later: with
+ * busy polling the loop polls in between without sleeping (counted) and
+ * runs its hooks only for the two wake-ups that had work; without, it
+ * sleeps. */
+static int busy_run(uint64_t busy_ns, uint64_t *empty)
+{
+	struct colo_loop *l = colo_loop_new();
+	struct colo_timer *t = colo_timer_new(l, stop_loop, l);
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	assert_non_null(colo_loop_add_fd(l, p[0], EPOLLIN, drain, &p[0]));
+	assert_int_equal(colo_loop_before_sleep(l, count_hook, NULL), 0);
+	colo_loop_set_busy_poll(l, busy_ns);
+	hooks = 0;
+	assert_int_equal(write(p[1], "x", 1), 1);
+	colo_timer_arm_in(t, 30 * COLO_NS_PER_MS);
+	assert_int_equal(colo_loop_run(l), 0);
+	*empty = colo_loop_busy_empty(l);
+	colo_loop_free(l);
+	close(p[0]);
+	close(p[1]);
+	return hooks;
+}
+
+static void test_busy_poll(void **state)
+{
+	uint64_t empty;
+	int h;
+
+	(void)state;
+	h = busy_run(0, &empty);
+	assert_int_equal(empty, 0);
+	assert_true(h >= 1 && h <= 2);
+	h = busy_run(COLO_NS_PER_S, &empty);
+	assert_true(empty > 0);
+	assert_true(h >= 1 && h <= 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timer_order),
+		cmocka_unit_test(test_busy_poll),
 		cmocka_unit_test(test_delete_during_dispatch),
 		cmocka_unit_test(test_signal),
 	};

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -119,15 +120,19 @@ class Net:
                        "--save", "", "--appendonly", "no")
         time.sleep(1.0)
 
-    def proxies(self, primary=True, secondary=True, tls=True):
+    def proxies(self, primary=True, secondary=True, tls=True, colo=None,
+                extra=(), prefix=()):
+        colo = colo or self.colo
         if secondary:
-            self.spawn("sproxy", "shost", self.colo, "proxy", "--role",
+            self.spawn("sproxy", "shost", *prefix, colo, "proxy", *extra,
+                       "--role",
                        "secondary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-connect", "10.78.0.1:7070",
                        "--control", self.ctl["secondary"],
                        *self.link_opts("shost", "phost", tls))
         if primary:
-            self.spawn("pproxy", "phost", self.colo, "proxy", "--role",
+            self.spawn("pproxy", "phost", *prefix, colo, "proxy", *extra,
+                       "--role",
                        "primary", "--client", "packet:sw", "--guest",
                        "packet:gst", "--link-listen", "10.78.0.1:7070",
                        "--control", self.ctl["primary"],
@@ -400,14 +405,7 @@ def floor(net, size):
     # before the primary's is released. The kernel alone crossing the
     # link and back (an echo between the hosts, same service, same size)
     # is the round trip any COLO design adds; the rest is the proxies'.
-    net.spawn("shost-echo", "shost", PY, SVC, "echo-server", "5012")
-    time.sleep(0.5)
-    try:
-        out["link-echo"] = json.loads(net.run(
-            "phost", PY, SVC, "echo", "10.78.0.2", "5012", "5000",
-            "64").strip().splitlines()[-1])
-    finally:
-        net.kill("shost-echo")
+    out["link-echo"] = link_echo(net, 5000)
     return out
 
 
@@ -521,7 +519,106 @@ def t_bench(net):
     print(json.dumps(rows))
 
 
-TESTS = {"correctness": t_correctness, "long": t_long,
+def link_echo(net, n):
+    """The floor's echo alone: phost to an echo service on shost over the
+    link veth (kernel only), the trip a COLO request makes twice over."""
+    net.spawn("shost-echo", "shost", PY, SVC, "echo-server", "5012")
+    time.sleep(0.5)
+    try:
+        return json.loads(net.run("phost", PY, SVC, "echo", "10.78.0.2",
+                                  "5012", str(n), "64").strip()
+                          .splitlines()[-1])
+    finally:
+        net.kill("shost-echo")
+
+
+def t_echo(net):
+    """Echo round trips only (bench/e2e/run.sh --echo): native, the
+    link floor, and COLO with a clear and a TLS link for this binary and,
+    A/B in the same run, $BENCH_COLO_B (another build), interleaved for
+    $BENCH_ROUNDS rounds; medians printed. BENCH_STAMPS=1 adds a run of
+    this binary with --stamps and prints both proxies' stage histograms;
+    BENCH_BUSY_POLL=US one with --busy-poll US, BENCH_CHRT=1 one with both
+    proxies under chrt -f 10 (the scheduler's share of the wait)."""
+    n = os.environ.get("BENCH_ECHO_N", "5000")
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    confs = [("A", net.colo, (), ())]
+    if os.environ.get("BENCH_COLO_B"):
+        confs.append(("B", os.path.abspath(os.environ["BENCH_COLO_B"]), (),
+                      ()))
+    if os.environ.get("BENCH_STAMPS") == "1":
+        confs.append(("A+stamps", net.colo, ("--stamps",), ()))
+    if os.environ.get("BENCH_BUSY_POLL"):
+        us = os.environ["BENCH_BUSY_POLL"]
+        confs.append(("A+busy-poll %s us" % us, net.colo,
+                      ("--busy-poll", us), ()))
+    if os.environ.get("BENCH_CHRT") == "1":
+        # the scheduler's share: both proxies at real-time priority
+        confs.append(("A+SCHED_FIFO", net.colo, (), ("chrt", "-f", "10")))
+    res, stamps = {}, {}
+
+    def add(key, r, cpu=(0, 0)):
+        res.setdefault(key, []).append((r["p50_us"], r["p99_us"]) + cpu)
+        log(key, r["p50_us"], r["p99_us"], cpu)
+
+    for _ in range(rounds):
+        subprocess.run([TOPO, "native-on", net.p], check=True)
+        time.sleep(0.5)
+        add("native", net.client("echo", GUEST, "5002", n, "64"))
+        add("floor (link echo)", link_echo(net, n))
+        subprocess.run([TOPO, "native-off", net.p], check=True)
+        for label, colo, extra, prefix in confs:
+            for tls in (False, True):
+                net.proxies(tls=tls, colo=colo, extra=extra, prefix=prefix)
+                key = "%s %s" % (label, "TLS" if tls else "clear")
+                # CPU per round trip: both proxies, and all CPUs
+                pids = [net.procs[k].pid for k in ("pproxy", "sproxy")]
+                c0, a0 = sum(proc_cpu_s(p) for p in pids), cpu_busy_s()
+                r = net.client("echo", GUEST, "5002", n, "64")
+                add(key, r, (
+                    round((sum(proc_cpu_s(p) for p in pids) - c0) / int(n)
+                          * 1e6, 1),
+                    round((cpu_busy_s() - a0) / int(n) * 1e6, 1)))
+                if "--stamps" in extra:
+                    stamps[key] = {r: net.request(r, "stats").get("stamps")
+                                   for r in ("primary", "secondary")}
+                net.kill("pproxy")
+                net.kill("sproxy")
+                time.sleep(0.3)
+
+    def med(key, i):
+        return statistics.median(x[i] for x in res[key])
+
+    nat, fl = med("native", 0), med("floor (link echo)", 0)
+    print("\nEcho (64 bytes, %s round trips), medians of %d rounds; A = %s"
+          % (n, rounds, net.colo))
+    if len(confs) > 1 and confs[1][0] == "B":
+        print("B = %s" % confs[1][1])
+    print("\n| run | p50 us | p99 us | added p50 | beyond floor | proxies' "
+          "CPU us per trip | all CPUs us per trip |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
+    for key in res:
+        p50, p99 = med(key, 0), med(key, 1)
+        if key in ("native", "floor (link echo)"):
+            print("| %s | %.1f | %.1f | | | | |" % (key, p50, p99))
+        else:
+            print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
+                key, p50, p99, p50 - nat, p50 - nat - fl, med(key, 2),
+                med(key, 3)))
+    for key, st in stamps.items():
+        print("\nStages, %s (last round):" % key)
+        for role, stages in st.items():
+            print("| %s stage | n | p50 us | p99 us | mean us |\n"
+                  "| --- | --- | --- | --- | --- |" % role)
+            for name, h in sorted((stages or {}).items()):
+                print("| %s | %d | %.0f | %.0f | %.1f |" % (
+                    name, h["n"], h["p50_us"], h["p99_us"], h["mean_us"]))
+    print(json.dumps({"rounds": res, "stamps": stamps}))
+    if not all(r[0] > 0 for v in res.values() for r in v):
+        raise RuntimeError("an echo run measured nothing")
+
+
+TESTS = {"echo": t_echo, "correctness": t_correctness, "long": t_long,
          "failover": t_failover,
          "secondary_lost": t_secondary_lost, "bench": t_bench}
 

@@ -11,6 +11,8 @@ the seed's split end to end through the real daemons:
   - redirector + comparer: the same UDP datagram from both guests leaves
     once on the primary's client port; a datagram from the primary guest
     alone is held;
+  - the ingress cut: a checkpoint-cut that is never resumed lets the
+    primary guest's ingress go at its deadline (hold_ms);
   - control socket: status, an events subscriber gets peer-lost;
   - heartbeat timers: a stopped secondary is declared lost after the peer
     timeout and a resumed one reconnects; SIGTERM exits 0;
@@ -157,7 +159,7 @@ def main():
                  "--guest", "qemu:unix-listen:%s/%sg" % (d, tag),
                  link_opt, "127.0.0.1:%d" % port,
                  "--control", "%s/%s.sock" % (d, tag),
-                 "--ping", "50", "--peer-timeout", "300"],
+                 "--ping", "50", "--peer-timeout", "300", "--stamps"],
                 stdout=open("%s/%s.log" % (d, tag), "w"),
                 stderr=subprocess.STDOUT)
             procs.append(p)
@@ -184,6 +186,30 @@ def main():
             fail("client frame did not reach the secondary guest")
         print("ok: mirror", flush=True)
 
+        # The ingress cut: checkpoint-cut holds the guest's ingress on
+        # both sides. A cut whose checkpoint never resumes (its colo vm
+        # died mid-checkpoint) lets go at its deadline, hold_ms, so the
+        # primary guest is served on; the secondary's goes at its resume.
+        r = request(pctl, {"cmd": "checkpoint-cut", "seq": 1,
+                           "hold_ms": 300})
+        if not r.get("ok"):
+            fail("checkpoint-cut: %s" % r)
+        q2 = udp_frame(CLIENT_MAC, b"\xff" * 6, "10.0.0.1", "10.0.0.255",
+                       5000, 6000, b"after the cut")
+        pc.send(q2)
+        if pg.recv_matching(q2, timeout=0.15):
+            fail("a frame reached the primary guest inside the cut")
+        if not pg.recv_matching(q2, timeout=5.0):
+            fail("the cut held the primary guest's ingress past hold_ms")
+        if ctl(pctl, "stats").get("cut_expired") != 1:
+            fail("cut_expired not counted: %s" % ctl(pctl, "stats"))
+        if sg.recv_matching(q2, timeout=0.15):
+            fail("the secondary guest got a frame before its resume")
+        request(sctl, {"cmd": "checkpoint-resume", "seq": 1})
+        if not sg.recv_matching(q2):
+            fail("the secondary's resume did not release the held frame")
+        print("ok: a cut that never resumes expires", flush=True)
+
         # redirector + comparer: identical answers leave once.
         a = udp_frame(GUEST_MAC, CLIENT_MAC, "10.0.0.2", "10.0.0.1", 6000,
                       5000, b"answer")
@@ -198,6 +224,19 @@ def main():
         if st.get("matched_datagrams", 0) < 1 or st.get("divergences"):
             fail("comparer stats: %s" % st)
         print("ok: redirector and comparer", flush=True)
+
+        # --stamps: the stages this exchange went through moved (each
+        # counted at least once; qemu: ports have no kernel stamps).
+        pst = st.get("stamps", {})
+        sst = ctl(sctl, "stats").get("stamps", {})
+        for name, got in (("client_to_link", pst), ("client_to_guest", pst),
+                          ("held", pst), ("link_to_client", pst),
+                          ("answer_guest", pst), ("call_link_read", pst),
+                          ("link_to_guest", sst), ("guest_to_link", sst),
+                          ("kernel_link", sst), ("call_link_write", sst)):
+            if got.get(name, {}).get("n", 0) < 1:
+                fail("stamp %s did not move: %s / %s" % (name, pst, sst))
+        print("ok: stamps", flush=True)
 
         # The lease: a deadline in the past holds matched output (counted),
         # a valid one releases it.

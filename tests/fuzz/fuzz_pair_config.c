@@ -34,8 +34,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fclose(f);
 	}
 	for (int self = 0; self < 2; self++)
-		for (int d = 0; d < COLO_DAEMON_COUNT; d++)
+		for (int d = 0; d < COLO_DAEMON_COUNT; d++) {
 			colo_daemon_argv(&cfg, self, COLO_ROLE_SECONDARY,
 					 (enum colo_daemon)d, "colo", &a);
+			/* a full argv would have dropped words silently */
+			if (a.argc >= COLO_ARGV_MAX)
+				abort();
+		}
+	colo_daemon_vm_argv(&cfg, 0, COLO_ROLE_PRIMARY, "colo", 7,
+			    "/run/colo/a-vm.sock.old", &a);
+	if (a.argc >= COLO_ARGV_MAX)
+		abort();
 	return 0;
 }

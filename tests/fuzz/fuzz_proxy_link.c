@@ -1,18 +1,34 @@
 /*
  * fuzz_proxy_link.c - the replication link decoder on arbitrary bytes:
- * frames, HELLOs and connection metadata, as the other host could send.
+ * frames, HELLOs, connection metadata and checkpoint cuts, as the other
+ * host could send. The secondary's ingress cut (ingress_hold.c) follows
+ * the INGRESS, CUT and CHECKPOINT_DONE frames: every frame it is given
+ * is passed, held and released, or counted as dropped, exactly once.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "link.h"
+#include "byteorder.h"
+#include "proxy.h"
+
+static uint64_t released;
+
+static void count_release(void *ctx, uint8_t *f, size_t len, size_t v)
+{
+	(void)ctx, (void)f, (void)len, (void)v;
+	released++;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct colo_ingress_hold hold = { .secondary = true };
+	uint64_t ingress = 0, passed = 0, seq = 0;
 	size_t off = 0;
+
+	released = 0;
 
 	while (off < size) {
 		struct colo_plink_frame f;
@@ -39,7 +55,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (memcmp(re, f.payload, sizeof(re)))
 				abort();
 		}
+		if (f.type == COLO_PLINK_CUT) {
+			uint8_t b[COLO_PLINK_CUT_LEN];
+
+			if (colo_cut_link_seq(&f, &seq) < 0)
+				abort(); /* the decoder checked the length */
+			colo_put_be64(b, seq);
+			if (memcmp(b, f.payload, sizeof(b)))
+				abort();
+			colo_hold_cut(&hold, seq, count_release, NULL);
+		}
+		if (f.type == COLO_PLINK_INGRESS) {
+			ingress++;
+			if (!colo_hold_take(&hold, f.payload, f.len, 0))
+				passed++;
+		}
+		/* A done for this cut, or (after an odd number of INGRESS)
+		 * for the next one, whose CUT is late. */
+		if (f.type == COLO_PLINK_CHECKPOINT_DONE)
+			colo_hold_done(&hold, seq + (ingress & 1),
+				       count_release, NULL);
 		off += (size_t)n;
 	}
+	colo_hold_reset(&hold, count_release, NULL);
+	if (passed + released + hold.dropped + hold.stale != ingress ||
+	    hold.len != 0 || hold.state != COLO_CUT_PASS)
+		abort();
+	colo_hold_free(&hold);
 	return 0;
 }

@@ -112,35 +112,44 @@ def is_echo_reply(seq, payload):
     return pred
 
 
-def main():
-    colo = sys.argv[1]
-    t0 = time.monotonic()
-    d = tempfile.mkdtemp(prefix="colo-vm-nic-", dir="/dev/shm")
+def start_proxies(colo, d, procs, extra=()):
+    """The two proxies, linked, every port a unix socket in d: client
+    d/pc, guest ports d/pg and d/sg, control d/p.sock and d/s.sock;
+    extra: more options for both."""
     port = vmpair.free_port()
-    procs, pair = [], None
-
-    def proxy(role, link, tag):
+    for role, link, tag in (("primary", "--link-listen", "p"),
+                            ("secondary", "--link-connect", "s")):
         log = open(os.path.join(d, tag + ".log"), "w")
         procs.append(subprocess.Popen(
             [colo, "proxy", "--role", role,
              "--client", "qemu:unix-listen:%s/%sc" % (d, tag),
              "--guest", "qemu:unix-listen:%s/%sg" % (d, tag),
              link, "127.0.0.1:%d" % port,
-             "--control", "%s/%s.sock" % (d, tag)],
+             "--control", "%s/%s.sock" % (d, tag)] + list(extra),
             stdout=log, stderr=subprocess.STDOUT))
         log.close()
+    for tag in ("pg", "sg"):
+        vmpair.wait_for(lambda: os.path.exists(os.path.join(d, tag)),
+                        10, "proxy guest port " + tag)
+
+
+def proxy_stats(colo, d, tag="p"):
+    out = subprocess.run([colo, "ctl", "%s/%s.sock" % (d, tag), "stats"],
+                         capture_output=True, text=True, timeout=10)
+    return json.loads(out.stdout)
+
+
+def main():
+    colo = sys.argv[1]
+    t0 = time.monotonic()
+    d = tempfile.mkdtemp(prefix="colo-vm-nic-", dir="/dev/shm")
+    procs, pair = [], None
 
     def stats():
-        out = subprocess.run([colo, "ctl", d + "/p.sock", "stats"],
-                             capture_output=True, text=True, timeout=10)
-        return json.loads(out.stdout)
+        return proxy_stats(colo, d)
 
     try:
-        proxy("primary", "--link-listen", "p")
-        proxy("secondary", "--link-connect", "s")
-        for tag in ("pg", "sg"):
-            vmpair.wait_for(lambda: os.path.exists(os.path.join(d, tag)),
-                            10, "proxy guest port " + tag)
+        start_proxies(colo, d, procs)
         mac = ":".join("%02x" % b for b in GUEST_MAC)
         pair = vmpair.Pair(
             colo, append="ipv6.disable=1 colo_ip=%s/24" % GUEST_IP,

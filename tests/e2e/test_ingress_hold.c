@@ -1,0 +1,127 @@
+/*
+ * test_ingress_hold.c - the ingress cut's bookkeeping (ingress_hold.c):
+ * which frames a guest gets around a checkpoint, whatever order the cut
+ * (link) and checkpoint-done (control) arrive in.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "ingress_hold.h"
+
+/* Frames are one byte: their number. */
+static uint8_t got[64];
+static size_t ngot;
+
+static void to_guest(void *ctx, uint8_t *f, size_t len, size_t v)
+{
+	(void)ctx, (void)v;
+	assert_int_equal(len, 1);
+	got[ngot++] = f[0];
+}
+
+/* Feeds frame k: delivered now unless the hold takes it. */
+static void frame(struct colo_ingress_hold *h, uint8_t k)
+{
+	if (!colo_hold_take(h, &k, 1, 0))
+		to_guest(NULL, &k, 1, 0);
+}
+
+static void expect(const uint8_t *want, size_t n)
+{
+	assert_int_equal(ngot, n);
+	assert_memory_equal(got, want, n);
+	ngot = 0;
+}
+
+/* CUT, then done: held frames come after, in order, exactly once. */
+static void test_cut_then_done(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+
+	(void)state;
+	frame(&h, 1);
+	colo_hold_cut(&h, 5, to_guest, NULL);
+	frame(&h, 2);
+	frame(&h, 3);
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_done(&h, 5, to_guest, NULL);
+	frame(&h, 4);
+	expect((const uint8_t[]){ 2, 3, 4 }, 3);
+	assert_int_equal(h.held, 2);
+	colo_hold_free(&h);
+}
+
+/* The secondary's done before the CUT it belongs to: what is still in
+ * front of the CUT was the retired VM's and is dropped. */
+static void test_done_before_cut(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+
+	(void)state;
+	colo_hold_cut(&h, 1, to_guest, NULL);
+	colo_hold_done(&h, 1, to_guest, NULL);
+	frame(&h, 1);
+	colo_hold_done(&h, 2, to_guest, NULL);
+	frame(&h, 2); /* before CUT 2: the old VM's */
+	colo_hold_cut(&h, 2, to_guest, NULL);
+	frame(&h, 3);
+	expect((const uint8_t[]){ 1, 3 }, 2);
+	assert_int_equal(h.stale, 1);
+	colo_hold_free(&h);
+}
+
+/* The resume of checkpoint 1 comes after CUT 2 (a slow secondary): it
+ * must not release checkpoint 2's frames to the VM checkpoint 2 retires;
+ * checkpoint 1's frames go on at CUT 2, checkpoint 2's at its resume. */
+static void test_late_done(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+
+	(void)state;
+	colo_hold_cut(&h, 1, to_guest, NULL);
+	frame(&h, 1);
+	colo_hold_cut(&h, 2, to_guest, NULL);
+	frame(&h, 2);
+	colo_hold_done(&h, 1, to_guest, NULL);
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_done(&h, 2, to_guest, NULL);
+	expect((const uint8_t[]){ 2 }, 1);
+	colo_hold_free(&h);
+}
+
+/* A primary never drops, and a second cut without a done (the checkpoint
+ * failed before anyone said done) hands the first cut's frames on first. */
+static void test_primary_and_repeated_cut(void **state)
+{
+	struct colo_ingress_hold h = { 0 };
+
+	(void)state;
+	colo_hold_cut(&h, 1, to_guest, NULL);
+	colo_hold_done(&h, 1, to_guest, NULL);
+	colo_hold_done(&h, 2, to_guest, NULL); /* no cut 2: still passes */
+	frame(&h, 1);
+	colo_hold_cut(&h, 3, to_guest, NULL);
+	frame(&h, 2);
+	colo_hold_cut(&h, 4, to_guest, NULL);
+	frame(&h, 3);
+	expect((const uint8_t[]){ 1, 2 }, 2);
+	colo_hold_reset(&h, to_guest, NULL);
+	expect((const uint8_t[]){ 3 }, 1);
+	assert_int_equal(h.state, COLO_CUT_PASS);
+	colo_hold_free(&h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cut_then_done),
+		cmocka_unit_test(test_done_before_cut),
+		cmocka_unit_test(test_late_done),
+		cmocka_unit_test(test_primary_and_repeated_cut),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
