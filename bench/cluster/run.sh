@@ -48,7 +48,7 @@ for s in primary_dies link_cut link_cut_b_primary secondary_dies \
 	echo "bench/cluster: $s" >&2
 	run $s
 done
-for t in "500 1000 250" "300 700 200" "200 500 150"; do
+for t in "1000 1500 500" "300 700 200" "200 500 150"; do
 	echo "bench/cluster: primary_dies, token/lease/margin $t" >&2
 	# shellcheck disable=SC2086
 	run primary_dies $t

@@ -173,6 +173,7 @@ void colo_locate(struct colo_finding *f,
 						   pos[COLO_PRIMARY], d);
 		break;
 	case COLO_CAUSE_QUEUE_FULL:
+	case COLO_CAUSE_SOURCE_PORT:
 	case COLO_CAUSE_COUNT:
 		for (int s = 0; s < 2; s++)
 			f->frame[s] = find_back(side[s], 0, pos[s], &d->key,

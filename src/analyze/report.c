@@ -119,6 +119,11 @@ static void print_cause(FILE *out, const struct colo_divergence *d)
 		fprintf(out, "found no match for %" PRIu64 ".%03" PRIu64 " ms\n",
 			d->held_ns / 1000000u, d->held_ns % 1000000u / 1000u);
 		break;
+	case COLO_CAUSE_SOURCE_PORT:
+		fprintf(out, "  the other guest sent to the same destination "
+			     "from source port %u\n",
+			d->other_sport);
+		break;
 	case COLO_CAUSE_QUEUE_FULL:
 	case COLO_CAUSE_COUNT:
 		fprintf(out, "  a queue of this flow passed its bound\n");

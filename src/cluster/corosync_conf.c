@@ -13,6 +13,12 @@
  * witness, ffsplit keeps the half whose heuristics pass, and only then the
  * lowest node id: our heuristic passes only on the current primary, so a
  * cut keeps the host that serves rather than node 1.
+ *
+ * knet's link pings are set apart from the token: by default they follow
+ * it (timeout token/2), and with a short token a scheduling hiccup or a
+ * path MTU probe on a loaded host declared the link down and broke the
+ * ring every few seconds. A dead or cut-off peer is still found by the
+ * token alone; the pings only say when a link is back.
  */
 #include "corosync_conf.h"
 
@@ -22,6 +28,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define KNET_PING_INTERVAL_MS 250
+#define KNET_PING_TIMEOUT_MS  1000
 
 void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 			      const char *is_primary, FILE *f)
@@ -36,9 +45,12 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		"\tcrypto_hash: sha256\n"
 		"\tkeyfile: %s\n"
 		"\ttoken: %u\n"
+		"\tknet_ping_interval: %u\n"
+		"\tknet_ping_timeout: %u\n"
 		"}\n"
 		"nodelist {\n",
-		cfg->file, cfg->name, cfg->authkey, cfg->token_ms);
+		cfg->file, cfg->name, cfg->authkey, cfg->token_ms,
+		KNET_PING_INTERVAL_MS, KNET_PING_TIMEOUT_MS);
 	for (unsigned int i = 0; i < 2; i++)
 		fprintf(f,
 			"\tnode {\n"

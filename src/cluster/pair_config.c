@@ -563,9 +563,13 @@ int colo_pair_parse(const char *file, const char *text, size_t len,
 	snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/colo");
 	snprintf(cfg->authkey, sizeof(cfg->authkey), "/etc/corosync/authkey");
 	cfg->witness_port = 5403;
-	cfg->lease_ms = 1500;
-	cfg->margin_ms = 500;
-	cfg->token_ms = 1000;
+	/* A takeover comes about 2.2 tokens (corosync's token and
+	 * consensus) + lease + margin after the primary's death: 0.9 s
+	 * (colo-up(1), TIMING). The lease stays above 2.2 tokens, so it
+	 * outlives a ring re-formation; the margin, unless set, is a
+	 * quarter of the lease (after parsing). */
+	cfg->lease_ms = 400;
+	cfg->token_ms = 150;
 	cfg->guest_kind = COLO_GUEST_NETNS;
 	snprintf(cfg->ram_dir, sizeof(cfg->ram_dir), "/dev/shm/colo");
 	cfg->interval_ms = 20000; /* colo vm's (and QEMU's COLO's) */
@@ -581,6 +585,8 @@ int colo_pair_parse(const char *file, const char *text, size_t len,
 		     "syntax error (expected [section], key = value or a "
 		     "comment)");
 	}
+	if (!cfg->margin_ms)
+		cfg->margin_ms = cfg->lease_ms / 4;
 	if (!p.err_line)
 		validate(&p);
 	if (p.err_line) {

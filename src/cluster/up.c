@@ -95,6 +95,7 @@ struct up {
 	/* Connections re-protection waits for; -1 none, -2 not possible
 	 * (a disk) */
 	int64_t draining;
+	bool drain_forced; /* reprotect-force: cut what the drain waits for */
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
@@ -553,8 +554,10 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 			      in ? "joined" : "left");
 	}
 	u->peer_in_group = in;
-	if (!in && u->draining > 0)
+	if (!in && u->draining > 0) {
 		u->draining = -1; /* nobody waits for the re-protection */
+		u->drain_forced = false;
+	}
 	/* After any membership change (a merge after a partition, or after
 	 * this host was frozen) the peer may hold a newer epoch: our own
 	 * renewal, delivered before its message, must not renew the lease
@@ -741,7 +744,11 @@ static void try_reprotect(struct up *u)
 			      err);
 		return;
 	}
-	if (n > 0) {
+	if (n > 0 && u->drain_forced) {
+		colo_log_warn("re-protection forced: %lld connection(s) that "
+			      "crossed the failover are cut",
+			      (long long)n);
+	} else if (n > 0) {
 		if (n != u->draining)
 			colo_log_info("re-protection waits for %lld "
 				      "connection(s) that crossed the "
@@ -753,9 +760,33 @@ static void try_reprotect(struct up *u)
 		return;
 	}
 	u->draining = -1;
+	u->drain_forced = false;
 	restart_as_primary(u);
 	push_lease(u);
 	write_state(u);
+}
+
+/* {"cmd":"reprotect-force"} on RUN_DIR/NAME-up.sock: the operator gives
+ * up the connections a re-protection drain waits for (colo-up(1)). */
+static int cmd_reprotect_force(void *ctx, struct json_object *req,
+			       struct json_object *r, char *err, size_t errlen)
+{
+	struct up *u = ctx;
+	int64_t waiting = u->draining;
+
+	(void)req;
+	if (waiting <= 0) {
+		snprintf(err, errlen, "%s",
+			 waiting == -2 ? "re-protection with a [guest] disk "
+					 "is not supported yet"
+				       : "no re-protection waits for "
+					 "connections");
+		return -1;
+	}
+	u->drain_forced = true;
+	try_reprotect(u);
+	json_object_object_add(r, "cut", json_object_new_int64(waiting));
+	return 0;
 }
 
 /* The switch-over's end on the old primary: the client is the peer's,
@@ -1087,8 +1118,11 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	static const struct colo_control_cmd cmds[] = {
 		{ "switchover", cmd_switchover,
 		  "move the primary role to the secondary (planned)" },
+		{ "reprotect-force", cmd_reprotect_force,
+		  "re-protect now, cutting the connections the drain waits "
+		  "for" },
 	};
-	const struct colo_control_table ctl_table = { cmds, 1, &u };
+	const struct colo_control_table ctl_table = { cmds, 2, &u };
 	char err[512], path[512];
 
 	if (mkdir(cfg->run_dir, 0755) && errno != EEXIST) {

@@ -46,7 +46,8 @@ static const char *const cause_names[COLO_CAUSE_COUNT] = {
 	[COLO_CAUSE_PAYLOAD] = "payload",
 	[COLO_CAUSE_CONTROL] = "control",
 	[COLO_CAUSE_TIMEOUT] = "timeout",
-	[COLO_CAUSE_QUEUE_FULL] = "queue-full"
+	[COLO_CAUSE_QUEUE_FULL] = "queue-full",
+	[COLO_CAUSE_SOURCE_PORT] = "source-port"
 };
 
 const char *colo_cause_name(enum colo_cause cause)

@@ -37,6 +37,7 @@ enum colo_cause {
 	COLO_CAUSE_CONTROL,    /* FIN at different sequence numbers */
 	COLO_CAUSE_TIMEOUT,    /* primary frame unmatched for too long */
 	COLO_CAUSE_QUEUE_FULL, /* a per-flow queue passed its bound */
+	COLO_CAUSE_SOURCE_PORT, /* datagrams to one place, other ports */
 	COLO_CAUSE_COUNT
 };
 
@@ -59,6 +60,8 @@ struct colo_divergence {
 	int primary_byte; /* -1 when one side has no byte there */
 	int secondary_byte;
 	uint64_t held_ns; /* TIMEOUT: how long the frame was held */
+	/* SOURCE_PORT: the other side's source port to the same place */
+	uint16_t other_sport;
 	/* TIMEOUT on TCP: where the streams stood, to tell a secondary that
 	 * fell silent from one with a hole in its stream. */
 	bool have_stream;

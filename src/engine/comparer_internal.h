@@ -17,6 +17,14 @@ struct colo_flow_list {
 	struct colo_flow *head, *tail;
 };
 
+/* A flow one side opened lately (opened_ports.c). */
+#define COLO_OPENED_SLOTS 8
+struct colo_opened {
+	struct colo_flow_key key;
+	uint32_t epoch; /* stale after a checkpoint */
+	bool live;      /* not yet paired with the other side's */
+};
+
 struct colo_comparer {
 	struct colo_comparer_config cfg;
 	struct colo_comparer_ops ops;
@@ -33,6 +41,8 @@ struct colo_comparer {
 	bool full_reported;		    /* table full told this epoch */
 	uint64_t now;
 	struct colo_stats st;
+	struct colo_opened opened[2][COLO_OPENED_SLOTS]; /* by side */
+	uint8_t opened_next[2];
 };
 
 /* One frame as it arrives: the parse, plus where its bytes are. */
@@ -73,5 +83,10 @@ void colo_tcp_release_part(struct colo_comparer *c, struct colo_frame *f,
 void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in);
 void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl);
+
+/* opened_ports.c APIs: side sent its first datagram or TCP SYN (without
+ * ACK) on fl this epoch; other_too: the other side already sent on fl. */
+void colo_flow_opened(struct colo_comparer *c, struct colo_flow *fl, int side,
+		      bool other_too);
 
 #endif

@@ -143,6 +143,12 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in)
 {
+	if (in->pkt->kind == COLO_PKT_UDP &&
+	    !(fl->u.dgram.seen & (1u << in->side))) {
+		fl->u.dgram.seen |= (uint8_t)(1u << in->side);
+		colo_flow_opened(c, fl, in->side,
+				 fl->u.dgram.seen & (1u << !in->side));
+	}
 	if (in->side == COLO_SECONDARY)
 		secondary_input(c, fl, in);
 	else
@@ -152,4 +158,5 @@ void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl)
 {
 	free_secondary(c, fl);
+	fl->u.dgram.seen = 0;
 }

@@ -27,6 +27,8 @@ struct colo_tcp_state {
 	uint8_t lead;     /* side whose bytes are in ring */
 	bool have_ack[2];
 	bool fin_seen[2];
+	/* Each side's guest opened the connection (a SYN without ACK). */
+	bool syn_seen[2];
 	uint32_t m;
 	uint32_t end[2];
 	uint32_t max_ack[2];
@@ -49,6 +51,7 @@ struct colo_tcp_state {
 struct colo_dgram_state {
 	struct colo_frame *s_head, *s_tail; /* unmatched secondary datagrams */
 	uint32_t s_count;
+	uint8_t seen; /* sides that sent on it this epoch (opened_ports.c) */
 };
 
 struct colo_flow {

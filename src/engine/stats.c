@@ -115,6 +115,11 @@ int colo_divergence_format(const struct colo_divergence *d, char *buf, size_t n)
 	case COLO_CAUSE_QUEUE_FULL:
 		return snprintf(buf, n, "%s queue-full %s: queue bound reached",
 				tag, flow);
+	case COLO_CAUSE_SOURCE_PORT:
+		return snprintf(buf, n,
+				"%s source-port %s: the other guest sent to "
+				"the same destination from port %u",
+				tag, flow, d->other_sport);
 	case COLO_CAUSE_CONTROL:
 		return snprintf(buf, n,
 				"%s control %s: FIN/stream end differs at seq "

@@ -19,7 +19,10 @@
  * otherwise the client could see an acknowledgement that the secondary
  * never made, and after a failover the secondary would not have the data
  * the client believes delivered. A FIN also needs the secondary's FIN at
- * the same sequence number.
+ * the same sequence number. A SYN without ACK (the guest opens a
+ * connection) needs the secondary's SYN: released alone, the server's
+ * SYN/ACK can reach a secondary guest that has not sent its own SYN yet,
+ * which answers with a reset and then never gets the connection.
  */
 #include <string.h>
 
@@ -258,6 +261,9 @@ static bool ack_covered(const struct colo_tcp_state *t, uint32_t ack,
 static bool releasable(const struct colo_tcp_state *t, uint32_t seq_end,
 		       uint32_t payload_len, uint32_t ack, uint8_t flags)
 {
+	if ((flags & (COLO_TCP_SYN | COLO_TCP_ACK)) == COLO_TCP_SYN &&
+	    !t->syn_seen[COLO_SECONDARY])
+		return false;
 	if (payload_len && (!t->synced || seq_gt(seq_end, t->m)))
 		return false;
 	if (!ack_covered(t, ack, flags))
@@ -442,10 +448,15 @@ void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
 	int side = in->side;
 	uint64_t before;
 	uint32_t start = p->seq + ((p->tcp_flags & COLO_TCP_SYN) ? 1 : 0);
+	bool opens = (p->tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) ==
+		     COLO_TCP_SYN;
 
-	if (side == COLO_PRIMARY && (p->tcp_flags & COLO_TCP_SYN) &&
-	    !(p->tcp_flags & COLO_TCP_ACK) && fl->closed && !fl->p_head)
+	if (side == COLO_PRIMARY && opens && fl->closed && !fl->p_head)
 		reincarnate(c, fl);
+	if (opens && !t->syn_seen[side]) {
+		t->syn_seen[side] = true;
+		colo_flow_opened(c, fl, side, t->syn_seen[!side]);
+	}
 	before = secondary_bytes(t);
 	if ((p->tcp_flags & COLO_TCP_ACK) &&
 	    (!t->have_ack[side] || seq_gt(p->ack, t->max_ack[side]))) {
@@ -483,6 +494,7 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	t->max_ack[COLO_SECONDARY] = t->max_ack[COLO_PRIMARY];
 	t->fin_seen[COLO_SECONDARY] = t->fin_seen[COLO_PRIMARY];
 	t->fin_seq[COLO_SECONDARY] = t->fin_seq[COLO_PRIMARY];
+	t->syn_seen[COLO_SECONDARY] = t->syn_seen[COLO_PRIMARY];
 }
 
 void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl)

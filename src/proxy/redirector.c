@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "packet.h"
 #include "proxy.h"
 
 #define WAIT_BYTES (16u << 20)
@@ -97,6 +98,29 @@ void colo_redirector_free(struct colo_secondary *s)
 	s->wq_bytes = 0;
 }
 
+/* A SYN the rewriter holds until the primary's ISN arrives also goes to
+ * the comparer at once, unshifted: the comparer only needs to know that
+ * the secondary guest opened the flow (it never reads the sequence number
+ * of a secondary SYN), so the primary's SYN leaves without waiting for a
+ * round trip, and when the two guests picked different source ports (no
+ * ISN ever comes for this one) the checkpoint is asked for at once. Not
+ * kept for replay: its numbers are the guest's own. */
+static void announce_open(struct colo_secondary *s, const uint8_t *f,
+			  size_t len, size_t v)
+{
+	struct colo_packet p;
+
+	if (s->failed_over || !colo_proxy_link_up(&s->px))
+		return;
+	colo_packet_parse(f + v, len - v, &p);
+	if (p.kind != COLO_PKT_TCP ||
+	    (p.tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) != COLO_TCP_SYN)
+		return;
+	s->egress++;
+	colo_proxy_queue(&s->px, COLO_PLINK_EGRESS, v ? COLO_PLINK_F_VNET : 0,
+			 f, len, NULL, 0);
+}
+
 void colo_redirector_guest_frame(void *secondary, uint8_t *f, size_t len)
 {
 	struct colo_secondary *s = secondary;
@@ -116,8 +140,9 @@ void colo_redirector_guest_frame(void *secondary, uint8_t *f, size_t len)
 		}
 	}
 	if (colo_rewriter_egress(s->rw, f, len, v, colo_loop_now(s->px.loop)) ==
-	    COLO_RW_WAIT)
+	    COLO_RW_WAIT) {
+		announce_open(s, f, len, v);
 		wait_push(s, f, len, v);
-	else
+	} else
 		colo_secondary_out(s, f, len, v);
 }

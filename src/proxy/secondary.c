@@ -395,6 +395,9 @@ static int cmd_checkpoint_done(void *ctx, struct json_object *req,
 
 	(void)r, (void)err, (void)errlen;
 	colo_rewriter_checkpoint(s->rw);
+	/* What waited for an ISN came from the VM just retired: retried,
+	 * its SYNs would pass for the new VM's (opened_ports.c). */
+	colo_redirector_free(s);
 	if (req && json_object_object_get_ex(req, "retire", &o) &&
 	    json_object_get_boolean(o) &&
 	    colo_port_hand_over(s->px.guest.port) == 0)

@@ -5,8 +5,8 @@
 
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
 witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
-stale_secondary (see each function); vm_* with a VM guest under colo vm
-(cluster_vm.py).
+stale_secondary, reprotect_forced (see each function); vm_* with a VM
+guest under colo vm (cluster_vm.py).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
@@ -37,9 +37,9 @@ SVC = e2e.SVC
 RING = {"a": "10.79.0.1", "b": "10.79.0.2", "w": "10.79.0.3"}
 NODE_NS = {"a": "phost", "b": "shost", "w": "wit"}
 # CLUSTER_TOKEN_MS etc. tune the pair; the defaults are the tested ones.
-TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "1000"))
-LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "1500"))
-MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "500"))
+TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "150"))
+LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "400"))
+MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "100"))
 QDEVICE = int(os.environ.get("CLUSTER_QDEVICE_MS", "0"))  # 0: default
 
 log = e2e.log
@@ -781,6 +781,50 @@ def t_stale_secondary(c):
     bench("stale_secondary", deposed_frames=0, conns_lost=0)
 
 
+def t_reprotect_forced(c):
+    """a fails, b takes over, a returns as secondary; a connection that
+    crossed the failover stays open, so re-protection waits for it. The
+    operator forces it (`colo ctl RUN_DIR/b-up.sock reprotect-force`): b
+    re-protects at once, the crossing connection is given up, and a
+    connection opened afterwards is served by the protected pair."""
+    c.start_pair("a")
+    rd = e2e.Resp(c)
+    check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    fail_primary(c, "a")
+    c.restart_node("a")
+    c.colo_up("a")
+    c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
+    c.wait("b waits to re-protect",
+           lambda: c.state("b").get("reprotect_waiting_conns", -1) >= 1)
+    sock = os.path.join(c.run_dir, "b-up.sock")
+    # Nothing to force on the secondary: refused, and nothing changes.
+    r = subprocess.run([c.colo, "ctl", os.path.join(c.run_dir, "a-up.sock"),
+                        "reprotect-force"], capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode != 0, "reprotect-force refused where nothing waits "
+          "(%s)" % (r.stdout + r.stderr).strip())
+    time.sleep(1.0)
+    check(c.state("b").get("reprotect_waiting_conns", -1) >= 1,
+          "b still waits for the crossing connection")
+    t0 = time.monotonic()
+    r = subprocess.run([c.colo, "ctl", sock, "reprotect-force"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "reprotect-force accepted: %s"
+          % (r.stdout + r.stderr).strip())
+    c.wait_protected("b", "a")
+    t_forced = time.monotonic() - t0
+    check(c.state("b").get("reprotect_waiting_conns") == -1,
+          "b waits for nothing any more")
+    rd.close()
+    rd2 = e2e.Resp(c)
+    check(rd2.cmd("SET", "k2", "v2") == "+OK",
+          "a connection opened after the forced re-protection is served")
+    rd2.close()
+    log("RESULT forced_to_protected_s %.1f" % t_forced)
+    bench("reprotect_forced", reprotect_s=round(t_forced, 1),
+          deposed_frames=0, conns_lost=1)
+
+
 # name: (scenario, (token, lease, margin, qdevice) or None: the defaults)
 TESTS = {"primary_dies": (t_primary_dies, None),
          "link_cut": (t_link_cut, None),
@@ -793,7 +837,8 @@ TESTS = {"primary_dies": (t_primary_dies, None),
          "primary_frozen": (t_primary_frozen, (300, 700, 200, 1000)),
          "reprotect": (t_reprotect, None),
          "switchover": (t_switchover, None),
-         "stale_secondary": (t_stale_secondary, None)}
+         "stale_secondary": (t_stale_secondary, None),
+         "reprotect_forced": (t_reprotect_forced, None)}
 
 
 def main():

@@ -89,7 +89,7 @@ static void test_good(void **state)
 	assert_string_equal(cfg.witness, "10.79.0.3");
 	assert_int_equal(cfg.witness_port, 5403);
 	assert_int_equal(cfg.lease_ms, 1200);
-	assert_int_equal(cfg.margin_ms, 500);
+	assert_int_equal(cfg.margin_ms, 300); /* unset: a quarter of 1200 */
 	assert_int_equal(cfg.token_ms, 800);
 	assert_int_equal(cfg.link_port, 7070);
 	assert_string_equal(cfg.run_dir, "/run/colo-shop");
@@ -149,7 +149,8 @@ static void test_whole_file_rules(void **state)
 	(void)state;
 	expect(14, "ring = 10.79.0.1",
 	       "[host beta] ring: same address as host alpha");
-	expect(20, "lease_ms = 10000", "[timeouts] margin_ms: at least");
+	expect(20, "lease_ms = 10000\nmargin_ms = 500",
+	       "[timeouts] margin_ms: at least");
 	assert_int_equal(parse("[pair]\nname = x\n[witness]\naddress = ::1\n"
 			       "[host a]\nlink = 1.1.1.1\nring = 1.1.1.2\n"
 			       "client = e\nguest = g\n"),
@@ -347,6 +348,8 @@ static void test_corosync_conf(void **state)
 	assert_non_null(strstr(text, "crypto_hash: sha256\n"));
 	assert_non_null(strstr(text, "keyfile: /etc/corosync/authkey\n"));
 	assert_non_null(strstr(text, "token: 800\n"));
+	/* knet's link pings do not follow a short token */
+	assert_non_null(strstr(text, "knet_ping_timeout: 1000\n"));
 	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
 	assert_non_null(strstr(text, "host: 10.79.0.3\n"));
 	assert_non_null(strstr(text, "algorithm: ffsplit\n"));

@@ -180,6 +180,66 @@ static void udp_timeout_then_checkpoint(void **state)
 	h_free(h);
 }
 
+/* A query the guest sends from a port of its own (DNS from a random
+ * port): the two guests' kernels picked different ports, so the two
+ * flows never match. The checkpoint is asked for as soon as the second
+ * side's flow opens, whichever side is first, not at the compare timeout;
+ * the primary's query leaves with the checkpoint. */
+static void other_source_port_asks_at_once(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec p = udp_spec(), s = udp_spec();
+
+	p.sport = 40001;
+	s.sport = 40002;
+	h_udp(h, P, &p, "query", 5, 1);
+	assert_int_equal(h->nev, 0);
+	h_udp(h, S, &s, "query", 5, 1);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_SOURCE_PORT);
+	assert_int_equal(h->last.other_sport, 40001);
+	assert_int_equal(h->nrel, 0);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	assert_int_equal(h->nrel, 1);
+
+	/* the secondary first, next epoch */
+	p.sport = 40003;
+	s.sport = 40004;
+	h_udp(h, S, &s, "again", 5, 2);
+	h_udp(h, P, &p, "again", 5, 2);
+	assert_int_equal(h->nreq, 2);
+	assert_int_equal(h->last.cause, COLO_CAUSE_SOURCE_PORT);
+	assert_int_equal(h->last.other_sport, 40004);
+	h_free(h);
+}
+
+/* Equal source ports pair the flows: nothing is asked, and a later flow
+ * of one side alone (the other is behind) does not pair with them. Other
+ * destinations never pair. */
+static void same_source_port_or_other_place_asks_nothing(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec a = udp_spec(), b = udp_spec(), d = udp_spec();
+
+	a.sport = 41000;
+	h_udp(h, P, &a, "q1", 2, 1);
+	h_udp(h, S, &a, "q1", 2, 1);
+	assert_int_equal(h->nrel, 1);
+	b.sport = 41001;
+	h_udp(h, S, &b, "q2", 2, 2);
+	h_udp(h, P, &b, "q2", 2, 2);
+	assert_int_equal(h->nrel, 2);
+	d.sport = 41002;
+	d.dport = 5353;
+	h_udp(h, P, &d, "q3", 2, 3);
+	b.sport = 41003;
+	h_udp(h, S, &b, "q4", 2, 3);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
 static void secondary_queue_bound(void **state)
 {
 	(void)state;
@@ -256,6 +316,8 @@ int main(void)
 		cmocka_unit_test(non_ip_primary_released_secondary_dropped),
 		cmocka_unit_test(malformed_compared_as_raw),
 		cmocka_unit_test(udp_timeout_then_checkpoint),
+		cmocka_unit_test(other_source_port_asks_at_once),
+		cmocka_unit_test(same_source_port_or_other_place_asks_nothing),
 		cmocka_unit_test(secondary_queue_bound),
 		cmocka_unit_test(flow_table_bound),
 	};

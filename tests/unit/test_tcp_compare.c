@@ -398,7 +398,10 @@ static void handshake_with_unrewritten_secondary_isn(void **state)
 	h_free(h);
 }
 
-/* Active open by the guest: a SYN without ACK leaves at once. */
+/* Active open by the guest: the primary's SYN waits for the secondary's
+ * (released alone, the server's SYN/ACK could reach the secondary guest
+ * before its own SYN left, and it would reset the connection); one that
+ * is behind the secondary's leaves at once; a retransmitted SYN too. */
 static void active_open_syn(void **state)
 {
 	(void)state;
@@ -406,6 +409,61 @@ static void active_open_syn(void **state)
 	struct colo_pkt_spec f = flow_spec(15);
 
 	h_tcp(h, P, &f, 777, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nrel, 0);
+	h_tcp(h, S, &f, 777, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nrel, 1);
+	assert_int_equal(h->rel_flags[0], COLO_TCP_SYN);
+	h_tcp(h, P, &f, 777, 0, COLO_TCP_SYN, NULL, 0, 2);
+	assert_int_equal(h->nrel, 2);
+
+	struct colo_pkt_spec g = flow_spec(16);
+	h_tcp(h, S, &g, 900, 0, COLO_TCP_SYN, NULL, 0, 1);
+	h_tcp(h, P, &g, 900, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nrel, 3);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
+/* A guest SYN the secondary never matches (the two guests picked other
+ * source ports) is held until the compare timeout asks for a checkpoint,
+ * and leaves with it. */
+static void active_open_unmatched_waits_for_checkpoint(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(17);
+
+	h_tcp(h, P, &f, 777, 0, COLO_TCP_SYN, NULL, 0, 1);
+	h->now += 3000000000ULL;
+	colo_comparer_tick(h->c, h->now);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_TIMEOUT);
+	assert_int_equal(h->nrel, 0);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	assert_int_equal(h->nrel, 1);
+	h_free(h);
+}
+
+/* The two guests opened the connection from different source ports: the
+ * checkpoint is asked for when the second SYN comes, not at the compare
+ * timeout; with equal ports the SYNs pair and nothing is asked. */
+static void active_open_other_source_port(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec p = flow_spec(18), s = flow_spec(18);
+
+	p.sport = 40001;
+	s.sport = 40002;
+
+	h_tcp(h, P, &p, 777, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nev, 0);
+	h_tcp(h, S, &s, 999, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_SOURCE_PORT);
+	assert_int_equal(h->last.other_sport, p.sport);
+	assert_int_equal(h->nrel, 0);
+	colo_comparer_checkpoint_done(h->c, h->now);
 	assert_int_equal(h->nrel, 1);
 	h_free(h);
 }
@@ -538,6 +596,8 @@ int main(void)
 		cmocka_unit_test(out_of_order_segments),
 		cmocka_unit_test(handshake_with_unrewritten_secondary_isn),
 		cmocka_unit_test(active_open_syn),
+		cmocka_unit_test(active_open_unmatched_waits_for_checkpoint),
+		cmocka_unit_test(active_open_other_source_port),
 		cmocka_unit_test(random_segmentation_1mb),
 		cmocka_unit_test(random_flip_found_exactly),
 	};
