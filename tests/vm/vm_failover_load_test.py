@@ -344,8 +344,13 @@ def main():
         ans = answers()
         bad = [x for x in ans if not x["ok"]]
         assert not bad, "failed requests: %s" % bad[:3]
-        print("requests: %d answered right, %d of them after the kill"
-              % (len(ans), len(ans) - kill_answers), flush=True)
+        slow = max((x for x in ans if x["t"] > t_kill),
+                   key=lambda x: x["t"] - x["t0"])
+        print("requests: %d answered right, %d of them after the kill; the "
+              "slowest of those took %.0f ms, sent %.0f ms after the kill"
+              % (len(ans), len(ans) - kill_answers,
+                 (slow["t"] - slow["t0"]) * 1000,
+                 (slow["t0"] - t_kill) * 1000), flush=True)
 
         # The gaps around the failover, on the client's clock (both
         # namespaces share CLOCK_MONOTONIC).
