@@ -6,7 +6,9 @@
  * nothing hold the only place while the real primary waited behind
  * it: 200 idle connections kept a primary out for more than 45 s. Here
  * every connection gets a seat (common/lobby.c picks it, and the
- * stranger who came first gives way when all are taken), runs its TLS
+ * stranger who came first gives way when all are taken, a silent one
+ * before one that sent bytes, as a primary's TLS client does at once),
+ * runs its TLS
  * handshake and sends its HELLO without blocking the others, and is
  * closed at its deadline. The first whose host is the expected peer and
  * whose HELLO matches the pair leaves as the link; nothing is written to
@@ -256,6 +258,8 @@ int colo_repl_lobby_wait(struct colo_repl_lobby *l, int listen_fd, int wake_fd,
 
 			if (!l->seat[i].taken)
 				continue;
+			if (p[k].revents & POLLIN)
+				l->seat[i].heard = true;
 			if (p[k].revents && step(l, i, now)) {
 				join(l, i, j);
 				return 1;

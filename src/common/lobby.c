@@ -5,6 +5,16 @@
 
 #include "lobby.h"
 
+/* Whether unproven seat a goes before b: silent before heard, then the
+ * one taken first. */
+static bool gives_way_before(const struct colo_lobby_seat *a,
+			     const struct colo_lobby_seat *b)
+{
+	if (a->heard != b->heard)
+		return !a->heard;
+	return a->since < b->since;
+}
+
 int colo_lobby_pick(const struct colo_lobby_seat *seats, size_t n, bool *evict)
 {
 	int oldest = -1;
@@ -14,7 +24,7 @@ int colo_lobby_pick(const struct colo_lobby_seat *seats, size_t n, bool *evict)
 		if (!seats[i].taken)
 			return (int)i;
 		if (!seats[i].proven &&
-		    (oldest < 0 || seats[i].since < seats[oldest].since))
+		    (oldest < 0 || gives_way_before(&seats[i], &seats[oldest])))
 			oldest = (int)i;
 	}
 	*evict = oldest >= 0;

@@ -19,14 +19,19 @@
 
 struct colo_lobby_seat {
 	bool taken;
-	bool proven;	/* its host is the expected peer (TLS done) */
+	bool proven; /* its host is the expected peer (TLS done) */
+	/* It sent bytes (a peer's TLS client speaks first): it gives way
+	 * only after every silent stranger, so a flood of connections that
+	 * say nothing cannot push out a handshake under way. */
+	bool heard;
 	uint64_t since; /* taken at (colo_now_ns) */
 };
 
 /* lobby.c APIs: */
 /* The seat for a newcomer among n: a free one (*evict false), else the
- * unproven one taken first (*evict true: its owner must close what sits
- * there before reuse). -1 when every seat holds a proven host. */
+ * unproven one taken first, silent ones before those heard from (*evict
+ * true: its owner must close what sits there before reuse). -1 when
+ * every seat holds a proven host. */
 int colo_lobby_pick(const struct colo_lobby_seat *seats, size_t n, bool *evict);
 /* Marks seat taken by a newcomer now (proven: no proof is asked). */
 void colo_lobby_take(struct colo_lobby_seat *seat, uint64_t now, bool proven);

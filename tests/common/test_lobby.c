@@ -1,6 +1,7 @@
 /*
  * test_lobby.c - the lobby's seat choice: a free seat first, else the
- * oldest stranger gives way, and a proven host never does.
+ * oldest stranger gives way (a silent one before one that spoke), and a
+ * proven host never does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +35,24 @@ static void test_free_then_oldest_stranger(void **state)
 	assert_false(evict);
 }
 
+/* A connection that sent bytes outlasts older silent ones. */
+static void test_silent_strangers_go_first(void **state)
+{
+	struct colo_lobby_seat s[3] = { 0 };
+	bool evict;
+
+	(void)state;
+	colo_lobby_take(&s[0], 10, false);
+	colo_lobby_take(&s[1], 20, false);
+	colo_lobby_take(&s[2], 30, false);
+	s[0].heard = true;
+	assert_int_equal(colo_lobby_pick(s, 3, &evict), 1);
+	assert_true(evict);
+	s[1].heard = s[2].heard = true;
+	assert_int_equal(colo_lobby_pick(s, 3, &evict), 0);
+	assert_true(evict);
+}
+
 static void test_proven_hosts_never_give_way(void **state)
 {
 	struct colo_lobby_seat s[2] = { 0 };
@@ -50,6 +69,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_free_then_oldest_stranger),
+		cmocka_unit_test(test_silent_strangers_go_first),
 		cmocka_unit_test(test_proven_hosts_never_give_way),
 	};
 
