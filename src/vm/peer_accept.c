@@ -84,7 +84,9 @@ static void slot_event(void *opaque, uint32_t events)
 	char err[256];
 	int r;
 
-	(void)events;
+	/* It spoke: strangers who only connected give way first. */
+	if (events & EPOLLIN)
+		s->seat->heard = true;
 	if (v->link) {
 		slot_refuse(s, "a secondary is already connected");
 		return;
@@ -137,7 +139,8 @@ static void slot_event(void *opaque, uint32_t events)
 }
 
 /* A slot for a newcomer: a free one, else the one whose unproven
- * connection came first (it is closed). A flood of idle connections so
+ * connection came first, a silent one before one that sent bytes (it is
+ * closed; common/lobby.c). A flood of idle connections so
  * keeps no one out: the real secondary's connection gets a slot at once
  * and holds it once its TLS handshake proves the host, which no flood
  * can undo (measured in doc/security.md). NULL when every slot holds a
