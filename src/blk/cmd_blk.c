@@ -825,6 +825,7 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 	add_u64(o, "last_seq", ls.last_seq);
 	add_u64(o, "hello_timeouts", ls.hello_timeouts);
 	add_u64(o, "refused", ls.refused);
+	add_u64(o, "lobby_evicted", ls.lobby_evicted);
 	add_u64(o, "link_buffer_bytes", ls.buffer_bytes);
 }
 

@@ -154,6 +154,11 @@ struct colo_tls_creds;
 int colo_link_tls_start(int fd, const struct colo_tls_creds *c, bool server,
 			const char *peer_host, unsigned int timeout_ms,
 			char *err, size_t errlen);
+/* The same for a session whose handshake is done (the secondary's lobby
+ * drove it without blocking): the link's I/O on fd goes through tls,
+ * which is taken over even on failure (-1, reason in err). */
+struct colo_tls;
+int colo_link_tls_adopt(int fd, struct colo_tls *tls, char *err, size_t errlen);
 /* Ends fd's TLS session, if any, and closes fd. */
 void colo_link_close(int fd);
 

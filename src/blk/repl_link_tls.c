@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "repl_link_tls.h"
+#include "tls.h"
 #include "tls_stream.h"
 
 #define MAX_SESSIONS 16
@@ -49,18 +50,13 @@ static unsigned int timeout_of(int fd, int opt)
 	return (unsigned int)(tv.tv_sec * 1000 + tv.tv_usec / 1000);
 }
 
-int colo_link_tls_start(int fd, const struct colo_tls_creds *c, bool server,
-			const char *peer_host, unsigned int timeout_ms,
-			char *err, size_t errlen)
+/* Files st under its socket so the link's I/O finds it; frees it when
+ * the table is full. */
+static int register_session(struct colo_tls_stream *st, char *err,
+			    size_t errlen)
 {
-	struct colo_tls_stream *st =
-		colo_tls_stream_start(fd, c, server, peer_host, timeout_ms,
-				      timeout_of(fd, SO_SNDTIMEO),
-				      timeout_of(fd, SO_RCVTIMEO), err, errlen);
 	int i;
 
-	if (!st)
-		return -1;
 	pthread_mutex_lock(&table_mu);
 	for (i = 0; i < MAX_SESSIONS && sessions[i]; i++)
 		;
@@ -74,6 +70,31 @@ int colo_link_tls_start(int fd, const struct colo_tls_creds *c, bool server,
 	snprintf(err, errlen, "TLS: too many sessions");
 	colo_tls_stream_free(st);
 	return -1;
+}
+
+int colo_link_tls_start(int fd, const struct colo_tls_creds *c, bool server,
+			const char *peer_host, unsigned int timeout_ms,
+			char *err, size_t errlen)
+{
+	struct colo_tls_stream *st =
+		colo_tls_stream_start(fd, c, server, peer_host, timeout_ms,
+				      timeout_of(fd, SO_SNDTIMEO),
+				      timeout_of(fd, SO_RCVTIMEO), err, errlen);
+
+	return st ? register_session(st, err, errlen) : -1;
+}
+
+int colo_link_tls_adopt(int fd, struct colo_tls *tls, char *err, size_t errlen)
+{
+	struct colo_tls_stream *st =
+		colo_tls_stream_adopt(fd, tls, timeout_of(fd, SO_SNDTIMEO),
+				      timeout_of(fd, SO_RCVTIMEO), err, errlen);
+
+	if (!st) {
+		colo_tls_free(tls);
+		return -1;
+	}
+	return register_session(st, err, errlen);
 }
 
 void colo_link_close(int fd)

@@ -1,12 +1,13 @@
 /*
  * repl_secondary.c - accept the primary's link and apply what it sends.
  *
- * One thread accepts and serves one connection at a time: a primary that
- * comes back after a failure replaces nothing, since the old connection
- * ends first (EOF, or the receive timeout for a primary that vanished
- * silently). Frames are applied in arrival order and acknowledged only
- * after they were applied, which is what makes the primary's synchronous
- * acks mean "on the secondary".
+ * One thread proves connections in a lobby (repl_lobby.c: several at
+ * once, so strangers cannot queue the primary behind them) and serves
+ * the one that joins: a primary that comes back after a failure replaces
+ * nothing, since the old connection ends first (EOF, or the receive
+ * timeout for a primary that vanished silently). Frames are applied in arrival
+ * order and acknowledged only after they were applied, which is what makes the
+ * primary's synchronous acks mean "on the secondary".
  *
  * A checkpoint barrier drops the disk buffer between the writes before
  * it and those after it: dropped any later, the originals that writes
@@ -21,7 +22,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +30,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "log.h"
 #include "repl_link.h"
+#include "repl_lobby.h"
 #include "repl_secondary.h"
 #include "sock_spec.h"
+#include "tls.h"
 
 struct colo_repl_secondary {
 	struct colo_disk_buffer *db;
@@ -52,6 +53,7 @@ struct colo_repl_secondary {
 	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
 	const struct colo_tls_creds *creds; /* NULL: plain link */
 	const char *tls_peer;
+	struct colo_repl_lobby *lobby; /* from start on */
 };
 
 static int ack(int fd, uint16_t type, uint64_t seq, int result)
@@ -183,24 +185,17 @@ static int apply(struct colo_repl_secondary *s, int fd,
 	}
 }
 
-static int handshake(struct colo_repl_secondary *s, int fd)
+/* Answers the joiner's HELLO, which the lobby checked: the first bytes
+ * we write on a connection. */
+static int answer_hello(struct colo_repl_secondary *s, int fd)
 {
 	struct colo_blk_dev *guest = colo_disk_buffer_dev(s->db);
 	struct colo_disk_buffer_stats dst;
 	struct colo_link_hello hello;
-	struct colo_link_hdr h;
+	struct colo_link_hdr h = { .type = COLO_LINK_HELLO,
+				   .len = COLO_LINK_HELLO_LEN };
 	uint8_t hb[COLO_LINK_HELLO_LEN];
-	int r;
 
-	r = colo_link_recv(fd, &h, hb, sizeof(hb));
-	if (r < 0)
-		return r;
-	if (h.type != COLO_LINK_HELLO ||
-	    colo_link_decode_hello(hb, h.len, &hello) < 0)
-		return -EPROTO;
-	if (hello.version != COLO_LINK_VERSION ||
-	    hello.auth != (s->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE))
-		return -EPROTONOSUPPORT;
 	colo_disk_buffer_get_stats(s->db, &dst);
 	hello = (struct colo_link_hello){
 		.version = COLO_LINK_VERSION,
@@ -209,71 +204,24 @@ static int handshake(struct colo_repl_secondary *s, int fd)
 		.granularity = dst.granularity,
 	};
 	colo_link_encode_hello(hb, &hello);
-	h = (struct colo_link_hdr){ .type = COLO_LINK_HELLO,
-				    .len = COLO_LINK_HELLO_LEN };
 	return colo_link_send(fd, &h, hb);
 }
 
-/*
- * The link has one slot: whoever holds it keeps the real primary out.
- * A per-recv timeout lets a peer trickle its HELLO a byte at a time and
- * hold the slot forever, so the whole HELLO frame must be in within
- * recv_timeout_ms of the accept (peeked, so handshake() reads it as
- * usual). After the HELLO the link's receive timeout applies, and the
- * primary's pings keep a real link busy.
- */
-static int await_hello(struct colo_repl_secondary *s, int fd)
-{
-	uint64_t deadline =
-		colo_now_ns() + (uint64_t)s->recv_timeout_ms * COLO_NS_PER_MS;
-	uint8_t peek[COLO_LINK_HDR_LEN + COLO_LINK_HELLO_LEN];
-
-	for (;;) {
-		uint64_t now = colo_now_ns();
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t n =
-			recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
-
-		if (n == (ssize_t)sizeof(peek))
-			return 0;
-		if (n == 0)
-			return -ECONNRESET;
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		if (now >= deadline)
-			break;
-		/* Wake for new bytes, but at least every 100 ms: a peer
-		 * that sent part of it and stops makes POLLIN level-true
-		 * without more to read. */
-		pfd.events = n > 0 ? 0 : POLLIN;
-		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
-			return -errno;
-	}
-	pthread_mutex_lock(&s->lock);
-	s->st.hello_timeouts++;
-	pthread_mutex_unlock(&s->lock);
-	colo_log_warn("blk secondary: no HELLO within %u ms: dropping the "
-		      "connection",
-		      s->recv_timeout_ms);
-	return -ETIMEDOUT;
-}
-
-/* With credentials the connection proves its host by TLS before a byte
- * of HELLO is read; the handshake has recv_timeout_ms in all, so a
- * stranger holds the one slot no longer than await_hello allows. The
- * HELLO that follows comes from the proven primary. */
-static int start_tls(struct colo_repl_secondary *s, int fd)
+/* The joiner's socket becomes the link: blocking plain I/O, or its TLS
+ * session shared as a stream (which keeps the socket non-blocking). */
+static int take_link(struct colo_repl_secondary *s, struct colo_repl_joiner *j)
 {
 	char err[256];
 
-	if (colo_link_tls_start(fd, s->creds, true, s->tls_peer,
-				s->recv_timeout_ms, err, sizeof(err)) == 0)
+	colo_link_tune(j->fd, s->recv_timeout_ms, s->recv_timeout_ms);
+	if (!j->tls) {
+		fcntl(j->fd, F_SETFL, fcntl(j->fd, F_GETFL) & ~O_NONBLOCK);
 		return 0;
-	pthread_mutex_lock(&s->lock);
-	s->st.refused++;
-	pthread_mutex_unlock(&s->lock);
-	colo_log_warn("blk secondary: connection refused: %s", err);
-	return -EACCES;
+	}
+	if (colo_link_tls_adopt(j->fd, j->tls, err, sizeof(err)) == 0)
+		return 0;
+	colo_log_warn("blk secondary: %s", err);
+	return -EIO;
 }
 
 /* The frame reader's 32 MiB buffer is only worth having for a peer that
@@ -289,15 +237,14 @@ static int alloc_buffers(struct colo_repl_secondary *s)
 	return 0;
 }
 
-static void serve(struct colo_repl_secondary *s, int fd)
+static void serve(struct colo_repl_secondary *s, struct colo_repl_joiner *j)
 {
+	int fd = j->fd;
 	struct colo_link_hdr h;
-	int r;
+	int r = take_link(s, j);
 
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	colo_link_tune(fd, s->recv_timeout_ms, s->recv_timeout_ms);
 	pthread_mutex_lock(&s->lock);
-	if (s->stop || s->failed_over) {
+	if (r < 0 || s->stop || s->failed_over) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
@@ -306,14 +253,7 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	colo_link_reader_reset(&s->rd);
 	pthread_mutex_unlock(&s->lock);
 
-	r = s->creds ? start_tls(s, fd) : await_hello(s, fd);
-	if (r == 0)
-		r = handshake(s, fd);
-	if (r == -EPROTO || r == -EPROTONOSUPPORT) {
-		pthread_mutex_lock(&s->lock);
-		s->st.refused++;
-		pthread_mutex_unlock(&s->lock);
-	}
+	r = answer_hello(s, fd);
 	if (r == 0)
 		r = alloc_buffers(s);
 	if (r == 0) {
@@ -347,32 +287,34 @@ static void serve(struct colo_repl_secondary *s, int fd)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The link's thread: the lobby proves connections until one joins, which
+ * is served to its end before the lobby opens again (a primary that
+ * comes back waits for its old link to end, as do strangers). */
 static void *accept_main(void *arg)
 {
 	struct colo_repl_secondary *s = arg;
 
 	for (;;) {
-		struct pollfd pfd[2] = {
-			{ .fd = s->listen_fd, .events = POLLIN },
-			{ .fd = s->wake[0], .events = POLLIN },
-		};
+		struct colo_repl_joiner j;
+		int r = colo_repl_lobby_wait(s->lobby, s->listen_fd, s->wake[0],
+					     &j);
 		bool stop;
-		int fd;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
 		pthread_mutex_lock(&s->lock);
 		stop = s->stop;
 		pthread_mutex_unlock(&s->lock);
-		if (stop)
+		if (r == 1 && stop) {
+			colo_tls_free(j.tls);
+			close(j.fd);
+		}
+		if (stop || r < 0)
 			break;
-		if (!(pfd[0].revents & POLLIN))
+		if (r == 0)
 			continue;
-		fd = colo_sock_accept(s->listen_fd);
-		if (fd < 0)
-			continue;
-		serve(s, fd);
-		colo_link_close(fd);
+		serve(s, &j);
+		/* take_link gave the TLS session to the link's table, or
+		 * freed it when that failed */
+		colo_link_close(j.fd);
 	}
 	return NULL;
 }
@@ -428,8 +370,13 @@ int colo_repl_secondary_listen(struct colo_repl_secondary *s,
 
 int colo_repl_secondary_start(struct colo_repl_secondary *s)
 {
-	int r = pthread_create(&s->thread, NULL, accept_main, s);
+	int r;
 
+	s->lobby =
+		colo_repl_lobby_new(s->creds, s->tls_peer, s->recv_timeout_ms);
+	if (!s->lobby)
+		return -ENOMEM;
+	r = pthread_create(&s->thread, NULL, accept_main, s);
 	if (r)
 		return -r;
 	s->started = true;
@@ -471,9 +418,16 @@ int colo_repl_secondary_failover(struct colo_repl_secondary *s, bool guest_view)
 void colo_repl_secondary_get_stats(struct colo_repl_secondary *s,
 				   struct colo_repl_secondary_stats *st)
 {
+	struct colo_repl_lobby_stats ls = { 0 };
+
+	if (s->lobby)
+		colo_repl_lobby_get_stats(s->lobby, &ls);
 	pthread_mutex_lock(&s->lock);
 	*st = s->st;
 	pthread_mutex_unlock(&s->lock);
+	st->hello_timeouts = ls.hello_timeouts;
+	st->refused = ls.refused;
+	st->lobby_evicted = ls.evicted;
 }
 
 void colo_repl_secondary_stop(struct colo_repl_secondary *s)
@@ -499,5 +453,6 @@ void colo_repl_secondary_free(struct colo_repl_secondary *s)
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->lock);
 	colo_link_reader_free(&s->rd);
+	colo_repl_lobby_free(s->lobby);
 	free(s);
 }

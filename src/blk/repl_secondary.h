@@ -30,6 +30,7 @@ struct colo_repl_secondary_stats {
 	uint64_t hello_timeouts; /* connections without a HELLO in time */
 	uint64_t refused;	 /* failed TLS, bad HELLO */
 	uint64_t buffer_bytes;	 /* link buffers, allocated after a HELLO */
+	uint64_t lobby_evicted;	 /* strangers pushed out by newcomers */
 };
 
 /* repl_secondary.c APIs: */

@@ -70,6 +70,26 @@ static int handshake(struct colo_tls *tls, int fd, unsigned int ms, char *err,
 	}
 }
 
+struct colo_tls_stream *colo_tls_stream_adopt(int fd, struct colo_tls *tls,
+					      unsigned int send_ms,
+					      unsigned int recv_ms, char *err,
+					      size_t errlen)
+{
+	struct colo_tls_stream *st = calloc(1, sizeof(*st));
+
+	if (!st || colo_tls_gather(tls) < 0) {
+		free(st);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->fd = fd;
+	st->tls = tls;
+	st->snd_ms = send_ms ? (int)send_ms : -1;
+	st->rcv_ms = recv_ms ? (int)recv_ms : -1;
+	pthread_mutex_init(&st->mu, NULL);
+	return st;
+}
+
 struct colo_tls_stream *
 colo_tls_stream_start(int fd, const struct colo_tls_creds *c, bool server,
 		      const char *peer_host, unsigned int handshake_ms,
@@ -90,18 +110,9 @@ colo_tls_stream_start(int fd, const struct colo_tls_creds *c, bool server,
 		colo_tls_free(tls);
 		return NULL;
 	}
-	st = calloc(1, sizeof(*st));
-	if (!st || colo_tls_gather(tls) < 0) {
-		free(st);
-		snprintf(err, errlen, "out of memory");
+	st = colo_tls_stream_adopt(fd, tls, send_ms, recv_ms, err, errlen);
+	if (!st)
 		colo_tls_free(tls);
-		return NULL;
-	}
-	st->fd = fd;
-	st->tls = tls;
-	st->snd_ms = send_ms ? (int)send_ms : -1;
-	st->rcv_ms = recv_ms ? (int)recv_ms : -1;
-	pthread_mutex_init(&st->mu, NULL);
 	return st;
 }
 

@@ -33,6 +33,15 @@ colo_tls_stream_start(int fd, const struct colo_tls_creds *c, bool server,
 		      const char *peer_host, unsigned int handshake_ms,
 		      unsigned int send_ms, unsigned int recv_ms, char *err,
 		      size_t errlen);
+/* The same for a session whose handshake its owner already drove without
+ * blocking (the blk secondary's lobby): the stream takes tls over on
+ * success (fd must be non-blocking). NULL with the reason in err; tls is
+ * then still the caller's. */
+struct colo_tls;
+struct colo_tls_stream *colo_tls_stream_adopt(int fd, struct colo_tls *tls,
+					      unsigned int send_ms,
+					      unsigned int recv_ms, char *err,
+					      size_t errlen);
 void colo_tls_stream_free(struct colo_tls_stream *st);
 int colo_tls_stream_fd(const struct colo_tls_stream *st);
 /* All of buf: 0, -ETIMEDOUT (send timeout), -ECONNRESET, -EPROTO. */

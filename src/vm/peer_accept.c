@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/evloop.h"
+#include "common/lobby.h"
 #include "common/log.h"
 #include "common/sock_spec.h"
 #include "vm.h"
@@ -37,13 +38,14 @@ struct slot {
 	struct colo_flink *link; /* NULL: free */
 	struct colo_loop_fd *h;
 	struct colo_timer *timer;
-	bool verified;	/* TLS done (always true without credentials) */
-	uint64_t since; /* accepted at (colo_now_ns) */
+	/* in the lobby; proven: TLS done (at once without credentials) */
+	struct colo_lobby_seat *seat;
 	uint64_t hello_by;
 };
 
 struct colo_vm_lobby {
 	struct slot s[LOBBY_SLOTS];
+	struct colo_lobby_seat seat[LOBBY_SLOTS];
 };
 
 static void slot_close(struct slot *s)
@@ -54,6 +56,7 @@ static void slot_close(struct slot *s)
 	colo_timer_disarm(s->timer);
 	colo_flink_free(s->link);
 	s->link = NULL;
+	colo_lobby_leave(s->seat);
 }
 
 static void slot_refuse(struct slot *s, const char *why)
@@ -67,8 +70,8 @@ static void slot_timeout(void *opaque)
 {
 	struct slot *s = opaque;
 
-	slot_refuse(s, s->verified ? "no HELLO in time"
-				   : "TLS handshake not finished in time");
+	slot_refuse(s, s->seat->proven ? "no HELLO in time"
+				       : "TLS handshake not finished in time");
 }
 
 /* One step of a lobby connection: handshake, then its HELLO. */
@@ -81,12 +84,14 @@ static void slot_event(void *opaque, uint32_t events)
 	char err[256];
 	int r;
 
-	(void)events;
+	/* It spoke: strangers who only connected give way first. */
+	if (events & EPOLLIN)
+		s->seat->heard = true;
 	if (v->link) {
 		slot_refuse(s, "a secondary is already connected");
 		return;
 	}
-	if (!s->verified) {
+	if (!s->seat->proven) {
 		uint32_t want = EPOLLIN;
 
 		r = colo_flink_tls_step(s->link, &want, err, sizeof(err));
@@ -98,7 +103,7 @@ static void slot_event(void *opaque, uint32_t events)
 			colo_loop_mod_fd(s->h, want);
 			return;
 		}
-		s->verified = true;
+		s->seat->proven = true;
 		s->hello_by = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS +
 			      HELLO_GRACE_NS;
 		colo_timer_arm_at(s->timer, s->hello_by);
@@ -124,6 +129,7 @@ static void slot_event(void *opaque, uint32_t events)
 	s->h = NULL;
 	colo_timer_disarm(s->timer);
 	s->link = NULL;
+	colo_lobby_leave(s->seat);
 	/* One secondary: whoever else waits has lost the race. */
 	for (int i = 0; i < LOBBY_SLOTS; i++)
 		if (v->lobby->s[i].link)
@@ -133,27 +139,24 @@ static void slot_event(void *opaque, uint32_t events)
 }
 
 /* A slot for a newcomer: a free one, else the one whose unproven
- * connection came first (it is closed). A flood of idle connections so
+ * connection came first, a silent one before one that sent bytes (it is
+ * closed; common/lobby.c). A flood of idle connections so
  * keeps no one out: the real secondary's connection gets a slot at once
  * and holds it once its TLS handshake proves the host, which no flood
  * can undo (measured in doc/security.md). NULL when every slot holds a
  * proven host. */
 static struct slot *free_or_evict(struct colo_vm *v)
 {
-	struct slot *oldest = NULL;
+	bool evict;
+	int i = colo_lobby_pick(v->lobby->seat, LOBBY_SLOTS, &evict);
 
-	for (int i = 0; i < LOBBY_SLOTS; i++) {
-		struct slot *s = &v->lobby->s[i];
-
-		if (!s->link)
-			return s;
-		if (!s->verified && (!oldest || s->since < oldest->since))
-			oldest = s;
-	}
-	if (oldest)
-		slot_refuse(oldest, "TLS handshake unfinished, slot taken by "
-				    "a newer connection (lobby full)");
-	return oldest;
+	if (i < 0)
+		return NULL;
+	if (evict)
+		slot_refuse(&v->lobby->s[i],
+			    "TLS handshake unfinished, slot taken by "
+			    "a newer connection (lobby full)");
+	return &v->lobby->s[i];
 }
 
 static void on_accept(void *opaque, uint32_t events)
@@ -189,8 +192,7 @@ static void on_accept(void *opaque, uint32_t events)
 		close(fd);
 		return;
 	}
-	s->verified = !v->creds;
-	s->since = colo_now_ns();
+	colo_lobby_take(s->seat, colo_now_ns(), !v->creds);
 	if (v->creds &&
 	    colo_flink_tls_begin(s->link, v->creds, true, v->tls_peer, err,
 				 sizeof(err)) < 0) {
@@ -217,6 +219,7 @@ int colo_vm_lobby_start(struct colo_vm *v, char *err, size_t errlen)
 	}
 	for (int i = 0; i < LOBBY_SLOTS; i++) {
 		v->lobby->s[i].v = v;
+		v->lobby->s[i].seat = &v->lobby->seat[i];
 		v->lobby->s[i].timer =
 			colo_timer_new(v->loop, slot_timeout, &v->lobby->s[i]);
 		if (!v->lobby->s[i].timer) {
