@@ -29,6 +29,14 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                port (the 8 lobby slots full), then the same kept up (each
                closed one reopened at once): a joining secondary still
                gets in (the oldest unproven connection gives way).
+  rejoin       a checkpoint fails while both daemons live (the
+               secondary's standby QEMU is held with SIGSTOP, so its
+               migration never completes): the primary degrades with the
+               reason, the secondary rejoins by itself (no restart), the
+               primary's full first checkpoint makes the pair protected
+               again, and a checkpoint after it has equal RAM dumps.
+  rejoin_off   the same failure with --no-rejoin: no attempt is made and
+               the primary stays degraded.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -210,6 +218,73 @@ def test_periodic(colo):
         pair.close()
 
 
+def fail_one_checkpoint(pair):
+    """Holds the secondary's attached standby (SIGSTOP) and forces a
+    checkpoint: the device state never loads, so it fails with both
+    daemons alive. Returns the failed checkpoint's reply."""
+    gen = pair.status("secondary")["standby_gen"]
+    vmpair.wait_for(lambda: "standby %d ready" % gen in pair.log("secondary"),
+                    60, "standby %d to be attached" % gen)
+    st = pair.status("secondary")
+    assert st["standby_gen"] == gen and st["standby_pid"] > 0, st
+    os.kill(st["standby_pid"], signal.SIGSTOP)
+    r = pair.ctl("primary", "checkpoint")
+    assert not r["ok"], r
+    return r
+
+
+def test_rejoin(colo, rejoin=True):
+    # --timeout 5000: the held standby costs one checkpoint deadline.
+    opts = {"primary": ["--timeout", "5000"],
+            "secondary": ["--timeout", "5000"] +
+            ([] if rejoin else ["--no-rejoin"])}
+    pair = vmpair.Pair(colo, append="colo_dirty=8", opts=opts)
+    try:
+        pair.wait_protected()
+        sec = pair.procs["secondary"]
+        seq0 = pair.status("primary")["seq"]
+        r = fail_one_checkpoint(pair)
+        print("checkpoint with the standby held:", r["error"])
+        # The primary serves alone and says why (before any rejoin could
+        # have made it protected again: the events stream would race).
+        log = pair.log("primary")
+        assert "mode degraded: " in log, log[-2000:]
+        print("primary degraded:",
+              log.split("mode degraded: ", 1)[1].splitlines()[0])
+        st = pair.status("primary")
+        assert st["failures"] == 1, st
+        pair.wait_running("primary")
+        if not rejoin:
+            # Several rejoin periods go by: nobody asks.
+            time.sleep(5)
+            st = pair.status("primary")
+            assert st["mode"] == "degraded", st
+            s2 = pair.status("secondary")
+            assert s2["mode"] == "primary-lost" and \
+                s2["rejoin_tries"] == 0 and s2["rejoins"] == 0, s2
+            print("--no-rejoin: the pair stays degraded:", st["reason"])
+            return
+        vmpair.wait_for(
+            lambda: pair.status("primary")["mode"] == "protected", 120,
+            "the pair to be protected again by itself")
+        assert sec.poll() is None, "the secondary daemon was restarted"
+        assert pair.procs["secondary"] is sec
+        s2 = pair.status("secondary")
+        assert s2["rejoins"] == 1 and s2["mode"] == "protected", s2
+        st = pair.status("primary")
+        assert st["by_reason"]["initial"] == 2 and st["seq"] > seq0, st
+        r = pair.ctl("primary", "checkpoint", dump=True)
+        assert r["ok"], r
+        a, b = pair.dump_paths(r["seq"])
+        assert vmpair.same_file(a, b), "RAM differs after the rejoin"
+        pair.wait_running("secondary")
+        pair.wait_running("primary")
+        print("rejoined after %d tries: full first checkpoint, RAM equal"
+              % s2["rejoin_tries"])
+    finally:
+        pair.close()
+
+
 def test_refused(colo):
     import subprocess
     for bad in (["-incoming", "tcp:127.0.0.1:1"],
@@ -357,6 +432,8 @@ def main():
      "periodic": test_periodic,
      "silent": test_silent,
      "flood": test_flood,
+     "rejoin": test_rejoin,
+     "rejoin_off": lambda c: test_rejoin(c, rejoin=False),
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
