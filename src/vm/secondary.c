@@ -440,7 +440,8 @@ static void primary_silent(void *opaque, const char *why)
 	lost_primary(v, reason);
 }
 
-/* HELLO both ways. A refusal (ABORT) returns -2, anything else -1. */
+/* HELLO both ways. A pair that cannot work (the primary's ABORT, or its
+ * identity differs from ours) returns -2, anything else -1. */
 static int handshake(struct colo_vm *v, uint64_t deadline, char *err,
 		     size_t errlen)
 {
@@ -475,7 +476,7 @@ static int handshake(struct colo_vm *v, uint64_t deadline, char *err,
 		snprintf(err, errlen, "no valid HELLO from the primary");
 		return -1;
 	}
-	return colo_vm_check_peer(v, &peer, err, errlen);
+	return colo_vm_check_peer(v, &peer, err, errlen) < 0 ? -2 : 0;
 }
 
 /* With credentials, TLS comes before any frame: the primary must prove
@@ -633,7 +634,9 @@ static void rejoin_fire(void *opaque)
 		if (refused) {
 			char reason[300];
 
-			snprintf(reason, sizeof(reason), "rejoin %s", err);
+			snprintf(reason, sizeof(reason),
+				 "rejoin refused (next try in %u s): %s",
+				 COLO_VM_REJOIN_REFUSED_MS / 1000, err);
 			set_reason(v, reason);
 		}
 		rejoin_schedule(v, refused ? COLO_VM_REJOIN_REFUSED_MS

@@ -37,6 +37,9 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                again, and a checkpoint after it has equal RAM dumps.
   rejoin_off   the same failure with --no-rejoin: no attempt is made and
                the primary stays degraded.
+  rejoin_refused  the primary host is replaced by one whose machine
+               type differs: the secondary's rejoin is refused, says why,
+               and is not retried at once (no spin); its VM runs on.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -285,6 +288,40 @@ def test_rejoin(colo, rejoin=True):
         pair.close()
 
 
+def test_rejoin_refused(colo):
+    pair = vmpair.Pair(colo)
+    try:
+        pair.wait_protected()
+        pair.kill("primary")
+        pair.guest = pair.guest + ["-machine", "pc-i440fx-7.1"]
+        pair.start("primary")
+        try:
+            st = vmpair.wait_for(
+                lambda: (lambda s: s if "refused" in s["reason"] else None)(
+                    pair.status("secondary")), 120,
+                "the rejoin to be refused")
+        except AssertionError:
+            for r in ("primary", "secondary"):
+                print("--- %s:\n%s" % (r, pair.log(r)[-3000:]))
+            raise
+        print("secondary:", st["mode"], "-", st["reason"])
+        assert st["mode"] == "primary-lost" and \
+            "machine type" in st["reason"], st
+        assert st["rejoins"] == 0, st
+        # The next try is 30 s away: several 1 s periods pass without one.
+        tries = st["rejoin_tries"]
+        time.sleep(5)
+        st = pair.status("secondary")
+        assert st["rejoin_tries"] == tries, st
+        pair.wait_running("secondary")
+        p = pair.status("primary")
+        assert "machine type" in p["reason"], p
+        print("refused rejoin not retried at once (tries=%d); primary: %s"
+              % (tries, p["reason"]))
+    finally:
+        pair.close()
+
+
 def test_refused(colo):
     import subprocess
     for bad in (["-incoming", "tcp:127.0.0.1:1"],
@@ -434,6 +471,7 @@ def main():
      "flood": test_flood,
      "rejoin": test_rejoin,
      "rejoin_off": lambda c: test_rejoin(c, rejoin=False),
+     "rejoin_refused": test_rejoin_refused,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
