@@ -15,8 +15,9 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                secondary then joins, gets everything, and RAM is equal.
   primary_lost the primary host is killed in the middle of a checkpoint
                (after the RAM step): the secondary undoes its RAM writes,
-               resumes the VM of the previous checkpoint, fails over by
-               command, and its guest runs on.
+               resumes the VM of the previous checkpoint, tries to rejoin,
+               fails over by command between two tries (which ends them),
+               and its guest runs on.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted); the
                events stream reports checkpoints.
@@ -39,7 +40,8 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                the primary stays degraded.
   rejoin_refused  the primary host is replaced by one whose machine
                type differs: the secondary's rejoin is refused, says why,
-               and is not retried at once (no spin); its VM runs on.
+               and is not retried at once (no spin); its VM runs on and
+               fails over by command.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -173,10 +175,20 @@ def test_primary_lost(colo):
         print("secondary:", st["mode"], "-", st["reason"])
         assert st["failures"] == 1, st
         assert st["vm_gen"] == gen, "the old secondary VM must run on"
+        # It tries to rejoin the dead primary; a failover between two
+        # tries works and ends them.
+        vmpair.wait_for(
+            lambda: pair.status("secondary")["rejoin_tries"] >= 2, 30,
+            "rejoin attempts")
         r = pair.ctl("secondary", "failover")
         assert r["ok"], r
+        tries = pair.status("secondary")["rejoin_tries"]
         pair.wait_running("secondary")
-        print("secondary failed over from the previous checkpoint")
+        time.sleep(3)
+        st = pair.status("secondary")
+        assert st["mode"] == "failover" and st["rejoin_tries"] == tries, st
+        print("secondary failed over from the previous checkpoint "
+              "(after %d rejoin tries, none since)" % tries)
     finally:
         pair.close()
 
@@ -318,6 +330,9 @@ def test_rejoin_refused(colo):
         assert "machine type" in p["reason"], p
         print("refused rejoin not retried at once (tries=%d); primary: %s"
               % (tries, p["reason"]))
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        assert pair.status("secondary")["mode"] == "failover"
     finally:
         pair.close()
 
