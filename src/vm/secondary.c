@@ -216,24 +216,38 @@ static int receive_pages(struct colo_vm *v, struct page_log *undo,
 /* A first checkpoint (the primary forgot what we hold) sends only the
  * pages that are not zero: a fresh RAM file is. One that held an earlier
  * link's checkpoints (a rejoin) gets every other page zeroed here, in
- * the undo log like the rest. */
+ * the undo log like the rest. Only the file's data extents are read:
+ * faulting its holes in would allocate them. */
 static int zero_unsent(struct colo_vm *v, struct page_log *undo,
 		       const uint8_t *sent, char *err, size_t errlen)
 {
 	static const uint8_t zero[COLO_RAM_PAGE];
-	uint64_t npages = v->ram.size / COLO_RAM_PAGE;
+	uint64_t npages = v->ram.size / COLO_RAM_PAGE, off = 0;
 
-	for (uint64_t i = 0; i < npages; i++) {
-		uint8_t *p = v->ram.guest + i * COLO_RAM_PAGE;
+	while (off < v->ram.size) {
+		off_t d = lseek(v->ram.fd, (off_t)off, SEEK_DATA), h;
 
-		if ((sent[i / 8] >> (i % 8)) & 1 ||
-		    !memcmp(p, zero, COLO_RAM_PAGE))
-			continue;
-		if (page_log_add(undo, i * COLO_RAM_PAGE, p) < 0) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole to the end */
+		h = d < 0 ? -1 : lseek(v->ram.fd, d, SEEK_HOLE);
+		if (d < 0 || h < 0) { /* cannot tell: read it all */
+			d = (off_t)off;
+			h = (off_t)v->ram.size;
 		}
-		memset(p, 0, COLO_RAM_PAGE);
+		for (uint64_t i = (uint64_t)d / COLO_RAM_PAGE;
+		     i < npages && i * COLO_RAM_PAGE < (uint64_t)h; i++) {
+			uint8_t *p = v->ram.guest + i * COLO_RAM_PAGE;
+
+			if ((sent[i / 8] >> (i % 8)) & 1 ||
+			    !memcmp(p, zero, COLO_RAM_PAGE))
+				continue;
+			if (page_log_add(undo, i * COLO_RAM_PAGE, p) < 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			memset(p, 0, COLO_RAM_PAGE);
+		}
+		off = (uint64_t)h;
 	}
 	return 0;
 }
