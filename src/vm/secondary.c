@@ -339,6 +339,9 @@ static void lost_primary(struct colo_vm *v, const char *reason)
 	colo_vm_blk_abort(v); /* it may have prepared one */
 	colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", reason);
 	colo_vm_drop_link(v);
+	if (!v->no_rejoin)
+		colo_log_info("rejoin: asking the primary again every %u ms",
+			      COLO_VM_REJOIN_MS);
 	rejoin_schedule(v, COLO_VM_REJOIN_MS);
 }
 
@@ -615,8 +618,9 @@ static void rejoin_schedule(struct colo_vm *v, uint64_t delay_ms)
 /* One rejoin attempt, from the loop. Every step is bounded by
  * COLO_VM_REJOIN_STEP_MS (not the checkpoint's --timeout), so that a
  * failover asked meanwhile waits that long at most. A primary that
- * refuses us (ABORT: a machine type, a QEMU version...) is asked again
- * only every COLO_VM_REJOIN_REFUSED_MS: it may be restarted fixed. */
+ * refuses the pair (its ABORT, or its HELLO differs from ours: machine
+ * type, QEMU version...) is asked again only every
+ * COLO_VM_REJOIN_REFUSED_MS: it may be restarted fixed. */
 static void rejoin_fire(void *opaque)
 {
 	struct colo_vm *v = opaque;
@@ -632,6 +636,12 @@ static void rejoin_fire(void *opaque)
 	v->rejoin_tries++;
 	r = dial_primary(v, (int)(step / COLO_NS_PER_MS), err, sizeof(err));
 	if (r == 0) {
+		if (v->rejoin_tries % 30 == 1) /* a line every 30 tries */
+			colo_log_info(
+				"rejoin: primary not reachable (try %llu): "
+				"%s",
+				(unsigned long long)v->rejoin_tries,
+				strerror(errno));
 		rejoin_schedule(v, COLO_VM_REJOIN_MS);
 		return;
 	}
