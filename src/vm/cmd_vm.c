@@ -221,7 +221,10 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("vm_pid", json_object_new_int64(v->vm.pid));
 	ADD("vm_log", json_object_new_string(v->vm.log));
 	ADD("standby_gen", json_object_new_int64(v->standby.gen));
+	ADD("standby_pid", json_object_new_int64(v->standby.pid));
 	ADD("tls", json_object_new_boolean(v->creds != NULL));
+	ADD("rejoins", json_object_new_int64((int64_t)s->rejoins));
+	ADD("rejoin_tries", json_object_new_int64((int64_t)v->rejoin_tries));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
 	ADD("promote_pause_ms",
 	    json_object_new_double(v->promote_pause_ns / 1e6));
@@ -351,6 +354,10 @@ static void usage(FILE *f)
 		"  --scan-threads N     primary: threads finding changed pages "
 		"(default "
 		"2)\n"
+		"  --no-rejoin          secondary: a lost primary is not "
+		"connected again\n"
+		"                       (default: every second until a "
+		"failover)\n"
 		"  --migrate-host ADDR  secondary: address its standbys listen "
 		"on\n"
 		"                       (default: this end of the frame link)\n"
@@ -447,6 +454,7 @@ int colo_cmd_vm(int argc, char **argv)
 		{ "blk-control", required_argument, NULL, 'B' },
 		{ "disk", required_argument, NULL, 'K' },
 		{ "promote", required_argument, NULL, 'O' },
+		{ "no-rejoin", no_argument, NULL, 'J' },
 		COLO_TLS_LONG_OPTIONS,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -502,6 +510,9 @@ int colo_cmd_vm(int argc, char **argv)
 			break;
 		case 'O':
 			v.promote_from = optarg;
+			break;
+		case 'J':
+			v.no_rejoin = true;
 			break;
 		case 'K':
 			if (colo_qemu_disk_arg(&v.qcfg, optarg, err,
@@ -606,6 +617,7 @@ int colo_cmd_vm(int argc, char **argv)
 		v.qcfg.tls_peer = v.tls_peer;
 		warn_no_dh_params(tls_abs);
 	}
+	v.link_connect = connect;
 	v.qcfg.args = argv + optind;
 	v.qcfg.nargs = argc - optind;
 	if (colo_qemu_check_args(v.qcfg.args, v.qcfg.nargs, &v.qcfg.ram_size,
@@ -648,8 +660,7 @@ int colo_cmd_vm(int argc, char **argv)
 	if (colo_vm_proxy_start(&v, err, sizeof(err)) < 0)
 		goto out;
 	if ((v.primary ? colo_vm_primary_start(&v, listen, err, sizeof(err))
-		       : colo_vm_secondary_start(&v, connect, err,
-						 sizeof(err))) < 0)
+		       : colo_vm_secondary_start(&v, err, sizeof(err))) < 0)
 		goto out;
 	rc = colo_loop_run(v.loop) < 0 ? 1 : v.exit_code;
 	err[0] = '\0';
@@ -669,6 +680,7 @@ out:
 	colo_timer_free(v.periodic);
 	colo_timer_free(v.deferred);
 	colo_timer_free(v.attach);
+	colo_timer_free(v.rejoin);
 	colo_loop_free(v.loop);
 	colo_ram_close(&v.ram);
 	colo_tls_creds_free(v.creds);

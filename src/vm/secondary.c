@@ -18,6 +18,11 @@
  * Until the commit, a failure undoes the file writes and resumes the old
  * secondary VM (its own writes are in its private pages, untouched): the
  * secondary stays at its previous checkpoint.
+ *
+ * A link that ends without a failover (checkpoint failed, primary silent
+ * or gone) is rejoined by itself, one attempt a second: the primary
+ * answers a new secondary with a full first checkpoint, which replaces
+ * the VM whole like any checkpoint. Only a failover ends the retries.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -143,9 +148,11 @@ static int expect(struct colo_vm *v, uint8_t want, struct colo_flink_msg *m,
 }
 
 /* Writes the primary's pages into the RAM file as they arrive, so that
- * the copying overlaps the primary's scan; undo gets every page first. */
+ * the copying overlaps the primary's scan; undo gets every page first.
+ * sent (or NULL) gets a bit for each page received. */
 static int receive_pages(struct colo_vm *v, struct page_log *undo,
-			 uint64_t deadline, char *err, size_t errlen)
+			 uint8_t *sent, uint64_t deadline, char *err,
+			 size_t errlen)
 {
 	for (;;) {
 		struct colo_flink_frame f;
@@ -180,6 +187,11 @@ static int receive_pages(struct colo_vm *v, struct page_log *undo,
 				}
 				memcpy(v->ram.guest + off, rec + 8,
 				       COLO_RAM_PAGE);
+				if (sent)
+					sent[off / COLO_RAM_PAGE / 8] |=
+						(uint8_t)(1u << (off /
+								 COLO_RAM_PAGE %
+								 8));
 			}
 			continue;
 		}
@@ -199,6 +211,45 @@ static int receive_pages(struct colo_vm *v, struct page_log *undo,
 		}
 		return 0;
 	}
+}
+
+/* A first checkpoint (the primary forgot what we hold) sends only the
+ * pages that are not zero: a fresh RAM file is. One that held an earlier
+ * link's checkpoints (a rejoin) gets every other page zeroed here, in
+ * the undo log like the rest. Only the file's data extents are read:
+ * faulting its holes in would allocate them. */
+static int zero_unsent(struct colo_vm *v, struct page_log *undo,
+		       const uint8_t *sent, char *err, size_t errlen)
+{
+	static const uint8_t zero[COLO_RAM_PAGE];
+	uint64_t npages = v->ram.size / COLO_RAM_PAGE, off = 0;
+
+	while (off < v->ram.size) {
+		off_t d = lseek(v->ram.fd, (off_t)off, SEEK_DATA), h;
+
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole to the end */
+		h = d < 0 ? -1 : lseek(v->ram.fd, d, SEEK_HOLE);
+		if (d < 0 || h < 0) { /* cannot tell: read it all */
+			d = (off_t)off;
+			h = (off_t)v->ram.size;
+		}
+		for (uint64_t i = (uint64_t)d / COLO_RAM_PAGE;
+		     i < npages && i * COLO_RAM_PAGE < (uint64_t)h; i++) {
+			uint8_t *p = v->ram.guest + i * COLO_RAM_PAGE;
+
+			if ((sent[i / 8] >> (i % 8)) & 1 ||
+			    !memcmp(p, zero, COLO_RAM_PAGE))
+				continue;
+			if (page_log_add(undo, i * COLO_RAM_PAGE, p) < 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			memset(p, 0, COLO_RAM_PAGE);
+		}
+		off = (uint64_t)h;
+	}
+	return 0;
 }
 
 static void undo_ram(struct colo_vm *v, const struct page_log *undo)
@@ -231,8 +282,24 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 		snprintf(err, errlen, "primary lost");
 		return -1;
 	}
-	if (receive_pages(v, undo, deadline, err, errlen) < 0)
+	/* Our file is not known to be zero once a checkpoint was loaded. */
+	if ((flags >> 8) == COLO_VM_REASON_INITIAL && v->st.checkpoints > 0) {
+		uint8_t *sent = calloc(v->ram.size / COLO_RAM_PAGE / 8 + 1, 1);
+		int r;
+
+		if (!sent) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		r = receive_pages(v, undo, sent, deadline, err, errlen);
+		if (r == 0)
+			r = zero_unsent(v, undo, sent, err, errlen);
+		free(sent);
+		if (r < 0)
+			return -1;
+	} else if (receive_pages(v, undo, NULL, deadline, err, errlen) < 0) {
 		return -1;
+	}
 	m.text[0] = '\0';
 	m.value = 0;
 	if (colo_flink_send_msg(v->link, COLO_FLINK_RAM_READY, &m, deadline) <
@@ -252,6 +319,30 @@ static int run_checkpoint(struct colo_vm *v, uint64_t flags,
 			return -1;
 	}
 	return 0;
+}
+
+static void rejoin_schedule(struct colo_vm *v, uint64_t delay_ms);
+
+/* The mode stays, the reason says what happened since. */
+static void set_reason(struct colo_vm *v, const char *reason)
+{
+	char mode[sizeof(v->mode)];
+
+	snprintf(mode, sizeof(mode), "%s", v->mode);
+	colo_vm_set_mode(v, mode, reason);
+}
+
+/* The link ended without a failover: the VM of the last checkpoint (if
+ * any) runs on unprotected, and the primary is asked again later. */
+static void lost_primary(struct colo_vm *v, const char *reason)
+{
+	colo_vm_blk_abort(v); /* it may have prepared one */
+	colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", reason);
+	colo_vm_drop_link(v);
+	if (!v->no_rejoin)
+		colo_log_info("rejoin: asking the primary again every %u ms",
+			      COLO_VM_REJOIN_MS);
+	rejoin_schedule(v, COLO_VM_REJOIN_MS);
 }
 
 static void checkpoint(struct colo_vm *v, uint64_t flags)
@@ -283,10 +374,9 @@ static void checkpoint(struct colo_vm *v, uint64_t flags)
 		v->st.failures++;
 		colo_log_warn("checkpoint %llu aborted: %s",
 			      (unsigned long long)v->seq, err);
-		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", err);
-		colo_vm_drop_link(v);
 		if (spawn_standby(v, e2, sizeof(e2)) < 0)
 			colo_log_warn("no standby: %s", e2);
+		lost_primary(v, err);
 		goto out;
 	}
 	/* Committed: the new VM runs from here whatever happens next. */
@@ -351,11 +441,8 @@ static void link_readable(void *opaque, uint32_t events)
 		if (r > 0 && f.type == COLO_FLINK_ABORT &&
 		    colo_flink_parse_msg(&f, &m) == 0)
 			colo_log_warn("primary: %s", m.text);
-		colo_vm_blk_abort(v); /* it may have prepared one */
-		colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm",
-				 r < 0 ? "primary lost"
-				       : "unexpected frame from the primary");
-		colo_vm_drop_link(v);
+		lost_primary(v, r < 0 ? "primary lost"
+				      : "unexpected frame from the primary");
 	} while (v->link && colo_flink_pending(v->link));
 }
 
@@ -367,14 +454,14 @@ static void primary_silent(void *opaque, const char *why)
 	char reason[128];
 
 	snprintf(reason, sizeof(reason), "primary lost: %s", why);
-	colo_vm_blk_abort(v); /* it may have prepared one */
-	colo_vm_set_mode(v, v->vm.pid ? "primary-lost" : "no-vm", reason);
-	colo_vm_drop_link(v);
+	lost_primary(v, reason);
 }
 
-static int handshake(struct colo_vm *v, char *err, size_t errlen)
+/* HELLO both ways. A pair that cannot work (the primary's ABORT, or its
+ * identity differs from ours) returns -2, anything else -1. */
+static int handshake(struct colo_vm *v, uint64_t deadline, char *err,
+		     size_t errlen)
 {
-	uint64_t deadline = colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS;
 	uint8_t buf[COLO_FLINK_HDR_LEN + COLO_FLINK_HELLO_LEN];
 	struct colo_flink_hello mine, peer;
 	struct colo_flink_frame f;
@@ -393,7 +480,7 @@ static int handshake(struct colo_vm *v, char *err, size_t errlen)
 	if (r > 0 && f.type == COLO_FLINK_ABORT &&
 	    colo_flink_parse_msg(&f, &m) == 0) {
 		snprintf(err, errlen, "primary refused: %s", m.text);
-		return -1;
+		return -2;
 	}
 	if (r < 0 && v->creds) {
 		snprintf(err, errlen,
@@ -406,12 +493,13 @@ static int handshake(struct colo_vm *v, char *err, size_t errlen)
 		snprintf(err, errlen, "no valid HELLO from the primary");
 		return -1;
 	}
-	return colo_vm_check_peer(v, &peer, err, errlen);
+	return colo_vm_check_peer(v, &peer, err, errlen) < 0 ? -2 : 0;
 }
 
 /* With credentials, TLS comes before any frame: the primary must prove
  * it is the --tls-peer host before we say HELLO or take any order. */
-static int start_tls(struct colo_vm *v, char *err, size_t errlen)
+static int start_tls(struct colo_vm *v, uint64_t deadline, char *err,
+		     size_t errlen)
 {
 	char e[200];
 
@@ -419,9 +507,7 @@ static int start_tls(struct colo_vm *v, char *err, size_t errlen)
 		return 0;
 	if (colo_flink_tls_begin(v->link, v->creds, false, v->tls_peer, e,
 				 sizeof(e)) < 0 ||
-	    colo_flink_tls_handshake(
-		    v->link, colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS, e,
-		    sizeof(e)) < 0) {
+	    colo_flink_tls_handshake(v->link, deadline, e, sizeof(e)) < 0) {
 		snprintf(err, errlen, "frame link to the primary: %s", e);
 		return -1;
 	}
@@ -446,48 +532,65 @@ static int migrate_host_allowed(struct colo_vm *v, char *err, size_t errlen)
 	return colo_vm_addr_allowed(v, &a, "--migrate-host", err, errlen);
 }
 
-/* Connects to the primary, retrying while it is not listening yet. */
-static int connect_primary(struct colo_vm *v, const char *connect, char *err,
-			   size_t errlen)
+/* One connection attempt to --link-connect (the connect itself waits
+ * wait_ms at most): 1 with v->link set, 0 not reachable (errno), -1 with
+ * err for what no retry can fix. */
+static int dial_primary(struct colo_vm *v, int wait_ms, char *err,
+			size_t errlen)
 {
-	uint64_t deadline = colo_now_ns() + 30 * COLO_NS_PER_S;
 	struct colo_sock_spec spec;
 	struct colo_sock_addr a;
 	char text[300];
+	bool busy;
+	int fd;
 
-	snprintf(text, sizeof(text), "tcp:%s", connect);
+	snprintf(text, sizeof(text), "tcp:%s", v->link_connect);
 	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
 	    colo_sock_resolve(&spec, &a, err, errlen) < 0 ||
 	    colo_vm_addr_allowed(v, &a, "--link-connect", err, errlen) < 0)
 		return -1;
+	fd = colo_sock_connect(&a, &busy);
+	if (fd >= 0 && busy) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		int e = ETIMEDOUT;
+		socklen_t el = sizeof(e);
+
+		if (poll(&p, 1, wait_ms) == 1)
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
+		if (e) {
+			close(fd);
+			errno = e;
+			return 0;
+		}
+	}
+	if (fd < 0)
+		return 0;
+	v->link = colo_flink_new(fd);
+	if (!v->link) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 1;
+}
+
+/* Connects to the primary, retrying while it is not listening yet. */
+static int connect_primary(struct colo_vm *v, char *err, size_t errlen)
+{
+	uint64_t deadline = colo_now_ns() + 30 * COLO_NS_PER_S;
+
 	for (;;) {
-		bool busy;
-		int fd = colo_sock_connect(&a, &busy);
+		int r = dial_primary(v, 1000, err, errlen);
 
-		if (fd >= 0 && busy) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
-			int e = ETIMEDOUT;
-			socklen_t el = sizeof(e);
-
-			if (poll(&p, 1, 1000) == 1)
-				getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el);
-			if (e) {
-				close(fd);
-				fd = -1;
-				errno = e;
-			}
-		}
-		if (fd >= 0) {
-			v->link = colo_flink_new(fd);
-			if (!v->link) {
-				close(fd);
-				snprintf(err, errlen, "out of memory");
-				return -1;
-			}
-			return start_tls(v, err, errlen);
-		}
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			return start_tls(v,
+					 colo_now_ns() +
+						 v->timeout_ms * COLO_NS_PER_MS,
+					 err, errlen);
 		if (colo_now_ns() > deadline) {
-			snprintf(err, errlen, "connect %s: %s", connect,
+			snprintf(err, errlen, "connect %s: %s", v->link_connect,
 				 strerror(errno));
 			return -1;
 		}
@@ -495,16 +598,95 @@ static int connect_primary(struct colo_vm *v, const char *connect, char *err,
 	}
 }
 
-int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
-			    size_t errlen)
+/* The link is up and proven: frames from the primary are served by the
+ * loop from here. */
+static void link_up(struct colo_vm *v)
+{
+	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(v->link), EPOLLIN,
+				     link_readable, v);
+	colo_flink_watch(v->link, v->loop, COLO_VM_IDLE_MS(v), primary_silent,
+			 v);
+}
+
+static void rejoin_schedule(struct colo_vm *v, uint64_t delay_ms)
+{
+	if (!v->no_rejoin && v->rejoin && !v->link &&
+	    strcmp(v->mode, "failover"))
+		colo_timer_arm_in(v->rejoin, delay_ms * COLO_NS_PER_MS);
+}
+
+/* One rejoin attempt, from the loop. Every step is bounded by
+ * COLO_VM_REJOIN_STEP_MS (not the checkpoint's --timeout), so that a
+ * failover asked meanwhile waits that long at most. A primary that
+ * refuses the pair (its ABORT, or its HELLO differs from ours: machine
+ * type, QEMU version...) is asked again only every
+ * COLO_VM_REJOIN_REFUSED_MS: it may be restarted fixed. */
+static void rejoin_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+	uint64_t step = (v->timeout_ms < COLO_VM_REJOIN_STEP_MS
+				 ? v->timeout_ms
+				 : COLO_VM_REJOIN_STEP_MS) *
+			COLO_NS_PER_MS;
+	char err[256];
+	int r;
+
+	if (v->link || !strcmp(v->mode, "failover"))
+		return;
+	v->rejoin_tries++;
+	r = dial_primary(v, (int)(step / COLO_NS_PER_MS), err, sizeof(err));
+	if (r == 0) {
+		if (v->rejoin_tries % 30 == 1) /* a line every 30 tries */
+			colo_log_info(
+				"rejoin: primary not reachable (try %llu): "
+				"%s",
+				(unsigned long long)v->rejoin_tries,
+				strerror(errno));
+		rejoin_schedule(v, COLO_VM_REJOIN_MS);
+		return;
+	}
+	if (r > 0)
+		r = start_tls(v, colo_now_ns() + step, err, sizeof(err)) < 0
+			    ? -1
+			    : handshake(v, colo_now_ns() + step, err,
+					sizeof(err));
+	if (r < 0) {
+		bool refused = r == -2;
+
+		colo_vm_drop_link(v);
+		colo_log_warn("rejoin: %s", err);
+		if (refused) {
+			char reason[300];
+
+			snprintf(reason, sizeof(reason),
+				 "rejoin refused (next try in %u s): %s",
+				 COLO_VM_REJOIN_REFUSED_MS / 1000, err);
+			set_reason(v, reason);
+		}
+		rejoin_schedule(v, refused ? COLO_VM_REJOIN_REFUSED_MS
+					   : COLO_VM_REJOIN_MS);
+		return;
+	}
+	/* A new link: its checkpoints count from the primary's next one. */
+	v->seq = 0;
+	v->st.rejoins++;
+	link_up(v);
+	set_reason(v, "rejoined the primary: waiting for the full first "
+		      "checkpoint");
+	colo_log_info("rejoined the primary (attempt %llu)",
+		      (unsigned long long)v->rejoin_tries);
+}
+
+int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen)
 {
 	static char host[INET6_ADDRSTRLEN];
 
 	v->attach = colo_timer_new(v->loop, attach_fire, v);
+	v->rejoin = colo_timer_new(v->loop, rejoin_fire, v);
 	colo_vm_blk_abort(v); /* left by an earlier secondary daemon */
 	v->qcfg.private_ram = true;
 
-	if (connect_primary(v, connect, err, errlen) < 0)
+	if (connect_primary(v, err, errlen) < 0)
 		return -1;
 	if (!v->qcfg.migrate_host) {
 		/* Where the primary reached us, it reaches our standbys. */
@@ -526,12 +708,10 @@ int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
 	    colo_qemu_identity(&v->standby, v->qemu_version,
 			       sizeof(v->qemu_version), v->machine,
 			       sizeof(v->machine), err, errlen) < 0 ||
-	    handshake(v, err, errlen) < 0)
+	    handshake(v, colo_now_ns() + v->timeout_ms * COLO_NS_PER_MS, err,
+		      errlen) < 0)
 		return -1;
-	v->link_h = colo_loop_add_fd(v->loop, colo_flink_fd(v->link), EPOLLIN,
-				     link_readable, v);
-	colo_flink_watch(v->link, v->loop, COLO_VM_IDLE_MS(v), primary_silent,
-			 v);
+	link_up(v);
 	colo_vm_set_mode(v, "no-vm", "waiting for the first checkpoint");
 	colo_log_info("connected to the primary (QEMU %s, %s)%s",
 		      v->qemu_version, v->machine, v->creds ? " over TLS" : "");
@@ -556,6 +736,7 @@ int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen)
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
 		colo_vm_drop_link(v);
 	}
+	colo_timer_disarm(v->rejoin);
 	colo_qemu_stop(&v->standby);
 	colo_vm_set_mode(v, "failover", "the secondary VM runs alone");
 	colo_log_info("failover: secondary VM %u runs alone", v->vm.gen);

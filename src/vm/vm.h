@@ -37,6 +37,7 @@ struct colo_vm_stats {
 	uint64_t cut_max_us;	/* longest checkpoint-cut (its drain) */
 	uint64_t by_reason[COLO_VM_REASON_MAX];
 	uint64_t pages_last, pages_total;
+	uint64_t rejoins;   /* secondary: links to the primary made again */
 	uint32_t *pause_us; /* every successful checkpoint's pause */
 	size_t npause, cap;
 	uint32_t last_us, max_us;
@@ -69,6 +70,12 @@ struct colo_vm {
 	uint64_t last_end_ns;
 	struct colo_timer *periodic, *deferred;
 	struct colo_timer *attach; /* secondary: attach the booting standby */
+	/* secondary: --link-connect, and the rejoin after a lost link
+	 * (secondary.c) unless --no-rejoin */
+	const char *link_connect;
+	bool no_rejoin;
+	struct colo_timer *rejoin;
+	uint64_t rejoin_tries;
 	bool deferred_dump;
 	enum colo_vm_reason deferred_reason;
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
@@ -105,6 +112,14 @@ struct colo_vm {
  * (frame_link_watch.c): twice a checkpoint's deadline, so a loop busy
  * with one slow step (a standby's start) is not taken for dead. */
 #define COLO_VM_IDLE_MS(v) (2 * (v)->timeout_ms)
+
+/* Secondary: a lost primary is asked again every COLO_VM_REJOIN_MS; each
+ * step of an attempt (connect, TLS, HELLO) waits COLO_VM_REJOIN_STEP_MS
+ * at most (a failover command waits for it); a primary that refused us
+ * is asked again every COLO_VM_REJOIN_REFUSED_MS. */
+#define COLO_VM_REJOIN_MS	  1000u
+#define COLO_VM_REJOIN_STEP_MS	  2000u
+#define COLO_VM_REJOIN_REFUSED_MS 30000u
 
 /* cmd_vm.c APIs (shared by the roles): */
 void colo_vm_set_mode(struct colo_vm *v, const char *mode, const char *reason);
@@ -185,8 +200,8 @@ int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
 			size_t errlen);
 
 /* secondary.c APIs: */
-int colo_vm_secondary_start(struct colo_vm *v, const char *connect, char *err,
-			    size_t errlen);
+/* Connects to v->link_connect (retrying 30 s) and says HELLO. */
+int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen);
 int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen);
 
 #endif

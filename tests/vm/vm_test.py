@@ -15,8 +15,9 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                secondary then joins, gets everything, and RAM is equal.
   primary_lost the primary host is killed in the middle of a checkpoint
                (after the RAM step): the secondary undoes its RAM writes,
-               resumes the VM of the previous checkpoint, fails over by
-               command, and its guest runs on.
+               resumes the VM of the previous checkpoint, tries to rejoin,
+               fails over by command between two tries (which ends them),
+               and its guest runs on.
   periodic     --interval drives checkpoints by itself; --min-interval
                defers a command that comes too soon (counted); the
                events stream reports checkpoints.
@@ -29,6 +30,18 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                port (the 8 lobby slots full), then the same kept up (each
                closed one reopened at once): a joining secondary still
                gets in (the oldest unproven connection gives way).
+  rejoin       a checkpoint fails while both daemons live (the
+               secondary's standby QEMU is held with SIGSTOP, so its
+               migration never completes): the primary degrades with the
+               reason, the secondary rejoins by itself (no restart), the
+               primary's full first checkpoint makes the pair protected
+               again, and a checkpoint after it has equal RAM dumps.
+  rejoin_off   the same failure with --no-rejoin: no attempt is made and
+               the primary stays degraded.
+  rejoin_refused  the primary host is replaced by one whose machine
+               type differs: the secondary's rejoin is refused, says why,
+               and is not retried at once (no spin); its VM runs on and
+               fails over by command.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -162,10 +175,20 @@ def test_primary_lost(colo):
         print("secondary:", st["mode"], "-", st["reason"])
         assert st["failures"] == 1, st
         assert st["vm_gen"] == gen, "the old secondary VM must run on"
+        # It tries to rejoin the dead primary; a failover between two
+        # tries works and ends them.
+        vmpair.wait_for(
+            lambda: pair.status("secondary")["rejoin_tries"] >= 2, 30,
+            "rejoin attempts")
         r = pair.ctl("secondary", "failover")
         assert r["ok"], r
+        tries = pair.status("secondary")["rejoin_tries"]
         pair.wait_running("secondary")
-        print("secondary failed over from the previous checkpoint")
+        time.sleep(3)
+        st = pair.status("secondary")
+        assert st["mode"] == "failover" and st["rejoin_tries"] == tries, st
+        print("secondary failed over from the previous checkpoint "
+              "(after %d rejoin tries, none since)" % tries)
     finally:
         pair.close()
 
@@ -206,6 +229,110 @@ def test_periodic(colo):
         print("periodic=%d command=%d deferred=%d" % (
             st["by_reason"]["periodic"], st["by_reason"]["command"],
             st["deferred"]))
+    finally:
+        pair.close()
+
+
+def fail_one_checkpoint(pair):
+    """Holds the secondary's attached standby (SIGSTOP) and forces a
+    checkpoint: the device state never loads, so it fails with both
+    daemons alive. Returns the failed checkpoint's reply."""
+    gen = pair.status("secondary")["standby_gen"]
+    vmpair.wait_for(lambda: "standby %d ready" % gen in pair.log("secondary"),
+                    60, "standby %d to be attached" % gen)
+    st = pair.status("secondary")
+    assert st["standby_gen"] == gen and st["standby_pid"] > 0, st
+    os.kill(st["standby_pid"], signal.SIGSTOP)
+    r = pair.ctl("primary", "checkpoint")
+    assert not r["ok"], r
+    return r
+
+
+def test_rejoin(colo, rejoin=True):
+    # --timeout 5000: the held standby costs one checkpoint deadline.
+    opts = {"primary": ["--timeout", "5000"],
+            "secondary": ["--timeout", "5000"] +
+            ([] if rejoin else ["--no-rejoin"])}
+    pair = vmpair.Pair(colo, append="colo_dirty=8", opts=opts)
+    try:
+        pair.wait_protected()
+        sec = pair.procs["secondary"]
+        seq0 = pair.status("primary")["seq"]
+        r = fail_one_checkpoint(pair)
+        print("checkpoint with the standby held:", r["error"])
+        # The primary serves alone and says why (before any rejoin could
+        # have made it protected again: the events stream would race).
+        log = pair.log("primary")
+        assert "mode degraded: " in log, log[-2000:]
+        print("primary degraded:",
+              log.split("mode degraded: ", 1)[1].splitlines()[0])
+        st = pair.status("primary")
+        assert st["failures"] == 1, st
+        pair.wait_running("primary")
+        if not rejoin:
+            # Several rejoin periods go by: nobody asks.
+            time.sleep(5)
+            st = pair.status("primary")
+            assert st["mode"] == "degraded", st
+            s2 = pair.status("secondary")
+            assert s2["mode"] == "primary-lost" and \
+                s2["rejoin_tries"] == 0 and s2["rejoins"] == 0, s2
+            print("--no-rejoin: the pair stays degraded:", st["reason"])
+            return
+        vmpair.wait_for(
+            lambda: pair.status("primary")["mode"] == "protected", 120,
+            "the pair to be protected again by itself")
+        assert sec.poll() is None, "the secondary daemon was restarted"
+        assert pair.procs["secondary"] is sec
+        s2 = pair.status("secondary")
+        assert s2["rejoins"] == 1 and s2["mode"] == "protected", s2
+        st = pair.status("primary")
+        assert st["by_reason"]["initial"] == 2 and st["seq"] > seq0, st
+        r = pair.ctl("primary", "checkpoint", dump=True)
+        assert r["ok"], r
+        a, b = pair.dump_paths(r["seq"])
+        assert vmpair.same_file(a, b), "RAM differs after the rejoin"
+        pair.wait_running("secondary")
+        pair.wait_running("primary")
+        print("rejoined after %d tries: full first checkpoint, RAM equal"
+              % s2["rejoin_tries"])
+    finally:
+        pair.close()
+
+
+def test_rejoin_refused(colo):
+    pair = vmpair.Pair(colo)
+    try:
+        pair.wait_protected()
+        pair.kill("primary")
+        pair.guest = pair.guest + ["-machine", "pc-i440fx-7.1"]
+        pair.start("primary")
+        try:
+            st = vmpair.wait_for(
+                lambda: (lambda s: s if "refused" in s["reason"] else None)(
+                    pair.status("secondary")), 120,
+                "the rejoin to be refused")
+        except AssertionError:
+            for r in ("primary", "secondary"):
+                print("--- %s:\n%s" % (r, pair.log(r)[-3000:]))
+            raise
+        print("secondary:", st["mode"], "-", st["reason"])
+        assert st["mode"] == "primary-lost" and \
+            "machine type" in st["reason"], st
+        assert st["rejoins"] == 0, st
+        # The next try is 30 s away: several 1 s periods pass without one.
+        tries = st["rejoin_tries"]
+        time.sleep(5)
+        st = pair.status("secondary")
+        assert st["rejoin_tries"] == tries, st
+        pair.wait_running("secondary")
+        p = pair.status("primary")
+        assert "machine type" in p["reason"], p
+        print("refused rejoin not retried at once (tries=%d); primary: %s"
+              % (tries, p["reason"]))
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        assert pair.status("secondary")["mode"] == "failover"
     finally:
         pair.close()
 
@@ -357,6 +484,9 @@ def main():
      "periodic": test_periodic,
      "silent": test_silent,
      "flood": test_flood,
+     "rejoin": test_rejoin,
+     "rejoin_off": lambda c: test_rejoin(c, rejoin=False),
+     "rejoin_refused": test_rejoin_refused,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
