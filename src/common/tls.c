@@ -339,7 +339,12 @@ int colo_tls_flush(struct colo_tls *t)
 
 bool colo_tls_unflushed(const struct colo_tls *t)
 {
-	return t->gather && colo_tls_gather_unsent(t->gather) > 0;
+	return colo_tls_unsent(t) > 0;
+}
+
+size_t colo_tls_unsent(const struct colo_tls *t)
+{
+	return t->gather ? colo_tls_gather_unsent(t->gather) : 0;
 }
 
 bool colo_tls_pending(const struct colo_tls *t)

@@ -76,5 +76,7 @@ int colo_tls_gather(struct colo_tls *t);
  * outside gather mode. */
 int colo_tls_flush(struct colo_tls *t);
 bool colo_tls_unflushed(const struct colo_tls *t);
+/* How many gathered bytes (ciphertext) wait for colo_tls_flush. */
+size_t colo_tls_unsent(const struct colo_tls *t);
 
 #endif

@@ -37,6 +37,11 @@ static const uint8_t hello_magic[8] = {
 #define IN_CAP	(2 * 1024 * 1024 + IN_ROOM)
 /* Less than one full TLS record (16 KiB) read in a wake-up. */
 #define TLS_LONE_MAX 16384
+/* TLS: plaintext encrypted into the session's gather buffer before one
+ * send() takes it: a wake-up's batch of mirrored frames is one send, not
+ * one write() per 16 KiB record; the bound keeps the buffer small and
+ * cache-warm when a backlog is queued. */
+#define TLS_CHUNK (256 * 1024)
 
 const char *colo_plink_type_name(uint8_t type)
 {
@@ -257,11 +262,12 @@ bool colo_plink_want_out(const struct colo_plink *l)
 {
 	if (l->tls && !colo_tls_established(l->tls))
 		return l->tls_want == EPOLLOUT;
-	return l->out_tail > l->out_head;
+	return colo_plink_pending(l) > 0;
 }
 
 /* Drives the handshake: 1 established, 0 not yet, -1 failed (errno
- * EACCES, the reason logged). */
+ * EACCES, the reason logged). Once established the session gathers its
+ * records for tls_flush. */
 static int tls_step(struct colo_plink *l)
 {
 	char err[256];
@@ -274,19 +280,16 @@ static int tls_step(struct colo_plink *l)
 		colo_log_warn("link: %s", err);
 		errno = EACCES;
 	}
+	if (r > 0 && colo_tls_gather(l->tls) < 0)
+		return -1;
 	return r;
-}
-
-static ssize_t link_send(struct colo_plink *l, const void *p, size_t n)
-{
-	if (l->tls)
-		return colo_tls_write(l->tls, p, n);
-	return send(l->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 size_t colo_plink_pending(const struct colo_plink *l)
 {
-	return l->out_tail - l->out_head;
+	size_t n = l->out_tail - l->out_head;
+
+	return l->tls ? n + colo_tls_unsent(l->tls) : n;
 }
 
 static int out_reserve(struct colo_plink *l, size_t n)
@@ -370,24 +373,59 @@ int colo_plink_queue(struct colo_plink *l, uint8_t type, uint8_t flags,
 	return 0;
 }
 
+/* 0 when the socket took everything or is full (the rest waits for
+ * EPOLLOUT), -1 when it failed. */
+static int would_block(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+}
+
+/* TLS: what an earlier flush left gathered goes first (records stay in
+ * order); then the queue is encrypted a chunk at a time and each chunk
+ * leaves in one send(). A full socket stops before more is encrypted, so
+ * the plaintext waits in out (back-pressure sees it). */
+static int tls_flush(struct colo_plink *l, uint64_t now_ns)
+{
+	for (;;) {
+		size_t n = l->out_tail - l->out_head;
+		ssize_t w;
+
+		if (colo_tls_unflushed(l->tls)) {
+			if (colo_tls_flush(l->tls) < 0)
+				return would_block();
+			l->last_tx_ns = now_ns;
+		}
+		if (n == 0)
+			return 0;
+		w = colo_tls_write(l->tls, l->out + l->out_head,
+				   n < TLS_CHUNK ? n : TLS_CHUNK);
+		if (w < 0)
+			return would_block();
+		l->out_head += (size_t)w;
+		l->bytes_tx += (size_t)w;
+	}
+}
+
 int colo_plink_flush(struct colo_plink *l, uint64_t now_ns)
 {
-	if (l->fd >= 0 && l->tls) {
-		int r = tls_step(l);
+	int r = 0;
 
+	if (l->fd >= 0 && l->tls) {
+		r = tls_step(l);
 		if (r <= 0)
 			return r;
+		r = tls_flush(l, now_ns);
 	}
-	while (l->fd >= 0 && l->out_head < l->out_tail) {
-		ssize_t w = link_send(l, l->out + l->out_head,
-				      l->out_tail - l->out_head);
+	while (!l->tls && l->fd >= 0 && l->out_head < l->out_tail) {
+		ssize_t w = send(l->fd, l->out + l->out_head,
+				 l->out_tail - l->out_head,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
+			r = would_block();
+			break;
 		}
 		l->out_head += (size_t)w;
 		l->bytes_tx += (size_t)w;
@@ -395,7 +433,7 @@ int colo_plink_flush(struct colo_plink *l, uint64_t now_ns)
 	}
 	if (l->out_head == l->out_tail)
 		l->out_head = l->out_tail = 0;
-	return 0;
+	return r;
 }
 
 uint64_t colo_plink_rx_stamp(const struct colo_plink *l)

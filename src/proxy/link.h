@@ -105,7 +105,9 @@ int colo_plink_meta_decode(const uint8_t *p, size_t len,
 
 /* One end of the link: a connected non-blocking TCP socket with an input
  * and an output buffer. Frames queued in one event-loop iteration leave
- * in one send(). */
+ * in one send(), under TLS too: their records are gathered in memory and
+ * sent together (colo_tls_gather), and what the socket did not take counts
+ * as pending until an EPOLLOUT flush sends it. */
 struct colo_tls;
 
 struct colo_plink {

@@ -30,72 +30,24 @@
 #include <cmocka.h>
 
 #include "tls.h"
+#include "tls_fixture.h"
 #include "tls_stream.h"
 
 #define TOTAL (16u << 20)
 
 static const char *mkcreds;
-static char root[64];
-static struct colo_tls_creds *alpha, *beta;
-
-static struct colo_tls_creds *load(const char *name)
-{
-	char dir[128], err[256];
-	struct colo_tls_creds *c;
-
-	snprintf(dir, sizeof(dir), "%s/%s", root, name);
-	c = colo_tls_creds_load(dir, err, sizeof(err));
-	if (!c)
-		fprintf(stderr, "%s: %s\n", dir, err);
-	return c;
-}
+static struct tls_fixture fx;
 
 static int setup(void **state)
 {
-	char cmd[512];
-
 	(void)state;
-	snprintf(root, sizeof(root), "/tmp/colo-tls-stream.XXXXXX");
-	if (!mkdtemp(root))
-		return -1;
-	snprintf(cmd, sizeof(cmd),
-		 "%s ca %s/ca && %s host %s/ca %s/alpha alpha && "
-		 "%s host %s/ca %s/beta beta",
-		 mkcreds, root, mkcreds, root, root, mkcreds, root, root);
-	if (system(cmd))
-		return -1;
-	alpha = load("alpha");
-	beta = load("beta");
-	return alpha && beta ? 0 : -1;
+	return tls_fixture_setup(&fx, mkcreds);
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	colo_tls_creds_free(alpha);
-	colo_tls_creds_free(beta);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd) ? -1 : 0;
-}
-
-/* fds[0] accepted (server end), fds[1] connecting; both blocking. */
-static void tcp_pair(int fds[2])
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
-	fds[1] = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(connect(fds[1], (struct sockaddr *)&a, sizeof(a)), 0);
-	fds[0] = accept(l, NULL, NULL);
-	assert_true(fds[0] >= 0);
-	close(l);
+	return tls_fixture_teardown(&fx);
 }
 
 struct start_arg {
@@ -110,7 +62,7 @@ static void *server_start(void *p)
 {
 	struct start_arg *a = p;
 
-	a->st = colo_tls_stream_start(a->fd, alpha, true, "beta", 5000, 5000,
+	a->st = colo_tls_stream_start(a->fd, fx.alpha, true, "beta", 5000, 5000,
 				      5000, a->err, sizeof(a->err));
 	return NULL;
 }
@@ -130,8 +82,8 @@ static void streams_on(int fds[2], struct colo_tls_stream *st[2],
 
 	sa = (struct start_arg){ .fd = fds[0] };
 	assert_int_equal(pthread_create(&t, NULL, server_start, &sa), 0);
-	st[1] = colo_tls_stream_start(fds[1], beta, false, "alpha", 5000, 5000,
-				      recv_ms, err, sizeof(err));
+	st[1] = colo_tls_stream_start(fds[1], fx.beta, false, "alpha", 5000,
+				      5000, recv_ms, err, sizeof(err));
 	pthread_join(t, NULL);
 	if (!st[1])
 		fprintf(stderr, "client: %s\n", err);
@@ -146,46 +98,8 @@ static void streams_on(int fds[2], struct colo_tls_stream *st[2],
 static void streams(int fds[2], struct colo_tls_stream *st[2],
 		    unsigned int recv_ms)
 {
-	tcp_pair(fds);
+	tls_tcp_pair(fds);
 	streams_on(fds, st, recv_ms);
-}
-
-/* A relay between a SOCK_SEQPACKET pair (the client's end: every send()
- * stays one message) and a stream pair (the server's end), counting the
- * client's messages: that is the client's count of send() calls. */
-struct relay {
-	int client_side, server_side; /* the relay's ends */
-	unsigned long msgs;	      /* client -> server, atomic */
-};
-
-static void *relay_main(void *p)
-{
-	struct relay *r = p;
-	static uint8_t buf[1 << 19];
-
-	for (;;) {
-		struct pollfd pf[2] = { { r->client_side, POLLIN, 0 },
-					{ r->server_side, POLLIN, 0 } };
-
-		if (poll(pf, 2, -1) < 0)
-			return NULL;
-		for (int i = 0; i < 2; i++) {
-			int from = i ? r->server_side : r->client_side;
-			int to = i ? r->client_side : r->server_side;
-			ssize_t n;
-
-			if (!pf[i].revents)
-				continue;
-			n = recv(from, buf, sizeof(buf), 0);
-			if (n <= 0)
-				return NULL;
-			if (!i)
-				__atomic_add_fetch(&r->msgs, 1,
-						   __ATOMIC_RELAXED);
-			if (send(to, buf, (size_t)n, MSG_NOSIGNAL) != n)
-				return NULL;
-		}
-	}
 }
 
 /* Under TLS one frame (a header and a 64 KiB payload: five records)
@@ -196,22 +110,14 @@ static void test_frame_leaves_in_one_send(void **state)
 	enum { FRAMES = 8, PAYLOAD = 65536 };
 	static uint8_t payload[PAYLOAD], got[PAYLOAD + 32];
 	struct colo_tls_stream *st[2];
-	struct relay r = { 0 };
-	int a[2], b[2], fds[2];
+	struct tls_relay r;
 	unsigned long before;
 	uint8_t hdr[32];
-	pthread_t t;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
-	r.client_side = a[0];
-	r.server_side = b[0];
-	assert_int_equal(pthread_create(&t, NULL, relay_main, &r), 0);
-	fds[0] = b[1];
-	fds[1] = a[1];
-	streams_on(fds, st, 5000);
-	before = __atomic_load_n(&r.msgs, __ATOMIC_RELAXED);
+	tls_relay_start(&r);
+	streams_on(r.ends, st, 5000);
+	before = tls_relay_msgs(&r);
 	memset(hdr, 0xc0, sizeof(hdr));
 	for (size_t i = 0; i < sizeof(payload); i++)
 		payload[i] = byte_at(1, i);
@@ -232,15 +138,12 @@ static void test_frame_leaves_in_one_send(void **state)
 		assert_memory_equal(got + sizeof(hdr), payload,
 				    sizeof(payload));
 	}
-	assert_int_equal(__atomic_load_n(&r.msgs, __ATOMIC_RELAXED) - before,
-			 FRAMES);
+	assert_int_equal(tls_relay_msgs(&r) - before, FRAMES);
 	for (int i = 0; i < 2; i++) {
 		colo_tls_stream_free(st[i]);
-		close(fds[i]);
+		close(r.ends[i]);
 	}
-	pthread_join(t, NULL);
-	close(a[0]);
-	close(b[0]);
+	tls_relay_stop(&r);
 }
 
 struct writer {
@@ -369,10 +272,10 @@ static void test_silent_peer_times_out(void **state)
 	int fds[2];
 
 	(void)state;
-	tcp_pair(fds);
+	tls_tcp_pair(fds);
 	/* The client never speaks: the server's handshake gives up. */
-	assert_null(colo_tls_stream_start(fds[0], alpha, true, "beta", 300, 0,
-					  0, err, sizeof(err)));
+	assert_null(colo_tls_stream_start(fds[0], fx.alpha, true, "beta", 300,
+					  0, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "timed out"));
 	close(fds[0]);
 	close(fds[1]);
