@@ -32,17 +32,15 @@ Usage: vm_guestconn_test.py COLO_BINARY
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmpair  # noqa: E402
-from vm_repair_test import CLIENT  # noqa: E402
+import client_net  # noqa: E402
+from client_net import GUEST_IP, CLIENT_IP  # noqa: E402
 
-GUEST_IP, CLIENT_IP = "10.0.0.2", "10.0.0.1"
 DIALER_PORT, ECHO_PORT = 7003, 7002
 TCP_PORT, UDP_PORT = 9100, 9169
 N = 3
@@ -132,62 +130,27 @@ time.sleep(100000)
 """
 
 
-def run(*cmd):
-    subprocess.run(cmd, check=True)
-
-
 def main():
     colo = sys.argv[1]
     if os.geteuid() != 0:
         print("skipped: needs root (a network namespace)")
         return 77
     t0 = time.monotonic()
-    tag = "cg%d" % (os.getpid() % 100000)
-    ns, veth_h, veth_c = tag, tag + "h", tag + "c"
-    d = tempfile.mkdtemp(prefix="colo-vm-guestconn-", dir="/dev/shm")
-    port = vmpair.free_port()
-    procs, pair, servers = [], None, None
-
-    def proxy(role, link, name, client):
-        log = open(os.path.join(d, name + ".log"), "w")
-        procs.append(subprocess.Popen(
-            [colo, "proxy", "--role", role, "--client", client,
-             "--guest", "qemu:unix-listen:%s/%sg" % (d, name),
-             link, "127.0.0.1:%d" % port,
-             "--control", "%s/%s.sock" % (d, name)],
-            stdout=log, stderr=subprocess.STDOUT))
-        log.close()
-
-    def stats():
-        out = subprocess.run([colo, "ctl", d + "/p.sock", "stats"],
-                             capture_output=True, text=True, timeout=10)
-        return json.loads(out.stdout)
-
-    def connect(port, data):
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT,
-             str(port), data, GUEST_IP],
-            capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        r = json.loads(out.stdout)
-        return bytes.fromhex(r["got"]), r["err"]
+    net, servers = None, None
 
     def trigger(line):
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", TRIGGER,
-             GUEST_IP, str(DIALER_PORT), line],
-            capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr
-        return bytes.fromhex(out.stdout.strip())
+        return bytes.fromhex(net.in_ns(sys.executable, "-c", TRIGGER,
+                                       GUEST_IP, str(DIALER_PORT),
+                                       line).strip())
 
     def events():
-        with open(os.path.join(d, "servers.log")) as f:
+        with open(net.path("servers.log")) as f:
             return [json.loads(line) for line in f if line.strip()]
 
     def requests():
         """The checkpoint requests the primary proxy logged: each one's
         line, cause and (timeouts) how long the frame had been held."""
-        with open(os.path.join(d, "p.log"), errors="replace") as f:
+        with open(net.path("p.log"), errors="replace") as f:
             lines = [x.split(": ", 1)[-1] for x in f
                      if "checkpoint-request" in x]
         out = []
@@ -202,10 +165,10 @@ def main():
         """Waits until the comparer asks for no more checkpoints (a
         segment that reached only the primary during a checkpoint is
         repaired by one more, up to the compare timeout later)."""
-        s0 = stats()
+        s0 = net.stats()
         for _ in range(10):
             time.sleep(4)
-            s1 = stats()
+            s1 = net.stats()
             if (s1["checkpoint_requests"] == s0["checkpoint_requests"]
                     and not s1["held_frames"]):
                 return s1
@@ -213,48 +176,22 @@ def main():
         return s0
 
     try:
-        run("ip", "netns", "add", ns)
-        run("ip", "link", "add", veth_h, "type", "veth", "peer", "name",
-            veth_c)
-        run("ip", "link", "set", veth_c, "netns", ns)
-        run("sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % veth_h)
-        run("ip", "link", "set", veth_h, "up")
-        for c in (["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-                  ["ip", "addr", "add", CLIENT_IP + "/24", "dev", veth_c],
-                  ["ip", "link", "set", veth_c, "up"],
-                  ["ip", "link", "set", "lo", "up"]):
-            run("ip", "netns", "exec", ns, *c)
-        slog = open(os.path.join(d, "servers.log"), "w")
+        net = client_net.ClientNet(colo, "cg%d" % (os.getpid() % 100000),
+                                   "colo-vm-guestconn-")
+        slog = open(net.path("servers.log"), "w")
         servers = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", SERVERS,
+            ["ip", "netns", "exec", net.ns, sys.executable, "-c", SERVERS,
              CLIENT_IP, str(TCP_PORT), str(UDP_PORT)], stdout=slog,
             stderr=subprocess.STDOUT)
         slog.close()
         vmpair.wait_for(lambda: any(e["kind"] == "ready" for e in events()),
                         20, "the servers")
 
-        proxy("primary", "--link-listen", "p", "packet:" + veth_h)
-        proxy("secondary", "--link-connect", "s",
-              "qemu:unix-listen:%s/sc" % d)
-        for g in ("pg", "sg"):
-            vmpair.wait_for(lambda: os.path.exists(os.path.join(d, g)),
-                            10, "proxy guest port " + g)
-        pair = vmpair.Pair(
-            colo,
-            append="ipv6.disable=1 colo_ip=%s/24 colo_dialer=%d "
-                   "colo_echo=%d" % (GUEST_IP, DIALER_PORT, ECHO_PORT),
-            extra=["-device",
-                   "virtio-net-pci,netdev=colo-nic,mac=52:54:00:00:aa:01"],
-            opts={"primary": ["--nic", "unix:%s/pg" % d,
-                              "--proxy-control", d + "/p.sock"],
-                  "secondary": ["--nic", "unix:%s/sg" % d,
-                                "--proxy-control", d + "/s.sock"]})
-        pair.wait_protected()
-        pair.wait_running("primary")
-        pair.wait_running("secondary")
+        pair = net.start_pair("colo_dialer=%d colo_echo=%d"
+                              % (DIALER_PORT, ECHO_PORT))
         # Both guests learn the client's MAC (and the comparer settles)
         # on a connection the client opens, before the guest dials.
-        got, err = connect(ECHO_PORT, "warm-up")
+        got, err = net.connect(ECHO_PORT, "warm-up")
         assert err is None and got == b"warm-up", (err, got)
         base = quiet()
         base_reqs = len(requests())
@@ -263,7 +200,7 @@ def main():
             for i in range(N):
                 text = "%s-query-%d-%d" % (proto, os.getpid(), i)
                 before = len(events())
-                c0 = stats()["checkpoint_requests"]
+                c0 = net.stats()["checkpoint_requests"]
                 r0 = len(requests())
                 t = time.monotonic()
                 got = trigger("%s %s %d %s\n"
@@ -283,7 +220,7 @@ def main():
                       "the trigger; checkpoints asked %d; trigger to "
                       "answer %.1f s"
                       % (proto, i, len(seen), first,
-                         stats()["checkpoint_requests"] - c0, took),
+                         net.stats()["checkpoint_requests"] - c0, took),
                       flush=True)
                 for line, _, _ in requests()[r0:]:
                     print("    " + line[:200], flush=True)
@@ -330,9 +267,9 @@ def main():
 
         s0 = quiet()
         data = "echo-after-dials-" * 20
-        got, err = connect(ECHO_PORT, data)
+        got, err = net.connect(ECHO_PORT, data)
         assert err is None and got == data.encode(), (err, got)
-        s2 = stats()
+        s2 = net.stats()
         assert s2["divergences"] == s0["divergences"], (s0, s2)
         assert pair.status("secondary")["mode"] == "protected"
         print("echo after the dials: %d bytes, no new divergence"
@@ -340,16 +277,11 @@ def main():
         print("guestconn passed in %.1f s" % (time.monotonic() - t0))
         return 0
     finally:
-        if pair:
-            pair.close()
-        vmpair.stop_proxies(procs, d, sys.exc_info()[0] is not None)
         if servers:
             servers.kill()
             servers.wait()
-        subprocess.run(["ip", "link", "del", veth_h],
-                       stderr=subprocess.DEVNULL)
-        subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
-        shutil.rmtree(d, ignore_errors=True)
+        if net:
+            net.close(sys.exc_info()[0] is not None)
 
 
 if __name__ == "__main__":
