@@ -2,9 +2,10 @@
  * tls.c - the TLS wrapper every link uses (OpenSSL 3).
  *
  * OpenSSL rather than GnuTLS: on this machine's measurements its AES-GCM
- * is as fast or faster, and its KTLS path (SSL_OP_ENABLE_KTLS, compiled
- * into Debian's 3.0) moves record encryption into the kernel wherever the
- * kernel has the tls module, with no change here. See doc/security.md.
+ * is as fast or faster (see doc/security.md). Kernel TLS stays off
+ * (no SSL_OP_ENABLE_KTLS): every session gathers its records in memory
+ * (colo_tls_gather), and a socket that the kernel also encrypts would
+ * send each record encrypted twice.
  *
  * Policy is fixed, not configurable: TLS 1.3 only, both ends present a
  * certificate from the one CA, the peer's certificate must name the
@@ -97,7 +98,10 @@ static SSL_CTX *ctx_new(const char *dir, bool server, char *err, size_t errlen)
 	}
 	SSL_CTX_set_verify(
 		ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_ENABLE_KTLS);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	/* Never kernel TLS, even where OpenSSL enables it by default: the
+	 * records are gathered and sent as bytes (colo_tls_gather). */
+	SSL_CTX_clear_options(ctx, SSL_OP_ENABLE_KTLS);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_max_early_data(ctx, 0);
@@ -317,12 +321,25 @@ ssize_t colo_tls_write(struct colo_tls *t, const void *buf, size_t len)
 	return (ssize_t)done;
 }
 
+bool colo_tls_ktls_allowed(const struct colo_tls *t)
+{
+	return (SSL_get_options(t->ssl) & SSL_OP_ENABLE_KTLS) != 0;
+}
+
 int colo_tls_gather(struct colo_tls *t)
 {
 	BIO *b;
 
 	if (t->gather)
 		return 0;
+#ifdef BIO_get_ktls_send
+	/* Gathered records go out through send(): a socket the kernel
+	 * encrypts as well would carry them encrypted twice. */
+	if (BIO_get_ktls_send(SSL_get_wbio(t->ssl))) {
+		errno = EPROTO;
+		return -1;
+	}
+#endif
 	t->gather = colo_tls_gather_new(SSL_get_fd(t->ssl), &b);
 	if (!t->gather) {
 		errno = ENOMEM;

@@ -68,8 +68,9 @@ bool colo_tls_pending(const struct colo_tls *t);
  * takes all of buf, never EAGAIN) and the records wait in memory until
  * colo_tls_flush sends them in one send(), instead of one write() per
  * 16 KiB record (see tls_gather.c for the measurement). For owners that
- * flush before they wait: tls_stream.c. Kernel TLS is then not used for
- * sending. 0, or -1 with errno. */
+ * flush before they wait: tls_stream.c. Kernel TLS is never enabled
+ * (tls.c): a socket with kernel TLS sending is refused (EPROTO). 0, or
+ * -1 with errno. */
 int colo_tls_gather(struct colo_tls *t);
 /* Sends the gathered records without blocking: 0 all sent, -1 with errno
  * (EAGAIN: some remain; wait for EPOLLOUT and flush again). 0 at once
@@ -78,5 +79,8 @@ int colo_tls_flush(struct colo_tls *t);
 bool colo_tls_unflushed(const struct colo_tls *t);
 /* How many gathered bytes (ciphertext) wait for colo_tls_flush. */
 size_t colo_tls_unsent(const struct colo_tls *t);
+/* Whether OpenSSL may switch this session to kernel TLS (never: see
+ * tls.c; asked by the tests). */
+bool colo_tls_ktls_allowed(const struct colo_tls *t);
 
 #endif
