@@ -161,10 +161,15 @@ static int queue_and_flush(struct colo_tls_stream *st, const struct iovec *iov,
 	r = colo_tls_flush(st->tls);
 	if (r == 0 && !*queued) {
 		*queued = true;
+		/* Gathering takes all of a piece or fails; a short count
+		 * (the buffer could not grow) would cut the frame. */
 		for (int i = 0; i < iovcnt && r == 0; i++)
 			if (colo_tls_write(st->tls, iov[i].iov_base,
-					   iov[i].iov_len) < 0)
+					   iov[i].iov_len) !=
+			    (ssize_t)iov[i].iov_len) {
+				errno = errno ? errno : EIO;
 				r = -1;
+			}
 		if (r == 0)
 			r = colo_tls_flush(st->tls);
 	}
