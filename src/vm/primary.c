@@ -109,8 +109,18 @@ void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
 	colo_log_info("secondary connected%s; first checkpoint (full sync)",
 		      colo_flink_secure(link) ? " (TLS)" : "");
 	if (colo_vm_primary_checkpoint(v, COLO_VM_REASON_INITIAL, false, NULL,
-				       err, sizeof(err)) < 0)
+				       err, sizeof(err)) < 0) {
 		colo_log_warn("initial checkpoint: %s", err);
+		/* The full sync must be the checkpoint marked initial: only
+		 * then does a rejoining secondary clear the pages it does not
+		 * get (secondary.c). A later one would send the same pages
+		 * under another reason, so the link is dropped instead and
+		 * the secondary joins again. */
+		if (v->link) {
+			colo_vm_set_mode(v, "degraded", err);
+			colo_vm_drop_link(v);
+		}
+	}
 }
 
 static void periodic_fire(void *opaque)
