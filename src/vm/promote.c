@@ -93,7 +93,10 @@ int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
 	colo_loop_stop(v->loop);
 	return 0;
 resume:
-	/* nothing moved: the guest runs on here */
+	/* The guest runs on here: a migration still under way (timed out)
+	 * is cancelled first, or it would go on as live pre-copy, which
+	 * corrupts its destination on QEMU 7.2 under TCG. */
+	colo_qemu_cancel_migration(&v->vm, 10000);
 	colo_qmp_exec(v->vm.qmp, "cont", NULL, 10000, NULL, NULL, 0);
 	return -1;
 }

@@ -398,6 +398,33 @@ int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
 	}
 }
 
+void colo_qemu_cancel_migration(struct colo_qemu *q, unsigned int timeout_ms)
+{
+	static const char *const running[] = { "setup", "active", "cancelling",
+					       "pre-switchover", "device" };
+	uint64_t deadline = colo_now_ns() + timeout_ms * COLO_NS_PER_MS;
+
+	colo_qmp_exec(q->qmp, "migrate_cancel", NULL, QMP_CMD_MS, NULL, NULL,
+		      0);
+	for (;;) {
+		struct json_object *ret, *st;
+		bool busy = false;
+
+		if (colo_qmp_exec(q->qmp, "query-migrate", NULL, QMP_CMD_MS,
+				  &ret, NULL, 0) < 0)
+			return;
+		if (json_object_object_get_ex(ret, "status", &st))
+			for (size_t i = 0;
+			     i < sizeof(running) / sizeof(*running); i++)
+				busy |= !strcmp(json_object_get_string(st),
+						running[i]);
+		json_object_put(ret);
+		if (!busy || colo_now_ns() > deadline)
+			return;
+		nap(q, 2);
+	}
+}
+
 int colo_qemu_dump(struct colo_qemu *q, uint64_t ram_size, const char *path,
 		   char *err, size_t errlen)
 {

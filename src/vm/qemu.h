@@ -92,6 +92,10 @@ int colo_qemu_identity(struct colo_qemu *q, char *version, size_t vlen,
 /* migrate-set-capabilities of one capability. */
 int colo_qemu_set_capability(struct colo_qemu *q, const char *name, bool on,
 			     char *err, size_t errlen);
+/* Cancels an outgoing migration, if one runs, and waits (timeout_ms at
+ * most) until QEMU says it is over, whatever its end: a guest resumed
+ * under a migration still running would be live pre-copy. */
+void colo_qemu_cancel_migration(struct colo_qemu *q, unsigned int timeout_ms);
 /* Asks query-migrate until completed (0) or failed/cancelled or the
  * timeout (-1 with err), waking on QEMU's MIGRATION events. */
 int colo_qemu_wait_migration(struct colo_qemu *q, unsigned int timeout_ms,
