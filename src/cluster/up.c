@@ -352,6 +352,18 @@ static void on_vm_restart_timer(void *opaque)
 {
 	struct up *u = opaque;
 
+	/* A promote that failed: the failed-over colo vm still holds the
+	 * guest (migrate-out resumed it); a new --promote tries again, in a
+	 * fresh RAM directory. */
+	if (u->old_vm > 0 && u->daemon_role == COLO_ROLE_PRIMARY &&
+	    !u->child[COLO_DAEMON_VM]) {
+		snprintf(u->promote_from, sizeof(u->promote_from), "%s.old",
+			 u->sock[COLO_DAEMON_VM]);
+		u->vm_dir_gen++;
+		start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_PRIMARY);
+		u->promote_from[0] = '\0';
+		return;
+	}
 	if (u->daemon_role == COLO_ROLE_SECONDARY &&
 	    u->role == COLO_ROLE_SECONDARY && !u->child[COLO_DAEMON_VM] &&
 	    u->child[COLO_DAEMON_PROXY] > 0)
@@ -1076,6 +1088,19 @@ static void on_sigchld(void *opaque, const struct signalfd_siginfo *si)
 				      WIFEXITED(st) ? WEXITSTATUS(st)
 						    : 128 + WTERMSIG(st));
 			u->old_vm = 0;
+		}
+		/* The promoting colo vm failed while the failed-over one
+		 * still runs the guest: stopping the host here would kill
+		 * the only copy of it. */
+		if (pid == u->child[COLO_DAEMON_VM] && u->old_vm > 0) {
+			u->child[COLO_DAEMON_VM] = 0;
+			colo_log_warn("promote failed (vm exited, status %d): "
+				      "the failed-over guest runs on; "
+				      "promoting again in 1 s",
+				      WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			colo_timer_arm_in(u->vm_restart_timer, COLO_NS_PER_S);
+			continue;
 		}
 		if (pid == u->child[COLO_DAEMON_VM] &&
 		    u->daemon_role == COLO_ROLE_SECONDARY &&
