@@ -38,7 +38,8 @@ struct slot {
 	struct colo_flink *link; /* NULL: free */
 	struct colo_loop_fd *h;
 	struct colo_timer *timer;
-	/* in the lobby; proven: TLS done (at once without credentials) */
+	/* in the lobby; proven: TLS done (without credentials, never: the
+	 * HELLO takes the slot out of the lobby) */
 	struct colo_lobby_seat *seat;
 	uint64_t hello_by;
 };
@@ -70,8 +71,9 @@ static void slot_timeout(void *opaque)
 {
 	struct slot *s = opaque;
 
-	slot_refuse(s, s->seat->proven ? "no HELLO in time"
-				       : "TLS handshake not finished in time");
+	slot_refuse(s, s->seat->proven || !s->v->creds
+			       ? "no HELLO in time"
+			       : "TLS handshake not finished in time");
 }
 
 /* One step of a lobby connection: handshake, then its HELLO. */
@@ -91,7 +93,7 @@ static void slot_event(void *opaque, uint32_t events)
 		slot_refuse(s, "a secondary is already connected");
 		return;
 	}
-	if (!s->seat->proven) {
+	if (v->creds && !s->seat->proven) {
 		uint32_t want = EPOLLIN;
 
 		r = colo_flink_tls_step(s->link, &want, err, sizeof(err));
@@ -154,8 +156,8 @@ static struct slot *free_or_evict(struct colo_vm *v)
 		return NULL;
 	if (evict)
 		slot_refuse(&v->lobby->s[i],
-			    "TLS handshake unfinished, slot taken by "
-			    "a newer connection (lobby full)");
+			    "not proven yet (TLS or HELLO), slot taken "
+			    "by a newer connection (lobby full)");
 	return &v->lobby->s[i];
 }
 
@@ -192,7 +194,9 @@ static void on_accept(void *opaque, uint32_t events)
 		close(fd);
 		return;
 	}
-	colo_lobby_take(s->seat, colo_now_ns(), !v->creds);
+	/* Without TLS nothing is proven before the HELLO: the seat stays
+	 * evictable, or 8 silent strangers would hold the lobby. */
+	colo_lobby_take(s->seat, colo_now_ns(), false);
 	if (v->creds &&
 	    colo_flink_tls_begin(s->link, v->creds, true, v->tls_peer, err,
 				 sizeof(err)) < 0) {
