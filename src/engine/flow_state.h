@@ -29,6 +29,9 @@ struct colo_tcp_state {
 	bool fin_seen[2];
 	/* Each side's guest opened the connection (a SYN without ACK). */
 	bool syn_seen[2];
+	/* The secondary's SYN came on the closed flow: the new incarnation
+	 * (reincarnate, on the primary's SYN) starts with it seen. */
+	bool s_syn_reopen;
 	uint32_t m;
 	uint32_t end[2];
 	uint32_t max_ack[2];

@@ -435,8 +435,11 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 /* Forgets a finished connection when its 4-tuple starts a new one. */
 static void reincarnate(struct colo_comparer *c, struct colo_flow *fl)
 {
+	bool s_syn = fl->u.tcp.s_syn_reopen;
+
 	colo_tcp_reset(c, fl); /* gives the ring back */
 	memset(&fl->u.tcp, 0, sizeof(fl->u.tcp));
+	fl->u.tcp.syn_seen[COLO_SECONDARY] = s_syn;
 	fl->closed = false;
 }
 
@@ -451,6 +454,8 @@ void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
 	bool opens = (p->tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) ==
 		     COLO_TCP_SYN;
 
+	if (side == COLO_SECONDARY && opens && fl->closed)
+		t->s_syn_reopen = true; /* the next incarnation's SYN */
 	if (side == COLO_PRIMARY && opens && fl->closed && !fl->p_head)
 		reincarnate(c, fl);
 	if (opens && !t->syn_seen[side]) {
@@ -495,6 +500,7 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	t->fin_seen[COLO_SECONDARY] = t->fin_seen[COLO_PRIMARY];
 	t->fin_seq[COLO_SECONDARY] = t->fin_seq[COLO_PRIMARY];
 	t->syn_seen[COLO_SECONDARY] = t->syn_seen[COLO_PRIMARY];
+	t->s_syn_reopen = false; /* that SYN came from the retired VM */
 }
 
 void colo_tcp_destroy(struct colo_comparer *c, struct colo_flow *fl)

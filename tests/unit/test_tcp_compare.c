@@ -424,6 +424,45 @@ static void active_open_syn(void **state)
 	h_free(h);
 }
 
+/* A connection reopened on a closed flow's 4-tuple: the secondary's new
+ * SYN may come before the primary's (it is announced early). The
+ * primary's SYN, which starts the new incarnation, must still count it
+ * and leave at once, not wait for a SYN that already came. */
+static void reopen_secondary_syn_first(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(19);
+
+	h_tcp(h, P, &f, 100, 0, COLO_TCP_SYN, NULL, 0, 1);
+	h_tcp(h, S, &f, 100, 0, COLO_TCP_SYN, NULL, 0, 1);
+	assert_int_equal(h->nrel, 1);
+	h_tcp(h, S, &f, 101, 1, A | COLO_TCP_RST, NULL, 0, 2);
+	h_tcp(h, P, &f, 101, 1, A | COLO_TCP_RST, NULL, 0, 2);
+	assert_int_equal(h->nrel, 2);
+	/* the new connection: the secondary's SYN first */
+	h_tcp(h, S, &f, 5000, 0, COLO_TCP_SYN, NULL, 0, 3);
+	h_tcp(h, P, &f, 5000, 0, COLO_TCP_SYN, NULL, 0, 3);
+	assert_int_equal(h->nrel, 3);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+
+	/* A secondary SYN from before a checkpoint came from the retired
+	 * VM: the primary's SYN after it waits for the new VM's. */
+	h = h_new();
+	h_tcp(h, P, &f, 100, 0, COLO_TCP_SYN, NULL, 0, 1);
+	h_tcp(h, S, &f, 100, 0, COLO_TCP_SYN, NULL, 0, 1);
+	h_tcp(h, S, &f, 101, 1, A | COLO_TCP_RST, NULL, 0, 2);
+	h_tcp(h, P, &f, 101, 1, A | COLO_TCP_RST, NULL, 0, 2);
+	h_tcp(h, S, &f, 5000, 0, COLO_TCP_SYN, NULL, 0, 3);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	h_tcp(h, P, &f, 5000, 0, COLO_TCP_SYN, NULL, 0, 3);
+	assert_int_equal(h->nrel, 2);
+	h_tcp(h, S, &f, 5000, 0, COLO_TCP_SYN, NULL, 0, 4);
+	assert_int_equal(h->nrel, 3);
+	h_free(h);
+}
+
 /* A guest SYN the secondary never matches (the two guests picked other
  * source ports) is held until the compare timeout asks for a checkpoint,
  * and leaves with it. */
@@ -598,6 +637,7 @@ int main(void)
 		cmocka_unit_test(active_open_syn),
 		cmocka_unit_test(active_open_unmatched_waits_for_checkpoint),
 		cmocka_unit_test(active_open_other_source_port),
+		cmocka_unit_test(reopen_secondary_syn_first),
 		cmocka_unit_test(random_segmentation_1mb),
 		cmocka_unit_test(random_flip_found_exactly),
 	};
