@@ -278,6 +278,9 @@ static int qemu_hand_over(struct colo_port *base)
 	colo_outbuf_free(&p->out);
 	if (colo_outbuf_init(&p->out, 1 << 20, false))
 		return -1;
+	/* Whole frames the retiring VM sent that were read but not yet
+	 * handed up are its output too: dropped with the rest. */
+	colo_frame_reader_reset(&p->rd);
 	p->handover = true;
 	return 0;
 }
