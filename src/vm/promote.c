@@ -106,11 +106,17 @@ resume:
 static int ask_migrate_out(const char *from, const char *uri, char *err,
 			   size_t errlen)
 {
-	char req[512], why[256];
+	struct json_object *o = json_object_new_object();
+	char why[256];
+	int r;
 
-	snprintf(req, sizeof(req), "{\"cmd\":\"migrate-out\",\"uri\":\"%s\"}",
-		 uri);
-	if (colo_control_command(from, req, PROMOTE_MS, why, sizeof(why)) == 0)
+	/* json-c quotes the path, whatever --dir holds */
+	json_object_object_add(o, "cmd", json_object_new_string("migrate-out"));
+	json_object_object_add(o, "uri", json_object_new_string(uri));
+	r = colo_control_command(from, json_object_to_json_string(o),
+				 PROMOTE_MS, why, sizeof(why));
+	json_object_put(o);
+	if (r == 0)
 		return 0;
 	snprintf(err, errlen, "%s: %s", from, why);
 	return -1;
