@@ -23,15 +23,17 @@
 #include "frame_pool.h"
 
 struct colo_tcp_state {
-	bool synced;      /* m and end[] are meaningful */
-	uint8_t lead;     /* side whose bytes are in ring */
+	bool synced : 1; /* m and end[] are meaningful */
+	/* The secondary's SYN came on the closed flow: the new incarnation
+	 * (reincarnate, on the primary's SYN) starts with it seen. One bit
+	 * beside synced: an idle flow stays within its byte budget
+	 * (test_memory). */
+	bool s_syn_reopen : 1;
+	uint8_t lead; /* side whose bytes are in ring */
 	bool have_ack[2];
 	bool fin_seen[2];
 	/* Each side's guest opened the connection (a SYN without ACK). */
 	bool syn_seen[2];
-	/* The secondary's SYN came on the closed flow: the new incarnation
-	 * (reincarnate, on the primary's SYN) starts with it seen. */
-	bool s_syn_reopen;
 	uint32_t m;
 	uint32_t end[2];
 	uint32_t max_ack[2];
@@ -59,15 +61,15 @@ struct colo_dgram_state {
 
 struct colo_flow {
 	struct colo_flow_key key;
-	struct colo_hnode hn;                 /* flow_table.h */
+	struct colo_hnode hn; /* flow_table.h */
 	struct colo_flow *lru_next, *lru_prev;
 	uint64_t last_ns;
-	uint32_t epoch;       /* comparer epoch this state belongs to */
+	uint32_t epoch; /* comparer epoch this state belongs to */
 	bool is_tcp;
-	bool diverged;        /* stop comparing until the checkpoint */
-	bool closed;          /* FIN both ways or RST: reclaim sooner */
-	bool in_closed_list;  /* which activity list holds the flow */
-	struct colo_frame *p_head, *p_tail;   /* held primary frames */
+	bool diverged;	     /* stop comparing until the checkpoint */
+	bool closed;	     /* FIN both ways or RST: reclaim sooner */
+	bool in_closed_list; /* which activity list holds the flow */
+	struct colo_frame *p_head, *p_tail; /* held primary frames */
 	uint32_t p_count;
 	union {
 		struct colo_tcp_state tcp;
