@@ -564,12 +564,14 @@ int colo_pair_parse(const char *file, const char *text, size_t len,
 	snprintf(cfg->authkey, sizeof(cfg->authkey), "/etc/corosync/authkey");
 	cfg->witness_port = 5403;
 	/* A takeover comes about 2.2 tokens (corosync's token and
-	 * consensus) + lease + margin after the primary's death: 0.9 s
-	 * (colo-up(1), TIMING). The lease stays above 2.2 tokens, so it
+	 * consensus) + lease + margin after the primary's death: 1.6 s
+	 * (colo-up(1), TIMING). A 150 ms token gets there in 0.85 s on a
+	 * quiet host, but a loaded one (QEMU guests under TCG) saw a ring
+	 * re-formation with it. The lease stays above 2.2 tokens, so it
 	 * outlives a ring re-formation; the margin, unless set, is a
 	 * quarter of the lease (after parsing). */
-	cfg->lease_ms = 400;
-	cfg->token_ms = 150;
+	cfg->lease_ms = 700;
+	cfg->token_ms = 300;
 	cfg->guest_kind = COLO_GUEST_NETNS;
 	snprintf(cfg->ram_dir, sizeof(cfg->ram_dir), "/dev/shm/colo");
 	cfg->interval_ms = 20000; /* colo vm's (and QEMU's COLO's) */
