@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "tls.h"
+#include "tls_fixture.h"
 
 static const char *mkcreds;
 static char root[64];
@@ -84,23 +85,12 @@ static int teardown(void **state)
 	return run("rm -rf %s", root);
 }
 
-/* A connected loopback TCP pair, both ends non-blocking: fds[0] the
- * accepted (server) end, fds[1] the connecting one. */
+/* A connected loopback TCP pair (tls_fixture.c), both ends
+ * non-blocking: fds[0] the accepted (server) end, fds[1] the connecting
+ * one. */
 static void tcp_pair(int fds[2])
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(l, 1), 0);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &alen), 0);
-	fds[1] = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(connect(fds[1], (struct sockaddr *)&a, sizeof(a)), 0);
-	fds[0] = accept(l, NULL, NULL);
-	assert_true(fds[0] >= 0);
-	close(l);
+	tls_tcp_pair(fds);
 	for (int i = 0; i < 2; i++)
 		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
 }
