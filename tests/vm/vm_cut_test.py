@@ -43,8 +43,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmpair  # noqa: E402
 from vm_nic_test import (CLIENT_IP, CLIENT_MAC, GUEST_IP, GUEST_MAC,  # noqa
-                         Client, arp_request, csum, is_arp_reply,
-                         proxy_stats, start_proxies)
+                         csum, proxy_stats, start_pair, start_proxies)
 
 UDP_PORT = 7000
 SEND_EVERY = 0.008
@@ -169,22 +168,8 @@ def main():
             opts[role] += qemu_wrapper(d, dump, role)
         if cut_off:
             opts["primary"].append("--no-ingress-cut")
-        mac = ":".join("%02x" % b for b in GUEST_MAC)
-        pair = vmpair.Pair(
-            colo, append="ipv6.disable=1 colo_ip=%s/24 colo_udpsum=%d "
-            "colo_dirty=8" % (GUEST_IP, UDP_PORT),
-            extra=["-device", "virtio-net-pci,netdev=colo-nic,mac=" + mac],
-            opts=opts)
-        client = Client(d + "/pc")
-        pair.wait_protected()
-        pair.wait_running("primary")
-        pair.wait_running("secondary")
-
-        # The guest learns the client's MAC from its ARP request.
-        def arp():
-            client.send(arp_request())
-            return client.wait(is_arp_reply, 2)
-        vmpair.wait_for(arp, 60, "an ARP reply from the guest")
+        pair, client = start_pair(
+            colo, d, "colo_udpsum=%d colo_dirty=8" % UDP_PORT, opts)
 
         answers = Answers(client)
         sent, done = [0], threading.Event()

@@ -112,6 +112,28 @@ def is_echo_reply(seq, payload):
     return pred
 
 
+def start_pair(colo, d, append, opts):
+    """The VM pair on the proxies' guest ports, the test's client on the
+    primary proxy's client port; returns (pair, client) once both VMs run
+    and the guest answered the client's ARP (it learns the client's MAC
+    from the request)."""
+    mac = ":".join("%02x" % b for b in GUEST_MAC)
+    pair = vmpair.Pair(
+        colo, append="ipv6.disable=1 colo_ip=%s/24 %s" % (GUEST_IP, append),
+        extra=["-device", "virtio-net-pci,netdev=colo-nic,mac=" + mac],
+        opts=opts)
+    client = Client(d + "/pc")
+    pair.wait_protected()
+    pair.wait_running("primary")
+    pair.wait_running("secondary")
+
+    def arp():
+        client.send(arp_request())
+        return client.wait(is_arp_reply, 2)
+    vmpair.wait_for(arp, 60, "an ARP reply from the guest")
+    return pair, client
+
+
 def start_proxies(colo, d, procs, extra=()):
     """The two proxies, linked, every port a unix socket in d: client
     d/pc, guest ports d/pg and d/sg, control d/p.sock and d/s.sock;
@@ -150,22 +172,9 @@ def main():
 
     try:
         start_proxies(colo, d, procs)
-        mac = ":".join("%02x" % b for b in GUEST_MAC)
-        pair = vmpair.Pair(
-            colo, append="ipv6.disable=1 colo_ip=%s/24" % GUEST_IP,
-            extra=["-device", "virtio-net-pci,netdev=colo-nic,mac=" + mac],
-            opts={"primary": ["--nic", "unix:%s/pg" % d],
-                  "secondary": ["--nic", "unix:%s/sg" % d]})
-        client = Client(d + "/pc")
-        pair.wait_protected()
-        pair.wait_running("primary")
-        pair.wait_running("secondary")
-
-        # The guest learns the client's MAC from its ARP request.
-        def arp():
-            client.send(arp_request())
-            return client.wait(is_arp_reply, 2)
-        vmpair.wait_for(arp, 60, "an ARP reply from the guest")
+        pair, client = start_pair(
+            colo, d, "", {"primary": ["--nic", "unix:%s/pg" % d],
+                          "secondary": ["--nic", "unix:%s/sg" % d]})
 
         seq = 0
 
