@@ -27,7 +27,8 @@ cd "$(dirname "$0")"
 RUN_PKGS=(meson ninja-build gcc pkg-config libpcap-dev libjson-c-dev
 	libinih-dev libcpg-dev libquorum-dev libvotequorum-dev
 	libcorosync-common-dev libssl-dev iproute2 procps
-	qemu-system-x86 busybox-static xz-utils zstd util-linux)
+	qemu-system-x86 busybox-static xz-utils zstd util-linux
+	libc6-dev) # libc6-dev: the static libc the guest's udpsum links
 TEST_PKGS=("${RUN_PKGS[@]}" libcmocka-dev clang libclang-rt-14-dev
 	python3 qemu-system-x86 qemu-utils iproute2 libnbd-bin python3-libnbd
 	redis-server redis-tools procps tcpdump corosync corosync-qdevice
