@@ -216,6 +216,7 @@ static void flow_destroy(struct colo_comparer *c, struct colo_flow *fl)
 		colo_tcp_destroy(c, fl);
 	else
 		colo_dgram_reset(c, fl);
+	colo_flow_forgotten(c, fl);
 	list_unlink(fl->in_closed_list ? &c->closed : &c->open, fl);
 	colo_flow_table_remove(&c->table, fl);
 	c->st.flows_reclaimed++;

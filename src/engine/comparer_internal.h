@@ -22,7 +22,7 @@ struct colo_flow_list {
 struct colo_opened {
 	struct colo_flow_key key;
 	uint32_t epoch; /* stale after a checkpoint */
-	bool live;      /* not yet paired with the other side's */
+	bool live;	/* not yet paired with the other side's */
 };
 
 struct colo_comparer {
@@ -88,5 +88,7 @@ void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl);
  * ACK) on fl this epoch; other_too: the other side already sent on fl. */
 void colo_flow_opened(struct colo_comparer *c, struct colo_flow *fl, int side,
 		      bool other_too);
+/* fl is reclaimed: what it opened can no longer pair or diverge. */
+void colo_flow_forgotten(struct colo_comparer *c, const struct colo_flow *fl);
 
 #endif

@@ -143,11 +143,15 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		      const struct colo_input *in)
 {
-	if (in->pkt->kind == COLO_PKT_UDP &&
-	    !(fl->u.dgram.seen & (1u << in->side))) {
-		fl->u.dgram.seen |= (uint8_t)(1u << in->side);
-		colo_flow_opened(c, fl, in->side,
-				 fl->u.dgram.seen & (1u << !in->side));
+	struct colo_dgram_state *g = &fl->u.dgram;
+
+	if (in->pkt->kind == COLO_PKT_UDP && !(g->seen & (1u << in->side))) {
+		g->seen |= (uint8_t)(1u << in->side);
+		if (!g->both_hold)
+			colo_flow_opened(c, fl, in->side,
+					 g->seen & (1u << !in->side));
+		if (g->seen == 3)
+			g->both_hold = true;
 	}
 	if (in->side == COLO_SECONDARY)
 		secondary_input(c, fl, in);
@@ -155,8 +159,12 @@ void colo_dgram_input(struct colo_comparer *c, struct colo_flow *fl,
 		primary_input(c, fl, in);
 }
 
+/* A new epoch (or the flow's end). What the primary had sent on stays
+ * open on both replicas after the checkpoint made the secondary its copy. */
 void colo_dgram_reset(struct colo_comparer *c, struct colo_flow *fl)
 {
 	free_secondary(c, fl);
+	if (fl->u.dgram.seen & (1u << COLO_PRIMARY))
+		fl->u.dgram.both_hold = true;
 	fl->u.dgram.seen = 0;
 }

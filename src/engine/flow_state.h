@@ -57,6 +57,11 @@ struct colo_dgram_state {
 	struct colo_frame *s_head, *s_tail; /* unmatched secondary datagrams */
 	uint32_t s_count;
 	uint8_t seen; /* sides that sent on it this epoch (opened_ports.c) */
+	/* Both replicas hold the socket: both sent on it in some epoch, or
+	 * the primary did before a checkpoint copied it to the secondary.
+	 * A first datagram of a later epoch is then no opening. Kept across
+	 * epochs; gone with the flow. */
+	bool both_hold;
 };
 
 struct colo_flow {

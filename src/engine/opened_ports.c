@@ -69,3 +69,18 @@ void colo_flow_opened(struct colo_comparer *c, struct colo_flow *fl, int side,
 	mine->epoch = c->epoch;
 	mine->live = true;
 }
+
+/* A flow reclaimed idle (the secondary's half of a query the primary
+ * never sent, say) leaves no record behind: a later flow to the same
+ * place would otherwise be set against one that no longer exists. */
+void colo_flow_forgotten(struct colo_comparer *c, const struct colo_flow *fl)
+{
+	for (int side = 0; side < 2; side++)
+		for (int i = 0; i < COLO_OPENED_SLOTS; i++) {
+			struct colo_opened *o = &c->opened[side][i];
+
+			if (o->live &&
+			    !memcmp(&o->key, &fl->key, sizeof(o->key)))
+				o->live = false;
+		}
+}

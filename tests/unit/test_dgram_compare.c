@@ -240,6 +240,77 @@ static void same_source_port_or_other_place_asks_nothing(void **state)
 	h_free(h);
 }
 
+/* Two long-lived flows of one guest to one destination (two sockets of a
+ * resolver, say), used by both replicas, then a checkpoint: both replicas
+ * hold both sockets. In the next epoch each side happens to send on a
+ * different one first; neither is an opening, and nothing is asked. */
+static void long_lived_flows_across_checkpoint_ask_nothing(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec a = udp_spec(), b = udp_spec();
+
+	a.sport = 42000;
+	b.sport = 42001;
+	h_udp(h, P, &a, "a1", 2, 1);
+	h_udp(h, S, &a, "a1", 2, 1);
+	h_udp(h, P, &b, "b1", 2, 2);
+	h_udp(h, S, &b, "b1", 2, 2);
+	assert_int_equal(h->nrel, 2);
+	/* a divergence elsewhere makes the checkpoint */
+	struct colo_pkt_spec x = udp_spec();
+	x.dport = 999;
+	h_udp(h, P, &x, "x", 1, 3);
+	h_udp(h, S, &x, "y", 1, 3);
+	assert_int_equal(h->nreq, 1);
+	colo_comparer_checkpoint_done(h->c, h->now);
+	/* a flow only the primary used carries on too: the checkpoint gave
+	 * the secondary the primary's socket */
+	struct colo_pkt_spec c = udp_spec();
+	c.sport = 42002;
+	h_udp(h, P, &c, "c1", 2, 4);
+	colo_comparer_tick(h->c, h->now + 3000 * 1000000ULL);
+	assert_int_equal(h->nreq, 2); /* timeout: c1 never matched */
+	colo_comparer_checkpoint_done(h->c, h->now);
+	size_t rel = h->nrel, req = h->nreq;
+
+	h_udp(h, P, &a, "a2", 2, 5);
+	h_udp(h, S, &b, "b2", 2, 5);
+	h_udp(h, S, &c, "c2", 2, 6);
+	assert_int_equal(h->nreq, req);
+	h_udp(h, S, &a, "a2", 2, 7);
+	h_udp(h, P, &b, "b2", 2, 8);
+	h_udp(h, P, &c, "c2", 2, 9);
+	assert_int_equal(h->nreq, req);
+	assert_int_equal(h->nrel, rel + 3);
+	h_free(h);
+}
+
+/* The secondary sent on a flow the primary never did, and the flow was
+ * reclaimed idle: it is gone, so a later flow of the primary to that
+ * destination is not set against it. */
+static void reclaimed_flow_is_not_an_opening(void **state)
+{
+	(void)state;
+	struct colo_comparer_config cfg;
+	colo_comparer_config_default(&cfg);
+	cfg.idle_timeout_ns = 1000 * MS;
+	struct harness *h = h_new_cfg(&cfg);
+	struct colo_pkt_spec a = udp_spec(), b = udp_spec();
+
+	a.sport = 43000;
+	b.sport = 43001;
+	h_udp(h, S, &a, "late", 4, 1);
+	h->now += 2000 * MS;
+	colo_comparer_tick(h->c, h->now);
+	assert_int_equal(h_stats(h)->flows, 0);
+	h_udp(h, P, &b, "new", 3, 2);
+	h_udp(h, S, &b, "new", 3, 2);
+	assert_int_equal(h->nev, 0);
+	assert_int_equal(h->nrel, 1);
+	h_free(h);
+}
+
 static void secondary_queue_bound(void **state)
 {
 	(void)state;
@@ -318,6 +389,9 @@ int main(void)
 		cmocka_unit_test(udp_timeout_then_checkpoint),
 		cmocka_unit_test(other_source_port_asks_at_once),
 		cmocka_unit_test(same_source_port_or_other_place_asks_nothing),
+		cmocka_unit_test(
+			long_lived_flows_across_checkpoint_ask_nothing),
+		cmocka_unit_test(reclaimed_flow_is_not_an_opening),
 		cmocka_unit_test(secondary_queue_bound),
 		cmocka_unit_test(flow_table_bound),
 	};
