@@ -31,38 +31,65 @@ uint64_t colo_cut_req_seq(struct json_object *req)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/* A hold_ms as asked for (0 or less: not said) within bounds. */
+static uint32_t cut_hold_ms(int64_t v)
+{
+	if (v <= 0)
+		return CUT_HOLD_DEFAULT_MS;
+	return v > CUT_HOLD_MAX_MS ? CUT_HOLD_MAX_MS : (uint32_t)v;
+}
+
 /* The request's hold_ms: colo vm passes its own checkpoint deadline. */
-static uint64_t cut_req_hold_ms(struct json_object *req)
+static uint32_t cut_req_hold_ms(struct json_object *req)
 {
 	struct json_object *o;
-	int64_t v;
 
 	if (!req || !json_object_object_get_ex(req, "hold_ms", &o))
 		return CUT_HOLD_DEFAULT_MS;
-	v = json_object_get_int64(o);
-	if (v <= 0)
-		return CUT_HOLD_DEFAULT_MS;
-	return v > CUT_HOLD_MAX_MS ? CUT_HOLD_MAX_MS : (uint64_t)v;
+	return cut_hold_ms(json_object_get_int64(o));
 }
 
-void colo_primary_cut_expire(struct colo_primary *p, uint64_t now)
+void colo_cut_expire(struct colo_ingress_hold *h, uint64_t now, colo_hold_fn fn,
+		     void *ctx)
 {
-	if (p->hold.state != COLO_CUT_HOLD || now < p->hold_deadline)
+	enum colo_cut_state was = h->state;
+	uint64_t n = h->held_now;
+
+	if (!colo_hold_expire(h, now, fn, ctx))
 		return;
-	colo_log_warn("checkpoint %llu: no resume before the cut's deadline "
-		      "(colo vm gone?): %llu held frames go to the guest",
-		      (unsigned long long)p->hold.cut_seq,
-		      (unsigned long long)p->hold.held_now);
-	p->cut_expired++;
-	colo_hold_reset(&p->hold, colo_primary_hold_to_guest, p);
+	if (was == COLO_CUT_HOLD)
+		colo_log_warn("checkpoint %llu: no resume before the cut's "
+			      "deadline (colo vm gone?): %llu held frames go "
+			      "to the guest",
+			      (unsigned long long)h->cut_seq,
+			      (unsigned long long)n);
+	else
+		colo_log_warn("checkpoint %llu resumed, its CUT never came "
+			      "(lost with a link?): %llu frames kept for it "
+			      "go to the guest",
+			      (unsigned long long)h->done_seq,
+			      (unsigned long long)n);
 }
 
-int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq)
+int colo_cut_link_decode(const struct colo_plink_frame *f, uint64_t *seq,
+			 uint64_t *wait_ns)
 {
-	if (f->len != COLO_PLINK_CUT_LEN)
+	uint32_t ms = 0;
+
+	if (f->len == COLO_PLINK_CUT_LEN)
+		ms = colo_get_be32(f->payload + 8);
+	else if (f->len != COLO_PLINK_CUT_LEN_V1)
 		return -1;
 	*seq = colo_get_be64(f->payload);
+	*wait_ns = (uint64_t)cut_hold_ms(ms) * COLO_NS_PER_MS;
 	return 0;
+}
+
+void colo_cut_link_encode(uint8_t b[COLO_PLINK_CUT_LEN], uint64_t seq,
+			  uint32_t hold_ms)
+{
+	colo_put_be64(b, seq);
+	colo_put_be32(b + 8, hold_ms);
 }
 
 void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v)
@@ -100,6 +127,7 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 {
 	struct colo_primary *p = ctx;
 	uint64_t seq = colo_cut_req_seq(req), waited;
+	uint32_t hold_ms = cut_req_hold_ms(req);
 	uint8_t b[COLO_PLINK_CUT_LEN];
 	bool drained;
 
@@ -107,11 +135,12 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 	/* A repeat for the same checkpoint only waits for the drain. */
 	if (!(p->hold.state == COLO_CUT_HOLD && seq &&
 	      p->hold.cut_seq == seq)) {
-		colo_hold_cut(&p->hold, seq, colo_primary_hold_to_guest, p);
-		p->hold_deadline = colo_loop_now(p->px.loop) +
-				   cut_req_hold_ms(req) * COLO_NS_PER_MS;
+		p->hold.wait_ns = (uint64_t)hold_ms * COLO_NS_PER_MS;
+		colo_hold_cut(&p->hold, seq, colo_loop_now(p->px.loop),
+			      colo_primary_hold_to_guest, p);
 		if (colo_proxy_link_up(&p->px)) {
-			colo_put_be64(b, seq);
+			/* the secondary's hold ends at the same deadline */
+			colo_cut_link_encode(b, seq, hold_ms);
 			colo_proxy_queue(&p->px, COLO_PLINK_CUT, 0, b,
 					 sizeof(b), NULL, 0);
 		}
@@ -130,6 +159,7 @@ int colo_primary_cmd_resume(void *ctx, struct json_object *req,
 
 	(void)r, (void)err, (void)errlen;
 	colo_hold_done(&p->hold, colo_cut_req_seq(req),
-		       colo_primary_hold_to_guest, p);
+		       colo_loop_now(p->px.loop), colo_primary_hold_to_guest,
+		       p);
 	return 0;
 }

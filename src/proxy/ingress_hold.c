@@ -14,7 +14,14 @@
  * The secondary's checkpoint-resume (from its colo vm, seq attached) may
  * come before the CUT does: the link and the frame link are two streams.
  * Then the frames still in front of the CUT were for the retired VM, and
- * are dropped until it comes (COLO_CUT_DROP).
+ * are dropped when it comes (COLO_CUT_DROP). That holds too after a reset
+ * link made the secondary forget its numbers, once it saw its primary cut
+ * at all (a primary run without cuts never sends one).
+ *
+ * Every hold and drop has a deadline: a checkpoint whose resume never
+ * comes (its colo vm died) must not starve the guest, and a resume whose
+ * CUT never comes (lost with a link) must not either. A drop that ends
+ * so lets in what it kept: nothing is lost, at worst let in twice.
  *
  * Frames are kept as [be32 len][u8 vnet_len][bytes] in one buffer that
  * grows by doubling: no malloc per frame once it has grown.
@@ -63,11 +70,15 @@ static bool hold_add(struct colo_ingress_hold *h, const uint8_t *frame,
 bool colo_hold_take_slow(struct colo_ingress_hold *h, const uint8_t *f,
 			 size_t len, size_t vnet_len)
 {
-	if (h->state == COLO_CUT_DROP) {
-		h->stale++;
-		return true;
-	}
 	return hold_add(h, f, len, vnet_len);
+}
+
+/* What was kept came before the CUT: the retired VM's. */
+static void forget(struct colo_ingress_hold *h)
+{
+	h->stale += h->held_now;
+	h->len = 0;
+	h->held_now = 0;
 }
 
 static void release(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
@@ -85,24 +96,27 @@ static void release(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
 	h->state = COLO_CUT_PASS;
 }
 
-void colo_hold_cut(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
-		   void *ctx)
+void colo_hold_cut(struct colo_ingress_hold *h, uint64_t seq, uint64_t now,
+		   colo_hold_fn fn, void *ctx)
 {
 	h->cuts++;
+	h->cuts_seen = true;
 	h->cut_seq = seq;
 	if (h->state == COLO_CUT_DROP && seq == h->done_seq) {
+		forget(h);
 		h->state = COLO_CUT_PASS; /* the new VM has been waiting */
 		return;
 	}
 	release(h, fn, ctx);
 	h->state = COLO_CUT_HOLD;
+	h->deadline = h->wait_ns ? now + h->wait_ns : 0;
 }
 
 /* A done names its checkpoint: one for an earlier checkpoint than the
  * cut being held (it came late, after the next CUT) must not release the
  * next checkpoint's frames to the VM that checkpoint retires. */
-void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
-		    void *ctx)
+void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, uint64_t now,
+		    colo_hold_fn fn, void *ctx)
 {
 	if (seq && h->cut_seq && seq < h->cut_seq)
 		return;
@@ -112,14 +126,23 @@ void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, colo_hold_fn fn,
 		release(h, fn, ctx);
 		return;
 	}
-	if (h->secondary && h->cut_seq && seq && seq != h->cut_seq) {
+	if (h->secondary && seq && seq != h->cut_seq && h->cuts_seen) {
 		/* Its CUT is still to come: what is held or comes until
 		 * then was for the VM this checkpoint retired. */
-		h->stale += h->held_now;
-		h->len = 0;
-		h->held_now = 0;
+		forget(h);
 		h->state = COLO_CUT_DROP;
+		h->deadline = now + COLO_HOLD_LATE_CUT_NS;
 	}
+}
+
+bool colo_hold_expire(struct colo_ingress_hold *h, uint64_t now,
+		      colo_hold_fn fn, void *ctx)
+{
+	if (h->state == COLO_CUT_PASS || !h->deadline || now < h->deadline)
+		return false;
+	h->expired++;
+	release(h, fn, ctx);
+	return true;
 }
 
 void colo_hold_reset(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)

@@ -87,7 +87,8 @@ static bool len_ok(uint8_t type, uint32_t len)
 	case COLO_PLINK_PONG:
 		return len <= 64; /* may carry a timestamp */
 	case COLO_PLINK_CUT:
-		return len == COLO_PLINK_CUT_LEN;
+		return len == COLO_PLINK_CUT_LEN ||
+		       len == COLO_PLINK_CUT_LEN_V1;
 	case COLO_PLINK_CHECKPOINT_DONE:
 	case COLO_PLINK_FAILOVER:
 		return len == 0;

@@ -42,7 +42,10 @@
 #define COLO_PLINK_PAYLOAD_MAX (128 * 1024)
 #define COLO_PLINK_HELLO_LEN   20
 #define COLO_PLINK_META_LEN    56
-#define COLO_PLINK_CUT_LEN     8 /* be64: the checkpoint's number */
+/* CUT: be64 the checkpoint's number, be32 hold_ms (how long the hold
+ * may last); an 8-byte CUT (no hold_ms) holds for the default. */
+#define COLO_PLINK_CUT_LEN    12
+#define COLO_PLINK_CUT_LEN_V1 8
 
 enum colo_plink_type {
 	COLO_PLINK_HELLO = 1,

@@ -128,7 +128,7 @@ static void housekeeping(void *opaque)
 	uint64_t now = colo_loop_now(p->px.loop);
 
 	colo_comparer_tick(p->cmp, now);
-	colo_primary_cut_expire(p, now);
+	colo_cut_expire(&p->hold, now, colo_primary_hold_to_guest, p);
 	p->housekeeping_at = now + HOUSEKEEPING_IDLE_NS;
 	colo_timer_arm_at(p->housekeeping, p->housekeeping_at);
 	if (colo_comparer_stats(p->cmp)->held_frames)
@@ -392,7 +392,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "cuts", p->hold.cuts },
 		{ "cut_held", p->hold.held },
 		{ "cut_dropped", p->hold.dropped },
-		{ "cut_expired", p->cut_expired },
+		{ "cut_expired", p->hold.expired },
 	};
 
 	cmd_status(ctx, req, r, err, errlen);

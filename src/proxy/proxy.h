@@ -272,11 +272,10 @@ struct colo_primary {
 		uint16_t win;
 	} win[COLO_PRIMARY_WINDOWS];
 	uint8_t *scratch; /* a released frame with its window clamped */
-	struct colo_ingress_hold hold; /* for the guest, cut to done */
-	/* A hold whose checkpoint never ends (its colo vm died mid-cut) is
-	 * given up at this time (loop clock), so the client is served on. */
-	uint64_t hold_deadline;
-	uint64_t cut_expired;
+	/* For the guest, cut to done; a hold whose checkpoint never ends
+	 * (its colo vm died mid-cut) is given up at its deadline (loop
+	 * clock), so the client is served on. */
+	struct colo_ingress_hold hold;
 };
 
 static inline bool colo_primary_protected(const struct colo_primary *p)
@@ -340,13 +339,22 @@ struct colo_secondary {
 	uint64_t waited, wait_dropped, announces, peer_losses, meta;
 	uint64_t neigh_answers, ingress_bad_vnet;
 	struct colo_ingress_hold hold; /* ingress after the cut, to done */
+	struct colo_timer *hold_end;   /* the hold's or drop's deadline */
 	uint64_t handovers;	       /* guest port passed to a new VM */
 };
 /* cut.c APIs: the checkpoint's ingress cut (ingress_hold.c holds). */
 /* A command's "seq" (the checkpoint's number), 0 when absent. */
 uint64_t colo_cut_req_seq(struct json_object *req);
-/* The checkpoint number of a link CUT; -1 when malformed. */
-int colo_cut_link_seq(const struct colo_plink_frame *f, uint64_t *seq);
+/* A link CUT's checkpoint number and how long its hold may last; -1 when
+ * malformed. */
+int colo_cut_link_decode(const struct colo_plink_frame *f, uint64_t *seq,
+			 uint64_t *wait_ns);
+void colo_cut_link_encode(uint8_t b[COLO_PLINK_CUT_LEN], uint64_t seq,
+			  uint32_t hold_ms);
+/* A hold or drop past its deadline lets the guest's ingress go (fn),
+ * logged and counted (h->expired). */
+void colo_cut_expire(struct colo_ingress_hold *h, uint64_t now, colo_hold_fn fn,
+		     void *ctx);
 /* Primary: checkpoint-cut {seq}: hold, CUT on the link, then wait a
  * little for the VM to read its socket ("drained"; repeat until true). */
 int colo_primary_cmd_cut(void *ctx, struct json_object *req,
@@ -355,9 +363,6 @@ int colo_primary_cmd_cut(void *ctx, struct json_object *req,
 int colo_primary_cmd_resume(void *ctx, struct json_object *req,
 			    struct json_object *r, char *err, size_t errlen);
 void colo_primary_hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
-/* Primary housekeeping: a cut held past its deadline (hold_ms of the
- * checkpoint-cut, 30 s by default) lets the guest's ingress go. */
-void colo_primary_cut_expire(struct colo_primary *p, uint64_t now);
 int colo_proxy_secondary_run(const struct colo_proxy_opts *o);
 /* Where the secondary guest's egress goes: over the link, or to the
  * client after failover. */

@@ -35,6 +35,24 @@ static const uint32_t announce_at_ms[] = { 0, 20, 100, 500 };
 
 static void hold_to_guest(void *ctx, uint8_t *f, size_t len, size_t v);
 
+/* The hold or drop ends at its deadline (ingress_hold.c): re-armed after
+ * every cut and resume. */
+static void hold_end_arm(struct colo_secondary *s)
+{
+	if (s->hold.state != COLO_CUT_PASS && s->hold.deadline)
+		colo_timer_arm_at(s->hold_end, s->hold.deadline);
+	else
+		colo_timer_disarm(s->hold_end);
+}
+
+static void hold_end(void *opaque)
+{
+	struct colo_secondary *s = opaque;
+
+	colo_cut_expire(&s->hold, colo_loop_now(s->px.loop), hold_to_guest, s);
+	hold_end_arm(s);
+}
+
 static void link_down(struct colo_secondary *s, const char *why)
 {
 	bool was_up = colo_proxy_link_up(&s->px);
@@ -258,9 +276,11 @@ static int link_frame(void *opaque, const struct colo_plink_frame *f)
 	case COLO_PLINK_CUT: {
 		uint64_t seq;
 
-		if (colo_cut_link_seq(f, &seq) < 0)
+		if (colo_cut_link_decode(f, &seq, &s->hold.wait_ns) < 0)
 			return -1;
-		colo_hold_cut(&s->hold, seq, hold_to_guest, s);
+		colo_hold_cut(&s->hold, seq, colo_loop_now(s->px.loop),
+			      hold_to_guest, s);
+		hold_end_arm(s);
 		return 0;
 	}
 	case COLO_PLINK_CONN_META:
@@ -376,6 +396,7 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *r,
 		{ "cut_held", s->hold.held },
 		{ "cut_dropped", s->hold.dropped },
 		{ "cut_stale", s->hold.stale },
+		{ "cut_expired", s->hold.expired },
 		{ "handovers", s->handovers },
 	};
 
@@ -415,7 +436,9 @@ static int cmd_checkpoint_resume(void *ctx, struct json_object *req,
 	struct colo_secondary *s = ctx;
 
 	(void)r, (void)err, (void)errlen;
-	colo_hold_done(&s->hold, colo_cut_req_seq(req), hold_to_guest, s);
+	colo_hold_done(&s->hold, colo_cut_req_seq(req),
+		       colo_loop_now(s->px.loop), hold_to_guest, s);
+	hold_end_arm(s);
 	return 0;
 }
 
@@ -468,7 +491,8 @@ static int setup(struct colo_secondary *s, const struct colo_proxy_opts *o,
 	s->retry = colo_timer_new(s->px.loop, try_connect, s);
 	s->housekeeping = colo_timer_new(s->px.loop, housekeeping, s);
 	s->announce = colo_timer_new(s->px.loop, announce_again, s);
-	if (!s->retry || !s->housekeeping || !s->announce) {
+	s->hold_end = colo_timer_new(s->px.loop, hold_end, s);
+	if (!s->retry || !s->housekeeping || !s->announce || !s->hold_end) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}

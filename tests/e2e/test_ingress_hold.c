@@ -43,11 +43,11 @@ static void test_cut_then_done(void **state)
 
 	(void)state;
 	frame(&h, 1);
-	colo_hold_cut(&h, 5, to_guest, NULL);
+	colo_hold_cut(&h, 5, 0, to_guest, NULL);
 	frame(&h, 2);
 	frame(&h, 3);
 	expect((const uint8_t[]){ 1 }, 1);
-	colo_hold_done(&h, 5, to_guest, NULL);
+	colo_hold_done(&h, 5, 0, to_guest, NULL);
 	frame(&h, 4);
 	expect((const uint8_t[]){ 2, 3, 4 }, 3);
 	assert_int_equal(h.held, 2);
@@ -61,12 +61,12 @@ static void test_done_before_cut(void **state)
 	struct colo_ingress_hold h = { .secondary = true };
 
 	(void)state;
-	colo_hold_cut(&h, 1, to_guest, NULL);
-	colo_hold_done(&h, 1, to_guest, NULL);
+	colo_hold_cut(&h, 1, 0, to_guest, NULL);
+	colo_hold_done(&h, 1, 0, to_guest, NULL);
 	frame(&h, 1);
-	colo_hold_done(&h, 2, to_guest, NULL);
+	colo_hold_done(&h, 2, 0, to_guest, NULL);
 	frame(&h, 2); /* before CUT 2: the old VM's */
-	colo_hold_cut(&h, 2, to_guest, NULL);
+	colo_hold_cut(&h, 2, 0, to_guest, NULL);
 	frame(&h, 3);
 	expect((const uint8_t[]){ 1, 3 }, 2);
 	assert_int_equal(h.stale, 1);
@@ -81,13 +81,13 @@ static void test_late_done(void **state)
 	struct colo_ingress_hold h = { .secondary = true };
 
 	(void)state;
-	colo_hold_cut(&h, 1, to_guest, NULL);
+	colo_hold_cut(&h, 1, 0, to_guest, NULL);
 	frame(&h, 1);
-	colo_hold_cut(&h, 2, to_guest, NULL);
+	colo_hold_cut(&h, 2, 0, to_guest, NULL);
 	frame(&h, 2);
-	colo_hold_done(&h, 1, to_guest, NULL);
+	colo_hold_done(&h, 1, 0, to_guest, NULL);
 	expect((const uint8_t[]){ 1 }, 1);
-	colo_hold_done(&h, 2, to_guest, NULL);
+	colo_hold_done(&h, 2, 0, to_guest, NULL);
 	expect((const uint8_t[]){ 2 }, 1);
 	colo_hold_free(&h);
 }
@@ -99,18 +99,77 @@ static void test_primary_and_repeated_cut(void **state)
 	struct colo_ingress_hold h = { 0 };
 
 	(void)state;
-	colo_hold_cut(&h, 1, to_guest, NULL);
-	colo_hold_done(&h, 1, to_guest, NULL);
-	colo_hold_done(&h, 2, to_guest, NULL); /* no cut 2: still passes */
+	colo_hold_cut(&h, 1, 0, to_guest, NULL);
+	colo_hold_done(&h, 1, 0, to_guest, NULL);
+	colo_hold_done(&h, 2, 0, to_guest, NULL); /* no cut 2: still passes */
 	frame(&h, 1);
-	colo_hold_cut(&h, 3, to_guest, NULL);
+	colo_hold_cut(&h, 3, 0, to_guest, NULL);
 	frame(&h, 2);
-	colo_hold_cut(&h, 4, to_guest, NULL);
+	colo_hold_cut(&h, 4, 0, to_guest, NULL);
 	frame(&h, 3);
 	expect((const uint8_t[]){ 1, 2 }, 2);
 	colo_hold_reset(&h, to_guest, NULL);
 	expect((const uint8_t[]){ 3 }, 1);
 	assert_int_equal(h.state, COLO_CUT_PASS);
+	colo_hold_free(&h);
+}
+
+/* A reset link forgets the numbers, not that the primary cuts: a resume
+ * before its CUT still keeps the frames in front of the CUT from the new
+ * VM. A primary that never cut is never waited for. */
+static void test_resume_before_cut_after_reset(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+	struct colo_ingress_hold nocut = { .secondary = true };
+
+	(void)state;
+	colo_hold_cut(&h, 3, 0, to_guest, NULL);
+	colo_hold_done(&h, 3, 0, to_guest, NULL);
+	colo_hold_reset(&h, to_guest, NULL);
+	colo_hold_done(&h, 4, 10, to_guest, NULL);
+	frame(&h, 1); /* in front of CUT 4: in the checkpoint already */
+	colo_hold_cut(&h, 4, 20, to_guest, NULL);
+	frame(&h, 2);
+	expect((const uint8_t[]){ 2 }, 1);
+	assert_int_equal(h.stale, 1);
+	colo_hold_free(&h);
+
+	colo_hold_done(&nocut, 1, 0, to_guest, NULL);
+	frame(&nocut, 1);
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_free(&nocut);
+}
+
+/* Deadlines: a cut never resumed lets its frames go at now + wait_ns; a
+ * resume whose CUT never comes lets in what it kept, within
+ * COLO_HOLD_LATE_CUT_NS; neither ends early. */
+static void test_deadlines(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true, .wait_ns = 300 };
+
+	(void)state;
+	colo_hold_cut(&h, 1, 1000, to_guest, NULL);
+	frame(&h, 1);
+	assert_false(colo_hold_expire(&h, 1299, to_guest, NULL));
+	expect(NULL, 0);
+	assert_true(colo_hold_expire(&h, 1300, to_guest, NULL));
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_done(&h, 1, 1400, to_guest, NULL); /* late: harmless */
+	frame(&h, 2);
+	expect((const uint8_t[]){ 2 }, 1);
+
+	colo_hold_done(&h, 2, 2000, to_guest, NULL);
+	frame(&h, 3);
+	assert_false(colo_hold_expire(&h, 1999 + COLO_HOLD_LATE_CUT_NS,
+				      to_guest, NULL));
+	expect(NULL, 0);
+	assert_true(colo_hold_expire(&h, 2000 + COLO_HOLD_LATE_CUT_NS, to_guest,
+				     NULL));
+	expect((const uint8_t[]){ 3 }, 1);
+	frame(&h, 4);
+	expect((const uint8_t[]){ 4 }, 1);
+	assert_int_equal(h.expired, 2);
+	assert_int_equal(h.stale, 0);
 	colo_hold_free(&h);
 }
 
@@ -121,6 +180,8 @@ int main(void)
 		cmocka_unit_test(test_done_before_cut),
 		cmocka_unit_test(test_late_done),
 		cmocka_unit_test(test_primary_and_repeated_cut),
+		cmocka_unit_test(test_resume_before_cut_after_reset),
+		cmocka_unit_test(test_deadlines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct colo_ingress_hold hold = { .secondary = true };
-	uint64_t ingress = 0, passed = 0, seq = 0;
+	uint64_t ingress = 0, passed = 0, seq = 0, now = 0;
 	size_t off = 0;
 
 	released = 0;
@@ -57,13 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (f.type == COLO_PLINK_CUT) {
 			uint8_t b[COLO_PLINK_CUT_LEN];
+			uint64_t wait;
 
-			if (colo_cut_link_seq(&f, &seq) < 0)
+			if (colo_cut_link_decode(&f, &seq, &wait) < 0)
 				abort(); /* the decoder checked the length */
-			colo_put_be64(b, seq);
-			if (memcmp(b, f.payload, sizeof(b)))
+			colo_cut_link_encode(b, seq,
+					     (uint32_t)(wait / 1000000));
+			if (memcmp(b, f.payload, 8) || wait < 1000000 ||
+			    wait > 600000ull * 1000000)
 				abort();
-			colo_hold_cut(&hold, seq, count_release, NULL);
+			hold.wait_ns = wait;
+			colo_hold_cut(&hold, seq, now, count_release, NULL);
 		}
 		if (f.type == COLO_PLINK_INGRESS) {
 			ingress++;
@@ -73,8 +77,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* A done for this cut, or (after an odd number of INGRESS)
 		 * for the next one, whose CUT is late. */
 		if (f.type == COLO_PLINK_CHECKPOINT_DONE)
-			colo_hold_done(&hold, seq + (ingress & 1),
+			colo_hold_done(&hold, seq + (ingress & 1), now,
 				       count_release, NULL);
+		/* Time passes with each PING by its length (in seconds):
+		 * holds and drops end at their deadlines. */
+		if (f.type == COLO_PLINK_PING) {
+			now += (uint64_t)f.len * 1000000000ull;
+			colo_hold_expire(&hold, now, count_release, NULL);
+		}
 		off += (size_t)n;
 	}
 	colo_hold_reset(&hold, count_release, NULL);
