@@ -12,21 +12,21 @@
 #include <stdint.h>
 
 struct colo_pkt_spec {
-	uint8_t ipver;       /* 4 or 6 */
-	uint8_t src[16];     /* first 4 bytes used for IPv4 */
+	uint8_t ipver;	 /* 4 or 6 */
+	uint8_t src[16]; /* first 4 bytes used for IPv4 */
 	uint8_t dst[16];
 	uint8_t src_mac[6], dst_mac[6];
 	uint16_t vlan_outer; /* 0: none; else 802.1ad (0x88a8) tag when
 				vlan_inner is set, 802.1Q otherwise */
 	uint16_t vlan_inner; /* 0: none */
-	uint8_t proto;       /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
+	uint8_t proto;	     /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	uint8_t tcp_flags;
 	uint16_t window;
-	uint8_t ttl;         /* 0: 64 */
+	uint8_t ttl; /* 0: 64 */
 	uint16_t ip_id;
-	int tcp_timestamp;   /* add a TCP timestamp option with these values */
+	int tcp_timestamp; /* add a TCP timestamp option with these values */
 	uint32_t ts_val, ts_ecr;
 	uint8_t icmp_type, icmp_code;
 	uint16_t icmp_id, icmp_seq;
@@ -40,5 +40,13 @@ void colo_pkt_spec_default(struct colo_pkt_spec *s);
  * does not fit. */
 size_t colo_pkt_build(const struct colo_pkt_spec *s, const uint8_t *payload,
 		      size_t payload_len, uint8_t *out, size_t cap);
+
+/* tcp_split.c APIs: */
+/* Writes into out (capacity cap) TCP frame `frame` (vnet: its virtio-net
+ * header's length) without its payload: lengths and checksums made
+ * right, sequence number and flags kept. Returns its length, 0 when the
+ * frame is no TCP or its headers do not fit. */
+size_t colo_tcp_headers_only(const uint8_t *frame, size_t len, size_t vnet,
+			     uint8_t *out, size_t cap);
 
 #endif

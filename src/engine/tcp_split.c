@@ -14,6 +14,10 @@
  * Every header field a part needs is written absolutely (lengths, seq,
  * flags, checksums), never adjusted, so a part does not depend on how
  * the previous one was patched.
+ *
+ * The same patching makes a TCP frame's headers alone into a frame of
+ * their own (colo_tcp_headers_only): how the secondary proxy shows a SYN
+ * it cannot shift yet, without its data.
  */
 #include <string.h>
 
@@ -102,6 +106,34 @@ static void patch_headers(const struct colo_frame *f, uint8_t *h, uint32_t from,
 	sum = colo_csum_add(sum, tcp, f->payload_off - f->l4_off);
 	sum = colo_csum_add(sum, h + f->payload_off, part);
 	colo_put_be16(tcp + 16, colo_csum_fold(sum));
+}
+
+size_t colo_tcp_headers_only(const uint8_t *frame, size_t len, size_t vnet,
+			     uint8_t *out, size_t cap)
+{
+	struct colo_packet p;
+	struct colo_frame f;
+	size_t hl;
+
+	if (vnet > len ||
+	    colo_packet_parse(frame + vnet, len - vnet, &p) != COLO_PKT_TCP)
+		return 0;
+	hl = (size_t)(p.payload - frame);
+	if (hl > cap || hl > UINT16_MAX)
+		return 0;
+	memset(&f, 0, sizeof(f));
+	f.vnet_hdr_len = (uint16_t)vnet;
+	f.l3_off = (uint16_t)(p.l3 - frame);
+	f.l4_off = (uint16_t)(p.l4 - frame);
+	f.ipver = p.ipver;
+	f.gso_type = vnet >= 10 ? frame[1] : VNET_GSO_NONE;
+	f.payload_off = (uint32_t)hl;
+	f.payload_len = (uint32_t)p.payload_len;
+	f.seq = p.seq;
+	f.tcp_flags = p.tcp_flags;
+	memcpy(out, frame, hl);
+	patch_headers(&f, out, 0, 0);
+	return hl;
 }
 
 void colo_tcp_release_part(struct colo_comparer *c, struct colo_frame *f,

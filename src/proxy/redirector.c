@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "packet.h"
+#include "packet_build.h"
 #include "proxy.h"
 
 #define WAIT_BYTES (16u << 20)
@@ -103,12 +104,16 @@ void colo_redirector_free(struct colo_secondary *s)
  * the secondary guest opened the flow (it never reads the sequence number
  * of a secondary SYN), so the primary's SYN leaves without waiting for a
  * round trip, and when the two guests picked different source ports (no
- * ISN ever comes for this one) the checkpoint is asked for at once. Not
- * kept for replay: its numbers are the guest's own. */
+ * ISN ever comes for this one) the checkpoint is asked for at once. Its
+ * headers only: data in the SYN (TCP Fast Open) would enter the stream at
+ * the guest's own numbers; it is compared when the shifted SYN follows.
+ * Not kept for replay: its numbers are the guest's own. */
 static void announce_open(struct colo_secondary *s, const uint8_t *f,
 			  size_t len, size_t v)
 {
+	uint8_t syn[256];
 	struct colo_packet p;
+	size_t n;
 
 	if (s->failed_over || !colo_proxy_link_up(&s->px))
 		return;
@@ -116,9 +121,12 @@ static void announce_open(struct colo_secondary *s, const uint8_t *f,
 	if (p.kind != COLO_PKT_TCP ||
 	    (p.tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) != COLO_TCP_SYN)
 		return;
+	n = colo_tcp_headers_only(f, len, v, syn, sizeof(syn));
+	if (!n)
+		return; /* headers too long to copy: it waits for its ISN */
 	s->egress++;
 	colo_proxy_queue(&s->px, COLO_PLINK_EGRESS, v ? COLO_PLINK_F_VNET : 0,
-			 f, len, NULL, 0);
+			 syn, n, NULL, 0);
 }
 
 void colo_redirector_guest_frame(void *secondary, uint8_t *f, size_t len)

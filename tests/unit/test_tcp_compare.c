@@ -5,9 +5,9 @@
  */
 #include "harness.h"
 
-#define P COLO_PRIMARY
-#define S COLO_SECONDARY
-#define A COLO_TCP_ACK
+#define P  COLO_PRIMARY
+#define S  COLO_SECONDARY
+#define A  COLO_TCP_ACK
 #define MS 1000000ULL
 
 static struct colo_pkt_spec flow_spec(uint16_t port)
@@ -463,6 +463,62 @@ static void reopen_secondary_syn_first(void **state)
 	h_free(h);
 }
 
+/* What the secondary proxy shows the comparer of a SYN whose primary ISN
+ * it has not got yet (redirector.c): the SYN in the secondary guest's
+ * own sequence space, its headers only. */
+static void h_syn_announced(struct harness *h, const struct colo_pkt_spec *f,
+			    uint32_t own_isn, const char *data)
+{
+	static uint8_t buf[2048], hdr[256];
+	struct colo_pkt_spec s = *f;
+	struct colo_packet p;
+
+	s.seq = own_isn;
+	s.tcp_flags = COLO_TCP_SYN;
+	size_t n = colo_pkt_build(&s, (const uint8_t *)data, strlen(data), buf,
+				  sizeof(buf));
+	assert_true(n > 0);
+	n = colo_tcp_headers_only(buf, n, 0, hdr, sizeof(hdr));
+	assert_int_equal(colo_packet_parse(hdr, n, &p), COLO_PKT_TCP);
+	assert_int_equal(p.payload_len, 0);
+	assert_int_equal(p.seq, own_isn);
+	assert_int_equal(p.tcp_flags, COLO_TCP_SYN);
+	assert_true(h_tcp_frame_ok(hdr, 0, &p)); /* lengths and checksums */
+	h_feed(h, S, hdr, n);
+}
+
+/* TCP Fast Open: the guest's SYN carries data. The secondary's is shown
+ * to the comparer early, before the rewriter can shift it, and again
+ * shifted once the primary's ISN came. The early one must not put its
+ * data in the stream at its own, unshifted sequence numbers: the primary's
+ * SYN and data leave on the shifted copy, with nothing asked. */
+static void tfo_syn_announced_unshifted(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(17), g = flow_spec(18);
+
+	h_syn_announced(h, &f, 90000, "GET /");
+	h_tcp(h, P, &f, 777, 0, COLO_TCP_SYN, "GET /", 5, 1);
+	assert_int_equal(h->nrel, 0);
+	h_tcp(h, S, &f, 777, 0, COLO_TCP_SYN, "GET /", 5, 1);
+	assert_int_equal(h->nrel, 1);
+	assert_int_equal(h->rel_len[0], 5);
+
+	/* the primary's first */
+	h_tcp(h, P, &g, 1777, 0, COLO_TCP_SYN, "abc", 3, 2);
+	h_syn_announced(h, &g, 5000, "abc");
+	h_tcp(h, S, &g, 1777, 0, COLO_TCP_SYN, "abc", 3, 2);
+	assert_int_equal(h->nrel, 2);
+	/* the connection goes on, compared in the primary's space */
+	h_tcp(h, P, &g, 1781, 1, A, "more", 4, 3);
+	h_tcp(h, S, &g, 1781, 1, A, "more", 4, 3);
+	assert_int_equal(h->nrel, 3);
+	colo_comparer_tick(h->c, h->now + 5000 * MS);
+	assert_int_equal(h->nev, 0);
+	h_free(h);
+}
+
 /* A guest SYN the secondary never matches (the two guests picked other
  * source ports) is held until the compare timeout asks for a checkpoint,
  * and leaves with it. */
@@ -601,7 +657,8 @@ static void random_flip_found_exactly(void **state)
 			if (side == P && rnd() % 6 == 0) {
 				/* a retransmission overlapping held frames at
 				 * other boundaries */
-				uint32_t back = 1 + rnd() % (o[P] < 5000 ? o[P] : 5000);
+				uint32_t back =
+					1 + rnd() % (o[P] < 5000 ? o[P] : 5000);
 				uint32_t len = 1 + rnd() % back;
 				h_tcp(h, P, &f, isn + o[P] - back, 1, A,
 				      a + o[P] - back, len, 0);
@@ -635,6 +692,7 @@ int main(void)
 		cmocka_unit_test(out_of_order_segments),
 		cmocka_unit_test(handshake_with_unrewritten_secondary_isn),
 		cmocka_unit_test(active_open_syn),
+		cmocka_unit_test(tfo_syn_announced_unshifted),
 		cmocka_unit_test(active_open_unmatched_waits_for_checkpoint),
 		cmocka_unit_test(active_open_other_source_port),
 		cmocka_unit_test(reopen_secondary_syn_first),
