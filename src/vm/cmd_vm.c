@@ -685,6 +685,7 @@ out:
 	colo_ram_close(&v.ram);
 	colo_tls_creds_free(v.creds);
 	unlink(ram_path);
+	colo_vm_promote_tidy(&v);
 	free(v.st.pause_us);
 	return rc;
 }

@@ -20,11 +20,20 @@
  *     control socket) starts its QEMU with -incoming, asks for the
  *     migration, runs the guest and goes on as any primary, whose first
  *     secondary gets a full first checkpoint.
+ * Once the guest has moved, nothing needs what the old daemon leaves: the
+ * new one removes PATH (moved aside by its caller, the old daemon cannot
+ * know its name), and the old one its RAM directory when it ends, after
+ * its QEMU (the last user of its files) is gone.
  */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/control.h"
@@ -122,6 +131,48 @@ static int ask_migrate_out(const char *from, const char *uri, char *err,
 	return -1;
 }
 
+/* Whether name is pre, a number, then suf. */
+static bool numbered(const char *name, const char *pre, const char *suf)
+{
+	size_t n = strlen(pre);
+	const char *p = name + n;
+
+	if (strncmp(name, pre, n) || !isdigit((unsigned char)*p))
+		return false;
+	while (isdigit((unsigned char)*p))
+		p++;
+	return !strcmp(p, suf);
+}
+
+/* Whether name is one of the files a colo vm makes in its --dir. */
+static bool own_file(const char *name)
+{
+	return !strcmp(name, "guest.ram") || numbered(name, "qemu-", ".log") ||
+	       numbered(name, "qmp-", ".sock");
+}
+
+void colo_vm_promote_tidy(struct colo_vm *v)
+{
+	const char *dir = v->qcfg.dir;
+	struct dirent *e;
+	DIR *d;
+
+	if (strcmp(v->mode, "handed-over") || !dir || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (own_file(e->d_name) &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+				     e->d_name) < sizeof(path))
+			unlink(path);
+	}
+	closedir(d);
+	/* Left when it holds files of someone else's */
+	if (rmdir(dir) < 0)
+		colo_log_warn("%s: %s (left as it is)", dir, strerror(errno));
+}
+
 int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen)
 {
 	char uri[300];
@@ -148,8 +199,13 @@ int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen)
 			  errlen) < 0)
 		return -1;
 	t0 = colo_now_ns();
-	if (ask_migrate_out(v->promote_from, uri, err, errlen) < 0 ||
-	    colo_qemu_wait_migration(&v->vm, PROMOTE_MS, err, errlen) < 0 ||
+	if (ask_migrate_out(v->promote_from, uri, err, errlen) < 0)
+		return -1;
+	/* The old daemon handed the guest over and ends: nobody will ask
+	 * it anything again (its own end cannot remove the moved path). */
+	if (unlink(v->promote_from) < 0)
+		colo_log_warn("%s: %s", v->promote_from, strerror(errno));
+	if (colo_qemu_wait_migration(&v->vm, PROMOTE_MS, err, errlen) < 0 ||
 	    promote_settings(&v->vm, v, false, err, errlen) < 0 ||
 	    colo_qemu_cont(&v->vm, 10000, err, errlen) < 0)
 		return -1;

@@ -198,6 +198,9 @@ int colo_vm_promote_in(struct colo_vm *v, char *err, size_t errlen);
  * on). */
 int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
 			size_t errlen);
+/* At the end of a daemon that handed its guest over (its QEMUs stopped):
+ * its --dir goes, with the files it made there; a no-op otherwise. */
+void colo_vm_promote_tidy(struct colo_vm *v);
 
 /* secondary.c APIs: */
 /* Connects to v->link_connect (retrying 30 s) and says HELLO. */

@@ -42,6 +42,12 @@ loopback, each owning a QEMU (TCG) running the tiny guest.
                type differs: the secondary's rejoin is refused, says why,
                and is not retried at once (no spin); its VM runs on and
                fails over by command.
+  promote      the primary host dies, the secondary fails over, and a
+               new primary daemon takes its guest over (--promote, as
+               colo up re-protects: the old control socket moved aside to
+               .old, a fresh --dir): the guest runs on in it, the old
+               daemon exits, and neither the .old socket nor the old
+               RAM directory is left behind.
   refused      guest arguments that cannot work are refused with the
                reason; a secondary whose machine type differs is refused
                before the first checkpoint, and the primary says why.
@@ -473,6 +479,50 @@ def test_flood(colo):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_promote(colo):
+    pair = vmpair.Pair(colo)
+    try:
+        pair.wait_protected()
+        pair.kill("primary")
+        r = pair.ctl("secondary", "failover")
+        assert r["ok"], r
+        pair.wait_running("secondary")
+        ctl = pair.ctl_path("secondary")
+        old_dir, = [os.path.join(pair.dir, d) for d in os.listdir(pair.dir)
+                    if d.startswith("secondary-") and d[10:].isdigit()]
+        # What colo up does to re-protect: the failed-over daemon's
+        # control socket moves aside, its successor takes the name.
+        os.rename(ctl, ctl + ".old")
+        new_dir = os.path.join(pair.dir, "promoted")
+        log = open(os.path.join(pair.dir, "promoted.log"), "a")
+        pair.procs["promoted"] = subprocess.Popen(
+            [colo, "vm", "--role", "primary", "--dir", new_dir,
+             "--control", pair.ctl_path("promoted"), "--link-listen",
+             "127.0.0.1:%d" % vmpair.free_port(), "--promote", ctl + ".old"]
+            + pair.common + ["--"] + pair.guest,
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        old = pair.procs.pop("secondary")
+        vmpair.wait_for(lambda: old.poll() is not None, 180,
+                        "the failed-over daemon to hand over and exit")
+        assert old.returncode == 0, pair.log("secondary")
+        st = vmpair.wait_for(
+            lambda: os.path.exists(pair.ctl_path("promoted")) and
+            pair.status("promoted"), 60,
+            "the promoted primary's status")
+        assert st["role"] == "primary" and st["promote_pause_ms"] > 0, st
+        pair.wait_running("promoted")
+        left = [p for p in (ctl + ".old", old_dir) if os.path.exists(p)]
+        if os.path.isdir(old_dir):
+            left += os.listdir(old_dir)
+        assert not left, "left behind after the promote: %s" % left
+        print("promoted (paused %.0f ms); nothing of the failed-over "
+              "daemon left behind; new dir: %s"
+              % (st["promote_pause_ms"], sorted(os.listdir(new_dir))))
+    finally:
+        pair.close()
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -487,6 +537,7 @@ def main():
      "rejoin": test_rejoin,
      "rejoin_off": lambda c: test_rejoin(c, rejoin=False),
      "rejoin_refused": test_rejoin_refused,
+     "promote": test_promote,
      "refused": test_refused}[sys.argv[1]](sys.argv[2])
     print("%s passed in %.1f s" % (sys.argv[1], time.monotonic() - t0))
     return 0
