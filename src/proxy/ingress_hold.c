@@ -141,6 +141,10 @@ bool colo_hold_expire(struct colo_ingress_hold *h, uint64_t now,
 	if (h->state == COLO_CUT_PASS || !h->deadline || now < h->deadline)
 		return false;
 	h->expired++;
+	/* No CUT in time: perhaps the primary stopped cutting (colo vm
+	 * --no-ingress-cut); its next CUT teaches it again. */
+	if (h->state == COLO_CUT_DROP)
+		h->cuts_seen = false;
 	release(h, fn, ctx);
 	return true;
 }

@@ -169,6 +169,11 @@ static void test_deadlines(void **state)
 	frame(&h, 4);
 	expect((const uint8_t[]){ 4 }, 1);
 	assert_int_equal(h.expired, 2);
+	/* That primary seems to cut no more: the next resume waits for
+	 * nothing, until a CUT comes again. */
+	colo_hold_done(&h, 3, 3000 + COLO_HOLD_LATE_CUT_NS, to_guest, NULL);
+	frame(&h, 5);
+	expect((const uint8_t[]){ 5 }, 1);
 	assert_int_equal(h.stale, 0);
 	colo_hold_free(&h);
 }
