@@ -206,16 +206,16 @@ def main():
         # died mid-checkpoint) lets go at its deadline, hold_ms, so the
         # primary guest is served on; the secondary's goes at its resume.
         r = request(pctl, {"cmd": "checkpoint-cut", "seq": 1,
-                           "hold_ms": 300})
+                           "hold_ms": 1000})
         if not r.get("ok"):
             fail("checkpoint-cut: %s" % r)
         q2 = udp_frame(CLIENT_MAC, b"\xff" * 6, "10.0.0.1", "10.0.0.255",
                        5000, 6000, b"after the cut")
         pc.send(q2)
-        if pg.recv_matching(q2, timeout=0.15):
-            fail("a frame reached the primary guest inside the cut")
-        if sg.recv_matching(q2, timeout=0.05):
+        if sg.recv_matching(q2, timeout=0.1):
             fail("a frame reached the secondary guest inside the cut")
+        if pg.recv_matching(q2, timeout=0.1):
+            fail("a frame reached the primary guest inside the cut")
         if not pg.recv_matching(q2, timeout=5.0):
             fail("the cut held the primary guest's ingress past hold_ms")
         if not sg.recv_matching(q2, timeout=5.0):
