@@ -29,6 +29,10 @@ struct colo_tcp_state {
 	 * beside synced: an idle flow stays within its byte budget
 	 * (test_memory). */
 	bool s_syn_reopen : 1;
+	/* The primary has sent on the stream: until then a primary SYN
+	 * starts the stream at its own number, whatever the secondary's
+	 * (perhaps unshifted) segments set it to. */
+	bool p_in : 1;
 	uint8_t lead; /* side whose bytes are in ring */
 	bool have_ack[2];
 	bool fin_seen[2];

@@ -314,7 +314,9 @@ static void secondary_input(struct colo_comparer *c, struct colo_flow *fl,
 	}
 	/* A secondary SYN's sequence number may still be in the
 	 * secondary's own space (QEMU's rewriter learns the offset only
-	 * from the client's ACK), so it never syncs the stream. */
+	 * from the client's ACK). Its data may sync the stream (TCP Fast
+	 * Open, the secondary first), but the primary's SYN syncs it again
+	 * at its own number should they differ (primary_input). */
 	if (p->payload_len) {
 		enum add_result r = stream_add(c, fl, COLO_SECONDARY, start,
 					       p->payload, p->payload_len);
@@ -370,6 +372,19 @@ static void order_by_seq(struct colo_flow *fl, struct colo_frame *f)
 	at->prev = f;
 }
 
+/* Forgets the secondary's unmatched bytes: its ring and the segments
+ * beyond a hole. */
+static void drop_secondary(struct colo_comparer *c, struct colo_tcp_state *t)
+{
+	colo_ring_release(&c->rings, &t->ring);
+	while (t->s_ooo) {
+		struct colo_frame *f = t->s_ooo;
+		t->s_ooo = f->next;
+		colo_frame_put(&c->pool, f);
+	}
+	t->nooo[COLO_SECONDARY] = 0;
+}
+
 static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 			  const struct colo_input *in, uint32_t start)
 {
@@ -378,11 +393,16 @@ static void primary_input(struct colo_comparer *c, struct colo_flow *fl,
 	uint32_t end = start + (uint32_t)p->payload_len;
 	bool gap = false;
 
-	if ((p->tcp_flags & COLO_TCP_SYN) && !t->synced) {
+	if ((p->tcp_flags & COLO_TCP_SYN) &&
+	    (!t->synced || (!t->p_in && start != t->m))) {
+		/* What the secondary put in the stream before was in another
+		 * sequence space: its shifted copy comes again. */
+		drop_secondary(c, t);
 		t->synced = true;
 		t->m = t->end[0] = t->end[1] = t->p_high = start;
 		t->lead = COLO_PRIMARY;
 	}
+	t->p_in = true;
 	if (p->payload_len && !fl->diverged) {
 		enum add_result r = stream_add(c, fl, COLO_PRIMARY, start,
 					       p->payload, p->payload_len);
@@ -451,8 +471,8 @@ void colo_tcp_input(struct colo_comparer *c, struct colo_flow *fl,
 	int side = in->side;
 	uint64_t before;
 	uint32_t start = p->seq + ((p->tcp_flags & COLO_TCP_SYN) ? 1 : 0);
-	bool opens = (p->tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) ==
-		     COLO_TCP_SYN;
+	bool opens =
+		(p->tcp_flags & (COLO_TCP_SYN | COLO_TCP_ACK)) == COLO_TCP_SYN;
 
 	if (side == COLO_SECONDARY && opens && fl->closed)
 		t->s_syn_reopen = true; /* the next incarnation's SYN */
@@ -482,15 +502,10 @@ void colo_tcp_reset(struct colo_comparer *c, struct colo_flow *fl)
 	struct colo_tcp_state *t = &fl->u.tcp;
 
 	c->st.secondary_buffered_bytes -= secondary_bytes(t);
-	colo_ring_release(&c->rings, &t->ring);
+	drop_secondary(c, t);
 	t->pcur = NULL;
-	while (t->s_ooo) {
-		struct colo_frame *f = t->s_ooo;
-		t->s_ooo = f->next;
-		colo_frame_put(&c->pool, f);
-	}
 	/* primary out-of-order frames were released with everything else */
-	t->nooo[0] = t->nooo[1] = 0;
+	t->nooo[COLO_PRIMARY] = 0;
 	if (t->synced)
 		t->m = t->end[COLO_SECONDARY] = t->end[COLO_PRIMARY] =
 			t->p_high;

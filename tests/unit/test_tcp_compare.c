@@ -519,6 +519,40 @@ static void tfo_syn_announced_unshifted(void **state)
 	h_free(h);
 }
 
+/* The comparer does not rely on that: a secondary SYN whose data came
+ * unshifted (another feeder, a rewriter that passed it untracked) put its
+ * data in the stream at its own numbers. The primary's SYN is where the
+ * primary's space starts: while the primary has put nothing in the stream
+ * it starts the stream there again, and its data waits for the
+ * secondary's shifted copy instead of passing for a retransmission,
+ * uncompared. */
+static void secondary_syn_data_unshifted(void **state)
+{
+	(void)state;
+	struct harness *h = h_new();
+	struct colo_pkt_spec f = flow_spec(19);
+
+	h_tcp(h, S, &f, 90000, 0, COLO_TCP_SYN, "GET /", 5, 1);
+	h_tcp(h, P, &f, 777, 0, COLO_TCP_SYN, "GET /", 5, 1);
+	assert_int_equal(h->nrel, 0); /* not released uncompared */
+	h_tcp(h, S, &f, 777, 0, COLO_TCP_SYN, "GET /", 5, 2);
+	assert_int_equal(h->nrel, 1);
+	h_tcp(h, P, &f, 783, 1, A, "more", 4, 2);
+	h_tcp(h, S, &f, 783, 1, A, "more", 4, 3);
+	assert_int_equal(h->nrel, 2);
+	assert_int_equal(h->nev, 0);
+	assert_int_equal(h_stats(h)->secondary_buffered_bytes, 0);
+	/* with different data the checkpoint is asked for */
+	struct colo_pkt_spec g = flow_spec(20);
+	h_tcp(h, S, &g, 5000, 0, COLO_TCP_SYN, "abc", 3, 1);
+	h_tcp(h, P, &g, 1000, 0, COLO_TCP_SYN, "abc", 3, 1);
+	h_tcp(h, S, &g, 1000, 0, COLO_TCP_SYN, "abd", 3, 2);
+	assert_int_equal(h->nreq, 1);
+	assert_int_equal(h->last.cause, COLO_CAUSE_PAYLOAD);
+	assert_int_equal(h->nrel, 2);
+	h_free(h);
+}
+
 /* A guest SYN the secondary never matches (the two guests picked other
  * source ports) is held until the compare timeout asks for a checkpoint,
  * and leaves with it. */
@@ -693,6 +727,7 @@ int main(void)
 		cmocka_unit_test(handshake_with_unrewritten_secondary_isn),
 		cmocka_unit_test(active_open_syn),
 		cmocka_unit_test(tfo_syn_announced_unshifted),
+		cmocka_unit_test(secondary_syn_data_unshifted),
 		cmocka_unit_test(active_open_unmatched_waits_for_checkpoint),
 		cmocka_unit_test(active_open_other_source_port),
 		cmocka_unit_test(reopen_secondary_syn_first),
