@@ -102,9 +102,15 @@ void colo_hold_cut(struct colo_ingress_hold *h, uint64_t seq, uint64_t now,
 	h->cuts++;
 	h->cuts_seen = true;
 	h->cut_seq = seq;
-	if (h->state == COLO_CUT_DROP && seq == h->done_seq) {
-		forget(h);
-		h->state = COLO_CUT_PASS; /* the new VM has been waiting */
+	h->reset_cut_seq = 0;
+	if (h->secondary && seq && seq == h->done_seq) {
+		/* Its checkpoint was resumed already: what was kept in
+		 * front of the CUT (drop) was the retired VM's, and the VM
+		 * now running is the one this CUT was for, so nothing waits
+		 * (also when the drop ran out before this late CUT). */
+		if (h->state == COLO_CUT_DROP)
+			forget(h);
+		h->state = COLO_CUT_PASS;
 		return;
 	}
 	release(h, fn, ctx);
@@ -126,7 +132,8 @@ void colo_hold_done(struct colo_ingress_hold *h, uint64_t seq, uint64_t now,
 		release(h, fn, ctx);
 		return;
 	}
-	if (h->secondary && seq && seq != h->cut_seq && h->cuts_seen) {
+	if (h->secondary && seq && seq != h->cut_seq &&
+	    seq != h->reset_cut_seq && h->cuts_seen) {
 		/* Its CUT is still to come: what is held or comes until
 		 * then was for the VM this checkpoint retired. */
 		forget(h);
@@ -152,6 +159,8 @@ bool colo_hold_expire(struct colo_ingress_hold *h, uint64_t now,
 void colo_hold_reset(struct colo_ingress_hold *h, colo_hold_fn fn, void *ctx)
 {
 	release(h, fn, ctx);
+	if (h->cut_seq)
+		h->reset_cut_seq = h->cut_seq;
 	h->cut_seq = h->done_seq = 0;
 }
 

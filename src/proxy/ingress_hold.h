@@ -26,10 +26,13 @@ enum colo_cut_state {
 
 struct colo_ingress_hold {
 	enum colo_cut_state state;
-	bool secondary;	   /* may enter COLO_CUT_DROP */
-	bool cuts_seen;	   /* a CUT came once: the primary cuts (kept
-			    * across resets, which forget the numbers) */
-	uint64_t cut_seq;  /* checkpoint of the last cut, 0: none */
+	bool secondary;	  /* may enter COLO_CUT_DROP */
+	bool cuts_seen;	  /* a CUT came once: the primary cuts (kept
+			   * across resets, which forget the numbers) */
+	uint64_t cut_seq; /* checkpoint of the last cut, 0: none */
+	/* the last cut before a reset forgot cut_seq: its resume, should it
+	 * come after the reset, must not wait for a CUT already seen */
+	uint64_t reset_cut_seq;
 	uint64_t done_seq; /* checkpoint of the last done */
 	uint64_t wait_ns;  /* longest hold, set by the owner (0: no end) */
 	uint64_t deadline; /* the present hold or drop ends here (0: never) */

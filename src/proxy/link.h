@@ -34,7 +34,9 @@
 
 #include "tcp_rewriter.h"
 
-#define COLO_PLINK_VERSION 1
+/* 2: CUT carries hold_ms (12 bytes); a version-1 secondary would drop
+ * the link at the first CUT, so the HELLO refuses it by name instead. */
+#define COLO_PLINK_VERSION 2
 #define COLO_PLINK_HDR_LEN 8
 /* Above any Ethernet frame a port yields (64 KiB GSO super-frame plus
  * headers): a longer frame is a protocol error, never a reason to

@@ -178,6 +178,46 @@ static void test_deadlines(void **state)
 	colo_hold_free(&h);
 }
 
+/* A CUT that comes after its resume's drop ran out is for the VM that
+ * runs already: it holds nothing (a hold there would starve that VM
+ * until the next checkpoint). */
+static void test_cut_after_drop_expired(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true, .wait_ns = 30000 };
+
+	(void)state;
+	colo_hold_cut(&h, 4, 0, to_guest, NULL);
+	colo_hold_done(&h, 4, 0, to_guest, NULL);
+	colo_hold_done(&h, 5, 100, to_guest, NULL);
+	frame(&h, 1);
+	assert_true(colo_hold_expire(&h, 100 + COLO_HOLD_LATE_CUT_NS, to_guest,
+				     NULL));
+	expect((const uint8_t[]){ 1 }, 1);
+	colo_hold_cut(&h, 5, 200 + COLO_HOLD_LATE_CUT_NS, to_guest, NULL);
+	frame(&h, 2);
+	expect((const uint8_t[]){ 2 }, 1);
+	assert_int_equal(h.state, COLO_CUT_PASS);
+	colo_hold_free(&h);
+}
+
+/* A reset between a CUT and its resume: the CUT was seen, so the resume
+ * waits for no second one and the new VM's frames pass at once. */
+static void test_reset_between_cut_and_resume(void **state)
+{
+	struct colo_ingress_hold h = { .secondary = true };
+
+	(void)state;
+	colo_hold_cut(&h, 3, 0, to_guest, NULL);
+	colo_hold_done(&h, 3, 0, to_guest, NULL);
+	colo_hold_cut(&h, 4, 10, to_guest, NULL);
+	colo_hold_reset(&h, to_guest, NULL);
+	colo_hold_done(&h, 4, 20, to_guest, NULL);
+	frame(&h, 1);
+	expect((const uint8_t[]){ 1 }, 1);
+	assert_int_equal(h.state, COLO_CUT_PASS);
+	colo_hold_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +227,8 @@ int main(void)
 		cmocka_unit_test(test_primary_and_repeated_cut),
 		cmocka_unit_test(test_resume_before_cut_after_reset),
 		cmocka_unit_test(test_deadlines),
+		cmocka_unit_test(test_cut_after_drop_expired),
+		cmocka_unit_test(test_reset_between_cut_and_resume),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

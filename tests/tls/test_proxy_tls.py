@@ -45,7 +45,7 @@ def frame(ftype, payload, flags=0):
 
 
 def hello(role, auth=0):
-    return frame(1, b"COLOLINK" + struct.pack("!HBBQ", 1, role, auth, 7))
+    return frame(1, b"COLOLINK" + struct.pack("!HBBQ", 2, role, auth, 7))
 
 
 def forged_frames(role):
