@@ -13,8 +13,10 @@
 # subset of: same resegmented many; empty for none), BYTES (default 1G),
 # LATENCY (space-separated PROTO:FRAMES_PER_S latency-at-rate cases,
 # default "tcp:1000 tcp:20000 tcp:100000 udp:1000 udp:20000 udp:100000";
-# empty for none): each runs colo_latency against QEMU then colo, RUNS
-# times alternating, and prints the median and range of p50 and p99.
+# empty for none): each runs colo_latency against QEMU, colo and the
+# floor (floor_compare: release once the secondary's bytes are in, no
+# work), RUNS times alternating, and prints the median and range of p50
+# and p99; the ratio line is colo / QEMU.
 set -eu
 
 build=build
@@ -23,7 +25,7 @@ while getopts b:n: opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	n) runs=$OPTARG ;;
-	*) sed -n '2,18p' "$0"; exit 2 ;;
+	*) sed -n '2,19p' "$0"; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -36,6 +38,7 @@ bytes=${BYTES:-1G}
 cases=${CASES-"same resegmented many"}
 latency=${LATENCY-"tcp:1000 tcp:20000 tcp:100000 udp:1000 udp:20000 udp:100000"}
 lbench=$build/bench/colo_latency
+floor=$build/bench/floor_compare
 [ -x "$colo" ] || { echo "run.sh: $colo not built" >&2; exit 1; }
 [ -x "$bench" ] || { echo "run.sh: $bench not built" >&2; exit 1; }
 command -v "$qemu" >/dev/null || { echo "run.sh: $qemu not found" >&2; exit 1; }
@@ -77,6 +80,12 @@ start_colo() {
 		--out tcp-listen:127.0.0.1:"$p3" \
 		--compare-timeout 60000 --max-queue 65536 \
 		>"$tmp/colo.log" 2>&1 &
+	pid=$!
+}
+
+# The latency floor (floor_compare.c): what the hand-offs alone cost here.
+start_floor() {
+	"$floor" "$p1" "$p2" "$p3" >"$tmp/floor.log" 2>&1 &
 	pid=$!
 }
 
@@ -179,13 +188,15 @@ if [ -n "$latency" ]; then
 		proto=${l%%:*} rate=${l#*:}
 		: >"$tmp/lat.qemu"
 		: >"$tmp/lat.colo"
+		: >"$tmp/lat.floor"
 		i=0
 		while [ $i -lt "$runs" ]; do
 			lat_one qemu "$proto" "$rate"
 			lat_one colo "$proto" "$rate"
+			lat_one floor "$proto" "$rate"
 			i=$((i + 1))
 		done
-		for impl in qemu colo; do
+		for impl in qemu colo floor; do
 			set -- $(stat 1 "$tmp/lat.$impl") \
 				$(stat 2 "$tmp/lat.$impl") \
 				$(stat 3 "$tmp/lat.$impl")
