@@ -785,6 +785,24 @@ static int blk_start(int argc, char **argv, const char *help, bool primary,
 	return -1;
 }
 
+/* The replicating device's settings from the command line: the same for
+ * colo blk primary and for a secondary that "replicate" makes one (whose
+ * --async is refused at parsing, so false). */
+static void primary_cfg(const struct blk_args *a, struct colo_blk_dev *image,
+			const char *spec, struct colo_repl_primary_cfg *cfg)
+{
+	*cfg = (struct colo_repl_primary_cfg){
+		.image = image,
+		.secondary = spec,
+		.granularity = a->granularity,
+		.async = a->async,
+		.timeout_ms = a->timeout_ms,
+		.creds = a->creds,
+		.tls_peer = a->tls_peer,
+		.resync_full = a->resync_full,
+	};
+}
+
 static int cmd_primary(int argc, char **argv)
 {
 	struct blk_args a = { 0 };
@@ -805,14 +823,7 @@ static int cmd_primary(int argc, char **argv)
 		blk_main_destroy(&m);
 		return rc;
 	}
-	cfg.creds = a.creds;
-	cfg.tls_peer = a.tls_peer;
-	cfg.image = image;
-	cfg.secondary = spec;
-	cfg.granularity = a.granularity;
-	cfg.async = a.async;
-	cfg.timeout_ms = a.timeout_ms;
-	cfg.resync_full = a.resync_full;
+	primary_cfg(&a, image, spec, &cfg);
 	p = colo_repl_primary_new(&cfg, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "colo blk primary: --secondary %s\n", err);
@@ -1087,13 +1098,7 @@ static int secondary_replicate(void *ctx, struct json_object *req,
 		if (colo_repl_primary_retarget(m->p, spec, err, errlen) < 0)
 			return -1;
 	} else {
-		cfg.image = m->image;
-		cfg.secondary = spec;
-		cfg.granularity = a->granularity;
-		cfg.timeout_ms = a->timeout_ms;
-		cfg.creds = a->creds;
-		cfg.tls_peer = a->tls_peer;
-		cfg.resync_full = a->resync_full;
+		primary_cfg(a, m->image, spec, &cfg);
 		m->p = colo_repl_primary_new(&cfg, err, errlen);
 		if (!m->p)
 			return -1;
