@@ -86,7 +86,11 @@ one() {
 	until "$colo" blk ctl "$tmp/p.ctl" status 2>/dev/null |
 		grep -q '"state":"protected"'; do
 		n=$((n + 1))
-		[ $n -lt 3000 ] || { echo "resync.sh: never protected" >&2; cat "$tmp/p.log" >&2; exit 1; }
+		if [ $n -ge 3000 ] || ! kill -0 "$ppid" "$spid" 2>/dev/null; then
+			echo "resync.sh: never protected" >&2
+			cat "$tmp/p.log" "$tmp/s.log" >&2
+			exit 1
+		fi
 		sleep 0.1
 	done
 	ms=$(stat last_resync_ms)
