@@ -20,8 +20,8 @@
  * covers (fewer granules when they are larger): the secondary hashes one
  * range while the next ones travel, and `order` is held for the primary's
  * hashing of one range at a time only. */
-#define COLO_PRIM_DIGEST_WINDOW 4
-#define COLO_PRIM_DIGEST_BYTES	(1U << 20)
+#define COLO_PRIM_DIGEST_WINDOW 16
+#define COLO_PRIM_DIGEST_BYTES	(256U << 10)
 
 struct colo_digester;
 
