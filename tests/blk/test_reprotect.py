@@ -9,7 +9,8 @@ test_repl.py (whose helpers this shares). The story:
   3. the primary dies; the secondary fails over; more writes to it;
   4. writes to A behind everyone's back (they never reached B);
   5. a new `colo blk secondary` on A; "replicate" sent to the survivor,
-     while a raw NBD client stays connected to it and keeps writing;
+     while an interactive qemu-io and a raw NBD client stay connected to
+     it and keep writing (and qemu-io reading back);
   6. protected.
 Then the images are byte-equal, the resync sent about the changed
 granules only (compared all), the client's writes all succeeded, and a
@@ -17,6 +18,7 @@ two-step checkpoint (prepare on the survivor, commit on the new
 secondary) works. Usage: test_reprotect.py PATH_TO_COLO [SCENARIO...]
 """
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -73,6 +75,39 @@ class Host:
         return ctl(self.ctl, "status")["state"]
 
 
+class QemuIo:
+    """One interactive qemu-io process: a client that stays connected."""
+
+    def __init__(self, sock):
+        self.p = subprocess.Popen(["qemu-io", "-f", "raw", tr.nbd_url(sock)],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+
+    def do(self, cmd):
+        """Runs cmd; its output once qemu-io printed its rate line."""
+        self.p.stdin.write(cmd.encode() + b"\n")
+        self.p.stdin.flush()
+        out, end = "", time.time() + DEADLINE
+        fd = self.p.stdout.fileno()
+        while "ops/sec" not in out:
+            left = end - time.time()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise AssertionError("qemu-io %r: no answer: %r" % (cmd, out))
+            chunk = os.read(fd, 4096).decode(errors="replace")
+            if not chunk:
+                raise AssertionError("qemu-io %r exited: %r" % (cmd, out))
+            out += chunk
+        if "error" in out.lower() or "fail" in out.lower():
+            raise AssertionError("qemu-io %r: %r" % (cmd, out))
+        return out
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.stdin.close()
+            self.p.wait(timeout=DEADLINE)
+
+
 def granules(off, length):
     return set(range(off // GRAN, (off + length - 1) // GRAN + 1))
 
@@ -87,7 +122,7 @@ def scenario_replicate(tmp):
     with open(b.img, "wb") as f:
         f.truncate(SIZE)
     changed = set()
-    client = None
+    client = qio = None
     try:
         b.start("secondary", port1)
         a.start("primary", port1)
@@ -110,7 +145,11 @@ def scenario_replicate(tmp):
                                  ((9 << 20) + 100, 200, 0xB2)]:
             qemu_io(b.exp, "write -P %d %d %d" % (tag, off, length))
             changed |= granules(off, length)
-        # a client that stays connected across "replicate"
+        # two clients that stay connected across "replicate"
+        qio = QemuIo(b.exp)
+        qoff = (13 << 20) + 4096
+        qio.do("write -P 97 %d 4096" % qoff)
+        changed |= granules(qoff, 4096)
         client = NbdClient(b.exp)
         base = (12 << 20) // 4096
         client.send_write(1, base * 4096, block(base))
@@ -138,8 +177,12 @@ def scenario_replicate(tmp):
         for i in range(1, 9):
             h, err = client.reply()
             assert err == 0 and 100 < h <= 108, (h, err)
+        qio.do("write -P 98 %d 4096" % (qoff + 4096))
+        qio.do("read -P 97 %d 4096" % qoff)
         # 6. protected
         wait_for(lambda: b.state() == "protected", "re-protection")
+        qio.do("write -P 99 %d 8192" % (qoff + 8192))
+        qio.do("read -P 98 %d 4096" % (qoff + 4096))
         client.send_write(200, (base + 9) * 4096, block(base + 9))
         assert client.reply() == (200, 0)
         qemu_io(b.exp, "write -P %d %d %d" % (0xD1, 1 << 20, 8192))
@@ -165,6 +208,8 @@ def scenario_replicate(tmp):
     finally:
         if client:
             client.s.close()
+        if qio:
+            qio.close()
         for h in (a, b, n):
             h.kill()
 
