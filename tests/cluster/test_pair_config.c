@@ -497,15 +497,15 @@ static void test_vm_disk_argv(void **state)
 	colo_daemon_argv(&cfg, 1, COLO_ROLE_SECONDARY, COLO_DAEMON_BLK, "colo",
 			 &a);
 	assert_string_equal(a.argv[2], "secondary");
-	assert_string_equal(a.argv[6], "--listen");
-	assert_string_equal(a.argv[7], "10.78.0.2:7071");
+	assert_string_equal(a.argv[5], "--listen");
+	assert_string_equal(a.argv[6], "10.78.0.2:7071");
 	assert_string_equal(a.argv[a.argc - 3], "unix-listen:/run/c/beta-disk."
 						"sock");
 	assert_string_equal(a.argv[a.argc - 1], "/run/c/beta-blk.sock");
 	colo_daemon_argv(&cfg, 1, COLO_ROLE_PRIMARY, COLO_DAEMON_BLK, "colo",
 			 &a);
-	assert_string_equal(a.argv[6], "--secondary");
-	assert_string_equal(a.argv[7], "10.78.0.1:7071");
+	assert_string_equal(a.argv[5], "--secondary");
+	assert_string_equal(a.argv[6], "10.78.0.1:7071");
 	colo_daemon_blk_peer(&cfg, 1, peer, sizeof(peer));
 	assert_string_equal(peer, "10.78.0.1:7071");
 	for (int r = COLO_ROLE_PRIMARY; r <= COLO_ROLE_SECONDARY; r++) {
