@@ -844,7 +844,7 @@ TESTS = {"primary_dies": (t_primary_dies, None),
 def main():
     global TOKEN, LEASE, MARGIN, QDEVICE
     import cluster_vm  # its scenarios (vm_*) use this file's helpers
-    TESTS.update(cluster_vm.TESTS)
+    TESTS.update(cluster_vm.all_tests())
     is_vm = sys.argv[1:2] and sys.argv[1].startswith("vm_")
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         sys.exit(__doc__)
@@ -863,7 +863,7 @@ def main():
     try:
         c.up()
         if is_vm:
-            c.guest_conf = cluster_vm.guest_conf()
+            c.guest_conf = cluster_vm.guest_conf(sys.argv[1])
         else:
             c.services(("pguest", "sguest"))
         fn, times = TESTS[sys.argv[1]]

@@ -1,0 +1,174 @@
+"""cluster_vm_disk.py - `colo up` scenarios with a VM guest and a
+replicated disk ([guest] kind = vm with disk): each host's colo up runs
+colo blk before colo vm, whose checkpoints hold the disk too.
+
+The guest runs its disk loop (contrib/guest/init colo_disk=1: a block
+written and read back past the page cache every second, "disk ok N" or
+"disk BAD N" on the console) and answers every connection to
+DISKACK_PORT with the last write it read back ok. The client polls that
+number: what it got was released by the comparer, so both replicas had
+it or a checkpoint carried it, and a survivor that answers less has lost
+an acknowledged write. Each node's image lives in its private /run, so
+a host that comes back has a blank disk, which re-protection fills.
+"""
+import json
+import re
+import subprocess
+import time
+
+import cluster as cl
+import cluster_vm as cv
+
+
+class DiskAck:
+    """The client's poller of the guest's acknowledged write: a new
+    connection every 0.3 s, each answer kept with its receive time.
+    "stop" on its stdin ends it and prints every answer."""
+
+    CODE = r"""
+import json, select, socket, sys, time
+got = []
+while not select.select([sys.stdin], [], [], 0.3)[0]:
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])),
+                                     timeout=3)
+        s.settimeout(5)
+        line = s.makefile("rb").readline().decode(errors="replace")
+        s.close()
+    except OSError:
+        continue
+    if line.startswith("disk ok "):
+        got.append((time.monotonic(), int(line.split()[2])))
+print(json.dumps(got), flush=True)
+"""
+
+    def __init__(self, c):
+        self.p = subprocess.Popen(
+            c.ns("client") + [cl.PY, "-c", self.CODE, cl.GUEST,
+                              str(cv.DISKACK_PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        out, _ = self.p.communicate("stop\n", timeout=60)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def writes_lost(answers):
+    """How many acknowledged writes the answers show lost: the largest
+    drop from a number already received to one received later (0 when
+    they never go down)."""
+    lost, top = 0, 0
+    for _, n in answers:
+        lost = max(lost, top - n)
+        top = max(top, n)
+    return lost
+
+
+def make_disk(c, n):
+    """Node n's blank image, before its colo up starts blk."""
+    c.node_run(n, "truncate", "-s", str(cv.DISK_BYTES), cv.DISK)
+
+
+def console(c, n):
+    """Node n's running VM's console (its colo vm's vm_log, in the node's
+    private /dev/shm)."""
+    return c.node_run(n, "cat", cv.vm(c, n)["vm_log"])
+
+
+def disk_checks(text):
+    return re.findall(r"disk (ok|BAD) (\d+)", text)
+
+
+def check_console(c, n, what):
+    """No "disk BAD" on node n's VM console, and at least two checks
+    after what is already there (the guest reads its disk back ok now)."""
+    before = len(disk_checks(console(c, n)))
+    c.wait("two more disk checks on %s" % n,
+           lambda: len(disk_checks(console(c, n))) >= before + 2,
+           timeout=90, step=0.5)
+    text = console(c, n)
+    bad = [x for x in disk_checks(text) if x[0] == "BAD"]
+    if bad:
+        cl.log("---- %s's console:\n%s" % (n, text[-1500:]))
+    cl.check(not bad, "%s: %s's guest reads its disk back as it wrote it "
+             "(%d checks, none BAD)" % (what, n, len(disk_checks(text))))
+
+
+def blk_state(c, n):
+    return c.status(n).get("blk", {}) or {}
+
+
+def blk_failovers(c, n):
+    """How many times node n's blk failed over (its log, in colo up's)."""
+    with open("%s/up-%s.log" % (c.dir, n), errors="replace") as f:
+        return f.read().count("failover done")
+
+
+def acked_until(c, ack_min, what):
+    """Waits until the guest acknowledges a write >= ack_min (polled
+    directly, like the client)."""
+    def num():
+        r = subprocess.run(c.ns("client") + [
+            cl.PY, "-c", "import socket,sys;s=socket.create_connection("
+            "(sys.argv[1],int(sys.argv[2])),timeout=3);s.settimeout(5);"
+            "print(s.makefile().readline())", cl.GUEST,
+            str(cv.DISKACK_PORT)], capture_output=True, text=True,
+            timeout=20)
+        m = re.match(r"disk ok (\d+)", r.stdout)
+        return m and int(m.group(1)) >= ack_min and int(m.group(1))
+    return c.wait(what, num, timeout=120, step=0.5)
+
+
+def t_vm_disk_primary_dies(c):
+    """Host a (primary) dies while its guest writes to its replicated
+    disk and the client polls the last write the guest read back: b
+    takes over, its numbers never go below the last one the client got,
+    its guest's disk agrees with its RAM ("disk BAD" never), blk failed
+    over exactly once (colo vm's, with the guest's view), and the
+    client's echo connection lives on."""
+    for n in ("a", "b"):
+        make_disk(c, n)
+    c.start_pair("a")
+    cv.wait_vm_protected(c, "a", "b")
+    c.wait("a's blk protected",
+           lambda: blk_state(c, "a").get("state") == "protected")
+    st = c.status("a")
+    cl.check(st.get("state") == "protected" and
+             st.get("blk", {}).get("role") == "primary",
+             "colo status on a: protected, blk primary protected")
+    echo = cv.Echo(c)
+    cv.echo_until(c, echo, 20)
+    cv.forced_checkpoint(c, "a", "b")
+    acked_until(c, 3, "the guest's third write acknowledged")
+    ack = DiskAck(c)
+    time.sleep(3)
+    t_kill = time.monotonic()  # answers before it were acknowledged
+    t_fail = cl.fail_primary(c, "a")
+    c.wait("b's VM failed over", lambda: cv.vm_mode(c, "b") == "failover")
+    r = cv.echo_until(c, echo, 30)
+    check_console(c, "b", "after the failover")
+    answers = ack.stop()
+    before = [n for t, n in answers if t < t_kill]
+    after = [n for t, n in answers if t > t_kill]
+    lost = writes_lost(answers)
+    cl.log("acknowledged writes: %d answers before the kill (last %s), %d "
+           "after (first %s, last %s)"
+           % (len(before), before[-1:], len(after), after[:1], after[-1:]))
+    cl.check(before and after, "the client got numbers before and after "
+             "the failover")
+    cl.check(lost == 0, "no acknowledged write lost (%d lost)" % lost)
+    cl.check(r["ok"], "the echo connection survives the failover (%d "
+             "echoes, longest gap %.0f ms, %s)"
+             % (r["echoes"], r["max_gap_ms"], r["why"]))
+    cl.check(blk_state(c, "b").get("state") == "failed-over",
+             "b's blk failed over")
+    cl.check(blk_failovers(c, "b") == 1,
+             "b's blk failed over once (%d)" % blk_failovers(c, "b"))
+    echo.stop()
+    cl.bench("vm_disk_primary_dies", decision_ms=round(t_fail * 1000),
+             stall_ms=r["max_gap_ms"], deposed_frames=0,
+             conns_lost=0 if r["ok"] else 1, writes_lost=lost,
+             writes_acked=max(before or [0]))
+
+
+TESTS = {"vm_disk_primary_dies": (t_vm_disk_primary_dies, None)}
