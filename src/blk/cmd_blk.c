@@ -239,6 +239,7 @@ struct blk_args {
 	const char *tls_dir, *tls_peer;
 	const char *export_peer; /* NULL: any NBD client certificate */
 	bool insecure;
+	bool resync_full;	      /* --resync full */
 	struct colo_tls_creds *creds; /* loaded by link_setup */
 };
 
@@ -253,6 +254,10 @@ struct blk_main {
 	struct colo_disk_buffer *db;   /* secondary */
 	struct colo_repl_secondary *s; /* secondary */
 	int64_t commit_id;	       /* secondary: the last commit's "id" */
+	/* secondary: what "replicate" needs to become a primary in place
+	 * (the image under the buffers, the options it was started with) */
+	struct colo_blk_dev *image;
+	const struct blk_args *args;
 };
 
 static int usage_error(const char *cmd, const char *msg, const char *arg)
@@ -275,6 +280,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_QUIET,
 	OPT_EXPORT_TLS_PEER,
+	OPT_RESYNC,
 };
 
 static const struct option long_options[] = {
@@ -290,6 +296,7 @@ static const struct option long_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "export-tls-peer", required_argument, NULL, OPT_EXPORT_TLS_PEER },
+	{ "resync", required_argument, NULL, OPT_RESYNC },
 	COLO_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -379,6 +386,14 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 		case OPT_EXPORT_TLS_PEER:
 			a->export_peer = optarg;
 			break;
+		case OPT_RESYNC:
+			if (strcmp(optarg, "digest") && strcmp(optarg, "full"))
+				return usage_error(a->cmd,
+						   "--resync: expected digest "
+						   "or full, got ",
+						   optarg);
+			a->resync_full = !strcmp(optarg, "full");
+			break;
 		case 'h':
 			fputs(help, stdout);
 			return 1;
@@ -409,14 +424,35 @@ static int parse_args(int argc, char **argv, struct blk_args *a,
 	return 0;
 }
 
+/* A link without TLS stays on loopback unless --insecure: 0, or -1 with
+ * the reason in err. */
+static int plain_link_check(const struct blk_args *a, const char *spec,
+			    char *err, size_t errlen)
+{
+	struct colo_sock_spec sp;
+	struct colo_sock_addr addr;
+
+	if (a->insecure)
+		return 0;
+	if (colo_sock_spec_parse(spec, &sp, err, errlen) < 0 ||
+	    colo_sock_resolve(&sp, &addr, err, errlen) < 0)
+		return -1;
+	if (colo_sock_addr_is_loopback(&addr))
+		return 0;
+	snprintf(err, errlen,
+		 "%s is not a loopback address: the replication link needs "
+		 "--tls-creds DIR and --tls-peer HOST (or --insecure to run "
+		 "it in the clear)",
+		 spec);
+	return -1;
+}
+
 /* The link's security, decided before anything starts: credentials
  * loaded (with the pair this role uses: the primary connects, the
  * secondary listens), or the safe default that a plain link stays on
  * loopback unless --insecure. 0, or 2 (bad arguments) after a message. */
 static int link_setup(struct blk_args *a, const char *spec, bool server)
 {
-	struct colo_sock_spec sp;
-	struct colo_sock_addr addr;
 	char err[512];
 
 	if (a->tls_dir) {
@@ -437,22 +473,12 @@ static int link_setup(struct blk_args *a, const char *spec, bool server)
 		}
 		return 0;
 	}
-	if (a->insecure)
-		return 0;
-	if (colo_sock_spec_parse(spec, &sp, err, sizeof(err)) < 0 ||
-	    colo_sock_resolve(&sp, &addr, err, sizeof(err)) < 0) {
-		fprintf(stderr, "colo blk %s: %s: %s\n", a->cmd,
+	if (plain_link_check(a, spec, err, sizeof(err)) < 0) {
+		fprintf(stderr, "colo blk %s: %s %s\n", a->cmd,
 			server ? "--listen" : "--secondary", err);
 		return 2;
 	}
-	if (colo_sock_addr_is_loopback(&addr))
-		return 0;
-	fprintf(stderr,
-		"colo blk %s: %s %s is not a loopback address: the "
-		"replication link needs --tls-creds DIR and --tls-peer HOST "
-		"(or --insecure to run it in the clear)\n",
-		a->cmd, server ? "--listen" : "--secondary", a->peer);
-	return 2;
+	return 0;
 }
 
 /* HOST:PORT -> tcp[-listen]:HOST:PORT; full SOCK strings pass as is. */
@@ -587,8 +613,15 @@ static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 	add_u64(o, "dirty_bytes", st.dirty_bytes);
 	add_u64(o, "inflight", st.inflight);
 	add_u64(o, "last_resync_bytes", st.last_resync_bytes);
+	add_u64(o, "last_resync_compared", st.last_resync_compared);
 	if (!full)
 		return;
+	json_object_object_add(
+		o, "resync",
+		json_object_new_string(st.resync_full ? "full" : "digest"));
+	add_u64(o, "total_resync_compared", st.total_resync_compared);
+	add_u64(o, "last_resync_ms", st.last_resync_ms);
+	add_u64(o, "digest_resyncs", st.digest_resyncs);
 	add_u64(o, "writes", st.writes);
 	add_u64(o, "forwarded", st.forwarded);
 	add_u64(o, "forwarded_bytes", st.forwarded_bytes);
@@ -762,6 +795,7 @@ static int cmd_primary(int argc, char **argv)
 	cfg.granularity = a.granularity;
 	cfg.async = a.async;
 	cfg.timeout_ms = a.timeout_ms;
+	cfg.resync_full = a.resync_full;
 	p = colo_repl_primary_new(&cfg, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "colo blk primary: --secondary %s\n", err);
@@ -938,6 +972,8 @@ static int secondary_failover(void *ctx, struct json_object *req,
 	return 0;
 }
 
+/* What a secondary answers for itself, until "replicate" makes it a
+ * primary. */
 static const struct colo_control_cmd secondary_cmds[] = {
 	{ "status", secondary_status, "link and buffer state" },
 	{ "stats", secondary_stats, "counters" },
@@ -949,6 +985,143 @@ static const struct colo_control_cmd secondary_cmds[] = {
 	{ "failover", secondary_failover,
 	  "fold the buffers into the image, serve it directly; "
 	  "view=primary: drop them instead" },
+};
+
+#define N_CMDS(t) (sizeof(t) / sizeof((t)[0]))
+
+/*
+ * The secondary's requests go to the table of the role this process
+ * plays now: a failed-over secondary that replicates answers as
+ * `colo blk primary` does (colo up and colo vm cannot tell them apart).
+ */
+static int role_dispatch(void *ctx, struct json_object *req,
+			 struct json_object *reply, char *err, size_t errlen)
+{
+	struct blk_main *m = ctx;
+	const struct colo_control_cmd *t = m->p ? primary_cmds : secondary_cmds;
+	size_t n = m->p ? N_CMDS(primary_cmds) : N_CMDS(secondary_cmds);
+	struct json_object *c = NULL;
+	const char *name;
+
+	json_object_object_get_ex(req, "cmd", &c);
+	name = c ? json_object_get_string(c) : "";
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(t[i].name, name))
+			return t[i].fn(ctx, req, reply, err, errlen);
+	snprintf(err, errlen, "%s: %s", name,
+		 m->p ? "not a primary's request (this secondary replicates "
+			"as a primary now)"
+		      : "a primary's request (send \"replicate\" first)");
+	return -1;
+}
+
+/*
+ * "replicate": a failed-over secondary becomes a primary in place. The
+ * image it serves is wrapped in a replicating device and the export is
+ * routed through it, so the connected clients go on; the link to the new
+ * secondary connects in the background and resyncs by digest.
+ */
+static int secondary_replicate(void *ctx, struct json_object *req,
+			       struct json_object *reply, char *err,
+			       size_t errlen)
+{
+	struct blk_main *m = ctx;
+	const struct blk_args *a = m->args;
+	struct colo_repl_primary_cfg cfg = { 0 };
+	struct json_object *v;
+	char spec[512];
+	bool fresh = !m->p;
+	int r;
+
+	if (!json_object_object_get_ex(req, "secondary", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    !json_object_get_string_len(v)) {
+		snprintf(err, errlen,
+			 "replicate: \"secondary\": \"HOST:PORT\" (or "
+			 "\"unix:PATH\") is required");
+		return -1;
+	}
+	if (m->p && colo_repl_primary_running(m->p)) {
+		snprintf(err, errlen, "replicate: already replicating");
+		return -1;
+	}
+	if (!colo_disk_buffer_failed_over(m->db)) {
+		snprintf(err, errlen,
+			 "replicate: not failed over (send \"failover\" "
+			 "first: only the image a failed-over secondary "
+			 "serves can be replicated)");
+		return -1;
+	}
+	peer_spec(json_object_get_string(v), false, spec, sizeof(spec));
+	if (a->creds && !colo_tls_creds_can(a->creds, false)) {
+		snprintf(err, errlen,
+			 "replicate: --tls-creds %s: no client-cert.pem / "
+			 "client-key.pem",
+			 a->tls_dir);
+		return -1;
+	}
+	if (!a->creds && plain_link_check(a, spec, err, errlen) < 0)
+		return -1;
+	if (m->p) {
+		/* A primary in place that failed its secondary over: the
+		 * next one is another host's image. */
+		if (colo_repl_primary_retarget(m->p, spec, err, errlen) < 0)
+			return -1;
+	} else {
+		cfg.image = m->image;
+		cfg.secondary = spec;
+		cfg.granularity = a->granularity;
+		cfg.timeout_ms = a->timeout_ms;
+		cfg.creds = a->creds;
+		cfg.tls_peer = a->tls_peer;
+		cfg.resync_full = a->resync_full;
+		m->p = colo_repl_primary_new(&cfg, err, errlen);
+		if (!m->p)
+			return -1;
+		r = colo_disk_buffer_route(m->db, colo_repl_primary_dev(m->p));
+		if (r < 0) {
+			snprintf(err, errlen, "replicate: %s", strerror(-r));
+			colo_repl_primary_free(m->p);
+			m->p = NULL;
+			return -1;
+		}
+	}
+	r = colo_repl_primary_start(m->p);
+	if (r < 0) {
+		/* routed already: the primary stays, degraded, and a later
+		 * replicate may start it */
+		snprintf(err, errlen, "replicate: cannot start: %s",
+			 strerror(-r));
+		return -1;
+	}
+	colo_log_info("blk secondary: %s to %s: a primary now",
+		      fresh ? "replicating" : "replicating again", spec);
+	primary_fill(m->p, reply, false);
+	return 0;
+}
+
+/* The secondary's control table: every request but these two goes to
+ * the current role's table. */
+static const struct colo_control_cmd secondary_ctl_cmds[] = {
+	{ "status", role_dispatch,
+	  "link and buffer state (as a primary's "
+	  "after replicate)" },
+	{ "stats", role_dispatch, "counters" },
+	{ "checkpoint", role_dispatch,
+	  "drop both buffers now (primary: "
+	  "barrier + secondary buffer drop)" },
+	{ "commit", role_dispatch,
+	  "drop both buffers at the point the primary prepared" },
+	{ "abort", role_dispatch,
+	  "forget the prepared checkpoint, keep buffering" },
+	{ "failover", role_dispatch,
+	  "fold the buffers into the image, serve it directly; "
+	  "view=primary: drop them instead (primary: stop replicating)" },
+	{ "replicate", secondary_replicate,
+	  "after failover: become a primary replicating to "
+	  "secondary=HOST:PORT" },
+	{ "prepare", role_dispatch,
+	  "after replicate: as colo blk primary's prepare" },
 	{ "quit", quit_cmd, "exit" },
 };
 
@@ -1001,12 +1174,14 @@ static int cmd_secondary(int argc, char **argv)
 	}
 	m.db = db;
 	m.s = s;
-	ctl = (struct colo_control_table){ secondary_cmds,
-					   sizeof(secondary_cmds) /
-						   sizeof(secondary_cmds[0]),
-					   &m };
+	m.image = image;
+	m.args = &a;
+	ctl = (struct colo_control_table){ secondary_ctl_cmds,
+					   N_CMDS(secondary_ctl_cmds), &m };
 	rc = run(&a, &m, colo_disk_buffer_dev(db), &ctl, secondary_start, s);
 out:
+	/* after the exports: the buffer's view may route through it */
+	colo_repl_primary_free(m.p);
 	colo_repl_secondary_free(s);
 	colo_tls_creds_free(a.creds);
 	colo_disk_buffer_free(db);

@@ -53,6 +53,9 @@ struct colo_disk_buffer {
 	uint8_t *tmp;  /* one granule, used under the write lock */
 	uint8_t *zero; /* one granule of zeroes */
 	bool failed_over;
+	/* After failover, what the guest's requests go to instead of the
+	 * image (colo_disk_buffer_route); NULL: the image. */
+	struct colo_blk_dev *route;
 	bool prepared; /* colo_disk_buffer_prepare, not yet committed */
 	uint64_t writes_since_prepare;
 	struct colo_disk_buffer_stats st;
@@ -212,6 +215,13 @@ static int image_read(struct colo_disk_buffer *db, void *buf, uint32_t len,
 	return db->image->ops->pread(db->image, buf, len, off);
 }
 
+/* What a failed-over guest request goes to: the image, or the device
+ * it was routed through. Under the lock. */
+static struct colo_blk_dev *served(struct colo_disk_buffer *db)
+{
+	return db->route ? db->route : db->image;
+}
+
 static int image_write(struct colo_disk_buffer *db, const void *data,
 		       uint32_t len, uint64_t off)
 {
@@ -256,7 +266,7 @@ static int guest_pread(struct colo_blk_dev *d, void *buf, uint32_t len,
 
 	pthread_rwlock_rdlock(&db->lock);
 	if (db->failed_over) {
-		r = image_read(db, buf, len, off);
+		r = served(db)->ops->pread(served(db), buf, len, off);
 		goto out;
 	}
 	while (len && !r) {
@@ -319,6 +329,12 @@ static int guest_write(struct colo_blk_dev *d, const void *buf, uint32_t len,
 	int r = 0;
 
 	pthread_rwlock_wrlock(&db->lock);
+	if (db->failed_over && db->route) {
+		r = buf ? db->route->ops->pwrite(db->route, buf, len, off, fua)
+			: db->route->ops->write_zeroes(db->route, len, off, fua,
+						       false);
+		goto out;
+	}
 	if (db->failed_over) {
 		r = image_write(db, buf, len, off);
 		if (r == 0 && fua)
@@ -374,7 +390,7 @@ static int guest_flush(struct colo_blk_dev *d)
 
 	pthread_rwlock_rdlock(&db->lock);
 	if (db->failed_over)
-		r = db->image->ops->flush(db->image);
+		r = served(db)->ops->flush(served(db));
 	pthread_rwlock_unlock(&db->lock);
 	return r;
 }
@@ -386,6 +402,107 @@ static const struct colo_blk_dev_ops guest_ops = {
 	.trim = guest_trim,
 	.write_zeroes = guest_write_zeroes,
 };
+
+/*
+ * The guest's requests once routed (colo_disk_buffer_route): straight to
+ * the route, without the buffer's lock, so that a replicating device
+ * keeps its own concurrency (many writes awaiting the secondary's acks).
+ * The route is set before these ops are published and never changes.
+ */
+static struct colo_blk_dev *route_of(struct colo_blk_dev *d)
+{
+	struct colo_disk_buffer *db = d->priv;
+
+	return __atomic_load_n(&db->route, __ATOMIC_ACQUIRE);
+}
+
+static int routed_pread(struct colo_blk_dev *d, void *buf, uint32_t len,
+			uint64_t off)
+{
+	struct colo_blk_dev *r = route_of(d);
+
+	return r->ops->pread(r, buf, len, off);
+}
+
+static int routed_pwrite(struct colo_blk_dev *d, const void *buf, uint32_t len,
+			 uint64_t off, bool fua)
+{
+	struct colo_blk_dev *r = route_of(d);
+
+	return r->ops->pwrite(r, buf, len, off, fua);
+}
+
+static int routed_pwrite_async(struct colo_blk_dev *d, const void *buf,
+			       uint32_t len, uint64_t off, bool fua,
+			       void (*done)(void *arg, int result), void *arg)
+{
+	struct colo_blk_dev *r = route_of(d);
+	int rc;
+
+	if (r->ops->pwrite_async)
+		return r->ops->pwrite_async(r, buf, len, off, fua, done, arg);
+	rc = r->ops->pwrite(r, buf, len, off, fua);
+	if (rc == 0)
+		done(arg, 0);
+	return rc;
+}
+
+static int routed_flush(struct colo_blk_dev *d)
+{
+	struct colo_blk_dev *r = route_of(d);
+
+	return r->ops->flush(r);
+}
+
+static int routed_trim(struct colo_blk_dev *d, uint32_t len, uint64_t off)
+{
+	struct colo_blk_dev *r = route_of(d);
+
+	return r->ops->trim(r, len, off);
+}
+
+static int routed_write_zeroes(struct colo_blk_dev *d, uint32_t len,
+			       uint64_t off, bool fua, bool may_trim)
+{
+	struct colo_blk_dev *r = route_of(d);
+
+	return r->ops->write_zeroes(r, len, off, fua, may_trim);
+}
+
+static const struct colo_blk_dev_ops routed_ops = {
+	.pread = routed_pread,
+	.pwrite = routed_pwrite,
+	.pwrite_async = routed_pwrite_async,
+	.flush = routed_flush,
+	.trim = routed_trim,
+	.write_zeroes = routed_write_zeroes,
+};
+
+int colo_disk_buffer_route(struct colo_disk_buffer *db, struct colo_blk_dev *to)
+{
+	int r = 0;
+
+	/* The write lock waits out every request that reads the image
+	 * directly: none lands behind the route's back once we return. */
+	pthread_rwlock_wrlock(&db->lock);
+	if (!db->failed_over)
+		r = -EINVAL;
+	else if (db->route)
+		r = -EALREADY;
+	else if (to->size != db->dev.size)
+		r = -ERANGE;
+	if (r == 0) {
+		__atomic_store_n(&db->route, to, __ATOMIC_RELEASE);
+		__atomic_store_n(&db->dev.ops, &routed_ops, __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&db->lock);
+	return r;
+}
+
+struct colo_blk_dev *colo_disk_buffer_image(struct colo_disk_buffer *db)
+{
+	return db->image;
+}
 
 /* ---- the primary's side */
 

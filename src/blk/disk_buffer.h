@@ -102,6 +102,18 @@ int colo_disk_buffer_failover(struct colo_disk_buffer *db);
  */
 int colo_disk_buffer_takeover(struct colo_disk_buffer *db);
 bool colo_disk_buffer_failed_over(struct colo_disk_buffer *db);
+/*
+ * After failover: from now on the guest's requests go to `to` (the
+ * replicating primary wrapping the image, not owned, same size) instead
+ * of the image, so the export that served the secondary guest becomes a
+ * primary's without a client noticing. Every request that went to the
+ * image directly has finished when this returns. 0, -EINVAL before
+ * failover, -EALREADY when routed already, -ERANGE on a size mismatch.
+ */
+int colo_disk_buffer_route(struct colo_disk_buffer *db,
+			   struct colo_blk_dev *to);
+/* The image under the buffers (the secondary's link hashes it). */
+struct colo_blk_dev *colo_disk_buffer_image(struct colo_disk_buffer *db);
 void colo_disk_buffer_get_stats(struct colo_disk_buffer *db,
 				struct colo_disk_buffer_stats *st);
 

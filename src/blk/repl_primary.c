@@ -73,6 +73,11 @@ struct colo_repl_primary {
 	struct colo_dirty_map dirty;  /* changed while not forwarded */
 	struct colo_dirty_map resync; /* being copied by the resync */
 	bool resync_active;
+	/* Nothing is known of the secondary's image (no resync completed
+	 * since the first link or a retarget): the resync compares digests
+	 * instead of trusting the dirty map, when both sides can. */
+	bool unknown;
+	bool resync_full; /* --resync full: never compare digests */
 	bool stop;
 	bool started;
 	pthread_t link_thread;
@@ -844,6 +849,22 @@ static void *link_main(void *arg)
 
 /* ---- life cycle */
 
+/* The secondary's address: where we connect, never a listening one. */
+static int parse_secondary(const char *secondary, struct colo_sock_spec *spec,
+			   char *err, size_t errlen)
+{
+	if (colo_sock_spec_parse(secondary, spec, err, errlen) < 0)
+		return -EINVAL;
+	if (colo_sock_spec_is_listen(spec)) {
+		snprintf(err, errlen,
+			 "%s: the primary connects to the "
+			 "secondary, not listens",
+			 secondary);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 struct colo_repl_primary *
 colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 		      size_t errlen)
@@ -856,15 +877,8 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (colo_sock_spec_parse(cfg->secondary, &p->spec, err, errlen) < 0)
+	if (parse_secondary(cfg->secondary, &p->spec, err, errlen) < 0)
 		goto fail;
-	if (colo_sock_spec_is_listen(&p->spec)) {
-		snprintf(err, errlen,
-			 "%s: the primary connects to the "
-			 "secondary, not listens",
-			 cfg->secondary);
-		goto fail;
-	}
 	if (colo_dirty_map_init(&p->dirty, cfg->image->size, gran) < 0 ||
 	    colo_dirty_map_init(&p->resync, cfg->image->size, gran) < 0) {
 		snprintf(err, errlen,
@@ -878,8 +892,11 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	/* Nothing is known of the secondary's image yet: copy it all. */
+	/* Nothing is known of the secondary's image yet: all of it is to
+	 * be copied, or compared. */
 	colo_dirty_map_mark_all(&p->dirty);
+	p->unknown = true;
+	p->resync_full = cfg->resync_full;
 	p->image = cfg->image;
 	p->async = cfg->async;
 	p->reconnect_ms = cfg->reconnect_ms ? cfg->reconnect_ms : 1000;
@@ -890,6 +907,7 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 	p->state = COLO_REPL_DEGRADED;
 	p->st.granularity = gran;
 	p->st.async = cfg->async;
+	p->st.resync_full = cfg->resync_full;
 	pthread_mutex_init(&p->order, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	if (colo_cond_init_monotonic(&p->cond)) {
@@ -923,6 +941,32 @@ int colo_repl_primary_start(struct colo_repl_primary *p)
 	if (r)
 		return -r;
 	p->started = true;
+	return 0;
+}
+
+bool colo_repl_primary_running(struct colo_repl_primary *p)
+{
+	return p->started;
+}
+
+int colo_repl_primary_retarget(struct colo_repl_primary *p,
+			       const char *secondary, char *err, size_t errlen)
+{
+	struct colo_sock_spec spec;
+
+	if (p->started) {
+		snprintf(err, errlen, "already replicating");
+		return -EALREADY;
+	}
+	if (parse_secondary(secondary, &spec, err, errlen) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&p->lock);
+	p->spec = spec;
+	p->stop = false;
+	/* Another host's image: nothing of it is known. */
+	colo_dirty_map_mark_all(&p->dirty);
+	p->unknown = true;
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 

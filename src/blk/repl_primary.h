@@ -43,6 +43,10 @@ struct colo_repl_primary_cfg {
 	 * certificate must name tls_peer. */
 	const struct colo_tls_creds *creds;
 	const char *tls_peer;
+	/* A secondary whose image is unknown (the first link) gets all of
+	 * the image copied, instead of only the granules whose digests
+	 * differ (which needs a secondary that can hash: else full too). */
+	bool resync_full;
 };
 
 struct colo_repl_primary_stats {
@@ -60,10 +64,15 @@ struct colo_repl_primary_stats {
 	uint64_t resyncs;		 /* completed */
 	uint64_t last_resync_bytes;	 /* regions copied by the last resync */
 	uint64_t total_resync_bytes;
+	uint64_t last_resync_compared; /* bytes whose digests were compared */
+	uint64_t total_resync_compared;
+	uint64_t last_resync_ms; /* from link up to protected */
+	uint64_t digest_resyncs; /* completed by comparing digests */
 	uint64_t checkpoints;
 	uint64_t prepares;
 	uint32_t granularity;
 	bool async;
+	bool resync_full;
 };
 
 struct colo_repl_primary;
@@ -93,6 +102,16 @@ int colo_repl_primary_checkpoint(struct colo_repl_primary *p,
  */
 int colo_repl_primary_prepare(struct colo_repl_primary *p,
 			      unsigned int timeout_ms);
+/* Whether the link threads run (started, not stopped). */
+bool colo_repl_primary_running(struct colo_repl_primary *p);
+/*
+ * A stopped primary (after its "failover") replicates to another
+ * secondary from the next _start: its image counts as unknown, so the
+ * whole image is compared (or copied). 0, -EALREADY while running,
+ * -EINVAL for a bad address (reason in err).
+ */
+int colo_repl_primary_retarget(struct colo_repl_primary *p,
+			       const char *secondary, char *err, size_t errlen);
 void colo_repl_primary_get_stats(struct colo_repl_primary *p,
 				 struct colo_repl_primary_stats *st);
 const char *colo_repl_state_name(enum colo_repl_state s);

@@ -41,11 +41,19 @@ struct colo_blk_dev_ops {
 };
 
 struct colo_blk_dev {
+	/* May be replaced while served (a failed-over secondary's view that
+	 * becomes a primary's): servers read it with colo_blk_dev_ops(). */
 	const struct colo_blk_dev_ops *ops;
 	uint64_t size;
 	bool read_only;
 	bool can_trim;
 	void *priv;
 };
+
+static inline const struct colo_blk_dev_ops *
+colo_blk_dev_ops(const struct colo_blk_dev *d)
+{
+	return __atomic_load_n(&d->ops, __ATOMIC_ACQUIRE);
+}
 
 #endif

@@ -524,6 +524,7 @@ static int execute(struct colo_nbd_server *s, const struct colo_nbd_req *r,
 		   uint8_t *data)
 {
 	struct colo_blk_dev *d = s->dev;
+	const struct colo_blk_dev_ops *ops = colo_blk_dev_ops(d);
 	bool fua = r->flags & NBD_CMD_FLAG_FUA;
 	uint64_t t0 = 0;
 	int rc = gate_enter(s);
@@ -534,22 +535,22 @@ static int execute(struct colo_nbd_server *s, const struct colo_nbd_req *r,
 		t0 = colo_now_ns();
 	switch (r->type) {
 	case NBD_CMD_READ:
-		rc = r->len ? d->ops->pread(d, data, r->len, r->off) : 0;
+		rc = r->len ? ops->pread(d, data, r->len, r->off) : 0;
 		break;
 	case NBD_CMD_WRITE:
-		rc = r->len ? d->ops->pwrite(d, data, r->len, r->off, fua) : 0;
+		rc = r->len ? ops->pwrite(d, data, r->len, r->off, fua) : 0;
 		break;
 	case NBD_CMD_FLUSH:
-		rc = d->ops->flush(d);
+		rc = ops->flush(d);
 		break;
 	case NBD_CMD_TRIM:
-		rc = d->ops->trim(d, r->len, r->off);
+		rc = ops->trim(d, r->len, r->off);
 		if (!rc && fua)
-			rc = d->ops->flush(d);
+			rc = ops->flush(d);
 		break;
 	case NBD_CMD_WRITE_ZEROES:
-		rc = d->ops->write_zeroes(d, r->len, r->off, fua,
-					  !(r->flags & NBD_CMD_FLAG_NO_HOLE));
+		rc = ops->write_zeroes(d, r->len, r->off, fua,
+				       !(r->flags & NBD_CMD_FLAG_NO_HOLE));
 		break;
 	default:
 		rc = -EINVAL;
@@ -772,8 +773,9 @@ static int aw_write(struct conn *c, const struct colo_nbd_req *r,
 		aw_put(w);
 		return rc;
 	}
-	rc = d->ops->pwrite_async(d, data, r->len, r->off,
-				  r->flags & NBD_CMD_FLAG_FUA, aw_done, w);
+	rc = colo_blk_dev_ops(d)->pwrite_async(d, data, r->len, r->off,
+					       r->flags & NBD_CMD_FLAG_FUA,
+					       aw_done, w);
 	if (rc) {
 		gate_leave(c->s);
 		aw_put(w);
@@ -949,7 +951,7 @@ static void transmission(struct conn *c)
 			/* no worker could start: inline (in sl->data) */
 		}
 		if (!sl && r.type == NBD_CMD_WRITE && r.len &&
-		    c->s->dev->ops->pwrite_async) {
+		    colo_blk_dev_ops(c->s->dev)->pwrite_async) {
 			rc = aw_write(c, &r, buf);
 			if (rc &&
 			    reply(c, colo_nbd_errno(rc), r.cookie, NULL, 0))
