@@ -141,7 +141,7 @@ def t_vm_disk_primary_dies(c):
     cv.forced_checkpoint(c, "a", "b")
     acked_until(c, 3, "the guest's third write acknowledged")
     ack = DiskAck(c)
-    time.sleep(3)
+    time.sleep(6)
     t_kill = time.monotonic()  # answers before it were acknowledged
     t_fail = cl.fail_primary(c, "a")
     c.wait("b's VM failed over", lambda: cv.vm_mode(c, "b") == "failover")
@@ -172,4 +172,92 @@ def t_vm_disk_primary_dies(c):
     echo.stop()
 
 
-TESTS = {"vm_disk_primary_dies": (t_vm_disk_primary_dies, None)}
+def t_vm_disk_reprotect(c):
+    """7 with a VM guest and its disk: a dies, b takes over; a returns
+    with a blank disk and is re-protected as b's secondary (b's blk, a
+    failed-over secondary, replicates to a's in place, then b's guest is
+    promoted); then b dies and a takes over. One echo connection survives
+    both failovers, the client's acknowledged write never goes down, and
+    no guest ever reads its disk BAD."""
+    for n in ("a", "b"):
+        make_disk(c, n)
+    c.start_pair("a")
+    cv.wait_vm_protected(c, "a", "b")
+    echo = cv.Echo(c)
+    cv.echo_until(c, echo, 20)
+    cv.forced_checkpoint(c, "a", "b")
+    acked_until(c, 3, "the guest's third write acknowledged")
+    ack = DiskAck(c)
+    time.sleep(3)
+    echo.report()  # the stalls below count from here
+    t_fail1 = cl.fail_primary(c, "a")
+    c.wait("b's VM failed over", lambda: cv.vm_mode(c, "b") == "failover")
+    r1 = cv.echo_until(c, echo, 30)
+    cl.check(r1["ok"], "the echo connection survives the first failover "
+             "(%.1f s, longest gap %.0f ms)" % (t_fail1, r1["max_gap_ms"]))
+    c.restart_node("a")
+    make_disk(c, "a")  # a blank disk: only re-protection fills it
+    t0 = time.monotonic()
+    c.colo_up("a")
+    c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
+    try:
+        c.wait_protected("b", "a", timeout=180)
+    except RuntimeError:
+        cl.log("status b: %s" % json.dumps(c.status("b")))
+        cl.log("status a: %s" % json.dumps(c.status("a")))
+        raise
+    t_reprotect = time.monotonic() - t0
+    bb, ba = blk_state(c, "b"), blk_state(c, "a")
+    cl.check(bb.get("role") == "primary" and bb.get("state") == "protected"
+             and ba.get("state") == "replicating",
+             "b's blk a primary in place, protected; a's replicating")
+    resync = bb.get("last_resync_bytes", -1)
+    cl.log("b's blk resynced %d bytes of a %d-byte disk" %
+           (resync, cv.DISK_BYTES))
+    vb = cv.vm(c, "b")
+    cl.check(vb["role"] == "primary" and vb["promote_pause_ms"] > 0,
+             "b's guest promoted (paused %.0f ms)" % vb["promote_pause_ms"])
+    check_console(c, "b", "after the promote")
+    cv.forced_checkpoint(c, "b", "a")
+    check_console(c, "a", "a's VM, a checkpoint of b's")
+    r2 = cv.echo_until(c, echo, 30)
+    cl.check(r2["ok"], "the echo connection lives on through the "
+             "re-protection (longest gap %.0f ms)" % r2["max_gap_ms"])
+    cv.forced_checkpoint(c, "b", "a")
+    time.sleep(3)
+    echo.report()
+    t_fail2 = cl.fail_primary(c, "b")
+    b_frames = c.frames_from("sh")
+    c.wait("a's VM failed over", lambda: cv.vm_mode(c, "a") == "failover")
+    r3 = cv.echo_until(c, echo, 30)
+    extra = c.frames_from("sh") - b_frames
+    check_console(c, "a", "after the second failover")
+    answers = ack.stop()
+    lost = writes_lost(answers)
+    r = echo.stop()
+    cl.log("acknowledged writes: %d answers, from %s to %s"
+           % (len(answers), answers[0][1] if answers else "-",
+              answers[-1][1] if answers else "-"))
+    cl.bench("vm_disk_reprotect", decision_ms=round(t_fail2 * 1000),
+             stall_ms=r3["max_gap_ms"], deposed_frames=extra,
+             conns_lost=0 if r["ok"] and r3["ok"] else 1,
+             writes_lost=lost, reprotect_s=round(t_reprotect, 1),
+             resync_bytes=resync)
+    cl.check(len(answers) >= 4, "the client got %d numbers" % len(answers))
+    cl.check(lost == 0, "no acknowledged write lost over both failovers "
+             "(%d lost)" % lost)
+    cl.check(r3["ok"] and r["ok"],
+             "the echo connection opened before the first failover "
+             "survives the second (%d echoes in all, longest gap %.0f ms, "
+             "%s)" % (r["echoes"], r3["max_gap_ms"], r["why"]))
+    cl.check(extra == 0, "not one frame from b after a took over")
+    cl.check(blk_state(c, "a").get("state") == "failed-over",
+             "a's blk failed over")
+    cl.log("RESULT vm_disk_reprotect a_back_to_protected_s %.1f "
+           "resync_bytes %d stall1_ms %.0f stall_reprotect_ms %.0f "
+           "stall2_ms %.0f" % (t_reprotect, resync, r1["max_gap_ms"],
+                               r2["max_gap_ms"], r3["max_gap_ms"]))
+
+
+TESTS = {"vm_disk_primary_dies": (t_vm_disk_primary_dies, None),
+         "vm_disk_reprotect": (t_vm_disk_reprotect, None)}
