@@ -213,8 +213,11 @@ int colo_cmd_status(int argc, char **argv)
 			       "that crossed the failover\n",
 			       str(up, "reprotect_waiting_conns", "?"));
 		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
-			printf("  no re-protection: not supported with a "
-			       "[guest] disk yet\n");
+			printf("  no re-protection: %s\n",
+			       want_vm ? "blk refused to replicate (see colo "
+					 "up's log)"
+				       : "not supported with a netns guest's "
+					 "disk yet");
 	}
 	json_object_put(out);
 	json_object_put(up);

@@ -881,8 +881,9 @@ static int cmd_reprotect_force(void *ctx, struct json_object *req,
 	(void)req;
 	if (waiting <= 0) {
 		snprintf(err, errlen, "%s",
-			 waiting == -2 ? "re-protection with a [guest] disk "
-					 "is not supported yet"
+			 waiting == -2 ? "re-protection waits for the disk "
+					 "(blk refused to replicate, or a "
+					 "netns guest's disk)"
 				       : "no re-protection waits for "
 					 "connections");
 		return -1;
