@@ -64,6 +64,11 @@ def writes_lost(answers):
     return lost
 
 
+# the counter itself, on answers that went down by 2 and up again
+assert writes_lost([(0, 5), (1, 3), (2, 6)]) == 2
+assert writes_lost([(0, 1), (1, 1), (2, 4)]) == 0
+
+
 def make_disk(c, n):
     """Node n's blank image, before its colo up starts blk."""
     c.node_run(n, "truncate", "-s", str(cv.DISK_BYTES), cv.DISK)
