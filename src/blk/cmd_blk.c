@@ -856,6 +856,8 @@ static void secondary_fill(struct blk_main *m, struct json_object *o, bool full)
 	add_u64(o, "connects", ls.connects);
 	add_u64(o, "resyncs", ls.resyncs);
 	add_u64(o, "resync_bytes", ls.resync_bytes);
+	add_u64(o, "digest_reqs", ls.digest_reqs);
+	add_u64(o, "digest_bytes", ls.digest_bytes);
 	add_u64(o, "last_seq", ls.last_seq);
 	add_u64(o, "hello_timeouts", ls.hello_timeouts);
 	add_u64(o, "refused", ls.refused);

@@ -32,24 +32,35 @@ void colo_link_encode_hdr(uint8_t out[COLO_LINK_HDR_LEN],
 	colo_put_be32(out + 28, 0);
 }
 
-/* Per type: the flags it may carry and whether len is a range. */
+/* What len means, per type. */
+enum len_kind {
+	LEN_NONE,   /* must be 0 */
+	LEN_HELLO,  /* COLO_LINK_HELLO_LEN */
+	LEN_RANGE,  /* a range of the image, 1..COLO_LINK_MAX_PAYLOAD */
+	LEN_SPAN,   /* a range to hash: any non-zero u32, checked later */
+	LEN_DIGEST, /* whole digests, 1..COLO_LINK_MAX_DIGESTS (F_ERROR: 0) */
+};
+
+/* Per type: the flags it may carry and what len is. */
 static const struct {
 	uint16_t flags;
-	bool ranged;
+	enum len_kind len;
 } type_rules[COLO_LINK_TYPE_MAX + 1] = {
-	[COLO_LINK_HELLO] = { 0, false },
-	[COLO_LINK_WRITE] = { COLO_LINK_F_ZERO | COLO_LINK_F_FUA, true },
-	[COLO_LINK_WRITE_ACK] = { COLO_LINK_F_ERROR, false },
+	[COLO_LINK_HELLO] = { 0, LEN_HELLO },
+	[COLO_LINK_WRITE] = { COLO_LINK_F_ZERO | COLO_LINK_F_FUA, LEN_RANGE },
+	[COLO_LINK_WRITE_ACK] = { COLO_LINK_F_ERROR, LEN_NONE },
 	[COLO_LINK_BARRIER] = { COLO_LINK_F_CHECKPOINT | COLO_LINK_F_FLUSH |
 					COLO_LINK_F_PREPARE,
-				false },
+				LEN_NONE },
 	[COLO_LINK_BARRIER_ACK] = { COLO_LINK_F_ERROR | COLO_LINK_F_REFUSED,
-				    false },
-	[COLO_LINK_RESYNC_BEGIN] = { 0, false },
-	[COLO_LINK_RESYNC_DATA] = { COLO_LINK_F_ZERO, true },
-	[COLO_LINK_RESYNC_END] = { COLO_LINK_F_ERROR, false },
-	[COLO_LINK_PING] = { 0, false },
-	[COLO_LINK_PONG] = { 0, false },
+				    LEN_NONE },
+	[COLO_LINK_RESYNC_BEGIN] = { 0, LEN_NONE },
+	[COLO_LINK_RESYNC_DATA] = { COLO_LINK_F_ZERO, LEN_RANGE },
+	[COLO_LINK_RESYNC_END] = { COLO_LINK_F_ERROR, LEN_NONE },
+	[COLO_LINK_PING] = { 0, LEN_NONE },
+	[COLO_LINK_PONG] = { 0, LEN_NONE },
+	[COLO_LINK_DIGEST_REQ] = { 0, LEN_SPAN },
+	[COLO_LINK_DIGEST] = { COLO_LINK_F_ERROR, LEN_DIGEST },
 };
 
 int colo_link_decode_hdr(const uint8_t in[COLO_LINK_HDR_LEN],
@@ -70,13 +81,47 @@ int colo_link_decode_hdr(const uint8_t in[COLO_LINK_HDR_LEN],
 	if ((h->flags & COLO_LINK_F_CHECKPOINT) &&
 	    (h->flags & COLO_LINK_F_PREPARE))
 		return -EPROTO;
-	if (h->type == COLO_LINK_HELLO)
-		return h->len == COLO_LINK_HELLO_LEN ? 0 : -EPROTO;
-	if (!type_rules[h->type].ranged)
+	switch (type_rules[h->type].len) {
+	case LEN_NONE:
 		return h->len == 0 ? 0 : -EPROTO;
+	case LEN_HELLO:
+		return h->len == COLO_LINK_HELLO_LEN ? 0 : -EPROTO;
+	case LEN_DIGEST:
+		/* A failed hash carries none; else whole digests. */
+		if (h->flags & COLO_LINK_F_ERROR)
+			return h->len == 0 ? 0 : -EPROTO;
+		return h->len && h->len % COLO_LINK_DIGEST_LEN == 0 &&
+				       h->len <= COLO_LINK_MAX_DIGESTS *
+							 COLO_LINK_DIGEST_LEN
+			       ? 0
+			       : -EPROTO;
+	case LEN_SPAN:
+		return h->len && h->off <= UINT64_MAX - h->len ? 0 : -EPROTO;
+	case LEN_RANGE:
+		break;
+	}
 	if (h->len == 0 || h->len > COLO_LINK_MAX_PAYLOAD ||
 	    h->off > UINT64_MAX - h->len)
 		return -EPROTO;
+	return 0;
+}
+
+int colo_link_digest_span(uint64_t off, uint32_t len, uint32_t gran,
+			  uint64_t size, uint32_t *count)
+{
+	uint64_t n;
+
+	if (gran < COLO_LINK_MIN_GRAN || gran > COLO_LINK_MAX_GRAN ||
+	    (gran & (gran - 1)) || !len || off > size || len > size - off ||
+	    off % gran)
+		return -EPROTO;
+	/* whole granules, but the image's last one may be short */
+	if (len % gran && off + len != size)
+		return -EPROTO;
+	n = ((uint64_t)len + gran - 1) / gran;
+	if (n > COLO_LINK_MAX_DIGESTS)
+		return -EPROTO;
+	*count = (uint32_t)n;
 	return 0;
 }
 
@@ -132,6 +177,8 @@ const char *colo_link_type_name(uint16_t type)
 		[COLO_LINK_RESYNC_END] = "RESYNC_END",
 		[COLO_LINK_PING] = "PING",
 		[COLO_LINK_PONG] = "PONG",
+		[COLO_LINK_DIGEST_REQ] = "DIGEST_REQ",
+		[COLO_LINK_DIGEST] = "DIGEST",
 	};
 
 	if (type == 0 || type > COLO_LINK_TYPE_MAX)

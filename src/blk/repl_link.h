@@ -13,6 +13,14 @@
  * order and answers WRITE_ACK / BARRIER_ACK / RESYNC_END / PONG with the
  * same number. Acks therefore arrive in order and are cumulative.
  *
+ * Resync by digest (both HELLOs carry COLO_LINK_FEAT_DIGEST): instead of
+ * copying a range it knows nothing about, the primary sends DIGEST_REQ
+ * (off, len: whole granules of the primary's HELLO granularity, the last
+ * one maybe short at the image's end) in the same ordered stream; the
+ * secondary answers DIGEST with the SHA-256 of each granule of its
+ * image, at that point of the stream. The DIGEST acknowledges its seq
+ * like any ack. The primary sends RESYNC_DATA only where they differ.
+ *
  * With credentials the whole connection is TLS 1.3 with mutual x509
  * authentication from its first byte (colo_link_tls_start, before the
  * HELLO), and the HELLO's `auth` word says so (COLO_LINK_AUTH_TLS): a
@@ -43,8 +51,19 @@ enum colo_link_type {
 	COLO_LINK_RESYNC_END = 8,   /* seq; answered by RESYNC_END */
 	COLO_LINK_PING = 9,
 	COLO_LINK_PONG = 10,
-	COLO_LINK_TYPE_MAX = 10,
+	COLO_LINK_DIGEST_REQ = 11, /* seq, off, len: a range, no payload */
+	COLO_LINK_DIGEST = 12,	   /* seq, off; len digest bytes (F_ERROR: 0) */
+	COLO_LINK_TYPE_MAX = 12,
 };
+
+/* HELLO features */
+#define COLO_LINK_FEAT_DIGEST 0x0001 /* DIGEST_REQ / DIGEST understood */
+
+#define COLO_LINK_DIGEST_LEN  32   /* SHA-256 */
+#define COLO_LINK_MAX_DIGESTS 4096 /* granules per DIGEST_REQ */
+/* A granularity the digests may use: a power of two in this range. */
+#define COLO_LINK_MIN_GRAN 512U
+#define COLO_LINK_MAX_GRAN (1U << 30)
 
 /* flags */
 #define COLO_LINK_F_ZERO       0x0001 /* WRITE, RESYNC_DATA: zeroes */
@@ -77,7 +96,7 @@ struct colo_link_hello {
 	uint32_t auth; /* COLO_LINK_AUTH_NONE or _TLS */
 	uint64_t size; /* image bytes */
 	uint32_t granularity;
-	uint32_t features; /* 0 for now */
+	uint32_t features; /* COLO_LINK_FEAT_*; unknown bits ignored */
 };
 
 /* repl_link.c APIs (pure): */
@@ -102,9 +121,18 @@ int colo_link_decode_hello(const uint8_t *in, size_t len,
 long colo_link_parse(const uint8_t *buf, size_t n, struct colo_link_hdr *h,
 		     const uint8_t **payload);
 const char *colo_link_type_name(uint16_t type);
+/*
+ * The granules a DIGEST_REQ for [off, off + len) covers on an image of
+ * `size` bytes at `gran` bytes per granule: off on a granule boundary,
+ * len whole granules (or up to the image's end), inside the image, gran
+ * a valid granularity, at most COLO_LINK_MAX_DIGESTS of them. The count
+ * in *count, or -EPROTO.
+ */
+int colo_link_digest_span(uint64_t off, uint32_t len, uint32_t gran,
+			  uint64_t size, uint32_t *count);
 static inline uint32_t colo_link_payload_len(const struct colo_link_hdr *h)
 {
-	if (h->type == COLO_LINK_HELLO)
+	if (h->type == COLO_LINK_HELLO || h->type == COLO_LINK_DIGEST)
 		return h->len;
 	if ((h->type == COLO_LINK_WRITE || h->type == COLO_LINK_RESYNC_DATA) &&
 	    !(h->flags & COLO_LINK_F_ZERO))

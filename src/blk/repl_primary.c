@@ -38,52 +38,8 @@
 #include "log.h"
 #include "repl_link.h"
 #include "repl_primary.h"
+#include "repl_primary_int.h"
 #include "sock_spec.h"
-
-struct pending {
-	uint64_t seq;
-	uint64_t off; /* len 0: a barrier, nothing to re-copy */
-	uint32_t len;
-	void (*done)(void *arg, int result); /* an async write's last frame */
-	void *arg;
-};
-
-struct colo_repl_primary {
-	struct colo_blk_dev dev;
-	struct colo_blk_dev *image;
-	struct colo_sock_spec spec;
-	bool async;
-	unsigned int reconnect_ms, timeout_ms;
-	const struct colo_tls_creds *creds; /* NULL: plain link */
-	const char *tls_peer;
-	char tls_err[256]; /* the last TLS failure, logged once */
-
-	pthread_mutex_t order;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int fd;		/* link socket, -1 when none; changed under both */
-	uint64_t epoch; /* bumped when a link is lost */
-	enum colo_repl_state state;
-	uint64_t next_seq, acked_seq;
-	uint64_t refused_seq; /* the last barrier the secondary refused */
-	struct pending *q;    /* ring of unacknowledged frames */
-	size_t qhead, qlen, qcap;
-	struct pending *lost; /* completions of a lost link, to run unlocked */
-	size_t nlost, lost_cap;
-	struct colo_dirty_map dirty;  /* changed while not forwarded */
-	struct colo_dirty_map resync; /* being copied by the resync */
-	bool resync_active;
-	/* Nothing is known of the secondary's image (no resync completed
-	 * since the first link or a retarget): the resync compares digests
-	 * instead of trusting the dirty map, when both sides can. */
-	bool unknown;
-	bool resync_full; /* --resync full: never compare digests */
-	bool stop;
-	bool started;
-	pthread_t link_thread;
-	struct colo_repl_primary_stats st;
-	uint8_t *chunk; /* one granule, for the resync */
-};
 
 const char *colo_repl_state_name(enum colo_repl_state s)
 {
@@ -114,8 +70,8 @@ static int grow_lost(struct colo_repl_primary *p, size_t need)
 	return 0;
 }
 
-static int queue_push(struct colo_repl_primary *p, uint64_t seq, uint64_t off,
-		      uint32_t len)
+int colo_prim_queue_push(struct colo_repl_primary *p, uint64_t seq,
+			 uint64_t off, uint32_t len)
 {
 	if (p->qlen == p->qcap) {
 		size_t ncap = p->qcap ? p->qcap * 2 : 64;
@@ -206,8 +162,8 @@ static void run_lost(struct colo_repl_primary *p)
 	}
 }
 
-static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
-		      const char *why)
+void colo_prim_link_lost(struct colo_repl_primary *p, uint64_t epoch,
+			 const char *why)
 {
 	pthread_mutex_lock(&p->lock);
 	if (p->epoch == epoch)
@@ -217,8 +173,8 @@ static void link_lost(struct colo_repl_primary *p, uint64_t epoch,
 }
 
 /* Wait until seq is acknowledged: 0, -ECONNRESET or -ETIMEDOUT. */
-static int wait_ack(struct colo_repl_primary *p, uint64_t seq, uint64_t epoch,
-		    unsigned int timeout_ms)
+int colo_prim_wait_ack(struct colo_repl_primary *p, uint64_t seq,
+		       uint64_t epoch, unsigned int timeout_ms)
 {
 	struct timespec dl = colo_deadline_in(timeout_ms * COLO_NS_PER_MS);
 	int r = 0;
@@ -291,7 +247,7 @@ static uint64_t forward_locked(struct colo_repl_primary *p, const void *data,
 			break;
 		}
 		h.seq = ++p->next_seq;
-		r = queue_push(p, h.seq, off, n);
+		r = colo_prim_queue_push(p, h.seq, off, n);
 		if (r < 0) {
 			link_lost_locked(p, "out of memory");
 			colo_dirty_map_mark(&p->dirty, off, len);
@@ -304,7 +260,7 @@ static uint64_t forward_locked(struct colo_repl_primary *p, const void *data,
 		pthread_mutex_unlock(&p->lock);
 		r = colo_link_send(fd, &h, data);
 		if (r < 0) {
-			link_lost(p, *epoch, strerror(-r));
+			colo_prim_link_lost(p, *epoch, strerror(-r));
 			break;
 		}
 		last = h.seq;
@@ -336,7 +292,8 @@ static int prim_write(struct colo_repl_primary *p, const void *buf,
 	seq = forward_locked(p, buf, len, off, flags, &epoch);
 	pthread_mutex_unlock(&p->order);
 	if (seq && !p->async)
-		wait_ack(p, seq, epoch, 0); /* lost link: recorded, done */
+		colo_prim_wait_ack(p, seq, epoch,
+				   0); /* lost link: recorded, done */
 	return 0;
 }
 
@@ -416,18 +373,18 @@ static int barrier(struct colo_repl_primary *p, uint16_t flags,
 		return -ENOTCONN;
 	}
 	h.seq = ++p->next_seq;
-	r = queue_push(p, h.seq, 0, 0);
+	r = colo_prim_queue_push(p, h.seq, 0, 0);
 	epoch = p->epoch;
 	fd = p->fd;
 	pthread_mutex_unlock(&p->lock);
 	if (r == 0)
 		r = colo_link_send(fd, &h, NULL);
 	if (r < 0)
-		link_lost(p, epoch, strerror(-r));
+		colo_prim_link_lost(p, epoch, strerror(-r));
 	pthread_mutex_unlock(&p->order);
 	if (r < 0)
 		return -ECONNRESET;
-	r = wait_ack(p, h.seq, epoch, timeout_ms);
+	r = colo_prim_wait_ack(p, h.seq, epoch, timeout_ms);
 	if (r == 0) {
 		pthread_mutex_lock(&p->lock);
 		if (p->refused_seq == h.seq)
@@ -549,6 +506,7 @@ static int handshake(struct colo_repl_primary *p, int fd)
 		.auth = p->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE,
 		.size = p->image->size,
 		.granularity = p->dirty.gran,
+		.features = COLO_LINK_FEAT_DIGEST,
 	};
 	uint8_t buf[COLO_LINK_HELLO_LEN];
 	int r;
@@ -577,6 +535,10 @@ static int handshake(struct colo_repl_primary *p, int fd)
 			      (unsigned long long)p->image->size);
 		return -EINVAL;
 	}
+	/* An older secondary cannot hash: it gets full copies. */
+	pthread_mutex_lock(&p->lock);
+	p->peer_digest = hello.features & COLO_LINK_FEAT_DIGEST;
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -591,12 +553,14 @@ static void *receiver_main(void *arg)
 {
 	struct receiver *rc = arg;
 	struct colo_repl_primary *p = rc->p;
-	uint8_t buf[COLO_LINK_HELLO_LEN];
 	struct colo_link_hdr h;
 	const char *why = NULL;
 
 	while (!why) {
-		int r = colo_link_recv(rc->fd, &h, buf, sizeof(buf));
+		/* payloads: only a DIGEST's, into rx (ours alone) */
+		int r = colo_link_recv(rc->fd, &h, p->rx,
+				       COLO_LINK_MAX_DIGESTS *
+					       COLO_LINK_DIGEST_LEN);
 
 		if (r < 0) {
 			why = r == -EAGAIN ? "timeout" : strerror(-r);
@@ -606,7 +570,8 @@ static void *receiver_main(void *arg)
 			continue;
 		if (h.type != COLO_LINK_WRITE_ACK &&
 		    h.type != COLO_LINK_BARRIER_ACK &&
-		    h.type != COLO_LINK_RESYNC_END) {
+		    h.type != COLO_LINK_RESYNC_END &&
+		    h.type != COLO_LINK_DIGEST) {
 			why = "unexpected frame";
 			break;
 		}
@@ -622,6 +587,12 @@ static void *receiver_main(void *arg)
 		if (h.seq <= p->acked_seq || h.seq > p->next_seq) {
 			pthread_mutex_unlock(&p->lock);
 			why = "ack out of order";
+			break;
+		}
+		if (h.type == COLO_LINK_DIGEST &&
+		    colo_prim_digest_arrived(p, &h, p->rx) < 0) {
+			pthread_mutex_unlock(&p->lock);
+			why = "digests that answer no request";
 			break;
 		}
 		if (h.flags & COLO_LINK_F_REFUSED)
@@ -649,109 +620,8 @@ static void *receiver_main(void *arg)
 		}
 	}
 	if (why)
-		link_lost(p, rc->epoch, why);
+		colo_prim_link_lost(p, rc->epoch, why);
 	return NULL;
-}
-
-static bool all_zero(const uint8_t *b, size_t n)
-{
-	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
-}
-
-/* Copy the resync set; 0 when the secondary acknowledged all of it. */
-static int resync(struct colo_repl_primary *p, int fd, uint64_t epoch)
-{
-	struct colo_link_hdr h = { .type = COLO_LINK_RESYNC_BEGIN };
-	struct colo_link_hdr ping = { .type = COLO_LINK_PING };
-	uint64_t pos = 0, off, bytes, last_ping = colo_now_ns();
-	uint32_t len;
-	int r;
-
-	pthread_mutex_lock(&p->lock);
-	bytes = colo_dirty_map_bytes(&p->resync);
-	pthread_mutex_unlock(&p->lock);
-	colo_log_info("blk primary: resync of %llu bytes",
-		      (unsigned long long)bytes);
-	h.off = bytes;
-	pthread_mutex_lock(&p->order);
-	r = colo_link_send(fd, &h, NULL);
-	pthread_mutex_unlock(&p->order);
-	bytes = 0;
-	for (;;) {
-		bool more;
-
-		if (r < 0)
-			break;
-		pthread_mutex_lock(&p->order);
-		pthread_mutex_lock(&p->lock);
-		more = p->epoch == epoch && !p->stop &&
-		       colo_dirty_map_next(&p->resync, &pos, &off, &len);
-		pthread_mutex_unlock(&p->lock);
-		if (!more) {
-			pthread_mutex_unlock(&p->order);
-			break;
-		}
-		r = p->image->ops->pread(p->image, p->chunk, len, off);
-		if (r == 0) {
-			h = (struct colo_link_hdr){
-				.type = COLO_LINK_RESYNC_DATA,
-				.off = off,
-				.len = len,
-			};
-			if (all_zero(p->chunk, len))
-				h.flags = COLO_LINK_F_ZERO;
-			r = colo_link_send(fd, &h, p->chunk);
-		}
-		/* Only pongs come back during a long copy: keep them coming
-		 * or the receiver takes the silence for a dead link. */
-		if (r == 0 && colo_now_ns() - last_ping >
-				      p->timeout_ms * COLO_NS_PER_MS / 4) {
-			r = colo_link_send(fd, &ping, NULL);
-			last_ping = colo_now_ns();
-		}
-		pthread_mutex_unlock(&p->order);
-		bytes += len;
-	}
-	if (r < 0) {
-		link_lost(p, epoch, strerror(-r));
-		return r;
-	}
-	/* The end marker takes a sequence number: its ack covers it all. */
-	pthread_mutex_lock(&p->order);
-	pthread_mutex_lock(&p->lock);
-	if (p->epoch != epoch || p->stop) {
-		pthread_mutex_unlock(&p->lock);
-		pthread_mutex_unlock(&p->order);
-		return -ECONNRESET;
-	}
-	h = (struct colo_link_hdr){ .type = COLO_LINK_RESYNC_END,
-				    .seq = ++p->next_seq };
-	r = queue_push(p, h.seq, 0, 0);
-	pthread_mutex_unlock(&p->lock);
-	if (r == 0)
-		r = colo_link_send(fd, &h, NULL);
-	pthread_mutex_unlock(&p->order);
-	if (r < 0) {
-		link_lost(p, epoch, strerror(-r));
-		return r;
-	}
-	r = wait_ack(p, h.seq, epoch, 0);
-	if (r < 0)
-		return r;
-	pthread_mutex_lock(&p->lock);
-	if (p->epoch == epoch) {
-		colo_dirty_map_clear_all(&p->resync);
-		p->resync_active = false;
-		p->state = COLO_REPL_PROTECTED;
-		p->st.resyncs++;
-		p->st.last_resync_bytes = bytes;
-		p->st.total_resync_bytes += bytes;
-		colo_log_info("blk primary: resync done (%llu bytes): "
-			      "protected",
-			      (unsigned long long)bytes);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return 0;
 }
 
 static void run_link(struct colo_repl_primary *p, int fd)
@@ -778,10 +648,10 @@ static void run_link(struct colo_repl_primary *p, int fd)
 	pthread_mutex_unlock(&p->order);
 
 	if (pthread_create(&rt, NULL, receiver_main, &rc) != 0) {
-		link_lost(p, rc.epoch, "no thread");
+		colo_prim_link_lost(p, rc.epoch, "no thread");
 		goto out;
 	}
-	if (resync(p, fd, rc.epoch) == 0) {
+	if (colo_prim_resync(p, fd, rc.epoch) == 0) {
 		/* Pings keep the secondary's receive timeout from firing and
 		 * prove the link alive through its answers. */
 		while (!nap(p, p->timeout_ms / 4)) {
@@ -796,10 +666,10 @@ static void run_link(struct colo_repl_primary *p, int fd)
 			r = colo_link_send(fd, &ping, NULL);
 			pthread_mutex_unlock(&p->order);
 			if (r < 0)
-				link_lost(p, rc.epoch, strerror(-r));
+				colo_prim_link_lost(p, rc.epoch, strerror(-r));
 		}
 	}
-	link_lost(p, rc.epoch, "stopped");
+	colo_prim_link_lost(p, rc.epoch, "stopped");
 	pthread_join(rt, NULL);
 out:
 	pthread_mutex_lock(&p->order);
@@ -888,7 +758,7 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 		goto fail;
 	}
 	p->chunk = malloc(gran);
-	if (!p->chunk) {
+	if (!p->chunk || colo_prim_digest_init(p) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -913,7 +783,6 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 	if (colo_cond_init_monotonic(&p->cond)) {
 		pthread_mutex_destroy(&p->order);
 		pthread_mutex_destroy(&p->lock);
-		free(p->chunk);
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -925,6 +794,8 @@ colo_repl_primary_new(const struct colo_repl_primary_cfg *cfg, char *err,
 fail:
 	colo_dirty_map_destroy(&p->dirty);
 	colo_dirty_map_destroy(&p->resync);
+	free(p->chunk);
+	colo_prim_digest_free(p);
 	free(p);
 	return NULL;
 }
@@ -1010,5 +881,6 @@ void colo_repl_primary_free(struct colo_repl_primary *p)
 	free(p->q);
 	free(p->lost);
 	free(p->chunk);
+	colo_prim_digest_free(p);
 	free(p);
 }

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "log.h"
 #include "repl_link.h"
 #include "repl_lobby.h"
@@ -50,7 +51,11 @@ struct colo_repl_secondary {
 	bool failed_over;
 	struct colo_repl_secondary_stats st;
 	struct colo_link_reader rd; /* frames from the primary */
-	uint64_t ack_seq; /* a WRITE applied but not acked yet, 0: none */
+	uint64_t ack_seq;   /* a WRITE applied but not acked yet, 0: none */
+	uint32_t peer_gran; /* the primary's HELLO granularity: of digests */
+	struct colo_digester *dg; /* with the link's buffers */
+	uint8_t *
+		digests; /* COLO_LINK_MAX_DIGESTS digests, a DIGEST's payload */
 	const struct colo_tls_creds *creds; /* NULL: plain link */
 	const char *tls_peer;
 	struct colo_repl_lobby *lobby; /* from start on */
@@ -83,6 +88,42 @@ static int flush_ack(struct colo_repl_secondary *s, int fd, bool idle_only)
 	queued = ack(fd, COLO_LINK_WRITE_ACK, s->ack_seq, 0);
 	s->ack_seq = 0;
 	return queued < 0 ? -EIO : 0;
+}
+
+/*
+ * The digests of a range of the image, as it is at this point of the
+ * primary's stream (every earlier frame is applied; the guest's own
+ * writes stay in the active buffer, off the image). A range the HELLO's
+ * granularity does not cut into whole granules of the image ends the
+ * link; a read failure is reported (F_ERROR) before it does.
+ */
+static int answer_digest(struct colo_repl_secondary *s, int fd,
+			 const struct colo_link_hdr *h)
+{
+	struct colo_blk_dev *img = colo_disk_buffer_image(s->db);
+	struct colo_link_hdr a = { .type = COLO_LINK_DIGEST,
+				   .seq = h->seq,
+				   .off = h->off };
+	uint32_t count;
+	int r;
+
+	if (colo_link_digest_span(h->off, h->len, s->peer_gran, img->size,
+				  &count) < 0)
+		return -EPROTO;
+	r = colo_digest_range(s->dg, img, h->off, h->len, s->peer_gran,
+			      s->digests);
+	if (r < 0)
+		a.flags = COLO_LINK_F_ERROR;
+	else
+		a.len = count * COLO_LINK_DIGEST_LEN;
+	pthread_mutex_lock(&s->lock);
+	s->st.digest_reqs++;
+	s->st.digest_bytes += r < 0 ? 0 : h->len;
+	s->st.last_seq = h->seq;
+	pthread_mutex_unlock(&s->lock);
+	if (colo_link_send(fd, &a, s->digests) < 0)
+		return -EIO;
+	return r;
 }
 
 /* One frame from the primary; <0 ends the connection. */
@@ -175,6 +216,8 @@ static int apply(struct colo_repl_secondary *s, int fd,
 		pthread_mutex_unlock(&s->lock);
 		colo_log_info("blk secondary: resync done");
 		return ack(fd, COLO_LINK_RESYNC_END, h->seq, r) < 0 ? -EIO : r;
+	case COLO_LINK_DIGEST_REQ:
+		return answer_digest(s, fd, h);
 	case COLO_LINK_PING: {
 		struct colo_link_hdr pong = { .type = COLO_LINK_PONG };
 
@@ -202,6 +245,7 @@ static int answer_hello(struct colo_repl_secondary *s, int fd)
 		.auth = s->creds ? COLO_LINK_AUTH_TLS : COLO_LINK_AUTH_NONE,
 		.size = guest->size,
 		.granularity = dst.granularity,
+		.features = COLO_LINK_FEAT_DIGEST,
 	};
 	colo_link_encode_hello(hb, &hello);
 	return colo_link_send(fd, &h, hb);
@@ -231,6 +275,11 @@ static int alloc_buffers(struct colo_repl_secondary *s)
 {
 	if (!s->rd.buf && colo_link_reader_init(&s->rd) < 0)
 		return -ENOMEM;
+	if (!s->dg && !(s->dg = colo_digester_new()))
+		return -ENOMEM;
+	if (!s->digests && !(s->digests = malloc(COLO_LINK_MAX_DIGESTS *
+						 COLO_LINK_DIGEST_LEN)))
+		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
 	s->st.buffer_bytes = s->rd.cap;
 	pthread_mutex_unlock(&s->lock);
@@ -250,6 +299,7 @@ static void serve(struct colo_repl_secondary *s, struct colo_repl_joiner *j)
 	}
 	s->conn_fd = fd;
 	s->ack_seq = 0;
+	s->peer_gran = j->hello.granularity;
 	colo_link_reader_reset(&s->rd);
 	pthread_mutex_unlock(&s->lock);
 
@@ -453,6 +503,8 @@ void colo_repl_secondary_free(struct colo_repl_secondary *s)
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->lock);
 	colo_link_reader_free(&s->rd);
+	colo_digester_free(s->dg);
+	free(s->digests);
 	colo_repl_lobby_free(s->lobby);
 	free(s);
 }

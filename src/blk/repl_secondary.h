@@ -26,6 +26,8 @@ struct colo_repl_secondary_stats {
 	uint64_t prepares;    /* two-step checkpoints the primary prepared */
 	uint64_t resyncs;     /* completed */
 	uint64_t resync_bytes;
+	uint64_t digest_reqs;  /* ranges hashed for a resync by digest */
+	uint64_t digest_bytes; /* their bytes */
 	uint64_t last_seq;
 	uint64_t hello_timeouts; /* connections without a HELLO in time */
 	uint64_t refused;	 /* failed TLS, bad HELLO */

@@ -175,6 +175,81 @@ static void test_socket_io(void **state)
 	close(sv[1]);
 }
 
+/* The digest frames: what len may be, and the ranges a request may
+ * cover on the image. */
+static void test_digest_frames(void **state)
+{
+	const uint32_t D = COLO_LINK_DIGEST_LEN;
+	struct colo_link_hdr d = { .type = COLO_LINK_DIGEST, .len = 2 * D };
+	uint32_t n = 0;
+
+	(void)state;
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_DIGEST_REQ,
+					       .off = 1 << 20,
+					       .len = 0xffffffffU }),
+		0);
+	assert_int_equal(decode((struct colo_link_hdr){
+				 .type = COLO_LINK_DIGEST_REQ, .len = 0 }),
+			 -EPROTO);
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_DIGEST_REQ,
+					       .off = UINT64_MAX - 10,
+					       .len = 11 }),
+		-EPROTO);
+	assert_int_equal(
+		decode((struct colo_link_hdr){ .type = COLO_LINK_DIGEST_REQ,
+					       .flags = COLO_LINK_F_ERROR,
+					       .len = 512 }),
+		-EPROTO);
+	assert_int_equal(decode(d), 0);
+	assert_int_equal(colo_link_payload_len(&d), 2 * D);
+	d.len = COLO_LINK_MAX_DIGESTS * D;
+	assert_int_equal(decode(d), 0);
+	d.len += D; /* more digests than a request may ask for */
+	assert_int_equal(decode(d), -EPROTO);
+	d.len = D + 1; /* not whole digests */
+	assert_int_equal(decode(d), -EPROTO);
+	d.len = 0;
+	assert_int_equal(decode(d), -EPROTO);
+	d.flags = COLO_LINK_F_ERROR; /* a failed hash carries none */
+	assert_int_equal(decode(d), 0);
+	assert_int_equal(colo_link_payload_len(&d), 0);
+	d.len = D;
+	assert_int_equal(decode(d), -EPROTO);
+	assert_string_equal(colo_link_type_name(COLO_LINK_DIGEST_REQ),
+			    "DIGEST_REQ");
+
+	/* spans: whole granules inside the image, the last one may be short */
+	assert_int_equal(
+		colo_link_digest_span(0, 65536 * 16, 65536, 1 << 30, &n), 0);
+	assert_int_equal(n, 16);
+	assert_int_equal(
+		colo_link_digest_span(65536, 1000, 65536, 65536 + 1000, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(
+		colo_link_digest_span(0, 65536 + 1, 65536, 2 * 65536 + 1, &n),
+		-EPROTO); /* short granule not at the end */
+	assert_int_equal(colo_link_digest_span(512, 65536, 65536, 1 << 30, &n),
+			 -EPROTO); /* off not on a granule */
+	assert_int_equal(colo_link_digest_span(0, 65536, 65536, 4096, &n),
+			 -EPROTO); /* beyond the image */
+	assert_int_equal(colo_link_digest_span(UINT64_MAX - 511, 512, 512,
+					       UINT64_MAX, &n),
+			 -EPROTO);
+	assert_int_equal(colo_link_digest_span(0, 4096, 1000, 1 << 20, &n),
+			 -EPROTO); /* granularity not a power of two */
+	assert_int_equal(colo_link_digest_span(0, 256, 256, 1 << 20, &n),
+			 -EPROTO); /* below the smallest */
+	assert_int_equal(colo_link_digest_span(0, 0, 512, 1 << 20, &n),
+			 -EPROTO);
+	assert_int_equal(colo_link_digest_span(0, 4096 * 512, 512, 1 << 30, &n),
+			 0);
+	assert_int_equal(n, COLO_LINK_MAX_DIGESTS);
+	assert_int_equal(colo_link_digest_span(0, 4097 * 512, 512, 1 << 30, &n),
+			 -EPROTO); /* too many digests */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_hdr_rejects),
 		cmocka_unit_test(test_hello_and_parse),
 		cmocka_unit_test(test_socket_io),
+		cmocka_unit_test(test_digest_frames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
