@@ -213,11 +213,8 @@ int colo_cmd_status(int argc, char **argv)
 			       "that crossed the failover\n",
 			       str(up, "reprotect_waiting_conns", "?"));
 		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
-			printf("  no re-protection: %s\n",
-			       want_vm ? "blk refused to replicate (see colo "
-					 "up's log)"
-				       : "not supported with a netns guest's "
-					 "disk yet");
+			printf("  no re-protection: blk refused to "
+			       "replicate (see colo up's log)\n");
 	}
 	json_object_put(out);
 	json_object_put(up);

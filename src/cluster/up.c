@@ -92,8 +92,8 @@ struct up {
 	bool stale_logged;
 	uint64_t reprotect_at; /* the peer came back as secondary: clock */
 	uint64_t reprotect_ms; /* the last re-protection took */
-	/* Connections re-protection waits for; -1 none, -2 not possible
-	 * (a disk) */
+	/* Connections re-protection waits for; -1 none, -2 blk refused to
+	 * replicate */
 	int64_t draining;
 	bool drain_forced; /* reprotect-force: cut what the drain waits for */
 	/* Re-protection with a VM guest's disk: the survivor's blk (this
@@ -433,10 +433,14 @@ static void do_failover(struct up *u)
 		    sizeof(err)))
 		colo_log_warn("proxy failover: %s", err);
 	/* With a VM guest colo vm fails blk over itself (--blk-control),
-	 * with the guest's view, before its VM runs alone: once. */
+	 * with the guest's view, before its VM runs alone: once. A netns
+	 * guest has no checkpoint that blk's buffers follow: the guest's
+	 * view would roll back every write since replication began, so
+	 * blk keeps the primary's (every acknowledged write). */
 	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) &&
 	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
-	    request(u, COLO_DAEMON_BLK, "{\"cmd\":\"failover\"}", err,
+	    request(u, COLO_DAEMON_BLK,
+		    "{\"cmd\":\"failover\",\"view\":\"primary\"}", err,
 		    sizeof(err)))
 		colo_log_warn("blk failover: %s", err);
 	run_hook(u, "failover");
@@ -722,6 +726,14 @@ static void restart_as_primary(struct up *u)
 	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
 	    u->child[COLO_DAEMON_VM] > 0) {
 		promote_vm(u);
+	} else if (u->child[COLO_DAEMON_BLK] > 0 &&
+		   u->blk_replicating == u->child[COLO_DAEMON_BLK]) {
+		/* a netns guest's disk: blk already replicates in place and
+		 * serves the guest's export; only the proxy is replaced */
+		colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
+		u->child[COLO_DAEMON_PROXY] = 0;
+		if (start_daemon(u, COLO_DAEMON_PROXY, COLO_ROLE_PRIMARY))
+			u->daemon_role = COLO_ROLE_PRIMARY;
 	} else {
 		stop_daemons(u);
 		start_daemons(u, COLO_ROLE_PRIMARY);
@@ -758,13 +770,13 @@ static struct json_object *ask_proxy(struct up *u, const char *cmd, char *err,
 	return ask_daemon(u, COLO_DAEMON_PROXY, req, err, errlen);
 }
 
-/* A VM guest's disk before the promote: the survivor's blk, a
- * failed-over secondary, becomes the peer's primary in place
- * ("replicate": only the granules that differ are copied) and keeps
- * the guest's export. True once it reports protected: only then may the
- * new primary colo vm checkpoint (its blk prepare needs a protected
- * blk). Asked again at each watch until then; never a restart of blk,
- * which would cut the guest's disk. */
+/* The guest's disk before the proxy is replaced (and a VM guest
+ * promoted): the survivor's blk, a failed-over secondary, becomes the
+ * peer's primary in place ("replicate": only the granules that differ
+ * are copied) and keeps the guest's export. True once it reports
+ * protected: only then may a new primary colo vm checkpoint (its blk
+ * prepare needs a protected blk). Asked again at each watch until then;
+ * never a restart of blk, which would cut the guest's disk. */
 static bool disk_replicates(struct up *u)
 {
 	char req[COLO_PAIR_ADDR_MAX + 64], peer[COLO_PAIR_ADDR_MAX + 16];
@@ -819,18 +831,6 @@ static void try_reprotect(struct up *u)
 	struct json_object *o = NULL, *v;
 	int64_t n = -1;
 
-	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) &&
-	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_VM)) {
-		/* colo blk cannot turn its failed-over secondary into a
-		 * primary in place, and a restart would cut the guest's
-		 * export and copy the whole image: not done, said once. */
-		if (u->draining != -2)
-			colo_log_warn("re-protection with a [guest] disk is "
-				      "not supported yet: staying degraded");
-		u->draining = -2;
-		return;
-	}
-
 	o = ask_proxy(u, "stats", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "shifted_conns", &v))
 		n = json_object_get_int64(v);
@@ -882,8 +882,7 @@ static int cmd_reprotect_force(void *ctx, struct json_object *req,
 	if (waiting <= 0) {
 		snprintf(err, errlen, "%s",
 			 waiting == -2 ? "re-protection waits for the disk "
-					 "(blk refused to replicate, or a "
-					 "netns guest's disk)"
+					 "(blk refused to replicate)"
 				       : "no re-protection waits for "
 					 "connections");
 		return -1;

@@ -186,7 +186,7 @@ class Cluster(e2e.Net):
                                check=True)
                 f.write("[host %s]\nlink = %s\nring = %s\nclient = sw\n"
                         "credentials = %s\n" % (n, link, RING[n], creds))
-                if not self.guest_conf:
+                if "kind = vm" not in self.guest_conf:
                     f.write("guest = gst\n")
             f.write("[witness]\naddress = %s\n[timeouts]\ntoken_ms = %d\n"
                     "lease_ms = %d\nmargin_ms = %d\n"
@@ -866,6 +866,7 @@ def main():
             c.guest_conf = cluster_vm.guest_conf(sys.argv[1])
         else:
             c.services(("pguest", "sguest"))
+            c.guest_conf = cluster_vm.netns_guest_conf(sys.argv[1])
         fn, times = TESTS[sys.argv[1]]
         if times:
             TOKEN, LEASE, MARGIN, QDEVICE = times

@@ -371,12 +371,20 @@ def t_vm_secondary_restart(c):
     cl.check(r["ok"], "the echo connection served throughout")
 
 
+def netns_guest_conf(scenario):
+    """PAIR.conf's [guest] for the namespace guests: a disk for disk_*
+    (cluster_disk.py), else none (no section)."""
+    if scenario.startswith("disk_"):
+        return "[guest]\nkind = netns\ndisk = %s\n" % DISK
+    return ""
+
+
 def all_tests():
-    """This file's scenarios and those with a disk (cluster_vm_disk.py,
+    """This file's scenarios and those with a disk (cluster_disk.py,
     which uses this file's helpers)."""
-    import cluster_vm_disk
+    import cluster_disk
     t = dict(TESTS)
-    t.update(cluster_vm_disk.TESTS)
+    t.update(cluster_disk.TESTS)
     return t
 
 
