@@ -13,11 +13,12 @@
 # `colo up` (reprotect) or from the switch-over command (switchover) to
 # both hosts' `colo status` saying protected, the test closing at once
 # the connections re-protection waits for. Writes lost: acknowledged
-# disk writes the survivor no longer holds, measured by the scenarios
-# with a VM guest and a replicated disk (vm_disk_*: the client polls the
-# last write the guest read back, and the survivor must never answer
-# less); the namespace guests have no disk ("-"). Root only; the vm_*
-# scenarios need QEMU and the test guest (contrib/guest/build.sh).
+# disk writes the survivor no longer holds, in the scenarios with a
+# replicated disk (disk_reprotect: blocks written through blk's export;
+# vm_disk_*: the client polls the last write the guest read back, and
+# the survivor must never answer less); "-" where there is no disk.
+# Root only; the vm_* scenarios need QEMU and the test guest
+# (contrib/guest/build.sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -48,7 +49,7 @@ run() { # scenario [TOKEN LEASE MARGIN]
 }
 for s in primary_dies link_cut link_cut_b_primary secondary_dies \
 	witness_dies primary_isolated primary_frozen reprotect switchover \
-	stale_secondary vm_disk_primary_dies vm_disk_reprotect; do
+	stale_secondary disk_reprotect vm_disk_primary_dies vm_disk_reprotect; do
 	echo "bench/cluster: $s" >&2
 	run $s
 done
