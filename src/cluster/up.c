@@ -96,9 +96,9 @@ struct up {
 	 * replicate */
 	int64_t draining;
 	bool drain_forced; /* reprotect-force: cut what the drain waits for */
-	/* Re-protection with a VM guest's disk: the survivor's blk (this
-	 * pid) was told to replicate to the peer; the promote waits until
-	 * it reports protected. */
+	/* Re-protection with a disk: the survivor's blk (this pid) was
+	 * told to replicate to the peer; the new proxy (and promote) wait
+	 * until it reports protected. */
 	pid_t blk_replicating;
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
@@ -694,6 +694,15 @@ static void on_claim_msg(struct up *u, uint32_t from,
  * supervisor's loop also renews the lease. */
 #define WATCH_MS 250
 
+/* The failed-over proxy gives way to a primary one, the other daemons
+ * staying; false (and colo up stops) if it cannot start. */
+static bool replace_proxy(struct up *u)
+{
+	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
+	u->child[COLO_DAEMON_PROXY] = 0;
+	return start_daemon(u, COLO_DAEMON_PROXY, COLO_ROLE_PRIMARY);
+}
+
 /* A VM guest lives on through re-protection: the failed-over colo vm
  * keeps running while a primary proxy replaces the failed-over one, then
  * a primary colo vm (--promote, in a fresh RAM directory) takes the
@@ -708,12 +717,10 @@ static void promote_vm(struct up *u)
 	if (rename(u->sock[COLO_DAEMON_VM], u->promote_from))
 		colo_log_warn("%s: %s", u->sock[COLO_DAEMON_VM],
 			      strerror(errno));
-	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
-	u->child[COLO_DAEMON_PROXY] = 0;
 	u->vm_dir_gen++;
 	/* blk, when there is a disk, stays: it already replicates to the
 	 * peer, and both VMs use its export */
-	if (start_daemon(u, COLO_DAEMON_PROXY, COLO_ROLE_PRIMARY) &&
+	if (replace_proxy(u) &&
 	    start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_PRIMARY))
 		u->daemon_role = COLO_ROLE_PRIMARY;
 	u->promote_from[0] = '\0';
@@ -730,9 +737,7 @@ static void restart_as_primary(struct up *u)
 		   u->blk_replicating == u->child[COLO_DAEMON_BLK]) {
 		/* a netns guest's disk: blk already replicates in place and
 		 * serves the guest's export; only the proxy is replaced */
-		colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
-		u->child[COLO_DAEMON_PROXY] = 0;
-		if (start_daemon(u, COLO_DAEMON_PROXY, COLO_ROLE_PRIMARY))
+		if (replace_proxy(u))
 			u->daemon_role = COLO_ROLE_PRIMARY;
 	} else {
 		stop_daemons(u);
@@ -793,6 +798,7 @@ static bool disk_replicates(struct up *u)
 		if (o && json_object_object_get_ex(o, "ok", &v) &&
 		    json_object_get_boolean(v)) {
 			u->blk_replicating = u->child[COLO_DAEMON_BLK];
+			u->draining = -1;
 			colo_log_info("re-protecting: blk replicates to %s",
 				      peer);
 		} else {

@@ -78,9 +78,12 @@ def make_disk(c, n):
 
 
 def console(c, n):
-    """Node n's running VM's console (its colo vm's vm_log, in the node's
-    private /dev/shm)."""
-    return c.node_run(n, "cat", cv.vm(c, n)["vm_log"])
+    """The consoles of every VM node n's colo vm has run (qemu-GEN.log
+    beside its vm_log, in the node's private /dev/shm): a secondary
+    loads a new VM at each checkpoint, so its current one may not have
+    checked its disk yet, and what grows is the sum."""
+    d = os.path.dirname(cv.vm(c, n)["vm_log"])
+    return c.node_run(n, "sh", "-c", "cat %s/qemu-*.log" % d)
 
 
 def disk_checks(text):
