@@ -25,13 +25,14 @@ import cluster_vm as cv
 
 class DiskAck:
     """The client's poller of the guest's acknowledged write: a new
-    connection every 0.3 s, each answer kept with its receive time.
+    connection every second (each one a checkpoint, the replicas'
+    numbers differing), each answer kept with its receive time.
     "stop" on its stdin ends it and prints every answer."""
 
     CODE = r"""
 import json, select, socket, sys, time
 got = []
-while not select.select([sys.stdin], [], [], 0.3)[0]:
+while not select.select([sys.stdin], [], [], 1.0)[0]:
     try:
         s = socket.create_connection((sys.argv[1], int(sys.argv[2])),
                                      timeout=3)
@@ -90,12 +91,14 @@ def disk_checks(text):
     return re.findall(r"disk (ok|BAD) (\d+)", text)
 
 
-def check_console(c, n, what):
-    """No "disk BAD" on node n's VM console, and at least two checks
-    after what is already there (the guest reads its disk back ok now)."""
+def check_console(c, n, what, more=2):
+    """No "disk BAD" on node n's VM consoles, after more checks than are
+    there now (the guest reads its disk back ok now). A secondary's VM
+    is replaced at every checkpoint, here every few seconds, and may
+    never get through a check under load: for it, more=0."""
     before = len(disk_checks(console(c, n)))
-    c.wait("two more disk checks on %s" % n,
-           lambda: len(disk_checks(console(c, n))) >= before + 2,
+    c.wait("%d more disk checks on %s" % (more, n),
+           lambda: len(disk_checks(console(c, n))) >= before + more,
            timeout=90, step=0.5)
     text = console(c, n)
     bad = [x for x in disk_checks(text) if x[0] == "BAD"]
@@ -234,7 +237,7 @@ def t_vm_disk_reprotect(c):
              "b's guest promoted (paused %.0f ms)" % vb["promote_pause_ms"])
     check_console(c, "b", "after the promote")
     cv.forced_checkpoint(c, "b", "a")
-    check_console(c, "a", "a's VM, a checkpoint of b's")
+    check_console(c, "a", "a's VMs, checkpoints of b's", more=0)
     r2 = cv.echo_until(c, echo, 30)
     cl.check(r2["ok"], "the echo connection lives on through the "
              "re-protection (longest gap %.0f ms)" % r2["max_gap_ms"])
