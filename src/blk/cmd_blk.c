@@ -65,9 +65,10 @@ static const char primary_help[] =
 	"When the secondary is unreachable the export keeps working\n"
 	"(state \"degraded\"), the changed regions are recorded, and the link\n"
 	"is retried every second. When a secondary connects, only the\n"
-	"recorded regions are copied (all of FILE the first time, since\n"
-	"nothing is known of the secondary's image) and the state becomes\n"
-	"\"protected\".\n"
+	"recorded regions are copied and the state becomes \"protected\".\n"
+	"The first time nothing is known of the secondary's image: the\n"
+	"granules whose SHA-256 differ on the two sides are copied (all of\n"
+	"FILE with --resync full or a secondary that cannot hash).\n"
 	"\n"
 	"options:\n"
 	"  --image FILE          raw image (or block device) to serve\n"
@@ -85,6 +86,9 @@ static const char primary_help[] =
 	"                        there are lost with the primary\n"
 	"  --timeout MS          link silence that means the secondary is\n"
 	"                        lost (default 5000)\n"
+	"  --resync digest|full  a secondary whose image is unknown gets\n"
+	"                        only the granules whose digests differ\n"
+	"                        (default), or all of FILE\n"
 	"  --tls-creds DIR       run the replication link in TLS 1.3 with\n"
 	"                        mutual x509 authentication; DIR as QEMU's\n"
 	"                        tls-creds-x509: ca-cert.pem and the client pair\n"
@@ -167,6 +171,8 @@ static const char secondary_help[] =
 	"                        CA; needs --tls-creds)\n"
 	"  --insecure            allow the link off loopback without TLS\n"
 	"                        (anyone reaching it can write the image)\n"
+	"  --resync digest|full  as the primary's, once \"replicate\" made\n"
+	"                        this process one\n"
 	"  --quiet               log warnings only\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -199,6 +205,17 @@ static const char secondary_help[] =
 	"                         the primary had acknowledged, for a\n"
 	"                         secondary VM that restarts from FILE (or\n"
 	"                         none at all).\n"
+	"  {\"cmd\":\"replicate\",\"secondary\":\"HOST:PORT\"}\n"
+	"                         after failover: become a primary in\n"
+	"                         place, replicating FILE to a new\n"
+	"                         `colo blk secondary` (unix:PATH too). The\n"
+	"                         exports and their clients stay; the first\n"
+	"                         resync goes by digest; from then on the\n"
+	"                         control socket answers as colo blk\n"
+	"                         primary's (status, stats, checkpoint,\n"
+	"                         prepare, failover, quit). TLS: the same\n"
+	"                         --tls-creds (with the client pair) and\n"
+	"                         --tls-peer.\n"
 	"  {\"cmd\":\"quit\"}         exit as on SIGTERM\n"
 	"\n"
 	"Signals: SIGTERM, SIGINT disconnect the clients and exit 0.\n"
@@ -768,6 +785,24 @@ static int blk_start(int argc, char **argv, const char *help, bool primary,
 	return -1;
 }
 
+/* The replicating device's settings from the command line: the same for
+ * colo blk primary and for a secondary that "replicate" makes one (whose
+ * --async is refused at parsing, so false). */
+static void primary_cfg(const struct blk_args *a, struct colo_blk_dev *image,
+			const char *spec, struct colo_repl_primary_cfg *cfg)
+{
+	*cfg = (struct colo_repl_primary_cfg){
+		.image = image,
+		.secondary = spec,
+		.granularity = a->granularity,
+		.async = a->async,
+		.timeout_ms = a->timeout_ms,
+		.creds = a->creds,
+		.tls_peer = a->tls_peer,
+		.resync_full = a->resync_full,
+	};
+}
+
 static int cmd_primary(int argc, char **argv)
 {
 	struct blk_args a = { 0 };
@@ -788,14 +823,7 @@ static int cmd_primary(int argc, char **argv)
 		blk_main_destroy(&m);
 		return rc;
 	}
-	cfg.creds = a.creds;
-	cfg.tls_peer = a.tls_peer;
-	cfg.image = image;
-	cfg.secondary = spec;
-	cfg.granularity = a.granularity;
-	cfg.async = a.async;
-	cfg.timeout_ms = a.timeout_ms;
-	cfg.resync_full = a.resync_full;
+	primary_cfg(&a, image, spec, &cfg);
 	p = colo_repl_primary_new(&cfg, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "colo blk primary: --secondary %s\n", err);
@@ -1070,13 +1098,7 @@ static int secondary_replicate(void *ctx, struct json_object *req,
 		if (colo_repl_primary_retarget(m->p, spec, err, errlen) < 0)
 			return -1;
 	} else {
-		cfg.image = m->image;
-		cfg.secondary = spec;
-		cfg.granularity = a->granularity;
-		cfg.timeout_ms = a->timeout_ms;
-		cfg.creds = a->creds;
-		cfg.tls_peer = a->tls_peer;
-		cfg.resync_full = a->resync_full;
+		primary_cfg(a, m->image, spec, &cfg);
 		m->p = colo_repl_primary_new(&cfg, err, errlen);
 		if (!m->p)
 			return -1;

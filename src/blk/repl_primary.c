@@ -291,9 +291,9 @@ static int prim_write(struct colo_repl_primary *p, const void *buf,
 	}
 	seq = forward_locked(p, buf, len, off, flags, &epoch);
 	pthread_mutex_unlock(&p->order);
+	/* a lost link: recorded, and done */
 	if (seq && !p->async)
-		colo_prim_wait_ack(p, seq, epoch,
-				   0); /* lost link: recorded, done */
+		colo_prim_wait_ack(p, seq, epoch, 0);
 	return 0;
 }
 

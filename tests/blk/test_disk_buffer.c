@@ -390,6 +390,61 @@ static void test_image_error(void **state)
 	model_free(&m);
 }
 
+static void count_done(void *arg, int result)
+{
+	int *n = arg;
+
+	assert_int_equal(result, 0);
+	(*n)++;
+}
+
+/* After failover the view may be routed through another device (the
+ * primary a "replicate" creates): every call of the guest's device goes
+ * there, the async write included, and none to the image directly. */
+static void test_route(void **state)
+{
+	struct model m;
+	struct test_img *to = test_img_new(1 << 20),
+			*small = test_img_new(4096);
+	const struct colo_blk_dev_ops *ops;
+	uint8_t buf[4096], back[4096];
+	int done = 0;
+
+	(void)state;
+	model_init(&m, 1 << 20, 4096);
+	assert_int_equal(colo_disk_buffer_route(m.db, &to->dev), -EINVAL);
+	assert_null(m.guest->ops->pwrite_async); /* unrouted: synchronous */
+	assert_int_equal(colo_disk_buffer_failover(m.db), 0);
+	assert_int_equal(colo_disk_buffer_route(m.db, &small->dev), -ERANGE);
+	assert_int_equal(colo_disk_buffer_route(m.db, &to->dev), 0);
+	assert_int_equal(colo_disk_buffer_route(m.db, &to->dev), -EALREADY);
+	ops = colo_blk_dev_ops(m.guest);
+	memset(buf, 0x3c, sizeof(buf));
+	assert_int_equal(ops->pwrite(m.guest, buf, 4096, 8192, false), 0);
+	assert_int_equal(ti_pread(&to->dev, back, 4096, 8192), 0);
+	assert_memory_equal(back, buf, 4096);
+	assert_int_equal(ti_pread(&m.img->dev, back, 4096, 8192), 0);
+	assert_int_equal(back[0], 0); /* not behind the route's back */
+	memset(buf, 0x4d, sizeof(buf));
+	assert_int_equal(ops->pwrite_async(m.guest, buf, 4096, 0, false,
+					   count_done, &done),
+			 0);
+	assert_int_equal(done, 1);
+	assert_int_equal(ops->pread(m.guest, back, 4096, 0), 0);
+	assert_memory_equal(back, buf, 4096);
+	assert_int_equal(ops->write_zeroes(m.guest, 4096, 0, false, true), 0);
+	assert_int_equal(ti_pread(&to->dev, back, 4096, 0), 0);
+	assert_int_equal(back[0], 0);
+	assert_int_equal(ops->flush(m.guest), 0);
+	to->fail = EIO; /* the route's errors reach the client */
+	assert_int_equal(ops->pread(m.guest, back, 4096, 0), -EIO);
+	assert_int_equal(ops->flush(m.guest), -EIO);
+	to->fail = 0;
+	model_free(&m);
+	test_img_free(to);
+	test_img_free(small);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_large_sparse_bounded),
 		cmocka_unit_test(test_bad_granularity),
 		cmocka_unit_test(test_image_error),
+		cmocka_unit_test(test_route),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

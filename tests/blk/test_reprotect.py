@@ -193,8 +193,100 @@ def scenario_full_option(tmp):
             h.kill()
 
 
+def scenario_replicate_tls(tmp):
+    """The survivor's link to the returning host runs in TLS with the
+    credentials it was started with as a secondary (both pairs in DIR)."""
+    mkcreds = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "..", "tls", "mkcreds.sh")
+    ca, ha, hb = (os.path.join(tmp, d) for d in ("ca", "ha", "hb"))
+    subprocess.run([mkcreds, "ca", ca], check=True, capture_output=True)
+    for d, name in ((ha, "ha"), (hb, "hb")):
+        subprocess.run([mkcreds, "host", ca, d, name], check=True,
+                       capture_output=True)
+    b, n = Host(tmp, "b"), Host(tmp, "n")
+    port1, port2 = free_port(), free_port()
+    for h, fill in ((b, 0x11), (n, 0x22)):
+        with open(h.img, "wb") as f:
+            f.write(bytes([fill]) * SIZE)
+    try:
+        # b was the secondary of host "ha"; it survives it
+        b.start("secondary", port1, "--tls-creds", hb, "--tls-peer", "ha")
+        r = ctl(b.ctl, "failover")
+        assert r["ok"], r
+        qemu_io(b.exp, "write -P 51 %d %d" % (GRAN * 3, GRAN))
+        # "ha" comes back as a secondary on its old image
+        n.start("secondary", port2, "--tls-creds", ha, "--tls-peer", "hb")
+        r = ctl(b.ctl, "replicate", secondary="127.0.0.1:%d" % port2)
+        assert r["ok"], r
+        wait_for(lambda: b.state() == "protected", "protection over TLS")
+        qemu_io(b.exp, "write -P 52 %d %d" % (GRAN * 7 + 5, 100))
+        assert_same(read_file(n.img), read_file(b.img), "image over TLS")
+        st = ctl(n.ctl, "stats")
+        assert st["digest_reqs"] > 0 and st["refused"] == 0, st
+    finally:
+        for h in (b, n):
+            h.kill()
+
+
+def scenario_writes_during_resync(tmp):
+    """A client writes without pause, pipelined, while the digest pass
+    runs: no write may be lost or overtaken by the copy of its granule."""
+    a, b = Host(tmp, "a"), Host(tmp, "b")
+    port = free_port()
+    size = 64 << 20
+    img = bytearray(os.urandom(size))
+    with open(a.img, "wb") as f:
+        f.write(img)
+    for g in range(0, size // GRAN, 37):  # about 3% of the granules
+        img[g * GRAN + 100:g * GRAN + 200] = bytes(100)
+    with open(b.img, "wb") as f:
+        f.write(img)
+    del img
+    client = None
+    try:
+        b.start("secondary", port)
+        a.start("primary", port)  # the digest pass starts at once
+        client = NbdClient(a.exp)
+        sent, inflight, depth, nblocks = 0, 0, 8, size // 4096
+        seen_resync, protected_at = False, None
+        while protected_at is None or sent < protected_at + 200:
+            while inflight < depth:
+                # spread over the image, every block rewritten in turn
+                blk = (sent * 997) % nblocks
+                client.send_write(sent, blk * 4096, block(sent))
+                sent += 1
+                inflight += 1
+            h, err = client.reply()
+            assert err == 0, (h, err)
+            inflight -= 1
+            if sent % 64 == 0 and protected_at is None:
+                st = a.state()
+                seen_resync |= st == "resyncing"
+                if st == "protected":
+                    protected_at = sent
+            assert sent < 400000, "never protected"
+        while inflight:
+            assert client.reply()[1] == 0
+            inflight -= 1
+        st = ctl(a.ctl, "stats")
+        print("  writes_during_resync: %d writes, %d during the resync "
+              "(seen resyncing: %s), resync copied %d bytes in %d ms" %
+              (sent, st["forwarded"], seen_resync, st["last_resync_bytes"],
+               st["last_resync_ms"]))
+        assert st["digest_resyncs"] == 1 and st["forwarded"] > 0, st
+        assert_same(read_file(b.img), read_file(a.img),
+                    "secondary after writes during the resync")
+    finally:
+        if client:
+            client.s.close()
+        for h in (a, b):
+            h.kill()
+
+
 SCENARIOS = {
     "replicate": scenario_replicate,
+    "writes_during_resync": scenario_writes_during_resync,
+    "replicate_tls": scenario_replicate_tls,
     "full_option": scenario_full_option,
 }
 
