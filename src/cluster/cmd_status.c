@@ -51,16 +51,28 @@ static const char *str(struct json_object *o, const char *key, const char *dflt)
 		       : dflt;
 }
 
+/* blk in step with its peer: a primary "protected", a secondary
+ * "replicating" (not resyncing, not failed over). */
+static bool blk_in_step(struct json_object *blk)
+{
+	const char *st = str(blk, "state", "");
+
+	return !strcmp(st, "protected") || !strcmp(st, "replicating");
+}
+
 /* protected: a primary whose proxy compares with a live secondary (and,
- * with a VM guest, whose frame keeps the secondary VM a copy); degraded:
- * a primary serving alone; down: nobody serves from here. */
+ * with a VM guest, whose frame keeps the secondary VM a copy; with a
+ * disk, whose blk replicates it); degraded: a primary serving alone;
+ * down: nobody serves from here. */
 static const char *pair_state(struct json_object *up, struct json_object *proxy,
-			      struct json_object *vm, bool want_vm)
+			      struct json_object *vm, bool want_vm,
+			      struct json_object *blk, bool want_blk)
 {
 	const char *role = str(up, "role", "none");
 	const char *mode = str(proxy, "mode", "");
 
-	if (want_vm && strcmp(str(vm, "mode", ""), "protected"))
+	if ((want_vm && strcmp(str(vm, "mode", ""), "protected")) ||
+	    (want_blk && !blk_in_step(blk)))
 		mode = "";
 
 	if (strcmp(role, "primary")) {
@@ -100,7 +112,7 @@ int colo_cmd_status(int argc, char **argv)
 	struct colo_pair_config cfg;
 	char path[512];
 	struct json_object *up, *proxy, *blk = NULL, *vm = NULL, *out, *peer;
-	bool want_vm;
+	bool want_vm, want_blk;
 	int c, self;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -137,7 +149,8 @@ int colo_cmd_status(int argc, char **argv)
 		return 1;
 	}
 	proxy = ask(&cfg, self, COLO_DAEMON_PROXY);
-	if (colo_daemon_wanted(&cfg, COLO_DAEMON_BLK))
+	want_blk = colo_daemon_wanted(&cfg, COLO_DAEMON_BLK);
+	if (want_blk)
 		blk = ask(&cfg, self, COLO_DAEMON_BLK);
 	want_vm = colo_daemon_wanted(&cfg, COLO_DAEMON_VM);
 	if (want_vm)
@@ -145,9 +158,9 @@ int colo_cmd_status(int argc, char **argv)
 
 	out = json_object_new_object();
 	json_object_object_add(out, "pair", json_object_new_string(cfg.name));
-	json_object_object_add(
-		out, "state",
-		json_object_new_string(pair_state(up, proxy, vm, want_vm)));
+	json_object_object_add(out, "state",
+			       json_object_new_string(pair_state(
+				       up, proxy, vm, want_vm, blk, want_blk)));
 	json_object_object_add(out, "host", json_object_get(up));
 	{
 		struct json_object *v;
@@ -162,7 +175,7 @@ int colo_cmd_status(int argc, char **argv)
 			json_object_new_int64(left > 0 ? left / 1000000 : 0));
 	}
 	json_object_object_add(out, "proxy", proxy ? proxy : NULL);
-	if (blk)
+	if (want_blk)
 		json_object_object_add(out, "blk", blk);
 	if (want_vm)
 		json_object_object_add(out, "vm", vm);
@@ -171,7 +184,7 @@ int colo_cmd_status(int argc, char **argv)
 	} else {
 		json_object_object_get_ex(up, "peer", &peer);
 		printf("pair %s: %s\n", cfg.name,
-		       pair_state(up, proxy, vm, want_vm));
+		       pair_state(up, proxy, vm, want_vm, blk, want_blk));
 		printf("  %-12s %-10s %s, epoch %s, proxy %s\n",
 		       cfg.host[self].name, str(up, "role", "?"),
 		       !strcmp(str(up, "quorate", "false"), "true")
@@ -185,6 +198,11 @@ int colo_cmd_status(int argc, char **argv)
 			       str(vm, "mode", "not running"),
 			       str(vm, "seq", "-"), str(vm, "checkpoints", "0"),
 			       str(vm, "pause_last_ms", "-"));
+		if (want_blk)
+			printf("  blk %s %s, last resync %s bytes\n",
+			       str(blk, "role", "-"),
+			       str(blk, "state", "not running"),
+			       str(blk, "last_resync_bytes", "-"));
 		printf("  %-12s %-10s %s\n", cfg.host[!self].name,
 		       str(peer, "role", "?"),
 		       !strcmp(str(peer, "in_group", "false"), "true")
@@ -195,8 +213,8 @@ int colo_cmd_status(int argc, char **argv)
 			       "that crossed the failover\n",
 			       str(up, "reprotect_waiting_conns", "?"));
 		else if (atoi(str(up, "reprotect_waiting_conns", "-1")) == -2)
-			printf("  no re-protection: not supported with a "
-			       "[guest] disk yet\n");
+			printf("  no re-protection: blk refused to "
+			       "replicate (see colo up's log)\n");
 	}
 	json_object_put(out);
 	json_object_put(up);

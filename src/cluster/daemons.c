@@ -6,7 +6,9 @@
  * the direction from the role decided at run time, never from the order
  * of the hosts in the file. With kind = vm the proxy's guest port is a
  * socket that colo vm's QEMUs connect to, and colo vm (the frame) runs
- * the guest, its frame link in TLS with the host's credentials.
+ * the guest, its frame link in TLS with the host's credentials; with a
+ * [guest] disk, its drive on colo blk's export and its checkpoints
+ * covering blk (--disk, --blk-control).
  */
 #include "daemons.h"
 
@@ -41,6 +43,13 @@ void colo_daemon_socket(const struct colo_pair_config *cfg, int self,
 		 colo_daemon_name(d));
 }
 
+void colo_daemon_disk_socket(const struct colo_pair_config *cfg, int self,
+			     char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s-disk.sock", cfg->run_dir,
+		 cfg->host[self].name);
+}
+
 void colo_daemon_guest_socket(const struct colo_pair_config *cfg, int self,
 			      char *out, size_t len)
 {
@@ -71,13 +80,27 @@ static void add(struct colo_argv *a, const char *fmt, ...)
 }
 
 /* host:port, with brackets around an IPv6 address. */
+static void hostport(char *out, size_t len, const char *addr, unsigned int port)
+{
+	if (strchr(addr, ':'))
+		snprintf(out, len, "[%s]:%u", addr, port);
+	else
+		snprintf(out, len, "%s:%u", addr, port);
+}
+
 static void add_hostport(struct colo_argv *a, const char *addr,
 			 unsigned int port)
 {
-	if (strchr(addr, ':'))
-		add(a, "[%s]:%u", addr, port);
-	else
-		add(a, "%s:%u", addr, port);
+	char hp[COLO_PAIR_ADDR_MAX + 16];
+
+	hostport(hp, sizeof(hp), addr, port);
+	add(a, "%s", hp);
+}
+
+void colo_daemon_blk_peer(const struct colo_pair_config *cfg, int self,
+			  char *out, size_t len)
+{
+	hostport(out, len, cfg->host[!self].link, cfg->link_port + 1u);
 }
 
 /* A link in TLS: identity is the host, so the peer's certificate must
@@ -128,6 +151,19 @@ void colo_daemon_vm_argv(const struct colo_pair_config *cfg, int self,
 	add(out, "--proxy-control");
 	add(out, "%s", path);
 	add_tls(out, me, peer);
+	/* The disk inside every checkpoint (blk_hook.c): QEMU's drive on
+	 * this host's blk export, prepare/commit/failover on its control
+	 * socket. The failover of blk is colo vm's, with the guest's view:
+	 * colo up does not send its own (up.c do_failover). */
+	if (cfg->disk[0]) {
+		colo_daemon_disk_socket(cfg, self, path, sizeof(path));
+		add(out, "--disk");
+		add(out, "unix:%s", path);
+		colo_daemon_socket(cfg, self, COLO_DAEMON_BLK, path,
+				   sizeof(path));
+		add(out, "--blk-control");
+		add(out, "%s", path);
+	}
 	if (cfg->qemu[0]) {
 		add(out, "--qemu");
 		add(out, "%s", cfg->qemu);
@@ -150,7 +186,7 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 	const struct colo_pair_host *me = &cfg->host[self];
 	const struct colo_pair_host *peer = &cfg->host[!self];
 	bool primary = r == COLO_ROLE_PRIMARY;
-	char sock[COLO_ARG_LEN];
+	char sock[COLO_ARG_LEN], path[COLO_ARG_LEN];
 
 	if (d == COLO_DAEMON_VM) {
 		colo_daemon_vm_argv(cfg, self, r, colo, 0, NULL, out);
@@ -168,8 +204,6 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 		add(out, "packet:%s", me->client_if);
 		add(out, "--guest");
 		if (cfg->guest_kind == COLO_GUEST_VM) {
-			char path[COLO_ARG_LEN];
-
 			colo_daemon_guest_socket(cfg, self, path, sizeof(path));
 			add(out, "qemu:unix-listen:%s", path);
 		} else {
@@ -191,7 +225,8 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 	add(out, "%s", cfg->disk);
 	if (primary) {
 		add(out, "--secondary");
-		add_hostport(out, peer->link, cfg->link_port + 1u);
+		colo_daemon_blk_peer(cfg, self, path, sizeof(path));
+		add(out, "%s", path);
 	} else {
 		add(out, "--listen");
 		add_hostport(out, me->link, cfg->link_port + 1u);
@@ -199,7 +234,8 @@ void colo_daemon_argv(const struct colo_pair_config *cfg, int self,
 	/* The replication link with the same credentials as the proxy's. */
 	add_tls(out, me, peer);
 	add(out, "--export");
-	add(out, "unix-listen:%s/%s-disk.sock", cfg->run_dir, me->name);
+	colo_daemon_disk_socket(cfg, self, path, sizeof(path));
+	add(out, "unix-listen:%s", path);
 	add(out, "--control");
 	add(out, "%s", sock);
 }

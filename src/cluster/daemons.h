@@ -38,6 +38,14 @@ const char *colo_daemon_name(enum colo_daemon d);
  * two hosts sharing a run directory, as in tests, apart). */
 void colo_daemon_socket(const struct colo_pair_config *cfg, int self,
 			enum colo_daemon d, char *out, size_t len);
+/* With a [guest] disk: colo blk's NBD export, RUN_DIR/NAME-disk.sock,
+ * the guest's drive (colo vm's --disk with kind = vm). */
+void colo_daemon_disk_socket(const struct colo_pair_config *cfg, int self,
+			     char *out, size_t len);
+/* The peer's blk replication address, HOST:PORT (link, link_port + 1):
+ * a primary blk's --secondary, a survivor's "replicate". */
+void colo_daemon_blk_peer(const struct colo_pair_config *cfg, int self,
+			  char *out, size_t len);
 /* kind = vm: the proxy's guest port, RUN_DIR/NAME-guest.sock, that every
  * QEMU of colo vm connects to. */
 void colo_daemon_guest_socket(const struct colo_pair_config *cfg, int self,

@@ -469,10 +469,6 @@ static void validate_guest(struct parse *p, unsigned int line)
 		fail(p, line,
 		     "[guest]: missing key 'qemu_args' (kind = vm: the "
 		     "guest's QEMU arguments)");
-	if (cfg->disk[0])
-		fail(p, line,
-		     "[guest] disk: not with kind = vm yet (see colo-up(1) "
-		     "NOT DONE YET)");
 	/* whoever reaches the frame link owns the guest: TLS, always */
 	for (unsigned int i = 0; i < cfg->nhosts; i++)
 		if (!cfg->host[i].credentials[0])

@@ -92,10 +92,14 @@ struct up {
 	bool stale_logged;
 	uint64_t reprotect_at; /* the peer came back as secondary: clock */
 	uint64_t reprotect_ms; /* the last re-protection took */
-	/* Connections re-protection waits for; -1 none, -2 not possible
-	 * (a disk) */
+	/* Connections re-protection waits for; -1 none, -2 blk refused to
+	 * replicate */
 	int64_t draining;
 	bool drain_forced; /* reprotect-force: cut what the drain waits for */
+	/* Re-protection with a disk: the survivor's blk (this pid) was
+	 * told to replicate to the peer; the new proxy (and promote) wait
+	 * until it reports protected. */
+	pid_t blk_replicating;
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
@@ -280,29 +284,43 @@ static void stop_daemons(struct up *u)
 	u->vm_failover_pending = false;
 }
 
-/* A guest port left by an earlier proxy would pass for the new one's. */
-static void unlink_guest_port(struct up *u)
+/* A guest port left by an earlier proxy (a disk export by an earlier
+ * blk) would pass for the new one's. */
+static void unlink_socket(struct up *u, enum colo_daemon d)
 {
 	char path[COLO_ARG_LEN];
 
-	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	if (d == COLO_DAEMON_PROXY)
+		colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	else
+		colo_daemon_disk_socket(u->cfg, u->self, path, sizeof(path));
 	unlink(path);
 }
 
-/* colo vm's QEMU connects to the proxy's guest port at once: wait (a
- * few ms, bounded) until the proxy listens on it. */
-static void wait_guest_port(struct up *u)
+/* colo vm's QEMU connects to the proxy's guest port (and blk's export)
+ * at once: wait (a few ms, bounded) until they listen. */
+static void wait_socket(const char *path, const char *what)
 {
-	char path[COLO_ARG_LEN];
 	struct timespec ts = { 0, 10 * 1000000L };
 
-	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
 	for (int i = 0; i < 500; i++) {
 		if (access(path, F_OK) == 0)
 			return;
 		nanosleep(&ts, NULL);
 	}
-	colo_log_warn("%s: the proxy's guest port did not appear", path);
+	colo_log_warn("%s: %s did not appear", path, what);
+}
+
+static void wait_vm_sockets(struct up *u)
+{
+	char path[COLO_ARG_LEN];
+
+	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
+	wait_socket(path, "the proxy's guest port");
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
+		colo_daemon_disk_socket(u->cfg, u->self, path, sizeof(path));
+		wait_socket(path, "blk's export");
+	}
 }
 
 /* Starts daemon d in role r; false (and colo up stops) if it cannot. */
@@ -312,14 +330,13 @@ static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
 	char err[256];
 
 	if (d == COLO_DAEMON_VM) {
-		wait_guest_port(u);
+		wait_vm_sockets(u);
 		colo_daemon_vm_argv(u->cfg, u->self, r, u->colo, u->vm_dir_gen,
 				    u->promote_from[0] ? u->promote_from : NULL,
 				    &a);
 	} else {
-		if (d == COLO_DAEMON_PROXY &&
-		    colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
-			unlink_guest_port(u);
+		if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+			unlink_socket(u, d);
 		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
 				 u->colo, &a);
 	}
@@ -415,8 +432,15 @@ static void do_failover(struct up *u)
 	if (request(u, COLO_DAEMON_PROXY, "{\"cmd\":\"failover\"}", err,
 		    sizeof(err)))
 		colo_log_warn("proxy failover: %s", err);
+	/* With a VM guest colo vm fails blk over itself (--blk-control),
+	 * with the guest's view, before its VM runs alone: once. A netns
+	 * guest has no checkpoint that blk's buffers follow: the guest's
+	 * view would roll back every write since replication began, so
+	 * blk keeps the primary's (every acknowledged write). */
 	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) &&
-	    request(u, COLO_DAEMON_BLK, "{\"cmd\":\"failover\"}", err,
+	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
+	    request(u, COLO_DAEMON_BLK,
+		    "{\"cmd\":\"failover\",\"view\":\"primary\"}", err,
 		    sizeof(err)))
 		colo_log_warn("blk failover: %s", err);
 	run_hook(u, "failover");
@@ -670,6 +694,15 @@ static void on_claim_msg(struct up *u, uint32_t from,
  * supervisor's loop also renews the lease. */
 #define WATCH_MS 250
 
+/* The failed-over proxy gives way to a primary one, the other daemons
+ * staying; false (and colo up stops) if it cannot start. */
+static bool replace_proxy(struct up *u)
+{
+	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
+	u->child[COLO_DAEMON_PROXY] = 0;
+	return start_daemon(u, COLO_DAEMON_PROXY, COLO_ROLE_PRIMARY);
+}
+
 /* A VM guest lives on through re-protection: the failed-over colo vm
  * keeps running while a primary proxy replaces the failed-over one, then
  * a primary colo vm (--promote, in a fresh RAM directory) takes the
@@ -684,10 +717,12 @@ static void promote_vm(struct up *u)
 	if (rename(u->sock[COLO_DAEMON_VM], u->promote_from))
 		colo_log_warn("%s: %s", u->sock[COLO_DAEMON_VM],
 			      strerror(errno));
-	colo_child_stop(u->child[COLO_DAEMON_PROXY], 3000);
-	u->child[COLO_DAEMON_PROXY] = 0;
 	u->vm_dir_gen++;
-	start_daemons(u, COLO_ROLE_PRIMARY);
+	/* blk, when there is a disk, stays: it already replicates to the
+	 * peer, and both VMs use its export */
+	if (replace_proxy(u) &&
+	    start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_PRIMARY))
+		u->daemon_role = COLO_ROLE_PRIMARY;
 	u->promote_from[0] = '\0';
 }
 
@@ -698,6 +733,12 @@ static void restart_as_primary(struct up *u)
 	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM) &&
 	    u->child[COLO_DAEMON_VM] > 0) {
 		promote_vm(u);
+	} else if (u->child[COLO_DAEMON_BLK] > 0 &&
+		   u->blk_replicating == u->child[COLO_DAEMON_BLK]) {
+		/* a netns guest's disk: blk already replicates in place and
+		 * serves the guest's export; only the proxy is replaced */
+		if (replace_proxy(u))
+			u->daemon_role = COLO_ROLE_PRIMARY;
 	} else {
 		stop_daemons(u);
 		start_daemons(u, COLO_ROLE_PRIMARY);
@@ -708,22 +749,83 @@ static void restart_as_primary(struct up *u)
 		(unsigned long long)((colo_now_ns() - t0) / COLO_NS_PER_MS));
 }
 
-/* A command to this host's proxy; its parsed reply, or NULL (the reason
- * in err). WATCH_MS bounds the wait: the supervisor's loop must go on. */
-static struct json_object *ask_proxy(struct up *u, const char *cmd, char *err,
-				     size_t errlen)
+/* A request to one of this host's daemons; its parsed reply, or NULL
+ * (the reason in err). WATCH_MS bounds the wait: the supervisor's loop
+ * must go on. */
+static struct json_object *ask_daemon(struct up *u, enum colo_daemon d,
+				      const char *req, char *err, size_t errlen)
 {
-	char req[64], *reply;
+	char *reply;
 	struct json_object *o;
 
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
-	reply = colo_control_request(u->sock[COLO_DAEMON_PROXY], req, WATCH_MS,
-				     err, errlen);
+	reply = colo_control_request(u->sock[d], req, WATCH_MS, err, errlen);
 	if (!reply)
 		return NULL;
 	o = json_tokener_parse(reply);
 	free(reply);
 	return o;
+}
+
+static struct json_object *ask_proxy(struct up *u, const char *cmd, char *err,
+				     size_t errlen)
+{
+	char req[64];
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}", cmd);
+	return ask_daemon(u, COLO_DAEMON_PROXY, req, err, errlen);
+}
+
+/* The guest's disk before the proxy is replaced (and a VM guest
+ * promoted): the survivor's blk, a failed-over secondary, becomes the
+ * peer's primary in place ("replicate": only the granules that differ
+ * are copied) and keeps the guest's export. True once it reports
+ * protected: only then may a new primary colo vm checkpoint (its blk
+ * prepare needs a protected blk). Asked again at each watch until then;
+ * never a restart of blk, which would cut the guest's disk. */
+static bool disk_replicates(struct up *u)
+{
+	char req[COLO_PAIR_ADDR_MAX + 64], peer[COLO_PAIR_ADDR_MAX + 16];
+	char err[256] = "no reply";
+	struct json_object *o, *v;
+	const char *st = "";
+	bool ok = false;
+
+	if (u->blk_replicating != u->child[COLO_DAEMON_BLK]) {
+		colo_daemon_blk_peer(u->cfg, u->self, peer, sizeof(peer));
+		snprintf(req, sizeof(req),
+			 "{\"cmd\":\"replicate\",\"secondary\":\"%s\"}", peer);
+		o = ask_daemon(u, COLO_DAEMON_BLK, req, err, sizeof(err));
+		if (o && json_object_object_get_ex(o, "ok", &v) &&
+		    json_object_get_boolean(v)) {
+			u->blk_replicating = u->child[COLO_DAEMON_BLK];
+			u->draining = -1;
+			colo_log_info("re-protecting: blk replicates to %s",
+				      peer);
+		} else {
+			if (o && json_object_object_get_ex(o, "error", &v))
+				snprintf(err, sizeof(err), "%s",
+					 json_object_get_string(v));
+			if (u->draining != -2)
+				colo_log_warn("re-protection: blk refused to "
+					      "replicate to %s (%s): staying "
+					      "degraded",
+					      peer, err);
+			u->draining = -2;
+		}
+		json_object_put(o);
+		return false;
+	}
+	o = ask_daemon(u, COLO_DAEMON_BLK, "{\"cmd\":\"status\"}", err,
+		       sizeof(err));
+	if (o && json_object_object_get_ex(o, "state", &v)) {
+		st = json_object_get_string(v);
+		ok = !strcmp(st, "protected");
+	}
+	if (ok)
+		colo_log_info("re-protecting: the disk is in step with %s",
+			      u->cfg->host[!u->self].name);
+	json_object_put(o);
+	return ok;
 }
 
 /* The survivor's proxy is a failed-over secondary: it may become a
@@ -734,17 +836,6 @@ static void try_reprotect(struct up *u)
 	char err[256] = "no shifted_conns in its stats";
 	struct json_object *o = NULL, *v;
 	int64_t n = -1;
-
-	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
-		/* colo blk cannot turn its failed-over secondary into a
-		 * primary in place, and a restart would cut the guest's
-		 * export and copy the whole image: not done, said once. */
-		if (u->draining != -2)
-			colo_log_warn("re-protection with a [guest] disk is "
-				      "not supported yet: staying degraded");
-		u->draining = -2;
-		return;
-	}
 
 	o = ask_proxy(u, "stats", err, sizeof(err));
 	if (o && json_object_object_get_ex(o, "shifted_conns", &v))
@@ -771,8 +862,15 @@ static void try_reprotect(struct up *u)
 		write_state(u);
 		return;
 	}
-	u->draining = -1;
+	if (u->draining > 0)
+		u->draining = -1;
 	u->drain_forced = false;
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) &&
+	    !disk_replicates(u)) {
+		write_state(u);
+		return;
+	}
+	u->draining = -1;
 	restart_as_primary(u);
 	push_lease(u);
 	write_state(u);
@@ -789,8 +887,8 @@ static int cmd_reprotect_force(void *ctx, struct json_object *req,
 	(void)req;
 	if (waiting <= 0) {
 		snprintf(err, errlen, "%s",
-			 waiting == -2 ? "re-protection with a [guest] disk "
-					 "is not supported yet"
+			 waiting == -2 ? "re-protection waits for the disk "
+					 "(blk refused to replicate)"
 				       : "no re-protection waits for "
 					 "connections");
 		return -1;

@@ -186,7 +186,7 @@ class Cluster(e2e.Net):
                                check=True)
                 f.write("[host %s]\nlink = %s\nring = %s\nclient = sw\n"
                         "credentials = %s\n" % (n, link, RING[n], creds))
-                if not self.guest_conf:
+                if "kind = vm" not in self.guest_conf:
                     f.write("guest = gst\n")
             f.write("[witness]\naddress = %s\n[timeouts]\ntoken_ms = %d\n"
                     "lease_ms = %d\nmargin_ms = %d\n"
@@ -844,7 +844,7 @@ TESTS = {"primary_dies": (t_primary_dies, None),
 def main():
     global TOKEN, LEASE, MARGIN, QDEVICE
     import cluster_vm  # its scenarios (vm_*) use this file's helpers
-    TESTS.update(cluster_vm.TESTS)
+    TESTS.update(cluster_vm.all_tests())
     is_vm = sys.argv[1:2] and sys.argv[1].startswith("vm_")
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         sys.exit(__doc__)
@@ -863,9 +863,10 @@ def main():
     try:
         c.up()
         if is_vm:
-            c.guest_conf = cluster_vm.guest_conf()
+            c.guest_conf = cluster_vm.guest_conf(sys.argv[1])
         else:
             c.services(("pguest", "sguest"))
+            c.guest_conf = cluster_vm.netns_guest_conf(sys.argv[1])
         fn, times = TESTS[sys.argv[1]]
         if times:
             TOKEN, LEASE, MARGIN, QDEVICE = times

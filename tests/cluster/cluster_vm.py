@@ -20,21 +20,32 @@ import cluster as cl  # noqa: E402
 import vmpair  # noqa: E402  (the guest's builder, the control client)
 
 ECHO_PORT = 5000
+DISKACK_PORT = 5001
 MAC = "02:c0:10:00:00:10"
+# vm_disk_*: each node's own image, in its private /run (a tmpfs of its
+# mount namespace, gone with the node: a returning host has a blank one)
+DISK = "/run/colo-disk.img"
+DISK_BYTES = 16 << 20
 
 
-def guest_conf():
+def guest_conf(scenario=""):
     """PAIR.conf's [guest] for the tiny guest: its QEMU arguments over
-    indented lines, no periodic checkpoint (the test forces one)."""
+    indented lines, no periodic checkpoint (the test forces one). The
+    vm_disk_* scenarios add the replicated disk, the guest's disk loop
+    and its acknowledgement service."""
     g = vmpair.guest_dir()
-    return ("[guest]\nkind = vm\ninterval_ms = 0\n"
+    disk = scenario.startswith("vm_disk_")
+    return ("[guest]\nkind = vm\ninterval_ms = 0\n%s"
             "qemu_args = -machine pc -accel tcg -m 128M -nodefaults\n"
             "  -vga none -display none -serial stdio\n"
             "  -kernel %s/vmlinuz -initrd %s/initrd.cpio.gz\n"
             "  -append 'console=ttyS0 quiet ipv6.disable=1 colo_ip=%s/24 "
-            "colo_echo=%d'\n"
-            "  -device virtio-net-pci,netdev=colo-nic,mac=%s\n"
-            % (g, g, cl.GUEST, ECHO_PORT, MAC))
+            "colo_echo=%d%s'\n"
+            "  -device virtio-net-pci,netdev=colo-nic,mac=%s\n%s"
+            % ("disk = %s\n" % DISK if disk else "", g, g, cl.GUEST,
+               ECHO_PORT, " colo_disk=1 colo_diskack=%d" % DISKACK_PORT
+               if disk else "", MAC,
+               "  -device virtio-blk-pci,drive=colo-disk\n" if disk else ""))
 
 
 def vm(c, n, cmd="status", **kw):
@@ -358,6 +369,23 @@ def t_vm_secondary_restart(c):
     r = echo_until(c, echo, 10)
     echo.stop()
     cl.check(r["ok"], "the echo connection served throughout")
+
+
+def netns_guest_conf(scenario):
+    """PAIR.conf's [guest] for the namespace guests: a disk for disk_*
+    (cluster_disk.py), else none (no section)."""
+    if scenario.startswith("disk_"):
+        return "[guest]\nkind = netns\ndisk = %s\n" % DISK
+    return ""
+
+
+def all_tests():
+    """This file's scenarios and those with a disk (cluster_disk.py,
+    which uses this file's helpers)."""
+    import cluster_disk
+    t = dict(TESTS)
+    t.update(cluster_disk.TESTS)
+    return t
 
 
 TESTS = {"vm_primary_dies": (t_vm_primary_dies, None),

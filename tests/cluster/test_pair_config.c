@@ -250,8 +250,6 @@ static void test_guest_vm(void **state)
 		  "t.conf:19: [guest] qemu_args: key given twice");
 	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G \\\n",
 		  "t.conf:18: [guest] qemu_args: backslash at the end");
-	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\ndisk = /d.img\n",
-		  "t.conf:16: [guest] disk: not with kind = vm yet");
 	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\nvm_port = 7071\n",
 		  "[guest] vm_port: 7071 is the proxy's or blk's link");
 	expect_vm("[guest]\nkind = vm\nqemu_args = -m 1G\nqemu = bin/q\n",
@@ -480,6 +478,55 @@ static void test_vm_argv(void **state)
 	}
 }
 
+/* kind = vm with a disk: blk runs first, colo vm's drive is blk's
+ * export and its checkpoints drive blk's control socket; the survivor's
+ * "replicate" names the peer's blk link. */
+static void test_vm_disk_argv(void **state)
+{
+	struct colo_argv a;
+	char peer[96];
+	int i;
+
+	(void)state;
+	assert_int_equal(parse_vm("[guest]\nkind = vm\ndisk = /run/d.img\n"
+				  "qemu_args = -m 128M\n"),
+			 0);
+	assert_string_equal(cfg.disk, "/run/d.img");
+	assert_true(colo_daemon_wanted(&cfg, COLO_DAEMON_BLK));
+	assert_true(COLO_DAEMON_BLK < COLO_DAEMON_VM); /* start order */
+	colo_daemon_argv(&cfg, 1, COLO_ROLE_SECONDARY, COLO_DAEMON_BLK, "colo",
+			 &a);
+	assert_string_equal(a.argv[2], "secondary");
+	assert_string_equal(a.argv[5], "--listen");
+	assert_string_equal(a.argv[6], "10.78.0.2:7071");
+	assert_string_equal(a.argv[a.argc - 3], "unix-listen:/run/c/beta-disk."
+						"sock");
+	assert_string_equal(a.argv[a.argc - 1], "/run/c/beta-blk.sock");
+	colo_daemon_argv(&cfg, 1, COLO_ROLE_PRIMARY, COLO_DAEMON_BLK, "colo",
+			 &a);
+	assert_string_equal(a.argv[5], "--secondary");
+	assert_string_equal(a.argv[6], "10.78.0.1:7071");
+	colo_daemon_blk_peer(&cfg, 1, peer, sizeof(peer));
+	assert_string_equal(peer, "10.78.0.1:7071");
+	for (int r = COLO_ROLE_PRIMARY; r <= COLO_ROLE_SECONDARY; r++) {
+		colo_daemon_vm_argv(&cfg, 1, (enum colo_role)r, "colo", 0, NULL,
+				    &a);
+		for (i = 0; i < a.argc && strcmp(a.argv[i], "--disk"); i++)
+			;
+		assert_true(i + 3 < a.argc);
+		assert_string_equal(a.argv[i + 1],
+				    "unix:/run/c/beta-disk.sock");
+		assert_string_equal(a.argv[i + 2], "--blk-control");
+		assert_string_equal(a.argv[i + 3], "/run/c/beta-blk.sock");
+	}
+	/* without a disk, neither */
+	assert_int_equal(parse_vm("[guest]\nkind = vm\nqemu_args = -m 1G\n"),
+			 0);
+	colo_daemon_vm_argv(&cfg, 1, COLO_ROLE_PRIMARY, "colo", 0, NULL, &a);
+	for (i = 0; i < a.argc; i++)
+		assert_string_not_equal(a.argv[i], "--blk-control");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_guest_vm),
 		cmocka_unit_test(test_shell_words),
 		cmocka_unit_test(test_vm_argv),
+		cmocka_unit_test(test_vm_disk_argv),
 		cmocka_unit_test(test_long_line_keeps_numbering),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_corosync_conf),
