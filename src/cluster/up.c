@@ -933,6 +933,30 @@ static const char *proxy_mode(struct up *u, char *buf, size_t len)
 	return buf;
 }
 
+/* The pair is protected only when the guest's disk is too: a proxy in
+ * "protected" while blk still resyncs (or lost its secondary) becomes
+ * "disk-STATE" here, so the hooks, the state file and the switch-over
+ * check never call a pair protected whose disk is not in step. */
+static const char *with_disk(struct up *u, char *mode, size_t len)
+{
+	char err[256];
+	struct json_object *o, *v;
+	const char *st = "not answering";
+
+	if (strcmp(mode, "protected") ||
+	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) ||
+	    u->child[COLO_DAEMON_BLK] <= 0)
+		return mode;
+	o = ask_daemon(u, COLO_DAEMON_BLK, "{\"cmd\":\"status\"}", err,
+		       sizeof(err));
+	if (o && json_object_object_get_ex(o, "state", &v))
+		st = json_object_get_string(v);
+	if (strcmp(st, "protected"))
+		snprintf(mode, len, "disk-%s", st);
+	json_object_put(o);
+	return mode;
+}
+
 /* Whether this host's secondary proxy has been linked with the primary:
  * linked now, or it counted a loss of the primary (a link that was up).
  * The watcher may have missed a link that lasted less than its period. */
@@ -989,7 +1013,9 @@ static bool note_mode(struct up *u, const char *mode)
 		write_state(u);
 	} else if (!prot && u->protected_now) {
 		u->protected_now = false;
-		colo_log_warn("degraded: the proxy is %s", mode);
+		colo_log_warn("degraded: %s%s",
+			      strncmp(mode, "disk-", 5) ? "the proxy is " : "",
+			      mode);
 		run_hook_detail(u, "degraded", mode);
 		write_state(u);
 	}
@@ -1029,7 +1055,7 @@ static void on_watch_timer(void *opaque)
 		}
 		return;
 	}
-	prot = note_mode(u, mode);
+	prot = note_mode(u, with_disk(u, mode, sizeof(mode)));
 	if (!prot && u->daemon_role == COLO_ROLE_SECONDARY &&
 	    u->peer_in_group && u->peer_heard &&
 	    u->peer_role == COLO_ROLE_SECONDARY)
@@ -1052,7 +1078,8 @@ static int start_switchover(struct up *u, char *err, size_t errlen)
 		return -1;
 	}
 	if (!u->peer_in_group || u->peer_role != COLO_ROLE_SECONDARY ||
-	    !proxy_mode(u, mode, sizeof(mode))[0] || !note_mode(u, mode)) {
+	    !proxy_mode(u, mode, sizeof(mode))[0] ||
+	    !note_mode(u, with_disk(u, mode, sizeof(mode)))) {
 		snprintf(err, errlen,
 			 "the pair is not protected (%s %s, this host's proxy "
 			 "%s): a switch-over would lose the guest",

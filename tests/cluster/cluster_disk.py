@@ -271,10 +271,25 @@ def t_vm_disk_reprotect(c):
     cl.check(extra == 0, "not one frame from b after a took over")
     cl.check(blk_state(c, "a").get("state") == "failed-over",
              "a's blk failed over")
+    hooks_in_step(c)
     cl.log("RESULT vm_disk_reprotect a_back_to_protected_s %.1f "
            "resync_bytes %d stall1_ms %.0f stall_reprotect_ms %.0f "
            "stall2_ms %.0f" % (t_reprotect, resync, r1["max_gap_ms"],
                                r2["max_gap_ms"], r3["max_gap_ms"]))
+
+
+def hooks_in_step(c):
+    """Every "protected" hook of a host with a disk ran while its blk
+    said protected too (the hook records blk's status then): a pair is
+    never announced protected while its disk resyncs."""
+    try:
+        with open(c.hook_blk) as f:
+            states = [json.loads(l).get("state") for l in f if l.strip()]
+    except FileNotFoundError:
+        states = []
+    cl.log("hooks: %s" % ", ".join(c.hook_events()))
+    cl.check(states and all(s == "protected" for s in states),
+             "blk protected at every \"protected\" hook (%s)" % states)
 
 
 def nbd_io(c, n, cmd):
@@ -346,6 +361,7 @@ def t_disk_reprotect(c):
              writes_lost=kept.count(False), resync_bytes=resync)
     cl.check(all(kept), "a's disk holds all three acknowledged blocks "
              "after the second failover (%s)" % kept)
+    hooks_in_step(c)
 
 
 TESTS = {"disk_reprotect": (t_disk_reprotect, None),
