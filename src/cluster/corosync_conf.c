@@ -95,7 +95,7 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		   "\tto_logfile: yes\n"
 		   "\tlogfile: /var/log/corosync/corosync.log\n"
 		   "\tto_syslog: no\n"
-		   "\ttimestamp: on\n"
+		   "\ttimestamp: hires\n"
 		   "}\n");
 }
 

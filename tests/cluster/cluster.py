@@ -135,12 +135,31 @@ class Cluster(e2e.Net):
                                            start_new_session=True)
         return self.procs[key]
 
+    def keep_logs(self, dest):
+        """Copies the supervisors', daemons' and corosync's logs to dest
+        (CLUSTER_KEEP_LOGS): bench/cluster/soak.sh counts token timeouts
+        and claims in them, and the failover timeline is read there."""
+        os.makedirs(dest, exist_ok=True)
+        for f in os.listdir(self.dir):
+            if f.endswith(".log"):
+                shutil.copy(os.path.join(self.dir, f), dest)
+        for n in ("a", "b", "w"):
+            src = os.path.join(self.dir, "node-" + n, "log")
+            for f in os.listdir(src) if os.path.isdir(src) else ():
+                shutil.copy(os.path.join(src, f),
+                            os.path.join(dest, "%s-%s" % (n, f)))
+
     def down(self):
         for key in list(self.procs):
             try:
                 self.kill(key)
             except Exception:
                 pass
+        if os.environ.get("CLUSTER_KEEP_LOGS"):
+            try:
+                self.keep_logs(os.environ["CLUSTER_KEEP_LOGS"])
+            except OSError as e:
+                log("keeping the logs: %s" % e)
         subprocess.run(["ip", "netns", "del", self.p + "wit"],
                        capture_output=True)
         super().down()
