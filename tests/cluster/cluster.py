@@ -863,7 +863,9 @@ TESTS = {"primary_dies": (t_primary_dies, None),
 def main():
     global TOKEN, LEASE, MARGIN, QDEVICE
     import cluster_vm  # its scenarios (vm_*) use this file's helpers
+    import cluster_fastfail  # the failover path's own (vm_failover_busy)
     TESTS.update(cluster_vm.TESTS)
+    TESTS.update(cluster_fastfail.TESTS)
     is_vm = sys.argv[1:2] and sys.argv[1].startswith("vm_")
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         sys.exit(__doc__)
