@@ -36,13 +36,21 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 loadpid=
+# SIGINT first: vm_test.py then stops its daemons and QEMUs (their own
+# sessions, out of the loop's process group) in its finally.
 stop_load() {
 	if [ -n "$loadpid" ]; then
+		kill -INT -- -"$loadpid" 2>/dev/null || true
+		for _ in $(seq 1 30); do
+			kill -0 "$loadpid" 2>/dev/null || break
+			sleep 1
+		done
 		kill -- -"$loadpid" 2>/dev/null || true
 		wait "$loadpid" 2>/dev/null || true
 	fi
 }
 trap stop_load EXIT
+trap 'exit 130' INT TERM
 if [ "$load" = 1 ]; then
 	# its own session, so the loop and its QEMUs stop together
 	setsid bash -c "while :; do COLO_VM_CHECKPOINTS=200 python3 \
