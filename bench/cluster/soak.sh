@@ -27,9 +27,9 @@ dir=${SOAK_DIR:-$(mktemp -d /tmp/colo-soak.XXXXXX)}
 mkdir -p "$dir"
 # scenario: claims and token timeouts it causes by itself
 declare -A claims=([primary_dies]=2 [link_cut]=1 [primary_isolated]=2
-	[primary_frozen]=2 [switchover]=3)
+	[primary_frozen]=2 [switchover]=3 [secondary_dies]=1)
 declare -A tokens=([primary_dies]=1 [link_cut]=1 [primary_isolated]=1
-	[primary_frozen]=1 [switchover]=0)
+	[primary_frozen]=1 [switchover]=0 [secondary_dies]=1)
 scenarios=${SCENARIOS:-primary_dies link_cut primary_isolated primary_frozen switchover}
 if [ "$(id -u)" != 0 ]; then
 	echo "bench/cluster/soak: needs root (network namespaces)" >&2
@@ -40,9 +40,12 @@ loadpid=
 # sessions, out of the loop's process group) in its finally.
 stop_load() {
 	if [ -n "$loadpid" ]; then
+		touch "$dir/load.stop"
 		kill -INT -- -"$loadpid" 2>/dev/null || true
-		for _ in $(seq 1 30); do
-			kill -0 "$loadpid" 2>/dev/null || break
+		# the whole group: bash leaves at once, vm_test.py's cleanup
+		# takes seconds
+		for _ in $(seq 1 40); do
+			kill -0 -- -"$loadpid" 2>/dev/null || break
 			sleep 1
 		done
 		kill -- -"$loadpid" 2>/dev/null || true
@@ -52,8 +55,16 @@ stop_load() {
 trap stop_load EXIT
 trap 'exit 130' INT TERM
 if [ "$load" = 1 ]; then
-	# its own session, so the loop and its QEMUs stop together
-	setsid bash -c "while :; do COLO_VM_CHECKPOINTS=200 python3 \
+	# A background job starts with SIGINT ignored, and so would
+	# vm_test.py: the wrapper gives it Python's handler back, so that
+	# SIGINT runs its cleanup (its daemons and QEMUs are in sessions of
+	# their own); the loop ends at the stop file.
+	rm -f "$dir/load.stop"
+	setsid bash -c "while [ ! -e '$dir/load.stop' ]; do \
+		COLO_VM_CHECKPOINTS=200 python3 -c 'import runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name=\"__main__\")' \
 		'$root/tests/vm/vm_test.py' checkpoints '$colo' \
 		>>'$dir/load.log' 2>&1; done" &
 	loadpid=$!
