@@ -3,6 +3,13 @@
 # corosync really running, and a table of what they measured.
 #
 #   bench/cluster/run.sh            (colo from $COLO, else build/src/colo)
+#   COLO_OLD=/path/to/old/colo bench/cluster/run.sh
+#       also runs primary_dies (and vm_primary_dies with BENCH_VM=1) with
+#       the old and the new binary in turn, RUNS_OLD times each (3), rows
+#       tagged "(old)" and "(new)": a side-by-side comparison in one run.
+#       The old binary gets OLD_TIMES (token lease margin, default the
+#       previous defaults 300 700 175), the new one PAIR.conf's defaults.
+#       COMPARE_ONLY=1: only that comparison.
 #
 # Runs each scenario once with PAIR.conf's default timeouts, then the
 # primary's death with shorter corosync tokens. Columns: detection to
@@ -33,31 +40,50 @@ if [ ! -x "$colo" ]; then
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-run() { # scenario [TOKEN LEASE MARGIN]
+bin=$colo tag=
+run() { # scenario [TOKEN LEASE MARGIN]; the binary $bin, rows tagged $tag
 	local rc=0
 	if [ $# -gt 1 ]; then
 		CLUSTER_TOKEN_MS=$2 CLUSTER_LEASE_MS=$3 CLUSTER_MARGIN_MS=$4 \
-			python3 "$root/tests/cluster/cluster.py" "$1" "$colo" \
+			python3 "$root/tests/cluster/cluster.py" "$1" "$bin" \
 			>"$out.log" 2>&1 || rc=$?
 	else
-		python3 "$root/tests/cluster/cluster.py" "$1" "$colo" \
+		python3 "$root/tests/cluster/cluster.py" "$1" "$bin" \
 			>"$out.log" 2>&1 || rc=$?
 	fi
-	grep '^BENCH ' "$out.log" | sed "s/^BENCH /$rc /" >>"$out" ||
-		echo "$rc {\"scenario\": \"$1\"}" >>"$out"
+	grep '^BENCH ' "$out.log" |
+		sed "s/^BENCH /$rc /; s/\"scenario\": \"\([a-z_]*\)\"/\"scenario\": \"\1$tag\"/" \
+			>>"$out" || echo "$rc {\"scenario\": \"$1$tag\"}" >>"$out"
 	rm -f "$out.log"
 }
-for s in primary_dies link_cut link_cut_b_primary secondary_dies \
-	witness_dies primary_isolated primary_frozen reprotect switchover \
-	stale_secondary disk_reprotect vm_disk_primary_dies vm_disk_reprotect; do
-	echo "bench/cluster: $s" >&2
-	run $s
-done
-for t in "1000 1500 500" "300 700 200" "200 500 150"; do
-	echo "bench/cluster: primary_dies, token/lease/margin $t" >&2
-	# shellcheck disable=SC2086
-	run primary_dies $t
-done
+# the old binary runs with the old defaults (token/lease/margin)
+old_times=${OLD_TIMES:-300 700 175}
+if [ -n "${COLO_OLD:-}" ]; then
+	cmp_scen=primary_dies
+	[ "${BENCH_VM:-0}" = 1 ] && cmp_scen="$cmp_scen vm_primary_dies"
+	for i in $(seq 1 "${RUNS_OLD:-3}"); do
+		for s in $cmp_scen; do
+			echo "bench/cluster: $s, old and new binary (run $i)" >&2
+			# shellcheck disable=SC2086
+			bin=$COLO_OLD tag=" (old)" run "$s" $old_times
+			bin=$colo tag=" (new)" run "$s"
+		done
+	done
+fi
+if [ "${COMPARE_ONLY:-0}" != 1 ]; then
+	for s in primary_dies link_cut link_cut_b_primary secondary_dies \
+		witness_dies primary_isolated primary_frozen reprotect \
+		switchover stale_secondary disk_reprotect vm_disk_primary_dies \
+		vm_disk_reprotect; do
+		echo "bench/cluster: $s" >&2
+		run $s
+	done
+	for t in "1000 1500 500" "300 700 200" "300 500 125" "200 400 100"; do
+		echo "bench/cluster: primary_dies, token/lease/margin $t" >&2
+		# shellcheck disable=SC2086
+		run primary_dies $t
+	done
+fi
 python3 - "$out" <<'PY'
 import json, sys
 rows = []

@@ -14,6 +14,15 @@
  * lowest node id: our heuristic passes only on the current primary, so a
  * cut keeps the host that serves rather than node 1.
  *
+ * consensus is half the token (at least 100 ms, twice corosync's join
+ * timeout) instead of corosync's 1.2 x token: after a token loss, a node
+ * waits that long for the others' join messages before it forms a ring
+ * without them, and a dead peer sends none. corosync.conf(5) says a
+ * two-node cluster is safe with a consensus above the join timeout and
+ * below the token. The lease does not depend on it: the secondary counts
+ * lease + margin from the moment corosync says the primary left, which
+ * comes after the primary's last renewal whatever consensus is.
+ *
  * knet's link pings are set apart from the token: by default they follow
  * it (timeout token/2), and with a short token a scheduling hiccup or a
  * path MTU probe on a loaded host declared the link down and broke the
@@ -31,6 +40,13 @@
 
 #define KNET_PING_INTERVAL_MS 250
 #define KNET_PING_TIMEOUT_MS  1000
+#define CONSENSUS_MIN_MS      100
+
+unsigned int colo_corosync_consensus_ms(unsigned int token_ms)
+{
+	return token_ms / 2 > CONSENSUS_MIN_MS ? token_ms / 2
+					       : CONSENSUS_MIN_MS;
+}
 
 void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 			      const char *is_primary, FILE *f)
@@ -45,11 +61,13 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		"\tcrypto_hash: sha256\n"
 		"\tkeyfile: %s\n"
 		"\ttoken: %u\n"
+		"\tconsensus: %u\n"
 		"\tknet_ping_interval: %u\n"
 		"\tknet_ping_timeout: %u\n"
 		"}\n"
 		"nodelist {\n",
 		cfg->file, cfg->name, cfg->authkey, cfg->token_ms,
+		colo_corosync_consensus_ms(cfg->token_ms),
 		KNET_PING_INTERVAL_MS, KNET_PING_TIMEOUT_MS);
 	for (unsigned int i = 0; i < 2; i++)
 		fprintf(f,
@@ -95,7 +113,7 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		   "\tto_logfile: yes\n"
 		   "\tlogfile: /var/log/corosync/corosync.log\n"
 		   "\tto_syslog: no\n"
-		   "\ttimestamp: on\n"
+		   "\ttimestamp: hires\n"
 		   "}\n");
 }
 

@@ -11,6 +11,10 @@
 #include "pair_config.h"
 
 /* corosync_conf.c APIs: */
+/* The consensus timeout written for a token of token_ms (half of it, at
+ * least 100 ms): a dead peer is declared gone token + consensus after
+ * its last token. */
+unsigned int colo_corosync_consensus_ms(unsigned int token_ms);
 /* corosync.conf text for the pair: knet with aes256/sha256 and the
  * pair's authkey, two nodes, votequorum with a qdevice (net, ffsplit)
  * on the witness. is_primary: the command qdevice runs as its heuristic

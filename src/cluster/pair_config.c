@@ -559,14 +559,15 @@ int colo_pair_parse(const char *file, const char *text, size_t len,
 	snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/colo");
 	snprintf(cfg->authkey, sizeof(cfg->authkey), "/etc/corosync/authkey");
 	cfg->witness_port = 5403;
-	/* A takeover comes about 2.2 tokens (corosync's token and
-	 * consensus) + lease + margin after the primary's death: 1.6 s
-	 * (colo-up(1), TIMING). A 150 ms token gets there in 0.85 s on a
-	 * quiet host, but a loaded one (QEMU guests under TCG) saw a ring
-	 * re-formation with it. The lease stays above 2.2 tokens, so it
-	 * outlives a ring re-formation; the margin, unless set, is a
-	 * quarter of the lease (after parsing). */
-	cfg->lease_ms = 700;
+	/* A takeover comes about 1.5 tokens (corosync's token and the
+	 * consensus colo up writes, half a token) + lease + margin after
+	 * the primary's death: 1.1 s (colo-up(1), TIMING). The token stays
+	 * at 300 ms: a shorter one gets under 1 s, but a loaded host (QEMU
+	 * guests under TCG) saw it time out and re-form the ring. The lease
+	 * stays above token + consensus, so it outlives a ring
+	 * re-formation; the margin, unless set, is a quarter of the lease
+	 * (after parsing). */
+	cfg->lease_ms = 500;
 	cfg->token_ms = 300;
 	cfg->guest_kind = COLO_GUEST_NETNS;
 	snprintf(cfg->ram_dir, sizeof(cfg->ram_dir), "/dev/shm/colo");

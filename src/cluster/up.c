@@ -74,8 +74,11 @@ struct up {
 	bool peer_yielded; /* the primary yielded at our epoch: claim now */
 	bool switching;	   /* our proxy is handing the client over */
 	/* colo vm did not confirm its failover yet: asked again by the
-	 * watcher until it does */
-	bool vm_failover_pending;
+	 * watcher until it does; the request in flight (on the loop) */
+	bool vm_failover_pending, vm_failover_warned;
+	struct colo_control_ask *vm_ask;
+	uint64_t vm_ask_seq; /* questions asked: the state file names the
+			      * one in flight */
 	/* Re-protection of a VM guest (promote): the failed-over colo vm,
 	 * which hands its guest to the new primary one and exits; the RAM
 	 * directory generation of the next colo vm; its --promote. */
@@ -109,6 +112,12 @@ struct up {
 	pid_t child[COLO_DAEMON_COUNT];
 	char sock[COLO_DAEMON_COUNT][COLO_ARG_LEN];
 	struct colo_timer *state_timer, *takeover_timer, *vm_restart_timer;
+	/* colo vm waits for the proxy's guest port (wait_guest_port): its
+	 * argv, made when it was asked for, and until when it waits */
+	struct colo_timer *vm_port_timer;
+	struct colo_argv vm_argv;
+	enum colo_role vm_argv_role;
+	uint64_t vm_port_deadline; /* 0: no colo vm waits */
 	int exit_code;
 };
 
@@ -170,6 +179,9 @@ static void write_state(struct up *u)
 			       json_object_new_int64((int64_t)u->reprotect_ms));
 	json_object_object_add(o, "epoch",
 			       json_object_new_int64((int64_t)u->epoch));
+	json_object_object_add(
+		o, "vm_failover_asking",
+		json_object_new_int64(u->vm_ask ? (int64_t)u->vm_ask_seq : 0));
 	json_object_object_add(o, "primary", json_object_new_string(pname));
 	json_object_object_add(o, "quorate",
 			       json_object_new_boolean(u->quorate));
@@ -282,6 +294,10 @@ static void stop_daemons(struct up *u)
 	u->daemon_role = COLO_ROLE_NONE;
 	u->protected_now = false;
 	u->vm_failover_pending = false;
+	colo_control_ask_cancel(u->vm_ask);
+	u->vm_ask = NULL;
+	u->vm_port_deadline = 0;
+	colo_timer_disarm(u->vm_port_timer);
 }
 
 /* A guest port left by an earlier proxy (a disk export by an earlier
@@ -297,50 +313,14 @@ static void unlink_socket(struct up *u, enum colo_daemon d)
 	unlink(path);
 }
 
-/* colo vm's QEMU connects to the proxy's guest port (and blk's export)
- * at once: wait (a few ms, bounded) until they listen. */
-static void wait_socket(const char *path, const char *what)
+/* Starts daemon d in role r from argv a; false (and colo up stops) if
+ * it cannot. */
+static bool spawn_daemon(struct up *u, enum colo_daemon d, enum colo_role r,
+			 struct colo_argv *a)
 {
-	struct timespec ts = { 0, 10 * 1000000L };
-
-	for (int i = 0; i < 500; i++) {
-		if (access(path, F_OK) == 0)
-			return;
-		nanosleep(&ts, NULL);
-	}
-	colo_log_warn("%s: %s did not appear", path, what);
-}
-
-static void wait_vm_sockets(struct up *u)
-{
-	char path[COLO_ARG_LEN];
-
-	colo_daemon_guest_socket(u->cfg, u->self, path, sizeof(path));
-	wait_socket(path, "the proxy's guest port");
-	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
-		colo_daemon_disk_socket(u->cfg, u->self, path, sizeof(path));
-		wait_socket(path, "blk's export");
-	}
-}
-
-/* Starts daemon d in role r; false (and colo up stops) if it cannot. */
-static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
-{
-	struct colo_argv a;
 	char err[256];
 
-	if (d == COLO_DAEMON_VM) {
-		wait_vm_sockets(u);
-		colo_daemon_vm_argv(u->cfg, u->self, r, u->colo, u->vm_dir_gen,
-				    u->promote_from[0] ? u->promote_from : NULL,
-				    &a);
-	} else {
-		if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
-			unlink_socket(u, d);
-		colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d,
-				 u->colo, &a);
-	}
-	u->child[d] = colo_child_start(a.argv, err, sizeof(err));
+	u->child[d] = colo_child_start(a->argv, err, sizeof(err));
 	if (u->child[d] < 0) {
 		u->child[d] = 0;
 		colo_log_warn("%s", err);
@@ -348,9 +328,82 @@ static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
 		colo_loop_stop(u->loop);
 		return false;
 	}
-	colo_log_info("started %s %s (pid %d)", a.argv[1], colo_role_name(r),
+	colo_log_info("started %s %s (pid %d)", a->argv[1], colo_role_name(r),
 		      (int)u->child[d]);
 	return true;
+}
+
+/* The first socket colo vm's QEMU needs that is not there yet (the
+ * proxy's guest port, blk's export with a disk), or NULL. */
+static const char *vm_socket_missing(struct up *u, char *path, size_t len)
+{
+	colo_daemon_guest_socket(u->cfg, u->self, path, len);
+	if (access(path, F_OK))
+		return "the proxy's guest port";
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK)) {
+		colo_daemon_disk_socket(u->cfg, u->self, path, len);
+		if (access(path, F_OK))
+			return "blk's export";
+	}
+	return NULL;
+}
+
+/* colo vm's QEMU connects to the proxy's guest port (and blk's export)
+ * at once, so colo vm starts once they listen (a few ms after their
+ * daemons start): looked at every 10 ms from the loop, which goes on
+ * renewing the lease meanwhile; after 5 s colo vm starts anyway (and
+ * says why it fails). */
+static void on_vm_port_timer(void *opaque)
+{
+	struct up *u = opaque;
+	char path[COLO_ARG_LEN];
+	const char *missing;
+
+	if (!u->vm_port_deadline)
+		return;
+	missing = vm_socket_missing(u, path, sizeof(path));
+	if (missing && colo_now_ns() < u->vm_port_deadline) {
+		colo_timer_arm_in(u->vm_port_timer, 10 * COLO_NS_PER_MS);
+		return;
+	}
+	if (missing)
+		colo_log_warn("%s: %s did not appear", path, missing);
+	u->vm_port_deadline = 0;
+	spawn_daemon(u, COLO_DAEMON_VM, u->vm_argv_role, &u->vm_argv);
+}
+
+/* Whether a colo vm runs or waits to start. */
+static bool vm_started(const struct up *u)
+{
+	return u->child[COLO_DAEMON_VM] > 0 || u->vm_port_deadline;
+}
+
+/* colo vm in role r: its argv now (a --promote names the socket as it is
+ * now), its start once the guest port is there (on_vm_port_timer). */
+static void wait_guest_port(struct up *u, enum colo_role r)
+{
+	colo_daemon_vm_argv(u->cfg, u->self, r, u->colo, u->vm_dir_gen,
+			    u->promote_from[0] ? u->promote_from : NULL,
+			    &u->vm_argv);
+	u->vm_argv_role = r;
+	u->vm_port_deadline = colo_now_ns() + 5 * COLO_NS_PER_S;
+	on_vm_port_timer(u);
+}
+
+/* Starts daemon d in role r (colo vm: once the guest port is there);
+ * false (and colo up stops) if it cannot. */
+static bool start_daemon(struct up *u, enum colo_daemon d, enum colo_role r)
+{
+	struct colo_argv a;
+
+	if (d == COLO_DAEMON_VM) {
+		wait_guest_port(u, r);
+		return !u->exit_code;
+	}
+	if (colo_daemon_wanted(u->cfg, COLO_DAEMON_VM))
+		unlink_socket(u, d);
+	colo_daemon_argv(u->cfg, u->self, r, (enum colo_daemon)d, u->colo, &a);
+	return spawn_daemon(u, d, r, &a);
 }
 
 static void start_daemons(struct up *u, enum colo_role r)
@@ -373,7 +426,7 @@ static void on_vm_restart_timer(void *opaque)
 	 * guest (migrate-out resumed it); a new --promote tries again, in a
 	 * fresh RAM directory. */
 	if (u->old_vm > 0 && u->daemon_role == COLO_ROLE_PRIMARY &&
-	    !u->child[COLO_DAEMON_VM]) {
+	    !vm_started(u)) {
 		snprintf(u->promote_from, sizeof(u->promote_from), "%s.old",
 			 u->sock[COLO_DAEMON_VM]);
 		u->vm_dir_gen++;
@@ -382,7 +435,7 @@ static void on_vm_restart_timer(void *opaque)
 		return;
 	}
 	if (u->daemon_role == COLO_ROLE_SECONDARY &&
-	    u->role == COLO_ROLE_SECONDARY && !u->child[COLO_DAEMON_VM] &&
+	    u->role == COLO_ROLE_SECONDARY && !vm_started(u) &&
 	    u->child[COLO_DAEMON_PROXY] > 0)
 		start_daemon(u, COLO_DAEMON_VM, COLO_ROLE_SECONDARY);
 }
@@ -401,24 +454,46 @@ static void send_msg(struct up *u, enum colo_pair_msg_type type, uint64_t epoch)
 		u->claim_sent = false; /* retried at the next evaluation */
 }
 
-/* The secondary VM runs on alone (it leaves the frame link): asked
- * before the proxy releases its output, and again by the watcher while
- * colo vm has not said yes (busy in a checkpoint the dead primary left
- * unfinished, until its --timeout). */
-static void vm_failover(struct up *u)
+/* colo vm's answer to "failover" (control_ask.c). */
+static void on_vm_failover_reply(void *opaque, int rc, const char *err)
 {
-	char err[256];
+	struct up *u = opaque;
 
-	if (!request(u, COLO_DAEMON_VM, "{\"cmd\":\"failover\"}", err,
-		     sizeof(err))) {
-		if (u->vm_failover_pending)
+	u->vm_ask = NULL;
+	if (!rc) {
+		if (u->vm_failover_warned)
 			colo_log_info("vm failed over");
 		u->vm_failover_pending = false;
+		u->vm_failover_warned = false;
 		return;
 	}
-	if (!u->vm_failover_pending)
+	if (!u->vm_failover_warned)
 		colo_log_warn("vm failover: %s (asking again)", err);
+	u->vm_failover_warned = true;
+}
+
+/* The secondary VM runs on alone (it leaves the frame link): asked
+ * before the proxy releases its output (the request is in colo vm's
+ * socket when this returns), and again by the watcher while colo vm has
+ * not said yes (busy in a checkpoint the dead primary left unfinished,
+ * until its --timeout). Its answer comes on the loop: the supervisor
+ * goes on renewing the lease meanwhile, and the proxy's failover does
+ * not wait for it. */
+static void vm_failover(struct up *u)
+{
 	u->vm_failover_pending = true;
+	if (u->vm_ask)
+		return; /* one question at a time */
+	if (u->child[COLO_DAEMON_VM] <= 0) {
+		on_vm_failover_reply(u, -1, "vm not running");
+		return;
+	}
+	u->vm_ask_seq++;
+	u->vm_ask = colo_control_ask(
+		u->loop, u->sock[COLO_DAEMON_VM], "{\"cmd\":\"failover\"}",
+		1000 * COLO_NS_PER_MS, on_vm_failover_reply, u);
+	if (!u->vm_ask)
+		on_vm_failover_reply(u, -1, "out of memory");
 }
 
 static void do_failover(struct up *u)
@@ -1305,6 +1380,7 @@ int colo_up_run(const struct colo_pair_config *cfg, int self, const char *colo)
 	colo_lease_peer_left(&u.lease, colo_now_ns());
 	u.takeover_timer = colo_timer_new(u.loop, on_takeover_timer, &u);
 	u.vm_restart_timer = colo_timer_new(u.loop, on_vm_restart_timer, &u);
+	u.vm_port_timer = colo_timer_new(u.loop, on_vm_port_timer, &u);
 	u.state_timer = colo_timer_new(u.loop, on_state_timer, &u);
 	u.watch_timer = colo_timer_new(u.loop, on_watch_timer, &u);
 	u.draining = -1;

@@ -87,6 +87,9 @@ char *colo_control_request(const char *path, const char *request,
  * otherwise -1 with the daemon's "error" (or why no reply came) in err. */
 int colo_control_command(const char *path, const char *request,
 			 unsigned int timeout_ms, char *err, size_t errlen);
+/* A reply line's verdict: 0 when it says "ok": true; otherwise -1 with
+ * the daemon's "error" (or "bad reply") in err. */
+int colo_control_verdict(const char *line, char *err, size_t errlen);
 /* For the command-line clients (colo ctl, colo blk ctl): sends req (and
  * releases it), prints the reply line on stdout, and returns the exit
  * status: 0 when the reply says "ok": true, 1 otherwise or when no reply
@@ -102,5 +105,18 @@ typedef bool (*colo_control_event_fn)(void *opaque, const char *line,
 int colo_control_subscribe(const char *path, unsigned int timeout_ms,
 			   colo_control_event_fn fn, void *opaque, char *err,
 			   size_t errlen);
+
+/* control_ask.c APIs: one request from inside an event loop. The connect
+ * and the send happen in colo_control_ask; fn gets the reply's verdict
+ * (as colo_control_command: 0, or -1 and why) from the loop, once, never
+ * from inside the call, at the latest timeout_ns later. */
+struct colo_control_ask;
+typedef void (*colo_control_ask_fn)(void *opaque, int rc, const char *err);
+struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
+					  const char *request,
+					  uint64_t timeout_ns,
+					  colo_control_ask_fn fn, void *opaque);
+/* Gives a request up: fn is not called. NULL is fine. */
+void colo_control_ask_cancel(struct colo_control_ask *a);
 
 #endif

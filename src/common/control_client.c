@@ -173,17 +173,11 @@ int colo_control_call(const char *path, struct json_object *req,
 	return rc;
 }
 
-int colo_control_command(const char *path, const char *request,
-			 unsigned int timeout_ms, char *err, size_t errlen)
+int colo_control_verdict(const char *line, char *err, size_t errlen)
 {
-	char *line =
-		colo_control_request(path, request, timeout_ms, err, errlen);
-	struct json_object *o, *ok, *e;
+	struct json_object *o = json_tokener_parse(line), *ok, *e;
 	int r = -1;
 
-	if (!line)
-		return -1;
-	o = json_tokener_parse(line);
 	if (o && json_object_object_get_ex(o, "ok", &ok) &&
 	    json_object_get_boolean(ok))
 		r = 0;
@@ -192,6 +186,19 @@ int colo_control_command(const char *path, const char *request,
 	else
 		snprintf(err, errlen, "bad reply");
 	json_object_put(o);
+	return r;
+}
+
+int colo_control_command(const char *path, const char *request,
+			 unsigned int timeout_ms, char *err, size_t errlen)
+{
+	char *line =
+		colo_control_request(path, request, timeout_ms, err, errlen);
+	int r;
+
+	if (!line)
+		return -1;
+	r = colo_control_verdict(line, err, errlen);
 	free(line);
 	return r;
 }

@@ -225,6 +225,8 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("tls", json_object_new_boolean(v->creds != NULL));
 	ADD("rejoins", json_object_new_int64((int64_t)s->rejoins));
 	ADD("rejoin_tries", json_object_new_int64((int64_t)v->rejoin_tries));
+	ADD("rejoin_connecting",
+	    json_object_new_boolean(v->rejoin_dial != NULL));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
 	ADD("promote_pause_ms",
 	    json_object_new_double(v->promote_pause_ns / 1e6));
@@ -680,6 +682,7 @@ out:
 	colo_timer_free(v.periodic);
 	colo_timer_free(v.deferred);
 	colo_timer_free(v.attach);
+	colo_vm_rejoin_stop(&v);
 	colo_timer_free(v.rejoin);
 	colo_loop_free(v.loop);
 	colo_ram_close(&v.ram);

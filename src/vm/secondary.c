@@ -39,6 +39,7 @@
 #include "common/byteorder.h"
 #include "common/clock.h"
 #include "common/control.h"
+#include "common/dial.h"
 #include "common/evloop.h"
 #include "common/log.h"
 #include "common/sock_spec.h"
@@ -532,24 +533,50 @@ static int migrate_host_allowed(struct colo_vm *v, char *err, size_t errlen)
 	return colo_vm_addr_allowed(v, &a, "--migrate-host", err, errlen);
 }
 
-/* One connection attempt to --link-connect (the connect itself waits
- * wait_ms at most): 1 with v->link set, 0 not reachable (errno), -1 with
- * err for what no retry can fix. */
+/* --link-connect, resolved and checked once: a rejoin tries every second
+ * for hours, and a name lookup (getaddrinfo) would block the loop on each
+ * try. -1 with err for what no retry can fix. */
+static int resolve_primary(struct colo_vm *v, char *err, size_t errlen)
+{
+	struct colo_sock_spec spec;
+	char text[300];
+
+	if (v->primary_addr_ok)
+		return 0;
+	snprintf(text, sizeof(text), "tcp:%s", v->link_connect);
+	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
+	    colo_sock_resolve(&spec, &v->primary_addr, err, errlen) < 0 ||
+	    colo_vm_addr_allowed(v, &v->primary_addr, "--link-connect", err,
+				 errlen) < 0)
+		return -1;
+	v->primary_addr_ok = true;
+	return 0;
+}
+
+/* The frame link on a connected socket; -1 with err (out of memory). */
+static int link_on(struct colo_vm *v, int fd, char *err, size_t errlen)
+{
+	v->link = colo_flink_new(fd);
+	if (!v->link) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* One connection attempt at start (before the loop runs; the connect
+ * waits wait_ms at most): 1 with v->link set, 0 not reachable (errno), -1
+ * with err for what no retry can fix. */
 static int dial_primary(struct colo_vm *v, int wait_ms, char *err,
 			size_t errlen)
 {
-	struct colo_sock_spec spec;
-	struct colo_sock_addr a;
-	char text[300];
 	bool busy;
 	int fd;
 
-	snprintf(text, sizeof(text), "tcp:%s", v->link_connect);
-	if (colo_sock_spec_parse(text, &spec, err, errlen) < 0 ||
-	    colo_sock_resolve(&spec, &a, err, errlen) < 0 ||
-	    colo_vm_addr_allowed(v, &a, "--link-connect", err, errlen) < 0)
+	if (resolve_primary(v, err, errlen) < 0)
 		return -1;
-	fd = colo_sock_connect(&a, &busy);
+	fd = colo_sock_connect(&v->primary_addr, &busy);
 	if (fd >= 0 && busy) {
 		struct pollfd p = { .fd = fd, .events = POLLOUT };
 		int e = ETIMEDOUT;
@@ -565,13 +592,7 @@ static int dial_primary(struct colo_vm *v, int wait_ms, char *err,
 	}
 	if (fd < 0)
 		return 0;
-	v->link = colo_flink_new(fd);
-	if (!v->link) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	return 1;
+	return link_on(v, fd, err, errlen) < 0 ? -1 : 1;
 }
 
 /* Connects to the primary, retrying while it is not listening yet. */
@@ -615,37 +636,42 @@ static void rejoin_schedule(struct colo_vm *v, uint64_t delay_ms)
 		colo_timer_arm_in(v->rejoin, delay_ms * COLO_NS_PER_MS);
 }
 
-/* One rejoin attempt, from the loop. Every step is bounded by
- * COLO_VM_REJOIN_STEP_MS (not the checkpoint's --timeout), so that a
- * failover asked meanwhile waits that long at most. A primary that
- * refuses the pair (its ABORT, or its HELLO differs from ours: machine
- * type, QEMU version...) is asked again only every
- * COLO_VM_REJOIN_REFUSED_MS: it may be restarted fixed. */
-static void rejoin_fire(void *opaque)
+/* A rejoin try's step bound: COLO_VM_REJOIN_STEP_MS (not the
+ * checkpoint's --timeout), so that a failover asked meanwhile waits that
+ * long at most for the TLS and HELLO steps, which run on a connected
+ * socket. */
+static uint64_t rejoin_step_ns(const struct colo_vm *v)
+{
+	return (v->timeout_ms < COLO_VM_REJOIN_STEP_MS
+			? v->timeout_ms
+			: COLO_VM_REJOIN_STEP_MS) *
+	       COLO_NS_PER_MS;
+}
+
+/* A rejoin try's connect ended (dial.c). A primary that refuses the pair
+ * (its ABORT, or its HELLO differs from ours: machine type, QEMU
+ * version...) is asked again only every COLO_VM_REJOIN_REFUSED_MS: it may
+ * be restarted fixed. */
+static void rejoin_dialed(void *opaque, int fd, int e)
 {
 	struct colo_vm *v = opaque;
-	uint64_t step = (v->timeout_ms < COLO_VM_REJOIN_STEP_MS
-				 ? v->timeout_ms
-				 : COLO_VM_REJOIN_STEP_MS) *
-			COLO_NS_PER_MS;
+	uint64_t step = rejoin_step_ns(v);
 	char err[256];
 	int r;
 
-	if (v->link || !strcmp(v->mode, "failover"))
-		return;
-	v->rejoin_tries++;
-	r = dial_primary(v, (int)(step / COLO_NS_PER_MS), err, sizeof(err));
-	if (r == 0) {
+	v->rejoin_dial = NULL;
+	if (fd < 0) {
 		if (v->rejoin_tries % 30 == 1) /* a line every 30 tries */
 			colo_log_info(
 				"rejoin: primary not reachable (try %llu): "
 				"%s",
 				(unsigned long long)v->rejoin_tries,
-				strerror(errno));
+				strerror(e));
 		rejoin_schedule(v, COLO_VM_REJOIN_MS);
 		return;
 	}
-	if (r > 0)
+	r = link_on(v, fd, err, sizeof(err));
+	if (r == 0)
 		r = start_tls(v, colo_now_ns() + step, err, sizeof(err)) < 0
 			    ? -1
 			    : handshake(v, colo_now_ns() + step, err,
@@ -675,6 +701,29 @@ static void rejoin_fire(void *opaque)
 		      "checkpoint");
 	colo_log_info("rejoined the primary (attempt %llu)",
 		      (unsigned long long)v->rejoin_tries);
+}
+
+/* One rejoin attempt, from the loop: the connect runs on the loop
+ * (dial.c), so the control socket (a failover) and the timers are served
+ * while a SYN waits for a primary host that drops it. */
+static void rejoin_fire(void *opaque)
+{
+	struct colo_vm *v = opaque;
+
+	if (v->link || v->rejoin_dial || !strcmp(v->mode, "failover"))
+		return;
+	v->rejoin_tries++;
+	v->rejoin_dial = colo_dial_start(v->loop, &v->primary_addr,
+					 rejoin_step_ns(v), rejoin_dialed, v);
+	if (!v->rejoin_dial)
+		rejoin_schedule(v, COLO_VM_REJOIN_MS);
+}
+
+void colo_vm_rejoin_stop(struct colo_vm *v)
+{
+	colo_timer_disarm(v->rejoin);
+	colo_dial_cancel(v->rejoin_dial);
+	v->rejoin_dial = NULL;
 }
 
 int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen)
@@ -736,7 +785,7 @@ int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen)
 				    colo_now_ns() + 100 * COLO_NS_PER_MS);
 		colo_vm_drop_link(v);
 	}
-	colo_timer_disarm(v->rejoin);
+	colo_vm_rejoin_stop(v);
 	colo_qemu_stop(&v->standby);
 	colo_vm_set_mode(v, "failover", "the secondary VM runs alone");
 	colo_log_info("failover: secondary VM %u runs alone", v->vm.gen);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sock_spec.h"
 #include "frame_link.h"
 #include "qemu.h"
 #include "ram.h"
@@ -17,6 +18,7 @@
 struct colo_loop;
 struct colo_loop_fd;
 struct colo_timer;
+struct colo_dial;
 struct colo_control_server;
 struct colo_sock_addr;
 struct colo_tls_creds;
@@ -76,6 +78,11 @@ struct colo_vm {
 	bool no_rejoin;
 	struct colo_timer *rejoin;
 	uint64_t rejoin_tries;
+	/* secondary: --link-connect resolved once; a rejoin try's connect
+	 * in flight on the loop (NULL: none) */
+	struct colo_sock_addr primary_addr;
+	bool primary_addr_ok;
+	struct colo_dial *rejoin_dial;
 	bool deferred_dump;
 	enum colo_vm_reason deferred_reason;
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
@@ -206,5 +213,7 @@ void colo_vm_promote_tidy(struct colo_vm *v);
 /* Connects to v->link_connect (retrying 30 s) and says HELLO. */
 int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen);
 int colo_vm_secondary_failover(struct colo_vm *v, char *err, size_t errlen);
+/* Ends the rejoin tries: the timer, and a connect in flight. */
+void colo_vm_rejoin_stop(struct colo_vm *v);
 
 #endif

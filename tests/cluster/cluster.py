@@ -38,8 +38,8 @@ RING = {"a": "10.79.0.1", "b": "10.79.0.2", "w": "10.79.0.3"}
 NODE_NS = {"a": "phost", "b": "shost", "w": "wit"}
 # CLUSTER_TOKEN_MS etc. tune the pair; the defaults are the tested ones.
 TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "300"))
-LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "700"))
-MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "175"))
+LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "500"))
+MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "125"))
 QDEVICE = int(os.environ.get("CLUSTER_QDEVICE_MS", "0"))  # 0: default
 
 log = e2e.log
@@ -135,12 +135,31 @@ class Cluster(e2e.Net):
                                            start_new_session=True)
         return self.procs[key]
 
+    def keep_logs(self, dest):
+        """Copies the supervisors', daemons' and corosync's logs to dest
+        (CLUSTER_KEEP_LOGS): bench/cluster/soak.sh counts token timeouts
+        and claims in them, and the failover timeline is read there."""
+        os.makedirs(dest, exist_ok=True)
+        for f in os.listdir(self.dir):
+            if f.endswith(".log"):
+                shutil.copy(os.path.join(self.dir, f), dest)
+        for n in ("a", "b", "w"):
+            src = os.path.join(self.dir, "node-" + n, "log")
+            for f in os.listdir(src) if os.path.isdir(src) else ():
+                shutil.copy(os.path.join(src, f),
+                            os.path.join(dest, "%s-%s" % (n, f)))
+
     def down(self):
         for key in list(self.procs):
             try:
                 self.kill(key)
             except Exception:
                 pass
+        if os.environ.get("CLUSTER_KEEP_LOGS"):
+            try:
+                self.keep_logs(os.environ["CLUSTER_KEEP_LOGS"])
+            except OSError as e:
+                log("keeping the logs: %s" % e)
         subprocess.run(["ip", "netns", "del", self.p + "wit"],
                        capture_output=True)
         super().down()
@@ -855,7 +874,9 @@ TESTS = {"primary_dies": (t_primary_dies, None),
 def main():
     global TOKEN, LEASE, MARGIN, QDEVICE
     import cluster_vm  # its scenarios (vm_*) use this file's helpers
+    import cluster_fastfail  # the failover path's own (vm_failover_busy)
     TESTS.update(cluster_vm.all_tests())
+    TESTS.update(cluster_fastfail.TESTS)
     is_vm = sys.argv[1:2] and sys.argv[1].startswith("vm_")
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
         sys.exit(__doc__)

@@ -346,6 +346,9 @@ static void test_corosync_conf(void **state)
 	assert_non_null(strstr(text, "crypto_hash: sha256\n"));
 	assert_non_null(strstr(text, "keyfile: /etc/corosync/authkey\n"));
 	assert_non_null(strstr(text, "token: 800\n"));
+	/* two nodes: consensus below the token (half of it, >= 100 ms) */
+	assert_non_null(strstr(text, "consensus: 400\n"));
+	assert_int_equal(colo_corosync_consensus_ms(150), 100);
 	/* knet's link pings do not follow a short token */
 	assert_non_null(strstr(text, "knet_ping_timeout: 1000\n"));
 	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
