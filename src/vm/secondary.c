@@ -721,7 +721,8 @@ static void rejoin_fire(void *opaque)
 
 void colo_vm_rejoin_stop(struct colo_vm *v)
 {
-	colo_timer_disarm(v->rejoin);
+	if (v->rejoin) /* a primary daemon has none */
+		colo_timer_disarm(v->rejoin);
 	colo_dial_cancel(v->rejoin_dial);
 	v->rejoin_dial = NULL;
 }

@@ -21,6 +21,7 @@ the corosync packages. Everything is torn down in `finally`.
 """
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -361,14 +362,22 @@ class Cluster(e2e.Net):
 class Probe:
     """A redis PING every 2 ms on one connection from the client: the
     longest gap between two replies is the client's stall, and the
-    connection must outlive the whole scenario."""
+    connection must outlive the whole scenario. The constructor returns
+    once the connection is open and its first PING answered: on a loaded
+    host the interpreter can take over a second to start, and a probe
+    whose SYN leaves during the scenario's fault reaches the survivor only
+    after the takeover (a connection opened on the failed-over host, which
+    no re-protection waits for: colo-up(1), RE-PROTECTION)."""
 
     CODE = (
         "import socket,sys,time,json,select\n"
         "s=socket.create_connection(('%s',6379),timeout=10)\n"
         "f=s.makefile('rb')\n"
-        "last=time.monotonic();gap=0;n=0;ok=True\n"
-        "while not select.select([sys.stdin],[],[],0)[0]:\n"
+        "s.sendall(b'PING\\r\\n')\n"
+        "ok=f.readline()==b'+PONG\\r\\n'\n"
+        "print('ready' if ok else 'no PONG',flush=True)\n"
+        "last=time.monotonic();gap=0;n=1\n"
+        "while ok and not select.select([sys.stdin],[],[],0)[0]:\n"
         "    try:\n"
         "        s.sendall(b'PING\\r\\n')\n"
         "        if f.readline()!=b'+PONG\\r\\n': ok=False;break\n"
@@ -378,10 +387,14 @@ class Probe:
         "print(json.dumps({'ok':ok,'pings':n,'max_gap_ms':round(gap*1000,1)}),"
         "flush=True)\n" % GUEST)
 
-    def __init__(self, c):
+    def __init__(self, c, timeout=15):
         self.p = subprocess.Popen(c.ns("client") + [PY, "-c", self.CODE],
                                   stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
+        ready = select.select([self.p.stdout], [], [], timeout)[0]
+        line = self.p.stdout.readline().strip() if ready else "no answer"
+        check(line == "ready", "PING connection open and answered before "
+              "the scenario goes on (%s)" % line)
 
     def stop(self):
         out, _ = self.p.communicate("stop\n", timeout=60)
