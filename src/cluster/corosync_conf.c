@@ -24,10 +24,20 @@
  * comes after the primary's last renewal whatever consensus is.
  *
  * knet's link pings are set apart from the token: by default they follow
- * it (timeout token/2), and with a short token a scheduling hiccup or a
- * path MTU probe on a loaded host declared the link down and broke the
- * ring every few seconds. A dead or cut-off peer is still found by the
- * token alone; the pings only say when a link is back.
+ * it (interval token/4, timeout token/2 with knet_pong_count 2), and a
+ * timeout under knet's heartbeat resolution cannot hold. knet's heartbeat
+ * thread wakes every 200 ms (KNET_THREADS_TIMERES), sends the ping that is
+ * due and then checks the last pong, which answered the previous ping, at
+ * least 200 ms old by then. knet multiplies the timeout by 10 when a link
+ * is set up or goes down and takes one off each second: with token 300
+ * (timeout 150 ms) the link was declared down as soon as the factor came
+ * back to 1, on an idle host, 8 s after every link up: the ring broke and
+ * quorum was lost for a second every 9 s. With pings every 250 ms (every
+ * 400 ms at that resolution) and a 1 s timeout the link stays up; a dead
+ * or cut-off peer is still found by the token alone, the pings only say
+ * when a link is back. corosync reads these keys in totem's interface
+ * section (per link) only: in totem itself they are ignored without a
+ * word, as they were here before.
  */
 #include "corosync_conf.h"
 
@@ -62,8 +72,11 @@ void colo_corosync_conf_print(const struct colo_pair_config *cfg,
 		"\tkeyfile: %s\n"
 		"\ttoken: %u\n"
 		"\tconsensus: %u\n"
-		"\tknet_ping_interval: %u\n"
-		"\tknet_ping_timeout: %u\n"
+		"\tinterface {\n"
+		"\t\tlinknumber: 0\n"
+		"\t\tknet_ping_interval: %u\n"
+		"\t\tknet_ping_timeout: %u\n"
+		"\t}\n"
 		"}\n"
 		"nodelist {\n",
 		cfg->file, cfg->name, cfg->authkey, cfg->token_ms,

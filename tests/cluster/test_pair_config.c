@@ -349,8 +349,13 @@ static void test_corosync_conf(void **state)
 	/* two nodes: consensus below the token (half of it, >= 100 ms) */
 	assert_non_null(strstr(text, "consensus: 400\n"));
 	assert_int_equal(colo_corosync_consensus_ms(150), 100);
-	/* knet's link pings do not follow a short token */
-	assert_non_null(strstr(text, "knet_ping_timeout: 1000\n"));
+	/* knet's link pings do not follow a short token: corosync reads
+	 * them in the interface section only */
+	assert_non_null(strstr(text, "\tinterface {\n"
+				     "\t\tlinknumber: 0\n"
+				     "\t\tknet_ping_interval: 250\n"
+				     "\t\tknet_ping_timeout: 1000\n"
+				     "\t}\n"));
 	assert_non_null(strstr(text, "ring0_addr: 10.79.0.2\n"));
 	assert_non_null(strstr(text, "host: 10.79.0.3\n"));
 	assert_non_null(strstr(text, "algorithm: ffsplit\n"));
