@@ -42,6 +42,7 @@ TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "300"))
 LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "500"))
 MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "125"))
 QDEVICE = int(os.environ.get("CLUSTER_QDEVICE_MS", "0"))  # 0: default
+STEADY_S = 10  # a scenario without faults keeps the ring at least so long
 
 log = e2e.log
 check = e2e.check
@@ -63,6 +64,8 @@ class Cluster(e2e.Net):
         self.run_dir = os.path.join(self.dir, "run")
         # PAIR.conf's [guest] (cluster_vm.py), or "": the netns guests
         self.guest_conf = ""
+        # the scenario's first fault is injected (see fault())
+        self.faulted = False
 
     # ---- namespaces and per-node mount namespaces
     def up(self):
@@ -269,6 +272,7 @@ class Cluster(e2e.Net):
         for n in ("a", "b"):
             self.wait("quorum with the witness in " + n,
                       lambda n=n: self.quorum(n) == (True, 3))
+        self.t_ring = time.monotonic()
         log("corosync: a and b quorate, 3 votes (qdevice on the witness)")
 
     def state(self, n):
@@ -337,6 +341,45 @@ class Cluster(e2e.Net):
         self.wait("quorum in " + n, lambda: self.quorum(n) == (True, 3))
         self.run(NODE_NS[n], "ip", "link", "set", "gst", "up")
 
+    # corosync's lines when the ring breaks: knet declared the a-b link
+    # down, or the token timed out
+    RING_BREAKS = ("link: 0 is down", "token timed out")
+
+    def ring_breaks(self):
+        """The lines of a's and b's corosync logs that say the ring
+        broke."""
+        found = []
+        for n in ("a", "b"):
+            p = os.path.join(self.dir, "node-" + n, "log", "corosync.log")
+            try:
+                with open(p, errors="replace") as f:
+                    found += [n + ": " + line.strip() for line in f
+                              if any(b in line for b in self.RING_BREAKS)]
+            except OSError:
+                pass
+        return found
+
+    def steady(self, until, hold=0):
+        """Not one ring break from the start to until (the scenario's
+        first fault, or its end when it injects none): with nothing
+        injected the ring must hold. Caught knet's link pings following a
+        short token (knet_ping_* ignored in totem, outside interface),
+        which declared the a-b link down and lost quorum every 9 s. With
+        hold, the ring has held that many seconds since it formed (the
+        check waits for the rest)."""
+        if self.faulted:
+            return
+        time.sleep(max(0, self.t_ring + hold - time.monotonic()))
+        br = self.ring_breaks()
+        check(not br, "no link down or token timeout in corosync's logs "
+              "before %s (%d: %s)" % (until, len(br), "; ".join(br[:4])))
+
+    def fault(self, what):
+        """The scenario injects a fault: the ring held until now;
+        corosync's link downs and token timeouts are expected from here."""
+        self.steady("the fault (%s)" % what)
+        self.faulted = True
+
     def wait_protected(self, prim, sec, timeout=60):
         """Both hosts' colo status say protected, prim primary."""
         def both():
@@ -350,6 +393,7 @@ class Cluster(e2e.Net):
 
     def kill_node(self, n):
         """SIGKILL every process of the node (its holder too)."""
+        self.fault("host %s killed" % n)
         pids = subprocess.run(["ip", "netns", "pids", self.p + NODE_NS[n]],
                               capture_output=True, text=True).stdout.split()
         for pid in pids:
@@ -462,6 +506,7 @@ def link_cut(c, prim):
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
     sec_port = {"a": "ph", "b": "sh"}[sec]
     sec_frames = c.frames_from(sec_port)
+    c.fault("a-b link cut")
     t0 = time.monotonic()
     for n, peer in (("phost", "2"), ("shost", "1")):
         for net in ("10.78.0.", "10.79.0."):
@@ -529,6 +574,7 @@ def t_primary_frozen(c):
     time.sleep(0.5)
     pids = subprocess.run(["ip", "netns", "pids", c.p + "phost"],
                           capture_output=True, text=True).stdout.split()
+    c.fault("a frozen")
     t0 = time.monotonic()
     for pid in pids:
         os.kill(int(pid), signal.SIGSTOP)
@@ -581,6 +627,7 @@ def t_primary_isolated(c):
     time.sleep(0.5)
     cuts = (("phost", ("10.78.0.2", "10.79.0.2", "10.79.0.3")),
             ("shost", ("10.78.0.1", "10.79.0.1")), ("wit", ("10.79.0.1",)))
+    c.fault("a isolated")
     t0 = time.monotonic()
     for n, addrs in cuts:
         for a in addrs:
@@ -614,6 +661,7 @@ def t_witness_dies(c):
     c.start_pair()
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
+    c.fault("the witness killed")
     c.kill("qnetd")
     time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
     sa, sb = c.state("a"), c.state("b")
@@ -917,6 +965,10 @@ def main():
             TOKEN, LEASE, MARGIN, QDEVICE = times
         c.start_cluster()
         fn(c)
+        # knet sets a link's ping timeout 10 times over when it
+        # configures the link and brings it back to 1x in 9 s: a timeout
+        # that cannot hold breaks the ring within 10 s of its forming
+        c.steady("the end of the scenario", hold=STEADY_S)
         ok = True
         if os.environ.get("CLUSTER_VERBOSE"):
             c.dump_logs()

@@ -25,6 +25,7 @@ def t_vm_failover_busy(c):
     cv.forced_checkpoint(c, "a", "b")
     pid = cv.daemon_pid(c, "shost", "secondary")
     cl.check(pid is not None, "b's colo vm found (pid %s)" % pid)
+    c.fault("b's colo vm stopped")
     os.kill(pid, signal.SIGSTOP)
     try:
         cl.fail_primary(c, "a")

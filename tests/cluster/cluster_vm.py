@@ -369,6 +369,7 @@ def t_vm_secondary_restart(c):
     echo_until(c, echo, 10)
     pid = daemon_pid(c, "shost", "secondary")
     cl.check(pid is not None, "b's colo vm found (pid %s)" % pid)
+    c.fault("b's colo vm killed")
     os.kill(pid, 9)
     c.wait("a new colo vm on b", lambda: daemon_pid(c, "shost", "secondary")
            not in (None, pid), timeout=30)
