@@ -151,11 +151,14 @@ class ClientNet:
         return bytes.fromhex(r["got"]), r["err"]
 
     def close(self, failed):
-        if self.pair:
-            self.pair.close()
-        vmpair.stop_proxies(self.procs, self.d, failed)
-        subprocess.run(["ip", "link", "del", self.veth_h],
-                       stderr=subprocess.DEVNULL)
-        subprocess.run(["ip", "netns", "del", self.ns],
-                       stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.d, ignore_errors=True)
+        # an unclean daemon exit fails the test, after the rest is gone
+        try:
+            if self.pair:
+                self.pair.close()
+        finally:
+            vmpair.stop_proxies(self.procs, self.d, failed)
+            subprocess.run(["ip", "link", "del", self.veth_h],
+                           stderr=subprocess.DEVNULL)
+            subprocess.run(["ip", "netns", "del", self.ns],
+                           stderr=subprocess.DEVNULL)
+            shutil.rmtree(self.d, ignore_errors=True)

@@ -255,10 +255,13 @@ def main():
     finally:
         if answers:
             answers.close()
-        if pair:
-            pair.close()
-        vmpair.stop_proxies(procs, d, sys.exc_info()[0] is not None)
-        shutil.rmtree(d, ignore_errors=True)
+        failed = sys.exc_info()[0] is not None
+        try:
+            if pair:
+                pair.close()
+        finally:
+            vmpair.stop_proxies(procs, d, failed)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -207,11 +207,15 @@ def main():
         print("nic passed in %.1f s" % (time.monotonic() - t0))
         return 0
     finally:
-        if pair:
-            pair.close()
-        vmpair.stop_proxies(procs, d, sys.exc_info()[0] is not None)
-        import shutil
-        shutil.rmtree(d, ignore_errors=True)
+        failed = sys.exc_info()[0] is not None
+        # an unclean daemon exit fails the test, after the rest is gone
+        try:
+            if pair:
+                pair.close()
+        finally:
+            vmpair.stop_proxies(procs, d, failed)
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -334,9 +334,11 @@ def main():
         checkpoint_equal(pair, "a real secondary rejoined")
         pair.wait_running("secondary")
     finally:
-        if pair:
-            pair.close()
-        subprocess.run(["rm", "-rf", d])
+        try:
+            if pair:
+                pair.close()
+        finally:
+            subprocess.run(["rm", "-rf", d])
     print("vm_tls passed in %.1f s" % (time.monotonic() - t0))
     return 0
 
