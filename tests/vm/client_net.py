@@ -151,14 +151,10 @@ class ClientNet:
         return bytes.fromhex(r["got"]), r["err"]
 
     def close(self, failed):
-        # an unclean daemon exit fails the test, after the rest is gone
         try:
-            if self.pair:
-                self.pair.close()
+            vmpair.close_all(self.pair, self.procs, self.d, failed)
         finally:
-            vmpair.stop_proxies(self.procs, self.d, failed)
             subprocess.run(["ip", "link", "del", self.veth_h],
                            stderr=subprocess.DEVNULL)
             subprocess.run(["ip", "netns", "del", self.ns],
                            stderr=subprocess.DEVNULL)
-            shutil.rmtree(self.d, ignore_errors=True)

@@ -255,13 +255,7 @@ def main():
     finally:
         if answers:
             answers.close()
-        failed = sys.exc_info()[0] is not None
-        try:
-            if pair:
-                pair.close()
-        finally:
-            vmpair.stop_proxies(procs, d, failed)
-            shutil.rmtree(d, ignore_errors=True)
+        vmpair.close_all(pair, procs, d, sys.exc_info()[0] is not None)
 
 
 if __name__ == "__main__":

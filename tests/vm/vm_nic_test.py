@@ -207,15 +207,7 @@ def main():
         print("nic passed in %.1f s" % (time.monotonic() - t0))
         return 0
     finally:
-        failed = sys.exc_info()[0] is not None
-        # an unclean daemon exit fails the test, after the rest is gone
-        try:
-            if pair:
-                pair.close()
-        finally:
-            vmpair.stop_proxies(procs, d, failed)
-            import shutil
-            shutil.rmtree(d, ignore_errors=True)
+        vmpair.close_all(pair, procs, d, sys.exc_info()[0] is not None)
 
 
 if __name__ == "__main__":

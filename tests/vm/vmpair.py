@@ -229,6 +229,18 @@ class Pair:
             raise AssertionError("unclean exit: " + ", ".join(bad))
 
 
+def close_all(pair, procs, d, failed):
+    """The end of a test with proxies: the pair (whose unclean exit
+    fails the test), then, whatever that raised, the proxies and the
+    directory d."""
+    try:
+        if pair:
+            pair.close()
+    finally:
+        stop_proxies(procs, d, failed)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def stop_proxies(procs, logdir, failed):
     """SIGTERMs the proxies (killed after 10 s); when the test failed,
     prints the tail of each one's log (logdir/p.log, logdir/s.log)."""
