@@ -216,6 +216,7 @@ def t_vm_disk_reprotect(c):
     c.wait("a secondary", lambda: c.state("a").get("role") == "secondary")
     try:
         c.wait_protected("b", "a", timeout=180)
+        wait_protected_hook(c, "b")
     except RuntimeError:
         cl.log("status b: %s" % json.dumps(c.status("b")))
         cl.log("status a: %s" % json.dumps(c.status("a")))
@@ -278,6 +279,14 @@ def t_vm_disk_reprotect(c):
                                r2["max_gap_ms"], r3["max_gap_ms"]))
 
 
+def wait_protected_hook(c, n):
+    """Until n's supervisor ran its "protected" hook (its watcher may
+    say so a little after `colo status` does), so that hooks_in_step has
+    a hook of the re-protected pair to check."""
+    c.wait("%s's protected hook" % n,
+           lambda: "protected %s" % n in c.hook_events())
+
+
 def hooks_in_step(c):
     """Every "protected" hook of a host with a disk ran while its blk
     said protected too (the hook records blk's status then): a pair is
@@ -334,6 +343,7 @@ def t_disk_reprotect(c):
     t0 = time.monotonic()
     c.colo_up("a")
     cl.reprotect_after_drain(c, "b", "a", rd)
+    wait_protected_hook(c, "b")
     t_reprotect = time.monotonic() - t0
     bb, ba = blk_state(c, "b"), blk_state(c, "a")
     resync = bb.get("last_resync_bytes", -1)
