@@ -30,10 +30,11 @@ static void check_span(const struct colo_link_hdr *h, uint32_t gran,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* the geometry the ranges are checked against */
-	uint32_t gran = 1U << (9 + (size ? data[0] % 24 : 7));
-	uint64_t img = size > 8 ? ((uint64_t)data[1] << 32 | data[2] << 24 |
-				   (uint64_t)data[3] << 8)
-				: 1ULL << 30;
+	uint32_t gran = 1U << (9 + (size ? data[0] % 23 : 7)); /* <= 2^31 */
+	uint64_t img =
+		size > 8 ? ((uint64_t)data[1] << 32 | (uint64_t)data[2] << 24 |
+			    (uint64_t)data[3] << 8)
+			 : 1ULL << 30;
 
 	while (size) {
 		struct colo_link_hdr h;
