@@ -475,22 +475,24 @@ SCENARIOS = {
 }
 
 
-def main():
+def run(scenarios, prefix):
+    """The scenarios named on the command line (all by default), each in
+    its own directory, kept with its logs when it fails; the exit code.
+    Shared by test_reprotect.py."""
     global COLO
     if len(sys.argv) < 2:
-        print(__doc__)
+        print(sys.modules["__main__"].__doc__)
         return 2
     COLO = os.path.abspath(sys.argv[1])
     if not shutil.which("qemu-io") or not shutil.which("qemu-img"):
         print("qemu-io/qemu-img not installed: skipped")
         return 77
-    names = sys.argv[2:] or list(SCENARIOS)
     failed = 0
-    for name in names:
-        tmp = tempfile.mkdtemp(prefix="colo-repl-")
+    for name in sys.argv[2:] or list(scenarios):
+        tmp = tempfile.mkdtemp(prefix="%s%d-" % (prefix, os.getpid()))
         t0 = time.time()
         try:
-            SCENARIOS[name](tmp)
+            scenarios[name](tmp)
             print("ok   %s (%.1fs)" % (name, time.time() - t0))
             shutil.rmtree(tmp, ignore_errors=True)
         except Exception:
@@ -498,6 +500,10 @@ def main():
             print("FAIL %s (logs in %s)" % (name, tmp))
             traceback.print_exc()
     return 1 if failed else 0
+
+
+def main():
+    return run(SCENARIOS, "colo-repl-")
 
 
 if __name__ == "__main__":

@@ -337,26 +337,7 @@ SCENARIOS = {
 
 
 def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    tr.COLO = os.path.abspath(sys.argv[1])
-    if not shutil.which("qemu-io") or not shutil.which("qemu-img"):
-        print("qemu-io/qemu-img not installed: skipped")
-        return 77
-    failed = 0
-    for name in sys.argv[2:] or list(SCENARIOS):
-        tmp = tempfile.mkdtemp(prefix="colo-reprotect-%d-" % os.getpid())
-        t0 = time.time()
-        try:
-            SCENARIOS[name](tmp)
-            print("ok   %s (%.1fs)" % (name, time.time() - t0))
-            shutil.rmtree(tmp, ignore_errors=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s (logs in %s)" % (name, tmp))
-            traceback.print_exc()
-    return 1 if failed else 0
+    return tr.run(SCENARIOS, "colo-reprotect-")
 
 
 if __name__ == "__main__":
