@@ -150,12 +150,7 @@ def t_vm_disk_primary_dies(c):
     cl.check(st.get("state") == "protected" and
              st.get("blk", {}).get("role") == "primary",
              "colo status on a: protected, blk primary protected")
-    echo = cv.Echo(c)
-    cv.echo_until(c, echo, 20)
-    cv.forced_checkpoint(c, "a", "b")
-    acked_until(c, 3, "the guest's third write acknowledged")
-    ack = DiskAck(c)
-    time.sleep(6)
+    echo, ack = load(c, 6)
     t_kill = time.monotonic()  # answers before it were acknowledged
     t_fail = cl.fail_primary(c, "a")
     c.wait("b's VM failed over", lambda: cv.vm_mode(c, "b") == "failover")
@@ -186,6 +181,20 @@ def t_vm_disk_primary_dies(c):
     echo.stop()
 
 
+def load(c, settle_s):
+    """The client's load on a protected pair with a VM guest: the echo
+    connection, a checkpoint, the guest's third write acknowledged, then
+    the acknowledged-write poller, settle_s seconds of it before the
+    fault. Returns (echo, ack)."""
+    echo = cv.Echo(c)
+    cv.echo_until(c, echo, 20)
+    cv.forced_checkpoint(c, "a", "b")
+    acked_until(c, 3, "the guest's third write acknowledged")
+    ack = DiskAck(c)
+    time.sleep(settle_s)
+    return echo, ack
+
+
 def t_vm_disk_reprotect(c):
     """7 with a VM guest and its disk: a dies, b takes over; a returns
     with a blank disk and is re-protected as b's secondary (b's blk, a
@@ -197,12 +206,7 @@ def t_vm_disk_reprotect(c):
         make_disk(c, n)
     c.start_pair("a")
     cv.wait_vm_protected(c, "a", "b")
-    echo = cv.Echo(c)
-    cv.echo_until(c, echo, 20)
-    cv.forced_checkpoint(c, "a", "b")
-    acked_until(c, 3, "the guest's third write acknowledged")
-    ack = DiskAck(c)
-    time.sleep(3)
+    echo, ack = load(c, 3)
     echo.report()  # the stalls below count from here
     t_fail1 = cl.fail_primary(c, "a")
     c.wait("b's VM failed over", lambda: cv.vm_mode(c, "b") == "failover")
