@@ -38,9 +38,9 @@ SVC = e2e.SVC
 RING = {"a": "10.79.0.1", "b": "10.79.0.2", "w": "10.79.0.3"}
 NODE_NS = {"a": "phost", "b": "shost", "w": "wit"}
 # CLUSTER_TOKEN_MS etc. tune the pair; the defaults are the tested ones.
-TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "300"))
-LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "500"))
-MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "125"))
+TOKEN = int(os.environ.get("CLUSTER_TOKEN_MS", "200"))
+LEASE = int(os.environ.get("CLUSTER_LEASE_MS", "400"))
+MARGIN = int(os.environ.get("CLUSTER_MARGIN_MS", "100"))
 QDEVICE = int(os.environ.get("CLUSTER_QDEVICE_MS", "0"))  # 0: default
 STEADY_S = 10  # a scenario without faults keeps the ring at least so long
 

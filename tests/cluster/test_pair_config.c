@@ -97,6 +97,28 @@ static void test_good(void **state)
 	assert_string_equal(cfg.disk, "");
 }
 
+/* Without [timeouts]: the defaults colo-up(1) documents (token 200,
+ * lease 400, margin a quarter of it), which bench/cluster/soak.sh judged
+ * stable under the VM tests' load, and corosync's consensus half the
+ * token (its floor of 100 ms). */
+static void test_default_timeouts(void **state)
+{
+	char text[sizeof(good)];
+	size_t n = (size_t)(strstr(good, "[timeouts]") - good);
+
+	(void)state;
+	memcpy(text, good, n);
+	text[n] = '\0';
+	assert_int_equal(parse(text), 0);
+	assert_int_equal(cfg.token_ms, 200);
+	assert_int_equal(cfg.lease_ms, 400);
+	assert_int_equal(cfg.margin_ms, 100);
+	assert_int_equal(colo_corosync_consensus_ms(cfg.token_ms), 100);
+	/* the lease outlives a ring re-formation (token + consensus) */
+	assert_true(cfg.lease_ms >
+		    cfg.token_ms + colo_corosync_consensus_ms(cfg.token_ms));
+}
+
 static void expect(int line_no, const char *repl, const char *msg)
 {
 	assert_int_equal(parse_edit(line_no, repl), -1);
@@ -539,6 +561,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_default_timeouts),
 		cmocka_unit_test(test_errors_name_line_and_key),
 		cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_whole_file_rules),
