@@ -61,6 +61,10 @@ struct up {
 	bool deposed;	       /* lost the primary role: serves nothing */
 	bool pending_failover; /* primary by claim, lease not yet held */
 	bool claim_sent;
+	/* The epoch last announced by "claiming the primary role": a claim
+	 * corosync refuses for the moment (TRY_AGAIN while the ring
+	 * re-forms) is retried every 50 ms without a new line. */
+	uint64_t claim_logged;
 	bool quorate; /* last notification (status only) */
 	bool peer_in_group;
 	/* A message of the peer was delivered since the last membership
@@ -590,9 +594,11 @@ static void evaluate_takeover(struct up *u)
 				      "not quorate: no takeover");
 			return;
 		}
-		colo_log_info("claiming the primary role (epoch %llu): the "
-			      "primary handed it over",
-			      (unsigned long long)u->epoch + 1);
+		if (u->claim_logged != u->epoch + 1)
+			colo_log_info("claiming the primary role (epoch %llu): "
+				      "the primary handed it over",
+				      (unsigned long long)u->epoch + 1);
+		u->claim_logged = u->epoch + 1;
 		u->claim_sent = true;
 		send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
 		if (!u->claim_sent)
@@ -630,9 +636,12 @@ static void evaluate_takeover(struct up *u)
 			      "is not quorate: no takeover");
 		return; /* the next quorum notification evaluates again */
 	}
-	colo_log_info("claiming the primary role (epoch %llu)%s",
-		      (unsigned long long)u->epoch + 1,
-		      u->primary ? ": the primary's lease ran out" : "");
+	if (u->claim_logged != u->epoch + 1)
+		colo_log_info("claiming the primary role (epoch %llu)%s",
+			      (unsigned long long)u->epoch + 1,
+			      u->primary ? ": the primary's lease ran out"
+					 : "");
+	u->claim_logged = u->epoch + 1;
 	u->claim_sent = true;
 	send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
 	if (!u->claim_sent)
