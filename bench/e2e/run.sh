@@ -3,6 +3,7 @@
 #
 #   bench/e2e/run.sh [COLO_BINARY]
 #   bench/e2e/run.sh --echo [COLO_BINARY]   echo round trips only, A/B
+#   bench/e2e/run.sh --redis [COLO_BINARY]  redis SET and GET only, A/B
 #
 # Builds the namespace topology of tests/e2e (client, switch, primary and
 # secondary hosts and guests), measures with the primary host bridging its
@@ -15,10 +16,12 @@
 # BENCH_STAMPS=1 adds a --stamps run and prints its stage histograms.
 set -eu
 mode=bench
-if [ "${1:-}" = --echo ]; then
-	mode=echo
+case "${1:-}" in
+--echo | --redis)
+	mode=${1#--}
 	shift
-fi
+	;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 colo=${1:-$root/build/src/colo}
