@@ -14,6 +14,10 @@
 # for COLO_BINARY and BENCH_COLO_B (an older build) interleaved over
 # BENCH_ROUNDS rounds (3) of BENCH_ECHO_N round trips (5000), medians;
 # BENCH_STAMPS=1 adds a --stamps run and prints its stage histograms.
+# --redis: redis SET and GET apart, native and COLO (clear and TLS link,
+# BENCH_COLO_B too), over BENCH_ROUNDS rounds of BENCH_REDIS_N requests
+# (20000), BENCH_REDIS_C clients (50), pipeline BENCH_REDIS_P (1); each
+# party's CPU per request and the bounds it sets, per test.
 set -eu
 mode=bench
 case "${1:-}" in
