@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of `colo proxy` with real TCP stacks in namespaces.
 
-    e2e.py correctness|long|failover|secondary_lost|bench COLO_BINARY
+    e2e.py correctness|long|failover|secondary_lost|bench|echo|redis COLO_BINARY
 
 Topology (topo.sh): client, switch (bridge), phost, shost, pguest, sguest
 (same IP and MAC), replication link phost <-> shost in TLS 1.3 with
