@@ -3,6 +3,7 @@
 #
 #   bench/e2e/run.sh [COLO_BINARY]
 #   bench/e2e/run.sh --echo [COLO_BINARY]   echo round trips only, A/B
+#   bench/e2e/run.sh --redis [COLO_BINARY]  redis SET and GET only, A/B
 #
 # Builds the namespace topology of tests/e2e (client, switch, primary and
 # secondary hosts and guests), measures with the primary host bridging its
@@ -13,12 +14,18 @@
 # for COLO_BINARY and BENCH_COLO_B (an older build) interleaved over
 # BENCH_ROUNDS rounds (3) of BENCH_ECHO_N round trips (5000), medians;
 # BENCH_STAMPS=1 adds a --stamps run and prints its stage histograms.
+# --redis: redis SET and GET apart, native and COLO (clear and TLS link,
+# BENCH_COLO_B too), over BENCH_ROUNDS rounds of BENCH_REDIS_N requests
+# (20000), BENCH_REDIS_C clients (50), pipeline BENCH_REDIS_P (1); each
+# party's CPU per request and the bounds it sets, per test.
 set -eu
 mode=bench
-if [ "${1:-}" = --echo ]; then
-	mode=echo
+case "${1:-}" in
+--echo | --redis)
+	mode=${1#--}
 	shift
-fi
+	;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 colo=${1:-$root/build/src/colo}

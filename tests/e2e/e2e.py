@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end tests of `colo proxy` with real TCP stacks in namespaces.
 
-    e2e.py correctness|long|failover|secondary_lost|bench COLO_BINARY
+    e2e.py correctness|long|failover|secondary_lost|bench|echo|redis COLO_BINARY
 
 Topology (topo.sh): client, switch (bridge), phost, shost, pguest, sguest
 (same IP and MAC), replication link phost <-> shost in TLS 1.3 with
@@ -173,10 +173,10 @@ class Net:
         out = self.run("client", PY, SVC, *args, timeout=timeout)
         return json.loads(out.strip().splitlines()[-1])
 
-    def redis_bench(self, n, c=50):
+    def redis_bench(self, n, c=50, tests="set,get", pipeline=1):
         out = self.run("client", "redis-benchmark", "-h", GUEST, "-p", "6379",
-                       "-n", str(n), "-c", str(c), "-P", "1", "-t", "set,get",
-                       "-q", "--csv", timeout=300)
+                       "-n", str(n), "-c", str(c), "-P", str(pipeline),
+                       "-t", tests, "-q", "--csv", timeout=300)
         rps = {}
         for line in out.splitlines():
             parts = [x.strip('"') for x in line.split(",")]
@@ -424,19 +424,18 @@ def t_bench(net):
         g, gcpu = bulk("bulk-get")
         p, pcpu = bulk("bulk-put")
         e = net.client("echo", GUEST, "5002", "5000", "64")
-        # redis: CPU per request, all CPUs, and the secondary guest's
-        # redis-server alone (it serves every request a second time)
-        sec = net.procs["sguest-redis"].pid
-        c0, s0 = cpu_busy_s(), proc_cpu_s(sec)
-        rps = net.redis_bench(int(reqs), 50)
-        n = 2 * int(reqs)  # SET and GET
-        rcpu = round((cpu_busy_s() - c0) / n * 1e6, 1)
-        scpu = round((proc_cpu_s(sec) - s0) / n * 1e6, 1)
+        # redis: SET and GET apart, each with its CPU per request
+        # (all CPUs, and every process serving it)
+        px = () if label == "native" else ("pproxy", "sproxy")
+        rd = {t: redis_run(net, t, int(reqs), 50, 1, px)
+              for t in ("set", "get")}
         rows[label] = {"get_gbit": g, "put_gbit": p,
                        "get_cpu_s_per_gb": gcpu, "put_cpu_s_per_gb": pcpu,
-                       "redis_set": rps.get("SET"), "redis_get": rps.get("GET"),
-                       "redis_cpu_us_per_req": rcpu,
-                       "sec_redis_cpu_us_per_req": scpu,
+                       "redis_set": rd["set"]["rps"],
+                       "redis_get": rd["get"]["rps"],
+                       "redis_cpu_us_per_req": round(
+                           (rd["set"]["all"] + rd["get"]["all"]) / 2, 1),
+                       "redis": rd,
                        "echo_p50_us": e["p50_us"], "echo_p99_us": e["p99_us"]}
         log(label, json.dumps(rows[label]))
 
@@ -492,11 +491,8 @@ def t_bench(net):
     print("| CPU us per redis request | %s | %s | %.2fx |" % (
         n["redis_cpu_us_per_req"], c["redis_cpu_us_per_req"],
         c["redis_cpu_us_per_req"] / n["redis_cpu_us_per_req"]))
-    sr = c["sec_redis_cpu_us_per_req"]
-    print("\nThe secondary's redis-server alone used %s us of CPU per request "
-          "in the COLO run: with both replicas on these CPUs, even a proxy "
-          "that cost nothing would reach at most %.2fx native req/s."
-          % (sr, n["redis_cpu_us_per_req"] / (n["redis_cpu_us_per_req"] + sr)))
+    print_redis_bounds("TLS link", n["redis"], c["redis"])
+    print_redis_bounds("clear link", n["redis"], o["redis"])
     print("\nKernel-only floor (the same bytes over the same hops at once, no "
           "proxy; COLO cannot beat it here):\n\n| direction | floor Gbit/s "
           "| floor/native | COLO/floor |\n| --- | --- | --- | --- |")
@@ -530,6 +526,18 @@ def link_echo(net, n):
                           .splitlines()[-1])
     finally:
         net.kill("shost-echo")
+
+
+def print_stamps(stamps):
+    """Both proxies' stage histograms (--stamps), one table per role."""
+    for key, st in stamps.items():
+        print("\nStages, %s (last round):" % key)
+        for role, stages in st.items():
+            print("| %s stage | n | p50 us | p99 us | mean us |\n"
+                  "| --- | --- | --- | --- | --- |" % role)
+            for name, h in sorted((stages or {}).items()):
+                print("| %s | %d | %.0f | %.0f | %.1f |" % (
+                    name, h["n"], h["p50_us"], h["p99_us"], h["mean_us"]))
 
 
 def t_echo(net):
@@ -605,20 +613,155 @@ def t_echo(net):
             print("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |" % (
                 key, p50, p99, p50 - nat, p50 - nat - fl, med(key, 2),
                 med(key, 3)))
-    for key, st in stamps.items():
-        print("\nStages, %s (last round):" % key)
-        for role, stages in st.items():
-            print("| %s stage | n | p50 us | p99 us | mean us |\n"
-                  "| --- | --- | --- | --- | --- |" % role)
-            for name, h in sorted((stages or {}).items()):
-                print("| %s | %d | %.0f | %.0f | %.1f |" % (
-                    name, h["n"], h["p50_us"], h["p99_us"], h["mean_us"]))
+    print_stamps(stamps)
     print(json.dumps({"rounds": res, "stamps": stamps}))
     if not all(r[0] > 0 for v in res.values() for r in v):
         raise RuntimeError("an echo run measured nothing")
 
 
-TESTS = {"echo": t_echo, "correctness": t_correctness, "long": t_long,
+def redis_run(net, test, n, c=50, pipe=1, proxies=()):
+    """One redis-benchmark test ("set" or "get") from the client namespace.
+    Returns req/s, the CPU per request of each party (its own user +
+    system time, so other jobs on the machine are not counted: client,
+    predis and sredis the guests' redis-servers, the proxies given) and of
+    all CPUs ("all"), and with proxies the primary's frames and link
+    bytes per request."""
+    pids = {"predis": net.procs["pguest-redis"].pid,
+            "sredis": net.procs["sguest-redis"].pid}
+    for k in proxies:
+        pids[k] = net.procs[k].pid
+    frames = ("client_frames", "guest_frames", "secondary_frames",
+              "released_frames", "link_bytes_tx", "link_bytes_rx")
+    s0 = net.request("primary", "stats") if proxies else {}
+    t0, a0 = os.times(), cpu_busy_s()
+    c0 = {k: proc_cpu_s(p) for k, p in pids.items()}
+    rps = net.redis_bench(n, c, test, pipe)[test.upper()]
+    t1, a1 = os.times(), cpu_busy_s()
+    r = {k: (proc_cpu_s(p) - c0[k]) / n * 1e6 for k, p in pids.items()}
+    r["client"] = (t1.children_user + t1.children_system -
+                   t0.children_user - t0.children_system) / n * 1e6
+    r["all"] = (a1 - a0) / n * 1e6
+    r["rps"] = rps
+    if proxies:
+        s1 = net.request("primary", "stats")
+        for k in frames:
+            r[k] = (s1[k] - s0[k]) / n
+    log(test, json.dumps({k: round(v, 2) for k, v in r.items()}))
+    return r
+
+
+def redis_cpu(r):
+    """CPU us per request of every process serving it."""
+    return sum(r.get(k, 0) for k in ("client", "predis", "sredis", "pproxy",
+                                     "sproxy"))
+
+
+def print_redis_bounds(label, nat, colo):
+    """SET and GET apart: what COLO adds per request, where its CPU goes,
+    and three bounds. When both runs are CPU-bound (native keeps most of
+    the two CPUs busy here) COLO/native is at most native's CPU per
+    request over COLO's; with proxies costing nothing it would still pay
+    for the secondary's redis-server; and with both CPUs to itself COLO
+    could not serve more than 2 CPU-seconds per second over its CPU per
+    request (a figure above 1 says native was not CPU-bound, or other
+    jobs took the CPUs)."""
+    print("\nredis, %s: SET and GET apart (CPU us per request, own "
+          "process times)\n\n| test | native req/s | COLO req/s | x native "
+          "| added us/req | native CPU | COLO CPU | of which sec. redis | "
+          "proxies | frames in/out per req | link bytes per req | CPU-bound "
+          "ratio | zero-cost proxies | 2 CPUs to itself |\n| --- | --- | "
+          "--- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+          "| --- |" % label)
+    for test in ("set", "get"):
+        n, c = nat[test], colo[test]
+        cn, cc = redis_cpu(n), redis_cpu(c)
+        print("| %s | %.0f | %.0f | %.2fx | %.1f | %.1f | %.1f | %.1f | %.1f "
+              "| %.2f / %.2f | %.0f | %.2fx | %.2fx | %.2fx |" % (
+                  test.upper(), n["rps"], c["rps"], c["rps"] / n["rps"],
+                  1e6 / c["rps"] - 1e6 / n["rps"], cn, cc, c["sredis"],
+                  c.get("pproxy", 0) + c.get("sproxy", 0),
+                  c.get("client_frames", 0) + c.get("guest_frames", 0) +
+                  c.get("secondary_frames", 0),
+                  c.get("released_frames", 0),
+                  c.get("link_bytes_tx", 0) + c.get("link_bytes_rx", 0),
+                  cn / cc, cn / (cn + c["sredis"]),
+                  2e6 / cc / n["rps"]))
+
+
+def t_redis(net):
+    """redis-benchmark only (bench/e2e/run.sh --redis): SET and GET as
+    separate runs, native and COLO (clear and TLS link) for this binary
+    and $BENCH_COLO_B, interleaved for $BENCH_ROUNDS rounds, medians.
+    BENCH_REDIS_N, _C, _P: requests, clients, pipeline; BENCH_STAMPS=1
+    adds a --stamps run and prints its stages for each test."""
+    n = int(os.environ.get("BENCH_REDIS_N", "20000"))
+    c = int(os.environ.get("BENCH_REDIS_C", "50"))
+    pipe = int(os.environ.get("BENCH_REDIS_P", "1"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    confs = [("A", net.colo, ())]
+    if os.environ.get("BENCH_COLO_B"):
+        confs.append(("B", os.path.abspath(os.environ["BENCH_COLO_B"]), ()))
+    if os.environ.get("BENCH_STAMPS") == "1":
+        confs.append(("A+stamps", net.colo, ("--stamps",)))
+    res, stamps = {}, {}
+
+    for i in range(rounds):
+        # SET first in even rounds, GET first in odd ones: the first test
+        # after a change of topology must not always be the same one (the
+        # first round sets the key GET reads on both guests)
+        order = ("set", "get") if i % 2 == 0 else ("get", "set")
+        subprocess.run([TOPO, "native-on", net.p], check=True)
+        time.sleep(0.5)
+        for test in order:
+            res.setdefault("native", {}).setdefault(test, []).append(
+                redis_run(net, test, n, c, pipe))
+        subprocess.run([TOPO, "native-off", net.p], check=True)
+        for label, colo, extra in confs:
+            for tls in (False, True):
+                key = "%s %s" % (label, "TLS" if tls else "clear")
+                for test in order:  # fresh proxies: their own stats
+                    net.proxies(tls=tls, colo=colo, extra=extra)
+                    log(key)
+                    res.setdefault(key, {}).setdefault(test, []).append(
+                        redis_run(net, test, n, c, pipe,
+                                  ("pproxy", "sproxy")))
+                    st = {r: net.request(r, "stats")
+                          for r in ("primary", "secondary")}
+                    if st["primary"]["checkpoint_requests"]:
+                        raise RuntimeError("%s %s: checkpoint requests: %s"
+                                           % (key, test, st["primary"]))
+                    if extra:
+                        stamps["%s %s" % (key, test.upper())] = {
+                            r: v.get("stamps") for r, v in st.items()}
+                    net.kill("pproxy")
+                    net.kill("sproxy")
+                    time.sleep(0.3)
+
+    med = {key: {test: {k: statistics.median(r[k] for r in runs)
+                        for k in runs[0]}
+                 for test, runs in tests.items()}
+           for key, tests in res.items()}
+    print("\nredis-benchmark -n %d -c %d -P %d, medians of %d rounds; A = %s"
+          % (n, c, pipe, rounds, net.colo))
+    if len(confs) > 1 and confs[1][0] == "B":
+        print("B = %s" % confs[1][1])
+    print("\nPer round, COLO/native (the same round's native; SET ran "
+          "first in rounds 1, 3, ..., GET in 2, 4, ...):\n\n| run | SET | "
+          "GET |\n| --- | --- | --- |")
+    for key in med:
+        if key != "native":
+            print("| %s | %s |" % (key, " | ".join(
+                " ".join("%.2f" % (r["rps"] / nr["rps"]) for r, nr in
+                         zip(res[key][t], res["native"][t]))
+                for t in ("set", "get"))))
+    for key in med:
+        if key != "native":
+            print_redis_bounds(key, med["native"], med[key])
+    print_stamps(stamps)
+    print(json.dumps(res))
+
+
+TESTS = {"echo": t_echo, "redis": t_redis, "correctness": t_correctness, "long": t_long,
          "failover": t_failover,
          "secondary_lost": t_secondary_lost, "bench": t_bench}
 
