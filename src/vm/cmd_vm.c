@@ -138,6 +138,7 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 
 void colo_vm_drop_link(struct colo_vm *v)
 {
+	colo_vm_disk_wait_stop(v);
 	if (v->link_h)
 		colo_loop_del_fd(v->link_h);
 	v->link_h = NULL;
@@ -681,6 +682,7 @@ out:
 	colo_control_server_free(v.ctl);
 	colo_timer_free(v.periodic);
 	colo_timer_free(v.deferred);
+	colo_vm_disk_wait_free(&v);
 	colo_timer_free(v.attach);
 	colo_vm_rejoin_stop(&v);
 	colo_timer_free(v.rejoin);

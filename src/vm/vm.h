@@ -19,6 +19,8 @@ struct colo_loop;
 struct colo_loop_fd;
 struct colo_timer;
 struct colo_dial;
+struct colo_control_ask;
+struct colo_vm_steps;
 struct colo_control_server;
 struct colo_sock_addr;
 struct colo_tls_creds;
@@ -99,6 +101,11 @@ struct colo_vm {
 
 	/* --blk-control: this host's colo blk (blk_hook.c) */
 	const char *blk_ctl;
+	/* primary: the first checkpoint waits for blk (disk_wait.c) */
+	bool disk_waiting, disk_wait_reported;
+	uint64_t disk_wait_since;
+	struct colo_control_ask *disk_ask;
+	struct colo_timer *disk_poll;
 	/* --tls-creds: the frame link and the migration stream in TLS */
 	struct colo_tls_creds *creds; /* NULL: plain (loopback, --insecure) */
 	const char *tls_peer;	      /* the other host's certificate name */
@@ -166,6 +173,21 @@ int colo_vm_primary_start(struct colo_vm *v, const char *listen, char *err,
 int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 			       bool dump, struct json_object *reply, char *err,
 			       size_t errlen);
+
+/* The first checkpoint with a newly joined secondary (the full sync);
+ * on failure the link is dropped and the secondary joins again. */
+void colo_vm_primary_first(struct colo_vm *v);
+/* A secondary is linked and no wait holds checkpoints back. */
+bool colo_vm_primary_ready(const struct colo_vm *v);
+
+/* disk_wait.c APIs (primary): */
+/* Runs colo_vm_primary_first once this host's blk says protected (at
+ * once without --blk-control), asking from the loop; mode
+ * "waiting-disk" meanwhile. */
+void colo_vm_disk_wait(struct colo_vm *v);
+/* The link is gone: the wait ends without a checkpoint. */
+void colo_vm_disk_wait_stop(struct colo_vm *v);
+void colo_vm_disk_wait_free(struct colo_vm *v);
 
 /* proxy_hook.c APIs (no-ops without --proxy-control): */
 /* Primary: subscribes to the proxy's checkpoint requests. */
