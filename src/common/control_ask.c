@@ -134,12 +134,10 @@ static void ask_send(struct colo_control_ask *a, const char *path,
 }
 
 /* Either callback: the verdict (fn) or the reply line (line_fn). */
-static struct colo_control_ask *ask_start(struct colo_loop *l, const char *path,
-					  const char *request,
-					  uint64_t timeout_ns,
-					  colo_control_ask_fn fn,
-					  colo_control_ask_line_fn line_fn,
-					  void *opaque)
+static struct colo_control_ask *
+ask_start(struct colo_loop *l, const char *path, const char *request,
+	  uint64_t timeout_ns, colo_control_ask_fn fn,
+	  colo_control_ask_line_fn line_fn, void *opaque)
 {
 	struct colo_control_ask *a = calloc(1, sizeof(*a));
 

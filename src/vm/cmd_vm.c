@@ -136,6 +136,7 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 		      us / 1e3, (unsigned long long)pages);
 }
 
+/* Both roles' link ends here; the primary's wait for its disk with it. */
 void colo_vm_drop_link(struct colo_vm *v)
 {
 	colo_vm_disk_wait_stop(v);
@@ -226,8 +227,14 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("tls", json_object_new_boolean(v->creds != NULL));
 	ADD("rejoins", json_object_new_int64((int64_t)s->rejoins));
 	ADD("rejoin_tries", json_object_new_int64((int64_t)v->rejoin_tries));
+	/* A rejoin try in flight, and its step: connect, tls, hello. */
 	ADD("rejoin_connecting",
-	    json_object_new_boolean(v->rejoin_dial != NULL));
+	    json_object_new_boolean(v->rejoin_dial || v->rejoin_steps));
+	ADD("rejoin_step",
+	    json_object_new_string(v->rejoin_dial ? "connect"
+				   : v->rejoin_steps
+					   ? colo_vm_steps_name(v->rejoin_steps)
+					   : ""));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
 	ADD("promote_pause_ms",
 	    json_object_new_double(v->promote_pause_ns / 1e6));

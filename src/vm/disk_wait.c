@@ -36,7 +36,8 @@ static int blk_protected(const char *line, char *what, size_t whatlen)
 	if (o && json_object_is_type(o, json_type_object)) {
 		if (json_object_object_get_ex(o, "state", &s) &&
 		    json_object_is_type(s, json_type_string))
-			snprintf(what, whatlen, "%s", json_object_get_string(s));
+			snprintf(what, whatlen, "%s",
+				 json_object_get_string(s));
 		r = json_object_object_get_ex(o, "protected", &p) &&
 		    json_object_is_type(p, json_type_boolean) &&
 		    json_object_get_boolean(p);

@@ -85,6 +85,7 @@ struct colo_vm {
 	struct colo_sock_addr primary_addr;
 	bool primary_addr_ok;
 	struct colo_dial *rejoin_dial;
+	struct colo_vm_steps *rejoin_steps; /* then its TLS and HELLO */
 	bool deferred_dump;
 	enum colo_vm_reason deferred_reason;
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
@@ -230,6 +231,34 @@ int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
 /* At the end of a daemon that handed its guest over (its QEMUs stopped):
  * its --dir goes, with the files it made there; a no-op otherwise. */
 void colo_vm_promote_tidy(struct colo_vm *v);
+
+/* link_steps.c APIs (secondary): a connected socket becomes the proven
+ * frame link on the loop (TLS with credentials, then HELLO both ways),
+ * each step bounded by step_ns. fn gets r 0 with the link (now the
+ * callee's), -1 (try again soon) or -2 (the primary refused the pair:
+ * its ABORT, or its identity differs) with the reason; the steps are
+ * freed by then. */
+typedef void (*colo_vm_steps_fn)(struct colo_vm *v, struct colo_flink *link,
+				 int r, const char *err);
+/* fd is the steps' from here; fn is called from the loop, never from
+ * inside this call. NULL with err when they cannot start (fd closed). */
+struct colo_vm_steps *colo_vm_steps_start(struct colo_vm *v, int fd,
+					  uint64_t step_ns, colo_vm_steps_fn fn,
+					  char *err, size_t errlen);
+/* Gives the steps up: the socket is closed, fn not called. NULL is
+ * fine. */
+void colo_vm_steps_cancel(struct colo_vm_steps *s);
+/* The step under way: "tls" or "hello". */
+const char *colo_vm_steps_name(const struct colo_vm_steps *s);
+/* The HELLO helpers the blocking start shares: ours on l by the
+ * deadline (0, or -1 with err), and the verdict on the primary's answer
+ * (r and f as colo_flink_recv gave them): 0 a matching primary, -2 the
+ * pair cannot work, -1 anything else. */
+int colo_vm_hello_send(struct colo_vm *v, struct colo_flink *l,
+		       uint64_t deadline, char *err, size_t errlen);
+int colo_vm_hello_verdict(struct colo_vm *v, int r,
+			  const struct colo_flink_frame *f, char *err,
+			  size_t errlen);
 
 /* secondary.c APIs: */
 /* Connects to v->link_connect (retrying 30 s) and says HELLO. */
