@@ -22,8 +22,8 @@ written, so they read back as BAD otherwise).
                it cannot commit): the secondary aborts the checkpoint,
                its VM of the previous checkpoint runs on, no commit was
                made, and after failover that guest's disk agrees with it.
-  first_wait   the blk secondary starts only after both colo vm daemons
-               are linked (blk's first resync not done): the primary
+  first_wait   the blk primary reaches its secondary only after both
+               colo vm daemons are linked (blk's first resync not done): the primary
                says waiting-disk and runs no checkpoint (no "checkpoint
                failed"), reports the wait as an error once after its
                --timeout, and runs the first checkpoint once blk says
@@ -220,9 +220,18 @@ def test_first_wait(colo):
     pair = vmpair.Pair(colo, append="colo_disk=1", disk=DISK,
                        disk_late=True)
     try:
-        step("pair started, blk secondary not yet")
-        vmpair.wait_for(lambda: pair.status("primary")["mode"] ==
-                        "waiting-disk", 120, "the primary to wait for blk")
+        step("pair started, blk not linked yet")
+        def waiting():
+            assert pair.procs["primary"].poll() is None, pair.log("primary")
+            try:
+                st = pair.status("primary")
+            except OSError:  # its control socket is not there yet
+                return False
+            # Without the wait: "checkpoint 1 failed: blk prepare: ...
+            # not protected", and the secondary joins again.
+            assert st["failures"] == 0, "a checkpoint failed: %s" % st
+            return st["mode"] == "waiting-disk"
+        vmpair.wait_for(waiting, 120, "the primary to wait for blk")
         step("primary waiting-disk")
         waited = time.monotonic()
         # The wait outlasts the checkpoint timeout: one error, and the
@@ -241,7 +250,7 @@ def test_first_wait(colo):
                             pair.log("primary"))
         assert len(errors) == 1, errors
         step("%d answers while waiting, the wait reported once" % answers)
-        pair.start_blk("secondary")
+        pair.link_blk()
         pair.wait_blk_protected()
         step("blk protected")
         pair.wait_protected()
