@@ -656,6 +656,10 @@ static void rejoin_proven(struct colo_vm *v, struct colo_flink *link, int r,
 		      "checkpoint");
 	colo_log_info("rejoined the primary (attempt %llu)",
 		      (unsigned long long)v->rejoin_tries);
+	/* Frames read with the primary's HELLO (its BEGIN may follow at
+	 * once) show on no fd: served now, not at the next heartbeat. */
+	if (colo_flink_pending(v->link))
+		link_readable(v, EPOLLIN);
 }
 
 /* A rejoin try's connect ended (dial.c): its TLS and HELLO follow on

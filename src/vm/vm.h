@@ -129,9 +129,9 @@ struct colo_vm {
 #define COLO_VM_IDLE_MS(v) (2 * (v)->timeout_ms)
 
 /* Secondary: a lost primary is asked again every COLO_VM_REJOIN_MS; each
- * step of an attempt (connect, TLS, HELLO) waits COLO_VM_REJOIN_STEP_MS
- * at most (a failover command waits for it); a primary that refused us
- * is asked again every COLO_VM_REJOIN_REFUSED_MS. */
+ * step of an attempt (connect, TLS, HELLO) runs on the loop and is given
+ * up after COLO_VM_REJOIN_STEP_MS; a primary that refused us is asked
+ * again every COLO_VM_REJOIN_REFUSED_MS. */
 #define COLO_VM_REJOIN_MS	  1000u
 #define COLO_VM_REJOIN_STEP_MS	  2000u
 #define COLO_VM_REJOIN_REFUSED_MS 30000u
