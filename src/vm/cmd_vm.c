@@ -236,6 +236,13 @@ static int ctl_status(void *ctx, struct json_object *req,
 					   ? colo_vm_steps_name(v->rejoin_steps)
 					   : ""));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
+	/* primary: how long the first checkpoint has waited for blk */
+	ADD("disk_wait_ms",
+	    json_object_new_int64(
+		    v->disk_waiting
+			    ? (int64_t)((colo_now_ns() - v->disk_wait_since) /
+					COLO_NS_PER_MS)
+			    : 0));
 	ADD("promote_pause_ms",
 	    json_object_new_double(v->promote_pause_ns / 1e6));
 #undef ADD

@@ -241,6 +241,7 @@ def test_first_wait(colo):
             st = pair.status("primary")
             assert st["mode"] == "waiting-disk", st
             assert st["checkpoints"] == 0 and st["failures"] == 0, st
+            assert st["disk_wait_ms"] > 0, st
             assert not pair.blk_ctl("primary", "status")["protected"]
             answers += 1
             time.sleep(0.2)
@@ -257,6 +258,7 @@ def test_first_wait(colo):
         step("protected")
         st = pair.status("primary")
         log = pair.log("primary")
+        assert st["disk_wait_ms"] == 0, st
         assert st["failures"] == 0 and st["by_reason"]["initial"] == 1, st
         assert not re.search(r"checkpoint \d+ failed", log), log[-3000:]
         first = log.index("checkpoint 1 (initial)")
