@@ -13,7 +13,9 @@ a fake primary now accepts every connection and then
 For each, while one try waits in its step (status rejoin_step "tls" or
 "hello"), the secondary's control socket must answer status several
 times for the same try; the try must give up at its bound (the log says
-why) and a new try must reach the fake. Last, with a try pending, a
+why) and a new try must reach the fake. Then a real primary is started
+again and the secondary rejoins it through the same steps (protected).
+Last, that primary killed and a fake in its place, with a try pending a
 failover is served and ends the tries. A step that blocked the loop
 (the old poll()) answers nothing while it waits, so no reply could ever
 show a step under way. Counted ordering, no timing target; the slowest
@@ -160,13 +162,22 @@ def main():
                     "half-hello": "no HELLO from the primary in time",
                     "tls-stall": "TLS handshake: timed out",
                     "tls-silent": "no HELLO from the primary in time"}
-        for i, (how, creds, step) in enumerate(cases):
+        for how, creds, step in cases:
             said = pair.log("secondary").count(log_says[how])
             fakes.append(Fake(pair.port, how, creds))
             pending_step(pair, fakes[-1], step)
             assert pair.log("secondary").count(log_says[how]) > said, how
-            if i < len(cases) - 1:
-                fakes.pop().close()
+            fakes.pop().close()
+        # A real primary again: the same steps make the link (TLS
+        # verified, HELLOs matched) and the pair is protected.
+        pair.start("primary")
+        pair.wait_protected()
+        st = pair.status("secondary")
+        assert st["rejoins"] == 1 and not st["rejoin_connecting"], st
+        print("a real primary rejoined through the steps (try %d)"
+              % st["rejoin_tries"], flush=True)
+        pair.kill("primary")
+        fakes.append(Fake(pair.port, cases[0][0], cases[0][1]))
         failover_now(pair)
     finally:
         for f in fakes:
