@@ -116,6 +116,15 @@ struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
 					  const char *request,
 					  uint64_t timeout_ns,
 					  colo_control_ask_fn fn, void *opaque);
+/* The same, for a question whose answer is more than ok (colo vm asks
+ * colo blk whether it is protected): fn gets the reply line (without its
+ * newline; NULL when none came, with why in err). */
+typedef void (*colo_control_ask_line_fn)(void *opaque, const char *line,
+					 const char *err);
+struct colo_control_ask *
+colo_control_ask_line(struct colo_loop *l, const char *path,
+		      const char *request, uint64_t timeout_ns,
+		      colo_control_ask_line_fn fn, void *opaque);
 /* Gives a request up: fn is not called. NULL is fine. */
 void colo_control_ask_cancel(struct colo_control_ask *a);
 

@@ -28,6 +28,7 @@ struct colo_control_ask {
 	struct colo_loop_fd *h;
 	struct colo_timer *timer;
 	colo_control_ask_fn fn;
+	colo_control_ask_line_fn line_fn; /* set: fn is not, the line goes */
 	void *opaque;
 	int fd;
 	size_t len;
@@ -44,16 +45,24 @@ static void ask_free(struct colo_control_ask *a)
 	free(a);
 }
 
-/* Frees the request, then reports (fn may ask again). */
-static void finish(struct colo_control_ask *a, int rc, const char *err)
+/* Frees the request, then reports (fn may ask again). line is the
+ * reply (NULL: none came), for a caller that reads more than the
+ * verdict. */
+static void finish(struct colo_control_ask *a, int rc, const char *err,
+		   const char *line)
 {
 	colo_control_ask_fn fn = a->fn;
+	colo_control_ask_line_fn line_fn = a->line_fn;
 	void *opaque = a->opaque;
-	char e[256];
+	char e[256], reply[ASK_REPLY_MAX];
 
 	snprintf(e, sizeof(e), "%s", err);
+	snprintf(reply, sizeof(reply), "%s", line ? line : "");
 	ask_free(a);
-	fn(opaque, rc, e);
+	if (line_fn)
+		line_fn(opaque, line ? reply : NULL, e);
+	else
+		fn(opaque, rc, e);
 }
 
 static void on_readable(void *opaque, uint32_t events)
@@ -71,7 +80,7 @@ static void on_readable(void *opaque, uint32_t events)
 	if (n <= 0) {
 		snprintf(err, sizeof(err), "no reply (%s)",
 			 n == 0 ? "closed" : strerror(errno));
-		finish(a, -1, err);
+		finish(a, -1, err, NULL);
 		return;
 	}
 	a->len += (size_t)n;
@@ -79,11 +88,11 @@ static void on_readable(void *opaque, uint32_t events)
 	nl = memchr(a->buf, '\n', a->len);
 	if (!nl) {
 		if (a->len == sizeof(a->buf) - 1)
-			finish(a, -1, "reply too long");
+			finish(a, -1, "reply too long", NULL);
 		return;
 	}
 	*nl = '\0';
-	finish(a, colo_control_verdict(a->buf, err, sizeof(err)), err);
+	finish(a, colo_control_verdict(a->buf, err, sizeof(err)), err, a->buf);
 }
 
 /* The deadline, or a failure known at start. */
@@ -91,7 +100,7 @@ static void on_timer(void *opaque)
 {
 	struct colo_control_ask *a = opaque;
 
-	finish(a, -1, a->err[0] ? a->err : "no reply (timed out)");
+	finish(a, -1, a->err[0] ? a->err : "no reply (timed out)", NULL);
 }
 
 /* Connects and sends at once; a failure is kept for the timer. */
@@ -124,10 +133,11 @@ static void ask_send(struct colo_control_ask *a, const char *path,
 			 strerror(errno));
 }
 
-struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
-					  const char *request,
-					  uint64_t timeout_ns,
-					  colo_control_ask_fn fn, void *opaque)
+/* Either callback: the verdict (fn) or the reply line (line_fn). */
+static struct colo_control_ask *
+ask_start(struct colo_loop *l, const char *path, const char *request,
+	  uint64_t timeout_ns, colo_control_ask_fn fn,
+	  colo_control_ask_line_fn line_fn, void *opaque)
 {
 	struct colo_control_ask *a = calloc(1, sizeof(*a));
 
@@ -135,6 +145,7 @@ struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
 		return NULL;
 	a->fd = -1;
 	a->fn = fn;
+	a->line_fn = line_fn;
 	a->opaque = opaque;
 	a->timer = colo_timer_new(l, on_timer, a);
 	if (!a->timer) {
@@ -150,6 +161,22 @@ struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
 	}
 	colo_timer_arm_in(a->timer, a->err[0] ? 0 : timeout_ns);
 	return a;
+}
+
+struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
+					  const char *request,
+					  uint64_t timeout_ns,
+					  colo_control_ask_fn fn, void *opaque)
+{
+	return ask_start(l, path, request, timeout_ns, fn, NULL, opaque);
+}
+
+struct colo_control_ask *
+colo_control_ask_line(struct colo_loop *l, const char *path,
+		      const char *request, uint64_t timeout_ns,
+		      colo_control_ask_line_fn fn, void *opaque)
+{
+	return ask_start(l, path, request, timeout_ns, NULL, fn, opaque);
 }
 
 void colo_control_ask_cancel(struct colo_control_ask *a)

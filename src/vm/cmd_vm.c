@@ -136,8 +136,10 @@ void colo_vm_record(struct colo_vm *v, enum colo_vm_reason why,
 		      us / 1e3, (unsigned long long)pages);
 }
 
+/* Both roles' link ends here; the primary's wait for its disk with it. */
 void colo_vm_drop_link(struct colo_vm *v)
 {
+	colo_vm_disk_wait_stop(v);
 	if (v->link_h)
 		colo_loop_del_fd(v->link_h);
 	v->link_h = NULL;
@@ -225,9 +227,22 @@ static int ctl_status(void *ctx, struct json_object *req,
 	ADD("tls", json_object_new_boolean(v->creds != NULL));
 	ADD("rejoins", json_object_new_int64((int64_t)s->rejoins));
 	ADD("rejoin_tries", json_object_new_int64((int64_t)v->rejoin_tries));
+	/* A rejoin try in flight, and its step: connect, tls, hello. */
 	ADD("rejoin_connecting",
-	    json_object_new_boolean(v->rejoin_dial != NULL));
+	    json_object_new_boolean(v->rejoin_dial || v->rejoin_steps));
+	ADD("rejoin_step",
+	    json_object_new_string(v->rejoin_dial ? "connect"
+				   : v->rejoin_steps
+					   ? colo_vm_steps_name(v->rejoin_steps)
+					   : ""));
 	ADD("link_refused", json_object_new_int64((int64_t)v->link_refused));
+	/* primary: how long the first checkpoint has waited for blk */
+	ADD("disk_wait_ms",
+	    json_object_new_int64(
+		    v->disk_waiting
+			    ? (int64_t)((colo_now_ns() - v->disk_wait_since) /
+					COLO_NS_PER_MS)
+			    : 0));
 	ADD("promote_pause_ms",
 	    json_object_new_double(v->promote_pause_ns / 1e6));
 #undef ADD
@@ -681,6 +696,7 @@ out:
 	colo_control_server_free(v.ctl);
 	colo_timer_free(v.periodic);
 	colo_timer_free(v.deferred);
+	colo_vm_disk_wait_free(&v);
 	colo_timer_free(v.attach);
 	colo_vm_rejoin_stop(&v);
 	colo_timer_free(v.rejoin);

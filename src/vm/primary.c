@@ -106,8 +106,18 @@ void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
 	colo_flink_watch(link, v->loop, COLO_VM_IDLE_MS(v), secondary_silent,
 			 v);
 	colo_ram_forget(&v->ram);
-	colo_log_info("secondary connected%s; first checkpoint (full sync)",
-		      colo_flink_secure(link) ? " (TLS)" : "");
+	colo_log_info("secondary connected%s; first checkpoint (full sync)%s",
+		      colo_flink_secure(link) ? " (TLS)" : "",
+		      v->blk_ctl ? " once blk is protected" : "");
+	colo_vm_disk_wait(v); /* disk_wait.c: then colo_vm_primary_first */
+}
+
+void colo_vm_primary_first(struct colo_vm *v)
+{
+	char err[256];
+
+	if (!v->link)
+		return;
 	if (colo_vm_primary_checkpoint(v, COLO_VM_REASON_INITIAL, false, NULL,
 				       err, sizeof(err)) < 0) {
 		colo_log_warn("initial checkpoint: %s", err);
@@ -123,12 +133,17 @@ void colo_vm_primary_joined(struct colo_vm *v, struct colo_flink *link,
 	}
 }
 
+bool colo_vm_primary_ready(const struct colo_vm *v)
+{
+	return v->link && !v->disk_waiting;
+}
+
 static void periodic_fire(void *opaque)
 {
 	struct colo_vm *v = opaque;
 	char err[256];
 
-	if (v->link &&
+	if (colo_vm_primary_ready(v) &&
 	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PERIODIC, false, NULL,
 				       err, sizeof(err)) < 0)
 		colo_log_warn("periodic checkpoint: %s", err);
@@ -140,7 +155,7 @@ static void deferred_fire(void *opaque)
 	struct colo_vm *v = opaque;
 	char err[256];
 
-	if (v->link &&
+	if (colo_vm_primary_ready(v) &&
 	    colo_vm_primary_checkpoint(v, v->deferred_reason, v->deferred_dump,
 				       NULL, err, sizeof(err)) < 0)
 		colo_log_warn("deferred checkpoint: %s", err);
@@ -314,6 +329,10 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 
 	if (!v->link) {
 		snprintf(err, errlen, "no secondary (%s)", v->reason);
+		return -1;
+	}
+	if (v->disk_waiting) {
+		snprintf(err, errlen, "not yet: %s", v->reason);
 		return -1;
 	}
 	if (dump && !v->dump_dir) {

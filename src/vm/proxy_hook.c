@@ -68,7 +68,7 @@ static void proxy_line(struct colo_vm *v, const char *line)
 {
 	char err[256];
 
-	if (colo_vm_proxy_is_request(line) && v->link &&
+	if (colo_vm_proxy_is_request(line) && colo_vm_primary_ready(v) &&
 	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PROXY, false, NULL,
 				       err, sizeof(err)) < 0)
 		colo_log_warn("checkpoint asked by the proxy: %s", err);

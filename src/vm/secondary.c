@@ -458,43 +458,18 @@ static void primary_silent(void *opaque, const char *why)
 	lost_primary(v, reason);
 }
 
-/* HELLO both ways. A pair that cannot work (the primary's ABORT, or its
- * identity differs from ours) returns -2, anything else -1. */
+/* HELLO both ways (blocking, at start). A pair that cannot work (the
+ * primary's ABORT, or its identity differs from ours) returns -2,
+ * anything else -1. */
 static int handshake(struct colo_vm *v, uint64_t deadline, char *err,
 		     size_t errlen)
 {
-	uint8_t buf[COLO_FLINK_HDR_LEN + COLO_FLINK_HELLO_LEN];
-	struct colo_flink_hello mine, peer;
 	struct colo_flink_frame f;
-	struct colo_flink_msg m;
-	size_t n;
-	int r;
 
-	colo_vm_hello(v, &mine);
-	n = colo_flink_encode_hello(buf, &mine);
-	if (colo_flink_send(v->link, COLO_FLINK_HELLO, buf + COLO_FLINK_HDR_LEN,
-			    (uint32_t)(n - COLO_FLINK_HDR_LEN), deadline) < 0) {
-		snprintf(err, errlen, "link lost during the handshake");
+	if (colo_vm_hello_send(v, v->link, deadline, err, errlen) < 0)
 		return -1;
-	}
-	r = colo_flink_recv(v->link, &f, deadline);
-	if (r > 0 && f.type == COLO_FLINK_ABORT &&
-	    colo_flink_parse_msg(&f, &m) == 0) {
-		snprintf(err, errlen, "primary refused: %s", m.text);
-		return -2;
-	}
-	if (r < 0 && v->creds) {
-		snprintf(err, errlen,
-			 "the primary closed the link (did its TLS check "
-			 "refuse our certificate?)");
-		return -1;
-	}
-	if (r <= 0 || colo_flink_parse_hello(&f, &peer) < 0 ||
-	    peer.role != COLO_FLINK_PRIMARY) {
-		snprintf(err, errlen, "no valid HELLO from the primary");
-		return -1;
-	}
-	return colo_vm_check_peer(v, &peer, err, errlen) < 0 ? -2 : 0;
+	return colo_vm_hello_verdict(v, colo_flink_recv(v->link, &f, deadline),
+				     &f, err, errlen);
 }
 
 /* With credentials, TLS comes before any frame: the primary must prove
@@ -637,9 +612,9 @@ static void rejoin_schedule(struct colo_vm *v, uint64_t delay_ms)
 }
 
 /* A rejoin try's step bound: COLO_VM_REJOIN_STEP_MS (not the
- * checkpoint's --timeout), so that a failover asked meanwhile waits that
- * long at most for the TLS and HELLO steps, which run on a connected
- * socket. */
+ * checkpoint's --timeout). Every step (connect, TLS, HELLO) runs on the
+ * loop, so a failover asked meanwhile is served at once; the bound only
+ * says when a silent primary host is given up. */
 static uint64_t rejoin_step_ns(const struct colo_vm *v)
 {
 	return (v->timeout_ms < COLO_VM_REJOIN_STEP_MS
@@ -648,38 +623,17 @@ static uint64_t rejoin_step_ns(const struct colo_vm *v)
 	       COLO_NS_PER_MS;
 }
 
-/* A rejoin try's connect ended (dial.c). A primary that refuses the pair
- * (its ABORT, or its HELLO differs from ours: machine type, QEMU
- * version...) is asked again only every COLO_VM_REJOIN_REFUSED_MS: it may
- * be restarted fixed. */
-static void rejoin_dialed(void *opaque, int fd, int e)
+/* A rejoin try's TLS and HELLO steps ended (link_steps.c). A primary
+ * that refuses the pair (its ABORT, or its HELLO differs from ours:
+ * machine type, QEMU version...) is asked again only every
+ * COLO_VM_REJOIN_REFUSED_MS: it may be restarted fixed. */
+static void rejoin_proven(struct colo_vm *v, struct colo_flink *link, int r,
+			  const char *err)
 {
-	struct colo_vm *v = opaque;
-	uint64_t step = rejoin_step_ns(v);
-	char err[256];
-	int r;
-
-	v->rejoin_dial = NULL;
-	if (fd < 0) {
-		if (v->rejoin_tries % 30 == 1) /* a line every 30 tries */
-			colo_log_info(
-				"rejoin: primary not reachable (try %llu): "
-				"%s",
-				(unsigned long long)v->rejoin_tries,
-				strerror(e));
-		rejoin_schedule(v, COLO_VM_REJOIN_MS);
-		return;
-	}
-	r = link_on(v, fd, err, sizeof(err));
-	if (r == 0)
-		r = start_tls(v, colo_now_ns() + step, err, sizeof(err)) < 0
-			    ? -1
-			    : handshake(v, colo_now_ns() + step, err,
-					sizeof(err));
+	v->rejoin_steps = NULL;
 	if (r < 0) {
 		bool refused = r == -2;
 
-		colo_vm_drop_link(v);
 		colo_log_warn("rejoin: %s", err);
 		if (refused) {
 			char reason[300];
@@ -694,6 +648,7 @@ static void rejoin_dialed(void *opaque, int fd, int e)
 		return;
 	}
 	/* A new link: its checkpoints count from the primary's next one. */
+	v->link = link;
 	v->seq = 0;
 	v->st.rejoins++;
 	link_up(v);
@@ -701,6 +656,36 @@ static void rejoin_dialed(void *opaque, int fd, int e)
 		      "checkpoint");
 	colo_log_info("rejoined the primary (attempt %llu)",
 		      (unsigned long long)v->rejoin_tries);
+	/* Frames read with the primary's HELLO (its BEGIN may follow at
+	 * once) show on no fd: served now, not at the next heartbeat. */
+	if (colo_flink_pending(v->link))
+		link_readable(v, EPOLLIN);
+}
+
+/* A rejoin try's connect ended (dial.c): its TLS and HELLO follow on
+ * the loop. */
+static void rejoin_dialed(void *opaque, int fd, int e)
+{
+	struct colo_vm *v = opaque;
+	char err[256];
+
+	v->rejoin_dial = NULL;
+	if (fd < 0) {
+		if (v->rejoin_tries % 30 == 1) /* a line every 30 tries */
+			colo_log_info(
+				"rejoin: primary not reachable (try %llu): "
+				"%s",
+				(unsigned long long)v->rejoin_tries,
+				strerror(e));
+		rejoin_schedule(v, COLO_VM_REJOIN_MS);
+		return;
+	}
+	v->rejoin_steps = colo_vm_steps_start(v, fd, rejoin_step_ns(v),
+					      rejoin_proven, err, sizeof(err));
+	if (!v->rejoin_steps) {
+		colo_log_warn("rejoin: %s", err);
+		rejoin_schedule(v, COLO_VM_REJOIN_MS);
+	}
 }
 
 /* One rejoin attempt, from the loop: the connect runs on the loop
@@ -710,7 +695,8 @@ static void rejoin_fire(void *opaque)
 {
 	struct colo_vm *v = opaque;
 
-	if (v->link || v->rejoin_dial || !strcmp(v->mode, "failover"))
+	if (v->link || v->rejoin_dial || v->rejoin_steps ||
+	    !strcmp(v->mode, "failover"))
 		return;
 	v->rejoin_tries++;
 	v->rejoin_dial = colo_dial_start(v->loop, &v->primary_addr,
@@ -725,6 +711,8 @@ void colo_vm_rejoin_stop(struct colo_vm *v)
 		colo_timer_disarm(v->rejoin);
 	colo_dial_cancel(v->rejoin_dial);
 	v->rejoin_dial = NULL;
+	colo_vm_steps_cancel(v->rejoin_steps);
+	v->rejoin_steps = NULL;
 }
 
 int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen)

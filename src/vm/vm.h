@@ -19,6 +19,8 @@ struct colo_loop;
 struct colo_loop_fd;
 struct colo_timer;
 struct colo_dial;
+struct colo_control_ask;
+struct colo_vm_steps;
 struct colo_control_server;
 struct colo_sock_addr;
 struct colo_tls_creds;
@@ -83,6 +85,7 @@ struct colo_vm {
 	struct colo_sock_addr primary_addr;
 	bool primary_addr_ok;
 	struct colo_dial *rejoin_dial;
+	struct colo_vm_steps *rejoin_steps; /* then its TLS and HELLO */
 	bool deferred_dump;
 	enum colo_vm_reason deferred_reason;
 	char qemu_version[COLO_FLINK_VERSION_LEN + 1];
@@ -99,6 +102,11 @@ struct colo_vm {
 
 	/* --blk-control: this host's colo blk (blk_hook.c) */
 	const char *blk_ctl;
+	/* primary: the first checkpoint waits for blk (disk_wait.c) */
+	bool disk_waiting, disk_wait_reported;
+	uint64_t disk_wait_since;
+	struct colo_control_ask *disk_ask;
+	struct colo_timer *disk_poll;
 	/* --tls-creds: the frame link and the migration stream in TLS */
 	struct colo_tls_creds *creds; /* NULL: plain (loopback, --insecure) */
 	const char *tls_peer;	      /* the other host's certificate name */
@@ -121,9 +129,9 @@ struct colo_vm {
 #define COLO_VM_IDLE_MS(v) (2 * (v)->timeout_ms)
 
 /* Secondary: a lost primary is asked again every COLO_VM_REJOIN_MS; each
- * step of an attempt (connect, TLS, HELLO) waits COLO_VM_REJOIN_STEP_MS
- * at most (a failover command waits for it); a primary that refused us
- * is asked again every COLO_VM_REJOIN_REFUSED_MS. */
+ * step of an attempt (connect, TLS, HELLO) runs on the loop and is given
+ * up after COLO_VM_REJOIN_STEP_MS; a primary that refused us is asked
+ * again every COLO_VM_REJOIN_REFUSED_MS. */
 #define COLO_VM_REJOIN_MS	  1000u
 #define COLO_VM_REJOIN_STEP_MS	  2000u
 #define COLO_VM_REJOIN_REFUSED_MS 30000u
@@ -167,6 +175,21 @@ int colo_vm_primary_checkpoint(struct colo_vm *v, enum colo_vm_reason why,
 			       bool dump, struct json_object *reply, char *err,
 			       size_t errlen);
 
+/* The first checkpoint with a newly joined secondary (the full sync);
+ * on failure the link is dropped and the secondary joins again. */
+void colo_vm_primary_first(struct colo_vm *v);
+/* A secondary is linked and no wait holds checkpoints back. */
+bool colo_vm_primary_ready(const struct colo_vm *v);
+
+/* disk_wait.c APIs (primary): */
+/* Runs colo_vm_primary_first once this host's blk says protected (at
+ * once without --blk-control), asking from the loop; mode
+ * "waiting-disk" meanwhile. */
+void colo_vm_disk_wait(struct colo_vm *v);
+/* The link is gone: the wait ends without a checkpoint. */
+void colo_vm_disk_wait_stop(struct colo_vm *v);
+void colo_vm_disk_wait_free(struct colo_vm *v);
+
 /* proxy_hook.c APIs (no-ops without --proxy-control): */
 /* Primary: subscribes to the proxy's checkpoint requests. */
 int colo_vm_proxy_start(struct colo_vm *v, char *err, size_t errlen);
@@ -208,6 +231,34 @@ int colo_vm_migrate_out(struct colo_vm *v, const char *uri, char *err,
 /* At the end of a daemon that handed its guest over (its QEMUs stopped):
  * its --dir goes, with the files it made there; a no-op otherwise. */
 void colo_vm_promote_tidy(struct colo_vm *v);
+
+/* link_steps.c APIs (secondary): a connected socket becomes the proven
+ * frame link on the loop (TLS with credentials, then HELLO both ways),
+ * each step bounded by step_ns. fn gets r 0 with the link (now the
+ * callee's), -1 (try again soon) or -2 (the primary refused the pair:
+ * its ABORT, or its identity differs) with the reason; the steps are
+ * freed by then. */
+typedef void (*colo_vm_steps_fn)(struct colo_vm *v, struct colo_flink *link,
+				 int r, const char *err);
+/* fd is the steps' from here; fn is called from the loop, never from
+ * inside this call. NULL with err when they cannot start (fd closed). */
+struct colo_vm_steps *colo_vm_steps_start(struct colo_vm *v, int fd,
+					  uint64_t step_ns, colo_vm_steps_fn fn,
+					  char *err, size_t errlen);
+/* Gives the steps up: the socket is closed, fn not called. NULL is
+ * fine. */
+void colo_vm_steps_cancel(struct colo_vm_steps *s);
+/* The step under way: "tls" or "hello". */
+const char *colo_vm_steps_name(const struct colo_vm_steps *s);
+/* The HELLO helpers the blocking start shares: ours on l by the
+ * deadline (0, or -1 with err), and the verdict on the primary's answer
+ * (r and f as colo_flink_recv gave them): 0 a matching primary, -2 the
+ * pair cannot work, -1 anything else. */
+int colo_vm_hello_send(struct colo_vm *v, struct colo_flink *l,
+		       uint64_t deadline, char *err, size_t errlen);
+int colo_vm_hello_verdict(struct colo_vm *v, int r,
+			  const struct colo_flink_frame *f, char *err,
+			  size_t errlen);
 
 /* secondary.c APIs: */
 /* Connects to v->link_connect (retrying 30 s) and says HELLO. */

@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "clock.h"
 #include "control.h"
@@ -45,6 +46,16 @@ static void on_answer(void *opaque, int rc, const char *err)
 	o->calls++;
 	o->rc = rc;
 	snprintf(o->text, sizeof(o->text), "%s", err);
+}
+
+/* colo_control_ask_line: the reply line itself (NULL: none came). */
+static void on_line(void *opaque, const char *line, const char *err)
+{
+	struct outcome *o = opaque;
+
+	o->calls++;
+	o->rc = line ? 0 : -1;
+	snprintf(o->text, sizeof(o->text), "%s", line ? line : err);
 }
 
 /* Runs the loop until o has an outcome (10 s at most). */
@@ -189,6 +200,50 @@ static int cmd_ok(void *ctx, struct json_object *req, struct json_object *r,
 	return 0;
 }
 
+static int cmd_state(void *ctx, struct json_object *req, struct json_object *r,
+		     char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)err, (void)errlen;
+	json_object_object_add(r, "state", json_object_new_string("resyncing"));
+	return 0;
+}
+
+/* The line variant hands the whole reply over, and NULL without one. */
+static void test_ask_line(void **state)
+{
+	static const struct colo_control_cmd cmds[] = {
+		{ "status", cmd_state, "" },
+	};
+	const struct colo_control_table t = { cmds, 1, NULL };
+	struct colo_loop *l = colo_loop_new();
+	struct colo_control_server *srv;
+	struct outcome got = { 0 }, none = { 0 };
+	char path[64], err[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test-ask-line-%d.sock",
+		 (int)getpid());
+	srv = colo_control_server_new(l, path, &t, err, sizeof(err));
+	assert_non_null(srv);
+	assert_non_null(colo_control_ask_line(l, path, "{\"cmd\":\"status\"}",
+					      COLO_NS_PER_S, on_line, &got));
+	assert_non_null(colo_control_ask_line(l, "/nonexistent/x.sock",
+					      "{\"cmd\":\"status\"}",
+					      COLO_NS_PER_S, on_line, &none));
+	assert_int_equal(got.calls + none.calls, 0);
+	run_until(l, &got);
+	run_until(l, &none);
+	assert_int_equal(got.rc, 0);
+	assert_non_null(strstr(got.text, "\"state\":"));
+	assert_non_null(strstr(got.text, "resyncing"));
+	assert_null(strchr(got.text, '\n'));
+	assert_int_equal(none.rc, -1);
+	assert_non_null(strstr(none.text, "/nonexistent/x.sock"));
+	colo_control_server_free(srv);
+	unlink(path);
+	colo_loop_free(l);
+}
+
 static void test_ask(void **state)
 {
 	static const struct colo_control_cmd cmds[] = {
@@ -257,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_dial_deadline),
 		cmocka_unit_test(test_dial_cancel),
 		cmocka_unit_test(test_ask),
+		cmocka_unit_test(test_ask_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

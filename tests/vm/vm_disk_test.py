@@ -22,6 +22,12 @@ written, so they read back as BAD otherwise).
                it cannot commit): the secondary aborts the checkpoint,
                its VM of the previous checkpoint runs on, no commit was
                made, and after failover that guest's disk agrees with it.
+  first_wait   the blk primary reaches its secondary only after both
+               colo vm daemons are linked (blk's first resync not done): the primary
+               says waiting-disk and runs no checkpoint (no "checkpoint
+               failed"), reports the wait as an error once after its
+               --timeout, and runs the first checkpoint once blk says
+               protected.
 Usage: vm_disk_test.py TEST COLO_BINARY
 """
 import os
@@ -209,7 +215,67 @@ def test_prepare_kill(colo):
         pair.close()
 
 
-TESTS = {"failover": test_failover, "prepare_kill": test_prepare_kill}
+def test_first_wait(colo):
+    timeout_ms = 10000  # colo vm's default --timeout
+    pair = vmpair.Pair(colo, append="colo_disk=1", disk=DISK,
+                       disk_late=True)
+    try:
+        step("pair started, blk not linked yet")
+        def waiting():
+            assert pair.procs["primary"].poll() is None, pair.log("primary")
+            try:
+                st = pair.status("primary")
+            except OSError:  # its control socket is not there yet
+                return False
+            # Without the wait: "checkpoint 1 failed: blk prepare: ...
+            # not protected", and the secondary joins again.
+            assert st["failures"] == 0, "a checkpoint failed: %s" % st
+            return st["mode"] == "waiting-disk"
+        vmpair.wait_for(waiting, 120, "the primary to wait for blk")
+        step("primary waiting-disk")
+        waited = time.monotonic()
+        # The wait outlasts the checkpoint timeout: one error, and the
+        # control socket answers all along.
+        answers = 0
+        while time.monotonic() < waited + timeout_ms / 1000 + 3:
+            st = pair.status("primary")
+            assert st["mode"] == "waiting-disk", st
+            assert st["checkpoints"] == 0 and st["failures"] == 0, st
+            assert st["disk_wait_ms"] > 0, st
+            assert not pair.blk_ctl("primary", "status")["protected"]
+            answers += 1
+            time.sleep(0.2)
+        r = pair.ctl("primary", "checkpoint")
+        assert not r["ok"] and "waits for blk" in r["error"], r
+        errors = re.findall(r"error: blk .* not protected after",
+                            pair.log("primary"))
+        assert len(errors) == 1, errors
+        step("%d answers while waiting, the wait reported once" % answers)
+        pair.link_blk()
+        pair.wait_blk_protected()
+        step("blk protected")
+        pair.wait_protected()
+        step("protected")
+        st = pair.status("primary")
+        log = pair.log("primary")
+        assert st["disk_wait_ms"] == 0, st
+        assert st["failures"] == 0 and st["by_reason"]["initial"] == 1, st
+        assert not re.search(r"checkpoint \d+ failed", log), log[-3000:]
+        first = log.index("checkpoint 1 (initial)")
+        assert log.index("blk protected after") < first, log[-3000:]
+        b = pair.blk_ctl("primary", "stats")
+        assert b["prepares"] == st["checkpoints"], (b, st)
+        r = pair.ctl("primary", "checkpoint")
+        assert r["ok"] and "seq" in r, r
+        assert pair.blk_ctl("secondary", "stats")["commit_id"] == r["seq"]
+        print("first checkpoint after blk protected, no failure, the "
+              "%d s wait reported once" % (timeout_ms // 1000))
+    finally:
+        pair.close()
+
+
+TESTS = {"failover": test_failover, "prepare_kill": test_prepare_kill,
+         "first_wait": test_first_wait}
 
 
 def main():

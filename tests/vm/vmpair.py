@@ -62,7 +62,7 @@ class Pair:
     def __init__(self, colo, mem="128M", append="", extra=(), interval=0,
                  min_interval=0, base=None, secondary_extra=(),
                  opts=None, disk=None, link_port=None,
-                 link_connect_port=None):
+                 link_connect_port=None, disk_late=False):
         self.colo = colo
         self.dir = tempfile.mkdtemp(prefix="colo-vm-test-",
                                     dir=base or "/dev/shm")
@@ -83,8 +83,9 @@ class Pair:
         self.opts = opts or {}  # role -> extra colo vm options
         self.starts = 0
         self.blk = {}
+        self.blk_relay = None
         if disk:
-            self.start_disk(disk)
+            self.start_disk(disk, disk_late)
         for role in ("primary", "secondary"):
             self.start(role)
 
@@ -113,34 +114,52 @@ class Pair:
         socket ("ctl")."""
         return os.path.join(self.dir, "blk-%s.%s" % (role, what))
 
-    def start_disk(self, size):
+    def start_disk(self, size, late=False):
         """Both blk daemons, protected, before any QEMU opens the disk;
-        then each colo vm is told where its host's blk is."""
+        then each colo vm is told where its host's blk is. late: the
+        blk primary cannot reach its secondary until link_blk() (a
+        relay on the port it dials), so blk is not protected when the
+        pair starts: its first resync waits."""
         for role in ("primary", "secondary"):
             with open(self.blk_path(role, "img"), "wb") as f:
                 f.truncate(size)
-        port = free_port()
+        self.blk_port = free_port()
+        self.blk_listen = free_port() if late else self.blk_port
         for role in ("secondary", "primary"):
-            args = [self.colo, "blk", role, "--image",
-                    self.blk_path(role, "img"), "--export",
-                    "unix-listen:" + self.blk_path(role, "nbd"),
-                    "--control", self.blk_path(role, "ctl")]
-            args += (["--listen", "127.0.0.1:%d" % port]
-                     if role == "secondary" else
-                     ["--secondary", "127.0.0.1:%d" % port])
-            log = open(os.path.join(self.dir, "blk-" + role + ".log"), "a")
-            self.blk[role] = subprocess.Popen(args, stdout=log, stderr=log,
-                                              start_new_session=True)
-            log.close()
-            wait_for(lambda: os.path.exists(self.blk_path(role, "ctl")),
-                     30, "blk " + role)
+            self.start_blk(role)
             self.opts.setdefault(role, [])
             self.opts[role] = list(self.opts[role]) + [
                 "--disk", "unix:" + self.blk_path(role, "nbd"),
                 "--blk-control", self.blk_path(role, "ctl")]
-        wait_for(lambda: self.blk_ctl("primary", "status")["state"] ==
-                 "protected", 60, "the blk pair to be protected")
+        if not late:
+            self.wait_blk_protected()
         self.guest += ["-device", "virtio-blk-pci,drive=colo-disk"]
+
+    def start_blk(self, role):
+        """role's colo blk daemon, up to its control socket."""
+        args = [self.colo, "blk", role, "--image",
+                self.blk_path(role, "img"), "--export",
+                "unix-listen:" + self.blk_path(role, "nbd"),
+                "--control", self.blk_path(role, "ctl")]
+        args += (["--listen", "127.0.0.1:%d" % self.blk_listen]
+                 if role == "secondary" else
+                 ["--secondary", "127.0.0.1:%d" % self.blk_port])
+        log = open(os.path.join(self.dir, "blk-" + role + ".log"), "a")
+        self.blk[role] = subprocess.Popen(args, stdout=log, stderr=log,
+                                          start_new_session=True)
+        log.close()
+        wait_for(lambda: os.path.exists(self.blk_path(role, "ctl")),
+                 30, "blk " + role)
+
+    def link_blk(self):
+        """late: the blk primary reaches its secondary from now on."""
+        sys.path.insert(0, os.path.join(HERE, "..", "tls"))
+        from relay import Relay
+        self.blk_relay = Relay(self.blk_listen, listen_port=self.blk_port)
+
+    def wait_blk_protected(self, timeout=60):
+        wait_for(lambda: self.blk_ctl("primary", "status")["state"] ==
+                 "protected", timeout, "the blk pair to be protected")
 
     def blk_ctl(self, role, cmd, **kw):
         kw["cmd"] = cmd
@@ -224,6 +243,8 @@ class Pair:
         for role in bad:
             print("--- %s daemon did not exit cleanly:\n%s"
                   % (role, self.log(role.replace(" ", "-"))[-4000:]))
+        if self.blk_relay:
+            self.blk_relay.ls.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if bad and sys.exc_info()[0] is None:
             raise AssertionError("unclean exit: " + ", ".join(bad))
