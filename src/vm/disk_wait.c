@@ -25,7 +25,8 @@
 
 #define DISK_POLL_MS 100u
 
-/* blk's reply: 1 protected, 0 not yet (its state in what). */
+/* blk's reply: 1 protected, 0 not yet (its state, or its error, in
+ * what). */
 static int blk_protected(const char *line, char *what, size_t whatlen)
 {
 	struct json_object *o = line ? json_tokener_parse(line) : NULL;
@@ -33,6 +34,10 @@ static int blk_protected(const char *line, char *what, size_t whatlen)
 	int r = 0;
 
 	snprintf(what, whatlen, "%s", "no valid status");
+	if (o && json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "error", &s) &&
+	    json_object_is_type(s, json_type_string))
+		snprintf(what, whatlen, "%s", json_object_get_string(s));
 	if (o && json_object_is_type(o, json_type_object)) {
 		if (json_object_object_get_ex(o, "state", &s) &&
 		    json_object_is_type(s, json_type_string))
@@ -72,7 +77,7 @@ static void answered(void *opaque, const char *line, const char *err)
 		 "the first checkpoint waits for blk to be protected (blk: %s)",
 		 what);
 	colo_vm_set_mode(v, "waiting-disk", reason);
-	if (waited_ms > v->timeout_ms && !v->disk_wait_reported) {
+	if (waited_ms >= v->timeout_ms && !v->disk_wait_reported) {
 		v->disk_wait_reported = true;
 		colo_log_warn("error: blk at %s not protected after %llu ms "
 			      "(blk: %s); the first checkpoint still waits",
@@ -114,6 +119,9 @@ void colo_vm_disk_wait(struct colo_vm *v)
 	v->disk_waiting = true;
 	v->disk_wait_reported = false;
 	v->disk_wait_since = colo_now_ns();
+	colo_vm_set_mode(v, "waiting-disk",
+			 "the first checkpoint waits for blk to be protected "
+			 "(asking blk)");
 	ask(v);
 }
 

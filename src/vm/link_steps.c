@@ -97,7 +97,7 @@ static void finish(struct colo_vm_steps *s, int r, const char *err)
  * arrive. -1 when the try ended (s is freed). */
 static int begin_hello(struct colo_vm_steps *s)
 {
-	char err[256];
+	char err[256] = "frame link: epoll";
 
 	s->hello = true;
 	colo_timer_arm_in(s->timer, s->step_ns);
@@ -123,7 +123,10 @@ static int tls_step(struct colo_vm_steps *s)
 		return -1;
 	}
 	if (r == 0) {
-		colo_loop_mod_fd(s->h, want);
+		if (colo_loop_mod_fd(s->h, want) < 0) {
+			finish(s, -1, "frame link to the primary: epoll");
+			return -1;
+		}
 		return 0;
 	}
 	colo_log_info("frame link: TLS peer verified as %s", s->v->tls_peer);

@@ -63,12 +63,23 @@ bool colo_vm_proxy_is_request(const char *line)
 	return yes;
 }
 
-/* One line from the proxy: only checkpoint-request events matter. */
+/* One line from the proxy: only checkpoint-request events matter. While
+ * the first checkpoint waits for blk (disk_wait.c) the secondary has no
+ * VM yet, so every frame of the primary's is a divergence: the request is
+ * answered as a failed checkpoint was, with checkpoint-done, which
+ * releases the output the comparer holds and lets it start over (held
+ * until blk's resync ends, it would stall the guest's clients). */
 static void proxy_line(struct colo_vm *v, const char *line)
 {
 	char err[256];
 
-	if (colo_vm_proxy_is_request(line) && colo_vm_primary_ready(v) &&
+	if (!colo_vm_proxy_is_request(line))
+		return;
+	if (v->disk_waiting) {
+		colo_vm_proxy_done(v);
+		return;
+	}
+	if (colo_vm_primary_ready(v) &&
 	    colo_vm_primary_checkpoint(v, COLO_VM_REASON_PROXY, false, NULL,
 				       err, sizeof(err)) < 0)
 		colo_log_warn("checkpoint asked by the proxy: %s", err);

@@ -753,6 +753,10 @@ int colo_vm_secondary_start(struct colo_vm *v, char *err, size_t errlen)
 	colo_vm_set_mode(v, "no-vm", "waiting for the first checkpoint");
 	colo_log_info("connected to the primary (QEMU %s, %s)%s",
 		      v->qemu_version, v->machine, v->creds ? " over TLS" : "");
+	/* The primary's BEGIN may have come in the same read as its HELLO:
+	 * it shows on no fd (as after a rejoin). */
+	if (colo_flink_pending(v->link))
+		link_readable(v, EPOLLIN);
 	return 0;
 }
 
