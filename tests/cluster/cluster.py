@@ -617,8 +617,8 @@ def t_primary_frozen(c):
                 os.kill(int(pid), signal.SIGCONT)
             except ProcessLookupError:
                 pass
-    ad.follow_takeover(c, w, "b")
     c.wait("a deposed", lambda: c.state("a").get("deposed"), timeout=15)
+    ad.follow_takeover(c, w, "b")
     time.sleep(1)
     extra = c.frames_from("ph") - a_frames
     pr = probe.stop()
@@ -644,6 +644,8 @@ def t_primary_frozen(c):
     c.wait("a a replica", lambda: c.state("a").get("replica"))
     check(not c.state("a").get("deposed"),
           "a re-protected after the freeze: b's replica, not deposed")
+    ad.check_lost("primary_frozen",
+                  ad.reprotected_check(c, w, "b", "a", "primary_frozen"))
 
 
 def t_primary_isolated(c):

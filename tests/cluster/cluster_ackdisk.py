@@ -72,6 +72,9 @@ class Writer:
         self.p.stdin.flush()
 
     def stop(self):
+        """Ends the writer (once; a second call does nothing)."""
+        if self.p.poll() is not None:
+            return
         self.p.stdin.write("stop\n")
         self.p.stdin.flush()
         self.p.wait(timeout=30)
@@ -116,7 +119,8 @@ def image_digest(c, n):
 def check(c, w, survivor, name, data=None, where=None):
     """The end of a scenario: stops the writer, reads survivor's export
     (or data, already read from where) and returns the acknowledged
-    writes lost, after logging and checking what was found."""
+    writes lost, after logging and checking what was found. Called again
+    later, it checks the same writes again."""
     w.stop()
     t_fault = getattr(c, "t_fault", float("inf"))
     count = max(list(w.sent) + [-1]) + 1
@@ -197,3 +201,14 @@ def secondary_check(c, w, name, digest):
     count = max(list(w.sent) + [-1]) + 1
     data = image_blocks(c, "b", count)
     return check(c, w, "a", name, data=data, where="b's image")
+
+
+def reprotected_check(c, w, prim, sec, name):
+    """After re-protection (sec back as prim's secondary): prim's export
+    and sec's image, resynced from it, both hold every write that had
+    to survive. Returns the writes lost on either."""
+    lost = check(c, w, prim, name + ", re-protected")
+    count = max(list(w.sent) + [-1]) + 1
+    return lost + check(c, w, prim, name + ", re-protected",
+                        data=image_blocks(c, sec, count),
+                        where="%s's image" % sec)
