@@ -122,7 +122,7 @@ def writer(run_dir, host):
             out("noconn", h, repr(e).replace(" ", "_"))
 
     connect(host)
-    n, due = 0, time.monotonic()
+    n, due, lines = 0, time.monotonic(), b""
     while True:
         cur = conns.get(host)
         if cur and cur[1] is None and n < MAX_BLOCKS and \
@@ -140,15 +140,19 @@ def writer(run_dir, host):
         wait = max(0.0, due - time.monotonic())
         if host not in conns:
             wait = 0.2  # retried below: the new host's export may be late
-        r = select.select([sys.stdin] + list(waiting), [], [], wait)[0]
+        r = select.select([0] + list(waiting), [], [], wait)[0]
         for s in r:
-            if s is sys.stdin:
-                line = sys.stdin.readline().split()
-                if not line or line[0] == "stop":
-                    out("done")
-                    return
-                if line[0] == "switch":
-                    host = line[1]
+            if s == 0:  # whole lines, however the pipe delivers them
+                got = os.read(0, 4096)
+                lines += got
+                while b"\n" in lines or not got:
+                    line, _, lines = lines.partition(b"\n")
+                    word = line.split()
+                    if not got or word[:1] == [b"stop"]:
+                        out("done")
+                        return
+                    if word[:1] == [b"switch"]:
+                        host = word[1].decode()
                 continue
             h = waiting[s]
             c = conns[h]

@@ -57,6 +57,10 @@ class Writer:
             elif w[:1] == ["lost"]:
                 self.lost.append(w[1])
 
+    def blocks(self):
+        """How many blocks the writer may have written (from block 0)."""
+        return max(list(self.sent) + [-1]) + 1
+
     def acks_by(self, host, since=0.0):
         return sum(1 for h, t in list(self.acked.values())
                    if h == host and t >= since)
@@ -123,7 +127,7 @@ def check(c, w, survivor, name, data=None, where=None):
     later, it checks the same writes again."""
     w.stop()
     t_fault = getattr(c, "t_fault", float("inf"))
-    count = max(list(w.sent) + [-1]) + 1
+    count = w.blocks()
     if data is None:
         data = export_blocks(c, survivor, count)
     where = where or survivor + "'s export"
@@ -198,7 +202,7 @@ def secondary_check(c, w, name, digest):
              "%s: b's blk a secondary, not failed over (%s)" % (name, st))
     cl.check(image_digest(c, "b") == digest,
              "%s: b's image unchanged since a's death" % name)
-    count = max(list(w.sent) + [-1]) + 1
+    count = w.blocks()
     data = image_blocks(c, "b", count)
     return check(c, w, "a", name, data=data, where="b's image")
 
@@ -208,7 +212,7 @@ def reprotected_check(c, w, prim, sec, name):
     and sec's image, resynced from it, both hold every write that had
     to survive. Returns the writes lost on either."""
     lost = check(c, w, prim, name + ", re-protected")
-    count = max(list(w.sent) + [-1]) + 1
+    count = w.blocks()
     return lost + check(c, w, prim, name + ", re-protected",
                         data=image_blocks(c, sec, count),
                         where="%s's image" % sec)
