@@ -61,6 +61,13 @@ class Writer:
         """How many blocks the writer may have written (from block 0)."""
         return max(list(self.sent) + [-1]) + 1
 
+    def longest_wait(self, since):
+        """The longest time from since on that the client waited with
+        no write acknowledged (the disk's stall across the fault)."""
+        ts = sorted(t for _, t in self.acked.values() if t >= since)
+        ts = [since] + ts
+        return max(b - a for a, b in zip(ts, ts[1:])) if ts[1:] else 0.0
+
     def acks_by(self, host, since=0.0):
         return sum(1 for h, t in list(self.acked.values())
                    if h == host and t >= since)
@@ -146,16 +153,18 @@ def check(c, w, survivor, name, data=None, where=None):
                 lost.append(n)
         elif not mine:
             forgiven.append((n, host))
+    stall = w.longest_wait(t_fault)
     inflight = [n for n, (h, t) in w.sent.items()
                 if t < t_fault and (n not in w.acked or
                                     w.acked[n][1] >= t_fault)]
     cl.log("%s: %d writes sent, %d acknowledged (%s), %d had to be on %s, "
            "in flight at the fault %s, acknowledged after the fault by "
-           "another host and not on %s: %s; errors %s; connections lost %s"
-           % (name, count, len(w.acked),
+           "another host and not on %s: %s; errors %s; connections lost "
+           "%s; longest wait for an acknowledgment from the fault on: "
+           "%.0f ms" % (name, count, len(w.acked),
               ", ".join("%s %d" % (h, w.acks_by(h)) for h in ("a", "b")),
               must, where, inflight, where, forgiven or "none",
-              w.errors or "none", w.lost or "none"))
+              w.errors or "none", w.lost or "none", stall * 1000))
     if lost:
         cl.log("%s: LOST %s" % (name, lost[:20]))
     cl.check(not corrupt, "%s: every block on %s is zero or its own write "
