@@ -6,7 +6,9 @@
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
 witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
 stale_secondary, reprotect_forced (see each function); vm_* with a VM
-guest under colo vm (cluster_vm.py).
+guest under colo vm (cluster_vm.py). The first seven also run a
+replicated disk and the client's continuous writer, and end with no
+acknowledged write lost (cluster_ackdisk.py).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
