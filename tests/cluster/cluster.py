@@ -722,6 +722,9 @@ def t_witness_dies(c):
     c.run("phost", "ip", "link", "set", "gst", "down")
     c.kill_node("a")
     c.wait("b not quorate", lambda: not c.state("b").get("quorate", True))
+    # b's blk applied all a sent once it saw the link close behind it
+    c.wait("b's blk link closed", lambda: ad.cd.blk_state(c, "b").get(
+        "connected") is False, timeout=30)
     before = ad.image_digest(c, "b")
     time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
     check(c.state("b").get("role") == "secondary",
