@@ -197,11 +197,9 @@ class Cluster(e2e.Net):
         # status then (a pair is protected only with its disk in step)
         self.hook_blk = os.path.join(self.dir, "hook-blk.log")
         with open(hook, "w") as f:
-            f.write("#!/bin/sh\necho \"$1 $2\" >> %s\n"
-                    "echo \"$COLO_EVENT $COLO_HOST $COLO_PEER $COLO_ROLE "
-                    "$COLO_EPOCH $COLO_DETAIL\" >> %s\n"
-                    % (self.hook_log, self.hook_env))
-            f.write("s=%s/$COLO_HOST-blk.sock\n"
+            # blk's status first: once the event is in hook_log, the
+            # status taken at it is in hook_blk (hooks_in_step)
+            f.write("#!/bin/sh\ns=%s/$COLO_HOST-blk.sock\n"
                     "if [ \"$COLO_EVENT\" = protected ] && [ -S $s ]; then\n"
                     "python3 -c 'import socket,sys\n"
                     "c=socket.socket(socket.AF_UNIX);c.settimeout(5)\n"
@@ -209,6 +207,10 @@ class Cluster(e2e.Net):
                     "c.sendall(b\"{\\\"cmd\\\":\\\"status\\\"}\\n\")\n"
                     "print(c.makefile().readline().strip())' $s >> %s\n"
                     "fi\n" % (self.run_dir, self.hook_blk))
+            f.write("echo \"$1 $2\" >> %s\n"
+                    "echo \"$COLO_EVENT $COLO_HOST $COLO_PEER $COLO_ROLE "
+                    "$COLO_EPOCH $COLO_DETAIL\" >> %s\n"
+                    % (self.hook_log, self.hook_env))
         os.chmod(hook, 0o755)
         with open(self.conf, "w") as f:
             f.write("[pair]\nname = %s\nlink_port = 7070\nrun_dir = %s\n"
