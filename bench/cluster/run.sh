@@ -22,8 +22,13 @@
 # the connections re-protection waits for. Writes lost: acknowledged
 # disk writes the survivor no longer holds, in the scenarios with a
 # replicated disk (disk_reprotect: blocks written through blk's export;
-# vm_disk_*: the client polls the last write the guest read back, and
-# the survivor must never answer less); "-" where there is no disk.
+# scenarios 1-6 (primary_dies, link_cut*, secondary_dies, witness_dies,
+# primary_isolated, primary_frozen): the client writes numbered blocks
+# through the serving host's export all through the fault, and the host
+# serving at the end must hold every write acknowledged before the fault
+# and every one it acknowledged itself; vm_disk_*: the client polls the
+# last write the guest read back, and the survivor must never answer
+# less); "-" where there is no disk.
 # Root only; the vm_* scenarios need QEMU and the test guest
 # (contrib/guest/build.sh).
 set -eu

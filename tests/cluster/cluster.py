@@ -6,7 +6,9 @@
 SCENARIO: primary_dies, link_cut, link_cut_b_primary, secondary_dies,
 witness_dies, primary_isolated, primary_frozen, reprotect, switchover,
 stale_secondary, reprotect_forced (see each function); vm_* with a VM
-guest under colo vm (cluster_vm.py).
+guest under colo vm (cluster_vm.py). The first seven also run a
+replicated disk and the client's continuous writer, and end with no
+acknowledged write lost (cluster_ackdisk.py).
 
 
 The e2e topology (tests/e2e/topo.sh: client, switch, hosts phost and
@@ -195,11 +197,9 @@ class Cluster(e2e.Net):
         # status then (a pair is protected only with its disk in step)
         self.hook_blk = os.path.join(self.dir, "hook-blk.log")
         with open(hook, "w") as f:
-            f.write("#!/bin/sh\necho \"$1 $2\" >> %s\n"
-                    "echo \"$COLO_EVENT $COLO_HOST $COLO_PEER $COLO_ROLE "
-                    "$COLO_EPOCH $COLO_DETAIL\" >> %s\n"
-                    % (self.hook_log, self.hook_env))
-            f.write("s=%s/$COLO_HOST-blk.sock\n"
+            # blk's status first: once the event is in hook_log, the
+            # status taken at it is in hook_blk (hooks_in_step)
+            f.write("#!/bin/sh\ns=%s/$COLO_HOST-blk.sock\n"
                     "if [ \"$COLO_EVENT\" = protected ] && [ -S $s ]; then\n"
                     "python3 -c 'import socket,sys\n"
                     "c=socket.socket(socket.AF_UNIX);c.settimeout(5)\n"
@@ -207,6 +207,10 @@ class Cluster(e2e.Net):
                     "c.sendall(b\"{\\\"cmd\\\":\\\"status\\\"}\\n\")\n"
                     "print(c.makefile().readline().strip())' $s >> %s\n"
                     "fi\n" % (self.run_dir, self.hook_blk))
+            f.write("echo \"$1 $2\" >> %s\n"
+                    "echo \"$COLO_EVENT $COLO_HOST $COLO_PEER $COLO_ROLE "
+                    "$COLO_EPOCH $COLO_DETAIL\" >> %s\n"
+                    % (self.hook_log, self.hook_env))
         os.chmod(hook, 0o755)
         with open(self.conf, "w") as f:
             f.write("[pair]\nname = %s\nlink_port = 7070\nrun_dir = %s\n"
@@ -293,6 +297,10 @@ class Cluster(e2e.Net):
         """Starts `colo up` on first, then on the other: the first claims
         the primary role (nothing in PAIR.conf says which)."""
         second = "b" if first == "a" else "a"
+        if "disk = " in self.guest_conf:
+            import cluster_disk  # (it imports this file)
+            for n in ("a", "b"):  # each host's blank image
+                cluster_disk.make_disk(self, n)
         self.colo_up(first)
         self.wait(first + " primary", lambda: self.state(first).get("role")
                   == "primary")
@@ -378,6 +386,9 @@ class Cluster(e2e.Net):
         """The scenario injects a fault: the ring held until now;
         corosync's link downs and token timeouts are expected from here."""
         self.steady("the fault (%s)" % what)
+        if not self.faulted:
+            # acked writes before it must survive (cluster_ackdisk.py)
+            self.t_fault = time.monotonic()
         self.faulted = True
 
     def wait_protected(self, prim, sec, timeout=60):
@@ -448,8 +459,11 @@ class Probe:
 # ---------------------------------------------------------------- scenarios
 def t_primary_dies(c):
     """1: host a (primary) dies, every process SIGKILLed: b takes over and
-    the client's connections live on."""
+    the client's connections live on, and b's disk holds every write a
+    acknowledged."""
+    import cluster_ackdisk as ad
     c.start_pair()
+    w = ad.start(c, "a")
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "before") == "+OK", "redis SET before")
     probe = Probe(c)
@@ -471,6 +485,7 @@ def t_primary_dies(c):
     c.wait("b failed over", lambda: c.proxy("b").get("mode") ==
            "failed-over", step=0.01)
     t_failover = time.monotonic() - t0
+    w.switch("b")  # the disk's writes follow the service
     out, _ = bulk.communicate(timeout=120)
     res = json.loads(out.strip().splitlines()[-1])
     check(res["crc_ok"], "transfer finished with the right bytes")
@@ -488,9 +503,12 @@ def t_primary_dies(c):
     check("failover b" in events and "primary a" in events and
           "secondary b" in events,
           "operator hook ran: %s" % ", ".join(e for e in events if e))
+    w.wait_acks("b", 10)
+    lost = ad.check(c, w, "b", "primary_dies")
     bench("primary_dies", decision_ms=round(t_decide * 1000),
           stall_ms=pr["max_gap_ms"], deposed_frames=0,
-          conns_lost=0 if pr["ok"] else 1)
+          conns_lost=0 if pr["ok"] else 1, writes_lost=lost)
+    ad.check_lost("primary_dies", lost)
     log("RESULT kill_to_decision_ms %.0f kill_to_failover_ms %.0f "
         "client_stall_ms %s (token %d, lease %d, margin %d)"
         % (t_decide * 1000, t_failover * 1000, pr["max_gap_ms"], TOKEN, LEASE,
@@ -500,8 +518,10 @@ def t_primary_dies(c):
 def link_cut(c, prim):
     """The a-b link (corosync and replication) is cut, the witness
     reachable from both: exactly one side serves, the primary's."""
+    import cluster_ackdisk as ad
     sec = "b" if prim == "a" else "a"
     c.start_pair(prim)
+    w = ad.start(c, prim)
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
     sec_port = {"a": "ph", "b": "sh"}[sec]
@@ -527,8 +547,11 @@ def link_cut(c, prim):
     check(rd.cmd("GET", "k") == "v1",
           "redis connection still served (by %s)" % prim)
     extra = c.frames_from(sec_port) - sec_frames
-    bench("link_cut_%s_primary" % prim, decision_ms=round(t_quorum * 1000),
-          deposed_frames=extra, conns_lost=0)
+    name = "link_cut_%s_primary" % prim
+    lost = ad.degraded_check(c, w, prim, name)
+    bench(name, decision_ms=round(t_quorum * 1000), deposed_frames=extra,
+          conns_lost=0, writes_lost=lost)
+    ad.check_lost(name, lost)
     check(extra == 0, "not one frame from %s on the client's switch" % sec)
     rd.close()
 
@@ -545,8 +568,11 @@ def t_link_cut_b_primary(c):
 
 
 def t_secondary_dies(c):
-    """5: host b (secondary) dies: a serves on, degraded."""
+    """5: host b (secondary) dies: a serves on, degraded, and keeps every
+    write it acknowledged."""
+    import cluster_ackdisk as ad
     c.start_pair()
+    w = ad.start(c, "a")
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
     c.run("shost", "ip", "link", "set", "gst", "down")
@@ -558,7 +584,9 @@ def t_secondary_dies(c):
     check(rd.cmd("GET", "k") == "v1", "redis connection still served")
     check(c.proxy("a").get("mode") == "degraded", "a's proxy degraded")
     rd.close()
-    bench("secondary_dies", deposed_frames=0, conns_lost=0)
+    lost = ad.degraded_check(c, w, "a", "secondary_dies")
+    bench("secondary_dies", deposed_frames=0, conns_lost=0, writes_lost=lost)
+    ad.check_lost("secondary_dies", lost)
 
 
 def t_primary_frozen(c):
@@ -567,8 +595,11 @@ def t_primary_frozen(c):
     a then rejoins as b's secondary and the pair is protected again.
     Needs the proxy's lease hook (a resumed proxy must check its deadline
     before releasing anything); without it the scenario is reported and
-    skipped (77)."""
+    skipped (77). b's disk holds every write acknowledged before the
+    freeze and every one it acknowledged since."""
+    import cluster_ackdisk as ad
     c.start_pair()
+    w = ad.start(c, "a")
     hook = "lease" in c.proxy("a", "help").get("commands", {})
     probe = Probe(c)
     time.sleep(0.5)
@@ -591,15 +622,19 @@ def t_primary_frozen(c):
             except ProcessLookupError:
                 pass
     c.wait("a deposed", lambda: c.state("a").get("deposed"), timeout=15)
+    ad.follow_takeover(c, w, "b")
     time.sleep(1)
     extra = c.frames_from("ph") - a_frames
     pr = probe.stop()
+    lost = ad.check(c, w, "b", "primary_frozen")
     log("RESULT freeze_to_decision_ms %.0f frames_from_a_after_takeover %d "
         "client_stall_ms %s" % (t_decide * 1000, extra, pr["max_gap_ms"]))
     bench("primary_frozen", decision_ms=round(t_decide * 1000),
           stall_ms=pr["max_gap_ms"], deposed_frames=extra,
-          conns_lost=0 if pr["ok"] else 1, lease_hook=hook)
+          conns_lost=0 if pr["ok"] else 1, lease_hook=hook,
+          writes_lost=lost)
     check(pr["ok"], "PING connection alive throughout")
+    ad.check_lost("primary_frozen", lost)
     if not hook:
         log("skip: the proxy has no 'lease' command yet: a resumed primary "
             "proxy releases without checking its lease")
@@ -613,6 +648,8 @@ def t_primary_frozen(c):
     c.wait("a a replica", lambda: c.state("a").get("replica"))
     check(not c.state("a").get("deposed"),
           "a re-protected after the freeze: b's replica, not deposed")
+    ad.check_lost("primary_frozen",
+                  ad.reprotected_check(c, w, "b", "a", "primary_frozen"))
 
 
 def t_primary_isolated(c):
@@ -620,8 +657,12 @@ def t_primary_isolated(c):
     client port still on the switch (so a frame it releases is seen): b
     takes over, and not one frame leaves a after that. Like scenario 4 it
     needs the proxy's lease hook (a's proxy must stop at its deadline);
-    without it the scenario is reported and skipped (77)."""
+    without it the scenario is reported and skipped (77). b's disk holds
+    every write acknowledged before the isolation and every one it
+    acknowledged since; a's own after it are counted, not failed."""
+    import cluster_ackdisk as ad
     c.start_pair()
+    w = ad.start(c, "a")
     hook = "lease" in c.proxy("a", "help").get("commands", {})
     probe = Probe(c)
     time.sleep(0.5)
@@ -639,9 +680,13 @@ def t_primary_isolated(c):
     time.sleep(2)
     extra = c.frames_from("ph") - a_frames
     pr = probe.stop()
+    ad.follow_takeover(c, w, "b")
+    lost = ad.check(c, w, "b", "primary_isolated")
     bench("primary_isolated", decision_ms=round(t_decide * 1000),
           stall_ms=pr["max_gap_ms"], deposed_frames=extra,
-          conns_lost=0 if pr["ok"] else 1, lease_hook=hook)
+          conns_lost=0 if pr["ok"] else 1, lease_hook=hook,
+          writes_lost=lost)
+    ad.check_lost("primary_isolated", lost)
     log("RESULT isolation_to_decision_ms %.0f frames_from_a_after_takeover "
         "%d client_stall_ms %s" % (t_decide * 1000, extra, pr["max_gap_ms"]))
     check(not c.state("a").get("quorate", True), "a not quorate")
@@ -657,8 +702,12 @@ def t_witness_dies(c):
     """6: the witness dies: nothing changes while a and b are healthy;
     then a dies too: b, alone with one vote of three, is not quorate and
     does not take over (the service is down, by design: it cannot tell a
-    dead primary from a cut link)."""
+    dead primary from a cut link). Every write a acknowledged is in b's
+    image, which nothing changes after a's death (b's blk never fails
+    over)."""
+    import cluster_ackdisk as ad
     c.start_pair()
+    w = ad.start(c, "a")
     rd = e2e.Resp(c)
     check(rd.cmd("SET", "k", "v1") == "+OK", "redis SET")
     c.fault("the witness killed")
@@ -671,15 +720,22 @@ def t_witness_dies(c):
     check(c.proxy("a").get("mode") == "protected", "still protected")
     check(rd.cmd("GET", "k") == "v1", "redis served")
     rd.close()
+    w.wait_acks("a", 10, since=time.monotonic())
     c.run("phost", "ip", "link", "set", "gst", "down")
     c.kill_node("a")
     c.wait("b not quorate", lambda: not c.state("b").get("quorate", True))
+    # b's blk applied all a sent once it saw the link close behind it
+    c.wait("b's blk link closed", lambda: ad.cd.blk_state(c, "b").get(
+        "connected") is False, timeout=30)
+    before = ad.image_digest(c, "b")
     time.sleep((LEASE + MARGIN + 3 * TOKEN) / 1000)
     check(c.state("b").get("role") == "secondary",
           "b not quorate: no takeover")
     check(c.proxy("b").get("mode") != "failed-over",
           "b's proxy not failed over")
-    bench("witness_dies", deposed_frames=0, conns_lost=0)
+    lost = ad.secondary_check(c, w, "witness_dies", before)
+    bench("witness_dies", deposed_frames=0, conns_lost=0, writes_lost=lost)
+    ad.check_lost("witness_dies", lost)
 
 
 def fail_primary(c, n):

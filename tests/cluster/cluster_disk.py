@@ -74,7 +74,8 @@ assert writes_lost([(0, 1), (1, 1), (2, 4)]) == 0
 
 
 def make_disk(c, n):
-    """Node n's blank image, before its colo up starts blk."""
+    """Node n's blank image, before its colo up starts blk (start_pair
+    makes both hosts')."""
     c.node_run(n, "truncate", "-s", str(cv.DISK_BYTES), cv.DISK)
 
 
@@ -140,8 +141,6 @@ def t_vm_disk_primary_dies(c):
     its guest's disk agrees with its RAM ("disk BAD" never), blk failed
     over exactly once (colo vm's, with the guest's view), and the
     client's echo connection lives on."""
-    for n in ("a", "b"):
-        make_disk(c, n)
     c.start_pair("a")
     cv.wait_vm_protected(c, "a", "b")
     c.wait("a's blk protected",
@@ -202,8 +201,6 @@ def t_vm_disk_reprotect(c):
     promoted); then b dies and a takes over. One echo connection survives
     both failovers, the client's acknowledged write never goes down, and
     no guest ever reads its disk BAD."""
-    for n in ("a", "b"):
-        make_disk(c, n)
     c.start_pair("a")
     cv.wait_vm_protected(c, "a", "b")
     echo, ack = load(c, 3)
@@ -326,8 +323,6 @@ def t_disk_reprotect(c):
     replicates to a's in place (only what differs travels) and only b's
     proxy is restarted; a second block written, b dies, a takes over:
     a's export holds both blocks."""
-    for n in ("a", "b"):
-        make_disk(c, n)
     c.start_pair("a")
     c.wait("a's blk protected",
            lambda: blk_state(c, "a").get("state") == "protected")

@@ -385,8 +385,11 @@ def t_vm_secondary_restart(c):
 
 def netns_guest_conf(scenario):
     """PAIR.conf's [guest] for the namespace guests: a disk for disk_*
-    (cluster_disk.py), else none (no section)."""
-    if scenario.startswith("disk_"):
+    (cluster_disk.py) and for the failure scenarios whose client writes
+    to it (cluster_ackdisk.py), else none (no section)."""
+    import cluster_ackdisk  # (it imports this file)
+    if scenario.startswith("disk_") or \
+            scenario in cluster_ackdisk.SCENARIOS:
         return "[guest]\nkind = netns\ndisk = %s\n" % DISK
     return ""
 
