@@ -27,13 +27,22 @@ written, so they read back as BAD otherwise).
                says waiting-disk and runs no checkpoint (no "checkpoint
                failed"), reports the wait as an error once after its
                --timeout, and runs the first checkpoint once blk says
-               protected.
+               protected. Its --proxy-control is a fake proxy that asks
+               for a checkpoint every 200 ms (every frame diverges while
+               the secondary has no VM): each request during the wait is
+               answered with checkpoint-done, which releases the held
+               output, and never with a checkpoint.
 Usage: vm_disk_test.py TEST COLO_BINARY
 """
+import json
 import os
 import re
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -215,10 +224,59 @@ def test_prepare_kill(colo):
         pair.close()
 
 
+class FakeProxy:
+    """A proxy's control socket for colo vm's --proxy-control: an events
+    subscriber gets a checkpoint-request every 200 ms until a checkpoint
+    starts (checkpoint-cut); every command is recorded and answered ok."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cmds = []
+        self.cut = threading.Event()
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(16)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        try:
+            req = json.loads(c.makefile("rb").readline() or b"{}")
+            cmd = req.get("cmd")
+            if cmd == "events":
+                while not self.cut.is_set():
+                    c.sendall(b'{"event":"checkpoint-request",'
+                              b'"cause":"test"}\n')
+                    time.sleep(0.2)
+                return
+            self.cmds.append(cmd)
+            if cmd == "checkpoint-cut":
+                self.cut.set()
+            c.sendall(b'{"ok":true}\n')
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.cut.set()
+        self.srv.close()
+
+
 def test_first_wait(colo):
     timeout_ms = 10000  # colo vm's default --timeout
+    fake_dir = tempfile.mkdtemp(prefix="colo-fakeproxy-")
+    proxy = FakeProxy(os.path.join(fake_dir, "p.sock"))
     pair = vmpair.Pair(colo, append="colo_disk=1", disk=DISK,
-                       disk_late=True)
+                       disk_late=True,
+                       opts={"primary": ["--proxy-control", proxy.path]})
     try:
         step("pair started, blk not linked yet")
         def waiting():
@@ -247,6 +305,11 @@ def test_first_wait(colo):
             time.sleep(0.2)
         r = pair.ctl("primary", "checkpoint")
         assert not r["ok"] and "waits for blk" in r["error"], r
+        # the proxy's requests during the wait: its held output released
+        # each time, no checkpoint begun
+        done = proxy.cmds.count("checkpoint-done")
+        assert done >= 3 and "checkpoint-cut" not in proxy.cmds, proxy.cmds
+        step("%d proxy requests answered with checkpoint-done" % done)
         errors = re.findall(r"error: blk .* not protected after",
                             pair.log("primary"))
         assert len(errors) == 1, errors
@@ -272,6 +335,8 @@ def test_first_wait(colo):
               "%d s wait reported once" % (timeout_ms // 1000))
     finally:
         pair.close()
+        proxy.close()
+        shutil.rmtree(fake_dir, ignore_errors=True)
 
 
 TESTS = {"failover": test_failover, "prepare_kill": test_prepare_kill,
