@@ -112,6 +112,7 @@ struct up {
 	 * flight on the loop. */
 	bool blk_drop_asked;
 	struct colo_control_ask *blk_drop_ask;
+	uint64_t peer_gone_ns; /* when the peer left the group; 0: in it */
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
@@ -604,10 +605,14 @@ static void on_blk_drop_reply(void *opaque, int rc, const char *err)
  * the peer is outside this one, so it cannot claim while we serve;
  * blk would serve alone after its timeout anyway (this only makes it
  * sooner), recording what changed for the resync when the peer is back.
- * A host that is not quorate, not primary (or not yet serving: a claim
- * waiting for its lease) or deposed never does it, nor does a blk that
- * is not replicating as a primary. Asked on the loop (the lease renewals
- * go on), once per absence of the peer; called again at each quorum
+ * Only once a renewal sent after the peer left came back while this host
+ * was quorate: the same proof the proxy waits for before it releases
+ * output again (votequorum may call a host quorate for a moment after
+ * it was cut off from the witness too: qdevice's vote lags). A host that
+ * is not quorate, not primary (or not yet serving: a claim waiting for
+ * its lease) or deposed never does it, nor does a blk that is not
+ * replicating as a primary. Asked on the loop (the lease renewals go
+ * on), once per absence of the peer; called again at each quorum
  * notification and renewal until it applies.
  */
 static void drop_secondary(struct up *u)
@@ -615,15 +620,17 @@ static void drop_secondary(struct up *u)
 	static const char req[] = "{\"cmd\":\"drop-secondary\",\"reason\":"
 				  "\"the peer left the group\"}";
 
-	if (u->peer_in_group || u->blk_drop_asked ||
+	if (u->peer_in_group || !u->peer_gone_ns || u->blk_drop_asked ||
 	    u->role != COLO_ROLE_PRIMARY || u->pending_failover || u->deposed ||
 	    u->child[COLO_DAEMON_BLK] <= 0 ||
 	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) ||
 	    (u->daemon_role != COLO_ROLE_PRIMARY &&
 	     u->blk_replicating != u->child[COLO_DAEMON_BLK]))
 		return;
-	if (colo_membership_quorate_now(u->mb) != 1)
-		return; /* the next quorum notification or renewal asks */
+	if (colo_lease_deadline(&u->lease) <=
+		    u->peer_gone_ns + u->cfg->lease_ms * COLO_NS_PER_MS ||
+	    colo_membership_quorate_now(u->mb) != 1)
+		return; /* the next renewal (or quorum notification) asks */
 	u->blk_drop_asked = true;
 	u->blk_drop_ask =
 		colo_control_ask(u->loop, u->sock[COLO_DAEMON_BLK], req,
@@ -730,9 +737,15 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 		colo_log_info("%s %s the group", u->cfg->host[!u->self].name,
 			      in ? "joined" : "left");
 	}
+	/* the peer's departure (not its absence at our start: a blk that
+	 * never linked has nothing to drop); its return asks again */
+	if (!in && u->peer_in_group) {
+		u->peer_gone_ns = colo_now_ns();
+	} else if (in) {
+		u->peer_gone_ns = 0;
+		u->blk_drop_asked = false;
+	}
 	u->peer_in_group = in;
-	if (in)
-		u->blk_drop_asked = false; /* its next absence asks again */
 	if (!in && u->draining > 0) {
 		u->draining = -1; /* nobody waits for the re-protection */
 		u->drain_forced = false;
