@@ -677,6 +677,7 @@ def t_primary_isolated(c):
     every write acknowledged before the isolation and every one it
     acknowledged since; a's own after it are counted, not failed."""
     import cluster_ackdisk as ad
+    import cluster_disk as cd
     c.start_pair()
     w = ad.start(c, "a")
     hook = "lease" in c.proxy("a", "help").get("commands", {})
@@ -706,6 +707,12 @@ def t_primary_isolated(c):
     log("RESULT isolation_to_decision_ms %.0f frames_from_a_after_takeover "
         "%d client_stall_ms %s" % (t_decide * 1000, extra, pr["max_gap_ms"]))
     check(not c.state("a").get("quorate", True), "a not quorate")
+    # cut off from the witness too, a never had its renewal after b's
+    # departure come back quorate: its blk must not have dropped b on
+    # colo up's word (it serves alone only after its link's timeout)
+    drops = cd.blk_state(c, "a").get("drops")
+    check(drops == 0, "a's blk did not drop its secondary on colo up's "
+          "word (drops %s)" % drops)
     if not hook:
         log("skip: the proxy has no 'lease' command yet: an isolated "
             "primary proxy goes on releasing")
