@@ -189,8 +189,6 @@ static void test_lost_link_blocked_completion(void **state)
 	struct test_img *img = test_img_new(1 << 20);
 	struct colo_repl_primary_cfg cfg = { 0 };
 	struct colo_repl_primary_stats st;
-	struct colo_link_hello hello = { 0 };
-	struct colo_link_hdr h;
 	struct blocked b;
 	struct colo_blk_dev *dev;
 	struct timespec dl;
@@ -220,20 +218,8 @@ static void test_lost_link_blocked_completion(void **state)
 	assert_true(fd >= 0);
 	close(lfd); /* reconnects are refused at once */
 	unlink(path);
-	assert_int_equal(colo_link_recv(fd, &h, buf, sizeof(buf)), 0);
-	assert_int_equal(h.type, COLO_LINK_HELLO);
-	hello.version = COLO_LINK_VERSION;
-	hello.size = img->dev.size;
-	hello.granularity = 65536;
-	colo_link_encode_hello(buf, &hello);
-	h = (struct colo_link_hdr){ .type = COLO_LINK_HELLO,
-				    .len = COLO_LINK_HELLO_LEN };
-	assert_int_equal(colo_link_send(fd, &h, buf), 0);
-	do {
-		colo_repl_primary_get_stats(b.p, &st);
-		if (st.state == COLO_REPL_DEGRADED)
-			usleep(1000);
-	} while (st.state == COLO_REPL_DEGRADED);
+	fake_hello(fd, img->dev.size);
+	wait_linked(b.p);
 
 	/* A write waits for the secondary's ack that never comes. */
 	dev = colo_repl_primary_dev(b.p);
