@@ -621,6 +621,7 @@ static void drop_secondary(struct up *u)
 				  "\"the peer left the group\"}";
 
 	if (u->peer_in_group || !u->peer_gone_ns || u->blk_drop_asked ||
+	    u->blk_drop_ask || /* one question at a time */
 	    u->role != COLO_ROLE_PRIMARY || u->pending_failover || u->deposed ||
 	    u->child[COLO_DAEMON_BLK] <= 0 ||
 	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) ||
