@@ -855,7 +855,10 @@ int colo_repl_primary_drop(struct colo_repl_primary *p, const char *why)
 		r = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
-	run_lost(p);
+	/* The completions set aside are run by the link thread, which the
+	 * loss wakes (run_link ends with colo_prim_link_lost), as after a
+	 * timeout: never here, where a client that stopped reading its NBD
+	 * replies would block the caller (the control socket's loop). */
 	return r;
 }
 

@@ -103,14 +103,6 @@ static void wait_linked(struct colo_repl_primary *p)
 	}
 }
 
-static void post_done(void *arg, int result)
-{
-	struct blocked *b = arg;
-
-	b->result = result;
-	sem_post(&b->entered);
-}
-
 static void test_drop_secondary(void **state)
 {
 	struct test_img *img = test_img_new(1 << 20);
@@ -134,6 +126,7 @@ static void test_drop_secondary(void **state)
 	b.p = colo_repl_primary_new(&cfg, err, sizeof(err));
 	assert_non_null(b.p);
 	sem_init(&b.entered, 0, 0);
+	sem_init(&b.release, 0, 0);
 	b.result = -1;
 	/* nothing to drop before a secondary linked */
 	assert_int_equal(colo_repl_primary_drop(b.p, "early"), -ENOTCONN);
@@ -143,11 +136,14 @@ static void test_drop_secondary(void **state)
 	fake_hello(fd, img->dev.size);
 	wait_linked(b.p);
 
-	/* A write waits for the secondary's ack, which never comes. */
+	/* A write waits for the secondary's ack, which never comes; its
+	 * completion (the NBD reply) then blocks, as to a client that
+	 * stopped reading: the drop must not run it on its caller's thread
+	 * (blk's control loop), or this test hangs. */
 	dev = colo_repl_primary_dev(b.p);
 	memset(buf, 0xa5, sizeof(buf));
 	assert_int_equal(dev->ops->pwrite_async(dev, buf, sizeof(buf), 131072,
-						false, post_done, &b),
+						false, stuck_done, &b),
 			 0);
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 1;
@@ -159,6 +155,7 @@ static void test_drop_secondary(void **state)
 	dl.tv_sec += 10;
 	while ((r = sem_timedwait(&b.entered, &dl)) < 0 && errno == EINTR)
 		;
+	sem_post(&b.release);
 	assert_int_equal(r, 0);
 	assert_int_equal(b.result, 0);
 	colo_repl_primary_get_stats(b.p, &st);
