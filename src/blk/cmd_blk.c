@@ -121,6 +121,10 @@ static const char primary_help[] =
 	"                         \"timeout_ms\". colo vm --blk-control\n"
 	"                         sends it after stopping the VM.\n"
 	"  {\"cmd\":\"failover\"}     give up the secondary: stop replicating\n"
+	"  {\"cmd\":\"drop-secondary\"}  give up the secondary now, as the\n"
+	"                         link's --timeout would (degraded, changes\n"
+	"                         recorded, the link retried); optional\n"
+	"                         \"reason\" (status: last_loss, drops)\n"
 	"  {\"cmd\":\"quit\"}         exit as on SIGTERM\n"
 	"\n"
 	"Signals: SIGTERM, SIGINT disconnect the clients and exit 0.\n"
@@ -631,6 +635,10 @@ static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 	add_u64(o, "inflight", st.inflight);
 	add_u64(o, "last_resync_bytes", st.last_resync_bytes);
 	add_u64(o, "last_resync_compared", st.last_resync_compared);
+	add_u64(o, "link_losses", st.link_losses);
+	add_u64(o, "drops", st.drops);
+	json_object_object_add(o, "last_loss",
+			       json_object_new_string(st.last_loss));
 	if (!full)
 		return;
 	json_object_object_add(
@@ -645,7 +653,6 @@ static void primary_fill(struct colo_repl_primary *p, struct json_object *o,
 	add_u64(o, "acked_seq", st.acked_seq);
 	add_u64(o, "degraded_writes", st.degraded_writes);
 	add_u64(o, "connects", st.connects);
-	add_u64(o, "link_losses", st.link_losses);
 	add_u64(o, "completions_under_lock", st.completions_under_lock);
 	add_u64(o, "resyncs", st.resyncs);
 	add_u64(o, "total_resync_bytes", st.total_resync_bytes);
@@ -742,6 +749,50 @@ static int primary_failover(void *ctx, struct json_object *req,
 	return 0;
 }
 
+/* The optional "reason" of drop-secondary: printable, short (it goes to
+ * the log and to status). NULL after an error (in err). */
+static const char *drop_reason(struct json_object *req, char *err,
+			       size_t errlen)
+{
+	struct json_object *v;
+	const char *s;
+	size_t n;
+
+	if (!json_object_object_get_ex(req, "reason", &v))
+		return "on request";
+	s = json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	if (!json_object_is_type(v, json_type_string) || n < 1 || n > 64)
+		goto bad;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			goto bad;
+	return s;
+bad:
+	snprintf(err, errlen, "reason: 1 to 64 printable ASCII characters");
+	return NULL;
+}
+
+/* "drop-secondary": give the secondary up now instead of waiting for
+ * the link's timeout (colo up, when the peer left the quorate group);
+ * the same bookkeeping as a lost link, and the link is tried again. */
+static int primary_drop_secondary(void *ctx, struct json_object *req,
+				  struct json_object *reply, char *err,
+				  size_t errlen)
+{
+	struct blk_main *m = ctx;
+	const char *why = drop_reason(req, err, errlen);
+	bool dropped;
+
+	if (!why)
+		return -1;
+	dropped = colo_repl_primary_drop(m->p, why) == 0;
+	primary_fill(m->p, reply, false);
+	json_object_object_add(reply, "dropped",
+			       json_object_new_boolean(dropped));
+	return 0;
+}
+
 static const struct colo_control_cmd primary_cmds[] = {
 	{ "status", primary_status, "replication state" },
 	{ "stats", primary_stats, "replication counters" },
@@ -751,6 +802,9 @@ static const struct colo_control_cmd primary_cmds[] = {
 	  "barrier; the secondary holds its buffers until its commit; "
 	  "optional timeout_ms" },
 	{ "failover", primary_failover, "stop replicating; serve alone" },
+	{ "drop-secondary", primary_drop_secondary,
+	  "give the secondary up now, as its link's timeout would; optional "
+	  "reason" },
 	{ "quit", quit_cmd, "exit" },
 };
 
@@ -1146,6 +1200,8 @@ static const struct colo_control_cmd secondary_ctl_cmds[] = {
 	  "secondary=HOST:PORT" },
 	{ "prepare", role_dispatch,
 	  "after replicate: as colo blk primary's prepare" },
+	{ "drop-secondary", role_dispatch,
+	  "after replicate: as colo blk primary's drop-secondary" },
 	{ "quit", quit_cmd, "exit" },
 };
 

@@ -137,6 +137,7 @@ static void link_lost_locked(struct colo_repl_primary *p, const char *why)
 			      "recording changes",
 			      why);
 		p->st.link_losses++;
+		snprintf(p->st.last_loss, sizeof(p->st.last_loss), "%s", why);
 	}
 	p->state = COLO_REPL_DEGRADED;
 	p->epoch++;
@@ -839,6 +840,26 @@ int colo_repl_primary_retarget(struct colo_repl_primary *p,
 	p->unknown = true;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+int colo_repl_primary_drop(struct colo_repl_primary *p, const char *why)
+{
+	char reason[sizeof(p->st.last_loss)];
+	int r = -ENOTCONN;
+
+	snprintf(reason, sizeof(reason), "dropped: %s", why);
+	pthread_mutex_lock(&p->lock);
+	if (p->state != COLO_REPL_DEGRADED) {
+		p->st.drops++;
+		link_lost_locked(p, reason);
+		r = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* The completions set aside are run by the link thread, which the
+	 * loss wakes (run_link ends with colo_prim_link_lost), as after a
+	 * timeout: never here, where a client that stopped reading its NBD
+	 * replies would block the caller (the control socket's loop). */
+	return r;
 }
 
 void colo_repl_primary_get_stats(struct colo_repl_primary *p,

@@ -60,6 +60,10 @@ struct colo_repl_primary_stats {
 	uint64_t dirty_bytes;	  /* recorded, not yet copied */
 	uint64_t connects;
 	uint64_t link_losses;
+	uint64_t drops; /* secondaries given up on request (_drop) */
+	/* Why the last secondary was lost: the link's own words, or
+	 * "dropped: REASON" when the supervisor gave it up ("" none). */
+	char last_loss[96];
 	uint64_t completions_under_lock; /* link loss, no memory to defer */
 	uint64_t resyncs;		 /* completed */
 	uint64_t last_resync_bytes;	 /* regions copied by the last resync */
@@ -112,6 +116,16 @@ bool colo_repl_primary_running(struct colo_repl_primary *p);
  */
 int colo_repl_primary_retarget(struct colo_repl_primary *p,
 			       const char *secondary, char *err, size_t errlen);
+/*
+ * The secondary is given up now, exactly as its link's timeout would:
+ * writes waiting for its acks complete (their regions recorded for the
+ * next resync), the device serves alone (degraded) and the link is
+ * tried again as after any loss. For a supervisor that knows sooner
+ * than the timeout that the peer is gone (colo up: the peer left the
+ * quorate group). why is kept for the stats (last_loss). 0, or
+ * -ENOTCONN when there is no secondary to give up (degraded already).
+ */
+int colo_repl_primary_drop(struct colo_repl_primary *p, const char *why);
 void colo_repl_primary_get_stats(struct colo_repl_primary *p,
 				 struct colo_repl_primary_stats *st);
 const char *colo_repl_state_name(enum colo_repl_state s);

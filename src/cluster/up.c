@@ -107,6 +107,12 @@ struct up {
 	 * told to replicate to the peer; the new proxy (and promote) wait
 	 * until it reports protected. */
 	pid_t blk_replicating;
+	/* The peer left the quorate group: blk was asked to give its
+	 * secondary up (once per absence; drop_secondary), the request in
+	 * flight on the loop. */
+	bool blk_drop_asked;
+	struct colo_control_ask *blk_drop_ask;
+	uint64_t peer_gone_ns; /* when the peer left the group; 0: in it */
 	struct colo_control_server *ctl;
 	struct colo_timer *watch_timer;
 	enum colo_role peer_role;
@@ -300,6 +306,8 @@ static void stop_daemons(struct up *u)
 	u->vm_failover_pending = false;
 	colo_control_ask_cancel(u->vm_ask);
 	u->vm_ask = NULL;
+	colo_control_ask_cancel(u->blk_drop_ask);
+	u->blk_drop_ask = NULL;
 	u->vm_port_deadline = 0;
 	colo_timer_disarm(u->vm_port_timer);
 }
@@ -575,6 +583,63 @@ static void deposed(struct up *u)
 static bool proxy_was_linked(struct up *u);
 static void became_replica(struct up *u);
 
+/* blk's answer to "drop-secondary" (control_ask.c). */
+static void on_blk_drop_reply(void *opaque, int rc, const char *err)
+{
+	struct up *u = opaque;
+
+	u->blk_drop_ask = NULL;
+	if (rc)
+		colo_log_warn("blk drop-secondary: %s (blk waits for its "
+			      "link's timeout)",
+			      err);
+	else
+		colo_log_info("blk serves alone: %s left the group",
+			      u->cfg->host[!u->self].name);
+}
+
+/*
+ * The peer left the group while this host is quorate and primary: blk
+ * gives its secondary up at once instead of stalling every disk write
+ * for its link's timeout. Safe: only one partition can be quorate, and
+ * the peer is outside this one, so it cannot claim while we serve;
+ * blk would serve alone after its timeout anyway (this only makes it
+ * sooner), recording what changed for the resync when the peer is back.
+ * Only once a renewal sent after the peer left came back while this host
+ * was quorate: the same proof the proxy waits for before it releases
+ * output again (votequorum may call a host quorate for a moment after
+ * it was cut off from the witness too: qdevice's vote lags). A host that
+ * is not quorate, not primary (or not yet serving: a claim waiting for
+ * its lease) or deposed never does it, nor does a blk that is not
+ * replicating as a primary. Asked on the loop (the lease renewals go
+ * on), once per absence of the peer; called again at each quorum
+ * notification and renewal until it applies.
+ */
+static void drop_secondary(struct up *u)
+{
+	static const char req[] = "{\"cmd\":\"drop-secondary\",\"reason\":"
+				  "\"the peer left the group\"}";
+
+	if (u->peer_in_group || !u->peer_gone_ns || u->blk_drop_asked ||
+	    u->blk_drop_ask || /* one question at a time */
+	    u->role != COLO_ROLE_PRIMARY || u->pending_failover || u->deposed ||
+	    u->child[COLO_DAEMON_BLK] <= 0 ||
+	    !colo_daemon_wanted(u->cfg, COLO_DAEMON_BLK) ||
+	    (u->daemon_role != COLO_ROLE_PRIMARY &&
+	     u->blk_replicating != u->child[COLO_DAEMON_BLK]))
+		return;
+	if (colo_lease_deadline(&u->lease) <=
+		    u->peer_gone_ns + u->cfg->lease_ms * COLO_NS_PER_MS ||
+	    colo_membership_quorate_now(u->mb) != 1)
+		return; /* the next renewal (or quorum notification) asks */
+	u->blk_drop_asked = true;
+	u->blk_drop_ask =
+		colo_control_ask(u->loop, u->sock[COLO_DAEMON_BLK], req,
+				 1000 * COLO_NS_PER_MS, on_blk_drop_reply, u);
+	if (!u->blk_drop_ask)
+		on_blk_drop_reply(u, -1, "out of memory");
+}
+
 /* The takeover rule (lease.c) plus the protocol's: a deposed host never
  * claims (its guest is stale), nor does a fresh host while the peer is
  * a secondary (the secondary holds the replicated state). */
@@ -673,6 +738,14 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 		colo_log_info("%s %s the group", u->cfg->host[!u->self].name,
 			      in ? "joined" : "left");
 	}
+	/* the peer's departure (not its absence at our start: a blk that
+	 * never linked has nothing to drop); its return asks again */
+	if (!in && u->peer_in_group) {
+		u->peer_gone_ns = colo_now_ns();
+	} else if (in) {
+		u->peer_gone_ns = 0;
+		u->blk_drop_asked = false;
+	}
 	u->peer_in_group = in;
 	if (!in && u->draining > 0) {
 		u->draining = -1; /* nobody waits for the re-protection */
@@ -692,6 +765,7 @@ static void on_members(void *opaque, const uint32_t *nodes, size_t n)
 			colo_lease_peer_left(&u->lease, u->primary_left_ns);
 		}
 	}
+	drop_secondary(u);
 	evaluate_takeover(u);
 	write_state(u);
 }
@@ -716,6 +790,7 @@ static void on_state_msg(struct up *u, uint32_t from,
 			do_failover(u);
 		else
 			push_lease(u);
+		drop_secondary(u);
 		return;
 	}
 	u->peer_heard = true;
@@ -1268,6 +1343,8 @@ static void on_quorum(void *opaque, bool quorate)
 		colo_lease_drop(&u->lease);
 		push_lease(u);
 	}
+	if (quorate)
+		drop_secondary(u);
 	evaluate_takeover(u);
 	write_state(u);
 }

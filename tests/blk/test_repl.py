@@ -344,6 +344,52 @@ def scenario_degraded_resync(tmp):
         pair.stop()
 
 
+def scenario_drop_secondary(tmp):
+    """drop-secondary (colo up, when the peer left the quorate group):
+    with the link's timeout ten minutes away, a write waiting for a
+    silent secondary completes once the secondary is dropped, the state
+    says why, and when the secondary answers again the link comes back
+    by itself and resyncs only the granules changed meanwhile."""
+    import threading
+    pair = Pair(tmp, prefill=False, extra_primary=("--timeout", "600000"))
+    try:
+        pair.start("secondary")
+        pair.start("primary")
+        pair.protected()
+        m = Model(read_file(pair.pimg))
+        r = ctl(pair.pctl, "drop-secondary", reason="bell\x07")
+        assert r["ok"] is False and "reason" in r["error"], r
+        assert ctl(pair.pctl, "status")["state"] == "protected"
+        pair.procs["secondary"].send_signal(signal.SIGSTOP)  # silent
+        done = []
+        t = threading.Thread(target=lambda: done.append(
+            m.primary_write(pair, GRAN * 5, 4096, 0x55)))
+        t.start()
+        time.sleep(0.5)  # the write on its way, waiting for an ack
+        r = ctl(pair.pctl, "drop-secondary", reason="the peer left")
+        assert r["ok"] and r["dropped"] is True, r
+        t.join(timeout=DEADLINE)
+        assert done, "the write waiting for the dropped secondary completed"
+        st = ctl(pair.pctl, "status")
+        assert st["last_loss"] == "dropped: the peer left", st
+        assert st["drops"] == 1 and st["link_losses"] == 1, st
+        r = ctl(pair.pctl, "drop-secondary")
+        assert r["ok"] and r["dropped"] is False, r  # nothing to drop
+        m.primary_write(pair, GRAN * 9, 512, 0x66)
+        assert ctl(pair.pctl, "stats")["dirty_bytes"] == 2 * GRAN
+        pair.procs["secondary"].send_signal(signal.SIGCONT)
+        pair.protected()
+        st = ctl(pair.pctl, "stats")
+        assert st["last_resync_bytes"] == 2 * GRAN, st
+        assert st["drops"] == 1, st
+        assert_same(read_file(pair.simg), m.prim, "secondary after resync")
+    finally:
+        p = pair.procs.get("secondary")
+        if p:
+            p.send_signal(signal.SIGCONT)
+        pair.stop()
+
+
 class NbdClient:
     """Just enough NBD to write numbered blocks, pipelined."""
 
@@ -470,6 +516,7 @@ SCENARIOS = {
     "buffer_rules": scenario_buffer_rules,
     "prepare_commit": scenario_prepare_commit,
     "degraded_resync": scenario_degraded_resync,
+    "drop_secondary": scenario_drop_secondary,
     "crash": scenario_crash,
     "control": scenario_control,
 }

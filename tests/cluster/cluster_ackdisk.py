@@ -200,6 +200,52 @@ def degraded_check(c, w, n, name):
     return check(c, w, n, name)
 
 
+# blk's link timeout as colo up starts it (colo blk primary --timeout's
+# default): a secondary lost by it would stall the writes this long
+BLK_TIMEOUT_S = 5.0
+DROP_REASON = "dropped: the peer left the group"
+
+
+def dropped_check(c, w, n, name):
+    """The peer left n's quorate group: n's blk gave its secondary up on
+    colo up's request (its status says why), not by its link's timeout,
+    and the writes went on before that timeout could have fired. Returns
+    the longest wait for an acknowledgment since the fault."""
+    c.wait("%s's blk degraded" % n,
+           lambda: cd.blk_state(c, n).get("state") == "degraded",
+           timeout=30)
+    st = cd.blk_state(c, n)
+    w.wait_acks(n, 10, since=time.monotonic())
+    stall = w.longest_wait(c.t_fault)
+    cl.log("%s: longest wait for an acknowledgment from the fault on: "
+           "%.0f ms" % (name, stall * 1000))
+    cl.check(st.get("last_loss") == DROP_REASON and st.get("drops") == 1,
+             "%s: %s's blk gave its secondary up because the peer left the "
+             "group, not by its link's timeout (last_loss %r, drops %s)"
+             % (name, n, st.get("last_loss"), st.get("drops")))
+    cl.check(stall < BLK_TIMEOUT_S,
+             "%s: writes acknowledged before blk's link timeout (%.0f s) "
+             "could have fired" % (name, BLK_TIMEOUT_S))
+    return stall
+
+
+def resynced_check(c, w, prim, sec, name):
+    """The link back after dropped_check: prim's blk resynced sec with
+    the granules that changed meanwhile only (not the whole image), a
+    few more writes replicated, and both disks hold every write that had
+    to survive. Returns the writes lost on either."""
+    st = cd.blk_state(c, prim)
+    size = cv.DISK_BYTES
+    cl.check(st.get("state") == "protected" and
+             0 < st.get("last_resync_bytes", 0) < size and
+             st.get("last_resync_compared", -1) == 0,
+             "%s: %s's blk resynced only what changed (%s of %d bytes, "
+             "%s compared)" % (name, prim, st.get("last_resync_bytes"), size,
+                               st.get("last_resync_compared")))
+    w.wait_acks(prim, 10, since=time.monotonic())
+    return reprotected_check(c, w, prim, sec, name)
+
+
 def secondary_check(c, w, name, digest):
     """6: a, the primary, died with nobody to take over: b's image (its
     blk a secondary, which applies a's writes to it) holds every write a
