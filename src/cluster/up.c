@@ -61,11 +61,8 @@ struct up {
 	bool deposed;	       /* lost the primary role: serves nothing */
 	bool pending_failover; /* primary by claim, lease not yet held */
 	bool claim_sent;
-	/* The epoch last announced by "claiming the primary role": a claim
-	 * corosync refuses for the moment (TRY_AGAIN while the ring
-	 * re-forms) is retried every 50 ms without a new line. */
-	uint64_t claim_logged;
-	bool quorate; /* last notification (status only) */
+	uint64_t claim_logged; /* the epoch last announced (claim()) */
+	bool quorate;	       /* last notification (status only) */
 	bool peer_in_group;
 	/* A message of the peer was delivered since the last membership
 	 * change: only then may our own renewal extend the lease. */
@@ -662,6 +659,21 @@ static void drop_secondary(struct up *u)
 		on_blk_drop_reply(u, NULL, "out of memory");
 }
 
+/* Sends the claim of the next epoch. corosync may refuse it for the
+ * moment (TRY_AGAIN while the ring re-forms: send_msg clears claim_sent):
+ * it is then tried again in 50 ms, and announced in the log only once. */
+static void claim(struct up *u, const char *why)
+{
+	if (u->claim_logged != u->epoch + 1)
+		colo_log_info("claiming the primary role (epoch %llu)%s",
+			      (unsigned long long)u->epoch + 1, why);
+	u->claim_logged = u->epoch + 1;
+	u->claim_sent = true;
+	send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
+	if (!u->claim_sent)
+		colo_timer_arm_in(u->takeover_timer, 50 * COLO_NS_PER_MS);
+}
+
 /* The takeover rule (lease.c) plus the protocol's: a deposed host never
  * claims (its guest is stale), nor does a fresh host while the peer is
  * a secondary (the secondary holds the replicated state). */
@@ -681,16 +693,7 @@ static void evaluate_takeover(struct up *u)
 				      "not quorate: no takeover");
 			return;
 		}
-		if (u->claim_logged != u->epoch + 1)
-			colo_log_info("claiming the primary role (epoch %llu): "
-				      "the primary handed it over",
-				      (unsigned long long)u->epoch + 1);
-		u->claim_logged = u->epoch + 1;
-		u->claim_sent = true;
-		send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
-		if (!u->claim_sent)
-			colo_timer_arm_in(u->takeover_timer,
-					  50 * COLO_NS_PER_MS);
+		claim(u, ": the primary handed it over");
 		return;
 	}
 	if (u->primary == u->peer && u->peer_in_group)
@@ -723,16 +726,7 @@ static void evaluate_takeover(struct up *u)
 			      "is not quorate: no takeover");
 		return; /* the next quorum notification evaluates again */
 	}
-	if (u->claim_logged != u->epoch + 1)
-		colo_log_info("claiming the primary role (epoch %llu)%s",
-			      (unsigned long long)u->epoch + 1,
-			      u->primary ? ": the primary's lease ran out"
-					 : "");
-	u->claim_logged = u->epoch + 1;
-	u->claim_sent = true;
-	send_msg(u, COLO_MSG_CLAIM, u->epoch + 1);
-	if (!u->claim_sent)
-		colo_timer_arm_in(u->takeover_timer, 50 * COLO_NS_PER_MS);
+	claim(u, u->primary ? ": the primary's lease ran out" : "");
 }
 
 static void on_takeover_timer(void *opaque)
