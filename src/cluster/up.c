@@ -582,29 +582,24 @@ static void became_replica(struct up *u);
 
 /* blk's answer to "drop-secondary" (control_ask.c): {"ok":true,
  * "dropped":B}, B false when blk had no link to give up. */
-static void on_blk_drop_reply(void *opaque, const char *line, const char *err)
+static void on_blk_drop_reply(void *opaque, int rc, const char *err,
+			      const char *line)
 {
 	struct up *u = opaque;
-	struct json_object *o = line ? json_tokener_parse(line) : NULL;
-	struct json_object *ok = NULL, *dropped = NULL, *e = NULL;
+	struct json_object *o = rc ? NULL : json_tokener_parse(line);
+	struct json_object *dropped;
 
 	u->blk_drop_ask = NULL;
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "ok", &ok) ||
-	    !json_object_get_boolean(ok)) {
-		if (o && json_object_object_get_ex(o, "error", &e) &&
-		    json_object_is_type(e, json_type_string))
-			err = json_object_get_string(e);
+	if (rc)
 		colo_log_warn("blk drop-secondary: %s (blk waits for its "
 			      "link's timeout)",
-			      err ? err : "no valid answer");
-	} else if (json_object_object_get_ex(o, "dropped", &dropped) &&
-		   json_object_get_boolean(dropped)) {
+			      err);
+	else if (o && json_object_object_get_ex(o, "dropped", &dropped) &&
+		 json_object_get_boolean(dropped))
 		colo_log_info("blk serves alone: %s left the group",
 			      u->cfg->host[!u->self].name);
-	} else {
+	else
 		colo_log_info("blk drop-secondary: blk had no link to give up");
-	}
 	json_object_put(o);
 }
 
@@ -656,7 +651,7 @@ static void drop_secondary(struct up *u)
 		u->loop, u->sock[COLO_DAEMON_BLK], req, 1000 * COLO_NS_PER_MS,
 		on_blk_drop_reply, u);
 	if (!u->blk_drop_ask)
-		on_blk_drop_reply(u, NULL, "out of memory");
+		on_blk_drop_reply(u, -1, "out of memory", NULL);
 }
 
 /* Sends the claim of the next epoch. corosync may refuse it for the

@@ -117,10 +117,10 @@ struct colo_control_ask *colo_control_ask(struct colo_loop *l, const char *path,
 					  uint64_t timeout_ns,
 					  colo_control_ask_fn fn, void *opaque);
 /* The same, for a question whose answer is more than ok (colo vm asks
- * colo blk whether it is protected): fn gets the reply line (without its
- * newline; NULL when none came, with why in err). */
-typedef void (*colo_control_ask_line_fn)(void *opaque, const char *line,
-					 const char *err);
+ * colo blk whether it is protected): fn also gets the reply line
+ * (without its newline; NULL when none came). */
+typedef void (*colo_control_ask_line_fn)(void *opaque, int rc, const char *err,
+					 const char *line);
 struct colo_control_ask *
 colo_control_ask_line(struct colo_loop *l, const char *path,
 		      const char *request, uint64_t timeout_ns,

@@ -60,7 +60,7 @@ static void finish(struct colo_control_ask *a, int rc, const char *err,
 	snprintf(reply, sizeof(reply), "%s", line ? line : "");
 	ask_free(a);
 	if (line_fn)
-		line_fn(opaque, line ? reply : NULL, e);
+		line_fn(opaque, rc, e, line ? reply : NULL);
 	else
 		fn(opaque, rc, e);
 }

@@ -25,7 +25,7 @@
 
 #define DISK_POLL_MS 100u
 
-/* blk's reply: 1 protected, 0 not yet (its state, or its error, in
+/* blk's reply (an ok one): 1 protected, 0 not yet (its state in
  * what). */
 static int blk_protected(const char *line, char *what, size_t whatlen)
 {
@@ -34,10 +34,6 @@ static int blk_protected(const char *line, char *what, size_t whatlen)
 	int r = 0;
 
 	snprintf(what, whatlen, "%s", "no valid status");
-	if (o && json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "error", &s) &&
-	    json_object_is_type(s, json_type_string))
-		snprintf(what, whatlen, "%s", json_object_get_string(s));
 	if (o && json_object_is_type(o, json_type_object)) {
 		if (json_object_object_get_ex(o, "state", &s) &&
 		    json_object_is_type(s, json_type_string))
@@ -53,14 +49,14 @@ static int blk_protected(const char *line, char *what, size_t whatlen)
 
 static void ask(struct colo_vm *v);
 
-static void answered(void *opaque, const char *line, const char *err)
+static void answered(void *opaque, int rc, const char *err, const char *line)
 {
 	struct colo_vm *v = opaque;
 	uint64_t waited_ms;
 	char what[64], reason[256];
 
 	v->disk_ask = NULL;
-	if (line && blk_protected(line, what, sizeof(what))) {
+	if (!rc && blk_protected(line, what, sizeof(what))) {
 		colo_timer_disarm(v->disk_poll);
 		v->disk_waiting = false;
 		colo_log_info("blk protected after %llu ms: first checkpoint",
@@ -70,7 +66,7 @@ static void answered(void *opaque, const char *line, const char *err)
 		colo_vm_primary_first(v);
 		return;
 	}
-	if (!line)
+	if (rc) /* no answer, or blk's own error */
 		snprintf(what, sizeof(what), "%.60s", err);
 	waited_ms = (colo_now_ns() - v->disk_wait_since) / COLO_NS_PER_MS;
 	snprintf(reason, sizeof(reason),

@@ -48,13 +48,14 @@ static void on_answer(void *opaque, int rc, const char *err)
 	snprintf(o->text, sizeof(o->text), "%s", err);
 }
 
-/* colo_control_ask_line: the reply line itself (NULL: none came). */
-static void on_line(void *opaque, const char *line, const char *err)
+/* colo_control_ask_line: the verdict and the reply line itself (NULL:
+ * none came). */
+static void on_line(void *opaque, int rc, const char *err, const char *line)
 {
 	struct outcome *o = opaque;
 
 	o->calls++;
-	o->rc = line ? 0 : -1;
+	o->rc = rc;
 	snprintf(o->text, sizeof(o->text), "%s", line ? line : err);
 }
 
